@@ -1,0 +1,58 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Tenki Host: one executable, `tenki`, built from C bindings, a kernel and built-in plugins.
+/// The layout is the architecture: Sources/Bindings (C made safe), Sources/Host (kernel),
+/// Sources/Plugins/<Name> (one business capability each).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v5),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "tenki-host",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tenki", targets: ["tenki"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: C libraries (system-library targets) and their tiny C shims
+        .systemLibrary(name: "CLua", path: "Sources/Bindings/CLua", providers: [.apt(["liblua5.4-dev"])]),
+        .target(name: "CLuaShim", dependencies: ["CLua"], path: "Sources/Bindings/CLuaShim"),
+        .systemLibrary(name: "CSQLite", path: "Sources/Bindings/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibPQ", path: "Sources/Bindings/CLibPQ", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/Bindings/CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/Bindings/CCurlShim"),
+        .systemLibrary(name: "CCrypto", path: "Sources/Bindings/CCrypto", providers: [.apt(["libssl-dev"])]),
+
+        // MARK: safe Swift modules over them
+        .target(name: "Lua", dependencies: ["CLua", "CLuaShim"], path: "Sources/Bindings/Lua", swiftSettings: swiftSettings),
+        .target(name: "SQL", dependencies: ["CSQLite", "CLibPQ", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/Bindings/SQL", swiftSettings: swiftSettings),
+        .target(name: "HTTPClient", dependencies: ["CCurl", "CCurlShim"], path: "Sources/Bindings/HTTPClient", swiftSettings: swiftSettings),
+        .target(name: "TenkiCrypto", dependencies: ["CCrypto"], path: "Sources/Bindings/Crypto", swiftSettings: swiftSettings),
+
+        // MARK: kernel and plugins
+        .target(name: "Host", dependencies: [
+            "Lua", "SQL", "HTTPClient", "TenkiCrypto",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Sources/Host", swiftSettings: swiftSettings),
+        .target(name: "GitHubPlugin", dependencies: ["Host"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
+        .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin"], path: "Sources/tenki", swiftSettings: swiftSettings),
+
+        // MARK: tests
+        .testTarget(name: "BindingsTests", dependencies: ["Lua", "SQL", "HTTPClient", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "HostTests", dependencies: ["Host", "GitHubPlugin", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["SQL", "HTTPClient"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+    ]
+)

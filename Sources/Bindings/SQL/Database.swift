@@ -1,0 +1,116 @@
+import Foundation
+
+/// Which SQL a driver speaks. Queries use PostgreSQL's `$1` placeholders on both; the SQLite
+/// driver rewrites them to `?1`.
+public enum SQLDialect: String, Sendable {
+    case sqlite
+    case postgres
+}
+
+/// A connection inside a transaction. Calls are synchronous and run on the driver's own thread,
+/// never on an event loop or the cooperative pool.
+public protocol SQLConnection: AnyObject {
+    var dialect: SQLDialect { get }
+    /// Runs a parameterised statement; returns the number of rows changed.
+    @discardableResult
+    func execute(_ sql: String, _ parameters: [SQLValue]) throws -> Int
+    /// Runs a parameterised query and returns its rows.
+    func query(_ sql: String, _ parameters: [SQLValue]) throws -> [SQLRow]
+    /// Runs several statements without parameters (migrations only).
+    func executeScript(_ sql: String) throws
+}
+
+extension SQLConnection {
+    @discardableResult
+    public func execute(_ sql: String) throws -> Int { try execute(sql, []) }
+    public func query(_ sql: String) throws -> [SQLRow] { try query(sql, []) }
+    public func queryOne(_ sql: String, _ parameters: [SQLValue] = []) throws -> SQLRow? {
+        try query(sql, parameters).first
+    }
+}
+
+/// Transaction isolation for drivers that offer a choice (PostgreSQL). SQLite transactions
+/// are always serializable.
+public enum SQLIsolation: Sendable {
+    case readCommitted
+    case repeatableRead
+    case serializable
+}
+
+/// The storage every plugin uses. A transaction's body is synchronous, runs on the driver's
+/// thread, and may run more than once: it is retried whole when the database reports a busy
+/// lock (SQLite) or a serialization failure or deadlock (PostgreSQL), so it must not have
+/// effects outside the database.
+public protocol Database: AnyObject, Sendable {
+    var dialect: SQLDialect { get }
+    /// A description without credentials, for logs.
+    var displayName: String { get }
+
+    func transaction<T>(isolation: SQLIsolation, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T
+    /// Runs read-only work; on SQLite it may use a reader connection alongside the writer.
+    func read<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T
+    /// Checks the database answers (for readiness).
+    func ping() async throws
+    func close() async
+}
+
+extension Database {
+    public func transaction<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+        try await transaction(isolation: .readCommitted, body)
+    }
+
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [SQLValue] = []) async throws -> Int {
+        try await transaction { try $0.execute(sql, parameters) }
+    }
+
+    public func query(_ sql: String, _ parameters: [SQLValue] = []) async throws -> [SQLRow] {
+        try await read { try $0.query(sql, parameters) }
+    }
+
+    public func ping() async throws {
+        _ = try await read { try $0.query("SELECT 1 AS one") }
+    }
+}
+
+/// Limits of the drivers, kept together.
+public enum SQLLimits {
+    /// Prepared statements cached per connection before the cache is cleared.
+    public static let maxCachedStatementsPerConnection = 256
+    /// Times a transaction is run again after a busy or serialization failure.
+    public static let maxTransactionAttempts = 10
+    /// Logical transactions merged into one SQLite commit by group commit.
+    public static let maxGroupCommitTransactions = 512
+    /// How long SQLite waits on another process's lock before reporting busy.
+    public static let sqliteBusyTimeoutMilliseconds: Int32 = 5_000
+}
+
+/// Opens a database from a URL: `postgres://...` / `postgresql://...` for PostgreSQL,
+/// `sqlite:///absolute/path.db`, `sqlite:relative/path.db` or a plain file path for SQLite.
+public enum DatabaseFactory {
+    public static func open(url: String, poolSize: Int = 8) throws -> any Database {
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            return try PostgresDatabase(url: url, poolSize: poolSize)
+        }
+        var path = url
+        if path.hasPrefix("sqlite://") { path = String(path.dropFirst("sqlite://".count)) }
+        else if path.hasPrefix("sqlite:") { path = String(path.dropFirst("sqlite:".count)) }
+        guard !path.isEmpty else { throw SQLError(.configuration, "empty SQLite path in '\(url)'") }
+        return try SQLiteDatabase(path: path)
+    }
+}
+
+/// Runs `body` on a dedicated queue and resumes the caller with its result.
+func onQueue<T>(_ queue: DispatchQueue, _ body: @escaping () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        queue.async {
+            continuation.resume(with: Result { try body() })
+        }
+    }
+}
+
+/// Backoff before retrying a transaction: grows per attempt, with jitter, capped at ~100 ms.
+func retryDelay(attempt: Int) -> UInt64 {
+    let base = UInt64(min(100_000_000, 1_000_000 << min(attempt, 7)))
+    return base / 2 + UInt64.random(in: 0...(base / 2))
+}

@@ -1,0 +1,131 @@
+import Foundation
+
+/// PostgreSQL over libpq with a pool of connections, each driven from its own serial queue.
+public final class PostgresDatabase: Database, @unchecked Sendable {
+    public let dialect = SQLDialect.postgres
+    public let url: String
+    public let poolSize: Int
+    public var displayName: String { PostgresDatabase.redact(url) }
+
+    private let lock = NSLock()
+    private var idle: [Slot] = []
+    private var opened = 0
+    private var waiters: [CheckedContinuation<Slot, any Error>] = []
+    private var closed = false
+
+    private final class Slot {
+        let connection: PostgresConnection
+        let queue: DispatchQueue
+        init(connection: PostgresConnection, index: Int) {
+            self.connection = connection
+            self.queue = DispatchQueue(label: "tenki.postgres.\(index)")
+        }
+    }
+
+    /// Connects one connection at once so a bad URL fails here; the rest open on demand.
+    public init(url: String, poolSize: Int = 8) throws {
+        precondition(poolSize > 0)
+        self.url = url
+        self.poolSize = poolSize
+        let first = try PostgresConnection(url: url)
+        idle.append(Slot(connection: first, index: 0))
+        opened = 1
+    }
+
+    /// The URL with its password replaced, for logs.
+    public static func redact(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://") else { return url }
+        let credentials = url[scheme.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return url }
+        return String(url[..<colon]) + ":***" + String(url[at...])
+    }
+
+    private func checkout() async throws -> Slot {
+        enum Next { case slot(Slot), open(Int), wait }
+        let next: Next = lock.withLock {
+            if let slot = idle.popLast() { return .slot(slot) }
+            if opened < poolSize { opened += 1; return .open(opened - 1) }
+            return .wait
+        }
+        switch next {
+        case .slot(let slot): return slot
+        case .open(let index):
+            do {
+                let connection = try await onQueue(DispatchQueue.global()) { try PostgresConnection(url: self.url) }
+                return Slot(connection: connection, index: index)
+            } catch {
+                lock.withLock { opened -= 1 }
+                throw error
+            }
+        case .wait:
+            return try await withCheckedThrowingContinuation { continuation in
+                let handed: Slot? = lock.withLock {
+                    if let slot = idle.popLast() { return slot }
+                    waiters.append(continuation)
+                    return nil
+                }
+                if let handed { continuation.resume(returning: handed) }
+            }
+        }
+    }
+
+    private func checkin(_ slot: Slot) {
+        let waiter: CheckedContinuation<Slot, any Error>? = lock.withLock {
+            if !waiters.isEmpty { return waiters.removeFirst() }
+            idle.append(slot)
+            return nil
+        }
+        waiter?.resume(returning: slot)
+    }
+
+    private func withConnection<T>(_ body: @escaping (PostgresConnection) throws -> T) async throws -> T {
+        let slot = try await checkout()
+        defer { checkin(slot) }
+        return try await onQueue(slot.queue) {
+            try slot.connection.ensureConnected()
+            return try body(slot.connection)
+        }
+    }
+
+    public func transaction<T>(isolation: SQLIsolation, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+        let begin: String
+        switch isolation {
+        case .readCommitted: begin = "BEGIN"
+        case .repeatableRead: begin = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+        case .serializable: begin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+        }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await withConnection { connection in
+                    try connection.executeScript(begin)
+                    do {
+                        let value = try body(connection)
+                        try connection.executeScript("COMMIT")
+                        return value
+                    } catch {
+                        if !connection.isBroken { try? connection.executeScript("ROLLBACK") }
+                        throw error
+                    }
+                }
+            } catch let error as SQLError where error.isRetryable && attempt < SQLLimits.maxTransactionAttempts {
+                try await Task.sleep(nanoseconds: retryDelay(attempt: attempt))
+            }
+        }
+    }
+
+    public func read<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+        try await transaction(isolation: .readCommitted, body)
+    }
+
+    public func close() async {
+        let slots: [Slot] = lock.withLock {
+            closed = true
+            let all = idle
+            idle.removeAll()
+            return all
+        }
+        for slot in slots { _ = try? await onQueue(slot.queue) { slot.connection.close() } }
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+
+/// SQLite in WAL mode: one writer connection and a few readers.
+///
+/// Writes use group commit: transactions that arrive while the writer is busy are run one after
+/// another inside one physical transaction, each in its own savepoint (a failing one is rolled
+/// back alone), and are all acknowledged after the single durable COMMIT. Each caller still sees
+/// its own transaction commit or fail as a whole, and none returns before its data is on disk.
+public final class SQLiteDatabase: Database, @unchecked Sendable {
+    public let dialect = SQLDialect.sqlite
+    public let path: String
+    public var displayName: String { "sqlite:\(path)" }
+
+    private let writer: SQLiteConnection
+    private let writerQueue = DispatchQueue(label: "tenki.sqlite.writer")
+    private let lock = NSLock()
+    private var pending: [PendingWrite] = []
+    private var draining = false
+
+    private let readers: [SQLiteConnection]
+    private let readerQueues: [DispatchQueue]
+    private let readerSlots: DispatchSemaphore
+    private var freeReaders: [Int]
+
+    /// Opens (creating if needed) the database file and its parent directory.
+    public init(path: String, readers readerCount: Int = 4) throws {
+        self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        writer = try SQLiteConnection(path: path, readOnly: false)
+        readers = try (0..<readerCount).map { _ in try SQLiteConnection(path: path, readOnly: true) }
+        readerQueues = (0..<readerCount).map { DispatchQueue(label: "tenki.sqlite.reader.\($0)") }
+        readerSlots = DispatchSemaphore(value: readerCount)
+        freeReaders = Array(0..<readerCount)
+    }
+
+    private final class PendingWrite {
+        let run: (any SQLConnection) throws -> Any
+        let complete: (Result<Any, any Error>) -> Void
+        var attempts = 0
+        init(run: @escaping (any SQLConnection) throws -> Any, complete: @escaping (Result<Any, any Error>) -> Void) {
+            self.run = run
+            self.complete = complete
+        }
+    }
+
+    public func transaction<T>(isolation: SQLIsolation, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+        let value: Any = try await withCheckedThrowingContinuation { continuation in
+            let write = PendingWrite(run: { try body($0) }, complete: { continuation.resume(with: $0) })
+            lock.lock()
+            pending.append(write)
+            let start = !draining
+            draining = true
+            lock.unlock()
+            if start { writerQueue.async { self.drain() } }
+        }
+        return value as! T
+    }
+
+    /// Runs on the writer queue until no writes are pending.
+    private func drain() {
+        while true {
+            lock.lock()
+            if pending.isEmpty {
+                draining = false
+                lock.unlock()
+                return
+            }
+            let take = min(pending.count, SQLLimits.maxGroupCommitTransactions)
+            let group = Array(pending.prefix(take))
+            pending.removeFirst(take)
+            lock.unlock()
+            commitGroup(group)
+        }
+    }
+
+    private func commitGroup(_ group: [PendingWrite]) {
+        var group = group
+        var attempt = 0
+        while true {
+            attempt += 1
+            var results: [Result<Any, any Error>] = []
+            do {
+                try writer.executeScript("BEGIN IMMEDIATE")
+            } catch let error as SQLError where error.isRetryable && attempt < SQLLimits.maxTransactionAttempts {
+                Thread.sleep(forTimeInterval: Double(retryDelay(attempt: attempt)) / 1e9)
+                continue
+            } catch {
+                group.forEach { $0.complete(.failure(error)) }
+                return
+            }
+            var retryLater: [PendingWrite] = []
+            for write in group {
+                do {
+                    try writer.executeScript("SAVEPOINT tenki_group")
+                    let value = try write.run(writer)
+                    try writer.executeScript("RELEASE tenki_group")
+                    results.append(.success(value))
+                } catch {
+                    try? writer.executeScript("ROLLBACK TO tenki_group; RELEASE tenki_group")
+                    results.append(.failure(error))
+                }
+            }
+            do {
+                try writer.executeScript("COMMIT")
+            } catch {
+                try? writer.executeScript("ROLLBACK")
+                if let sqlError = error as? SQLError, sqlError.isRetryable, attempt < SQLLimits.maxTransactionAttempts {
+                    continue
+                }
+                group.forEach { $0.complete(.failure(error)) }
+                return
+            }
+            for (write, result) in zip(group, results) {
+                // A body that hit a busy lock (another process) is run again in the next group.
+                if case .failure(let error as SQLError) = result, error.isRetryable,
+                   write.attempts < SQLLimits.maxTransactionAttempts {
+                    write.attempts += 1
+                    retryLater.append(write)
+                } else {
+                    write.complete(result)
+                }
+            }
+            if retryLater.isEmpty { return }
+            group = retryLater
+            attempt = 0
+        }
+    }
+
+    public func read<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                self.readerSlots.wait()
+                self.lock.lock()
+                let index = self.freeReaders.removeLast()
+                self.lock.unlock()
+                self.readerQueues[index].async {
+                    let result = Result { () throws -> T in
+                        try self.readers[index].executeScript("BEGIN")
+                        defer { try? self.readers[index].executeScript("COMMIT") }
+                        return try body(self.readers[index])
+                    }
+                    self.lock.lock()
+                    self.freeReaders.append(index)
+                    self.lock.unlock()
+                    self.readerSlots.signal()
+                    continuation.resume(with: result)
+                }
+            }
+        }
+    }
+
+    public func close() async {
+        _ = try? await onQueue(writerQueue) { self.writer.close() }
+        for (index, queue) in readerQueues.enumerated() {
+            _ = try? await onQueue(queue) { self.readers[index].close() }
+        }
+    }
+}
