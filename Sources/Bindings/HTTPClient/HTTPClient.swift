@@ -3,7 +3,7 @@ import CCurlShim
 import Foundation
 
 /// An outbound HTTP request.
-public struct HTTPRequest: Sendable {
+public struct OutboundRequest: Sendable {
     public var method: String
     public var url: String
     public var headers: [(name: String, value: String)]
@@ -31,7 +31,7 @@ public struct HTTPRequest: Sendable {
 }
 
 /// A response: status, headers in arrival order, and the body.
-public struct HTTPResponse: Sendable {
+public struct OutboundResponse: Sendable {
     public let status: Int
     public let headers: [(name: String, value: String)]
     public let body: [UInt8]
@@ -75,7 +75,7 @@ public final class HTTPClient: @unchecked Sendable {
         self.slots = DispatchSemaphore(value: maxConcurrentRequests)
     }
 
-    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+    public func send(_ request: OutboundRequest) async throws -> OutboundResponse {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 self.slots.wait()
@@ -85,15 +85,15 @@ public final class HTTPClient: @unchecked Sendable {
         }
     }
 
-    public func get(_ url: String, headers: [(name: String, value: String)] = []) async throws -> HTTPResponse {
-        try await send(HTTPRequest(url: url, headers: headers))
+    public func get(_ url: String, headers: [(name: String, value: String)] = []) async throws -> OutboundResponse {
+        try await send(OutboundRequest(url: url, headers: headers))
     }
 
-    public func post(_ url: String, headers: [(name: String, value: String)] = [], body: [UInt8]) async throws -> HTTPResponse {
-        try await send(HTTPRequest(method: "POST", url: url, headers: headers, body: body))
+    public func post(_ url: String, headers: [(name: String, value: String)] = [], body: [UInt8]) async throws -> OutboundResponse {
+        try await send(OutboundRequest(method: "POST", url: url, headers: headers, body: body))
     }
 
-    private func perform(_ request: HTTPRequest) throws -> HTTPResponse {
+    private func perform(_ request: OutboundRequest) throws -> OutboundResponse {
         guard let handle = curl_easy_init() else {
             throw HTTPClientError(kind: .other, message: "curl_easy_init failed", url: request.url)
         }
@@ -150,10 +150,10 @@ public final class HTTPClient: @unchecked Sendable {
         guard rc == CURLE_OK else { throw error(rc, request) }
         var status = 0
         _ = tenki_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.body)
+        return OutboundResponse(status: status, headers: transfer.headers, body: transfer.body)
     }
 
-    private func error(_ rc: CURLcode, _ request: HTTPRequest) -> HTTPClientError {
+    private func error(_ rc: CURLcode, _ request: OutboundRequest) -> HTTPClientError {
         let message = String(cString: curl_easy_strerror(rc))
         let kind: HTTPClientError.Kind
         switch rc {

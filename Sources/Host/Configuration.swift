@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+
+/// The host's whole configuration, read once: defaults, then a flat TOML file, then
+/// `TENKI_<KEY>` environment variables, then command-line flags. The defaults run with nothing
+/// set: SQLite under `./data`, port 8080 on loopback.
+public struct HostConfiguration: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var dataDir = "./data"
+    /// `postgres://...` for PostgreSQL; nil keeps a SQLite file in `dataDir`.
+    public var databaseURL: String?
+    public var databasePoolSize = 8
+    /// Secret for `X-Hub-Signature-256`; nil makes one and keeps it in `dataDir`.
+    public var githubWebhookSecret: String?
+    public var webhookMaxBodyBytes = HostLimits.webhookMaxBodyBytes
+    public var logLevel = Logger.Level.info
+    public var logFormat = "text"
+    public var policyRoot = "./policies"
+    public var scriptsRoot = "./scripts"
+    /// When false, deliveries are stored but not dispatched (maintenance).
+    public var dispatch = true
+    public var inboxPollIntervalMilliseconds = 500
+    public var inboxLeaseSeconds = 30
+    public var inboxConcurrency = 8
+
+    public init() {}
+
+    /// The keys, as written in the file and (upper-cased, prefixed `TENKI_`) in the environment.
+    public static let keys: [String] = setters.map(\.key)
+
+    private static let setters: [(key: String, set: (inout HostConfiguration, String) throws -> Void)] = [
+        ("host", { $0.host = $1 }),
+        ("port", { $0.port = try int($1, "port", 0...65535) }),
+        ("data_dir", { $0.dataDir = $1 }),
+        ("database_url", { $0.databaseURL = $1.isEmpty ? nil : $1 }),
+        ("database_pool_size", { $0.databasePoolSize = try int($1, "database_pool_size", 1...HostLimits.databaseMaxPoolSize) }),
+        ("github_webhook_secret", { $0.githubWebhookSecret = $1.isEmpty ? nil : $1 }),
+        ("webhook_max_body_bytes", { $0.webhookMaxBodyBytes = try int($1, "webhook_max_body_bytes", 1...HostLimits.webhookMaxBodyBytes) }),
+        ("log_level", {
+            guard let level = Logger.Level(rawValue: $1.lowercased()) else {
+                throw HostError(.badConfiguration, "log_level must be one of trace, debug, info, notice, warning, error, critical; got '\($1)'")
+            }
+            $0.logLevel = level
+        }),
+        ("log_format", {
+            guard ["text", "json"].contains($1) else { throw HostError(.badConfiguration, "log_format must be text or json; got '\($1)'") }
+            $0.logFormat = $1
+        }),
+        ("policy_root", { $0.policyRoot = $1 }),
+        ("scripts_root", { $0.scriptsRoot = $1 }),
+        ("dispatch", { $0.dispatch = try bool($1, "dispatch") }),
+        ("inbox_poll_interval_ms", { $0.inboxPollIntervalMilliseconds = try int($1, "inbox_poll_interval_ms", 10...60_000) }),
+        ("inbox_lease_seconds", { $0.inboxLeaseSeconds = try int($1, "inbox_lease_seconds", 1...3_600) }),
+        ("inbox_concurrency", { $0.inboxConcurrency = try int($1, "inbox_concurrency", 1...HostLimits.inboxMaxConcurrentEvents) }),
+    ]
+
+    private static func int(_ text: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw HostError(.badConfiguration, "\(key) must be an integer; got '\(text)'")
+        }
+        guard range.contains(value) else {
+            throw HostError(.badConfiguration, "\(key) must be within \(range.lowerBound)...\(range.upperBound); got \(value)")
+        }
+        return value
+    }
+
+    private static func bool(_ text: String, _ key: String) throws -> Bool {
+        switch text.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw HostError(.badConfiguration, "\(key) must be true or false; got '\(text)'")
+        }
+    }
+
+    /// Sets one key from text, as every source does.
+    public mutating func set(_ key: String, _ value: String, source: String) throws {
+        guard let setter = HostConfiguration.setters.first(where: { $0.key == key }) else {
+            throw HostError(.badConfiguration, "\(source): unknown configuration key '\(key)' (known: \(HostConfiguration.keys.joined(separator: ", ")))")
+        }
+        do {
+            try setter.set(&self, value)
+        } catch let error as HostError {
+            throw HostError(.badConfiguration, "\(source): \(error.message)")
+        }
+    }
+
+    /// Resolves the configuration from its sources. `file` is the `--config` path; without one,
+    /// `TENKI_CONFIG` or `./tenki.toml` (if present) is read.
+    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            flags: [String: String] = [:]) throws -> HostConfiguration {
+        var configuration = HostConfiguration()
+        let path = file ?? environment["TENKI_CONFIG"] ?? (FileManager.default.fileExists(atPath: "tenki.toml") ? "tenki.toml" : nil)
+        if let path {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw HostError(.badConfiguration, "cannot read configuration file '\(path)'")
+            }
+            for (line, key, value) in try FlatTOML.parse(text, file: path) {
+                try configuration.set(key, value, source: "\(path):\(line)")
+            }
+        }
+        for key in keys {
+            if let value = environment["TENKI_" + key.uppercased()] {
+                try configuration.set(key, value, source: "TENKI_\(key.uppercased())")
+            }
+        }
+        for (key, value) in flags.sorted(by: { $0.key < $1.key }) {
+            try configuration.set(key, value, source: "--\(key.replacingOccurrences(of: "_", with: "-"))")
+        }
+        return configuration
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file in `dataDir`.
+    public var effectiveDatabaseURL: String {
+        databaseURL ?? "sqlite:" + (dataDir as NSString).appendingPathComponent("tenki.db")
+    }
+}
+
+/// The subset of TOML the configuration file uses: `key = value` lines with strings, integers
+/// and booleans, and `#` comments. Anything else is an error naming the line.
+public enum FlatTOML {
+    public static func parse(_ text: String, file: String) throws -> [(line: Int, key: String, value: String)] {
+        var entries: [(Int, String, String)] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let lineNumber = index + 1
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw HostError(.badConfiguration, "\(file):\(lineNumber): expected 'key = value'")
+            }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+                throw HostError(.badConfiguration, "\(file):\(lineNumber): bad key '\(key)'")
+            }
+            if value.hasPrefix("\"") {
+                var out = ""
+                var escaped = false
+                var closed = false
+                var rest = ""
+                for ch in value.dropFirst() {
+                    if closed { rest.append(ch); continue }
+                    if escaped {
+                        switch ch {
+                        case "n": out.append("\n")
+                        case "t": out.append("\t")
+                        case "\\": out.append("\\")
+                        case "\"": out.append("\"")
+                        default: throw HostError(.badConfiguration, "\(file):\(lineNumber): unknown escape '\\\(ch)'")
+                        }
+                        escaped = false
+                    } else if ch == "\\" {
+                        escaped = true
+                    } else if ch == "\"" {
+                        closed = true
+                    } else {
+                        out.append(ch)
+                    }
+                }
+                let trailing = rest.trimmingCharacters(in: .whitespaces)
+                guard closed, trailing.isEmpty || trailing.hasPrefix("#") else {
+                    throw HostError(.badConfiguration, "\(file):\(lineNumber): unterminated string")
+                }
+                value = out
+            } else {
+                if let hash = value.firstIndex(of: "#") { value = value[..<hash].trimmingCharacters(in: .whitespaces) }
+                guard value == "true" || value == "false" || Int(value.replacingOccurrences(of: "_", with: "")) != nil else {
+                    throw HostError(.badConfiguration, "\(file):\(lineNumber): value of '\(key)' must be a quoted string, an integer or a boolean")
+                }
+                value = value.replacingOccurrences(of: "_", with: "")
+            }
+            entries.append((lineNumber, key, value))
+        }
+        return entries
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import SQL
+
+/// An event taken from the durable inbox and handed to subscribers.
+public struct Event: Sendable {
+    /// The inbox's id: increasing, unique per event.
+    public let id: Int64
+    /// `<type>.<action>` (e.g. `workflow_job.queued`) or `<type>` when there is no action.
+    public let topic: String
+    /// Who produced it (`github`, ...).
+    public let source: String
+    /// The producer's own id for it (a GitHub delivery id, ...).
+    public let sourceID: String
+    /// The JSON payload.
+    public let payload: [UInt8]
+    public let createdAt: Date
+    /// 1 on the first attempt.
+    public let attempt: Int
+
+    public var type: String { topic.split(separator: ".", maxSplits: 1).first.map(String.init) ?? topic }
+    public var action: String? {
+        let parts = topic.split(separator: ".", maxSplits: 1)
+        return parts.count == 2 ? String(parts[1]) : nil
+    }
+}
+
+/// What a plugin asks to receive, and how it handles it.
+public struct EventSubscription: Sendable {
+    /// How the handler's work is made to count once.
+    public enum Handler: Sendable {
+        /// Runs inside the transaction that records the event as handled by this subscriber:
+        /// its database effects happen exactly once.
+        case transactional(@Sendable (Event, any SQLConnection) throws -> Void)
+        /// Runs outside any transaction (HTTP calls, long work); recorded after it returns.
+        /// At-least-once: after a crash it may run again, so it must be idempotent.
+        case async(@Sendable (Event) async throws -> Void)
+    }
+
+    /// Unique and stable: progress is recorded under this name.
+    public let name: String
+    /// Only events from this producer (`github`, ...); nil for any.
+    public let source: String?
+    /// Topic patterns: `workflow_job.queued`, `workflow_job.*`, `workflow_job` (any action), `*`.
+    public let topics: [String]
+    public let handler: Handler
+
+    public init(name: String, source: String? = nil, topics: [String], handler: Handler) {
+        self.name = name
+        self.source = source
+        self.topics = topics
+        self.handler = handler
+    }
+
+    public func matches(source: String, topic: String) -> Bool {
+        (self.source == nil || self.source == source) && topics.contains { EventSubscription.pattern($0, matches: topic) }
+    }
+
+    static func pattern(_ pattern: String, matches topic: String) -> Bool {
+        if pattern == "*" || pattern == topic { return true }
+        if pattern.hasSuffix(".*") { return topic.hasPrefix(String(pattern.dropLast(1))) }
+        return topic.hasPrefix(pattern + ".")
+    }
+}
+
+/// The state of one event in the inbox.
+public struct EventRecord: Sendable, Codable {
+    public let id: Int64
+    public let topic: String
+    public let source: String
+    public let sourceID: String
+    /// `pending`, `done` or `dead` (gave up after too many attempts).
+    public let status: String
+    public let attempts: Int
+    public let lastError: String?
+    public let createdAt: String
+    public let handledAt: String?
+    /// Subscribers that have handled it, with when.
+    public var handledBy: [HandledBy]
+
+    public struct HandledBy: Sendable, Codable {
+        public let subscriber: String
+        public let handledAt: String
+    }
+}

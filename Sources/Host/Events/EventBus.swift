@@ -1,0 +1,211 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SQL
+
+/// Loads an event's payload when its producer stored it elsewhere (e.g. a webhook body kept
+/// once in the GitHub plugin's own table).
+public typealias EventPayloadLoader = @Sendable (any SQLConnection, _ sourceID: String) throws -> [UInt8]?
+
+/// Delivers inbox events to subscribers. Producers write events with `EventInbox.publish` in
+/// their own transaction and then `ring()`; the dispatcher (a `Service`) claims and handles them.
+/// A crash between storing and handling loses nothing: unhandled events stay in the inbox and
+/// are taken again after a restart (or by another replica when the lease runs out).
+public final class EventBus: @unchecked Sendable {
+    public let database: any Database
+    let logger: Logger
+    let configuration: HostConfiguration
+    let owner = Hex8.random()
+    private let lock = NSLock()
+    private var subscriptions: [EventSubscription] = []
+    private var loaders: [String: EventPayloadLoader] = [:]
+    let doorbell = Doorbell()
+    let now: @Sendable () -> Date
+
+    public init(database: any Database, configuration: HostConfiguration, logger: Logger,
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.database = database
+        self.configuration = configuration
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Adds a subscriber. Names must be unique: progress is recorded per name.
+    public func subscribe(_ subscription: EventSubscription) {
+        lock.withLock {
+            precondition(!subscriptions.contains { $0.name == subscription.name }, "duplicate subscriber \(subscription.name)")
+            subscriptions.append(subscription)
+        }
+    }
+
+    public func registerPayloadLoader(source: String, _ loader: @escaping EventPayloadLoader) {
+        lock.withLock { loaders[source] = loader }
+    }
+
+    /// Wakes the dispatcher after a commit that published events.
+    public func ring() { doorbell.ring() }
+
+    var currentSubscriptions: [EventSubscription] { lock.withLock { subscriptions } }
+    func loader(for source: String) -> EventPayloadLoader? { lock.withLock { loaders[source] } }
+
+    public func records(ids: [Int64]) async throws -> [Int64: EventRecord] {
+        try await database.read { try EventInbox.records($0, ids: ids) }
+    }
+
+    /// The service that claims and handles events until graceful shutdown.
+    public func dispatcher() -> EventDispatcher { EventDispatcher(bus: self) }
+}
+
+/// Claims batches of events and hands each to every matching subscriber, a bounded number of
+/// events at a time. Stops taking new work on graceful shutdown and finishes what it holds.
+public struct EventDispatcher: Service {
+    let bus: EventBus
+
+    public func run() async throws {
+        let config = bus.configuration
+        let stopping = StopFlag()
+        if bus.database.dialect == .sqlite {
+            // One `tenki serve` owns a SQLite file (see ServeLock): leases left by a killed
+            // process are ours to take back at once.
+            try await bus.database.transaction { try EventInbox.releaseAllLeases($0) }
+        }
+        bus.logger.info("event dispatcher started", metadata: ["owner": .string(bus.owner)])
+        await withGracefulShutdownHandler {
+            while !stopping.isSet && !Task.isCancelled {
+                let handled: Int
+                do {
+                    handled = try await dispatchOnce()
+                } catch {
+                    bus.logger.error("event dispatch failed", metadata: ["error": .string("\(error)")])
+                    handled = 0
+                }
+                if handled == 0 && !stopping.isSet {
+                    await bus.doorbell.wait(timeoutMilliseconds: config.inboxPollIntervalMilliseconds)
+                }
+            }
+        } onGracefulShutdown: {
+            stopping.set()
+            bus.doorbell.ring()
+        }
+        bus.logger.info("event dispatcher stopped")
+    }
+
+    /// Claims and handles one batch; returns how many events it took.
+    @discardableResult
+    public func dispatchOnce() async throws -> Int {
+        let config = bus.configuration
+        let nowMs = Timestamp.ms(bus.now())
+        let owner = bus.owner
+        let claimed = try await bus.database.transaction { db in
+            try EventInbox.claim(db, owner: owner, nowMs: nowMs, leaseMs: Int64(config.inboxLeaseSeconds) * 1000,
+                                 limit: HostLimits.inboxClaimBatchEvents)
+        }
+        guard !claimed.isEmpty else { return 0 }
+        let width = min(config.inboxConcurrency, HostLimits.inboxMaxConcurrentEvents)
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for event in claimed {
+                if running >= width {
+                    await group.next()
+                    running -= 1
+                }
+                group.addTask { await handle(event) }
+                running += 1
+            }
+        }
+        return claimed.count
+    }
+
+    private func handle(_ claimed: EventInbox.Claimed) async {
+        let owner = bus.owner
+        do {
+            var payload = claimed.payload
+            if payload == nil, let loader = bus.loader(for: claimed.source) {
+                payload = try await bus.database.read { try loader($0, claimed.sourceID) }
+            }
+            let event = Event(id: claimed.id, topic: claimed.topic, source: claimed.source, sourceID: claimed.sourceID,
+                              payload: payload ?? [], createdAt: Date(timeIntervalSince1970: Double(claimed.createdAtMs) / 1000),
+                              attempt: claimed.attempts)
+            let done = try await bus.database.read { try EventInbox.handledSubscribers($0, eventID: claimed.id) }
+            for subscription in bus.currentSubscriptions where subscription.matches(source: event.source, topic: event.topic) && !done.contains(subscription.name) {
+                let name = subscription.name
+                let now = bus.now
+                switch subscription.handler {
+                case .transactional(let body):
+                    try await bus.database.transaction { db in
+                        if try EventInbox.markHandled(db, eventID: event.id, subscriber: name, nowMs: Timestamp.ms(now())) {
+                            try body(event, db)
+                        }
+                    }
+                case .async(let body):
+                    try await body(event)
+                    _ = try await bus.database.transaction { db in
+                        try EventInbox.markHandled(db, eventID: event.id, subscriber: name, nowMs: Timestamp.ms(now()))
+                    }
+                }
+            }
+            let nowMs = Timestamp.ms(bus.now())
+            try await bus.database.transaction { try EventInbox.complete($0, eventID: claimed.id, owner: owner, nowMs: nowMs) }
+            bus.logger.debug("event handled", metadata: ["event": .stringConvertible(claimed.id), "topic": .string(claimed.topic)])
+        } catch {
+            let backoff = min(HostLimits.inboxMaxBackoffSeconds, 1 << min(claimed.attempts, 16))
+            let retryAt = Timestamp.ms(bus.now()) + Int64(backoff) * 1000
+            bus.logger.warning("event handler failed", metadata: [
+                "event": .stringConvertible(claimed.id), "topic": .string(claimed.topic),
+                "attempt": .stringConvertible(claimed.attempts), "error": .string("\(error)"),
+            ])
+            _ = try? await bus.database.transaction { db in
+                try EventInbox.fail(db, eventID: claimed.id, owner: owner, error: "\(error)", retryAtMs: retryAt,
+                                    maxAttempts: HostLimits.inboxMaxAttempts)
+            }
+        }
+    }
+}
+
+/// A wake-up signal with a timeout; rings before a wait are not lost.
+final class Doorbell: @unchecked Sendable {
+    private let lock = NSLock()
+    private var rung = false
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var generation = 0
+
+    func ring() {
+        let waiting: CheckedContinuation<Void, Never>? = lock.withLock {
+            if let waiter { self.waiter = nil; return waiter }
+            rung = true
+            return nil
+        }
+        waiting?.resume()
+    }
+
+    func wait(timeoutMilliseconds: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let (resumeNow, ticket): (Bool, Int) = lock.withLock {
+                if rung { rung = false; return (true, 0) }
+                generation += 1
+                waiter = continuation
+                return (false, generation)
+            }
+            if resumeNow { continuation.resume(); return }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeoutMilliseconds)) {
+                let expired: CheckedContinuation<Void, Never>? = self.lock.withLock {
+                    guard self.generation == ticket, let waiter = self.waiter else { return nil }
+                    self.waiter = nil
+                    return waiter
+                }
+                expired?.resume()
+            }
+        }
+    }
+}
+
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+enum Hex8 {
+    static func random() -> String { String(UInt64.random(in: 0...UInt64.max), radix: 16) }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import Logging
+
+/// Log lines on standard error: `text` (logfmt-like) or `json` (one object per line).
+public struct HostLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    let label: String
+    let json: Bool
+    private static let lock = NSLock()
+
+    public init(label: String, level: Logger.Level, json: Bool) {
+        self.label = label
+        self.logLevel = level
+        self.json = json
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
+                    source: String, file: String, function: String, line: UInt) {
+        var all = metadata
+        if let extra { all.merge(extra) { $1 } }
+        let time = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        var text: String
+        if json {
+            var object: [String: String] = ["time": time, "level": level.rawValue, "logger": label, "message": "\(message)"]
+            for (key, value) in all { object[key] = "\(value)" }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            text = String(decoding: data, as: UTF8.self)
+        } else {
+            text = "\(time) \(level.rawValue) \(label): \(message)"
+            for (key, value) in all.sorted(by: { $0.key < $1.key }) { text += " \(key)=\(value)" }
+        }
+        text += "\n"
+        HostLogHandler.lock.withLock { FileHandle.standardError.write(Data(text.utf8)) }
+    }
+
+    /// Installs the handler for the whole process (once).
+    public static func bootstrap(_ configuration: HostConfiguration) {
+        let level = configuration.logLevel
+        let json = configuration.logFormat == "json"
+        LoggingSystem.bootstrap { HostLogHandler(label: $0, level: level, json: json) }
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import HTTPClient
+import Hummingbird
+import Logging
+import Lua
+import ServiceLifecycle
+import SQL
+
+/// The router plugins add their HTTP routes to.
+public typealias HostRouter = Router<BasicRequestContext>
+
+/// What the kernel hands every plugin: configuration, storage, the event bus, logging and the
+/// outbound HTTP client. Plugins talk to each other through the bus and public Swift APIs,
+/// never through each other's tables.
+public struct HostContext: Sendable {
+    public let configuration: HostConfiguration
+    public let database: any Database
+    public let events: EventBus
+    public let logger: Logger
+    public let httpClient: HTTPClient
+
+    public init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient) {
+        self.configuration = configuration
+        self.database = database
+        self.events = events
+        self.logger = logger
+        self.httpClient = httpClient
+    }
+}
+
+/// A function a plugin offers to Lua policies and scripts, e.g. `ledger.balance`.
+public struct LuaHostFunction: Sendable {
+    public let module: String
+    public let name: String
+    /// Read-only functions are offered to policies; the others only to scripts.
+    public let readOnly: Bool
+    public let function: @Sendable ([LuaValue]) throws -> [LuaValue]
+
+    public init(module: String, name: String, readOnly: Bool, function: @escaping @Sendable ([LuaValue]) throws -> [LuaValue]) {
+        self.module = module
+        self.name = name
+        self.readOnly = readOnly
+        self.function = function
+    }
+
+    /// Installs the functions into a state as `module.name`.
+    public static func install(_ functions: [LuaHostFunction], into state: LuaState, readOnlyOnly: Bool) {
+        for function in functions where function.readOnly || !readOnlyOnly {
+            state.register(function.name, in: function.module, function.function)
+        }
+    }
+}
+
+/// A built-in capability. Everything it contributes goes through this one protocol: its
+/// migrations, HTTP routes, event subscriptions, Lua functions, long-running services and CLI
+/// subcommands.
+public protocol Plugin: Sendable {
+    /// Stable name: migrations are recorded under it.
+    static var name: String { get }
+    static var migrations: [Migration] { get }
+    /// Subcommands added to `tenki` (e.g. `tenki webhooks`).
+    static var commands: [any ParsableCommand.Type] { get }
+
+    init(context: HostContext) async throws
+
+    func addRoutes(to router: HostRouter)
+    var subscriptions: [EventSubscription] { get }
+    var luaFunctions: [LuaHostFunction] { get }
+    /// Long-running work, started and stopped gracefully with the server.
+    var services: [any Service] { get }
+}
+
+extension Plugin {
+    public static var migrations: [Migration] { [] }
+    public static var commands: [any ParsableCommand.Type] { [] }
+    public func addRoutes(to router: HostRouter) {}
+    public var subscriptions: [EventSubscription] { [] }
+    public var luaFunctions: [LuaHostFunction] { [] }
+    public var services: [any Service] { [] }
+}
+
+/// The plugins compiled into this `tenki`, set once by the executable before parsing.
+public enum PluginCatalog {
+    nonisolated(unsafe) public static var plugins: [any Plugin.Type] = []
+}

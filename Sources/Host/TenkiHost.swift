@@ -1,0 +1,148 @@
+import Foundation
+import HTTPClient
+import Hummingbird
+import Logging
+import Lua
+import ServiceLifecycle
+import SQL
+
+/// The assembled host: storage opened and migrated, the event bus, and the plugins.
+public final class TenkiHost: @unchecked Sendable {
+    public let configuration: HostConfiguration
+    public let database: any Database
+    public let events: EventBus
+    public let logger: Logger
+    public let httpClient: HTTPClient
+    public let plugins: [any Plugin]
+
+    /// Opens the database, applies every pending migration (kernel first) and builds the plugins.
+    public static func open(_ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
+                            logger: Logger = Logger(label: "tenki")) async throws -> TenkiHost {
+        let database = try DatabaseOpener.open(configuration)
+        try await migrate(database, plugins: pluginTypes)
+        let events = EventBus(database: database, configuration: configuration, logger: logger)
+        let httpClient = HTTPClient()
+        let context = HostContext(configuration: configuration, database: database, events: events, logger: logger, httpClient: httpClient)
+        var plugins: [any Plugin] = []
+        for type in pluginTypes {
+            let plugin = try await type.init(context: context)
+            plugin.subscriptions.forEach(events.subscribe)
+            plugins.append(plugin)
+        }
+        return TenkiHost(configuration: configuration, database: database, events: events, logger: logger,
+                         httpClient: httpClient, plugins: plugins)
+    }
+
+    init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger,
+         httpClient: HTTPClient, plugins: [any Plugin]) {
+        self.configuration = configuration
+        self.database = database
+        self.events = events
+        self.logger = logger
+        self.httpClient = httpClient
+        self.plugins = plugins
+    }
+
+    /// Applies the kernel's and each plugin's migrations; returns what was applied, per owner.
+    @discardableResult
+    public static func migrate(_ database: any Database, plugins: [any Plugin.Type]) async throws -> [(String, [Int])] {
+        var applied: [(String, [Int])] = []
+        applied.append(("host", try await Migrator.migrate(database, plugin: "host", migrations: EventInbox.migrations)))
+        for plugin in plugins {
+            applied.append((plugin.name, try await Migrator.migrate(database, plugin: plugin.name, migrations: plugin.migrations)))
+        }
+        return applied
+    }
+
+    /// Every Lua function the plugins offer.
+    public var luaFunctions: [LuaHostFunction] { plugins.flatMap(\.luaFunctions) }
+
+    /// The HTTP router: health, readiness and every plugin's routes.
+    public func makeRouter() -> HostRouter {
+        let router = HostRouter()
+        router.add(middleware: RequestLogMiddleware(logger: logger))
+        let database = self.database
+        router.get("/healthz") { _, _ in
+            JSONResponse.make(.ok, ["status": "ok"])
+        }
+        router.get("/readyz") { _, _ in
+            do {
+                try await database.ping()
+                return JSONResponse.make(.ok, ["status": "ready", "database": database.dialect.rawValue])
+            } catch {
+                return JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "error": "\(error)"])
+            }
+        }
+        plugins.forEach { $0.addRoutes(to: router) }
+        return router
+    }
+
+    /// Serves HTTP and runs the dispatcher and plugin services until SIGTERM or SIGINT, then
+    /// stops taking connections, finishes requests in flight and stops the services.
+    public func serve(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        var services: [any Service] = []
+        if configuration.dispatch {
+            services.append(events.dispatcher())
+        } else {
+            logger.notice("dispatch is off: deliveries are stored but not handled")
+        }
+        services.append(contentsOf: plugins.flatMap(\.services))
+        let logger = self.logger
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tenki"),
+            services: services,
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("listening", metadata: ["address": .string("\(channel.localAddress?.description ?? "?")")])
+                await onListening(port)
+            },
+            logger: logger)
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        await database.close()
+    }
+}
+
+/// Logs each request at debug level with its status and duration.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        if logger.logLevel <= .debug {
+            logger.debug("request", metadata: [
+                "method": .string(request.method.rawValue), "path": .string(request.uri.path),
+                "status": .stringConvertible(response.status.code),
+                "ms": .stringConvertible((ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000_000),
+            ])
+        }
+        return response
+    }
+}
+
+/// Small JSON answers.
+public enum JSONResponse {
+    public static func make(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    public static func error(_ error: HostError) -> Response {
+        make(HTTPResponse.Status(code: error.httpStatus), ["error": error.code.rawValue, "message": error.message])
+    }
+}
+
+/// Opens the configured database with host errors a person can act on.
+public enum DatabaseOpener {
+    public static func open(_ configuration: HostConfiguration) throws -> any Database {
+        try FileManager.default.createDirectory(atPath: configuration.dataDir, withIntermediateDirectories: true)
+        do {
+            return try DatabaseFactory.open(url: configuration.effectiveDatabaseURL, poolSize: configuration.databasePoolSize)
+        } catch {
+            throw HostError(.unavailable, "cannot open the database: \(error)")
+        }
+    }
+}

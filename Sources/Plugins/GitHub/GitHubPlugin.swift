@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import Host
+import Hummingbird
+import Lua
+import SQL
+import TenkiCrypto
+
+/// GitHub: webhook ingress (`POST /webhooks/github`), the store of deliveries, and their
+/// dispatch as typed events (`ping`, `installation`, `installation_repositories`,
+/// `workflow_job`, `workflow_run`, `push`) on the event bus.
+public struct GitHubPlugin: Plugin {
+    public static let name = "github"
+    /// The `source` of every bus event this plugin publishes.
+    public static let eventSource = "github"
+    public static var migrations: [Migration] { DeliveryStore.migrations }
+    public static var commands: [any ParsableCommand.Type] { [WebhooksCommand.self] }
+
+    let context: HostContext
+    let ingress: WebhookIngress
+
+    public init(context: HostContext) async throws {
+        self.context = context
+        let secret = try HostSecrets.githubWebhookSecret(context.configuration)
+        ingress = WebhookIngress(secret: Array(secret.utf8), database: context.database, events: context.events,
+                                 maxBodyBytes: min(context.configuration.webhookMaxBodyBytes, HostLimits.webhookMaxBodyBytes))
+        context.events.registerPayloadLoader(source: GitHubPlugin.eventSource) { db, deliveryID in
+            try DeliveryStore.body(db, deliveryID: deliveryID)
+        }
+    }
+
+    public func addRoutes(to router: HostRouter) {
+        let ingress = self.ingress
+        let logger = context.logger
+        router.post("/webhooks/github") { request, _ -> Response in
+            let limit = ingress.maxBodyBytes
+            if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+                return JSONResponse.error(HostError(.payloadTooLarge, "body exceeds \(limit) bytes"))
+            }
+            var request = request
+            let buffer: ByteBuffer
+            do {
+                buffer = try await request.collectBody(upTo: limit)
+            } catch {
+                return JSONResponse.error(HostError(.payloadTooLarge, "body exceeds \(limit) bytes"))
+            }
+            var headers: [String: String] = [:]
+            for field in request.headers { headers[field.name.canonicalName] = field.value }
+            do {
+                switch try await ingress.receive(headers: headers, body: Array(buffer.readableBytesView), now: Date()) {
+                case .accepted(let id):
+                    return JSONResponse.make(.accepted, ["delivery_id": id, "status": "accepted"])
+                case .duplicate(let id):
+                    return JSONResponse.make(.ok, ["delivery_id": id, "status": "duplicate"])
+                case .rejected(let status, let code, let message):
+                    logger.notice("webhook rejected", metadata: ["code": .string(code), "delivery": .string(headers["x-github-delivery"] ?? "-")])
+                    return JSONResponse.make(HTTPResponse.Status(code: status), ["error": code, "message": message])
+                }
+            } catch {
+                // Not stored, so not acknowledged: GitHub (or the sender) retries.
+                logger.error("webhook not stored", metadata: ["error": .string("\(error)")])
+                return JSONResponse.error(HostError(.unavailable, "delivery not stored: database unavailable"))
+            }
+        }
+    }
+
+    public var subscriptions: [EventSubscription] {
+        [
+            // Records each dispatch on the delivery; a typed decode failure fails the event
+            // (retried, then parked as dead) instead of being skipped silently.
+            EventSubscription(name: "github.delivery-log", source: GitHubPlugin.eventSource, topics: ["*"], handler: .transactional { event, db in
+                _ = try GitHubEvent.decode(event)
+                try DeliveryStore.recordHandled(db, deliveryID: event.sourceID, nowMs: Timestamp.ms(Date()))
+            }),
+        ]
+    }
+
+    public var luaFunctions: [LuaHostFunction] {
+        [
+            // github.signature(secret, body) -> "sha256=..." as GitHub would sign `body`.
+            LuaHostFunction(module: "github", name: "signature", readOnly: true) { arguments in
+                guard arguments.count == 2, let secret = arguments[0].stringValue, let body = arguments[1].stringValue else {
+                    throw LuaError(kind: .runtime, message: "github.signature(secret, body) expects two strings")
+                }
+                return [.string(WebhookSignature.gitHubHeader(secret: Array(secret.utf8), body: Array(body.utf8)))]
+            },
+        ]
+    }
+}
+
+/// Reading and replaying stored deliveries, for the CLI and tests.
+public enum GitHubDeliveries {
+    public static func list(_ host: TenkiHost, event: String? = nil, limit: Int) async throws -> [StoredDelivery] {
+        let limit = max(1, min(limit, HostLimits.listMaxRows))
+        var deliveries = try await host.database.read { try DeliveryStore.list($0, event: event, limit: limit) }
+        try await fillStatus(&deliveries, host)
+        return deliveries
+    }
+
+    public static func find(_ host: TenkiHost, deliveryID: String) async throws -> StoredDelivery? {
+        guard let found = try await host.database.read({ try DeliveryStore.find($0, deliveryID: deliveryID) }) else { return nil }
+        var one = [found]
+        try await fillStatus(&one, host)
+        return one[0]
+    }
+
+    public static func body(_ host: TenkiHost, deliveryID: String) async throws -> [UInt8]? {
+        try await host.database.read { try DeliveryStore.body($0, deliveryID: deliveryID) }
+    }
+
+    public static func headers(_ host: TenkiHost, deliveryID: String) async throws -> [String: String]? {
+        try await host.database.read { try DeliveryStore.headers($0, deliveryID: deliveryID) }
+    }
+
+    /// Dispatches a stored delivery again; returns the new inbox event id.
+    public static func redeliver(_ host: TenkiHost, deliveryID: String) async throws -> Int64? {
+        let id = try await host.database.transaction { try DeliveryStore.redeliver($0, deliveryID: deliveryID, now: Date()) }
+        host.events.ring()
+        return id
+    }
+
+    /// The delivery's status from its latest inbox event.
+    static func fillStatus(_ deliveries: inout [StoredDelivery], _ host: TenkiHost) async throws {
+        let records = try await host.events.records(ids: deliveries.compactMap(\.eventID))
+        for index in deliveries.indices {
+            guard let id = deliveries[index].eventID, let record = records[id] else {
+                deliveries[index].status = "received"
+                continue
+            }
+            switch record.status {
+            case "done": deliveries[index].status = "dispatched"
+            case "dead": deliveries[index].status = "dead"
+            default: deliveries[index].status = record.attempts > 0 ? "retrying" : "received"
+            }
+        }
+    }
+}

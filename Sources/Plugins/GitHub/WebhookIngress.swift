@@ -1,0 +1,86 @@
+import Foundation
+import Host
+import SQL
+import TenkiCrypto
+
+/// `POST /webhooks/github`: checks a delivery and stores it durably before answering.
+///
+/// Order of checks: size (413), signature (401), required headers (400), JSON (400). Only a
+/// committed delivery gets a 2xx; a redelivery of a stored id gets 200 and changes nothing.
+struct WebhookIngress: Sendable {
+    let secret: [UInt8]
+    let database: any Database
+    let events: EventBus
+    let maxBodyBytes: Int
+
+    enum Outcome: Equatable {
+        case accepted(deliveryID: String)
+        case duplicate(deliveryID: String)
+        case rejected(status: Int, code: String, message: String)
+    }
+
+    /// The headers GitHub sends that are worth keeping with a delivery.
+    static let keptHeaders = [
+        "x-github-event", "x-github-delivery", "x-github-hook-id", "x-github-hook-installation-target-id",
+        "x-github-hook-installation-target-type", "x-hub-signature-256", "user-agent", "content-type",
+    ]
+
+    func receive(headers: [String: String], body: [UInt8], now: Date) async throws -> Outcome {
+        guard body.count <= maxBodyBytes else {
+            return .rejected(status: 413, code: "payload_too_large", message: "body exceeds \(maxBodyBytes) bytes")
+        }
+        switch WebhookSignature.verifyGitHub(secret: secret, body: body, header: headers["x-hub-signature-256"]) {
+        case .success: break
+        case .failure(.missing):
+            return .rejected(status: 401, code: "signature_missing", message: "X-Hub-Signature-256 is missing")
+        case .failure(.malformed):
+            return .rejected(status: 401, code: "signature_malformed", message: "X-Hub-Signature-256 must be sha256=<64 hex digits>")
+        case .failure:
+            return .rejected(status: 401, code: "signature_mismatch", message: "X-Hub-Signature-256 does not match the body")
+        }
+        guard let event = headers["x-github-event"], !event.isEmpty, event.count <= 100 else {
+            return .rejected(status: 400, code: "event_missing", message: "X-GitHub-Event is missing")
+        }
+        guard let deliveryID = headers["x-github-delivery"], !deliveryID.isEmpty, deliveryID.count <= 200 else {
+            return .rejected(status: 400, code: "delivery_missing", message: "X-GitHub-Delivery is missing")
+        }
+        let summary: PayloadSummary
+        do {
+            summary = try PayloadSummary(body)
+        } catch {
+            return .rejected(status: 400, code: "malformed_json", message: "body is not a JSON object: \(error)")
+        }
+        var kept: [String: String] = [:]
+        for name in WebhookIngress.keptHeaders { kept[name] = headers[name] }
+        let headersJSON = String(decoding: try JSONSerialization.data(withJSONObject: kept, options: [.sortedKeys]), as: UTF8.self)
+        let incoming = DeliveryStore.Incoming(
+            deliveryID: deliveryID, event: event, action: summary.action, hookID: headers["x-github-hook-id"],
+            installationID: summary.installationID, repository: summary.repository, headersJSON: headersJSON,
+            body: body, bodySHA256: Hex.encode(Digest.sha256(body)), receivedAtMs: Timestamp.ms(now))
+        let inserted = try await database.transaction { try DeliveryStore.insert($0, incoming) }
+        if inserted {
+            events.ring()
+            return .accepted(deliveryID: deliveryID)
+        }
+        return .duplicate(deliveryID: deliveryID)
+    }
+}
+
+/// The few top-level fields read at ingress; parsing also proves the body is a JSON object.
+struct PayloadSummary {
+    let action: String?
+    let installationID: Int64?
+    let repository: String?
+
+    struct NotAnObject: Error, CustomStringConvertible {
+        var description: String { "top level is not an object" }
+    }
+
+    init(_ body: [UInt8]) throws {
+        let object = try JSONSerialization.jsonObject(with: Data(body), options: [])
+        guard let dictionary = object as? [String: Any] else { throw NotAnObject() }
+        action = dictionary["action"] as? String
+        installationID = ((dictionary["installation"] as? [String: Any])?["id"] as? NSNumber)?.int64Value
+        repository = (dictionary["repository"] as? [String: Any])?["full_name"] as? String
+    }
+}

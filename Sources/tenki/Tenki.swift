@@ -1,0 +1,28 @@
+import ArgumentParser
+import GitHubPlugin
+import Host
+
+/// `tenki`: the one executable. Plugins built into it are listed here.
+@main
+struct Tenki: AsyncParsableCommand {
+    static let plugins: [any Plugin.Type] = [GitHubPlugin.self]
+
+    static let configuration = CommandConfiguration(
+        commandName: "tenki",
+        abstract: "Tenki Host: a GitHub Actions runner marketplace with Lua policies.",
+        subcommands: [ServeCommand.self, MigrateCommand.self, VersionCommand.self] + plugins.flatMap { $0.commands })
+
+    static func main() async {
+        PluginCatalog.plugins = plugins
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
