@@ -130,6 +130,11 @@ public enum JSONResponse {
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// A body already written as JSON (hot paths avoid JSONSerialization).
+    public static func raw(_ status: HTTPResponse.Status, _ json: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
+    }
+
     public static func error(_ error: HostError) -> Response {
         make(HTTPResponse.Status(code: error.httpStatus), ["error": error.code.rawValue, "message": error.message])
     }

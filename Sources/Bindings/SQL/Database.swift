@@ -81,6 +81,8 @@ public enum SQLLimits {
     public static let maxTransactionAttempts = 10
     /// Logical transactions merged into one SQLite commit by group commit.
     public static let maxGroupCommitTransactions = 512
+    /// WAL pages after which a background checkpoint runs (SQLite's own default is 1,000).
+    public static let sqliteCheckpointWALPages = 1_000
     /// How long SQLite waits on another process's lock before reporting busy.
     public static let sqliteBusyTimeoutMilliseconds: Int32 = 5_000
 }

@@ -42,6 +42,8 @@ final class PostgresConnection: SQLConnection {
         if connection == nil || PQstatus(connection) != CONNECTION_OK { try connect() }
     }
 
+    func reconnect() throws { try connect() }
+
     var isBroken: Bool { connection == nil || PQstatus(connection) != CONNECTION_OK }
 
     private func error(from result: OpaquePointer?, sql: String?) -> SQLError {

@@ -99,7 +99,14 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
             attempt += 1
             do {
                 return try await withConnection { connection in
-                    try connection.executeScript(begin)
+                    do {
+                        try connection.executeScript(begin)
+                    } catch let error as SQLError where error.code == .connection || connection.isBroken {
+                        // The server dropped this idle connection (restart, terminated backend):
+                        // nothing was sent yet, so reconnect and begin again once.
+                        try connection.reconnect()
+                        try connection.executeScript(begin)
+                    }
                     do {
                         let value = try body(connection)
                         try connection.executeScript("COMMIT")
@@ -113,6 +120,11 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
                 try await Task.sleep(nanoseconds: retryDelay(attempt: attempt))
             }
         }
+    }
+
+    /// Runs statements outside a transaction (CREATE DATABASE, VACUUM...).
+    public func raw(_ sql: String) async throws {
+        try await withConnection { try $0.executeScript(sql) }
     }
 
     public func read<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {

@@ -35,6 +35,18 @@ final class SQLiteConnection: SQLConnection {
 
     deinit { close() }
 
+    /// Stops SQLite from checkpointing inside commits and reports WAL growth instead: the
+    /// callback gets the WAL's page count after each commit (see `SQLiteDatabase`).
+    func onWALCommit(context: UnsafeMutableRawPointer,
+                     _ callback: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32) {
+        sqlite3_wal_hook(handle, callback, context)
+    }
+
+    /// A checkpoint that never blocks writers or readers; copies what it can.
+    func passiveCheckpoint() {
+        sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+    }
+
     func close() {
         for (_, statement) in statements { sqlite3_finalize(statement) }
         statements.removeAll()

@@ -17,6 +17,10 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     private var pending: [PendingWrite] = []
     private var draining = false
 
+    private let checkpointer: SQLiteConnection
+    private let checkpointQueue = DispatchQueue(label: "tenki.sqlite.checkpoint")
+    private var checkpointScheduled = false
+
     private let readers: [SQLiteConnection]
     private let readerQueues: [DispatchQueue]
     private let readerSlots: DispatchSemaphore
@@ -30,10 +34,37 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         writer = try SQLiteConnection(path: path, readOnly: false)
+        checkpointer = try SQLiteConnection(path: path, readOnly: false)
         readers = try (0..<readerCount).map { _ in try SQLiteConnection(path: path, readOnly: true) }
         readerQueues = (0..<readerCount).map { DispatchQueue(label: "tenki.sqlite.reader.\($0)") }
         readerSlots = DispatchSemaphore(value: readerCount)
         freeReaders = Array(0..<readerCount)
+        // Checkpoints run on their own connection and thread, so a commit never waits for one.
+        writer.onWALCommit(context: Unmanaged.passUnretained(self).toOpaque()) { context, _, _, pages in
+            let database = Unmanaged<SQLiteDatabase>.fromOpaque(context!).takeUnretainedValue()
+            database.walGrew(pages: Int(pages))
+            return 0  // SQLITE_OK
+        }
+    }
+
+    /// Called on the writer thread after each commit.
+    private func walGrew(pages: Int) {
+        guard pages >= SQLLimits.sqliteCheckpointWALPages else { return }
+        if pages >= SQLLimits.sqliteCheckpointWALPages * 16 {
+            // The background checkpointer is not keeping up: let the writer help.
+            writer.passiveCheckpoint()
+            return
+        }
+        let schedule: Bool = lock.withLock {
+            if checkpointScheduled { return false }
+            checkpointScheduled = true
+            return true
+        }
+        guard schedule else { return }
+        checkpointQueue.async {
+            self.lock.withLock { self.checkpointScheduled = false }
+            self.checkpointer.passiveCheckpoint()
+        }
     }
 
     private final class PendingWrite {
@@ -154,6 +185,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
 
     public func close() async {
         _ = try? await onQueue(writerQueue) { self.writer.close() }
+        _ = try? await onQueue(checkpointQueue) { self.checkpointer.close() }
         for (index, queue) in readerQueues.enumerated() {
             _ = try? await onQueue(queue) { self.readers[index].close() }
         }

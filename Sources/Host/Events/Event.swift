@@ -31,6 +31,9 @@ public struct EventSubscription: Sendable {
         /// Runs inside the transaction that records the event as handled by this subscriber:
         /// its database effects happen exactly once.
         case transactional(@Sendable (Event, any SQLConnection) throws -> Void)
+        /// Like `.transactional`, but the CPU work (decoding, evaluating) happens first, outside
+        /// the transaction, and returns the writes to apply inside it. Keeps the writer free.
+        case prepared(@Sendable (Event) throws -> @Sendable (any SQLConnection) throws -> Void)
         /// Runs outside any transaction (HTTP calls, long work); recorded after it returns.
         /// At-least-once: after a crash it may run again, so it must be idempotent.
         case async(@Sendable (Event) async throws -> Void)
@@ -43,11 +46,15 @@ public struct EventSubscription: Sendable {
     /// Topic patterns: `workflow_job.queued`, `workflow_job.*`, `workflow_job` (any action), `*`.
     public let topics: [String]
     public let handler: Handler
+    /// Whether the handler reads `Event.payload`; when no matching subscriber does, the
+    /// dispatcher does not load it.
+    public let needsPayload: Bool
 
-    public init(name: String, source: String? = nil, topics: [String], handler: Handler) {
+    public init(name: String, source: String? = nil, topics: [String], needsPayload: Bool = true, handler: Handler) {
         self.name = name
         self.source = source
         self.topics = topics
+        self.needsPayload = needsPayload
         self.handler = handler
     }
 

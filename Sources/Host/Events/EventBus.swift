@@ -52,6 +52,11 @@ public final class EventBus: @unchecked Sendable {
         try await database.read { try EventInbox.records($0, ids: ids) }
     }
 
+    /// The latest event of each of a producer's ids (a redelivery makes a newer one).
+    public func latestRecords(source: String, sourceIDs: [String]) async throws -> [String: EventRecord] {
+        try await database.read { try EventInbox.latestRecords($0, source: source, sourceIDs: sourceIDs) }
+    }
+
     /// The service that claims and handles events until graceful shutdown.
     public func dispatcher() -> EventDispatcher { EventDispatcher(bus: self) }
 }
@@ -119,24 +124,26 @@ public struct EventDispatcher: Service {
     private func handle(_ claimed: EventInbox.Claimed) async {
         let owner = bus.owner
         do {
+            let subscriptions = bus.currentSubscriptions.filter { $0.matches(source: claimed.source, topic: claimed.topic) }
             var payload = claimed.payload
-            if payload == nil, let loader = bus.loader(for: claimed.source) {
+            if payload == nil, subscriptions.contains(where: \.needsPayload), let loader = bus.loader(for: claimed.source) {
                 payload = try await bus.database.read { try loader($0, claimed.sourceID) }
             }
             let event = Event(id: claimed.id, topic: claimed.topic, source: claimed.source, sourceID: claimed.sourceID,
                               payload: payload ?? [], createdAt: Date(timeIntervalSince1970: Double(claimed.createdAtMs) / 1000),
                               attempt: claimed.attempts)
-            let done = try await bus.database.read { try EventInbox.handledSubscribers($0, eventID: claimed.id) }
-            for subscription in bus.currentSubscriptions where subscription.matches(source: event.source, topic: event.topic) && !done.contains(subscription.name) {
+            // A first claim has no progress to skip; a later one skips subscribers already done.
+            let done: Set<String> = claimed.attempts <= 1 ? [] :
+                try await bus.database.read { try EventInbox.handledSubscribers($0, eventID: claimed.id) }
+            let now = bus.now
+            var writes: [(name: String, apply: @Sendable (any SQLConnection) throws -> Void)] = []
+            for subscription in subscriptions where !done.contains(subscription.name) {
                 let name = subscription.name
-                let now = bus.now
                 switch subscription.handler {
                 case .transactional(let body):
-                    try await bus.database.transaction { db in
-                        if try EventInbox.markHandled(db, eventID: event.id, subscriber: name, nowMs: Timestamp.ms(now())) {
-                            try body(event, db)
-                        }
-                    }
+                    writes.append((name, { db in try body(event, db) }))
+                case .prepared(let prepare):
+                    writes.append((name, try prepare(event)))
                 case .async(let body):
                     try await body(event)
                     _ = try await bus.database.transaction { db in
@@ -144,8 +151,14 @@ public struct EventDispatcher: Service {
                     }
                 }
             }
-            let nowMs = Timestamp.ms(bus.now())
-            try await bus.database.transaction { try EventInbox.complete($0, eventID: claimed.id, owner: owner, nowMs: nowMs) }
+            // Every transactional effect and the completion commit together: all or none.
+            try await bus.database.transaction { db in
+                let nowMs = Timestamp.ms(now())
+                for write in writes where try EventInbox.markHandled(db, eventID: event.id, subscriber: write.name, nowMs: nowMs) {
+                    try write.apply(db)
+                }
+                try EventInbox.complete(db, eventID: claimed.id, owner: owner, nowMs: nowMs)
+            }
             bus.logger.debug("event handled", metadata: ["event": .stringConvertible(claimed.id), "topic": .string(claimed.topic)])
         } catch {
             let backoff = min(HostLimits.inboxMaxBackoffSeconds, 1 << min(claimed.attempts, 16))

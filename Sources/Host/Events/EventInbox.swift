@@ -150,6 +150,19 @@ public enum EventInbox {
         return result
     }
 
+    public static func latestRecords(_ db: any SQLConnection, source: String, sourceIDs: [String]) throws -> [String: EventRecord] {
+        var ids: [Int64] = []
+        for sourceID in sourceIDs {
+            if let row = try db.queryOne("SELECT MAX(id) AS id FROM event_inbox WHERE source = $1 AND source_id = $2",
+                                         [.text(source), .text(sourceID)]), let id = try row.optionalInt("id") {
+                ids.append(id)
+            }
+        }
+        var result: [String: EventRecord] = [:]
+        for record in try records(db, ids: ids).values { result[record.sourceID] = record }
+        return result
+    }
+
     /// Counts of events by status, for health and metrics.
     public static func counts(_ db: any SQLConnection) throws -> [String: Int] {
         var counts: [String: Int] = [:]

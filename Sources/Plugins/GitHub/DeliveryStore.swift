@@ -14,7 +14,7 @@ public struct StoredDelivery: Sendable, Codable {
     public let bodyBytes: Int
     public let bodySHA256: String
     /// The inbox event of the latest dispatch (a redelivery makes a new one).
-    public let eventID: Int64?
+    public var eventID: Int64?
     public let redeliveries: Int
     /// How many times the delivery log subscriber has handled it (1 per dispatch).
     public let handledCount: Int
@@ -47,7 +47,6 @@ enum DeliveryStore {
                 body BLOB NOT NULL,
                 body_sha256 TEXT NOT NULL,
                 received_at_ms BIGINT NOT NULL,
-                event_id BIGINT,
                 redeliveries INTEGER NOT NULL DEFAULT 0,
                 handled_count INTEGER NOT NULL DEFAULT 0,
                 handled_at_ms BIGINT
@@ -65,7 +64,6 @@ enum DeliveryStore {
                 body BYTEA NOT NULL,
                 body_sha256 TEXT NOT NULL,
                 received_at_ms BIGINT NOT NULL,
-                event_id BIGINT,
                 redeliveries INTEGER NOT NULL DEFAULT 0,
                 handled_count INTEGER NOT NULL DEFAULT 0,
                 handled_at_ms BIGINT
@@ -100,11 +98,9 @@ enum DeliveryStore {
                   delivery.installationID.map { .integer($0) } ?? .null, SQLValue(delivery.repository),
                   .text(delivery.headersJSON), .blob(delivery.body), .text(delivery.bodySHA256), .integer(delivery.receivedAtMs)])
         guard inserted == 1 else { return false }
-        let eventID = try EventInbox.publish(in: db, topic: delivery.topic, source: GitHubPlugin.eventSource,
-                                             sourceID: delivery.deliveryID, payload: nil,
-                                             now: Date(timeIntervalSince1970: Double(delivery.receivedAtMs) / 1000))
-        try db.execute("UPDATE github_deliveries SET event_id = $2 WHERE delivery_id = $1",
-                       [.text(delivery.deliveryID), .integer(eventID)])
+        try EventInbox.publish(in: db, topic: delivery.topic, source: GitHubPlugin.eventSource,
+                               sourceID: delivery.deliveryID, payload: nil,
+                               now: Date(timeIntervalSince1970: Double(delivery.receivedAtMs) / 1000))
         return true
     }
 
@@ -127,7 +123,7 @@ enum DeliveryStore {
     }
 
     private static let columns = """
-        delivery_id, event, action, hook_id, installation_id, repository, received_at_ms, body_sha256, event_id,
+        delivery_id, event, action, hook_id, installation_id, repository, received_at_ms, body_sha256,
         redeliveries, handled_count, LENGTH(body) AS body_bytes
         """
 
@@ -156,8 +152,7 @@ enum DeliveryStore {
         guard let delivery = try find(db, deliveryID: deliveryID) else { return nil }
         let eventID = try EventInbox.publish(in: db, topic: delivery.topic, source: GitHubPlugin.eventSource,
                                              sourceID: deliveryID, payload: nil, now: now)
-        try db.execute("UPDATE github_deliveries SET event_id = $2, redeliveries = redeliveries + 1 WHERE delivery_id = $1",
-                       [.text(deliveryID), .integer(eventID)])
+        try db.execute("UPDATE github_deliveries SET redeliveries = redeliveries + 1 WHERE delivery_id = $1", [.text(deliveryID)])
         return eventID
     }
 
@@ -167,7 +162,7 @@ enum DeliveryStore {
             hookID: try row.optionalString("hook_id"), installationID: try row.optionalInt("installation_id"),
             repository: try row.optionalString("repository"), receivedAt: Timestamp.iso(ms: try row.int("received_at_ms")),
             bodyBytes: Int(try row.int("body_bytes")), bodySHA256: try row.string("body_sha256"),
-            eventID: try row.optionalInt("event_id"), redeliveries: Int(try row.int("redeliveries")),
+            eventID: nil, redeliveries: Int(try row.int("redeliveries")),
             handledCount: Int(try row.int("handled_count")), status: "unknown")
     }
 }

@@ -49,9 +49,9 @@ public struct GitHubPlugin: Plugin {
             do {
                 switch try await ingress.receive(headers: headers, body: Array(buffer.readableBytesView), now: Date()) {
                 case .accepted(let id):
-                    return JSONResponse.make(.accepted, ["delivery_id": id, "status": "accepted"])
+                    return JSONResponse.raw(.accepted, "{\"delivery_id\":\(JSONScanner.quote(id)),\"status\":\"accepted\"}")
                 case .duplicate(let id):
-                    return JSONResponse.make(.ok, ["delivery_id": id, "status": "duplicate"])
+                    return JSONResponse.raw(.ok, "{\"delivery_id\":\(JSONScanner.quote(id)),\"status\":\"duplicate\"}")
                 case .rejected(let status, let code, let message):
                     logger.notice("webhook rejected", metadata: ["code": .string(code), "delivery": .string(headers["x-github-delivery"] ?? "-")])
                     return JSONResponse.make(HTTPResponse.Status(code: status), ["error": code, "message": message])
@@ -66,10 +66,10 @@ public struct GitHubPlugin: Plugin {
 
     public var subscriptions: [EventSubscription] {
         [
-            // Records each dispatch on the delivery; a typed decode failure fails the event
-            // (retried, then parked as dead) instead of being skipped silently.
-            EventSubscription(name: "github.delivery-log", source: GitHubPlugin.eventSource, topics: ["*"], handler: .transactional { event, db in
-                _ = try GitHubEvent.decode(event)
+            // Records each dispatch on the delivery, exactly once per dispatch. Consumers decode
+            // the typed event (`GitHubEvent.decode`) themselves; this one needs no payload.
+            EventSubscription(name: "github.delivery-log", source: GitHubPlugin.eventSource, topics: ["*"], needsPayload: false,
+                              handler: .transactional { event, db in
                 try DeliveryStore.recordHandled(db, deliveryID: event.sourceID, nowMs: Timestamp.ms(Date()))
             }),
         ]
@@ -121,12 +121,13 @@ public enum GitHubDeliveries {
 
     /// The delivery's status from its latest inbox event.
     static func fillStatus(_ deliveries: inout [StoredDelivery], _ host: TenkiHost) async throws {
-        let records = try await host.events.records(ids: deliveries.compactMap(\.eventID))
+        let records = try await host.events.latestRecords(source: GitHubPlugin.eventSource, sourceIDs: deliveries.map(\.deliveryID))
         for index in deliveries.indices {
-            guard let id = deliveries[index].eventID, let record = records[id] else {
+            guard let record = records[deliveries[index].deliveryID] else {
                 deliveries[index].status = "received"
                 continue
             }
+            deliveries[index].eventID = record.id
             switch record.status {
             case "done": deliveries[index].status = "dispatched"
             case "dead": deliveries[index].status = "dead"

@@ -50,9 +50,13 @@ struct WebhookIngress: Sendable {
         } catch {
             return .rejected(status: 400, code: "malformed_json", message: "body is not a JSON object: \(error)")
         }
-        var kept: [String: String] = [:]
-        for name in WebhookIngress.keptHeaders { kept[name] = headers[name] }
-        let headersJSON = String(decoding: try JSONSerialization.data(withJSONObject: kept, options: [.sortedKeys]), as: UTF8.self)
+        var headersJSON = "{"
+        for name in WebhookIngress.keptHeaders {
+            guard let value = headers[name] else { continue }
+            if headersJSON.count > 1 { headersJSON += "," }
+            headersJSON += JSONScanner.quote(name) + ":" + JSONScanner.quote(value)
+        }
+        headersJSON += "}"
         let incoming = DeliveryStore.Incoming(
             deliveryID: deliveryID, event: event, action: summary.action, hookID: headers["x-github-hook-id"],
             installationID: summary.installationID, repository: summary.repository, headersJSON: headersJSON,
@@ -66,21 +70,30 @@ struct WebhookIngress: Sendable {
     }
 }
 
-/// The few top-level fields read at ingress; parsing also proves the body is a JSON object.
+/// The few top-level fields read at ingress; scanning also proves the body is one valid JSON
+/// object (strict RFC 8259, UTF-8), without building a tree of it.
 struct PayloadSummary {
     let action: String?
     let installationID: Int64?
     let repository: String?
 
-    struct NotAnObject: Error, CustomStringConvertible {
-        var description: String { "top level is not an object" }
-    }
-
     init(_ body: [UInt8]) throws {
-        let object = try JSONSerialization.jsonObject(with: Data(body), options: [])
-        guard let dictionary = object as? [String: Any] else { throw NotAnObject() }
-        action = dictionary["action"] as? String
-        installationID = ((dictionary["installation"] as? [String: Any])?["id"] as? NSNumber)?.int64Value
-        repository = (dictionary["repository"] as? [String: Any])?["full_name"] as? String
+        (action, installationID, repository) = try body.withUnsafeBytes { bytes in
+            let members = try JSONScanner.objectMembers(bytes)
+            let action = JSONScanner.member("action", in: members, bytes: bytes).flatMap { JSONScanner.string(at: $0.value, in: bytes) }
+            var installationID: Int64?
+            if let installation = JSONScanner.member("installation", in: members, bytes: bytes),
+               let fields = try JSONScanner.members(of: installation.value, in: bytes),
+               let id = JSONScanner.member("id", in: fields, bytes: bytes) {
+                installationID = JSONScanner.integer(at: id.value, in: bytes)
+            }
+            var repository: String?
+            if let repo = JSONScanner.member("repository", in: members, bytes: bytes),
+               let fields = try JSONScanner.members(of: repo.value, in: bytes),
+               let name = JSONScanner.member("full_name", in: fields, bytes: bytes) {
+                repository = JSONScanner.string(at: name.value, in: bytes)
+            }
+            return (action, installationID, repository)
+        }
     }
 }

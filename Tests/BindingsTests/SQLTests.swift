@@ -1,0 +1,211 @@
+import Foundation
+import SQL
+import TestSupport
+import Testing
+
+@Suite("SQL drivers")
+struct SQLTests {
+    @Test("typed values round-trip through parameters", arguments: DriverKind.allCases)
+    func typedValuesRoundTrip(_ kind: DriverKind) async throws {
+        let test = try TestDatabase.make(kind)
+        let db = try test.open()
+        defer { Task { await db.close() } }
+        try await db.transaction { try $0.executeScript(kind == .sqlite
+            ? "CREATE TABLE t (id BIGINT PRIMARY KEY, d DOUBLE PRECISION, s TEXT, b BLOB, n TEXT)"
+            : "CREATE TABLE t (id BIGINT PRIMARY KEY, d DOUBLE PRECISION, s TEXT, b BYTEA, n TEXT)") }
+        let blob: [UInt8] = [0, 1, 2, 255, 0, 39, 92]
+        let text = "it's \"quoted\" $1 ? ünïcödé"
+        try await db.execute("INSERT INTO t (id, d, s, b, n) VALUES ($1, $2, $3, $4, $5)",
+                             [.integer(Int64.max), .double(2.5), .text(text), .blob(blob), .null])
+        let row = try #require(try await db.query("SELECT id, d, s, b, n FROM t WHERE id = $1", [.integer(Int64.max)]).first)
+        #expect(try row.int("id") == Int64.max)
+        #expect(row["d"] == .double(2.5))
+        #expect(try row.string("s") == text)
+        #expect(try row.bytes("b") == blob)
+        #expect(row["n"] == .null)
+        #expect(try db.query("SELECT COUNT(*) AS n FROM t WHERE s = $1", [.text("nope")])[0].int("n") == 0)
+    }
+
+    @Test("a transaction that throws leaves nothing behind", arguments: DriverKind.allCases)
+    func rollbackOnThrow(_ kind: DriverKind) async throws {
+        let test = try TestDatabase.make(kind)
+        let db = try test.open()
+        try await db.execute("CREATE TABLE r (id BIGINT PRIMARY KEY)")
+        struct Abort: Error {}
+        await #expect(throws: Abort.self) {
+            try await db.transaction { tx in
+                try tx.execute("INSERT INTO r (id) VALUES ($1)", [1])
+                throw Abort()
+            }
+        }
+        #expect(try await db.query("SELECT COUNT(*) AS n FROM r")[0].int("n") == 0)
+        await db.close()
+    }
+
+    @Test("constraint violations are classified", arguments: DriverKind.allCases)
+    func constraintViolation(_ kind: DriverKind) async throws {
+        let test = try TestDatabase.make(kind)
+        let db = try test.open()
+        try await db.execute("CREATE TABLE u (id BIGINT PRIMARY KEY)")
+        try await db.execute("INSERT INTO u (id) VALUES ($1)", [1])
+        let error = await #expect(throws: SQLError.self) { try await db.execute("INSERT INTO u (id) VALUES ($1)", [1]) }
+        #expect(error?.code == .constraintViolation)
+        // A bad statement is an error with its SQL, and the database keeps working.
+        let bad = await #expect(throws: SQLError.self) { try await db.query("SELEC nonsense") }
+        #expect(bad?.sql == "SELEC nonsense")
+        #expect(try await db.query("SELECT COUNT(*) AS n FROM u")[0].int("n") == 1)
+        await db.close()
+    }
+
+    @Test("concurrent read-modify-write transactions lose no update", arguments: DriverKind.allCases)
+    func noLostUpdates(_ kind: DriverKind) async throws {
+        let test = try TestDatabase.make(kind)
+        let db = try test.open(poolSize: 8)
+        try await db.execute("CREATE TABLE c (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
+        try await db.execute("INSERT INTO c (id, n) VALUES (1, 0)")
+        let lock = kind == .postgres ? " FOR UPDATE" : ""
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<200 {
+                group.addTask {
+                    try await db.transaction { tx in
+                        let n = try tx.query("SELECT n FROM c WHERE id = 1\(lock)")[0].int("n")
+                        try tx.execute("UPDATE c SET n = $1 WHERE id = 1", [.integer(n + 1)])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await db.query("SELECT n FROM c WHERE id = 1")[0].int("n") == 200)
+        await db.close()
+    }
+
+    @Test("serialization failures are retried whole on PostgreSQL")
+    func serializationFailuresAreRetried() async throws {
+        let test = try TestDatabase.make(.postgres)
+        let db = try test.open(poolSize: 8)
+        try await db.execute("CREATE TABLE s (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
+        try await db.execute("INSERT INTO s (id, n) VALUES (1, 0)")
+        let attempts = LockedBox(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    try await db.transaction(isolation: .serializable) { tx in
+                        attempts.value += 1
+                        let n = try tx.query("SELECT n FROM s WHERE id = 1")[0].int("n")
+                        Thread.sleep(forTimeInterval: 0.01)
+                        try tx.execute("UPDATE s SET n = $1 WHERE id = 1", [.integer(n + 1)])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await db.query("SELECT n FROM s WHERE id = 1")[0].int("n") == 8)
+        #expect(attempts.value > 8, "some transactions should have been retried")
+        await db.close()
+    }
+
+    @Test("a busy SQLite file written by another connection is waited for, not failed")
+    func sqliteBusyIsRetried() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let a = try test.open()
+        let b = try test.open()
+        try await a.execute("CREATE TABLE w (id INTEGER PRIMARY KEY AUTOINCREMENT, who TEXT)")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<100 {
+                let db = i % 2 == 0 ? a : b
+                group.addTask { try await db.execute("INSERT INTO w (who) VALUES ($1)", [.text("\(i)")]) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await a.query("SELECT COUNT(*) AS n FROM w")[0].int("n") == 100)
+        await a.close()
+        await b.close()
+    }
+
+    @Test("group commit isolates a failing transaction from the others in its group")
+    func groupCommitIsolatesFailures() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let db = try test.open()
+        try await db.execute("CREATE TABLE g (id BIGINT PRIMARY KEY)")
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<300 {
+                group.addTask {
+                    do {
+                        try await db.transaction { tx in
+                            try tx.execute("INSERT INTO g (id) VALUES ($1)", [.integer(Int64(i))])
+                            if i % 3 == 0 { try tx.execute("INSERT INTO g (id) VALUES ($1)", [.integer(Int64(i))]) }  // duplicate: fails
+                        }
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 }.count == 200)
+        #expect(try await db.query("SELECT COUNT(*) AS n FROM g")[0].int("n") == 200)
+        #expect(try await db.query("SELECT COUNT(*) AS n FROM g WHERE id % 3 = 0")[0].int("n") == 0)
+        await db.close()
+    }
+
+    @Test("prepared statements are cached and reused", arguments: DriverKind.allCases)
+    func preparedStatementCache(_ kind: DriverKind) async throws {
+        let test = try TestDatabase.make(kind)
+        let db = try test.open(poolSize: 1)
+        try await db.execute("CREATE TABLE p (id BIGINT PRIMARY KEY, v TEXT)")
+        try await db.transaction { tx in
+            for i in 0..<(3 * 256 + 7) {
+                try tx.execute("INSERT INTO p (id, v) VALUES ($1, $2)", [.integer(Int64(i)), .text("v\(i)")])
+                // Many distinct statements overflow the cache, which must clear and go on.
+                _ = try tx.query("SELECT v FROM p WHERE id = \(i)")
+            }
+        }
+        #expect(try await db.query("SELECT COUNT(*) AS n FROM p")[0].int("n") == 775)
+        await db.close()
+    }
+
+    @Test("migrations run forward once, in order, and detect edits", arguments: DriverKind.allCases)
+    func migrations(_ kind: DriverKind) async throws {
+        let test = try TestDatabase.make(kind)
+        let db = try test.open()
+        let v1 = Migration(1, "create", sql: "CREATE TABLE m (id BIGINT PRIMARY KEY)")
+        let v2 = Migration(2, "add column", sql: "ALTER TABLE m ADD COLUMN name TEXT")
+        #expect(try await Migrator.migrate(db, plugin: "demo", migrations: [v2, v1]) == [1, 2])
+        #expect(try await Migrator.migrate(db, plugin: "demo", migrations: [v1, v2]) == [])
+        // Another plugin's versions are its own.
+        #expect(try await Migrator.migrate(db, plugin: "other", migrations: [Migration(1, "x", sql: "CREATE TABLE o (id BIGINT)")]) == [1])
+        let edited = Migration(1, "create", sql: "CREATE TABLE m (id BIGINT PRIMARY KEY, extra TEXT)")
+        let error = await #expect(throws: SQLError.self) { try await Migrator.migrate(db, plugin: "demo", migrations: [edited, v2]) }
+        #expect(error?.code == .migration)
+        // A failing migration applies nothing.
+        let broken = Migration(3, "broken", sql: "ALTER TABLE nope ADD COLUMN x TEXT")
+        await #expect(throws: SQLError.self) { try await Migrator.migrate(db, plugin: "demo", migrations: [v1, v2, broken]) }
+        #expect(try await db.query("SELECT COUNT(*) AS n FROM schema_migrations WHERE plugin = 'demo'")[0].int("n") == 2)
+        await db.close()
+    }
+
+    @Test("a dropped PostgreSQL connection is reopened on the next transaction")
+    func postgresReconnects() async throws {
+        let test = try TestDatabase.make(.postgres)
+        let db = try test.open(poolSize: 1)
+        try await db.execute("CREATE TABLE k (id BIGINT)")
+        let admin = try #require(ProcessInfo.processInfo.environment["TENKI_TEST_POSTGRES_URL"])
+        let name = String(test.url.split(separator: "/").last!)
+        try PostgresAdmin.run(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(name)' AND pid <> pg_backend_pid()")
+        try await db.execute("INSERT INTO k (id) VALUES (1)")
+        #expect(try await db.query("SELECT COUNT(*) AS n FROM k")[0].int("n") == 1)
+        await db.close()
+    }
+
+    @Test("placeholders are rewritten for SQLite outside quotes only")
+    func placeholderRewrite() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let db = try test.open()
+        let rows = try await db.query("SELECT $1 AS a, '$1' AS b, $2 AS c", [.text("x"), .integer(2)])
+        #expect(try rows[0].string("a") == "x")
+        #expect(try rows[0].string("b") == "$1")
+        #expect(try rows[0].int("c") == 2)
+        await db.close()
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// A third-party-style peer process on loopback (Python's http.server), started for one test.
+public final class PeerServer: @unchecked Sendable {
+    public let process: Process
+    public let port: Int
+    private let stdin: Pipe
+
+    /// Starts `Tests/TestSupport/peers/echo_server.py`, over TLS when a certificate is given.
+    public static func echo(tlsCertificate: String? = nil, tlsKey: String? = nil) throws -> PeerServer {
+        let script = Fixtures.packageRoot + "/Tests/TestSupport/peers/echo_server.py"
+        var arguments = [script]
+        if let tlsCertificate, let tlsKey { arguments += ["--tls", tlsCertificate, tlsKey] }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        let out = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardInput = input
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { throw MissingDependency(description: "peer server exited before it was ready (python3 missing?)") }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("READY "), let port = Int(text.dropFirst(6).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw MissingDependency(description: "peer server said: \(text)")
+        }
+        return PeerServer(process: process, port: port, stdin: input)
+    }
+
+    init(process: Process, port: Int, stdin: Pipe) {
+        self.process = process
+        self.port = port
+        self.stdin = stdin
+    }
+
+    deinit {
+        try? stdin.fileHandleForWriting.close()
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 made with the openssl command.
+public enum SelfSignedCertificate {
+    public static func make(in directory: String) throws -> (certificate: String, key: String) {
+        let cert = directory + "/cert.pem"
+        let key = directory + "/key.pem"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw MissingDependency(description: "openssl req failed") }
+        return (cert, key)
+    }
+}

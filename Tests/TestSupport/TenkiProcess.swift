@@ -1,0 +1,118 @@
+import Foundation
+import HTTPClient
+
+/// A `tenki` executable run by a test: `serve` on a free loopback port, or one CLI command.
+public final class TenkiProcess: @unchecked Sendable {
+    public let process: Process
+    public let port: Int
+    public let logPath: String
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// The built `tenki` beside the test bundle (`swift build` puts both in one folder).
+    public static func executable() throws -> String {
+        var candidates: [String] = []
+        if let env = ProcessInfo.processInfo.environment["TENKI_BINARY"] { candidates.append(env) }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        candidates.append(bundle.appendingPathComponent("tenki").path)
+        candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("tenki").path)
+        candidates.append(Fixtures.packageRoot + "/.build/debug/tenki")
+        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        throw MissingDependency(description: "tenki executable not found (looked in \(candidates)); run `swift build` first")
+    }
+
+    public static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Starts `tenki serve` and waits until `/healthz` answers.
+    public static func serve(dataDir: String, databaseURL: String?, secret: String, environment: [String: String] = [:],
+                             port: Int? = nil) async throws -> TenkiProcess {
+        let port = port ?? freePort()
+        var arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir]
+        if let databaseURL { arguments += ["--database-url", databaseURL] }
+        var env = ProcessInfo.processInfo.environment
+        env["TENKI_GITHUB_WEBHOOK_SECRET"] = secret
+        env["TENKI_INBOX_POLL_INTERVAL_MS"] = "50"
+        for (key, value) in environment { env[key] = value }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try executable())
+        process.arguments = arguments
+        process.environment = env
+        let logPath = dataDir + "/serve-\(port).log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)!
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let server = TenkiProcess(process: process, port: port, logPath: logPath)
+        let client = HTTPClient()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if !process.isRunning {
+                throw MissingDependency(description: "tenki serve exited with \(process.terminationStatus): \(server.log)")
+            }
+            if let response = try? await client.send(OutboundRequest(url: server.baseURL + "/healthz", timeoutMilliseconds: 1_000)),
+               response.status == 200 {
+                return server
+            }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        server.kill()
+        throw MissingDependency(description: "tenki serve did not become healthy: \(server.log)")
+    }
+
+    init(process: Process, port: Int, logPath: String) {
+        self.process = process
+        self.port = port
+        self.logPath = logPath
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    public func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    public func terminate() -> Int32 {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit { kill() }
+
+    /// Runs `tenki ARGS` to completion; returns exit status and standard output.
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try executable())
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import SQL
+
+/// The two drivers every storage test runs against.
+public enum DriverKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    case sqlite
+    case postgres
+    public var description: String { rawValue }
+}
+
+public struct MissingDependency: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// A fresh, empty database for one test: a new SQLite file, or a new PostgreSQL database in
+/// the cluster named by `TENKI_TEST_POSTGRES_URL` (scripts/test.sh starts one). A missing
+/// PostgreSQL is a failure, never a skip.
+public final class TestDatabase: @unchecked Sendable {
+    public let kind: DriverKind
+    /// The URL `tenki` takes as `--database-url` (SQLite: a file path URL).
+    public let url: String
+    public let directory: String
+    private let dropName: String?
+
+    public static func make(_ kind: DriverKind) throws -> TestDatabase {
+        let directory = try TemporaryDirectory.make(prefix: "tenki-test")
+        switch kind {
+        case .sqlite:
+            return TestDatabase(kind: kind, url: "sqlite:" + directory + "/tenki.db", directory: directory, dropName: nil)
+        case .postgres:
+            guard let admin = ProcessInfo.processInfo.environment["TENKI_TEST_POSTGRES_URL"], !admin.isEmpty else {
+                throw MissingDependency(description: "TENKI_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts a throwaway PostgreSQL")
+            }
+            let name = "tenki_t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            try PostgresAdmin.run(admin, "CREATE DATABASE \(name)")
+            return TestDatabase(kind: kind, url: PostgresAdmin.replaceDatabase(in: admin, with: name), directory: directory, dropName: name)
+        }
+    }
+
+    private init(kind: DriverKind, url: String, directory: String, dropName: String?) {
+        self.kind = kind
+        self.url = url
+        self.directory = directory
+        self.dropName = dropName
+    }
+
+    /// Opens a driver on it.
+    public func open(poolSize: Int = 8) throws -> any Database {
+        try DatabaseFactory.open(url: url, poolSize: poolSize)
+    }
+
+    deinit {
+        if let dropName, let admin = ProcessInfo.processInfo.environment["TENKI_TEST_POSTGRES_URL"] {
+            try? PostgresAdmin.run(admin, "DROP DATABASE IF EXISTS \(dropName) WITH (FORCE)")
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+public enum PostgresAdmin {
+    /// Runs one statement outside a transaction (CREATE DATABASE cannot run inside one).
+    public static func run(_ url: String, _ sql: String) throws {
+        let db = try PostgresDatabase(url: url, poolSize: 1)
+        let semaphore = DispatchSemaphore(value: 0)
+        let result = LockedBox<Result<Void, any Error>>(.success(()))
+        Task {
+            do {
+                try await db.raw(sql)
+            } catch {
+                result.value = .failure(error)
+            }
+            await db.close()
+            semaphore.signal()
+        }
+        semaphore.wait()
+        try result.value.get()
+    }
+
+    public static func replaceDatabase(in url: String, with name: String) -> String {
+        var base = url
+        var query = ""
+        if let q = base.firstIndex(of: "?") {
+            query = String(base[q...])
+            base = String(base[..<q])
+        }
+        guard let slash = base.range(of: "/", options: .backwards), base[..<slash.lowerBound].contains("@") || base.hasPrefix("postgres") else {
+            return base + "/" + name + query
+        }
+        return String(base[..<slash.lowerBound]) + "/" + name + query
+    }
+}
+
+public final class LockedBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _value: T
+    public init(_ value: T) { _value = value }
+    public var value: T {
+        get { lock.withLock { _value } }
+        set { lock.withLock { _value = newValue } }
+    }
+}
+
+public enum TemporaryDirectory {
+    public static func make(prefix: String) throws -> String {
+        let path = NSTemporaryDirectory() + prefix + "-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+/// Paths of the shared fixtures (../shared beside the repository).
+public enum Fixtures {
+    public static var packageRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    public static var shared: String { (packageRoot as NSString).deletingLastPathComponent + "/shared/fixtures" }
+
+    public static func github() throws -> [(event: String, file: String, body: [UInt8])] {
+        let directory = shared + "/github"
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".payload.json") }.sorted()
+        guard !files.isEmpty else { throw MissingDependency(description: "no fixtures in \(directory)") }
+        return try files.map { file in
+            let event = String(file.split(separator: ".")[0])
+            guard let data = FileManager.default.contents(atPath: directory + "/" + file) else {
+                throw MissingDependency(description: "cannot read \(file)")
+            }
+            return (event, file, Array(data))
+        }
+    }
+}
