@@ -20,10 +20,12 @@ public struct HostLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
+        let level = event.level
+        let message = event.message
         var all = metadata
-        if let extra { all.merge(extra) { $1 } }
+        if let extra = event.metadata { all.merge(extra) { $1 } }
+        if let error = event.error { all["error"] = .string("\(error)") }
         let time = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
         var text: String
         if json {

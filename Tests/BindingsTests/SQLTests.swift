@@ -23,7 +23,7 @@ struct SQLTests {
         #expect(try row.string("s") == text)
         #expect(try row.bytes("b") == blob)
         #expect(row["n"] == .null)
-        #expect(try db.query("SELECT COUNT(*) AS n FROM t WHERE s = $1", [.text("nope")])[0].int("n") == 0)
+        #expect(try await db.query("SELECT COUNT(*) AS n FROM t WHERE s = $1", [.text("nope")])[0].int("n") == 0)
     }
 
     @Test("a transaction that throws leaves nothing behind", arguments: DriverKind.allCases)

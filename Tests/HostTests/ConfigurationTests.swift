@@ -12,7 +12,7 @@ struct ConfigurationTests {
         #expect(config.host == "127.0.0.1")
         #expect(config.port == 8080)
         #expect(config.dataDir == "./data")
-        #expect(config.effectiveDatabaseURL == "sqlite:data/tenki.db")
+        #expect(config.effectiveDatabaseURL == "sqlite:./data/tenki.db")
         #expect(config.webhookMaxBodyBytes == 25 * 1024 * 1024)
     }
 

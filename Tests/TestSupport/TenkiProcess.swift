@@ -51,9 +51,12 @@ public final class TenkiProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: try executable())
         process.arguments = arguments
         process.environment = env
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let logPath = dataDir + "/serve-\(port).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = FileHandle(forWritingAtPath: logPath)!
+        guard let log = FileHandle(forWritingAtPath: logPath) else {
+            throw MissingDependency(description: "cannot write \(logPath)")
+        }
         process.standardOutput = log
         process.standardError = log
         try process.run()

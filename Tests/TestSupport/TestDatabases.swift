@@ -8,8 +8,10 @@ public enum DriverKind: String, CaseIterable, Sendable, CustomStringConvertible 
     public var description: String { rawValue }
 }
 
+/// A dependency a test needs is missing or broken: the test fails with this, never skips.
 public struct MissingDependency: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// A fresh, empty database for one test: a new SQLite file, or a new PostgreSQL database in
@@ -59,21 +61,9 @@ public final class TestDatabase: @unchecked Sendable {
 
 public enum PostgresAdmin {
     /// Runs one statement outside a transaction (CREATE DATABASE cannot run inside one).
+    /// Blocks its thread briefly but waits on no task, so it cannot starve the test's executor.
     public static func run(_ url: String, _ sql: String) throws {
-        let db = try PostgresDatabase(url: url, poolSize: 1)
-        let semaphore = DispatchSemaphore(value: 0)
-        let result = LockedBox<Result<Void, any Error>>(.success(()))
-        Task {
-            do {
-                try await db.raw(sql)
-            } catch {
-                result.value = .failure(error)
-            }
-            await db.close()
-            semaphore.signal()
-        }
-        semaphore.wait()
-        try result.value.get()
+        try PostgresDatabase.runBlocking(url: url, sql)
     }
 
     public static func replaceDatabase(in url: String, with name: String) -> String {

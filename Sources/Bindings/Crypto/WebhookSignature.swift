@@ -1,6 +1,8 @@
 /// Verification of webhook signatures made with HMAC-SHA256 over the raw body.
 public enum WebhookSignature {
-    public enum Failure: Error, Equatable, Sendable {
+    /// The outcome of a check.
+    public enum Verdict: Equatable, Sendable {
+        case valid
         case missing
         case malformed
         case mismatch
@@ -8,16 +10,16 @@ public enum WebhookSignature {
     }
 
     /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
-    public static func verifyGitHub(secret: [UInt8], body: UnsafeRawBufferPointer, header: String?) -> Result<Void, Failure> {
-        guard let header, !header.isEmpty else { return .failure(.missing) }
+    public static func verifyGitHub(secret: [UInt8], body: UnsafeRawBufferPointer, header: String?) -> Verdict {
+        guard let header, !header.isEmpty else { return .missing }
         guard header.hasPrefix("sha256="), let given = Hex.decode(header.dropFirst("sha256=".count)), given.count == 32 else {
-            return .failure(.malformed)
+            return .malformed
         }
         let expected = Digest.hmacSHA256(key: secret, message: body)
-        return Digest.constantTimeEqual(expected, given) ? .success(()) : .failure(.mismatch)
+        return Digest.constantTimeEqual(expected, given) ? .valid : .mismatch
     }
 
-    public static func verifyGitHub(secret: [UInt8], body: [UInt8], header: String?) -> Result<Void, Failure> {
+    public static func verifyGitHub(secret: [UInt8], body: [UInt8], header: String?) -> Verdict {
         body.withUnsafeBytes { verifyGitHub(secret: secret, body: $0, header: header) }
     }
 
@@ -29,8 +31,8 @@ public enum WebhookSignature {
     /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "t.payload")>[,v1=...]`.
     /// Only `v1` counts; the timestamp must be within `toleranceSeconds` of `now`.
     public static func verifyStripe(secret: [UInt8], payload: [UInt8], header: String?, now: Int64,
-                                    toleranceSeconds: Int64 = 300) -> Result<Void, Failure> {
-        guard let header, !header.isEmpty else { return .failure(.missing) }
+                                    toleranceSeconds: Int64 = 300) -> Verdict {
+        guard let header, !header.isEmpty else { return .missing }
         var timestamp: Int64?
         var signatures: [[UInt8]] = []
         for part in header.split(separator: ",") {
@@ -39,13 +41,13 @@ public enum WebhookSignature {
             if pair[0] == "t" { timestamp = Int64(pair[1]) }
             if pair[0] == "v1", let bytes = Hex.decode(pair[1]) { signatures.append(bytes) }
         }
-        guard let timestamp, !signatures.isEmpty else { return .failure(.malformed) }
+        guard let timestamp, !signatures.isEmpty else { return .malformed }
         let expected = Digest.hmacSHA256(key: secret, message: Array("\(timestamp).".utf8) + payload)
         // Compare against every v1 signature so the time does not reveal which one matched.
         var matched = false
         for signature in signatures where Digest.constantTimeEqual(expected, signature) { matched = true }
-        guard matched else { return .failure(.mismatch) }
-        guard abs(now - timestamp) <= toleranceSeconds else { return .failure(.timestampOutsideTolerance) }
-        return .success(())
+        guard matched else { return .mismatch }
+        guard abs(now - timestamp) <= toleranceSeconds else { return .timestampOutsideTolerance }
+        return .valid
     }
 }

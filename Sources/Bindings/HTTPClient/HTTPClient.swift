@@ -1,4 +1,5 @@
 import CCurl
+import BlockingPool
 import CCurlShim
 import Foundation
 
@@ -57,14 +58,13 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
 }
 
 /// An HTTP/1.1 and HTTPS client over libcurl. Each request runs `curl_easy_perform` on a
-/// dispatch thread, never on an event loop or the cooperative pool, so any number of tasks can
+/// thread of the client's own pool, never on an event loop or the cooperative pool, so any number of tasks can
 /// await requests concurrently; at most `maxConcurrentRequests` are in flight at once.
 public final class HTTPClient: @unchecked Sendable {
     /// Largest response body accepted before the transfer is aborted.
     public let maxResponseBytes: Int
     public let userAgent: String
-    private let slots: DispatchSemaphore
-    private let queue = DispatchQueue(label: "tenki.http", attributes: .concurrent)
+    private let pool: BlockingThreadPool
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
@@ -72,17 +72,11 @@ public final class HTTPClient: @unchecked Sendable {
         _ = HTTPClient.globalInit
         self.maxResponseBytes = maxResponseBytes
         self.userAgent = userAgent
-        self.slots = DispatchSemaphore(value: maxConcurrentRequests)
+        self.pool = BlockingThreadPool(name: "tenki-http", maxThreads: maxConcurrentRequests)
     }
 
     public func send(_ request: OutboundRequest) async throws -> OutboundResponse {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                self.slots.wait()
-                defer { self.slots.signal() }
-                continuation.resume(with: Result { try self.perform(request) })
-            }
-        }
+        try await pool.run { try self.perform(request) }
     }
 
     public func get(_ url: String, headers: [(name: String, value: String)] = []) async throws -> OutboundResponse {

@@ -102,15 +102,6 @@ public enum DatabaseFactory {
     }
 }
 
-/// Runs `body` on a dedicated queue and resumes the caller with its result.
-func onQueue<T>(_ queue: DispatchQueue, _ body: @escaping () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        queue.async {
-            continuation.resume(with: Result { try body() })
-        }
-    }
-}
-
 /// Backoff before retrying a transaction: grows per attempt, with jitter, capped at ~100 ms.
 func retryDelay(attempt: Int) -> UInt64 {
     let base = UInt64(min(100_000_000, 1_000_000 << min(attempt, 7)))

@@ -1,6 +1,7 @@
+import BlockingPool
 import Foundation
 
-/// PostgreSQL over libpq with a pool of connections, each driven from its own serial queue.
+/// PostgreSQL over libpq with a pool of connections, run on the pool's own threads.
 public final class PostgresDatabase: Database, @unchecked Sendable {
     public let dialect = SQLDialect.postgres
     public let url: String
@@ -13,12 +14,13 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
     private var waiters: [CheckedContinuation<Slot, any Error>] = []
     private var closed = false
 
+    /// At most one job per checked-out connection, so `poolSize` threads suffice.
+    private let threads: BlockingThreadPool
+
     private final class Slot {
         let connection: PostgresConnection
-        let queue: DispatchQueue
         init(connection: PostgresConnection, index: Int) {
             self.connection = connection
-            self.queue = DispatchQueue(label: "tenki.postgres.\(index)")
         }
     }
 
@@ -27,6 +29,7 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
         precondition(poolSize > 0)
         self.url = url
         self.poolSize = poolSize
+        self.threads = BlockingThreadPool(name: "tenki-postgres", maxThreads: poolSize)
         let first = try PostgresConnection(url: url)
         idle.append(Slot(connection: first, index: 0))
         opened = 1
@@ -51,7 +54,7 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
         case .slot(let slot): return slot
         case .open(let index):
             do {
-                let connection = try await onQueue(DispatchQueue.global()) { try PostgresConnection(url: self.url) }
+                let connection = try await threads.run { try PostgresConnection(url: self.url) }
                 return Slot(connection: connection, index: index)
             } catch {
                 lock.withLock { opened -= 1 }
@@ -81,7 +84,7 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
     private func withConnection<T>(_ body: @escaping (PostgresConnection) throws -> T) async throws -> T {
         let slot = try await checkout()
         defer { checkin(slot) }
-        return try await onQueue(slot.queue) {
+        return try await threads.run {
             try slot.connection.ensureConnected()
             return try body(slot.connection)
         }
@@ -122,6 +125,14 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
         }
     }
 
+    /// Runs statements on a new connection outside any transaction and closes it, blocking
+    /// the calling thread (for tooling and tests: CREATE DATABASE, DROP DATABASE...).
+    public static func runBlocking(url: String, _ sql: String) throws {
+        let connection = try PostgresConnection(url: url)
+        defer { connection.close() }
+        try connection.executeScript(sql)
+    }
+
     /// Runs statements outside a transaction (CREATE DATABASE, VACUUM...).
     public func raw(_ sql: String) async throws {
         try await withConnection { try $0.executeScript(sql) }
@@ -138,6 +149,6 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
             idle.removeAll()
             return all
         }
-        for slot in slots { _ = try? await onQueue(slot.queue) { slot.connection.close() } }
+        for slot in slots { _ = try? await threads.run { slot.connection.close() } }
     }
 }

@@ -1,3 +1,4 @@
+import BlockingPool
 import Foundation
 
 /// SQLite in WAL mode: one writer connection and a few readers.
@@ -12,18 +13,18 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     public var displayName: String { "sqlite:\(path)" }
 
     private let writer: SQLiteConnection
-    private let writerQueue = DispatchQueue(label: "tenki.sqlite.writer")
+    private let writerThread = BlockingThreadPool(name: "tenki-sqlite-writer", maxThreads: 1)
     private let lock = NSLock()
     private var pending: [PendingWrite] = []
     private var draining = false
 
     private let checkpointer: SQLiteConnection
-    private let checkpointQueue = DispatchQueue(label: "tenki.sqlite.checkpoint")
+    private let checkpointThread = BlockingThreadPool(name: "tenki-sqlite-checkpoint", maxThreads: 1)
     private var checkpointScheduled = false
 
     private let readers: [SQLiteConnection]
-    private let readerQueues: [DispatchQueue]
-    private let readerSlots: DispatchSemaphore
+    /// One thread per reader connection: a job always finds a free connection.
+    private let readerPool: BlockingThreadPool
     private var freeReaders: [Int]
 
     /// Opens (creating if needed) the database file and its parent directory.
@@ -36,8 +37,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
         writer = try SQLiteConnection(path: path, readOnly: false)
         checkpointer = try SQLiteConnection(path: path, readOnly: false)
         readers = try (0..<readerCount).map { _ in try SQLiteConnection(path: path, readOnly: true) }
-        readerQueues = (0..<readerCount).map { DispatchQueue(label: "tenki.sqlite.reader.\($0)") }
-        readerSlots = DispatchSemaphore(value: readerCount)
+        readerPool = BlockingThreadPool(name: "tenki-sqlite-reader", maxThreads: readerCount)
         freeReaders = Array(0..<readerCount)
         // Checkpoints run on their own connection and thread, so a commit never waits for one.
         writer.onWALCommit(context: Unmanaged.passUnretained(self).toOpaque()) { context, _, _, pages in
@@ -61,7 +61,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
             return true
         }
         guard schedule else { return }
-        checkpointQueue.async {
+        checkpointThread.submit {
             self.lock.withLock { self.checkpointScheduled = false }
             self.checkpointer.passiveCheckpoint()
         }
@@ -85,12 +85,12 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
             let start = !draining
             draining = true
             lock.unlock()
-            if start { writerQueue.async { self.drain() } }
+            if start { writerThread.submit { self.drain() } }
         }
         return value as! T
     }
 
-    /// Runs on the writer queue until no writes are pending.
+    /// Runs on the writer thread until no writes are pending.
     private func drain() {
         while true {
             lock.lock()
@@ -161,33 +161,19 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     }
 
     public func read<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                self.readerSlots.wait()
-                self.lock.lock()
-                let index = self.freeReaders.removeLast()
-                self.lock.unlock()
-                self.readerQueues[index].async {
-                    let result = Result { () throws -> T in
-                        try self.readers[index].executeScript("BEGIN")
-                        defer { try? self.readers[index].executeScript("COMMIT") }
-                        return try body(self.readers[index])
-                    }
-                    self.lock.lock()
-                    self.freeReaders.append(index)
-                    self.lock.unlock()
-                    self.readerSlots.signal()
-                    continuation.resume(with: result)
-                }
-            }
+        try await readerPool.run {
+            let index = self.lock.withLock { self.freeReaders.removeLast() }
+            defer { self.lock.withLock { self.freeReaders.append(index) } }
+            let reader = self.readers[index]
+            try reader.executeScript("BEGIN")
+            defer { try? reader.executeScript("COMMIT") }
+            return try body(reader)
         }
     }
 
     public func close() async {
-        _ = try? await onQueue(writerQueue) { self.writer.close() }
-        _ = try? await onQueue(checkpointQueue) { self.checkpointer.close() }
-        for (index, queue) in readerQueues.enumerated() {
-            _ = try? await onQueue(queue) { self.readers[index].close() }
-        }
+        _ = try? await writerThread.run { self.writer.close() }
+        _ = try? await checkpointThread.run { self.checkpointer.close() }
+        _ = try? await readerPool.run { self.lock.withLock { self.readers.forEach { $0.close() } } }
     }
 }

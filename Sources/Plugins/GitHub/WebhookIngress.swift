@@ -30,12 +30,12 @@ struct WebhookIngress: Sendable {
             return .rejected(status: 413, code: "payload_too_large", message: "body exceeds \(maxBodyBytes) bytes")
         }
         switch WebhookSignature.verifyGitHub(secret: secret, body: body, header: headers["x-hub-signature-256"]) {
-        case .success: break
-        case .failure(.missing):
+        case .valid: break
+        case .missing:
             return .rejected(status: 401, code: "signature_missing", message: "X-Hub-Signature-256 is missing")
-        case .failure(.malformed):
+        case .malformed:
             return .rejected(status: 401, code: "signature_malformed", message: "X-Hub-Signature-256 must be sha256=<64 hex digits>")
-        case .failure:
+        case .mismatch, .timestampOutsideTolerance:
             return .rejected(status: 401, code: "signature_mismatch", message: "X-Hub-Signature-256 does not match the body")
         }
         guard let event = headers["x-github-event"], !event.isEmpty, event.count <= 100 else {

@@ -1,0 +1,56 @@
+import Foundation
+
+/// Threads of our own for blocking C calls (SQLite, libpq, libcurl), so they never occupy
+/// the cooperative pool or an event loop, and never queue behind other blocked GCD work.
+/// Threads start on demand up to `maxThreads` and then stay; jobs run in arrival order.
+public final class BlockingThreadPool: @unchecked Sendable {
+    public let name: String
+    public let maxThreads: Int
+    private let condition = NSCondition()
+    private var jobs: [() -> Void] = []
+    private var threads = 0
+    private var idle = 0
+
+    public init(name: String, maxThreads: Int) {
+        precondition(maxThreads > 0)
+        self.name = name
+        self.maxThreads = maxThreads
+    }
+
+    /// Runs `body` on a pool thread and returns its result to the awaiting task.
+    public func run<T>(_ body: @escaping () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            submit { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// Queues `job` without waiting for it.
+    public func submit(_ job: @escaping () -> Void) {
+        condition.lock()
+        jobs.append(job)
+        if idle == 0 && threads < maxThreads {
+            threads += 1
+            let thread = Thread { [unowned self] in self.work() }
+            thread.name = "\(name)-\(threads)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        } else {
+            condition.signal()
+        }
+        condition.unlock()
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty {
+                idle += 1
+                condition.wait()
+                idle -= 1
+            }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job()
+        }
+    }
+}
