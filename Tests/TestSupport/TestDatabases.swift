@@ -15,7 +15,7 @@ public struct MissingDependency: Error, CustomStringConvertible {
 }
 
 /// A fresh, empty database for one test: a new SQLite file, or a new PostgreSQL database in
-/// the cluster named by `TENKI_TEST_POSTGRES_URL` (scripts/test.sh starts one). A missing
+/// the cluster named by `TENKI_TEST_POSTGRES_URL` (tools/test.sh starts one). A missing
 /// PostgreSQL is a failure, never a skip.
 public final class TestDatabase: @unchecked Sendable {
     public let kind: DriverKind
@@ -31,7 +31,7 @@ public final class TestDatabase: @unchecked Sendable {
             return TestDatabase(kind: kind, url: "sqlite:" + directory + "/tenki.db", directory: directory, dropName: nil)
         case .postgres:
             guard let admin = ProcessInfo.processInfo.environment["TENKI_TEST_POSTGRES_URL"], !admin.isEmpty else {
-                throw MissingDependency(description: "TENKI_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts a throwaway PostgreSQL")
+                throw MissingDependency(description: "TENKI_TEST_POSTGRES_URL is not set: run the tests with tools/test.sh, which starts a throwaway PostgreSQL")
             }
             let name = "tenki_t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
             try PostgresAdmin.run(admin, "CREATE DATABASE \(name)")

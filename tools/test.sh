@@ -3,10 +3,10 @@
 # otherwise starts a throwaway PostgreSQL cluster for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+tools/install-deps.sh
 swift build --build-tests
 if [ -n "${TENKI_TEST_POSTGRES_URL:-}" ]; then
   swift test --skip-build "$@"
 else
-  scripts/with-postgres.sh swift test --skip-build "$@"
+  tools/with-postgres.sh swift test --skip-build "$@"
 fi

@@ -3,6 +3,6 @@
 # under ./data, http://127.0.0.1:8080). Extra arguments go to `tenki serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+tools/install-deps.sh
 swift build -c release --product tenki
 exec .build/release/tenki serve "$@"

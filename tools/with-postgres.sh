@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command with a throwaway PostgreSQL cluster: initdb in a temp dir, a free loopback
 # port, TENKI_TEST_POSTGRES_URL exported, and the cluster stopped and removed on exit.
-# Usage: scripts/with-postgres.sh COMMAND [ARGS...]
+# Usage: tools/with-postgres.sh COMMAND [ARGS...]
 set -euo pipefail
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 [ -x "$PGBIN/initdb" ] || { echo "PostgreSQL server binaries not found (install postgresql-15)" >&2; exit 1; }
