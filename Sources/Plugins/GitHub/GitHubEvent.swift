@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import SQL
 
 /// A GitHub webhook event decoded from its payload: the fields the host acts on, with the
 /// whole payload still available on the bus event. Fields GitHub may omit are optional.
@@ -128,6 +129,17 @@ public enum GitHubEvent: Sendable {
         case "push": return .push(try decoder.decode(Push.self, from: data))
         default: return .other(type: type)
         }
+    }
+
+    /// A subscription that hands `handler` the typed event, decoded outside any transaction,
+    /// and runs the returned writes in the transaction that records the event as handled.
+    public static func subscription(name: String, topics: [String],
+                                    handler: @escaping @Sendable (GitHubEvent, Event) throws -> @Sendable (any SQLConnection) throws -> Void)
+        -> EventSubscription
+    {
+        EventSubscription(name: name, source: GitHubPlugin.eventSource, topics: topics, handler: .prepared { event in
+            try handler(try decode(event), event)
+        })
     }
 
     /// Decodes a bus event produced by the GitHub plugin.

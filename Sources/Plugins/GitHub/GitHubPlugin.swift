@@ -112,6 +112,18 @@ public enum GitHubDeliveries {
         try await host.database.read { try DeliveryStore.headers($0, deliveryID: deliveryID) }
     }
 
+    public struct Stats: Codable, Sendable {
+        public let deliveries: Int
+        /// Inbox events of every source by status (pending, done, dead).
+        public let inbox: [String: Int]
+    }
+
+    public static func stats(_ host: TenkiHost) async throws -> Stats {
+        try await host.database.read { db in
+            Stats(deliveries: try DeliveryStore.count(db), inbox: try EventInbox.counts(db))
+        }
+    }
+
     /// Dispatches a stored delivery again; returns the new inbox event id.
     public static func redeliver(_ host: TenkiHost, deliveryID: String) async throws -> Int64? {
         let id = try await host.database.transaction { try DeliveryStore.redeliver($0, deliveryID: deliveryID, now: Date()) }

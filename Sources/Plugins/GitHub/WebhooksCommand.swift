@@ -7,7 +7,7 @@ import TenkiCrypto
 struct WebhooksCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "webhooks", abstract: "Inspect and replay stored GitHub webhook deliveries.",
-        subcommands: [List.self, Show.self, Redeliver.self, Sign.self])
+        subcommands: [List.self, Show.self, Redeliver.self, Stats.self, Sign.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List deliveries, newest first.")
@@ -99,6 +99,26 @@ struct WebhooksCommand: AsyncParsableCommand {
         }
     }
 
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Count stored deliveries and inbox events by status.")
+        @OptionGroup var options: HostOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await runReportingErrors {
+                let host = try await options.openHost()
+                let stats = try await GitHubDeliveries.stats(host)
+                if json {
+                    print(try JSONOutput.encode(stats, pretty: false))
+                } else {
+                    print("deliveries \(stats.deliveries)")
+                    for (status, count) in stats.inbox.sorted(by: { $0.key < $1.key }) { print("inbox \(status) \(count)") }
+                }
+                await host.database.close()
+            }
+        }
+    }
+
     struct Sign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the X-Hub-Signature-256 value for a file, with the configured secret (for curl tests).")
@@ -117,9 +137,9 @@ struct WebhooksCommand: AsyncParsableCommand {
 }
 
 enum JSONOutput {
-    static func encode<T: Encodable>(_ value: T) throws -> String {
+    static func encode<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }
