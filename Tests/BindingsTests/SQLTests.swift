@@ -82,25 +82,30 @@ struct SQLTests {
     @Test("serialization failures are retried whole on PostgreSQL")
     func serializationFailuresAreRetried() async throws {
         let test = try TestDatabase.make(.postgres)
-        let db = try test.open(poolSize: 8)
+        let db = try test.open(poolSize: 4)
         try await db.execute("CREATE TABLE s (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
         try await db.execute("INSERT INTO s (id, n) VALUES (1, 0)")
-        let attempts = LockedBox(0)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<8 {
-                group.addTask {
-                    try await db.transaction(isolation: .serializable) { tx in
-                        attempts.value += 1
-                        let n = try tx.query("SELECT n FROM s WHERE id = 1")[0].int("n")
-                        Thread.sleep(forTimeInterval: 0.01)
-                        try tx.execute("UPDATE s SET n = $1 WHERE id = 1", [.integer(n + 1)])
-                    }
-                }
+        // A reads, B then updates and commits, A updates: A must fail with 40001 and run again.
+        let aHasRead = DispatchSemaphore(value: 0)
+        let bCommitted = DispatchSemaphore(value: 0)
+        let attemptsOfA = LockedBox(0)
+        async let a: Void = db.transaction(isolation: .serializable) { tx in
+            attemptsOfA.value += 1
+            let n = try tx.query("SELECT n FROM s WHERE id = 1")[0].int("n")
+            if attemptsOfA.value == 1 {
+                aHasRead.signal()
+                _ = bCommitted.wait(timeout: .now() + 20)
             }
-            try await group.waitForAll()
+            try tx.execute("UPDATE s SET n = $1 WHERE id = 1", [.integer(n + 1)])
         }
-        #expect(try await db.query("SELECT n FROM s WHERE id = 1")[0].int("n") == 8)
-        #expect(attempts.value > 8, "some transactions should have been retried")
+        try await db.transaction { tx in
+            _ = aHasRead.wait(timeout: .now() + 20)
+            try tx.execute("UPDATE s SET n = n + 1 WHERE id = 1")
+        }
+        bCommitted.signal()
+        try await a
+        #expect(attemptsOfA.value == 2)
+        #expect(try await db.query("SELECT n FROM s WHERE id = 1")[0].int("n") == 2)
         await db.close()
     }
 

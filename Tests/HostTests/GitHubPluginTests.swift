@@ -9,6 +9,16 @@ import Testing
 
 @Suite("GitHub plugin inside the host")
 struct GitHubPluginTests {
+    static func openHost(_ test: TestDatabase) async throws -> TenkiHost {
+        var configuration = HostConfiguration()
+        configuration.dataDir = test.directory
+        configuration.databaseURL = test.url
+        configuration.githubWebhookSecret = "s"
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return try await TenkiHost.open(configuration, plugins: [GitHubPlugin.self], logger: logger)
+    }
+
     @Test("every fixture decodes to its typed event")
     func typedEvents() throws {
         for fixture in try Fixtures.github() {
@@ -41,13 +51,7 @@ struct GitHubPluginTests {
     @Test("the host assembles the plugin: migrations, subscriptions and Lua functions", arguments: DriverKind.allCases)
     func hostAssemblesPlugin(_ kind: DriverKind) async throws {
         let test = try TestDatabase.make(kind)
-        var configuration = HostConfiguration()
-        configuration.dataDir = test.directory
-        configuration.databaseURL = test.url
-        configuration.githubWebhookSecret = "s"
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let host = try await TenkiHost.open(configuration, plugins: [GitHubPlugin.self], logger: logger)
+        let host = try await Self.openHost(test)
         let versions = try await host.database.query("SELECT plugin, version FROM schema_migrations ORDER BY plugin, version")
         #expect(try versions.map { "\(try $0.string("plugin"))/\(try $0.int("version"))" } == ["github/1", "host/1"])
         // Opening again applies nothing new.
@@ -65,13 +69,7 @@ struct GitHubPluginTests {
     @Test("a typed subscriber receives decoded events and writes exactly once")
     func typedSubscriber() async throws {
         let test = try TestDatabase.make(.sqlite)
-        var configuration = HostConfiguration()
-        configuration.dataDir = test.directory
-        configuration.databaseURL = test.url
-        configuration.githubWebhookSecret = "s"
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let host = try await TenkiHost.open(configuration, plugins: [GitHubPlugin.self], logger: logger)
+        let host = try await Self.openHost(test)
         try await host.database.execute("CREATE TABLE jobs_seen (job_id BIGINT NOT NULL, action TEXT NOT NULL)")
         host.events.subscribe(GitHubEvent.subscription(name: "test.jobs", topics: ["workflow_job.*"]) { typed, _ in
             guard case .workflowJob(let job) = typed else { return { _ in } }

@@ -1,7 +1,8 @@
 import Foundation
 
-/// One forward-only schema change of a plugin. `sql` runs on SQLite; `postgres` (when given)
-/// replaces it on PostgreSQL, for the few places where the dialects differ.
+/// One forward-only schema change of a plugin. `sql` is written once for both drivers: on
+/// PostgreSQL, `INTEGER PRIMARY KEY AUTOINCREMENT` becomes `BIGSERIAL PRIMARY KEY` and `BLOB`
+/// becomes `BYTEA`. `postgres` (when given) replaces it whole where the dialects differ more.
 public struct Migration: Sendable {
     public let version: Int
     public let name: String
@@ -12,7 +13,12 @@ public struct Migration: Sendable {
         self.version = version
         self.name = name
         self.sqlite = sql
-        self.postgres = postgres ?? sql
+        self.postgres = postgres ?? Migration.translateToPostgres(sql)
+    }
+
+    static func translateToPostgres(_ sql: String) -> String {
+        sql.replacingOccurrences(of: "INTEGER PRIMARY KEY AUTOINCREMENT", with: "BIGSERIAL PRIMARY KEY")
+            .replacingOccurrences(of: #"\bBLOB\b"#, with: "BYTEA", options: .regularExpression)
     }
 
     func sql(for dialect: SQLDialect) -> String { dialect == .sqlite ? sqlite : postgres }

@@ -30,30 +30,6 @@ public enum EventInbox {
                 handled_at_ms BIGINT NOT NULL,
                 PRIMARY KEY (event_id, subscriber)
             );
-            """, postgres: """
-            CREATE TABLE event_inbox (
-                id BIGSERIAL PRIMARY KEY,
-                topic TEXT NOT NULL,
-                source TEXT NOT NULL,
-                source_id TEXT NOT NULL,
-                payload BYTEA,
-                status TEXT NOT NULL DEFAULT 'pending',
-                attempts INTEGER NOT NULL DEFAULT 0,
-                next_attempt_at_ms BIGINT NOT NULL,
-                lease_owner TEXT,
-                lease_until_ms BIGINT,
-                last_error TEXT,
-                created_at_ms BIGINT NOT NULL,
-                handled_at_ms BIGINT
-            );
-            CREATE INDEX event_inbox_pending ON event_inbox (next_attempt_at_ms, id) WHERE status = 'pending';
-            CREATE INDEX event_inbox_source ON event_inbox (source, source_id);
-            CREATE TABLE event_handled (
-                event_id BIGINT NOT NULL,
-                subscriber TEXT NOT NULL,
-                handled_at_ms BIGINT NOT NULL,
-                PRIMARY KEY (event_id, subscriber)
-            );
             """),
     ]
 

@@ -52,23 +52,6 @@ enum DeliveryStore {
                 handled_at_ms BIGINT
             );
             CREATE INDEX github_deliveries_received ON github_deliveries (received_at_ms);
-            """, postgres: """
-            CREATE TABLE github_deliveries (
-                delivery_id TEXT PRIMARY KEY,
-                event TEXT NOT NULL,
-                action TEXT,
-                hook_id TEXT,
-                installation_id BIGINT,
-                repository TEXT,
-                headers TEXT NOT NULL,
-                body BYTEA NOT NULL,
-                body_sha256 TEXT NOT NULL,
-                received_at_ms BIGINT NOT NULL,
-                redeliveries INTEGER NOT NULL DEFAULT 0,
-                handled_count INTEGER NOT NULL DEFAULT 0,
-                handled_at_ms BIGINT
-            );
-            CREATE INDEX github_deliveries_received ON github_deliveries (received_at_ms);
             """),
     ]
 
