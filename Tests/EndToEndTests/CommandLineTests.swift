@@ -1,0 +1,71 @@
+import Foundation
+import TestSupport
+import Testing
+
+@Suite("tenki command line")
+struct CommandLineTests {
+    @Test("version prints this build and its C libraries as JSON")
+    func version() throws {
+        let result = try TenkiProcess.run(["version", "--json"])
+        #expect(result.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: String])
+        #expect(object["lua"]?.hasPrefix("5.4") == true)
+        #expect(object["sqlite"]?.hasPrefix("3.") == true)
+        #expect(object["libcurl"]?.contains("libcurl") == true)
+        #expect(object["tenki"] != nil && object["libpq"] != nil)
+    }
+
+    @Test("migrate applies once, then reports the schema current", arguments: DriverKind.allCases)
+    func migrate(_ kind: DriverKind) throws {
+        let test = try TestDatabase.make(kind)
+        let storage = ["--data-dir", test.directory + "/data"] + (kind == .postgres ? ["--database-url", test.url] : [])
+        let first = try TenkiProcess.run(["migrate"] + storage)
+        #expect(first.status == 0, "\(first.error)")
+        #expect(first.output.contains("host: applied 1"))
+        #expect(first.output.contains("github: applied 1"))
+        let second = try TenkiProcess.run(["migrate"] + storage)
+        #expect(second.output == "host: up to date\ngithub: up to date\n")
+    }
+
+    @Test("configuration errors exit 78 and say what is wrong")
+    func badConfiguration() throws {
+        let directory = try TemporaryDirectory.make(prefix: "tenki-cli")
+        let unknown = try TenkiProcess.run(["migrate", "--data-dir", directory, "--set", "colour=blue"])
+        #expect(unknown.status == 78)
+        #expect(unknown.error.contains("unknown configuration key 'colour'"))
+        let badPort = try TenkiProcess.run(["serve", "--data-dir", directory], environment: ["TENKI_PORT": "http"])
+        #expect(badPort.status == 78)
+        #expect(badPort.error.contains("TENKI_PORT: port must be an integer"))
+        let badDatabase = try TenkiProcess.run(["migrate", "--database-url", "postgres://nobody@127.0.0.1:1/none"])
+        #expect(badDatabase.status == 69)
+        #expect(badDatabase.error.contains("cannot open the database"))
+    }
+
+    @Test("a second serve on the same SQLite data directory is refused")
+    func oneServePerDataDirectory() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let dataDir = test.directory + "/data"
+        let first = try await TenkiProcess.serve(dataDir: dataDir, databaseURL: nil, secret: "s")
+        let second = try TenkiProcess.run(["serve", "--data-dir", dataDir, "--port", String(TenkiProcess.freePort())])
+        #expect(second.status == 69)
+        #expect(second.error.contains("another `tenki serve` is using this data directory"))
+        #expect(first.terminate() == 0)
+    }
+
+    @Test("without a configured secret, serve makes one and sign uses it")
+    func generatedSecret() throws {
+        let directory = try TemporaryDirectory.make(prefix: "tenki-cli")
+        let fixture = try Fixtures.github()[0]
+        let file = directory + "/payload.json"
+        FileManager.default.createFile(atPath: file, contents: Data(fixture.body))
+        let signed = try TenkiProcess.run(["webhooks", "sign", file, "--data-dir", directory + "/data"],
+                                          environment: ["TENKI_GITHUB_WEBHOOK_SECRET": ""])
+        #expect(signed.status == 0)
+        #expect(signed.output.hasPrefix("sha256=") && signed.output.count == 72)
+        let secretFile = directory + "/data/github-webhook-secret"
+        let attributes = try FileManager.default.attributesOfItem(atPath: secretFile)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let again = try TenkiProcess.run(["webhooks", "sign", file, "--data-dir", directory + "/data"])
+        #expect(again.output == signed.output)
+    }
+}
