@@ -19,13 +19,17 @@ public struct HostContext: Sendable {
     public let events: EventBus
     public let logger: Logger
     public let httpClient: HTTPClient
+    /// The Lua policies' decisions (pricing, admission, ...).
+    public let policies: PolicyEngine
 
-    public init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient) {
+    public init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient,
+                policies: PolicyEngine) {
         self.configuration = configuration
         self.database = database
         self.events = events
         self.logger = logger
         self.httpClient = httpClient
+        self.policies = policies
     }
 }
 

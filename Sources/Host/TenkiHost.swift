@@ -14,6 +14,7 @@ public final class TenkiHost: @unchecked Sendable {
     public let logger: Logger
     public let httpClient: HTTPClient
     public let plugins: [any Plugin]
+    public let policies: PolicyEngine
 
     /// Opens the database, applies every pending migration (kernel first) and builds the plugins.
     public static func open(_ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
@@ -21,8 +22,11 @@ public final class TenkiHost: @unchecked Sendable {
         let database = try DatabaseOpener.open(configuration)
         try await migrate(database, plugins: pluginTypes)
         let events = EventBus(database: database, configuration: configuration, logger: logger)
+        let policies = PolicyEngine(source: DirectoryPolicySource(root: configuration.policyRoot), logger: logger)
+        policies.reload()
         let httpClient = HTTPClient()
-        let context = HostContext(configuration: configuration, database: database, events: events, logger: logger, httpClient: httpClient)
+        let context = HostContext(configuration: configuration, database: database, events: events, logger: logger, httpClient: httpClient,
+                                  policies: policies)
         var plugins: [any Plugin] = []
         for type in pluginTypes {
             let plugin = try await type.init(context: context)
@@ -30,17 +34,18 @@ public final class TenkiHost: @unchecked Sendable {
             plugins.append(plugin)
         }
         return TenkiHost(configuration: configuration, database: database, events: events, logger: logger,
-                         httpClient: httpClient, plugins: plugins)
+                         httpClient: httpClient, plugins: plugins, policies: policies)
     }
 
     init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger,
-         httpClient: HTTPClient, plugins: [any Plugin]) {
+         httpClient: HTTPClient, plugins: [any Plugin], policies: PolicyEngine) {
         self.configuration = configuration
         self.database = database
         self.events = events
         self.logger = logger
         self.httpClient = httpClient
         self.plugins = plugins
+        self.policies = policies
     }
 
     /// Applies the kernel's and each plugin's migrations; returns what was applied, per owner.
@@ -73,6 +78,11 @@ public final class TenkiHost: @unchecked Sendable {
                 return JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "error": "\(error)"])
             }
         }
+        let policies = self.policies
+        router.get("/policies/status") { _, _ in
+            let data = (try? JSONEncoder().encode(policies.status)) ?? Data("{}".utf8)
+            return JSONResponse.raw(.ok, String(decoding: data, as: UTF8.self))
+        }
         plugins.forEach { $0.addRoutes(to: router) }
         return router
     }
@@ -86,6 +96,7 @@ public final class TenkiHost: @unchecked Sendable {
         } else {
             logger.notice("dispatch is off: deliveries are stored but not handled")
         }
+        services.append(PolicyReloader(engine: policies))
         services.append(contentsOf: plugins.flatMap(\.services))
         let logger = self.logger
         let app = Application(

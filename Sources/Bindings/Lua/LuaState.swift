@@ -67,6 +67,13 @@ public final class LuaState {
     /// VM instructions counted in the last protected call (to the hook's granularity).
     public var instructionsUsedLastCall: Int64 { tenki_lua_instructions_used(L) }
 
+    /// Adds the `money` and `date` libraries (integer micro-cents with overflow checks and
+    /// explicit rounding; pure UTC date helpers).
+    public func openMoneyAndDate() throws {
+        let status = tenki_lua_open_money(L)
+        if status != LUA_OK { throw popError(status: status) }
+    }
+
     // MARK: running code
 
     /// Compiles and runs a text chunk, returning its results.
@@ -115,6 +122,19 @@ public final class LuaState {
     public func compile(_ source: String, chunkName: String) throws -> LuaReference {
         try load(source, chunkName: chunkName)
         return LuaReference(id: Int32(luaL_ref(L, TENKI_LUA_REGISTRYINDEX)))
+    }
+
+    /// Runs a chunk and keeps its first result (any type, e.g. a function) in the registry.
+    public func evaluateToReference(_ source: String, chunkName: String = "=reference") throws -> LuaReference {
+        let top = lua_gettop(L)
+        try load(source, chunkName: chunkName)
+        let status = tenki_lua_pcall(L, 0, 1)
+        if status != LUA_OK {
+            let error = popError(status: status)
+            lua_settop(L, top)
+            throw error
+        }
+        return withHostSection { LuaReference(id: Int32(luaL_ref(L, TENKI_LUA_REGISTRYINDEX))) }
     }
 
     public func release(_ reference: LuaReference) {

@@ -56,6 +56,9 @@ void tenki_lua_push_swift_function(lua_State *L, tenki_lua_swift_callback callba
 /// protected call and removes what lets a script escape or stop being deterministic.
 int tenki_lua_open_sandbox(lua_State *L);
 
+/// Adds the `money` (integer micro-cents, checked) and `date` (pure UTC) libraries.
+int tenki_lua_open_money(lua_State *L);
+
 /// Opens the full standard library (for trusted tooling only).
 int tenki_lua_open_all(lua_State *L);
 

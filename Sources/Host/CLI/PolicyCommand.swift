@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import HTTPClient
+import Logging
+import Lua
+
+/// `tenki policy check | test | eval | status`: for ops and sales changing policies.
+public struct PolicyCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "Check, test, dry-run and inspect the Lua policies.",
+        subcommands: [Check.self, Test.self, Eval.self, Status.self])
+
+    public init() {}
+
+    static func files(_ path: String?, options: HostOptions) throws -> (String, [PolicyFile]) {
+        let root = try path ?? options.configuration().policyRoot
+        return (root, try DirectoryPolicySource(root: root).read())
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a policy directory (syntax, exports, examples) without loading it; exit 65 with file:line on failure.")
+        @OptionGroup var options: HostOptions
+        @Argument(help: "Policy directory (default: the configured policy_root).") var path: String?
+
+        func run() async throws {
+            try await runReportingErrors {
+                let (root, files) = try PolicyCommand.files(path, options: options)
+                let errors = PolicyEngine.check(files)
+                if errors.isEmpty {
+                    print("ok: \(files.count) file(s) in \(root), version \(policyVersion(of: files))")
+                } else {
+                    errors.forEach { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+                    throw ExitCode(65)
+                }
+            }
+        }
+    }
+
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run every policy's examples and report each.")
+        @OptionGroup var options: HostOptions
+        @Argument(help: "Policy directory (default: the configured policy_root).") var path: String?
+
+        func run() async throws {
+            try await runReportingErrors {
+                let (_, files) = try PolicyCommand.files(path, options: options)
+                let set = PolicySet(files: files, loadedAt: Date())
+                let worker: PolicyWorker
+                do { worker = try PolicyWorker(set: set) } catch let error as LuaError {
+                    FileHandle.standardError.write(Data((PolicyError(error, defaultFile: "?").description + "\n").utf8))
+                    throw ExitCode(65)
+                }
+                var failures = 0
+                var passed = 0
+                for path in set.policyPaths {
+                    let count = (try? worker.field(path, "examples").tableValue?.array.count) ?? 0
+                    let errors = PolicyExamples.run(worker: worker, path: path)
+                    failures += errors.count
+                    passed += max(0, count - errors.count)
+                    for error in errors { print("FAIL \(error)") }
+                    if errors.isEmpty, count > 0 { print("ok   \(path): \(count) example(s)") }
+                }
+                print("\(passed) passed, \(failures) failed")
+                if failures > 0 { throw ExitCode(65) }
+            }
+        }
+    }
+
+    struct Eval: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Dry-run a decision: what would this cost, and why, line by line.",
+            discussion: "Decisions: price. Input is the JSON the policy receives (see README, Policies).")
+        @OptionGroup var options: HostOptions
+        @Argument(help: "The decision (price).") var decision: String
+        @Option(help: "Input JSON, or @file to read it from a file.") var input: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await runReportingErrors {
+                let configuration = try options.configuration()
+                var logger = Logger(label: "tenki")
+                logger.logLevel = .critical
+                let engine = PolicyEngine(source: DirectoryPolicySource(root: configuration.policyRoot), logger: logger)
+                if case .rejected(_, let errors) = engine.reload() {
+                    throw HostError(.badConfiguration, "policies rejected:\n" + errors.joined(separator: "\n"))
+                }
+                var text = input
+                if text.hasPrefix("@") {
+                    guard let data = FileManager.default.contents(atPath: String(text.dropFirst())) else {
+                        throw HostError(.notFound, "cannot read \(text.dropFirst())")
+                    }
+                    text = String(decoding: data, as: UTF8.self)
+                }
+                guard decision == "price" else { throw HostError(.badRequest, "unknown decision '\(decision)' (known: price)") }
+                let parsed: JobPriceInput
+                do {
+                    parsed = try JSONDecoder().decode(JobPriceInput.self, from: Data(text.utf8))
+                } catch {
+                    throw HostError(.badRequest, "price input: \(error)")
+                }
+                let price: JobPrice
+                do {
+                    price = try engine.priceJob(parsed).price
+                } catch let error as PolicyError {
+                    throw HostError(.badRequest, error.description)
+                }
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                    print(String(decoding: try encoder.encode(price), as: UTF8.self))
+                } else if !price.matched {
+                    print("not ours: the job's labels match no offering; it costs nothing")
+                } else {
+                    print("\(price.sku ?? "?"): \(price.billableMinutes) billable minute(s), \(price.freeMinutesConsumed) free minute(s) used")
+                    for line in price.lines {
+                        print("  \(line.description): \(line.quantity) × \(MoneyText.usd(line.unitPriceMicros, decimals: 4)) = \(MoneyText.usd(line.amountMicros, decimals: 4))")
+                    }
+                    print("total \(MoneyText.usd(price.amountMicros, decimals: 4)) (policy version \(price.policyVersion))")
+                }
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Ask a running `tenki serve` which policy version it serves and what it last rejected.")
+        @Option(help: "The server's base URL.") var url = "http://127.0.0.1:8080"
+
+        func run() async throws {
+            try await runReportingErrors {
+                let response: OutboundResponse
+                do {
+                    response = try await HTTPClient().get(url + "/policies/status")
+                } catch {
+                    throw HostError(.unavailable, "cannot reach \(url): \(error)")
+                }
+                guard response.status == 200 else { throw HostError(.unavailable, "\(url) answered \(response.status)") }
+                print(response.bodyText)
+            }
+        }
+    }
+}
+
+/// Display of micro-cents as dollars (rounded half-up, for people only).
+public enum MoneyText {
+    public static func usd(_ micros: Int64, decimals: Int = 2) -> String {
+        precondition((0...8).contains(decimals))
+        var unit: Int64 = 1
+        for _ in 0..<(8 - decimals) { unit *= 10 }
+        let negative = micros < 0
+        let magnitude = micros.magnitude
+        let rounded = (magnitude + UInt64(unit / 2)) / UInt64(unit)
+        var scale: UInt64 = 1
+        for _ in 0..<decimals { scale *= 10 }
+        let fraction = String(rounded % scale)
+        let padded = String(repeating: "0", count: max(0, decimals - fraction.count)) + fraction
+        return (negative ? "-$" : "$") + String(rounded / scale) + (decimals > 0 ? "." + padded : "")
+    }
+}

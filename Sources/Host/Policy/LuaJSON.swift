@@ -1,0 +1,75 @@
+import Foundation
+import Lua
+
+/// JSON in and out of policies: integral numbers become Lua integers, others floats; empty
+/// tables become `{}`; sequences become arrays.
+public enum LuaJSON {
+    public static func value(fromJSON text: String) throws -> LuaValue {
+        do {
+            return try JSONDecoder().decode(DecodedValue.self, from: Data(text.utf8)).value
+        } catch {
+            throw HostError(.badRequest, "input is not valid JSON: \(error)")
+        }
+    }
+
+    /// JSONDecoder keeps booleans, integers and floats apart, which Lua needs.
+    private struct DecodedValue: Decodable {
+        let value: LuaValue
+
+        init(from decoder: any Decoder) throws {
+            if var array = try? decoder.unkeyedContainer() {
+                var items: [LuaValue] = []
+                while !array.isAtEnd { items.append(try array.decode(DecodedValue.self).value) }
+                value = .table(LuaTable(array: items))
+                return
+            }
+            if let object = try? decoder.container(keyedBy: AnyKey.self) {
+                var table = LuaTable()
+                for key in object.allKeys { table[.string(key.stringValue)] = try object.decode(DecodedValue.self, forKey: key).value }
+                value = .table(table)
+                return
+            }
+            let single = try decoder.singleValueContainer()
+            if single.decodeNil() { value = .nil }
+            else if let b = try? single.decode(Bool.self) { value = .boolean(b) }
+            else if let i = try? single.decode(Int64.self) { value = .integer(i) }
+            else if let d = try? single.decode(Double.self) { value = .number(d) }
+            else { value = .string(try single.decode(String.self)) }
+        }
+    }
+
+    private struct AnyKey: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { return nil }
+    }
+
+    public static func json(_ value: LuaValue) -> Any {
+        switch value {
+        case .nil: return NSNull()
+        case .boolean(let b): return b
+        case .integer(let i): return i
+        case .number(let d): return d
+        case .string(let s): return s
+        case .table(let t):
+            if t.fields.isEmpty && !t.array.isEmpty { return t.array.map(json) }
+            var object: [String: Any] = [:]
+            for (index, item) in t.array.enumerated() { object[String(index + 1)] = json(item) }
+            for (key, item) in t.fields {
+                switch key {
+                case .string(let s): object[s] = json(item)
+                case .integer(let i): object[String(i)] = json(item)
+                default: object["\(key)"] = json(item)
+                }
+            }
+            return object
+        }
+    }
+
+    public static func text(_ value: LuaValue, pretty: Bool = false) -> String {
+        let options: JSONSerialization.WritingOptions = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? JSONSerialization.data(withJSONObject: json(value), options: options.union(.fragmentsAllowed))) ?? Data("null".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

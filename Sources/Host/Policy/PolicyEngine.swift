@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import Lua
+
+/// What `tenki policy status` and `GET /policies/status` show.
+public struct PolicyStatus: Sendable, Codable {
+    public var version: String?
+    public var loadedAt: String?
+    public var files: [String]
+    public var lastCheckAt: String?
+    public var lastRejection: Rejection?
+    public var reloads: Int
+
+    public struct Rejection: Sendable, Codable {
+        public let version: String
+        public let at: String
+        public let errors: [String]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, loadedAt = "loaded_at", files, lastCheckAt = "last_check_at", lastRejection = "last_rejection", reloads
+    }
+}
+
+/// Loads, validates and serves Lua policies. A new set of files is compiled in a fresh state and
+/// checked (syntax, required exports, each policy's own `examples`) before it replaces the
+/// current set in one swap; a bad set is rejected with file:line and the current set keeps
+/// serving. Each thread evaluates in its own Lua state for the set it started with.
+public final class PolicyEngine: @unchecked Sendable {
+    public let source: any PolicySource
+    let logger: Logger
+    private let lock = NSLock()
+    private var current: PolicySet?
+    private var statusValue = PolicyStatus(files: [], reloads: 0)
+    private var lastSeenVersion: String?
+    private let workerKey = "tenki.policy.worker." + UUID().uuidString
+
+    public init(source: any PolicySource, logger: Logger) {
+        self.source = source
+        self.logger = logger
+    }
+
+    public var status: PolicyStatus { lock.withLock { statusValue } }
+    public var currentVersion: String? { lock.withLock { current?.version } }
+
+    public enum ReloadOutcome: Sendable, Equatable {
+        case unchanged(version: String)
+        case loaded(version: String)
+        case rejected(version: String, errors: [String])
+    }
+
+    /// Reads the source; if its content changed, validates and swaps it in.
+    @discardableResult
+    public func reload(now: Date = Date()) -> ReloadOutcome {
+        let files: [PolicyFile]
+        do {
+            files = try source.read()
+        } catch {
+            let message = "\(error)"
+            lock.withLock {
+                statusValue.lastCheckAt = Timestamp.iso(ms: Timestamp.ms(now))
+                statusValue.lastRejection = .init(version: "-", at: Timestamp.iso(ms: Timestamp.ms(now)), errors: [message])
+            }
+            return .rejected(version: "-", errors: [message])
+        }
+        let candidate = PolicySet(files: files, loadedAt: now)
+        let seen: Bool = lock.withLock {
+            statusValue.lastCheckAt = Timestamp.iso(ms: Timestamp.ms(now))
+            return lastSeenVersion == candidate.version
+        }
+        if seen { return .unchanged(version: candidate.version) }
+        let errors = PolicyEngine.validate(candidate)
+        lock.withLock {
+            lastSeenVersion = candidate.version
+            if errors.isEmpty {
+                current = candidate
+                statusValue.version = candidate.version
+                statusValue.loadedAt = Timestamp.iso(ms: Timestamp.ms(now))
+                statusValue.files = candidate.files.map(\.path)
+                statusValue.reloads += 1
+            } else {
+                statusValue.lastRejection = .init(version: candidate.version, at: Timestamp.iso(ms: Timestamp.ms(now)), errors: errors)
+            }
+        }
+        if errors.isEmpty {
+            logger.info("policies loaded", metadata: ["version": .string(candidate.version), "files": .stringConvertible(files.count)])
+            return .loaded(version: candidate.version)
+        }
+        logger.error("policy change rejected; the previous version keeps serving",
+                     metadata: ["version": .string(candidate.version), "errors": .string(errors.joined(separator: " | "))])
+        return .rejected(version: candidate.version, errors: errors)
+    }
+
+    /// Every problem with a set of files, as `file:line: reason` (empty when it may serve).
+    public static func validate(_ set: PolicySet) -> [String] {
+        let worker: PolicyWorker
+        do {
+            worker = try PolicyWorker(set: set)
+        } catch let error as LuaError {
+            return [PolicyError(error, defaultFile: "?").description]
+        } catch {
+            return ["\(error)"]
+        }
+        var errors: [String] = []
+        for (path, required) in PolicyContracts.requiredExports where set.policyPaths.contains(path) {
+            for name in required where (try? worker.exports(path, name)) != true {
+                errors.append(PolicyError(file: path, line: nil, message: "must export a function '\(name)'").description)
+            }
+        }
+        for path in set.policyPaths {
+            errors += PolicyExamples.run(worker: worker, path: path)
+        }
+        return errors
+    }
+
+    /// Validates files without loading them (for `tenki policy check`).
+    public static func check(_ files: [PolicyFile]) -> [String] {
+        validate(PolicySet(files: files, loadedAt: Date()))
+    }
+
+    /// Calls `function` of policy `path` with `input` on this thread's worker for the current
+    /// set. Throws `PolicyError` (with file:line) when the policy fails.
+    public func evaluate(_ path: String, _ function: String, input: LuaValue) throws -> (output: LuaValue, version: String) {
+        guard let set = lock.withLock({ current }) else {
+            throw PolicyError(file: path, line: nil, message: "no policy set is loaded (policy root: \(source.description))")
+        }
+        let worker = try worker(for: set)
+        do {
+            let output = try worker.call(path, function, input)
+            return (output, set.version)
+        } catch let error as LuaError {
+            if worker.poisoned { Thread.current.threadDictionary.removeObject(forKey: workerKey) }
+            throw PolicyError(error, defaultFile: path)
+        }
+    }
+
+    private final class WorkerBox {
+        let worker: PolicyWorker
+        init(_ worker: PolicyWorker) { self.worker = worker }
+    }
+
+    private func worker(for set: PolicySet) throws -> PolicyWorker {
+        let dictionary = Thread.current.threadDictionary
+        if let box = dictionary[workerKey] as? WorkerBox, box.worker.set === set { return box.worker }
+        let worker: PolicyWorker
+        do {
+            worker = try PolicyWorker(set: set)
+        } catch let error as LuaError {
+            throw PolicyError(error, defaultFile: "?")
+        }
+        dictionary[workerKey] = WorkerBox(worker)
+        return worker
+    }
+}
+
+/// The functions each shipped policy must export.
+public enum PolicyContracts {
+    public static let requiredExports: [String: [String]] = [
+        "pricing.lua": ["price", "match"],
+    ]
+}

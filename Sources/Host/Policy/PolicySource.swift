@@ -1,0 +1,77 @@
+import Foundation
+import TenkiCrypto
+
+/// One policy file: its path relative to the policy root (`pricing.lua`, `contracts/acme.lua`)
+/// and its text.
+public struct PolicyFile: Sendable, Equatable {
+    public let path: String
+    public let source: String
+
+    public init(path: String, source: String) {
+        self.path = path
+        self.source = source
+    }
+}
+
+/// Where policy files come from. The engine only asks for the current files; a directory is
+/// the first source, and a bundle stored in the database (for replicas) can be another.
+public protocol PolicySource: Sendable {
+    var description: String { get }
+    func read() throws -> [PolicyFile]
+}
+
+/// Every `*.lua` file under a directory, sorted by path.
+public struct DirectoryPolicySource: PolicySource {
+    public let root: String
+    public var description: String { root }
+
+    public init(root: String) { self.root = root }
+
+    public func read() throws -> [PolicyFile] {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard manager.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw HostError(.badConfiguration, "policy root '\(root)' is not a directory")
+        }
+        guard let enumerator = manager.enumerator(atPath: root) else { return [] }
+        var files: [PolicyFile] = []
+        for case let path as String in enumerator where path.hasSuffix(".lua") {
+            let full = (root as NSString).appendingPathComponent(path)
+            let size = (try? manager.attributesOfItem(atPath: full)[.size] as? Int) ?? 0
+            guard size <= PolicyLimits.maxFileBytes else {
+                throw HostError(.badConfiguration, "\(path): larger than \(PolicyLimits.maxFileBytes) bytes")
+            }
+            guard let text = try? String(contentsOfFile: full, encoding: .utf8) else {
+                throw HostError(.badConfiguration, "\(path): cannot be read as UTF-8 text")
+            }
+            files.append(PolicyFile(path: path, source: text))
+        }
+        guard files.count <= PolicyLimits.maxFiles else {
+            throw HostError(.badConfiguration, "more than \(PolicyLimits.maxFiles) policy files under \(root)")
+        }
+        return files.sorted { $0.path < $1.path }
+    }
+}
+
+/// Limits of the policy engine, kept together.
+public enum PolicyLimits {
+    public static let maxFileBytes = 1 << 20
+    public static let maxFiles = 1_000
+    /// VM instructions one decision may execute.
+    public static let evaluationInstructions: Int64 = 5_000_000
+    /// Wall-clock cap of one decision.
+    public static let evaluationWallClockNanoseconds: Int64 = 250_000_000
+    /// Memory one worker's Lua state may hold beyond the loaded policies.
+    public static let stateMemoryBytes = 64 << 20
+    /// How often the directory is checked for changes.
+    public static let reloadPollMilliseconds = 200
+}
+
+/// A policy set's version: the first 12 hex digits of SHA-256 over every path and text.
+func policyVersion(of files: [PolicyFile]) -> String {
+    var bytes: [UInt8] = []
+    for file in files {
+        bytes += Array(file.path.utf8) + [0] + Array(file.source.utf8) + [0]
+    }
+    return String(Hex.encode(Digest.sha256(bytes)).prefix(12))
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Lua
+
+/// A compiled, immutable policy set: what one version of the policy root contained.
+public final class PolicySet: Sendable {
+    public let version: String
+    public let files: [PolicyFile]
+    public let loadedAt: Date
+
+    init(files: [PolicyFile], loadedAt: Date) {
+        self.files = files
+        self.version = policyVersion(of: files)
+        self.loadedAt = loadedAt
+    }
+
+    /// Files that are policies (the rest, under `lib/`, are only for `require`).
+    var policyPaths: [String] { files.map(\.path).filter { !$0.hasPrefix("lib/") } }
+}
+
+/// One Lua state with one policy set loaded, owned by one thread. Never shared, never used
+/// across an `await`: an evaluation runs start to end on the thread that owns the worker.
+final class PolicyWorker {
+    let set: PolicySet
+    let state: LuaState
+    private var functions: [String: LuaReference] = [:]
+    /// A worker whose evaluation tripped a limit is thrown away (LUA.md, 4).
+    var poisoned = false
+
+    init(set: PolicySet) throws {
+        self.set = set
+        state = try LuaState(sandboxed: true)
+        try state.openMoneyAndDate()
+        try state.run(PolicyPrelude.source, chunkName: "=prelude")
+        for file in set.files {
+            try state.call("__tenki_add_source", [.string(file.path), .string(file.source)])
+        }
+        state.limits = LuaLimits(memoryBytes: PolicyLimits.stateMemoryBytes, instructions: PolicyLimits.evaluationInstructions,
+                                 wallClockNanoseconds: PolicyLimits.evaluationWallClockNanoseconds)
+        for path in set.policyPaths {
+            let type = try state.call("__tenki_module_type", [.string(path)])
+            guard type.first == "table" else {
+                throw PolicyError(file: path, line: nil, message: "a policy must return a table of functions and data (returned \(type.first?.stringValue ?? "nothing"))")
+            }
+        }
+    }
+
+    /// Whether `path` exports a function `name`.
+    func exports(_ path: String, _ name: String) throws -> Bool {
+        try state.call("__tenki_export_type", [.string(path), .string(name)]).first == "function"
+    }
+
+    /// Calls `path`'s exported function with one table argument.
+    func call(_ path: String, _ name: String, _ input: LuaValue) throws -> LuaValue {
+        let key = path + "#" + name
+        let reference: LuaReference
+        if let cached = functions[key] {
+            reference = cached
+        } else {
+            guard try exports(path, name) else {
+                throw PolicyError(file: path, line: nil, message: "does not export a function '\(name)'")
+            }
+            reference = try state.evaluateToReference(
+                "return __tenki.module(\(luaQuote(path)))[\(luaQuote(name))]", chunkName: "=export")
+            functions[key] = reference
+        }
+        do {
+            return try state.call(reference, [input]).first ?? .nil
+        } catch let error as LuaError {
+            if [.instructionBudget, .timeLimit, .memory].contains(error.kind) { poisoned = true }
+            throw error
+        }
+    }
+
+    /// Reads a data field of a policy (e.g. `examples`, `effective_from`).
+    func field(_ path: String, _ name: String) throws -> LuaValue {
+        try state.call("__tenki_field", [.string(path), .string(name)]).first ?? .nil
+    }
+}
+
+func luaQuote(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+/// A policy problem a person fixes: which file, which line when known, and why.
+public struct PolicyError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let file: String
+    public let line: Int?
+    public let message: String
+
+    public init(file: String, line: Int?, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    public init(_ error: LuaError, defaultFile: String) {
+        file = error.chunk ?? defaultFile
+        line = error.line
+        message = error.message
+    }
+
+    public var description: String {
+        if let line { return "\(file):\(line): \(message)" }
+        return "\(file): \(message)"
+    }
+}

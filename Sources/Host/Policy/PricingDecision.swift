@@ -1,0 +1,158 @@
+import Foundation
+import Lua
+
+/// A finished job as the pricing policy sees it.
+public struct JobPriceInput: Sendable, Codable {
+    /// The SKU id (e.g. `x64-4c-8gb`), or nil to match `labels`.
+    public var sku: String?
+    public var labels: [String]?
+    public var startedAt: String
+    public var completedAt: String
+    public var workspace: WorkspaceState
+
+    public struct WorkspaceState: Sendable, Codable {
+        public var freeMinutesRemaining: Int64
+        public var hasPaymentMethod: Bool
+        public var addons: [String]
+        public var contract: String?
+
+        public init(freeMinutesRemaining: Int64, hasPaymentMethod: Bool, addons: [String] = [], contract: String? = nil) {
+            self.freeMinutesRemaining = freeMinutesRemaining
+            self.hasPaymentMethod = hasPaymentMethod
+            self.addons = addons
+            self.contract = contract
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case freeMinutesRemaining = "free_minutes_remaining", hasPaymentMethod = "has_payment_method", addons, contract
+        }
+    }
+
+    public init(sku: String? = nil, labels: [String]? = nil, startedAt: String, completedAt: String, workspace: WorkspaceState) {
+        self.sku = sku
+        self.labels = labels
+        self.startedAt = startedAt
+        self.completedAt = completedAt
+        self.workspace = workspace
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sku, labels, startedAt = "started_at", completedAt = "completed_at", workspace
+    }
+
+    var luaValue: LuaValue {
+        var workspaceTable = LuaTable()
+        workspaceTable[.string("free_minutes_remaining")] = .integer(workspace.freeMinutesRemaining)
+        workspaceTable[.string("has_payment_method")] = .boolean(workspace.hasPaymentMethod)
+        workspaceTable[.string("addons")] = .table(LuaTable(array: workspace.addons.map { .string($0) }))
+        if let contract = workspace.contract { workspaceTable[.string("contract")] = .string(contract) }
+        var table = LuaTable()
+        if let sku { table[.string("sku")] = .string(sku) }
+        if let labels { table[.string("labels")] = .table(LuaTable(array: labels.map { .string($0) })) }
+        table[.string("started_at")] = .string(startedAt)
+        table[.string("completed_at")] = .string(completedAt)
+        table[.string("workspace")] = .table(workspaceTable)
+        return .table(table)
+    }
+}
+
+/// The price of a finished job: money and free minutes, line by line, with the policy version.
+public struct JobPrice: Sendable, Codable, Equatable {
+    /// False when the job's labels name no offering: it is not ours and costs nothing.
+    public let matched: Bool
+    public let sku: String?
+    public let billableMinutes: Int64
+    public let freeMinutesConsumed: Int64
+    /// Charged in money, in micro-cents (1 USD = 100,000,000).
+    public let amountMicros: Int64
+    public let lines: [Line]
+    public let policyVersion: String
+
+    public struct Line: Sendable, Codable, Equatable {
+        public let description: String
+        public let quantity: Int64
+        public let unitPriceMicros: Int64
+        public let amountMicros: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case description, quantity, unitPriceMicros = "unit_price_micros", amountMicros = "amount_micros"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case matched, sku, billableMinutes = "billable_minutes", freeMinutesConsumed = "free_minutes_consumed"
+        case amountMicros = "amount_micros", lines, policyVersion = "policy_version"
+    }
+}
+
+/// What a decision saw and said, stored by callers so a charge can explain itself.
+public struct DecisionRecord: Sendable, Codable, Equatable {
+    public let decision: String
+    public let policyVersion: String
+    public let input: String
+    public let output: String
+
+    enum CodingKeys: String, CodingKey {
+        case decision, policyVersion = "policy_version", input, output
+    }
+}
+
+extension PolicyEngine {
+    /// Prices a finished job with `pricing.lua`. The result is checked strictly: amounts are
+    /// integers, never negative, and the lines add up to the total.
+    public func priceJob(_ input: JobPriceInput) throws -> (price: JobPrice, record: DecisionRecord) {
+        let inputValue = input.luaValue
+        let (output, version) = try evaluate("pricing.lua", "price", input: inputValue)
+        let price = try JobPriceReader(output: output, version: version).read()
+        let record = DecisionRecord(decision: "price", policyVersion: version, input: LuaJSON.text(inputValue), output: LuaJSON.text(output))
+        return (price, record)
+    }
+}
+
+/// Strict reading of the pricing policy's answer: a wrong shape is an error, never a guess.
+struct JobPriceReader {
+    let output: LuaValue
+    let version: String
+
+    func fail(_ message: String) -> PolicyError { PolicyError(file: "pricing.lua", line: nil, message: "price returned \(message)") }
+
+    func integer(_ value: LuaValue, _ name: String) throws -> Int64 {
+        switch value {
+        case .integer(let i):
+            guard i >= 0 else { throw fail("a negative \(name) (\(i))") }
+            return i
+        case .number(let d): throw fail("a float for \(name) (\(d)); amounts and counts must be integers (use money.*)")
+        default: throw fail("no integer \(name) (got \(value.typeName))")
+        }
+    }
+
+    func read() throws -> JobPrice {
+        guard case .table = output else { throw fail("\(output.typeName), not a table") }
+        guard case .boolean(let matched) = output["matched"] else { throw fail("no boolean 'matched'") }
+        guard matched else {
+            return JobPrice(matched: false, sku: nil, billableMinutes: 0, freeMinutesConsumed: 0, amountMicros: 0, lines: [], policyVersion: version)
+        }
+        guard let sku = output["sku"].stringValue else { throw fail("no string 'sku'") }
+        let amount = try integer(output["amount_micros"], "amount_micros")
+        let minutes = try integer(output["billable_minutes"], "billable_minutes")
+        let free = try integer(output["free_minutes_consumed"], "free_minutes_consumed")
+        guard case .table(let linesTable) = output["lines"] else { throw fail("no 'lines' list") }
+        var lines: [JobPrice.Line] = []
+        var total: Int64 = 0
+        for line in linesTable.array {
+            guard let description = line["description"].stringValue else { throw fail("a line without a description") }
+            let item = JobPrice.Line(description: description, quantity: try integer(line["quantity"], "quantity"),
+                                     unitPriceMicros: try integer(line["unit_price_micros"], "unit_price_micros"),
+                                     amountMicros: try integer(line["amount_micros"], "amount_micros"))
+            let (product, overflow) = item.quantity.multipliedReportingOverflow(by: item.unitPriceMicros)
+            guard !overflow, product == item.amountMicros else {
+                throw fail("line '\(description)': \(item.quantity) × \(item.unitPriceMicros) ≠ \(item.amountMicros)")
+            }
+            total += item.amountMicros
+            lines.append(item)
+        }
+        guard total == amount else { throw fail("lines adding up to \(total), not amount_micros \(amount)") }
+        return JobPrice(matched: true, sku: sku, billableMinutes: minutes, freeMinutesConsumed: free, amountMicros: amount,
+                        lines: lines, policyVersion: version)
+    }
+}
