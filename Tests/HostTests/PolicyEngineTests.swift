@@ -1,0 +1,218 @@
+import Foundation
+import Host
+import Logging
+import Lua
+import TestSupport
+import Testing
+
+/// A policy root in a temporary directory, with the shipped pricing policy unless replaced.
+final class PolicyRoot: @unchecked Sendable {
+    let path: String
+    let engine: PolicyEngine
+
+    init(shipped: Bool = true) throws {
+        path = try TemporaryDirectory.make(prefix: "tenki-policies")
+        if shipped {
+            let pricing = try String(contentsOfFile: Fixtures.packageRoot + "/policies/pricing.lua", encoding: .utf8)
+            try pricing.write(toFile: path + "/pricing.lua", atomically: true, encoding: .utf8)
+        }
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        engine = PolicyEngine(source: DirectoryPolicySource(root: path), logger: logger)
+    }
+
+    func write(_ file: String, _ text: String) throws {
+        let full = path + "/" + file
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: full, atomically: true, encoding: .utf8)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func job(_ labels: [String], seconds: Int, free: Int64 = 0) -> JobPriceInput {
+    let end = Date(timeIntervalSince1970: 1_767_607_200 + Double(seconds))
+    let formatter = ISO8601DateFormatter()
+    return JobPriceInput(labels: labels, startedAt: "2026-01-05T10:00:00Z", completedAt: formatter.string(from: end),
+                         workspace: .init(freeMinutesRemaining: free, hasPaymentMethod: true))
+}
+
+@Suite("Policy engine")
+struct PolicyEngineTests {
+    @Test("the specification's price examples", arguments: [
+        (["tenki-standard-2c-4gb"], 600, Int64(0), Int64(3_000_000), Int64(10), Int64(0)),      // 10 min 2c-4GB = $0.03
+        (["tenki-standard-4c-8gb"], 900, 0, 9_000_000, 15, 0),                                    // 15 min 4c-8GB = $0.09
+        (["tenki-premium-2c-4gb"], 600, 0, 4_500_000, 10, 0),                                     // premium 2c-4GB = $0.045
+        (["tenki-premium-4c-8gb"], 600, 0, 9_000_000, 10, 0),                                     // premium 4c-8GB = $0.090
+        (["tenki-4c-8gb"], 600, 1_000, 0, 10, 20),                                                // 4 vCPU 10 min: 20 free
+        (["tenki-8c-16gb"], 600, 1_000, 0, 10, 40),                                               // 8 vCPU 10 min: 40 free
+        (["tenki-4c-8gb"], 600, 10, 3_000_000, 10, 10),                                           // 10 free left: 5 + $0.03
+        (["tenki-2c-4gb"], 210, 0, 1_200_000, 4, 0),                                              // 3.5 min bills as 4
+        (["self-hosted", "tenki-macos-m4-6c"], 600, 0, 40_000_000, 10, 0),                        // macOS $0.040/min
+        (["tenki-macos-m4-6c"], 600, 1_000, 0, 10, 30),                                           // macOS 6 vCPU: 3×
+        (["tenki-2c-4gb"], 600, 1, 2_700_000, 10, 1),                                             // 1 free minute covers 1 of 10
+    ])
+    func specPrices(_ labels: [String], _ seconds: Int, _ free: Int64, _ amount: Int64, _ minutes: Int64, _ freeUsed: Int64) throws {
+        let root = try PolicyRoot()
+        guard case .loaded = root.engine.reload() else { Issue.record("shipped policies rejected: \(root.engine.status)"); return }
+        let (price, record) = try root.engine.priceJob(job(labels, seconds: seconds, free: free))
+        #expect(price.matched)
+        #expect(price.amountMicros == amount)
+        #expect(price.billableMinutes == minutes)
+        #expect(price.freeMinutesConsumed == freeUsed)
+        #expect(price.lines.reduce(0) { $0 + $1.amountMicros } == price.amountMicros)
+        #expect(price.policyVersion == root.engine.currentVersion)
+        #expect(record.policyVersion == price.policyVersion)
+        #expect(record.input.contains("started_at") && record.output.contains("amount_micros"))
+    }
+
+    @Test("jobs whose labels match no offering are foreign and cost nothing")
+    func foreignJobs() throws {
+        let root = try PolicyRoot()
+        root.engine.reload()
+        for labels in [["ubuntu-latest"], ["tenki-standard-3c-6gb"], ["tenki-2c-4gb", "tenki-4c-8gb"], ["tenki-2c-4gb", "gpu"], []] {
+            let price = try root.engine.priceJob(job(labels, seconds: 600)).price
+            #expect(!price.matched, "\(labels)")
+            #expect(price.amountMicros == 0)
+        }
+    }
+
+    @Test("a hostile or broken policy fails that evaluation only, with file and line", arguments: [
+        ("while true do end", "instruction budget"),
+        ("local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 4096) .. i end", "not enough memory|time limit exceeded"),
+        ("local function f() return 1 + f() end return f()", "not enough memory|stack overflow"),
+        ("return os.execute('touch /tmp/pwned')", "unknown global 'os'"),
+        ("return io.open('/etc/passwd')", "unknown global 'io'"),
+        ("return require('../../etc/passwd')", "bad module name"),
+        ("return require('secrets')", "no policy module 'secrets.lua'"),
+        ("return load(string.dump(function() end), 'x', 'b')", "field 'dump'"),
+        ("print('hi')", "unknown global 'print'"),
+        ("return debug.getinfo(1)", "unknown global 'debug'"),
+        ("error('refused')", "refused"),
+    ])
+    func hostilePolicies(_ body: String, _ expected: String) throws {
+        let root = try PolicyRoot()
+        try root.write("hostile.lua", "local M = {}\nfunction M.run(input)\n  \(body)\nend\nreturn M\n")
+        #expect(root.engine.reload() == .loaded(version: root.engine.currentVersion ?? ""))
+        let error = #expect(throws: PolicyError.self) { try root.engine.evaluate("hostile.lua", "run", input: [:]) }
+        #expect(error?.file == "hostile.lua")
+        let mentioned = expected.split(separator: "|").contains { error?.description.contains($0) == true }
+        #expect(mentioned, "\(error?.description ?? "") should mention \(expected)")
+        // Everything else keeps serving, on this thread and state too.
+        #expect(try root.engine.priceJob(job(["tenki-2c-4gb"], seconds: 600)).price.amountMicros == 3_000_000)
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/pwned"))
+    }
+
+    @Test("a bad change is rejected with file:line and the previous version keeps serving")
+    func badChangeRejected() throws {
+        let root = try PolicyRoot()
+        guard case .loaded(let good) = root.engine.reload() else { Issue.record("shipped policies rejected"); return }
+        let pricing = try String(contentsOfFile: root.path + "/pricing.lua", encoding: .utf8)
+        let cases: [(String, String)] = [
+            (pricing.replacingOccurrences(of: "local function ceil_minutes", with: "local function ceil_minutes("), "pricing.lua:"),
+            (pricing.replacingOccurrences(of: "rate = money.parse(\"0.003\")", with: "rate = money.parse(\"0.004\")"),
+             "example 10 min on 2c-4GB = $0.03: amount_micros: expected 3000000, got 4000000"),
+            (pricing.replacingOccurrences(of: "function pricing.match(", with: "function pricing.matcher("), "must export a function 'match'"),
+            ("return 42", "a policy must return a table"),
+            (pricing.replacingOccurrences(of: "rate = money.parse(\"0.003\")", with: "rate = money.parse(\"0.0001.3\")"), "pricing.lua:"),
+        ]
+        for (text, expected) in cases {
+            try root.write("pricing.lua", text)
+            guard case .rejected(_, let errors) = root.engine.reload() else {
+                Issue.record("change accepted: \(expected)")
+                continue
+            }
+            #expect(errors.joined().contains(expected), "\(errors) should contain \(expected)")
+            #expect(root.engine.currentVersion == good)
+            #expect(try root.engine.priceJob(job(["tenki-2c-4gb"], seconds: 600)).price.amountMicros == 3_000_000)
+            #expect(root.engine.status.lastRejection?.errors == errors)
+        }
+        try root.write("pricing.lua", pricing)
+        #expect(root.engine.reload() == .loaded(version: good))
+    }
+
+    @Test("a policy answering with floats or lines that do not add up is refused")
+    func strictResults() throws {
+        let root = try PolicyRoot(shipped: false)
+        let stub = { (amount: String, line: String) in """
+            local M = {}
+            function M.match() return nil end
+            function M.price() return { matched = true, sku = "x", billable_minutes = 1, free_minutes_consumed = 0,
+              amount_micros = \(amount), lines = { { description = "l", quantity = 1, unit_price_micros = \(line), amount_micros = \(line) } } } end
+            return M
+            """ }
+        try root.write("pricing.lua", stub("300000.0", "300000"))
+        root.engine.reload()
+        let float = #expect(throws: PolicyError.self) { try root.engine.priceJob(job(["x"], seconds: 60)) }
+        #expect(float?.message.contains("a float for amount_micros") == true)
+        try root.write("pricing.lua", stub("300001", "300000"))
+        root.engine.reload()
+        let sum = #expect(throws: PolicyError.self) { try root.engine.priceJob(job(["x"], seconds: 60)) }
+        #expect(sum?.message.contains("lines adding up to 300000, not amount_micros 300001") == true)
+    }
+
+    @Test("require loads modules from the policy set only, each policy in its own globals")
+    func requireAndIsolation() throws {
+        let root = try PolicyRoot()
+        try root.write("lib/rates.lua", "return { double = function(x) return money.mul(x, 2) end }")
+        try root.write("a.lua", "local rates = require('lib.rates')\nstring.upper = nil\nleak = 1\nreturn { run = function(i) return rates.double(i.n) end }")
+        try root.write("b.lua", "return { run = function() return string.upper('ok'), rawget(_G, 'leak') end }")
+        root.engine.reload()
+        #expect(try root.engine.evaluate("a.lua", "run", input: ["n": 21]).output == 42)
+        #expect(try root.engine.evaluate("b.lua", "run", input: [:]).output == "OK")
+    }
+
+    @Test("hot reload: 100 changes under continuous evaluation fail no evaluation")
+    func hundredReloadsUnderLoad() async throws {
+        let root = try PolicyRoot()
+        guard case .loaded = root.engine.reload() else { Issue.record("rejected"); return }
+        let pricing = try String(contentsOfFile: root.path + "/pricing.lua", encoding: .utf8)
+        let stop = LockedBox(false)
+        let counts = LockedBox((evaluations: 0, failures: 0, versions: Set<String>()))
+        let engine = root.engine
+        let workers = (0..<2).map { _ in
+            Thread {
+                while !stop.value {
+                    do {
+                        let price = try engine.priceJob(job(["tenki-2c-4gb"], seconds: 600)).price
+                        let ok = price.amountMicros == 3_000_000
+                        counts.value.evaluations += 1
+                        if !ok { counts.value.failures += 1 }
+                        counts.value.versions.insert(price.policyVersion)
+                    } catch {
+                        counts.value.failures += 1
+                    }
+                }
+            }
+        }
+        workers.forEach { $0.start() }
+        var loaded = 0
+        for i in 0..<100 {
+            // Alternate valid changes (a comment) with an invalid one every tenth time.
+            let text = i % 10 == 9 ? pricing + "\nthis is not lua" : pricing + "\n-- change \(i)\n"
+            try root.write("pricing.lua", text)
+            if case .loaded = root.engine.reload() { loaded += 1 }
+        }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        stop.value = true
+        while workers.contains(where: { $0.isExecuting }) { try await Task.sleep(nanoseconds: 10_000_000) }
+        #expect(loaded == 90)
+        #expect(counts.value.failures == 0)
+        #expect(counts.value.evaluations > 100)
+        #expect(counts.value.versions.count > 1)
+    }
+
+    @Test("the reloader picks up a valid change on its own")
+    func reloaderService() async throws {
+        let root = try PolicyRoot()
+        root.engine.reload()
+        let before = root.engine.currentVersion
+        let reloader = Task { try await PolicyReloader(engine: root.engine, intervalMilliseconds: 20).run() }
+        try root.write("extra.lua", "return { run = function() return 1 end }")
+        let deadline = Date().addingTimeInterval(10)
+        while root.engine.currentVersion == before && Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
+        reloader.cancel()
+        #expect(root.engine.currentVersion != before)
+        #expect(root.engine.status.files.contains("extra.lua"))
+    }
+}
