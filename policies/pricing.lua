@@ -30,6 +30,10 @@ pricing.free_minute_vcpu = 2
 local by_id, by_label = {}, {}
 for _, sku in ipairs(pricing.skus) do
   by_id[sku.id] = sku
+  -- Display texts, made once here rather than on every evaluation.
+  sku.rate_text = sku.name .. ": min at " .. money.format(sku.rate, 4) .. "/min"
+  sku.free_text = sku.name .. ": free minutes"
+  if sku.premium then sku.premium_text = sku.name .. ": premium surcharge " .. money.format(sku.premium, 4) .. "/min" end
   if sku.arch == "macos" then
     by_label["tenki-macos-" .. sku.label] = { sku = sku, premium = false }
   else
@@ -91,19 +95,17 @@ function pricing.price(job)
 
   local lines = {}
   if covered > 0 then
-    lines[#lines + 1] = { description = sku.name .. ": free minutes (" .. covered * per_minute .. " used)",
-                          quantity = covered, unit_price_micros = 0, amount_micros = 0 }
+    lines[#lines + 1] = { description = sku.free_text, quantity = covered, unit_price_micros = 0, amount_micros = 0 }
   end
   local total = 0
   if charged > 0 then
     local amount = money.mul(sku.rate, charged)
-    lines[#lines + 1] = { description = sku.name .. ": " .. charged .. " min at " .. money.format(sku.rate, 4) .. "/min",
-                          quantity = charged, unit_price_micros = sku.rate, amount_micros = amount }
+    lines[#lines + 1] = { description = sku.rate_text, quantity = charged, unit_price_micros = sku.rate, amount_micros = amount }
     total = money.add(total, amount)
     if premium then
       local surcharge = money.mul(sku.premium, charged)
-      lines[#lines + 1] = { description = sku.name .. ": premium surcharge " .. money.format(sku.premium, 4) .. "/min",
-                            quantity = charged, unit_price_micros = sku.premium, amount_micros = surcharge }
+      lines[#lines + 1] = { description = sku.premium_text, quantity = charged, unit_price_micros = sku.premium,
+                            amount_micros = surcharge }
       total = money.add(total, surcharge)
     end
   end

@@ -189,9 +189,16 @@ static int days_in_month(long long y, int m) {
 static int date_parse(lua_State *L) {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    int Y, M, D, h, m, sec, n = 0;
-    if (len < 20 || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 || n != 19)
-        return luaL_error(L, "date.parse: '%s' is not YYYY-MM-DDThh:mm:ssZ", s);
+    // Fixed layout YYYY-MM-DDThh:mm:ss, digits checked by hand (no sscanf on the hot path).
+    static const char layout[] = "dddd-dd-ddTdd:dd:dd";
+    if (len < 20) return luaL_error(L, "date.parse: '%s' is not YYYY-MM-DDThh:mm:ssZ", s);
+    for (int k = 0; k < 19; k++) {
+        int ok = layout[k] == 'd' ? (s[k] >= '0' && s[k] <= '9') : s[k] == layout[k];
+        if (!ok) return luaL_error(L, "date.parse: '%s' is not YYYY-MM-DDThh:mm:ssZ", s);
+    }
+#define D2(i) ((s[i] - '0') * 10 + (s[i + 1] - '0'))
+    int Y = D2(0) * 100 + D2(2), M = D2(5), D = D2(8), h = D2(11), m = D2(14), sec = D2(17);
+#undef D2
     size_t i = 19;
     if (s[i] == '.') { i++; while (i < len && s[i] >= '0' && s[i] <= '9') i++; }
     if (i != len - 1 || s[i] != 'Z') return luaL_error(L, "date.parse: '%s' must be UTC and end in Z", s);

@@ -23,12 +23,12 @@ struct LuaStack {
                 buffer.withMemoryRebound(to: CChar.self) { _ = lua_pushlstring(L, $0.baseAddress, $0.count) }
             }
         case .table(let table):
-            lua_createtable(L, Int32(clamping: table.array.count), Int32(clamping: table.fields.count))
+            lua_createtable(L, Int32(clamping: table.array.count), Int32(clamping: table.fieldPairs.count))
             for (index, element) in table.array.enumerated() {
                 try push(element, depth: depth + 1)
                 lua_rawseti(L, -2, lua_Integer(index + 1))
             }
-            for (key, element) in table.fields {
+            for (key, element) in table.fieldPairs {
                 switch key {
                 case .nil: throw LuaError(kind: .conversion, message: "table key is nil")
                 case .number(let d) where d.isNaN: throw LuaError(kind: .conversion, message: "table key is NaN")
@@ -42,7 +42,7 @@ struct LuaStack {
     }
 
     /// Copies the value at `index` out of Lua.
-    func value(at index: Int32, depth: Int = 0, seen: Set<UnsafeRawPointer> = []) throws -> LuaValue {
+    func value(at index: Int32, depth: Int = 0) throws -> LuaValue {
         let index = lua_absindex(L, index)
         switch lua_type(L, index) {
         case LUA_TNIL, LUA_TNONE: return .nil
@@ -57,38 +57,45 @@ struct LuaStack {
             return .string(String(decoding: bytes, as: UTF8.self))
         case LUA_TTABLE:
             guard depth < LuaState.maxTableDepth else {
-                throw LuaError(kind: .conversion, message: "table nested deeper than \(LuaState.maxTableDepth)")
+                throw LuaError(kind: .conversion, message: "table nested deeper than \(LuaState.maxTableDepth) (or contains a cycle)")
             }
-            guard let identity = lua_topointer(L, index) else { return .table(LuaTable()) }
-            guard !seen.contains(identity) else {
-                throw LuaError(kind: .conversion, message: "table contains a cycle")
-            }
-            var seen = seen
-            seen.insert(identity)
+            // A cycle recurses until the depth limit and fails there: no set of visited tables
+            // to build on every conversion.
             guard lua_checkstack(L, 4) != 0 else { throw LuaError(kind: .memory, message: "Lua stack overflow") }
-            var table = LuaTable()
-            var pending: [LuaValue: LuaValue] = [:]
+            var pairs: [(key: LuaValue, value: LuaValue)] = []
+            var integerKeys = 0
             lua_pushnil(L)
             while lua_next(L, index) != 0 {
                 let key: LuaValue
                 let element: LuaValue
                 do {
-                    key = try value(at: -2, depth: depth + 1, seen: seen)
-                    element = try value(at: -1, depth: depth + 1, seen: seen)
+                    key = try value(at: -2, depth: depth + 1)
+                    element = try value(at: -1, depth: depth + 1)
                 } catch {
                     lua_settop(L, -3)
                     throw error
                 }
                 lua_settop(L, -2)
-                pending[key] = element
+                if case .integer = key { integerKeys += 1 }
+                pairs.append((key: key, value: element))
             }
             // Rebuild the sequence part in order, whatever order lua_next gave.
-            var next: Int64 = 1
-            while let element = pending.removeValue(forKey: .integer(next)) {
-                table.array.append(element)
-                next += 1
+            var array: [LuaValue] = []
+            if integerKeys > 0 {
+                var byIndex: [Int64: LuaValue] = [:]
+                var rest: [(key: LuaValue, value: LuaValue)] = []
+                for pair in pairs {
+                    if case .integer(let i) = pair.key { byIndex[i] = pair.value } else { rest.append(pair) }
+                }
+                var next: Int64 = 1
+                while let element = byIndex.removeValue(forKey: next) {
+                    array.append(element)
+                    next += 1
+                }
+                for (key, element) in byIndex { rest.append((key: .integer(key), value: element)) }
+                pairs = rest
             }
-            table.fields = pending
+            let table = LuaTable(array: array, pairs: pairs)
             return .table(table)
         default:
             let name = String(cString: lua_typename(L, lua_type(L, index)))

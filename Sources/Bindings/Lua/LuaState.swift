@@ -153,8 +153,27 @@ public final class LuaState {
 
     /// The function is on top of the stack; pushes arguments, calls, collects results.
     private func protectedCall(arguments: [LuaValue], base: Int32) throws -> [LuaValue] {
+        try protectedCall(base: base) {
+            try arguments.forEach { try push($0) }
+            return Int32(arguments.count)
+        }
+    }
+
+    /// The function is on top of the stack; `pushArguments` pushes them (inside a host section)
+    /// and says how many; then the call runs under the budget and the results are copied out.
+    func protectedCall(base: Int32, pushArguments: () throws -> Int32) throws -> [LuaValue] {
+        try protectedCall(base: base, pushArguments: pushArguments) {
+            let top = lua_gettop(L)
+            guard top > base else { return [] }
+            return try ((base + 1)...top).map { try value(at: $0) }
+        }
+    }
+
+    /// The general form: results are read by `readResults` while still on the stack.
+    func protectedCall<T>(base: Int32, pushArguments: () throws -> Int32, readResults: () throws -> T) throws -> T {
+        let count: Int32
         do {
-            try withHostSection { try arguments.forEach { try push($0) } }
+            count = try withHostSection(pushArguments)
         } catch {
             lua_settop(L, base)
             throw error
@@ -163,16 +182,14 @@ public final class LuaState {
             lua_settop(L, base)
             throw LuaError(kind: .memory, message: "not enough memory")
         }
-        let status = tenki_lua_pcall(L, Int32(arguments.count), LUA_MULTRET)
+        let status = tenki_lua_pcall(L, count, LUA_MULTRET)
         if status != LUA_OK {
             let error = popError(status: status)
             lua_settop(L, base)
             throw error
         }
         defer { lua_settop(L, base) }
-        let top = lua_gettop(L)
-        guard top > base else { return [] }
-        return try withHostSection { try ((base + 1)...top).map { try value(at: $0) } }
+        return try withHostSection(readResults)
     }
 
     private func popError(status: Int32) -> LuaError {

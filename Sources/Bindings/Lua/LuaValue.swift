@@ -36,20 +36,37 @@ public indirect enum LuaValue: Hashable, Sendable {
     }
 }
 
-/// A Lua table as a value: its sequence part (keys 1...n) and its other fields.
+/// A Lua table as a value: its sequence part (keys 1...n) and its other fields. Fields are kept
+/// as a small list of pairs (policy tables have few), which is faster to build and search than
+/// a hash table; equality ignores their order.
 public struct LuaTable: Hashable, Sendable {
     public var array: [LuaValue]
-    public var fields: [LuaValue: LuaValue]
+    public private(set) var fieldPairs: [(key: LuaValue, value: LuaValue)]
 
     public init(array: [LuaValue] = [], fields: [LuaValue: LuaValue] = [:]) {
         self.array = array
-        self.fields = fields
+        self.fieldPairs = fields.map { (key: $0.key, value: $0.value) }
+    }
+
+    init(array: [LuaValue], pairs: [(key: LuaValue, value: LuaValue)]) {
+        self.array = array
+        self.fieldPairs = pairs
+    }
+
+    /// The non-sequence fields as a dictionary.
+    public var fields: [LuaValue: LuaValue] {
+        get { Dictionary(fieldPairs, uniquingKeysWith: { $1 }) }
+        set { fieldPairs = newValue.map { (key: $0.key, value: $0.value) } }
+    }
+
+    private func fieldIndex(_ key: LuaValue) -> Int? {
+        fieldPairs.firstIndex { $0.key == key }
     }
 
     public subscript(key: LuaValue) -> LuaValue {
         get {
             if case .integer(let i) = key, i >= 1, i <= array.count { return array[Int(i) - 1] }
-            return fields[key] ?? .nil
+            return fieldIndex(key).map { fieldPairs[$0].value } ?? .nil
         }
         set {
             if case .integer(let i) = key, i >= 1, i <= array.count {
@@ -59,17 +76,31 @@ public struct LuaTable: Hashable, Sendable {
             if case .integer(let i) = key, i == array.count + 1, !newValue.isNil {
                 array.append(newValue)
                 // Absorb following integer keys into the sequence part.
-                while let next = fields.removeValue(forKey: .integer(Int64(array.count + 1))) {
-                    array.append(next)
+                while let index = fieldIndex(.integer(Int64(array.count + 1))) {
+                    array.append(fieldPairs.remove(at: index).value)
                 }
                 return
             }
-            fields[key] = newValue.isNil ? nil : newValue
+            if let index = fieldIndex(key) {
+                if newValue.isNil { fieldPairs.remove(at: index) } else { fieldPairs[index].value = newValue }
+            } else if !newValue.isNil {
+                fieldPairs.append((key: key, value: newValue))
+            }
         }
     }
 
     /// Number of entries in both parts.
-    public var count: Int { array.count + fields.count }
+    public var count: Int { array.count + fieldPairs.count }
+
+    public static func == (a: LuaTable, b: LuaTable) -> Bool {
+        guard a.array == b.array, a.fieldPairs.count == b.fieldPairs.count else { return false }
+        return a.fieldPairs.allSatisfy { pair in b[pair.key] == pair.value }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(array)
+        hasher.combine(fieldPairs.count)
+    }
 }
 
 extension LuaValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,

@@ -53,10 +53,10 @@ public enum LuaJSON {
         case .number(let d): return d
         case .string(let s): return s
         case .table(let t):
-            if t.fields.isEmpty && !t.array.isEmpty { return t.array.map(json) }
+            if t.fieldPairs.isEmpty && !t.array.isEmpty { return t.array.map(json) }
             var object: [String: Any] = [:]
             for (index, item) in t.array.enumerated() { object[String(index + 1)] = json(item) }
-            for (key, item) in t.fields {
+            for (key, item) in t.fieldPairs {
                 switch key {
                 case .string(let s): object[s] = json(item)
                 case .integer(let i): object[String(i)] = json(item)
@@ -67,9 +67,46 @@ public enum LuaJSON {
         }
     }
 
-    public static func text(_ value: LuaValue, pretty: Bool = false) -> String {
-        let options: JSONSerialization.WritingOptions = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? JSONSerialization.data(withJSONObject: json(value), options: options.union(.fragmentsAllowed))) ?? Data("null".utf8)
-        return String(decoding: data, as: UTF8.self)
+    /// Compact JSON with sorted keys (stable, so equal decisions serialize equally).
+    public static func text(_ value: LuaValue) -> String {
+        var out = ""
+        write(value, into: &out)
+        return out
+    }
+
+    private static func write(_ value: LuaValue, into out: inout String) {
+        switch value {
+        case .nil: out += "null"
+        case .boolean(let b): out += b ? "true" : "false"
+        case .integer(let i): out += String(i)
+        case .number(let d): out += d.isFinite ? "\(d)" : "null"
+        case .string(let s): out += JSONScanner.quote(s)
+        case .table(let t):
+            if t.fieldPairs.isEmpty && !t.array.isEmpty {
+                out += "["
+                for (index, item) in t.array.enumerated() {
+                    if index > 0 { out += "," }
+                    write(item, into: &out)
+                }
+                out += "]"
+                return
+            }
+            var members: [(String, LuaValue)] = t.array.enumerated().map { (String($0.offset + 1), $0.element) }
+            for (key, item) in t.fieldPairs {
+                switch key {
+                case .string(let s): members.append((s, item))
+                case .integer(let i): members.append((String(i), item))
+                default: members.append(("\(key)", item))
+                }
+            }
+            members.sort { $0.0 < $1.0 }
+            out += "{"
+            for (index, member) in members.enumerated() {
+                if index > 0 { out += "," }
+                out += JSONScanner.quote(member.0) + ":"
+                write(member.1, into: &out)
+            }
+            out += "}"
+        }
     }
 }

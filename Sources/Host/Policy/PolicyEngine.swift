@@ -33,7 +33,8 @@ public final class PolicyEngine: @unchecked Sendable {
     private var current: PolicySet?
     private var statusValue = PolicyStatus(files: [], reloads: 0)
     private var lastSeenVersion: String?
-    private let workerKey = "tenki.policy.worker." + UUID().uuidString
+    /// This engine's worker on each thread.
+    private let workers = ThreadLocal<PolicyWorker>()
 
     public init(source: any PolicySource, logger: Logger) {
         self.source = source
@@ -121,36 +122,72 @@ public final class PolicyEngine: @unchecked Sendable {
     /// Calls `function` of policy `path` with `input` on this thread's worker for the current
     /// set. Throws `PolicyError` (with file:line) when the policy fails.
     public func evaluate(_ path: String, _ function: String, input: LuaValue) throws -> (output: LuaValue, version: String) {
+        try evaluate(path) { try $0.call(path, function, input) }
+    }
+
+    /// Like `evaluate(_:_:input:)`, with the argument written straight onto the Lua stack.
+    public func evaluate(_ path: String, _ function: String, writing: (LuaWriter) throws -> Void) throws -> (output: LuaValue, version: String) {
+        try evaluate(path) { try $0.call(path, function, writing: writing) }
+    }
+
+    /// The fast path: argument written onto the stack, result read in place.
+    public func evaluate<T>(_ path: String, _ function: String, writing: (LuaWriter) throws -> Void,
+                            reading: (LuaReader, String) throws -> T) throws -> T {
+        var version = ""
+        return try evaluate(path) { worker -> T in
+            version = worker.set.version
+            return try worker.call(path, function, writing: writing, reading: { try reading($0, version) })
+        }.output
+    }
+
+    private func evaluate<T>(_ path: String, _ body: (PolicyWorker) throws -> T) throws -> (output: T, version: String) {
         guard let set = lock.withLock({ current }) else {
             throw PolicyError(file: path, line: nil, message: "no policy set is loaded (policy root: \(source.description))")
         }
         let worker = try worker(for: set)
         do {
-            let output = try worker.call(path, function, input)
-            return (output, set.version)
+            return (try body(worker), set.version)
         } catch let error as LuaError {
-            if worker.poisoned { Thread.current.threadDictionary.removeObject(forKey: workerKey) }
+            if worker.poisoned { workers.value = nil }
             throw PolicyError(error, defaultFile: path)
         }
     }
 
-    private final class WorkerBox {
-        let worker: PolicyWorker
-        init(_ worker: PolicyWorker) { self.worker = worker }
-    }
-
     private func worker(for set: PolicySet) throws -> PolicyWorker {
-        let dictionary = Thread.current.threadDictionary
-        if let box = dictionary[workerKey] as? WorkerBox, box.worker.set === set { return box.worker }
+        if let worker = workers.value, worker.set === set { return worker }
         let worker: PolicyWorker
         do {
             worker = try PolicyWorker(set: set)
         } catch let error as LuaError {
             throw PolicyError(error, defaultFile: "?")
         }
-        dictionary[workerKey] = WorkerBox(worker)
+        workers.value = worker
         return worker
     }
+}
+
+/// A value per thread (pthread-specific storage), released when the thread ends.
+final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
+    private var key = pthread_key_t()
+
+    init() {
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
+        }
+    }
+
+    var value: Value? {
+        get {
+            guard let pointer = pthread_getspecific(key) else { return nil }
+            return Unmanaged<AnyObject>.fromOpaque(pointer).takeUnretainedValue() as? Value
+        }
+        set {
+            if let old = pthread_getspecific(key) { Unmanaged<AnyObject>.fromOpaque(old).release() }
+            pthread_setspecific(key, newValue.map { Unmanaged.passRetained($0 as AnyObject).toOpaque() })
+        }
+    }
+
+    deinit { pthread_key_delete(key) }
 }
 
 /// The functions each shipped policy must export.

@@ -46,7 +46,7 @@ enum PolicyExamples {
             for (index, value) in e.array.enumerated() {
                 if let d = difference(expected: value, actual: actual[index + 1], at: "\(path)[\(index + 1)]") { return d }
             }
-            for (key, value) in e.fields {
+            for (key, value) in e.fieldPairs {
                 let name = key.stringValue ?? "\(key)"
                 if let d = difference(expected: value, actual: actual.tableValue?[key] ?? .nil, at: path.isEmpty ? name : "\(path).\(name)") {
                     return d
@@ -66,7 +66,7 @@ enum PolicyExamples {
         case .number(let d): return "\(d) (a float)"
         case .string(let s): return "\"\(s)\""
         case .table(let t):
-            let items = t.array.map(render) + t.fields.map { "\(render($0.key))=\(render($0.value))" }.sorted()
+            let items = t.array.map(render) + t.fieldPairs.map { "\(render($0.key))=\(render($0.value))" }.sorted()
             return "{" + items.joined(separator: ", ") + "}"
         }
     }

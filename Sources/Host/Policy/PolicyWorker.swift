@@ -51,6 +51,20 @@ final class PolicyWorker {
 
     /// Calls `path`'s exported function with one table argument.
     func call(_ path: String, _ name: String, _ input: LuaValue) throws -> LuaValue {
+        try call(path, name) { reference in try state.call(reference, [input]).first ?? .nil }
+    }
+
+    /// Calls `path`'s exported function with an argument written straight onto the stack.
+    func call(_ path: String, _ name: String, writing: (LuaWriter) throws -> Void) throws -> LuaValue {
+        try call(path, name) { reference in try state.call(reference, writing: writing) }
+    }
+
+    /// Calls with an argument written onto the stack and reads the result in place.
+    func call<T>(_ path: String, _ name: String, writing: (LuaWriter) throws -> Void, reading: (LuaReader) throws -> T) throws -> T {
+        try call(path, name) { reference in try state.call(reference, writing: writing, reading: reading) }
+    }
+
+    private func call<T>(_ path: String, _ name: String, _ invoke: (LuaReference) throws -> T) throws -> T {
         let key = path + "#" + name
         let reference: LuaReference
         if let cached = functions[key] {
@@ -64,7 +78,7 @@ final class PolicyWorker {
             functions[key] = reference
         }
         do {
-            return try state.call(reference, [input]).first ?? .nil
+            return try invoke(reference)
         } catch let error as LuaError {
             if [.instructionBudget, .timeLimit, .memory].contains(error.kind) { poisoned = true }
             throw error

@@ -40,6 +40,22 @@ public struct JobPriceInput: Sendable, Codable {
         case sku, labels, startedAt = "started_at", completedAt = "completed_at", workspace
     }
 
+    /// Writes the input table straight onto the Lua stack (the evaluation fast path).
+    func write(_ w: LuaWriter) {
+        w.table(fieldCount: 5) { t in
+            t.set("sku", sku)
+            if let labels { t.set("labels", strings: labels) }
+            t.set("started_at", startedAt)
+            t.set("completed_at", completedAt)
+            t.set("workspace") { ws in
+                ws.set("free_minutes_remaining", workspace.freeMinutesRemaining)
+                ws.set("has_payment_method", workspace.hasPaymentMethod)
+                ws.set("addons", strings: workspace.addons)
+                ws.set("contract", workspace.contract)
+            }
+        }
+    }
+
     var luaValue: LuaValue {
         var workspaceTable = LuaTable()
         workspaceTable[.string("free_minutes_remaining")] = .integer(workspace.freeMinutesRemaining)
@@ -89,7 +105,9 @@ public struct JobPrice: Sendable, Codable, Equatable {
 public struct DecisionRecord: Sendable, Codable, Equatable {
     public let decision: String
     public let policyVersion: String
+    /// The input the policy received, as JSON.
     public let input: String
+    /// The checked result, as JSON.
     public let output: String
 
     enum CodingKeys: String, CodingKey {
@@ -100,57 +118,75 @@ public struct DecisionRecord: Sendable, Codable, Equatable {
 extension PolicyEngine {
     /// Prices a finished job with `pricing.lua`. The result is checked strictly: amounts are
     /// integers, never negative, and the lines add up to the total.
-    public func priceJob(_ input: JobPriceInput) throws -> (price: JobPrice, record: DecisionRecord) {
-        let inputValue = input.luaValue
-        let (output, version) = try evaluate("pricing.lua", "price", input: inputValue)
-        let price = try JobPriceReader(output: output, version: version).read()
-        let record = DecisionRecord(decision: "price", policyVersion: version, input: LuaJSON.text(inputValue), output: LuaJSON.text(output))
-        return (price, record)
+    public func priceJob(_ input: JobPriceInput) throws -> PriceDecision {
+        let price = try evaluate("pricing.lua", "price", writing: input.write) { output, version in
+            try JobPriceReader(output: output, version: version).read()
+        }
+        return PriceDecision(price: price, input: input)
     }
 }
 
-/// Strict reading of the pricing policy's answer: a wrong shape is an error, never a guess.
+/// A priced job and what it takes to explain it.
+public struct PriceDecision: Sendable {
+    public let price: JobPrice
+    let input: JobPriceInput
+
+    /// The decision record to store with the charge (serialized on demand).
+    public var record: DecisionRecord {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let output = (try? encoder.encode(price)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return DecisionRecord(decision: "price", policyVersion: price.policyVersion, input: LuaJSON.text(input.luaValue), output: output)
+    }
+}
+
+/// Strict reading of the pricing policy's answer, in place on the Lua stack: a wrong shape is
+/// an error, never a guess.
 struct JobPriceReader {
-    let output: LuaValue
+    let output: LuaReader
     let version: String
 
     func fail(_ message: String) -> PolicyError { PolicyError(file: "pricing.lua", line: nil, message: "price returned \(message)") }
 
-    func integer(_ value: LuaValue, _ name: String) throws -> Int64 {
-        switch value {
+    func integer(_ reader: LuaReader, _ name: String) throws -> Int64 {
+        switch reader[name] {
         case .integer(let i):
             guard i >= 0 else { throw fail("a negative \(name) (\(i))") }
             return i
         case .number(let d): throw fail("a float for \(name) (\(d)); amounts and counts must be integers (use money.*)")
-        default: throw fail("no integer \(name) (got \(value.typeName))")
+        case let other: throw fail("no integer \(name) (got \(other))")
         }
     }
 
     func read() throws -> JobPrice {
-        guard case .table = output else { throw fail("\(output.typeName), not a table") }
+        guard output.isTable else { throw fail("something other than a table") }
         guard case .boolean(let matched) = output["matched"] else { throw fail("no boolean 'matched'") }
         guard matched else {
             return JobPrice(matched: false, sku: nil, billableMinutes: 0, freeMinutesConsumed: 0, amountMicros: 0, lines: [], policyVersion: version)
         }
-        guard let sku = output["sku"].stringValue else { throw fail("no string 'sku'") }
-        let amount = try integer(output["amount_micros"], "amount_micros")
-        let minutes = try integer(output["billable_minutes"], "billable_minutes")
-        let free = try integer(output["free_minutes_consumed"], "free_minutes_consumed")
-        guard case .table(let linesTable) = output["lines"] else { throw fail("no 'lines' list") }
+        guard case .string(let sku) = output["sku"] else { throw fail("no string 'sku'") }
+        let amount = try integer(output, "amount_micros")
+        let minutes = try integer(output, "billable_minutes")
+        let free = try integer(output, "free_minutes_consumed")
         var lines: [JobPrice.Line] = []
         var total: Int64 = 0
-        for line in linesTable.array {
-            guard let description = line["description"].stringValue else { throw fail("a line without a description") }
-            let item = JobPrice.Line(description: description, quantity: try integer(line["quantity"], "quantity"),
-                                     unitPriceMicros: try integer(line["unit_price_micros"], "unit_price_micros"),
-                                     amountMicros: try integer(line["amount_micros"], "amount_micros"))
-            let (product, overflow) = item.quantity.multipliedReportingOverflow(by: item.unitPriceMicros)
-            guard !overflow, product == item.amountMicros else {
-                throw fail("line '\(description)': \(item.quantity) × \(item.unitPriceMicros) ≠ \(item.amountMicros)")
+        let found: Void? = try output.table("lines") { list in
+            try list.forEachTable { line in
+                guard case .string(let description) = line["description"] else { throw fail("a line without a description") }
+                let item = JobPrice.Line(description: description, quantity: try integer(line, "quantity"),
+                                         unitPriceMicros: try integer(line, "unit_price_micros"),
+                                         amountMicros: try integer(line, "amount_micros"))
+                let (product, overflow) = item.quantity.multipliedReportingOverflow(by: item.unitPriceMicros)
+                guard !overflow, product == item.amountMicros else {
+                    throw fail("line '\(description)': \(item.quantity) × \(item.unitPriceMicros) ≠ \(item.amountMicros)")
+                }
+                let (sum, sumOverflow) = total.addingReportingOverflow(item.amountMicros)
+                guard !sumOverflow else { throw fail("lines whose sum overflows") }
+                total = sum
+                lines.append(item)
             }
-            total += item.amountMicros
-            lines.append(item)
         }
+        guard found != nil else { throw fail("no 'lines' list") }
         guard total == amount else { throw fail("lines adding up to \(total), not amount_micros \(amount)") }
         return JobPrice(matched: true, sku: sku, billableMinutes: minutes, freeMinutesConsumed: free, amountMicros: amount,
                         lines: lines, policyVersion: version)

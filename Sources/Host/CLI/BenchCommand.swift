@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `tenki bench policy`: job-price evaluations per second and latency, marshalling included.
+public struct BenchCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Benchmarks that print JSON (not tests).", subcommands: [Policy.self])
+
+    public init() {}
+
+    struct Policy: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Price evaluations per second, p50/p99, on one thread and on every core.")
+        @OptionGroup var options: HostOptions
+        @Option(help: "Seconds per run.") var seconds = 5.0
+
+        func run() throws {
+            let configuration = try options.configuration()
+            var logger = Logger(label: "tenki")
+            logger.logLevel = .critical
+            let engine = PolicyEngine(source: DirectoryPolicySource(root: configuration.policyRoot), logger: logger)
+            guard case .loaded(let version) = engine.reload() else {
+                throw HostError(.badConfiguration, "policies rejected: \(engine.status.lastRejection?.errors ?? [])")
+            }
+            let input = JobPriceInput(labels: ["tenki-premium-4c-8gb"], startedAt: "2026-01-05T10:00:00Z", completedAt: "2026-01-05T10:09:31Z",
+                                      workspace: .init(freeMinutesRemaining: 6, hasPaymentMethod: true, addons: ["priority-queue-boost"]))
+            var runs: [String] = []
+            for threads in [1, ProcessInfo.processInfo.activeProcessorCount] {
+                runs.append(run(engine: engine, input: input, threads: threads))
+            }
+            print("{\"benchmark\":\"policy_price\",\"policy_version\":\"\(version)\",\"seconds_per_run\":\(seconds),\"runs\":[\(runs.joined(separator: ","))]}")
+        }
+
+        func run(engine: PolicyEngine, input: JobPriceInput, threads: Int) -> String {
+            final class Result: @unchecked Sendable {
+                var latencies: [UInt64] = []
+                var count = 0
+                var failures = 0
+            }
+            let results = (0..<threads).map { _ in Result() }
+            let group = DispatchGroup()
+            let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+            for result in results {
+                group.enter()
+                let thread = Thread {
+                    // Warm the thread's Lua state first.
+                    _ = try? engine.priceJob(input)
+                    result.latencies.reserveCapacity(2_000_000)
+                    while true {
+                        let start = DispatchTime.now().uptimeNanoseconds
+                        if start >= deadline { break }
+                        do {
+                            let price = try engine.priceJob(input).price
+                            if price.amountMicros != 6_300_000 { result.failures += 1 }
+                        } catch {
+                            result.failures += 1
+                        }
+                        result.latencies.append(DispatchTime.now().uptimeNanoseconds - start)
+                        result.count += 1
+                    }
+                    group.leave()
+                }
+                thread.stackSize = 8 << 20
+                thread.start()
+            }
+            group.wait()
+            var all = results.flatMap(\.latencies)
+            all.sort()
+            func percentile(_ p: Double) -> Double {
+                all.isEmpty ? 0 : Double(all[min(all.count - 1, Int(Double(all.count) * p))]) / 1000
+            }
+            let total = results.reduce(0) { $0 + $1.count }
+            let failures = results.reduce(0) { $0 + $1.failures }
+            return String(format: "{\"threads\":%d,\"evaluations\":%d,\"failures\":%d,\"per_second\":%.0f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}",
+                          threads, total, failures, Double(total) / seconds, percentile(0.5), percentile(0.99), percentile(1.0 - 1e-9))
+        }
+    }
+}
