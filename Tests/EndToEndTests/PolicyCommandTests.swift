@@ -1,0 +1,54 @@
+import Foundation
+import HTTPClient
+import TestSupport
+import Testing
+
+@Suite("tenki policy")
+struct PolicyCommandTests {
+    static let policies = ["--set", "policy_root=" + Fixtures.packageRoot + "/policies"]
+
+    @Test("eval price --json prints the documented fields")
+    func evalPriceJSON() throws {
+        let input = #"{"labels":["tenki-premium-4c-8gb"],"started_at":"2026-01-05T10:00:00Z","completed_at":"2026-01-05T10:09:30Z","workspace":{"free_minutes_remaining":6,"has_payment_method":true,"addons":[]}}"#
+        let result = try TenkiProcess.run(["policy", "eval", "price", "--json", "--input", input] + Self.policies)
+        #expect(result.status == 0, "\(result.error)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+        #expect(object["amount_micros"] as? Int == 6_300_000)        // 7 charged minutes × ($0.006 + $0.003)
+        #expect(object["free_minutes_consumed"] as? Int == 6)         // 3 minutes × 2
+        #expect(object["billable_minutes"] as? Int == 10)             // 9.5 rounds up
+        #expect((object["policy_version"] as? String)?.count == 12)
+        let lines = try #require(object["lines"] as? [[String: Any]])
+        #expect(lines.count == 3)
+        #expect(lines.allSatisfy { $0["description"] is String && $0["quantity"] is Int && $0["unit_price_micros"] is Int })
+        let bad = try TenkiProcess.run(["policy", "eval", "price", "--input", "{\"labels\": 3}"] + Self.policies)
+        #expect(bad.status == 64)
+    }
+
+    @Test("check and test report file:line and exit non-zero on a broken policy")
+    func checkAndTest() throws {
+        #expect(try TenkiProcess.run(["policy", "check", Fixtures.packageRoot + "/policies"]).status == 0)
+        let tested = try TenkiProcess.run(["policy", "test", Fixtures.packageRoot + "/policies"])
+        #expect(tested.status == 0)
+        #expect(tested.output.contains("0 failed"))
+        let directory = try TemporaryDirectory.make(prefix: "tenki-badpolicy")
+        try "local M = {}\nfunction M.price(job)\n  return job.\nend\nreturn M\n".write(toFile: directory + "/pricing.lua", atomically: true, encoding: .utf8)
+        let broken = try TenkiProcess.run(["policy", "check", directory])
+        #expect(broken.status == 65)
+        #expect(broken.error.contains("pricing.lua:4:"), "\(broken.error)")
+    }
+
+    @Test("a running server reports the policy version it serves")
+    func statusEndpoint() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let server = try await TenkiProcess.serve(dataDir: test.directory + "/data", databaseURL: nil, secret: "s",
+                                                  environment: ["TENKI_POLICY_ROOT": Fixtures.packageRoot + "/policies"])
+        let response = try await HTTPClient().get(server.baseURL + "/policies/status")
+        #expect(response.status == 200)
+        let status = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+        #expect((status["version"] as? String)?.count == 12)
+        #expect((status["files"] as? [String])?.contains("pricing.lua") == true)
+        let cli = try TenkiProcess.run(["policy", "status", "--url", server.baseURL])
+        #expect(cli.status == 0 && cli.output.contains("pricing.lua"))
+        #expect(server.terminate() == 0)
+    }
+}
