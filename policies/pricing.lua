@@ -66,6 +66,16 @@ function pricing.match(labels)
   return found.sku, found.premium
 end
 
+--- The workspace's contract in force at the job's completion, if any (contracts/<name>.lua).
+local function contract_for(job, completed)
+  local name = job.workspace and job.workspace.contract
+  if name == nil then return nil end
+  if type(name) ~= "string" or not name:match("^[%w_%-]+$") then error("bad contract name '" .. tostring(name) .. "'") end
+  local contract = require("contracts." .. name)
+  if completed < date.parse(contract.starts) or completed >= date.parse(contract.ends) then return nil end
+  return contract
+end
+
 local function ceil_minutes(seconds)
   return (seconds + 59) // 60
 end
@@ -83,8 +93,11 @@ function pricing.price(job)
   end
   if premium and not sku.premium then error("premium is not offered for " .. sku.name) end
 
-  local seconds = date.parse(job.completed_at) - date.parse(job.started_at)
+  local completed = date.parse(job.completed_at)
+  local seconds = completed - date.parse(job.started_at)
   if seconds < 0 then error("completed_at is before started_at") end
+  local contract = contract_for(job, completed)
+  local rate = (contract and contract.rates and contract.rates[sku.id]) or sku.rate
   local minutes = ceil_minutes(seconds)
 
   -- Free minutes first, in whole billable minutes; a remainder too small for a minute stays.
@@ -99,14 +112,23 @@ function pricing.price(job)
   end
   local total = 0
   if charged > 0 then
-    local amount = money.mul(sku.rate, charged)
-    lines[#lines + 1] = { description = sku.rate_text, quantity = charged, unit_price_micros = sku.rate, amount_micros = amount }
+    local amount = money.mul(rate, charged)
+    local text = rate == sku.rate and sku.rate_text or (sku.name .. ": min at " .. money.format(rate, 4) .. "/min (contract rate)")
+    lines[#lines + 1] = { description = text, quantity = charged, unit_price_micros = rate, amount_micros = amount }
     total = money.add(total, amount)
     if premium then
       local surcharge = money.mul(sku.premium, charged)
       lines[#lines + 1] = { description = sku.premium_text, quantity = charged, unit_price_micros = sku.premium,
                             amount_micros = surcharge }
       total = money.add(total, surcharge)
+    end
+    if contract and contract.discount_percent then
+      local discount = money.percent(total, contract.discount_percent, "half_up")
+      if discount > 0 then
+        lines[#lines + 1] = { description = "contract discount " .. contract.discount_percent .. "%", quantity = 1,
+                              unit_price_micros = -discount, amount_micros = -discount }
+        total = money.sub(total, discount)
+      end
     end
   end
 

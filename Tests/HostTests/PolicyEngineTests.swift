@@ -205,6 +205,66 @@ struct PolicyEngineTests {
         #expect(counts.value.versions.count > 1)
     }
 
+    static func contract(discount: String, rate4c: String, ends: String = "2027-01-01T00:00:00Z") -> String {
+        """
+        return {
+          starts = "2026-01-01T00:00:00Z",
+          ends = "\(ends)",
+          rates = { ["x64-4c-8gb"] = money.parse("\(rate4c)") },
+          discount_percent = "\(discount)",
+        }
+        """
+    }
+
+    @Test("contracts: custom rates and discount apply within their dates")
+    func contractPricing() throws {
+        let root = try PolicyRoot()
+        try root.write("contracts/acme.lua", Self.contract(discount: "10", rate4c: "0.005"))
+        guard case .loaded = root.engine.reload() else { Issue.record("\(root.engine.status)"); return }
+        var input = job(["tenki-4c-8gb"], seconds: 600)
+        input.workspace.contract = "acme"
+        let price = try root.engine.priceJob(input).price
+        #expect(price.amountMicros == 4_500_000)          // 10 × $0.005 = $0.05, less 10 %
+        #expect(price.lines.last?.amountMicros == -500_000)
+        // Another SKU keeps its list price, still discounted.
+        var other = job(["tenki-2c-4gb"], seconds: 600)
+        other.workspace.contract = "acme"
+        #expect(try root.engine.priceJob(other).price.amountMicros == 2_700_000)
+        // Outside the contract's dates, list prices.
+        try root.write("contracts/acme.lua", Self.contract(discount: "10", rate4c: "0.005", ends: "2026-01-02T00:00:00Z"))
+        root.engine.reload()
+        #expect(try root.engine.priceJob(input).price.amountMicros == 6_000_000)
+        // An unknown contract is an error, not a silent list price.
+        input.workspace.contract = "nobody"
+        #expect(throws: PolicyError.self) { try root.engine.priceJob(input) }
+    }
+
+    @Test("the host rejects contracts above the 50% cap, with file and line", arguments: [
+        ("60", "0.006", "contracts/greedy.lua:5: discount of 60.0% exceeds the host's 50% cap"),
+        ("50.000001", "0.006", "exceeds the host's 50% cap"),
+        ("0", "0.0029", "contracts/greedy.lua:4: the effective discount on x64-4c-8gb exceeds the host's 50% cap"),
+        ("20", "0.0037", "the effective discount on x64-4c-8gb exceeds"),   // 0.0037 × 0.8 = 0.00296 < 0.003
+        ("abc", "0.006", "is not a decimal percentage"),
+    ])
+    func contractCap(_ discount: String, _ rate: String, _ expected: String) throws {
+        let root = try PolicyRoot()
+        guard case .loaded(let good) = root.engine.reload() else { Issue.record("rejected"); return }
+        try root.write("contracts/greedy.lua", Self.contract(discount: discount, rate4c: rate))
+        guard case .rejected(_, let errors) = root.engine.reload() else {
+            Issue.record("a \(discount)% / \(rate) contract was accepted")
+            return
+        }
+        #expect(errors.joined().contains(expected), "\(errors)")
+        #expect(root.engine.currentVersion == good)
+    }
+
+    @Test("exactly 50% is allowed")
+    func contractAtCap() throws {
+        let root = try PolicyRoot()
+        try root.write("contracts/edge.lua", Self.contract(discount: "20", rate4c: "0.00375"))  // 0.00375 × 0.8 = 0.003
+        guard case .loaded = root.engine.reload() else { Issue.record("\(root.engine.status.lastRejection?.errors ?? [])"); return }
+    }
+
     @Test("the reloader picks up a valid change on its own")
     func reloaderService() async throws {
         let root = try PolicyRoot()

@@ -108,6 +108,7 @@ public final class PolicyEngine: @unchecked Sendable {
                 errors.append(PolicyError(file: path, line: nil, message: "must export a function '\(name)'").description)
             }
         }
+        errors += ContractRules.validate(worker: worker, set: set)
         for path in set.policyPaths {
             errors += PolicyExamples.run(worker: worker, path: path)
         }

@@ -32,7 +32,7 @@ enum PolicyPrelude {
       end
       env._G = env
       env.require = function(name)
-        if type(name) ~= "string" or not name:match("^[%w_]+[%w_%.]*$") then
+        if type(name) ~= "string" or not name:match("^[%w_][%w_%.%-]*$") or name:find("..", 1, true) then
           error("require: bad module name '" .. tostring(name) .. "'", 2)
         end
         return __tenki.module(name:gsub("%.", "/") .. ".lua")

@@ -148,10 +148,10 @@ struct JobPriceReader {
 
     func fail(_ message: String) -> PolicyError { PolicyError(file: "pricing.lua", line: nil, message: "price returned \(message)") }
 
-    func integer(_ reader: LuaReader, _ name: String) throws -> Int64 {
+    func integer(_ reader: LuaReader, _ name: String, signed: Bool = false) throws -> Int64 {
         switch reader[name] {
         case .integer(let i):
-            guard i >= 0 else { throw fail("a negative \(name) (\(i))") }
+            guard i >= 0 || signed else { throw fail("a negative \(name) (\(i))") }
             return i
         case .number(let d): throw fail("a float for \(name) (\(d)); amounts and counts must be integers (use money.*)")
         case let other: throw fail("no integer \(name) (got \(other))")
@@ -174,8 +174,8 @@ struct JobPriceReader {
             try list.forEachTable { line in
                 guard case .string(let description) = line["description"] else { throw fail("a line without a description") }
                 let item = JobPrice.Line(description: description, quantity: try integer(line, "quantity"),
-                                         unitPriceMicros: try integer(line, "unit_price_micros"),
-                                         amountMicros: try integer(line, "amount_micros"))
+                                         unitPriceMicros: try integer(line, "unit_price_micros", signed: true),
+                                         amountMicros: try integer(line, "amount_micros", signed: true))
                 let (product, overflow) = item.quantity.multipliedReportingOverflow(by: item.unitPriceMicros)
                 guard !overflow, product == item.amountMicros else {
                     throw fail("line '\(description)': \(item.quantity) × \(item.unitPriceMicros) ≠ \(item.amountMicros)")
