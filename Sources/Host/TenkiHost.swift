@@ -23,6 +23,7 @@ public final class TenkiHost: @unchecked Sendable {
         try await migrate(database, plugins: pluginTypes)
         let events = EventBus(database: database, configuration: configuration, logger: logger)
         let policies = PolicyEngine(source: DirectoryPolicySource(root: configuration.policyRoot), logger: logger)
+        policies.restore(try await PolicyHistoryStore.load(from: database).map { ($0.files, $0.activatedAt) })
         policies.reload()
         let httpClient = HTTPClient()
         let context = HostContext(configuration: configuration, database: database, events: events, logger: logger, httpClient: httpClient,
@@ -52,7 +53,8 @@ public final class TenkiHost: @unchecked Sendable {
     @discardableResult
     public static func migrate(_ database: any Database, plugins: [any Plugin.Type]) async throws -> [(String, [Int])] {
         var applied: [(String, [Int])] = []
-        applied.append(("host", try await Migrator.migrate(database, plugin: "host", migrations: EventInbox.migrations)))
+        applied.append(("host", try await Migrator.migrate(database, plugin: "host",
+                                                           migrations: EventInbox.migrations + PolicyHistoryStore.migrations)))
         for plugin in plugins {
             applied.append((plugin.name, try await Migrator.migrate(database, plugin: plugin.name, migrations: plugin.migrations)))
         }
@@ -96,7 +98,8 @@ public final class TenkiHost: @unchecked Sendable {
         } else {
             logger.notice("dispatch is off: deliveries are stored but not handled")
         }
-        services.append(PolicyReloader(engine: policies))
+        if let set = policies.currentSet { try await PolicyHistoryStore.record(set, in: database) }
+        services.append(PolicyReloader(engine: policies, database: database))
         services.append(contentsOf: plugins.flatMap(\.services))
         let logger = self.logger
         let app = Application(

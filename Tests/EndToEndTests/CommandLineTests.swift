@@ -21,7 +21,7 @@ struct CommandLineTests {
         let storage = ["--data-dir", test.directory + "/data"] + (kind == .postgres ? ["--database-url", test.url] : [])
         let first = try TenkiProcess.run(["migrate"] + storage)
         #expect(first.status == 0, "\(first.error)")
-        #expect(first.output.contains("host: applied 1"))
+        #expect(first.output.contains("host: applied 1, 2"))
         #expect(first.output.contains("github: applied 1"))
         let second = try TenkiProcess.run(["migrate"] + storage)
         #expect(second.output == "host: up to date\ngithub: up to date\n")

@@ -37,6 +37,14 @@ func job(_ labels: [String], seconds: Int, free: Int64 = 0) -> JobPriceInput {
                          workspace: .init(freeMinutesRemaining: free, hasPaymentMethod: true))
 }
 
+/// A job that completed just now (decided by the set serving now).
+func jobNow(_ labels: [String], seconds: Int) -> JobPriceInput {
+    let formatter = ISO8601DateFormatter()
+    let end = Date()
+    return JobPriceInput(labels: labels, startedAt: formatter.string(from: end.addingTimeInterval(-Double(seconds))),
+                         completedAt: formatter.string(from: end), workspace: .init(freeMinutesRemaining: 0, hasPaymentMethod: true))
+}
+
 @Suite("Policy engine")
 struct PolicyEngineTests {
     @Test("the specification's price examples", arguments: [
@@ -102,7 +110,7 @@ struct PolicyEngineTests {
         let mentioned = expected.split(separator: "|").contains { error?.description.contains($0) == true }
         #expect(mentioned, "\(error?.description ?? "") should mention \(expected)")
         // Everything else keeps serving, on this thread and state too.
-        #expect(try root.engine.priceJob(job(["tenki-2c-4gb"], seconds: 600)).price.amountMicros == 3_000_000)
+        #expect(try root.engine.priceJob(jobNow(["tenki-2c-4gb"], seconds: 600)).price.amountMicros == 3_000_000)
         #expect(!FileManager.default.fileExists(atPath: "/tmp/pwned"))
     }
 
@@ -127,7 +135,7 @@ struct PolicyEngineTests {
             }
             #expect(errors.joined().contains(expected), "\(errors) should contain \(expected)")
             #expect(root.engine.currentVersion == good)
-            #expect(try root.engine.priceJob(job(["tenki-2c-4gb"], seconds: 600)).price.amountMicros == 3_000_000)
+            #expect(try root.engine.priceJob(jobNow(["tenki-2c-4gb"], seconds: 600)).price.amountMicros == 3_000_000)
             #expect(root.engine.status.lastRejection?.errors == errors)
         }
         try root.write("pricing.lua", pricing)
@@ -150,7 +158,7 @@ struct PolicyEngineTests {
         #expect(float?.message.contains("a float for amount_micros") == true)
         try root.write("pricing.lua", stub("300001", "300000"))
         root.engine.reload()
-        let sum = #expect(throws: PolicyError.self) { try root.engine.priceJob(job(["x"], seconds: 60)) }
+        let sum = #expect(throws: PolicyError.self) { try root.engine.priceJob(jobNow(["x"], seconds: 60)) }
         #expect(sum?.message.contains("lines adding up to 300000, not amount_micros 300001") == true)
     }
 
@@ -177,7 +185,7 @@ struct PolicyEngineTests {
             Thread {
                 while !stop.value {
                     do {
-                        let price = try engine.priceJob(job(["tenki-2c-4gb"], seconds: 600)).price
+                        let price = try engine.priceJob(jobNow(["tenki-2c-4gb"], seconds: 600)).price
                         let ok = price.amountMicros == 3_000_000
                         counts.value.evaluations += 1
                         if !ok { counts.value.failures += 1 }
@@ -231,9 +239,10 @@ struct PolicyEngineTests {
         other.workspace.contract = "acme"
         #expect(try root.engine.priceJob(other).price.amountMicros == 2_700_000)
         // Outside the contract's dates, list prices.
-        try root.write("contracts/acme.lua", Self.contract(discount: "10", rate4c: "0.005", ends: "2026-01-02T00:00:00Z"))
-        root.engine.reload()
-        #expect(try root.engine.priceJob(input).price.amountMicros == 6_000_000)
+        let expired = try PolicyRoot()
+        try expired.write("contracts/acme.lua", Self.contract(discount: "10", rate4c: "0.005", ends: "2026-01-02T00:00:00Z"))
+        expired.engine.reload()
+        #expect(try expired.engine.priceJob(input).price.amountMicros == 6_000_000)
         // An unknown contract is an error, not a silent list price.
         input.workspace.contract = "nobody"
         #expect(throws: PolicyError.self) { try root.engine.priceJob(input) }
@@ -263,6 +272,81 @@ struct PolicyEngineTests {
         let root = try PolicyRoot()
         try root.write("contracts/edge.lua", Self.contract(discount: "20", rate4c: "0.00375"))  // 0.00375 × 0.8 = 0.003
         guard case .loaded = root.engine.reload() else { Issue.record("\(root.engine.status.lastRejection?.errors ?? [])"); return }
+    }
+
+    @Test("a scheduled price change answers for events from its effective time on")
+    func scheduledChange() throws {
+        let root = try PolicyRoot()
+        let pricing = try String(contentsOfFile: root.path + "/pricing.lua", encoding: .utf8)
+        let next = pricing.replacingOccurrences(of: "rate = money.parse(\"0.003\")", with: "rate = money.parse(\"0.004\")")
+            .replacingOccurrences(of: "\nreturn pricing\n", with: """
+
+                pricing.examples = nil
+                pricing.replaces = "pricing.lua"
+                pricing.effective_from = "2027-01-01T00:00:00Z"
+                return pricing
+
+                """)
+        try root.write("pricing-2027.lua", next)
+        guard case .loaded = root.engine.reload() else { Issue.record("\(root.engine.status.lastRejection?.errors ?? [])"); return }
+        func price(_ completed: String) throws -> Int64 {
+            try root.engine.priceJob(JobPriceInput(labels: ["tenki-2c-4gb"], startedAt: "2026-12-31T23:50:00Z", completedAt: completed,
+                                                   workspace: .init(freeMinutesRemaining: 0, hasPaymentMethod: true))).price.amountMicros
+        }
+        #expect(try price("2026-12-31T23:59:59Z") == 3_000_000)   // 10 min at $0.003
+        #expect(try price("2027-01-01T00:00:00Z") == 4_000_000)   // 10 min at $0.004, from midnight UTC
+        // Two files taking effect at the same instant are rejected.
+        try root.write("pricing-dup.lua", next)
+        guard case .rejected(_, let errors) = root.engine.reload() else { Issue.record("duplicate schedule accepted"); return }
+        #expect(errors.joined().contains("takes effect at the same time"))
+        // A replacement must offer what the policy offers.
+        try FileManager.default.removeItem(atPath: root.path + "/pricing-dup.lua")
+        try root.write("pricing-2027.lua", next.replacingOccurrences(of: "function pricing.match(", with: "function pricing.other("))
+        guard case .rejected(_, let missing) = root.engine.reload() else { Issue.record("incomplete replacement accepted"); return }
+        #expect(missing.joined().contains("pricing-2027.lua: must export a function 'match'"))
+    }
+
+    @Test("a past event is decided by the version that served at its time, also after a restart")
+    func versionsByEventTime() throws {
+        let root = try PolicyRoot(shipped: false)
+        let t1 = Date(timeIntervalSince1970: 1_800_000_000)
+        let t2 = t1.addingTimeInterval(3_600)
+        try root.write("fee.lua", "return { run = function() return 1 end }")
+        guard case .loaded = root.engine.reload(now: t1) else { Issue.record("rejected"); return }
+        try root.write("fee.lua", "return { run = function() return 2 end }")
+        guard case .loaded = root.engine.reload(now: t2) else { Issue.record("rejected"); return }
+        let before = Int64(t1.timeIntervalSince1970) + 10
+        let after = Int64(t2.timeIntervalSince1970) + 10
+        #expect(try root.engine.evaluate("fee.lua", "run", input: [:], at: before).output == 1)
+        #expect(try root.engine.evaluate("fee.lua", "run", input: [:], at: after).output == 2)
+        #expect(try root.engine.evaluate("fee.lua", "run", input: [:]).output == 2)
+        // A new engine (a restart) that restores the history decides the same way.
+        let restarted = try PolicyRoot(shipped: false)
+        try restarted.write("fee.lua", "return { run = function() return 2 end }")
+        restarted.engine.restore([([PolicyFile(path: "fee.lua", source: "return { run = function() return 1 end }")], t1)])
+        restarted.engine.reload(now: t2)
+        #expect(try restarted.engine.evaluate("fee.lua", "run", input: [:], at: before).output == 1)
+        #expect(try restarted.engine.evaluate("fee.lua", "run", input: [:], at: after).output == 2)
+    }
+
+    @Test("the history of versions is kept in the database", arguments: DriverKind.allCases)
+    func historyPersists(_ kind: DriverKind) async throws {
+        let test = try TestDatabase.make(kind)
+        let db = try test.open()
+        try await TenkiHost.migrate(db, plugins: [])
+        let root = try PolicyRoot(shipped: false)
+        try root.write("fee.lua", "return { run = function() return 1 end }")
+        root.engine.reload(now: Date(timeIntervalSince1970: 1_800_000_000))
+        try await PolicyHistoryStore.record(try #require(root.engine.currentSet), in: db)
+        try await PolicyHistoryStore.record(try #require(root.engine.currentSet), in: db)   // no second activation
+        try root.write("fee.lua", "return { run = function() return 2 end }")
+        root.engine.reload(now: Date(timeIntervalSince1970: 1_800_003_600))
+        try await PolicyHistoryStore.record(try #require(root.engine.currentSet), in: db)
+        let history = try await PolicyHistoryStore.load(from: db)
+        #expect(history.count == 2)
+        #expect(history.map { $0.files[0].source.contains("return 1") } == [true, false])
+        #expect(history[1].version == root.engine.currentVersion)
+        await db.close()
     }
 
     @Test("the reloader picks up a valid change on its own")

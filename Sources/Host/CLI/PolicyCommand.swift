@@ -8,7 +8,7 @@ import Lua
 public struct PolicyCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "policy", abstract: "Check, test, dry-run and inspect the Lua policies.",
-        subcommands: [Check.self, Test.self, Eval.self, Status.self])
+        subcommands: [Check.self, Test.self, Eval.self, Status.self, Versions.self])
 
     public init() {}
 
@@ -118,6 +118,59 @@ public struct PolicyCommand: AsyncParsableCommand {
                     }
                     print("total \(MoneyText.usd(price.amountMicros, decimals: 4)) (policy version \(price.policyVersion))")
                 }
+            }
+        }
+    }
+
+    struct Versions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the policy versions that have served, when each began, and the changes each schedules ahead.")
+        @OptionGroup var options: HostOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        struct Row: Encodable {
+            let version: String
+            let activatedAt: String
+            let files: [String]
+            let scheduled: [Scheduled]
+            struct Scheduled: Encodable {
+                let policy: String
+                let file: String
+                let effectiveFrom: String?
+                enum CodingKeys: String, CodingKey { case policy, file, effectiveFrom = "effective_from" }
+            }
+            enum CodingKeys: String, CodingKey { case version, activatedAt = "activated_at", files, scheduled }
+        }
+
+        func run() async throws {
+            try await runReportingErrors {
+                let host = try await options.openHost()
+                let history = try await PolicyHistoryStore.load(from: host.database)
+                let rows: [Row] = history.map { entry in
+                    let set = PolicySet(files: entry.files, loadedAt: entry.activatedAt)
+                    let schedule = PolicyEngine.validateAndSchedule(set).schedule
+                    let scheduled = schedule.sorted { $0.key < $1.key }.flatMap { policy, files in
+                        files.map { Row.Scheduled(policy: policy, file: $0.path,
+                                                  effectiveFrom: $0.effectiveFrom == Int64.min ? nil : Timestamp.iso(ms: $0.effectiveFrom * 1000)) }
+                    }
+                    return Row(version: entry.version, activatedAt: Timestamp.iso(ms: Timestamp.ms(entry.activatedAt)),
+                               files: entry.files.map(\.path), scheduled: scheduled)
+                }
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                    print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                } else if rows.isEmpty {
+                    print("no policy version has served yet (versions are recorded by `tenki serve`)")
+                } else {
+                    for row in rows {
+                        print("\(row.version)  from \(row.activatedAt)  \(row.files.count) file(s)")
+                        for entry in row.scheduled {
+                            print("    \(entry.policy) answered by \(entry.file)\(entry.effectiveFrom.map { " from \($0)" } ?? "")")
+                        }
+                    }
+                }
+                await host.database.close()
             }
         }
     }

@@ -151,6 +151,38 @@ public enum EventInbox {
 
 /// Millisecond timestamps as stored, and their ISO 8601 form as shown.
 public enum Timestamp {
+    /// `YYYY-MM-DDThh:mm:ss[.fff]Z` → Unix seconds, without a formatter (hot paths); nil if malformed.
+    public static func parseUTCSeconds(_ text: String) -> Int64? {
+        var utf8 = Array(text.utf8)
+        guard utf8.count >= 20, utf8.last == UInt8(ascii: "Z") else { return nil }
+        utf8.removeLast()
+        if utf8.count > 19 {
+            guard utf8[19] == UInt8(ascii: "."), utf8[20...].allSatisfy({ (48...57).contains($0) }), utf8.count > 20 else { return nil }
+        }
+        let layout = Array("dddd-dd-ddTdd:dd:dd".utf8)
+        for k in 0..<19 {
+            let ok = layout[k] == UInt8(ascii: "d") ? (48...57).contains(utf8[k]) : utf8[k] == layout[k]
+            guard ok else { return nil }
+        }
+        func number(_ from: Int, _ count: Int) -> Int64 {
+            var value: Int64 = 0
+            for k in from..<(from + count) { value = value * 10 + Int64(utf8[k] - 48) }
+            return value
+        }
+        let (y, m, d) = (number(0, 4), number(5, 2), number(8, 2))
+        let (hh, mm, ss) = (number(11, 2), number(14, 2), number(17, 2))
+        let monthDays: [Int64] = [31, (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard (1...12).contains(m), d >= 1, d <= monthDays[Int(m) - 1], hh < 24, mm < 60, ss < 61 else { return nil }
+        // Days from the civil date (Howard Hinnant's algorithm).
+        let yy = m <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return days * 86_400 + hh * 3_600 + mm * 60 + ss
+    }
+
     public static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
 
     public static func iso(ms: Int64) -> String {

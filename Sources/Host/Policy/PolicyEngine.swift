@@ -30,11 +30,16 @@ public final class PolicyEngine: @unchecked Sendable {
     public let source: any PolicySource
     let logger: Logger
     private let lock = NSLock()
-    private var current: PolicySet?
+    /// Every set that has served, oldest first; the last is current. Decisions about past
+    /// events use the set that was in force then.
+    private var history: [PolicySet] = []
+    private var current: PolicySet? { history.last }
+    /// How many past sets are kept in memory.
+    public static let maxHistory = 100
     private var statusValue = PolicyStatus(files: [], reloads: 0)
     private var lastSeenVersion: String?
     /// This engine's worker on each thread.
-    private let workers = ThreadLocal<PolicyWorker>()
+    private let workers = ThreadLocal<WorkerCache>()
 
     public init(source: any PolicySource, logger: Logger) {
         self.source = source
@@ -70,11 +75,13 @@ public final class PolicyEngine: @unchecked Sendable {
             return lastSeenVersion == candidate.version
         }
         if seen { return .unchanged(version: candidate.version) }
-        let errors = PolicyEngine.validate(candidate)
+        let (errors, schedule) = PolicyEngine.validateAndSchedule(candidate)
+        let accepted = PolicySet(files: files, loadedAt: now, schedule: schedule)
         lock.withLock {
             lastSeenVersion = candidate.version
             if errors.isEmpty {
-                current = candidate
+                history.append(accepted)
+                if history.count > PolicyEngine.maxHistory { history.removeFirst(history.count - PolicyEngine.maxHistory) }
                 statusValue.version = candidate.version
                 statusValue.loadedAt = Timestamp.iso(ms: Timestamp.ms(now))
                 statusValue.files = candidate.files.map(\.path)
@@ -94,25 +101,60 @@ public final class PolicyEngine: @unchecked Sendable {
 
     /// Every problem with a set of files, as `file:line: reason` (empty when it may serve).
     public static func validate(_ set: PolicySet) -> [String] {
+        validateAndSchedule(set).errors
+    }
+
+    static func validateAndSchedule(_ set: PolicySet) -> (errors: [String], schedule: [String: [PolicySet.ScheduledFile]]) {
         let worker: PolicyWorker
         do {
             worker = try PolicyWorker(set: set)
         } catch let error as LuaError {
-            return [PolicyError(error, defaultFile: "?").description]
+            return ([PolicyError(error, defaultFile: "?").description], [:])
         } catch {
-            return ["\(error)"]
+            return (["\(error)"], [:])
         }
         var errors: [String] = []
+        let (schedule, scheduleErrors) = PolicySchedule.read(worker: worker, set: set)
+        errors += scheduleErrors
         for (path, required) in PolicyContracts.requiredExports where set.policyPaths.contains(path) {
-            for name in required where (try? worker.exports(path, name)) != true {
-                errors.append(PolicyError(file: path, line: nil, message: "must export a function '\(name)'").description)
+            // The policy and every file scheduled to replace it must offer the same functions.
+            for file in Set([path] + (schedule[path]?.map(\.path) ?? [])).sorted() {
+                for name in required where (try? worker.exports(file, name)) != true {
+                    errors.append(PolicyError(file: file, line: nil, message: "must export a function '\(name)'").description)
+                }
             }
         }
         errors += ContractRules.validate(worker: worker, set: set)
         for path in set.policyPaths {
             errors += PolicyExamples.run(worker: worker, path: path)
         }
-        return errors
+        return (errors, schedule)
+    }
+
+    /// Puts back sets that served before (from the database), oldest first, so events from
+    /// their time are decided as they were then.
+    public func restore(_ entries: [(files: [PolicyFile], activatedAt: Date)]) {
+        var restored: [PolicySet] = []
+        for entry in entries.suffix(PolicyEngine.maxHistory) {
+            let probe = PolicySet(files: entry.files, loadedAt: entry.activatedAt)
+            let (errors, schedule) = PolicyEngine.validateAndSchedule(probe)
+            if errors.isEmpty { restored.append(PolicySet(files: entry.files, loadedAt: entry.activatedAt, schedule: schedule)) }
+        }
+        lock.withLock {
+            history = (restored + history).sorted { $0.loadedAt < $1.loadedAt }.suffix(PolicyEngine.maxHistory).map { $0 }
+        }
+    }
+
+    /// The set that serves now.
+    public var currentSet: PolicySet? { lock.withLock { current } }
+
+    /// The set in force at `time` (Unix seconds): the newest activated at or before it, else the
+    /// oldest known.
+    func set(at time: Int64?) -> PolicySet? {
+        lock.withLock {
+            guard let time else { return current }
+            return history.last { Int64($0.loadedAt.timeIntervalSince1970) <= time } ?? history.first
+        }
     }
 
     /// Validates files without loading them (for `tenki policy check`).
@@ -122,47 +164,51 @@ public final class PolicyEngine: @unchecked Sendable {
 
     /// Calls `function` of policy `path` with `input` on this thread's worker for the current
     /// set. Throws `PolicyError` (with file:line) when the policy fails.
-    public func evaluate(_ path: String, _ function: String, input: LuaValue) throws -> (output: LuaValue, version: String) {
-        try evaluate(path) { try $0.call(path, function, input) }
-    }
-
-    /// Like `evaluate(_:_:input:)`, with the argument written straight onto the Lua stack.
-    public func evaluate(_ path: String, _ function: String, writing: (LuaWriter) throws -> Void) throws -> (output: LuaValue, version: String) {
-        try evaluate(path) { try $0.call(path, function, writing: writing) }
+    /// `at` is the event's own time (Unix seconds): the set in force then, and the file
+    /// scheduled for then, decide. nil means now.
+    public func evaluate(_ path: String, _ function: String, input: LuaValue, at time: Int64? = nil) throws -> (output: LuaValue, version: String) {
+        try evaluate(path, at: time) { worker, file in try worker.call(file, function, input) }
     }
 
     /// The fast path: argument written onto the stack, result read in place.
-    public func evaluate<T>(_ path: String, _ function: String, writing: (LuaWriter) throws -> Void,
+    public func evaluate<T>(_ path: String, _ function: String, at time: Int64? = nil, writing: (LuaWriter) throws -> Void,
                             reading: (LuaReader, String) throws -> T) throws -> T {
-        var version = ""
-        return try evaluate(path) { worker -> T in
-            version = worker.set.version
-            return try worker.call(path, function, writing: writing, reading: { try reading($0, version) })
+        try evaluate(path, at: time) { worker, file -> T in
+            let version = worker.set.version
+            return try worker.call(file, function, writing: writing, reading: { try reading($0, version) })
         }.output
     }
 
-    private func evaluate<T>(_ path: String, _ body: (PolicyWorker) throws -> T) throws -> (output: T, version: String) {
-        guard let set = lock.withLock({ current }) else {
+    private func evaluate<T>(_ path: String, at time: Int64?, _ body: (PolicyWorker, String) throws -> T) throws -> (output: T, version: String) {
+        guard let set = set(at: time) else {
             throw PolicyError(file: path, line: nil, message: "no policy set is loaded (policy root: \(source.description))")
         }
+        let file = set.resolve(path, at: time)
         let worker = try worker(for: set)
         do {
-            return (try body(worker), set.version)
+            return (try body(worker, file), set.version)
         } catch let error as LuaError {
-            if worker.poisoned { workers.value = nil }
-            throw PolicyError(error, defaultFile: path)
+            if worker.poisoned { workers.value?.workers.removeAll { $0 === worker } }
+            throw PolicyError(error, defaultFile: file)
         }
     }
 
+    /// Per thread, the workers of the sets it evaluated lately (usually just the current one).
+    final class WorkerCache {
+        var workers: [PolicyWorker] = []
+    }
+
     private func worker(for set: PolicySet) throws -> PolicyWorker {
-        if let worker = workers.value, worker.set === set { return worker }
+        let cache = workers.value ?? { let c = WorkerCache(); workers.value = c; return c }()
+        if let worker = cache.workers.first(where: { $0.set === set }) { return worker }
         let worker: PolicyWorker
         do {
             worker = try PolicyWorker(set: set)
         } catch let error as LuaError {
             throw PolicyError(error, defaultFile: "?")
         }
-        workers.value = worker
+        cache.workers.insert(worker, at: 0)
+        if cache.workers.count > 3 { cache.workers.removeLast() }
         return worker
     }
 }

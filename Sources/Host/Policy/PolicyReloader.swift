@@ -1,21 +1,31 @@
 import Foundation
 import ServiceLifecycle
+import SQL
 
 /// Polls the policy source and swaps in valid changes (a valid change serves within one poll
 /// interval plus validation time). Runs until graceful shutdown.
 public struct PolicyReloader: Service {
     let engine: PolicyEngine
+    let database: (any Database)?
     let intervalMilliseconds: Int
 
-    public init(engine: PolicyEngine, intervalMilliseconds: Int = PolicyLimits.reloadPollMilliseconds) {
+    /// With a database, each set that starts serving is recorded in the policy history.
+    public init(engine: PolicyEngine, database: (any Database)? = nil, intervalMilliseconds: Int = PolicyLimits.reloadPollMilliseconds) {
         self.engine = engine
+        self.database = database
         self.intervalMilliseconds = intervalMilliseconds
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                engine.reload()
+                if case .loaded = engine.reload(), let database, let set = engine.currentSet {
+                    do {
+                        try await PolicyHistoryStore.record(set, in: database)
+                    } catch {
+                        engine.logger.error("policy version not recorded", metadata: ["error": .string("\(error)")])
+                    }
+                }
                 try? await Task.sleep(nanoseconds: UInt64(intervalMilliseconds) * 1_000_000)
             }
         }

@@ -1,16 +1,34 @@
 import Foundation
 import Lua
 
-/// A compiled, immutable policy set: what one version of the policy root contained.
+/// A compiled, immutable policy set: what one version of the policy root contained, from when
+/// it was in force, and which file answers for each policy at a given time.
 public final class PolicySet: Sendable {
     public let version: String
     public let files: [PolicyFile]
+    /// When this set started serving (its activation).
     public let loadedAt: Date
+    /// Scheduled changes: policy path → files that replace it from a UTC time (Unix seconds),
+    /// the base file first with `Int64.min`.
+    public let schedule: [String: [ScheduledFile]]
 
-    init(files: [PolicyFile], loadedAt: Date) {
+    public struct ScheduledFile: Sendable, Equatable {
+        public let effectiveFrom: Int64
+        public let path: String
+    }
+
+    init(files: [PolicyFile], loadedAt: Date, schedule: [String: [ScheduledFile]] = [:]) {
         self.files = files
         self.version = policyVersion(of: files)
         self.loadedAt = loadedAt
+        self.schedule = schedule
+    }
+
+    /// The file that answers for `path` at `time` (Unix seconds); `path` itself when nothing
+    /// is scheduled for it.
+    func resolve(_ path: String, at time: Int64?) -> String {
+        guard let time, let entries = schedule[path] else { return path }
+        return entries.last { $0.effectiveFrom <= time }?.path ?? path
     }
 
     /// Files that are policies (the rest, under `lib/`, are only for `require`).

@@ -119,7 +119,9 @@ extension PolicyEngine {
     /// Prices a finished job with `pricing.lua`. The result is checked strictly: amounts are
     /// integers, never negative, and the lines add up to the total.
     public func priceJob(_ input: JobPriceInput) throws -> PriceDecision {
-        let price = try evaluate("pricing.lua", "price", writing: input.write) { output, version in
+        // The version in force when the job completed decides, so late and replayed events are
+        // priced as they would have been then.
+        let price = try evaluate("pricing.lua", "price", at: Timestamp.parseUTCSeconds(input.completedAt), writing: input.write) { output, version in
             try JobPriceReader(output: output, version: version).read()
         }
         return PriceDecision(price: price, input: input)
