@@ -248,3 +248,7 @@ int tenki_lua_open_all(lua_State *L) {
     lua_pushcfunction(L, open_all);
     return tenki_lua_pcall(L, 0, 0);
 }
+
+void tenki_lua_gc_generational(lua_State *L) {
+    lua_gc(L, LUA_GCGEN, 0, 0);
+}

@@ -74,6 +74,11 @@ public final class LuaState {
         if status != LUA_OK { throw popError(status: status) }
     }
 
+    /// Generational garbage collection: cheaper when each call makes many short-lived tables.
+    public func useGenerationalGC() {
+        tenki_lua_gc_generational(L)
+    }
+
     // MARK: running code
 
     /// Compiles and runs a text chunk, returning its results.

@@ -152,7 +152,8 @@ public final class PolicyEngine: @unchecked Sendable {
     /// oldest known.
     func set(at time: Int64?) -> PolicySet? {
         lock.withLock {
-            guard let time else { return current }
+            guard let time, let current, history.count > 1 else { return current }
+            if Int64(current.loadedAt.timeIntervalSince1970) <= time { return current }
             return history.last { Int64($0.loadedAt.timeIntervalSince1970) <= time } ?? history.first
         }
     }

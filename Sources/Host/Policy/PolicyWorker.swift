@@ -48,6 +48,7 @@ final class PolicyWorker {
         self.set = set
         state = try LuaState(sandboxed: true)
         try state.openMoneyAndDate()
+        state.useGenerationalGC()
         try state.run(PolicyPrelude.source, chunkName: "=prelude")
         for file in set.files {
             try state.call("__tenki_add_source", [.string(file.path), .string(file.source)])

@@ -59,6 +59,9 @@ int tenki_lua_open_sandbox(lua_State *L);
 /// Adds the `money` (integer micro-cents, checked) and `date` (pure UTC) libraries.
 int tenki_lua_open_money(lua_State *L);
 
+/// Switches the collector to generational mode (suits many short-lived tables per call).
+void tenki_lua_gc_generational(lua_State *L);
+
 /// Opens the full standard library (for trusted tooling only).
 int tenki_lua_open_all(lua_State *L);
 
