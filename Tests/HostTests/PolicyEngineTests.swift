@@ -13,8 +13,10 @@ final class PolicyRoot: @unchecked Sendable {
     init(shipped: Bool = true) throws {
         path = try TemporaryDirectory.make(prefix: "tenki-policies")
         if shipped {
-            let pricing = try String(contentsOfFile: Fixtures.packageRoot + "/policies/pricing.lua", encoding: .utf8)
-            try pricing.write(toFile: path + "/pricing.lua", atomically: true, encoding: .utf8)
+            for file in ["pricing.lua", "admission.lua"] {
+                let text = try String(contentsOfFile: Fixtures.packageRoot + "/policies/" + file, encoding: .utf8)
+                try text.write(toFile: path + "/" + file, atomically: true, encoding: .utf8)
+            }
         }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -347,6 +349,44 @@ struct PolicyEngineTests {
         #expect(history.map { $0.files[0].source.contains("return 1") } == [true, false])
         #expect(history[1].version == root.engine.currentVersion)
         await db.close()
+    }
+
+    @Test("admission: allow, queue at the slot limit, block with a reason", arguments: [
+        (["tenki-4c-8gb"], AdmissionInput.Workspace(freeMinutesRemaining: 0, hasPaymentMethod: true, runningX64: 39), "allow", nil as String?),
+        (["tenki-4c-8gb"], .init(freeMinutesRemaining: 0, hasPaymentMethod: true, runningX64: 40), "queue", "slot_limit"),
+        (["tenki-4c-8gb"], .init(freeMinutesRemaining: 0, hasPaymentMethod: true, extraSlotsX64: 10, runningX64: 49), "allow", nil),
+        (["tenki-macos-m4-12c"], .init(freeMinutesRemaining: 0, hasPaymentMethod: true, addons: ["macos-m4"], runningX64: 40), "allow", nil),
+        (["tenki-macos-m4-12c"], .init(freeMinutesRemaining: 0, hasPaymentMethod: true), "block", "addon_required"),
+        (["tenki-2c-4gb"], .init(freeMinutesRemaining: 0, hasPaymentMethod: false), "block", "payment_method_required"),
+        (["tenki-8c-16gb"], .init(freeMinutesRemaining: 3, hasPaymentMethod: false), "block", "payment_method_required"),
+        (["tenki-8c-16gb"], .init(freeMinutesRemaining: 4, hasPaymentMethod: false), "allow", nil),
+        (["tenki-2c-4gb"], .init(freeMinutesRemaining: 100, hasPaymentMethod: true, suspended: true), "block", "workspace_suspended"),
+        (["tenki-2c-4gb"], .init(freeMinutesRemaining: 100, hasPaymentMethod: true, abuseAction: "block"), "block", "abuse"),
+        (["gpu-large"], .init(freeMinutesRemaining: 100, hasPaymentMethod: true), "foreign", nil),
+    ])
+    func admission(_ labels: [String], _ workspace: AdmissionInput.Workspace, _ verdict: String, _ reason: String?) throws {
+        let root = try PolicyRoot()
+        guard case .loaded = root.engine.reload() else { Issue.record("\(root.engine.status.lastRejection?.errors ?? [])"); return }
+        let decision = try root.engine.admitJob(AdmissionInput(labels: labels, workspace: workspace))
+        #expect(decision.verdict.rawValue == verdict)
+        #expect(decision.reason == (verdict == "foreign" ? decision.reason : reason))
+        #expect(decision.policyVersion == root.engine.currentVersion)
+    }
+
+    @Test("an admission policy inventing a reason or a verdict is refused")
+    func admissionStrict() throws {
+        let root = try PolicyRoot(shipped: false)
+        try root.write("admission.lua", """
+            return { limits = function() return {} end,
+                     admit = function(job) return { decision = job.labels[1], reason = "because", sku = "x", arch = "x64" } end }
+            """)
+        root.engine.reload()
+        for verdict in ["block", "maybe"] {
+            let error = #expect(throws: PolicyError.self) {
+                try root.engine.admitJob(AdmissionInput(labels: [verdict], workspace: .init(freeMinutesRemaining: 0, hasPaymentMethod: true)))
+            }
+            #expect(error?.file == "admission.lua")
+        }
     }
 
     @Test("the reloader picks up a valid change on its own")

@@ -70,9 +70,9 @@ public struct PolicyCommand: AsyncParsableCommand {
     struct Eval: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Dry-run a decision: what would this cost, and why, line by line.",
-            discussion: "Decisions: price. Input is the JSON the policy receives (see README, Policies).")
+            discussion: "Decisions: price, admit. Input is the JSON the policy receives (see README, Policies).")
         @OptionGroup var options: HostOptions
-        @Argument(help: "The decision (price).") var decision: String
+        @Argument(help: "The decision (price or admit).") var decision: String
         @Option(help: "Input JSON, or @file to read it from a file.") var input: String
         @Flag(help: "Print JSON.") var json = false
 
@@ -92,7 +92,26 @@ public struct PolicyCommand: AsyncParsableCommand {
                     }
                     text = String(decoding: data, as: UTF8.self)
                 }
-                guard decision == "price" else { throw HostError(.badRequest, "unknown decision '\(decision)' (known: price)") }
+                if decision == "admit" {
+                    let parsed: AdmissionInput
+                    do {
+                        parsed = try JSONDecoder().decode(AdmissionInput.self, from: Data(text.utf8))
+                    } catch {
+                        throw HostError(.badRequest, "admit input: \(error)")
+                    }
+                    let answer: AdmissionDecision
+                    do { answer = try engine.admitJob(parsed) } catch let error as PolicyError { throw HostError(.badRequest, error.description) }
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                    if json {
+                        print(String(decoding: try encoder.encode(answer), as: UTF8.self))
+                    } else {
+                        print("\(answer.verdict.rawValue)\(answer.reason.map { " (\($0))" } ?? "")\(answer.sku.map { " on \($0)" } ?? "")"
+                              + "\(answer.slotLimit.map { ", slot limit \($0)" } ?? ""), priority \(answer.priority) (policy version \(answer.policyVersion))")
+                    }
+                    return
+                }
+                guard decision == "price" else { throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, admit)") }
                 let parsed: JobPriceInput
                 do {
                     parsed = try JSONDecoder().decode(JobPriceInput.self, from: Data(text.utf8))

@@ -242,5 +242,6 @@ final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
 public enum PolicyContracts {
     public static let requiredExports: [String: [String]] = [
         "pricing.lua": ["price", "match"],
+        "admission.lua": ["admit", "limits"],
     ]
 }
