@@ -13,7 +13,7 @@ final class PolicyRoot: @unchecked Sendable {
     init(shipped: Bool = true) throws {
         path = try TemporaryDirectory.make(prefix: "tenki-policies")
         if shipped {
-            for file in ["pricing.lua", "admission.lua"] {
+            for file in ["pricing.lua", "admission.lua", "billing.lua"] {
                 let text = try String(contentsOfFile: Fixtures.packageRoot + "/policies/" + file, encoding: .utf8)
                 try text.write(toFile: path + "/" + file, atomically: true, encoding: .utf8)
             }
@@ -387,6 +387,28 @@ struct PolicyEngineTests {
             }
             #expect(error?.file == "admission.lua")
         }
+    }
+
+    static let november = MonthlyLinesInput.Period(start: "2026-11-01T00:00:00Z", end: "2026-12-01T00:00:00Z")
+
+    static let linesCases: [(MonthlyLinesInput, Int64)] = [
+        (MonthlyLinesInput(period: november, storage: .init(dailyBytes: Array(repeating: 50_000_000_000, count: 30))), Int64(1_000_000_000)),
+        (MonthlyLinesInput(period: november, storage: .init(dailyBytes: Array(repeating: 0, count: 14) + Array(repeating: 20_000_000_000, count: 16))), 213_333_333),
+        (MonthlyLinesInput(period: november, slots: [.init(arch: "x64", count: 10, startedAt: "2026-01-01T00:00:00Z")]), 7_000_000_000),
+        (MonthlyLinesInput(period: november, slots: [.init(arch: "macos", count: 5, startedAt: "2026-01-01T00:00:00Z")]), 24_500_000_000),
+        (MonthlyLinesInput(period: november, addons: [.init(id: "macos-m4", startedAt: "2026-11-16T00:00:00Z")]), 1_950_000_000),
+        (MonthlyLinesInput(period: november, addons: [.init(id: "priority-support", startedAt: "2026-10-01T00:00:00Z", cancelledAt: "2026-10-20T00:00:00Z")]), 0),
+        (MonthlyLinesInput(period: november, addons: [.init(id: "priority-queue-boost", term: "prepaid_12", startedAt: "2026-06-01T00:00:00Z")]), 0),
+        (MonthlyLinesInput(period: november, commitment: .init(monthlyMicros: 200_000_000_000, usageMicros: 250_000_000_000)), 0),
+    ]
+
+    @Test("monthly lines: the specification's storage, slot and add-on examples", arguments: linesCases)
+    func monthlyLines(_ input: MonthlyLinesInput, _ total: Int64) throws {
+        let root = try PolicyRoot()
+        guard case .loaded = root.engine.reload() else { Issue.record("\(root.engine.status.lastRejection?.errors ?? [])"); return }
+        let lines = try root.engine.monthlyLines(input)
+        #expect(lines.totalMicros == total)
+        #expect(lines.lines.reduce(0) { $0 + $1.amountMicros } == total)
     }
 
     @Test("the reloader picks up a valid change on its own")

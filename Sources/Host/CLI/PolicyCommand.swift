@@ -70,9 +70,9 @@ public struct PolicyCommand: AsyncParsableCommand {
     struct Eval: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Dry-run a decision: what would this cost, and why, line by line.",
-            discussion: "Decisions: price, admit. Input is the JSON the policy receives (see README, Policies).")
+            discussion: "Decisions: price, admit, lines. Input is the JSON the policy receives (see README, Policies).")
         @OptionGroup var options: HostOptions
-        @Argument(help: "The decision (price or admit).") var decision: String
+        @Argument(help: "The decision (price, admit or lines).") var decision: String
         @Option(help: "Input JSON, or @file to read it from a file.") var input: String
         @Flag(help: "Print JSON.") var json = false
 
@@ -111,7 +111,28 @@ public struct PolicyCommand: AsyncParsableCommand {
                     }
                     return
                 }
-                guard decision == "price" else { throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, admit)") }
+                if decision == "lines" {
+                    let parsed: MonthlyLinesInput
+                    do {
+                        parsed = try JSONDecoder().decode(MonthlyLinesInput.self, from: Data(text.utf8))
+                    } catch {
+                        throw HostError(.badRequest, "lines input: \(error)")
+                    }
+                    let answer: MonthlyLines
+                    do { answer = try engine.monthlyLines(parsed) } catch let error as PolicyError { throw HostError(.badRequest, error.description) }
+                    if json {
+                        let encoder = JSONEncoder()
+                        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                        print(String(decoding: try encoder.encode(answer), as: UTF8.self))
+                    } else {
+                        for line in answer.lines {
+                            print("  \(line.description): \(line.quantity) × \(MoneyText.usd(line.unitPriceMicros)) = \(MoneyText.usd(line.amountMicros))")
+                        }
+                        print("total \(MoneyText.usd(answer.totalMicros)) (policy version \(answer.policyVersion))")
+                    }
+                    return
+                }
+                guard decision == "price" else { throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, admit, lines)") }
                 let parsed: JobPriceInput
                 do {
                     parsed = try JSONDecoder().decode(JobPriceInput.self, from: Data(text.utf8))

@@ -243,5 +243,6 @@ public enum PolicyContracts {
     public static let requiredExports: [String: [String]] = [
         "pricing.lua": ["price", "match"],
         "admission.lua": ["admit", "limits"],
+        "billing.lua": ["monthly_lines"],
     ]
 }

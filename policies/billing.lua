@@ -1,0 +1,132 @@
+-- Monthly invoice lines besides usage (SPEC.md sections 5-8): add-ons, extra concurrency slots,
+-- storage, and the contract commitment true-up. Amounts are integer micro-cents.
+local billing = {}
+
+billing.addons = {
+  ["macos-m4"] = { name = "macOS M4 access", monthly = money.usd(39), prepaid_12 = money.usd(399) },
+  ["priority-support"] = { name = "Priority support", monthly = money.usd(250) },
+  ["priority-queue-boost"] = { name = "Priority queue boost", monthly = money.usd(49), prepaid_12 = money.usd(499) },
+}
+
+billing.slot_prices = { x64 = money.usd(7), macos = money.usd(49) }
+
+-- Storage: $0.20 per GB-month (GB = 10^9 bytes) on the period's average of daily snapshots.
+-- Snapshots report billable bytes: the 10 GB transparent cache is never in them.
+billing.storage_per_gb_month = money.parse("0.20")
+local BYTES_PER_GB = 1000000000
+
+local DAY = 86400
+
+--- Days of the period [from, to) during which something that started at `started` and was
+--- cancelled at `cancelled` is billed: from its first day, and (cancellation keeps it to the end
+--- of the cycle) through the end of the period unless it was cancelled before the period began.
+local function billed_days(period_start, period_end, started, cancelled)
+  if started >= period_end then return 0 end
+  if cancelled and cancelled < period_start then return 0 end
+  local first = started > period_start and started or period_start
+  local first_day = period_start + ((first - period_start) // DAY) * DAY
+  return (period_end - first_day) // DAY
+end
+
+local function line(description, quantity, unit, amount)
+  return { description = description, quantity = quantity, unit_price_micros = unit, amount_micros = amount }
+end
+
+--- monthly_lines(input) -> { lines = {...}, total_micros }
+--- input: period = { start, ["end"] } (UTC), addons = { { id, term = "monthly"|"prepaid_12", started_at, cancelled_at? } },
+--- slots = { { arch, count, started_at, cancelled_at? } }, storage = { daily_bytes = { ... } },
+--- commitment = { monthly_micros, usage_micros } (optional)
+function billing.monthly_lines(input)
+  local p_start, p_end = date.parse(input.period.start), date.parse(input.period["end"])
+  local days = (p_end - p_start) // DAY
+  if days <= 0 then error("the period must end after it starts") end
+  local lines, total = {}, 0
+  local function add(l)
+    lines[#lines + 1] = l
+    total = money.add(total, l.amount_micros)
+  end
+
+  for _, a in ipairs(input.addons or {}) do
+    local addon = billing.addons[a.id]
+    if not addon then error("unknown add-on '" .. tostring(a.id) .. "'") end
+    local started = date.parse(a.started_at)
+    if a.term == "prepaid_12" then
+      if not addon.prepaid_12 then error(addon.name .. " has no prepaid term") end
+      -- Billed once, up front, in the period it starts.
+      if started >= p_start and started < p_end then
+        add(line(addon.name .. ", 12 months prepaid", 1, addon.prepaid_12, addon.prepaid_12))
+      end
+    else
+      local n = billed_days(p_start, p_end, started, a.cancelled_at and date.parse(a.cancelled_at))
+      if n > 0 then
+        local amount = money.muldiv(addon.monthly, n, days, "half_up")
+        local text = n == days and addon.name or (addon.name .. " (" .. n .. " of " .. days .. " days)")
+        add(line(text, 1, amount, amount))
+      end
+    end
+  end
+
+  for _, s in ipairs(input.slots or {}) do
+    local price = billing.slot_prices[s.arch]
+    if not price then error("unknown slot architecture '" .. tostring(s.arch) .. "'") end
+    local n = billed_days(p_start, p_end, date.parse(s.started_at), s.cancelled_at and date.parse(s.cancelled_at))
+    if n > 0 and s.count > 0 then
+      local unit = money.muldiv(price, n, days, "half_up")
+      local text = "Extra " .. s.arch .. " slots" .. (n == days and "" or (" (" .. n .. " of " .. days .. " days)"))
+      add(line(text, s.count, unit, money.mul(unit, s.count)))
+    end
+  end
+
+  local daily = input.storage and input.storage.daily_bytes
+  if daily and #daily > 0 then
+    local byte_days = 0
+    for _, bytes in ipairs(daily) do byte_days = money.add(byte_days, bytes) end
+    -- rate × average GB = rate × Σ bytes / (10^9 × days in the period)
+    local amount = money.muldiv(billing.storage_per_gb_month, byte_days, BYTES_PER_GB * days, "half_up")
+    if amount > 0 then add(line("Storage (average of daily snapshots)", 1, amount, amount)) end
+  end
+
+  local c = input.commitment
+  if c and c.monthly_micros and c.usage_micros < c.monthly_micros then
+    local short = money.sub(c.monthly_micros, c.usage_micros)
+    add(line("Commitment true-up", 1, short, short))
+  end
+
+  return { lines = lines, total_micros = total }
+end
+
+local function days_of(n, bytes, total_days)
+  local t = {}
+  for i = 1, total_days do t[i] = i > total_days - n and bytes or 0 end
+  return t
+end
+
+local NOV = { start = "2026-11-01T00:00:00Z", ["end"] = "2026-12-01T00:00:00Z" }   -- 30 days
+
+billing.examples = {
+  { name = "50 GB stored all month = $10.00", call = "monthly_lines",
+    input = { period = NOV, storage = { daily_bytes = days_of(30, 50 * BYTES_PER_GB, 30) } }, expect = { total_micros = 1000000000 } },
+  { name = "20 GB from day 15 of a 30-day month = $2.13", call = "monthly_lines",
+    input = { period = NOV, storage = { daily_bytes = days_of(16, 20 * BYTES_PER_GB, 30) } }, expect = { total_micros = 213333333 } },
+  { name = "10 extra x64 slots = $70/month", call = "monthly_lines",
+    input = { period = NOV, slots = { { arch = "x64", count = 10, started_at = "2026-10-01T00:00:00Z" } } },
+    expect = { total_micros = 7000000000 } },
+  { name = "5 extra macOS slots = $245/month", call = "monthly_lines",
+    input = { period = NOV, slots = { { arch = "macos", count = 5, started_at = "2026-10-01T00:00:00Z" } } },
+    expect = { total_micros = 24500000000 } },
+  { name = "an add-on started on day 16 is prorated by days", call = "monthly_lines",
+    input = { period = NOV, addons = { { id = "priority-queue-boost", term = "monthly", started_at = "2026-11-16T09:00:00Z" } } },
+    expect = { total_micros = 2450000000 } },
+  { name = "a cancellation keeps the add-on to the end of the cycle", call = "monthly_lines",
+    input = { period = NOV, addons = { { id = "macos-m4", term = "monthly", started_at = "2026-01-01T00:00:00Z",
+                                         cancelled_at = "2026-11-03T00:00:00Z" } } },
+    expect = { total_micros = 3900000000 } },
+  { name = "a prepaid year bills once, up front", call = "monthly_lines",
+    input = { period = NOV, addons = { { id = "macos-m4", term = "prepaid_12", started_at = "2026-11-10T00:00:00Z" } } },
+    expect = { total_micros = 39900000000 } },
+  { name = "usage below the commitment is trued up", call = "monthly_lines",
+    input = { period = NOV, commitment = { monthly_micros = money.usd(2000), usage_micros = money.usd(1500) } },
+    expect = { total_micros = 50000000000 } },
+}
+
+return billing
