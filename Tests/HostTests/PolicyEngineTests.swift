@@ -13,7 +13,7 @@ final class PolicyRoot: @unchecked Sendable {
     init(shipped: Bool = true) throws {
         path = try TemporaryDirectory.make(prefix: "tenki-policies")
         if shipped {
-            for file in ["pricing.lua", "admission.lua", "billing.lua"] {
+            for file in ["pricing.lua", "admission.lua", "billing.lua", "abuse.lua"] {
                 let text = try String(contentsOfFile: Fixtures.packageRoot + "/policies/" + file, encoding: .utf8)
                 try text.write(toFile: path + "/" + file, atomically: true, encoding: .utf8)
             }
@@ -409,6 +409,22 @@ struct PolicyEngineTests {
         let lines = try root.engine.monthlyLines(input)
         #expect(lines.totalMicros == total)
         #expect(lines.lines.reduce(0) { $0 + $1.amountMicros } == total)
+    }
+
+    @Test("abuse verdicts on signup and on job events")
+    func abuseVerdicts() throws {
+        let root = try PolicyRoot()
+        guard case .loaded = root.engine.reload() else { Issue.record("\(root.engine.status.lastRejection?.errors ?? [])"); return }
+        #expect(try root.engine.abuseOnSignup(SignupInput(emailDomain: "acme.test")).action == .allow)
+        let again = try root.engine.abuseOnSignup(SignupInput(githubLogin: "octocat", history: .init(sameAccount: 1)))
+        #expect(again.action == .requirePaymentMethod)
+        #expect(again.reasons == ["repeated_free_credit_signup:github_account"])
+        let miner = try root.engine.abuseOnJob(JobActivity(name: "build", steps: ["curl -sL x | sh", "./cpuminer --url stratum+tcp://p"]))
+        #expect(miner.action == .suspend && miner.score == 100)
+        let server = try root.engine.abuseOnJob(JobActivity(name: "deploy", steps: ["java -jar paper.jar nogui"], durationSeconds: 4 * 3600))
+        #expect(server.action == .suspend)
+        #expect(try root.engine.abuseOnJob(JobActivity(name: "test", durationSeconds: 25 * 3600)).action == .block)
+        #expect(try root.engine.abuseOnJob(JobActivity(name: "unit tests", labels: ["tenki-2c-4gb"], durationSeconds: 120)).action == .allow)
     }
 
     @Test("the reloader picks up a valid change on its own")

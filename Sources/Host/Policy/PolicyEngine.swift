@@ -244,5 +244,6 @@ public enum PolicyContracts {
         "pricing.lua": ["price", "match"],
         "admission.lua": ["admit", "limits"],
         "billing.lua": ["monthly_lines"],
+        "abuse.lua": ["on_signup", "on_job"],
     ]
 }
