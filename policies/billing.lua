@@ -95,6 +95,30 @@ function billing.monthly_lines(input)
   return { lines = lines, total_micros = total }
 end
 
+--- eligible(request) -> { eligible, reason }: may this workspace buy an add-on or extra slots?
+--- request = { item = "addon" | "slots", id, term, arch, count, sales_approved, workspace = { has_payment_method } }
+function billing.eligible(r)
+  local function no(reason) return { eligible = false, reason = reason } end
+  if not (r.workspace and r.workspace.has_payment_method) then return no("payment_method_required") end
+  if r.item == "addon" then
+    local addon = billing.addons[r.id]
+    if not addon then return no("unknown_addon") end
+    if r.term == "prepaid_12" then
+      if not addon.prepaid_12 then return no("no_prepaid_term") end
+      -- Prepaid years are offered by sales only, not on the public price list.
+      if not r.sales_approved then return no("sales_only") end
+    elseif r.term ~= nil and r.term ~= "monthly" then
+      return no("unknown_term")
+    end
+  elseif r.item == "slots" then
+    if not billing.slot_prices[r.arch] then return no("unknown_arch") end
+    if type(r.count) ~= "number" or r.count <= 0 then return no("invalid_count") end
+  else
+    return no("unknown_item")
+  end
+  return { eligible = true }
+end
+
 local function days_of(n, bytes, total_days)
   local t = {}
   for i = 1, total_days do t[i] = i > total_days - n and bytes or 0 end
@@ -104,6 +128,14 @@ end
 local NOV = { start = "2026-11-01T00:00:00Z", ["end"] = "2026-12-01T00:00:00Z" }   -- 30 days
 
 billing.examples = {
+  { name = "an add-on needs a payment method", call = "eligible",
+    input = { item = "addon", id = "macos-m4", workspace = { has_payment_method = false } },
+    expect = { eligible = false, reason = "payment_method_required" } },
+  { name = "prepaid years are sold by sales only", call = "eligible",
+    input = { item = "addon", id = "macos-m4", term = "prepaid_12", workspace = { has_payment_method = true } },
+    expect = { eligible = false, reason = "sales_only" } },
+  { name = "extra slots with a payment method", call = "eligible",
+    input = { item = "slots", arch = "macos", count = 5, workspace = { has_payment_method = true } }, expect = { eligible = true } },
   { name = "50 GB stored all month = $10.00", call = "monthly_lines",
     input = { period = NOV, storage = { daily_bytes = days_of(30, 50 * BYTES_PER_GB, 30) } }, expect = { total_micros = 1000000000 } },
   { name = "20 GB from day 15 of a 30-day month = $2.13", call = "monthly_lines",

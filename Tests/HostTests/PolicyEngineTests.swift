@@ -411,6 +411,21 @@ struct PolicyEngineTests {
         #expect(lines.lines.reduce(0) { $0 + $1.amountMicros } == total)
     }
 
+    @Test("add-on and slot eligibility")
+    func eligibility() throws {
+        let root = try PolicyRoot()
+        guard case .loaded = root.engine.reload() else { Issue.record("\(root.engine.status.lastRejection?.errors ?? [])"); return }
+        let paying = EligibilityRequest.Workspace(hasPaymentMethod: true)
+        #expect(try root.engine.eligibility(.init(item: "addon", id: "priority-support", workspace: paying)).eligible)
+        #expect(try root.engine.eligibility(.init(item: "addon", id: "priority-support", workspace: .init(hasPaymentMethod: false))).reason
+                == "payment_method_required")
+        #expect(try root.engine.eligibility(.init(item: "addon", id: "priority-queue-boost", term: "prepaid_12", workspace: paying)).reason == "sales_only")
+        #expect(try root.engine.eligibility(.init(item: "addon", id: "priority-queue-boost", term: "prepaid_12", salesApproved: true, workspace: paying)).eligible)
+        #expect(try root.engine.eligibility(.init(item: "addon", id: "priority-support", term: "prepaid_12", salesApproved: true, workspace: paying)).reason == "no_prepaid_term")
+        #expect(try root.engine.eligibility(.init(item: "slots", arch: "x64", count: 10, workspace: paying)).eligible)
+        #expect(try root.engine.eligibility(.init(item: "slots", arch: "arm", count: 1, workspace: paying)).reason == "unknown_arch")
+    }
+
     @Test("abuse verdicts on signup and on job events")
     func abuseVerdicts() throws {
         let root = try PolicyRoot()

@@ -94,3 +94,51 @@ extension PolicyEngine {
         return MonthlyLines(lines: checked, totalMicros: total, policyVersion: version)
     }
 }
+
+/// A workspace asking to buy an add-on or extra slots.
+public struct EligibilityRequest: Sendable, Codable {
+    public var item: String
+    public var id: String?
+    public var term: String?
+    public var arch: String?
+    public var count: Int64?
+    public var salesApproved: Bool
+    public var workspace: Workspace
+
+    public struct Workspace: Sendable, Codable {
+        public var hasPaymentMethod: Bool
+        enum CodingKeys: String, CodingKey { case hasPaymentMethod = "has_payment_method" }
+        public init(hasPaymentMethod: Bool) { self.hasPaymentMethod = hasPaymentMethod }
+    }
+
+    enum CodingKeys: String, CodingKey { case item, id, term, arch, count, salesApproved = "sales_approved", workspace }
+
+    public init(item: String, id: String? = nil, term: String? = nil, arch: String? = nil, count: Int64? = nil,
+                salesApproved: Bool = false, workspace: Workspace) {
+        self.item = item; self.id = id; self.term = term; self.arch = arch; self.count = count
+        self.salesApproved = salesApproved; self.workspace = workspace
+    }
+}
+
+public struct Eligibility: Sendable, Codable, Equatable {
+    public let eligible: Bool
+    public let reason: String?
+    public let policyVersion: String
+    enum CodingKeys: String, CodingKey { case eligible, reason, policyVersion = "policy_version" }
+}
+
+extension PolicyEngine {
+    /// Asks `billing.lua` whether the workspace may buy the add-on or slots; a refusal names why.
+    public func eligibility(_ request: EligibilityRequest) throws -> Eligibility {
+        let value = try LuaJSON.value(fromJSON: String(decoding: try JSONEncoder().encode(request), as: UTF8.self))
+        let (output, version) = try evaluate("billing.lua", "eligible", input: value)
+        guard case .boolean(let eligible) = output["eligible"] else {
+            throw PolicyError(file: "billing.lua", line: nil, message: "eligible returned no boolean 'eligible'")
+        }
+        let reason = output["reason"].stringValue
+        guard eligible || reason != nil else {
+            throw PolicyError(file: "billing.lua", line: nil, message: "eligible refused without a reason")
+        }
+        return Eligibility(eligible: eligible, reason: reason, policyVersion: version)
+    }
+}

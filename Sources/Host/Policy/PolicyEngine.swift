@@ -243,7 +243,7 @@ public enum PolicyContracts {
     public static let requiredExports: [String: [String]] = [
         "pricing.lua": ["price", "match"],
         "admission.lua": ["admit", "limits"],
-        "billing.lua": ["monthly_lines"],
+        "billing.lua": ["monthly_lines", "eligible"],
         "abuse.lua": ["on_signup", "on_job"],
     ]
 }
