@@ -3,9 +3,9 @@ import Foundation
 import Logging
 
 /// `tenki bench policy`: job-price evaluations per second and latency, marshalling included.
-public struct BenchCommand: ParsableCommand {
+public struct BenchCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks that print JSON (not tests).", subcommands: [Policy.self])
+        commandName: "bench", abstract: "Benchmarks that print JSON (not tests).", subcommands: [Policy.self, Reload.self])
 
     public init() {}
 
@@ -73,6 +73,46 @@ public struct BenchCommand: ParsableCommand {
             let failures = results.reduce(0) { $0 + $1.failures }
             return String(format: "{\"threads\":%d,\"evaluations\":%d,\"failures\":%d,\"per_second\":%.0f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}",
                           threads, total, failures, Double(total) / seconds, percentile(0.5), percentile(0.99), percentile(1.0 - 1e-9))
+        }
+    }
+
+    struct Reload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Milliseconds from writing a valid policy change to serving it, with the reloader as `tenki serve` runs it.")
+        @OptionGroup var options: HostOptions
+        @Option(help: "Changes to time.") var changes = 20
+
+        func run() async throws {
+            let configuration = try options.configuration()
+            let files = try DirectoryPolicySource(root: configuration.policyRoot).read()
+            let root = NSTemporaryDirectory() + "tenki-bench-reload-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            for file in files {
+                let path = root + "/" + file.path
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try file.source.write(toFile: path, atomically: true, encoding: .utf8)
+            }
+            var logger = Logger(label: "tenki")
+            logger.logLevel = .critical
+            let engine = PolicyEngine(source: DirectoryPolicySource(root: root), logger: logger)
+            guard case .loaded = engine.reload() else { throw HostError(.badConfiguration, "policies rejected") }
+            let reloader = Task { try await PolicyReloader(engine: engine).run() }
+            defer { reloader.cancel() }
+            var latencies: [Double] = []
+            let pricing = try String(contentsOfFile: root + "/pricing.lua", encoding: .utf8)
+            for change in 0..<changes {
+                let before = engine.currentVersion
+                let start = DispatchTime.now().uptimeNanoseconds
+                try (pricing + "\n-- change \(change)\n").write(toFile: root + "/pricing.lua", atomically: true, encoding: .utf8)
+                while engine.currentVersion == before {
+                    try await Task.sleep(nanoseconds: 1_000_000)
+                    if DispatchTime.now().uptimeNanoseconds - start > 10_000_000_000 { throw HostError(.internal, "change not served in 10 s") }
+                }
+                latencies.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            latencies.sort()
+            print(String(format: "{\"benchmark\":\"policy_reload\",\"changes\":%d,\"p50_ms\":%.1f,\"max_ms\":%.1f,\"poll_interval_ms\":%d}",
+                         changes, latencies[latencies.count / 2], latencies.last ?? 0, PolicyLimits.reloadPollMilliseconds))
         }
     }
 }
