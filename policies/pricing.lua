@@ -53,8 +53,13 @@ function pricing.match(labels)
   if type(labels) ~= "table" then return nil, "no labels" end
   local found
   for _, label in ipairs(labels) do
-    local key = string.lower(label)
-    local entry = by_label[key]
+    -- Labels are usually lower case already: look them up as given before lowering (no new string).
+    local entry = by_label[label]
+    local key = label
+    if not entry and not neutral[label] then
+      key = string.lower(label)
+      entry = by_label[key]
+    end
     if entry then
       if found then return nil, "more than one Tenki label" end
       found = entry
