@@ -367,7 +367,10 @@ struct PolicyEngineTests {
     func admission(_ labels: [String], _ workspace: AdmissionInput.Workspace, _ verdict: String, _ reason: String?) throws {
         let root = try PolicyRoot()
         guard case .loaded = root.engine.reload() else { Issue.record("\(root.engine.status.lastRejection?.errors ?? [])"); return }
-        let decision = try root.engine.admitJob(AdmissionInput(labels: labels, workspace: workspace))
+        let input = AdmissionInput(labels: labels, workspace: workspace)
+        let decision = try root.engine.admitJob(input)
+        let record = DecisionRecord.admission(input, decision)
+        #expect(record.policyVersion == decision.policyVersion && record.input.contains("running_x64") && record.output.contains("\"decision\":\"\(verdict)\""))
         #expect(decision.verdict.rawValue == verdict)
         #expect(decision.reason == (verdict == "foreign" ? decision.reason : reason))
         #expect(decision.policyVersion == root.engine.currentVersion)

@@ -84,3 +84,22 @@ extension PolicyEngine {
         return AbuseVerdict(score: score, action: action, reasons: reasons, policyVersion: version)
     }
 }
+
+extension DecisionRecord {
+    /// The record of an admission decision, to store with the job.
+    public static func admission(_ input: AdmissionInput, _ output: AdmissionDecision) -> DecisionRecord {
+        DecisionRecord(decision: "admit", policyVersion: output.policyVersion, input: input, output: output)
+    }
+
+    public static func monthlyLines(_ input: MonthlyLinesInput, _ output: MonthlyLines) -> DecisionRecord {
+        DecisionRecord(decision: "monthly_lines", policyVersion: output.policyVersion, input: input, output: output)
+    }
+
+    public static func eligibility(_ input: EligibilityRequest, _ output: Eligibility) -> DecisionRecord {
+        DecisionRecord(decision: "eligible", policyVersion: output.policyVersion, input: input, output: output)
+    }
+
+    public static func abuse<I: Encodable>(_ decision: String, _ input: I, _ output: AbuseVerdict) -> DecisionRecord {
+        DecisionRecord(decision: decision, policyVersion: output.policyVersion, input: input, output: output)
+    }
+}

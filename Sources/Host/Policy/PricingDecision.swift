@@ -113,6 +113,22 @@ public struct DecisionRecord: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case decision, policyVersion = "policy_version", input, output
     }
+
+    public init(decision: String, policyVersion: String, input: String, output: String) {
+        self.decision = decision
+        self.policyVersion = policyVersion
+        self.input = input
+        self.output = output
+    }
+
+    /// A record of any decision from its typed input and checked output.
+    public init<I: Encodable, O: Encodable>(decision: String, policyVersion: String, input: I, output: O) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        self.init(decision: decision, policyVersion: policyVersion,
+                  input: (try? encoder.encode(input)).map { String(decoding: $0, as: UTF8.self) } ?? "null",
+                  output: (try? encoder.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? "null")
+    }
 }
 
 extension PolicyEngine {
