@@ -85,6 +85,26 @@ local function ceil_minutes(seconds)
   return (seconds + 59) // 60
 end
 
+--- free_minutes(sku, minutes, available): free minutes are consumed before money, in whole
+--- billable minutes; each minute takes vCPU / 2 of them, and a remainder too small for a minute
+--- stays on the balance.
+function pricing.free_minutes(sku, minutes, available)
+  local per_minute = sku.vcpu // pricing.free_minute_vcpu
+  local covered = math.min(minutes, available // per_minute)
+  return { per_minute = per_minute, covered_minutes = covered, charged_minutes = minutes - covered,
+           free_minutes_consumed = covered * per_minute }
+end
+
+--- consume(job) -> { matched, sku, billable_minutes, free_minutes_consumed, charged_minutes }
+function pricing.consume(job)
+  local sku = job.sku and by_id[job.sku] or pricing.match(job.labels)
+  if not sku then return { matched = false } end
+  local minutes = ceil_minutes(date.parse(job.completed_at) - date.parse(job.started_at))
+  local free = pricing.free_minutes(sku, minutes, job.workspace and job.workspace.free_minutes_remaining or 0)
+  return { matched = true, sku = sku.id, billable_minutes = minutes, free_minutes_consumed = free.free_minutes_consumed,
+           charged_minutes = free.charged_minutes }
+end
+
 --- price(job) -> { matched, sku, billable_minutes, free_minutes_consumed, amount_micros, lines }
 function pricing.price(job)
   local sku, premium
@@ -105,11 +125,8 @@ function pricing.price(job)
   local rate = (contract and contract.rates and contract.rates[sku.id]) or sku.rate
   local minutes = ceil_minutes(seconds)
 
-  -- Free minutes first, in whole billable minutes; a remainder too small for a minute stays.
-  local per_minute = sku.vcpu // pricing.free_minute_vcpu
-  local available = (job.workspace and job.workspace.free_minutes_remaining) or 0
-  local covered = math.min(minutes, available // per_minute)
-  local charged = minutes - covered
+  local free = pricing.free_minutes(sku, minutes, job.workspace and job.workspace.free_minutes_remaining or 0)
+  local covered, charged, per_minute = free.covered_minutes, free.charged_minutes, free.per_minute
 
   local lines = {}
   if covered > 0 then
@@ -178,6 +195,10 @@ pricing.examples = {
     expect = { billable_minutes = 4, amount_micros = 1200000 } },
   { name = "macOS 6 vCPU takes 3 free minutes a minute", call = "price", input = job({ "tenki-macos-m4-6c" }, 2, 0, 100),
     expect = { free_minutes_consumed = 6, amount_micros = 0 } },
+  { name = "consume: 4 vCPU for 10 min takes 20 free minutes", call = "consume", input = job({ "tenki-4c-8gb" }, 10, 0, 1000),
+    expect = { free_minutes_consumed = 20, charged_minutes = 0 } },
+  { name = "consume: a remainder too small for a minute stays", call = "consume", input = job({ "tenki-8c-16gb" }, 10, 0, 7),
+    expect = { free_minutes_consumed = 4, charged_minutes = 9 } },
   { name = "labels matching no offering are not ours", call = "price", input = job({ "ubuntu-latest" }, 10),
     expect = { matched = false } },
   { name = "an unknown Tenki size is not rounded to another", call = "price", input = job({ "tenki-standard-3c-6gb" }, 10),

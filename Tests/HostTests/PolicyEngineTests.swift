@@ -79,6 +79,22 @@ struct PolicyEngineTests {
         #expect(record.output.contains("\"amount_micros\":\(amount)"))
     }
 
+    @Test("free minutes: vCPU scaling, whole minutes, never more than the balance", arguments: [
+        (["tenki-4c-8gb"], 600, Int64(1_000), Int64(20), Int64(0)),
+        (["tenki-8c-16gb"], 600, 1_000, 40, 0),
+        (["tenki-8c-16gb"], 600, 7, 4, 9),
+        (["tenki-macos-m4-6c"], 600, 10, 9, 7),
+        (["tenki-2c-4gb"], 210, 0, 0, 4),
+    ])
+    func freeMinutes(_ labels: [String], _ seconds: Int, _ balance: Int64, _ consumed: Int64, _ charged: Int64) throws {
+        let root = try PolicyRoot()
+        root.engine.reload()
+        let decision = try root.engine.consumeFreeMinutes(job(labels, seconds: seconds, free: balance))
+        #expect(decision.freeMinutesConsumed == consumed)
+        #expect(decision.chargedMinutes == charged)
+        #expect(try root.engine.priceJob(job(labels, seconds: seconds, free: balance)).price.freeMinutesConsumed == consumed)
+    }
+
     @Test("jobs whose labels match no offering are foreign and cost nothing")
     func foreignJobs() throws {
         let root = try PolicyRoot()
@@ -150,6 +166,7 @@ struct PolicyEngineTests {
         let stub = { (amount: String, line: String) in """
             local M = {}
             function M.match() return nil end
+            function M.consume() return { matched = false } end
             function M.price() return { matched = true, sku = "x", billable_minutes = 1, free_minutes_consumed = 0,
               amount_micros = \(amount), lines = { { description = "l", quantity = 1, unit_price_micros = \(line), amount_micros = \(line) } } } end
             return M

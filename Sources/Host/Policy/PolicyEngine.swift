@@ -241,7 +241,7 @@ final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
 /// The functions each shipped policy must export.
 public enum PolicyContracts {
     public static let requiredExports: [String: [String]] = [
-        "pricing.lua": ["price", "match"],
+        "pricing.lua": ["price", "match", "consume"],
         "admission.lua": ["admit", "limits"],
         "billing.lua": ["monthly_lines", "eligible"],
         "abuse.lua": ["on_signup", "on_job"],

@@ -158,6 +158,44 @@ public struct PriceDecision: Sendable {
     }
 }
 
+/// How many free minutes a finished job consumes, and how many minutes are left to charge.
+public struct FreeMinutesDecision: Sendable, Codable, Equatable {
+    public let matched: Bool
+    public let billableMinutes: Int64
+    public let freeMinutesConsumed: Int64
+    public let chargedMinutes: Int64
+    public let policyVersion: String
+    enum CodingKeys: String, CodingKey {
+        case matched, billableMinutes = "billable_minutes", freeMinutesConsumed = "free_minutes_consumed"
+        case chargedMinutes = "charged_minutes", policyVersion = "policy_version"
+    }
+}
+
+extension PolicyEngine {
+    /// The free-minutes decision alone (`pricing.lua`, `consume`): what `price` also applies.
+    public func consumeFreeMinutes(_ input: JobPriceInput) throws -> FreeMinutesDecision {
+        try evaluate("pricing.lua", "consume", at: Timestamp.parseUTCSeconds(input.completedAt), writing: input.write) { output, version in
+            func fail(_ message: String) -> PolicyError { PolicyError(file: "pricing.lua", line: nil, message: "consume returned \(message)") }
+            guard case .boolean(let matched) = output["matched"] else { throw fail("no boolean 'matched'") }
+            guard matched else {
+                return FreeMinutesDecision(matched: false, billableMinutes: 0, freeMinutesConsumed: 0, chargedMinutes: 0, policyVersion: version)
+            }
+            func count(_ name: String) throws -> Int64 {
+                guard case .integer(let i) = output[name], i >= 0 else { throw fail("no non-negative integer \(name)") }
+                return i
+            }
+            let decision = FreeMinutesDecision(matched: true, billableMinutes: try count("billable_minutes"),
+                                               freeMinutesConsumed: try count("free_minutes_consumed"),
+                                               chargedMinutes: try count("charged_minutes"), policyVersion: version)
+            guard decision.chargedMinutes <= decision.billableMinutes,
+                  input.workspace.freeMinutesRemaining >= decision.freeMinutesConsumed else {
+                throw fail("more minutes than the job has or free minutes than the workspace has")
+            }
+            return decision
+        }
+    }
+}
+
 /// Strict reading of the pricing policy's answer, in place on the Lua stack: a wrong shape is
 /// an error, never a guess.
 struct JobPriceReader {
