@@ -88,11 +88,11 @@ end
 --- free_minutes(sku, minutes, available): free minutes are consumed before money, in whole
 --- billable minutes; each minute takes vCPU / 2 of them, and a remainder too small for a minute
 --- stays on the balance.
+--- Returns per_minute, covered_minutes, charged_minutes (no table: this runs on every price).
 function pricing.free_minutes(sku, minutes, available)
   local per_minute = sku.vcpu // pricing.free_minute_vcpu
   local covered = math.min(minutes, available // per_minute)
-  return { per_minute = per_minute, covered_minutes = covered, charged_minutes = minutes - covered,
-           free_minutes_consumed = covered * per_minute }
+  return per_minute, covered, minutes - covered
 end
 
 --- consume(job) -> { matched, sku, billable_minutes, free_minutes_consumed, charged_minutes }
@@ -100,9 +100,9 @@ function pricing.consume(job)
   local sku = job.sku and by_id[job.sku] or pricing.match(job.labels)
   if not sku then return { matched = false } end
   local minutes = ceil_minutes(date.parse(job.completed_at) - date.parse(job.started_at))
-  local free = pricing.free_minutes(sku, minutes, job.workspace and job.workspace.free_minutes_remaining or 0)
-  return { matched = true, sku = sku.id, billable_minutes = minutes, free_minutes_consumed = free.free_minutes_consumed,
-           charged_minutes = free.charged_minutes }
+  local per_minute, covered, charged = pricing.free_minutes(sku, minutes, job.workspace and job.workspace.free_minutes_remaining or 0)
+  return { matched = true, sku = sku.id, billable_minutes = minutes, free_minutes_consumed = covered * per_minute,
+           charged_minutes = charged }
 end
 
 --- price(job) -> { matched, sku, billable_minutes, free_minutes_consumed, amount_micros, lines }
@@ -125,8 +125,7 @@ function pricing.price(job)
   local rate = (contract and contract.rates and contract.rates[sku.id]) or sku.rate
   local minutes = ceil_minutes(seconds)
 
-  local free = pricing.free_minutes(sku, minutes, job.workspace and job.workspace.free_minutes_remaining or 0)
-  local covered, charged, per_minute = free.covered_minutes, free.charged_minutes, free.per_minute
+  local per_minute, covered, charged = pricing.free_minutes(sku, minutes, job.workspace and job.workspace.free_minutes_remaining or 0)
 
   local lines = {}
   if covered > 0 then
