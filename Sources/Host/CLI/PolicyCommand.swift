@@ -92,72 +92,47 @@ public struct PolicyCommand: AsyncParsableCommand {
                     }
                     text = String(decoding: data, as: UTF8.self)
                 }
-                if decision == "admit" {
-                    let parsed: AdmissionInput
-                    do {
-                        parsed = try JSONDecoder().decode(AdmissionInput.self, from: Data(text.utf8))
-                    } catch {
-                        throw HostError(.badRequest, "admit input: \(error)")
+                switch decision {
+                case "price":
+                    try dryRun(JobPriceInput.self, text, { try engine.priceJob($0).price }) { price in
+                        guard price.matched else { return ["not ours: the job's labels match no offering; it costs nothing"] }
+                        return ["\(price.sku ?? "?"): \(price.billableMinutes) billable minute(s), \(price.freeMinutesConsumed) free minute(s) used"]
+                            + price.lines.map { "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros, decimals: 4)) = \(MoneyText.usd($0.amountMicros, decimals: 4))" }
+                            + ["total \(MoneyText.usd(price.amountMicros, decimals: 4)) (policy version \(price.policyVersion))"]
                     }
-                    let answer: AdmissionDecision
-                    do { answer = try engine.admitJob(parsed) } catch let error as PolicyError { throw HostError(.badRequest, error.description) }
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                    if json {
-                        print(String(decoding: try encoder.encode(answer), as: UTF8.self))
-                    } else {
-                        print("\(answer.verdict.rawValue)\(answer.reason.map { " (\($0))" } ?? "")\(answer.sku.map { " on \($0)" } ?? "")"
-                              + "\(answer.slotLimit.map { ", slot limit \($0)" } ?? ""), priority \(answer.priority) (policy version \(answer.policyVersion))")
+                case "admit":
+                    try dryRun(AdmissionInput.self, text, engine.admitJob) { a in
+                        ["\(a.verdict.rawValue)\(a.reason.map { " (\($0))" } ?? "")\(a.sku.map { " on \($0)" } ?? "")"
+                            + "\(a.slotLimit.map { ", slot limit \($0)" } ?? ""), priority \(a.priority) (policy version \(a.policyVersion))"]
                     }
-                    return
-                }
-                if decision == "lines" {
-                    let parsed: MonthlyLinesInput
-                    do {
-                        parsed = try JSONDecoder().decode(MonthlyLinesInput.self, from: Data(text.utf8))
-                    } catch {
-                        throw HostError(.badRequest, "lines input: \(error)")
+                case "lines":
+                    try dryRun(MonthlyLinesInput.self, text, engine.monthlyLines) { lines in
+                        lines.lines.map { "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros)) = \(MoneyText.usd($0.amountMicros))" }
+                            + ["total \(MoneyText.usd(lines.totalMicros)) (policy version \(lines.policyVersion))"]
                     }
-                    let answer: MonthlyLines
-                    do { answer = try engine.monthlyLines(parsed) } catch let error as PolicyError { throw HostError(.badRequest, error.description) }
-                    if json {
-                        let encoder = JSONEncoder()
-                        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                        print(String(decoding: try encoder.encode(answer), as: UTF8.self))
-                    } else {
-                        for line in answer.lines {
-                            print("  \(line.description): \(line.quantity) × \(MoneyText.usd(line.unitPriceMicros)) = \(MoneyText.usd(line.amountMicros))")
-                        }
-                        print("total \(MoneyText.usd(answer.totalMicros)) (policy version \(answer.policyVersion))")
-                    }
-                    return
+                default:
+                    throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, admit, lines)")
                 }
-                guard decision == "price" else { throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, admit, lines)") }
-                let parsed: JobPriceInput
-                do {
-                    parsed = try JSONDecoder().decode(JobPriceInput.self, from: Data(text.utf8))
-                } catch {
-                    throw HostError(.badRequest, "price input: \(error)")
-                }
-                let price: JobPrice
-                do {
-                    price = try engine.priceJob(parsed).price
-                } catch let error as PolicyError {
-                    throw HostError(.badRequest, error.description)
-                }
-                if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                    print(String(decoding: try encoder.encode(price), as: UTF8.self))
-                } else if !price.matched {
-                    print("not ours: the job's labels match no offering; it costs nothing")
-                } else {
-                    print("\(price.sku ?? "?"): \(price.billableMinutes) billable minute(s), \(price.freeMinutesConsumed) free minute(s) used")
-                    for line in price.lines {
-                        print("  \(line.description): \(line.quantity) × \(MoneyText.usd(line.unitPriceMicros, decimals: 4)) = \(MoneyText.usd(line.amountMicros, decimals: 4))")
-                    }
-                    print("total \(MoneyText.usd(price.amountMicros, decimals: 4)) (policy version \(price.policyVersion))")
-                }
+            }
+        }
+
+        /// Decodes the input, runs the decision, prints JSON or the human lines.
+        func dryRun<I: Decodable, O: Encodable>(_ type: I.Type, _ text: String, _ decide: (I) throws -> O,
+                                                 human: (O) -> [String]) throws {
+            let input: I
+            do {
+                input = try JSONDecoder().decode(I.self, from: Data(text.utf8))
+            } catch {
+                throw HostError(.badRequest, "\(decision) input: \(error)")
+            }
+            let output: O
+            do { output = try decide(input) } catch let error as PolicyError { throw HostError(.badRequest, error.description) }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            } else {
+                human(output).forEach { print($0) }
             }
         }
     }
