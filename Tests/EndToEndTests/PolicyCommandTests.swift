@@ -24,6 +24,19 @@ struct PolicyCommandTests {
         #expect(bad.status == 64)
     }
 
+    @Test("eval lines and admit answer from the shipped policies")
+    func evalLinesAndAdmit() throws {
+        let lines = try TenkiProcess.run(["policy", "eval", "lines", "--json", "--input",
+            #"{"period":{"start":"2026-11-01T00:00:00Z","end":"2026-12-01T00:00:00Z"},"slots":[{"arch":"macos","count":5,"started_at":"2026-01-01T00:00:00Z"}]}"#]
+            + Self.policies)
+        #expect(lines.status == 0, "\(lines.error)")
+        #expect(lines.output.contains("\"total_micros\" : 24500000000"))
+        let admit = try TenkiProcess.run(["policy", "eval", "admit", "--input",
+            #"{"labels":["tenki-macos-m4-6c"],"workspace":{"has_payment_method":true,"addons":[]}}"#] + Self.policies)
+        #expect(admit.status == 0)
+        #expect(admit.output.hasPrefix("block (addon_required)"))
+    }
+
     @Test("check and test report file:line and exit non-zero on a broken policy")
     func checkAndTest() throws {
         #expect(try TenkiProcess.run(["policy", "check", Fixtures.packageRoot + "/policies"]).status == 0)

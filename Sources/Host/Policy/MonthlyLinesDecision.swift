@@ -51,6 +51,18 @@ public struct MonthlyLinesInput: Sendable, Codable {
     public init(period: Period, addons: [Addon] = [], slots: [Slots] = [], storage: Storage? = nil, commitment: Commitment? = nil) {
         self.period = period; self.addons = addons; self.slots = slots; self.storage = storage; self.commitment = commitment
     }
+
+    enum CodingKeys: String, CodingKey { case period, addons, slots, storage, commitment }
+
+    /// Lists left out mean none.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(period: try c.decode(Period.self, forKey: .period),
+                  addons: try c.decodeIfPresent([Addon].self, forKey: .addons) ?? [],
+                  slots: try c.decodeIfPresent([Slots].self, forKey: .slots) ?? [],
+                  storage: try c.decodeIfPresent(Storage.self, forKey: .storage),
+                  commitment: try c.decodeIfPresent(Commitment.self, forKey: .commitment))
+    }
 }
 
 /// Invoice lines for one period besides usage, checked: integers, each line's quantity × unit
