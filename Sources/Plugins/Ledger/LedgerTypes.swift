@@ -1,0 +1,208 @@
+/// A 128-bit identifier, as TigerBeetle's: two 64-bit halves, compared as one unsigned number.
+public struct ID128: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let high: UInt64
+    public let low: UInt64
+
+    public init(high: UInt64 = 0, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    public static let zero = ID128(low: 0)
+    public static let max = ID128(high: .max, low: .max)
+
+    public var isZero: Bool { high == 0 && low == 0 }
+
+    public static func < (a: ID128, b: ID128) -> Bool { (a.high, a.low) < (b.high, b.low) }
+
+    /// 32 lowercase hex digits (how it is stored and shown).
+    public var description: String {
+        let h = String(high, radix: 16), l = String(low, radix: 16)
+        return String(repeating: "0", count: 16 - h.count) + h + String(repeating: "0", count: 16 - l.count) + l
+    }
+
+    public init?(hex: String) {
+        guard hex.count == 32, let high = UInt64(hex.prefix(16), radix: 16), let low = UInt64(hex.suffix(16), radix: 16) else { return nil }
+        self.init(high: high, low: low)
+    }
+}
+
+/// An account, with TigerBeetle's fields and balances. Amounts are unsigned 64-bit here
+/// (micro-cents on the money ledger, whole minutes on the free-minutes ledger).
+public struct Account: Hashable, Sendable {
+    public struct Flags: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt16
+        public init(rawValue: UInt16) { self.rawValue = rawValue }
+        public static let linked = Flags(rawValue: 1 << 0)
+        public static let debitsMustNotExceedCredits = Flags(rawValue: 1 << 1)
+        public static let creditsMustNotExceedDebits = Flags(rawValue: 1 << 2)
+        public static let history = Flags(rawValue: 1 << 3)
+        public static let closed = Flags(rawValue: 1 << 5)
+        static let known: Flags = [.linked, .debitsMustNotExceedCredits, .creditsMustNotExceedDebits, .history, .closed]
+    }
+
+    public var id: ID128
+    public var debitsPending: UInt64 = 0
+    public var debitsPosted: UInt64 = 0
+    public var creditsPending: UInt64 = 0
+    public var creditsPosted: UInt64 = 0
+    public var userData128: ID128 = .zero
+    public var userData64: UInt64 = 0
+    public var userData32: UInt32 = 0
+    public var ledger: UInt32
+    public var code: UInt16
+    public var flags: Flags = []
+    /// Assigned by the ledger when created.
+    public var timestamp: UInt64 = 0
+
+    public init(id: ID128, ledger: UInt32, code: UInt16, flags: Flags = [], userData128: ID128 = .zero,
+                userData64: UInt64 = 0, userData32: UInt32 = 0) {
+        self.id = id
+        self.ledger = ledger
+        self.code = code
+        self.flags = flags
+        self.userData128 = userData128
+        self.userData64 = userData64
+        self.userData32 = userData32
+    }
+}
+
+/// A transfer, with TigerBeetle's fields and flags.
+public struct Transfer: Hashable, Sendable {
+    public struct Flags: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt16
+        public init(rawValue: UInt16) { self.rawValue = rawValue }
+        public static let linked = Flags(rawValue: 1 << 0)
+        public static let pending = Flags(rawValue: 1 << 1)
+        public static let postPendingTransfer = Flags(rawValue: 1 << 2)
+        public static let voidPendingTransfer = Flags(rawValue: 1 << 3)
+        public static let balancingDebit = Flags(rawValue: 1 << 4)
+        public static let balancingCredit = Flags(rawValue: 1 << 5)
+        static let known: Flags = [.linked, .pending, .postPendingTransfer, .voidPendingTransfer, .balancingDebit, .balancingCredit]
+    }
+
+    public var id: ID128
+    public var debitAccountID: ID128
+    public var creditAccountID: ID128
+    public var amount: UInt64
+    public var pendingID: ID128 = .zero
+    public var userData128: ID128 = .zero
+    public var userData64: UInt64 = 0
+    public var userData32: UInt32 = 0
+    /// Seconds after which a pending transfer is voided by the ledger.
+    public var timeout: UInt32 = 0
+    public var ledger: UInt32
+    public var code: UInt16
+    public var flags: Flags = []
+    public var timestamp: UInt64 = 0
+
+    public init(id: ID128, debitAccountID: ID128, creditAccountID: ID128, amount: UInt64, ledger: UInt32, code: UInt16,
+                flags: Flags = [], pendingID: ID128 = .zero, timeout: UInt32 = 0, userData128: ID128 = .zero,
+                userData64: UInt64 = 0, userData32: UInt32 = 0) {
+        self.id = id
+        self.debitAccountID = debitAccountID
+        self.creditAccountID = creditAccountID
+        self.amount = amount
+        self.ledger = ledger
+        self.code = code
+        self.flags = flags
+        self.pendingID = pendingID
+        self.timeout = timeout
+        self.userData128 = userData128
+        self.userData64 = userData64
+        self.userData32 = userData32
+    }
+}
+
+/// The outcome of one account in a `createAccounts` batch (TigerBeetle's names).
+public enum CreateAccountResult: String, Sendable, Equatable {
+    case ok
+    case linkedEventFailed = "linked_event_failed"
+    case linkedEventChainOpen = "linked_event_chain_open"
+    case timestampMustBeZero = "timestamp_must_be_zero"
+    case reservedFlag = "reserved_flag"
+    case idMustNotBeZero = "id_must_not_be_zero"
+    case idMustNotBeIntMax = "id_must_not_be_int_max"
+    case flagsAreMutuallyExclusive = "flags_are_mutually_exclusive"
+    case debitsPendingMustBeZero = "debits_pending_must_be_zero"
+    case debitsPostedMustBeZero = "debits_posted_must_be_zero"
+    case creditsPendingMustBeZero = "credits_pending_must_be_zero"
+    case creditsPostedMustBeZero = "credits_posted_must_be_zero"
+    case ledgerMustNotBeZero = "ledger_must_not_be_zero"
+    case codeMustNotBeZero = "code_must_not_be_zero"
+    case existsWithDifferentFlags = "exists_with_different_flags"
+    case existsWithDifferentUserData128 = "exists_with_different_user_data_128"
+    case existsWithDifferentUserData64 = "exists_with_different_user_data_64"
+    case existsWithDifferentUserData32 = "exists_with_different_user_data_32"
+    case existsWithDifferentLedger = "exists_with_different_ledger"
+    case existsWithDifferentCode = "exists_with_different_code"
+    case exists
+}
+
+/// The outcome of one transfer in a `createTransfers` batch (TigerBeetle's names).
+public enum CreateTransferResult: String, Sendable, Equatable {
+    case ok
+    case linkedEventFailed = "linked_event_failed"
+    case linkedEventChainOpen = "linked_event_chain_open"
+    case timestampMustBeZero = "timestamp_must_be_zero"
+    case reservedFlag = "reserved_flag"
+    case idMustNotBeZero = "id_must_not_be_zero"
+    case idMustNotBeIntMax = "id_must_not_be_int_max"
+    case flagsAreMutuallyExclusive = "flags_are_mutually_exclusive"
+    case debitAccountIDMustNotBeZero = "debit_account_id_must_not_be_zero"
+    case debitAccountIDMustNotBeIntMax = "debit_account_id_must_not_be_int_max"
+    case creditAccountIDMustNotBeZero = "credit_account_id_must_not_be_zero"
+    case creditAccountIDMustNotBeIntMax = "credit_account_id_must_not_be_int_max"
+    case accountsMustBeDifferent = "accounts_must_be_different"
+    case pendingIDMustBeZero = "pending_id_must_be_zero"
+    case pendingIDMustNotBeZero = "pending_id_must_not_be_zero"
+    case pendingIDMustNotBeIntMax = "pending_id_must_not_be_int_max"
+    case pendingIDMustBeDifferent = "pending_id_must_be_different"
+    case timeoutReservedForPendingTransfer = "timeout_reserved_for_pending_transfer"
+    case ledgerMustNotBeZero = "ledger_must_not_be_zero"
+    case codeMustNotBeZero = "code_must_not_be_zero"
+    case debitAccountNotFound = "debit_account_not_found"
+    case creditAccountNotFound = "credit_account_not_found"
+    case accountsMustHaveTheSameLedger = "accounts_must_have_the_same_ledger"
+    case transferMustHaveTheSameLedgerAsAccounts = "transfer_must_have_the_same_ledger_as_accounts"
+    case pendingTransferNotFound = "pending_transfer_not_found"
+    case pendingTransferNotPending = "pending_transfer_not_pending"
+    case pendingTransferHasDifferentDebitAccountID = "pending_transfer_has_different_debit_account_id"
+    case pendingTransferHasDifferentCreditAccountID = "pending_transfer_has_different_credit_account_id"
+    case pendingTransferHasDifferentLedger = "pending_transfer_has_different_ledger"
+    case pendingTransferHasDifferentCode = "pending_transfer_has_different_code"
+    case exceedsPendingTransferAmount = "exceeds_pending_transfer_amount"
+    case pendingTransferHasDifferentAmount = "pending_transfer_has_different_amount"
+    case pendingTransferAlreadyPosted = "pending_transfer_already_posted"
+    case pendingTransferAlreadyVoided = "pending_transfer_already_voided"
+    case pendingTransferExpired = "pending_transfer_expired"
+    case existsWithDifferentFlags = "exists_with_different_flags"
+    case existsWithDifferentDebitAccountID = "exists_with_different_debit_account_id"
+    case existsWithDifferentCreditAccountID = "exists_with_different_credit_account_id"
+    case existsWithDifferentAmount = "exists_with_different_amount"
+    case existsWithDifferentPendingID = "exists_with_different_pending_id"
+    case existsWithDifferentUserData128 = "exists_with_different_user_data_128"
+    case existsWithDifferentUserData64 = "exists_with_different_user_data_64"
+    case existsWithDifferentUserData32 = "exists_with_different_user_data_32"
+    case existsWithDifferentTimeout = "exists_with_different_timeout"
+    case existsWithDifferentCode = "exists_with_different_code"
+    case existsWithDifferentLedger = "exists_with_different_ledger"
+    case exists
+    case overflowsDebitsPending = "overflows_debits_pending"
+    case overflowsCreditsPending = "overflows_credits_pending"
+    case overflowsDebitsPosted = "overflows_debits_posted"
+    case overflowsCreditsPosted = "overflows_credits_posted"
+    case overflowsDebits = "overflows_debits"
+    case overflowsCredits = "overflows_credits"
+    case overflowsTimeout = "overflows_timeout"
+    case exceedsCredits = "exceeds_credits"
+    case exceedsDebits = "exceeds_debits"
+    case debitAccountAlreadyClosed = "debit_account_already_closed"
+    case creditAccountAlreadyClosed = "credit_account_already_closed"
+}
+
+/// Limits of the ledger.
+public enum LedgerLimits {
+    /// Events per `createAccounts` / `createTransfers` batch (TigerBeetle's current limit).
+    public static let maxBatchEvents = 8_189
+}
