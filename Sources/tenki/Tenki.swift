@@ -1,11 +1,12 @@
 import ArgumentParser
 import GitHubPlugin
 import Host
+import LedgerPlugin
 
 /// `tenki`: the one executable. Plugins built into it are listed here.
 @main
 struct Tenki: AsyncParsableCommand {
-    static let plugins: [any Plugin.Type] = [GitHubPlugin.self]
+    static let plugins: [any Plugin.Type] = [GitHubPlugin.self, LedgerPlugin.self]
 
     static let configuration = CommandConfiguration(
         commandName: "tenki",

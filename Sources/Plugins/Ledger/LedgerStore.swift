@@ -1,0 +1,217 @@
+import Foundation
+import SQL
+
+/// The ledger on the `Database` protocol, both drivers. Each batch runs in one transaction that
+/// first locks the ledger's single meta row (so batches are applied one at a time, in order, by
+/// every process sharing the database, and timestamps only grow), loads what the batch touches,
+/// applies it with `LedgerState`, and writes back only what changed. History is append-only:
+/// transfers are inserted, never updated or deleted.
+public struct LedgerStore: Sendable {
+    public let database: any Database
+
+    public init(database: any Database) { self.database = database }
+
+    static let migrations: [Migration] = [
+        Migration(1, "ledger", sql: """
+            CREATE TABLE ledger_meta (id INTEGER PRIMARY KEY, last_timestamp BIGINT NOT NULL);
+            INSERT INTO ledger_meta (id, last_timestamp) VALUES (1, 0);
+            CREATE TABLE ledger_accounts (
+                id TEXT PRIMARY KEY,
+                ledger BIGINT NOT NULL,
+                code BIGINT NOT NULL,
+                flags BIGINT NOT NULL,
+                user_data_128 TEXT NOT NULL,
+                user_data_64 BIGINT NOT NULL,
+                user_data_32 BIGINT NOT NULL,
+                debits_pending BIGINT NOT NULL,
+                debits_posted BIGINT NOT NULL,
+                credits_pending BIGINT NOT NULL,
+                credits_posted BIGINT NOT NULL,
+                timestamp BIGINT NOT NULL
+            );
+            CREATE TABLE ledger_transfers (
+                id TEXT PRIMARY KEY,
+                debit_account_id TEXT NOT NULL,
+                credit_account_id TEXT NOT NULL,
+                amount BIGINT NOT NULL,
+                pending_id TEXT NOT NULL,
+                user_data_128 TEXT NOT NULL,
+                user_data_64 BIGINT NOT NULL,
+                user_data_32 BIGINT NOT NULL,
+                timeout BIGINT NOT NULL,
+                ledger BIGINT NOT NULL,
+                code BIGINT NOT NULL,
+                flags BIGINT NOT NULL,
+                timestamp BIGINT NOT NULL UNIQUE
+            );
+            CREATE INDEX ledger_transfers_debit ON ledger_transfers (debit_account_id, timestamp);
+            CREATE INDEX ledger_transfers_credit ON ledger_transfers (credit_account_id, timestamp);
+            CREATE TABLE ledger_pending (
+                id TEXT PRIMARY KEY,
+                status TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            );
+            CREATE INDEX ledger_pending_open ON ledger_pending (status, expires_at);
+            """),
+    ]
+
+    // Unsigned values are stored as the same 64 bits in a signed column.
+    static func s(_ v: UInt64) -> SQLValue { .integer(Int64(bitPattern: v)) }
+    static func u(_ row: SQLRow, _ column: String) throws -> UInt64 { UInt64(bitPattern: try row.int(column)) }
+
+    public func createAccounts(_ batch: [Account], now: UInt64) async throws -> [CreateAccountResult] {
+        try await database.transaction { db in
+            var state = try LedgerStore.load(db, accountIDs: Set(batch.map(\.id)), transferIDs: [])
+            let before = state.accounts
+            let results = state.createAccounts(batch, now: now)
+            try LedgerStore.save(db, state: state, accountsBefore: before, transfersBefore: [:], pendingBefore: [:])
+            return results
+        }
+    }
+
+    public func createTransfers(_ batch: [Transfer], now: UInt64) async throws -> [CreateTransferResult] {
+        try await database.transaction { db in
+            // Pending transfers named by post/void bring their accounts along.
+            var transferIDs = Set(batch.map(\.id))
+            transferIDs.formUnion(batch.map(\.pendingID).filter { !$0.isZero })
+            var accountIDs = Set(batch.flatMap { [$0.debitAccountID, $0.creditAccountID] }.filter { !$0.isZero })
+            for pending in try LedgerStore.transfers(db, ids: Set(batch.map(\.pendingID).filter { !$0.isZero })) {
+                accountIDs.insert(pending.debitAccountID)
+                accountIDs.insert(pending.creditAccountID)
+            }
+            var state = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: transferIDs)
+            let (accountsBefore, transfersBefore, pendingBefore) = (state.accounts, state.transfers, state.pendingStatus)
+            let results = state.createTransfers(batch, now: now)
+            precondition(state.invariantViolations().allSatisfy { $0.hasPrefix("ledger") }, "account flags violated")
+            try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore)
+            return results
+        }
+    }
+
+    /// Releases every pending transfer whose timeout has passed (the background sweeper).
+    @discardableResult
+    public func expirePending(now: UInt64) async throws -> [ID128] {
+        try await database.transaction { db in
+            let due = try db.query("SELECT id FROM ledger_pending WHERE status = 'pending' AND expires_at <= $1 ORDER BY id LIMIT 1000",
+                                   [LedgerStore.s(now)]).compactMap { ID128(hex: try $0.string("id")) }
+            guard !due.isEmpty else { return [] }
+            let pending = try LedgerStore.transfers(db, ids: Set(due))
+            let accountIDs = Set(pending.flatMap { [$0.debitAccountID, $0.creditAccountID] })
+            var state = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: Set(due))
+            let (accountsBefore, transfersBefore, pendingBefore) = (state.accounts, state.transfers, state.pendingStatus)
+            let expired = state.expirePending(now: now)
+            try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore)
+            return expired
+        }
+    }
+
+    public func lookupAccounts(_ ids: [ID128]) async throws -> [Account] {
+        try await database.read { db in try LedgerStore.accounts(db, ids: Set(ids)).sorted { $0.id < $1.id } }
+    }
+
+    public func lookupTransfers(_ ids: [ID128]) async throws -> [Transfer] {
+        try await database.read { db in try LedgerStore.transfers(db, ids: Set(ids)).sorted { $0.timestamp < $1.timestamp } }
+    }
+
+    // MARK: rows
+
+    static func placeholders(_ count: Int, from: Int = 1) -> String {
+        (from..<(from + count)).map { "$\($0)" }.joined(separator: ", ")
+    }
+
+    static func load(_ db: any SQLConnection, accountIDs: Set<ID128>, transferIDs: Set<ID128>) throws -> LedgerState {
+        let lock = db.dialect == .postgres ? " FOR UPDATE" : ""
+        let meta = try db.queryOne("SELECT last_timestamp FROM ledger_meta WHERE id = 1\(lock)")
+        let last = try meta.map { try u($0, "last_timestamp") } ?? 0
+        let accounts = try self.accounts(db, ids: accountIDs, lock: lock)
+        let transfers = try self.transfers(db, ids: transferIDs)
+        var pending: [ID128: LedgerState.PendingStatus] = [:]
+        if !transferIDs.isEmpty {
+            let ids = transferIDs.sorted()
+            for row in try db.query("SELECT id, status FROM ledger_pending WHERE id IN (\(placeholders(ids.count)))",
+                                    ids.map { .text($0.description) }) {
+                if let id = ID128(hex: try row.string("id")), let status = LedgerState.PendingStatus(rawValue: try row.string("status")) {
+                    pending[id] = status
+                }
+            }
+        }
+        return LedgerState(accounts: accounts, transfers: transfers, pendingStatus: pending, lastTimestamp: last)
+    }
+
+    static func accounts(_ db: any SQLConnection, ids: Set<ID128>, lock: String = "") throws -> [Account] {
+        guard !ids.isEmpty else { return [] }
+        let sorted = ids.sorted()  // rows are locked in id order: no deadlocks between writers
+        return try db.query("SELECT * FROM ledger_accounts WHERE id IN (\(placeholders(sorted.count))) ORDER BY id\(lock)",
+                            sorted.map { .text($0.description) }).map { row in
+            var a = Account(id: ID128(hex: try row.string("id"))!, ledger: UInt32(try row.int("ledger")), code: UInt16(try row.int("code")),
+                            flags: Account.Flags(rawValue: UInt16(try row.int("flags"))),
+                            userData128: ID128(hex: try row.string("user_data_128")) ?? .zero,
+                            userData64: try u(row, "user_data_64"), userData32: UInt32(try row.int("user_data_32")))
+            a.debitsPending = try u(row, "debits_pending")
+            a.debitsPosted = try u(row, "debits_posted")
+            a.creditsPending = try u(row, "credits_pending")
+            a.creditsPosted = try u(row, "credits_posted")
+            a.timestamp = try u(row, "timestamp")
+            return a
+        }
+    }
+
+    static func transfers(_ db: any SQLConnection, ids: Set<ID128>) throws -> [Transfer] {
+        guard !ids.isEmpty else { return [] }
+        let sorted = ids.sorted()
+        return try db.query("SELECT * FROM ledger_transfers WHERE id IN (\(placeholders(sorted.count)))", sorted.map { .text($0.description) }).map(transfer)
+    }
+
+    static func transfer(_ row: SQLRow) throws -> Transfer {
+        var t = Transfer(id: ID128(hex: try row.string("id"))!, debitAccountID: ID128(hex: try row.string("debit_account_id"))!,
+                         creditAccountID: ID128(hex: try row.string("credit_account_id"))!, amount: try u(row, "amount"),
+                         ledger: UInt32(try row.int("ledger")), code: UInt16(try row.int("code")),
+                         flags: Transfer.Flags(rawValue: UInt16(try row.int("flags"))),
+                         pendingID: ID128(hex: try row.string("pending_id")) ?? .zero, timeout: UInt32(try row.int("timeout")),
+                         userData128: ID128(hex: try row.string("user_data_128")) ?? .zero, userData64: try u(row, "user_data_64"),
+                         userData32: UInt32(try row.int("user_data_32")))
+        t.timestamp = try u(row, "timestamp")
+        return t
+    }
+
+    static func save(_ db: any SQLConnection, state: LedgerState, accountsBefore: [ID128: Account],
+                     transfersBefore: [ID128: Transfer], pendingBefore: [ID128: LedgerState.PendingStatus]) throws {
+        for (id, account) in state.accounts.sorted(by: { $0.key < $1.key }) where accountsBefore[id] != account {
+            if accountsBefore[id] == nil {
+                try db.execute("""
+                    INSERT INTO ledger_accounts (id, ledger, code, flags, user_data_128, user_data_64, user_data_32,
+                        debits_pending, debits_posted, credits_pending, credits_posted, timestamp)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                    """, [.text(id.description), .integer(Int64(account.ledger)), .integer(Int64(account.code)),
+                          .integer(Int64(account.flags.rawValue)), .text(account.userData128.description), s(account.userData64),
+                          .integer(Int64(account.userData32)), s(account.debitsPending), s(account.debitsPosted),
+                          s(account.creditsPending), s(account.creditsPosted), s(account.timestamp)])
+            } else {
+                try db.execute("""
+                    UPDATE ledger_accounts SET debits_pending = $2, debits_posted = $3, credits_pending = $4, credits_posted = $5
+                    WHERE id = $1
+                    """, [.text(id.description), s(account.debitsPending), s(account.debitsPosted), s(account.creditsPending),
+                          s(account.creditsPosted)])
+            }
+        }
+        for (id, t) in state.transfers where transfersBefore[id] == nil {
+            try db.execute("""
+                INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64,
+                    user_data_32, timeout, ledger, code, flags, timestamp)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                """, [.text(id.description), .text(t.debitAccountID.description), .text(t.creditAccountID.description), s(t.amount),
+                      .text(t.pendingID.description), .text(t.userData128.description), s(t.userData64), .integer(Int64(t.userData32)),
+                      .integer(Int64(t.timeout)), .integer(Int64(t.ledger)), .integer(Int64(t.code)), .integer(Int64(t.flags.rawValue)),
+                      s(t.timestamp)])
+        }
+        for (id, status) in state.pendingStatus where pendingBefore[id] != status {
+            let t = state.transfers[id]
+            let expires = t.map { $0.timeout == 0 ? UInt64(Int64.max) : $0.timestamp &+ UInt64($0.timeout) * 1_000_000_000 } ?? UInt64(Int64.max)
+            try db.execute("""
+                INSERT INTO ledger_pending (id, status, expires_at) VALUES ($1, $2, $3)
+                ON CONFLICT (id) DO UPDATE SET status = excluded.status
+                """, [.text(id.description), .text(status.rawValue), s(expires)])
+        }
+        try db.execute("UPDATE ledger_meta SET last_timestamp = $1 WHERE id = 1", [s(state.lastTimestamp)])
+    }
+}

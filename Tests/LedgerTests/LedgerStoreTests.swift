@@ -1,0 +1,111 @@
+import LedgerPlugin
+import SQL
+import TestSupport
+import Testing
+
+private func id(_ n: UInt64) -> ID128 { ID128(low: n) }
+
+@Suite("Ledger storage")
+struct LedgerStoreTests {
+    static func open(_ kind: DriverKind) async throws -> (TestDatabase, any Database, LedgerStore) {
+        let test = try TestDatabase.make(kind)
+        let db = try test.open(poolSize: 8)
+        try await Migrator.migrate(db, plugin: LedgerPlugin.name, migrations: LedgerPlugin.migrations)
+        return (test, db, LedgerStore(database: db))
+    }
+
+    @Test("accounts and transfers persist with their results, and the same ids again change nothing", arguments: DriverKind.allCases)
+    func persistAndIdempotent(_ kind: DriverKind) async throws {
+        let (test, db, store) = try await Self.open(kind)
+        defer { withExtendedLifetime(test) {} }
+        let accounts = [Account(id: id(1), ledger: 1, code: 1001), Account(id: id(2), ledger: 1, code: 2001, flags: .debitsMustNotExceedCredits)]
+        #expect(try await store.createAccounts(accounts, now: 10) == [.ok, .ok])
+        #expect(try await store.createAccounts(accounts, now: 11) == [.exists, .exists])
+        let batch = [Transfer(id: id(100), debitAccountID: id(1), creditAccountID: id(2), amount: 3_000_000, ledger: 1, code: 2001),
+                     Transfer(id: id(101), debitAccountID: id(2), creditAccountID: id(1), amount: 5_000_000, ledger: 1, code: 2001)]
+        #expect(try await store.createTransfers(batch, now: 20) == [.ok, .exceedsCredits])
+        #expect(try await store.createTransfers(batch, now: 21) == [.exists, .exceedsCredits])
+        let loaded = try await store.lookupAccounts([id(1), id(2)])
+        #expect(loaded.map(\.debitsPosted) == [3_000_000, 0])
+        #expect(loaded.map(\.creditsPosted) == [0, 3_000_000])
+        let transfers = try await store.lookupTransfers([id(100), id(101)])
+        #expect(transfers.map(\.id) == [id(100)])
+        #expect(transfers[0].timestamp > loaded[1].timestamp)
+        await db.close()
+    }
+
+    @Test("pending transfers post, and expire by the sweeper, across transactions", arguments: DriverKind.allCases)
+    func pendingAcrossTransactions(_ kind: DriverKind) async throws {
+        let (test, db, store) = try await Self.open(kind)
+        defer { withExtendedLifetime(test) {} }
+        let s: UInt64 = 1_000_000_000
+        _ = try await store.createAccounts([Account(id: id(1), ledger: 1, code: 1), Account(id: id(2), ledger: 1, code: 1)], now: s)
+        #expect(try await store.createTransfers([Transfer(id: id(10), debitAccountID: id(1), creditAccountID: id(2), amount: 70,
+                                                          ledger: 1, code: 1, flags: .pending, timeout: 5)], now: 2 * s) == [.ok])
+        #expect(try await store.createTransfers([Transfer(id: id(11), debitAccountID: id(1), creditAccountID: id(2), amount: 30,
+                                                          ledger: 1, code: 1, flags: .pending, timeout: 5)], now: 2 * s) == [.ok])
+        #expect(try await store.createTransfers([Transfer(id: id(12), debitAccountID: .zero, creditAccountID: .zero, amount: 0, ledger: 0,
+                                                          code: 0, flags: .postPendingTransfer, pendingID: id(10))], now: 3 * s) == [.ok])
+        #expect(try await store.expirePending(now: 4 * s).isEmpty)
+        #expect(try await store.expirePending(now: 8 * s) == [id(11)])
+        let accounts = try await store.lookupAccounts([id(1), id(2)])
+        #expect(accounts[0].debitsPending == 0 && accounts[0].debitsPosted == 70)
+        #expect(accounts[1].creditsPending == 0 && accounts[1].creditsPosted == 70)
+        #expect(try await store.createTransfers([Transfer(id: id(13), debitAccountID: .zero, creditAccountID: .zero, amount: 0, ledger: 0,
+                                                          code: 0, flags: .voidPendingTransfer, pendingID: id(11))], now: 9 * s)
+                == [.pendingTransferExpired])
+        await db.close()
+    }
+
+    @Test("concurrent clients: balances equal the sum of the stored transfers, no account overdraws", arguments: DriverKind.allCases)
+    func concurrentClients(_ kind: DriverKind) async throws {
+        let (test, db, store) = try await Self.open(kind)
+        defer { withExtendedLifetime(test) {} }
+        var accounts = [Account(id: id(1), ledger: 1, code: 1001)]
+        for n in 2...6 { accounts.append(Account(id: id(UInt64(n)), ledger: 1, code: 2001, flags: .debitsMustNotExceedCredits)) }
+        _ = try await store.createAccounts(accounts, now: 1)
+        let counter = LockedBox<UInt64>(1_000)
+        func nextID() -> UInt64 { counter.value += 1; return counter.value }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<6 {
+                group.addTask {
+                    for round in 0..<25 {
+                        var batch: [Transfer] = []
+                        for _ in 0..<8 {
+                            let from = UInt64.random(in: 1...6), to = UInt64.random(in: 1...6)
+                            batch.append(Transfer(id: id(nextID()), debitAccountID: id(from), creditAccountID: id(to),
+                                                  amount: UInt64.random(in: 1...1_000), ledger: 1, code: 2001,
+                                                  flags: Bool.random() ? .linked : []))
+                        }
+                        batch[batch.count - 1].flags = []
+                        let results = try await store.createTransfers(batch, now: UInt64(client * 1_000 + round))
+                        #expect(results.count == batch.count)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let stored = try await db.query("SELECT debit_account_id, credit_account_id, amount FROM ledger_transfers")
+        var expected: [String: (debits: Int64, credits: Int64)] = [:]
+        for row in stored {
+            let amount = try row.int("amount")
+            expected[try row.string("debit_account_id"), default: (0, 0)].debits += amount
+            expected[try row.string("credit_account_id"), default: (0, 0)].credits += amount
+        }
+        let balances = try await store.lookupAccounts((1...6).map { id(UInt64($0)) })
+        var totalDebits: UInt64 = 0, totalCredits: UInt64 = 0
+        for account in balances {
+            let e = expected[account.id.description] ?? (0, 0)
+            #expect(Int64(account.debitsPosted) == e.debits && Int64(account.creditsPosted) == e.credits)
+            if account.flags.contains(.debitsMustNotExceedCredits) { #expect(account.debitsPosted <= account.creditsPosted) }
+            totalDebits += account.debitsPosted
+            totalCredits += account.creditsPosted
+        }
+        #expect(totalDebits == totalCredits)
+        #expect(!stored.isEmpty)
+        // Timestamps are unique and strictly increasing in the order batches were applied.
+        let stamps = try await db.query("SELECT COUNT(DISTINCT timestamp) AS n, COUNT(*) AS m FROM ledger_transfers")
+        #expect(try stamps[0].int("n") == stamps[0].int("m"))
+        await db.close()
+    }
+}
