@@ -24,7 +24,7 @@ struct CommandLineTests {
         #expect(first.output.contains("host: applied 1, 2"))
         #expect(first.output.contains("github: applied 1"))
         let second = try TenkiProcess.run(["migrate"] + storage)
-        #expect(second.output == "host: up to date\ngithub: up to date\n")
+        #expect(second.output == "host: up to date\ngithub: up to date\nledger: up to date\n")
     }
 
     @Test("configuration errors exit 78 and say what is wrong")
