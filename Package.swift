@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Sources/Host", swiftSettings: swiftSettings),
         .target(name: "GitHubPlugin", dependencies: ["Host"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
-        .target(name: "LedgerPlugin", dependencies: ["Host"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
+        .target(name: "LedgerPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
         .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin"], path: "Sources/tenki", swiftSettings: swiftSettings),
 
         // MARK: tests

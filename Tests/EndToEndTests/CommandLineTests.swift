@@ -27,6 +27,20 @@ struct CommandLineTests {
         #expect(second.output == "host: up to date\ngithub: up to date\nledger: up to date\n")
     }
 
+    @Test("ledger balance --json prints the documented fields for a workspace", arguments: DriverKind.allCases)
+    func ledgerBalance(_ kind: DriverKind) throws {
+        let test = try TestDatabase.make(kind)
+        let storage = ["--data-dir", test.directory + "/data"] + (kind == .postgres ? ["--database-url", test.url] : [])
+        let result = try TenkiProcess.run(["ledger", "balance", "--workspace", "acme", "--json"] + storage)
+        #expect(result.status == 0, "\(result.error)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+        #expect(object["balance_micros"] as? Int == 0 && object["pending_micros"] as? Int == 0 && object["free_minutes_remaining"] as? Int == 0)
+        let accounts = try TenkiProcess.run(["ledger", "accounts", "--json"] + storage)
+        #expect((try JSONSerialization.jsonObject(with: Data(accounts.output.utf8)) as? [Any])?.count == 7)
+        let transfers = try TenkiProcess.run(["ledger", "transfers", "--workspace", "acme", "--json"] + storage)
+        #expect(transfers.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || transfers.output.contains("[]"))
+    }
+
     @Test("configuration errors exit 78 and say what is wrong")
     func badConfiguration() throws {
         let directory = try TemporaryDirectory.make(prefix: "tenki-cli")

@@ -109,3 +109,39 @@ struct LedgerStoreTests {
         await db.close()
     }
 }
+
+@Suite("Chart of accounts and workspace balances")
+struct ChartTests {
+    @Test("charges and free minutes move a workspace's balances", arguments: DriverKind.allCases)
+    func workspaceBalances(_ kind: DriverKind) async throws {
+        let (test, db, store) = try await LedgerStoreTests.open(kind)
+        defer { withExtendedLifetime(test) {} }
+        try await store.ensureChart(now: 1)
+        try await store.ensureChart(now: 2)   // idempotent
+        try await store.ensureWorkspace("acme", now: 3)
+        let money = ChartOfAccounts.userMoneyAccountID(workspace: "acme")
+        let minutes = ChartOfAccounts.userMinutesAccountID(workspace: "acme")
+        let results = try await store.createTransfers([
+            // Signup credit: 1,000 free minutes.
+            Transfer(id: ID128(low: 1), debitAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesGrantsCode),
+                     creditAccountID: minutes, amount: 1_000, ledger: ChartOfAccounts.freeMinutesLedger,
+                     code: ChartOfAccounts.TransferCode.signupCredit.rawValue, flags: .linked),
+            // A job: 20 free minutes and $0.03, posted together.
+            Transfer(id: ID128(low: 2), debitAccountID: minutes,
+                     creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode), amount: 20,
+                     ledger: ChartOfAccounts.freeMinutesLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue, flags: .linked),
+            Transfer(id: ID128(low: 3), debitAccountID: money, creditAccountID: ChartOfAccounts.operatorAccountID(.revenue),
+                     amount: 3_000_000, ledger: ChartOfAccounts.moneyLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue),
+            // More free minutes than are left: refused, nothing moves.
+            Transfer(id: ID128(low: 4), debitAccountID: minutes,
+                     creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode), amount: 5_000,
+                     ledger: ChartOfAccounts.freeMinutesLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue),
+        ], now: 10)
+        #expect(results == [.ok, .ok, .ok, .exceedsCredits])
+        let balance = try await store.balance(workspace: "acme")
+        #expect(balance == WorkspaceBalance(workspace: "acme", balanceMicros: -3_000_000, pendingMicros: 0, freeMinutesRemaining: 980))
+        #expect(try await store.transfers(workspace: "acme").map(\.id) == [ID128(low: 1), ID128(low: 2), ID128(low: 3)])
+        #expect(try await store.allAccounts().count == 9)   // 7 operator + 2 for the workspace
+        await db.close()
+    }
+}

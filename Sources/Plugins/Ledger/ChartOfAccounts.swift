@@ -1,0 +1,167 @@
+import Foundation
+import SQL
+import TenkiCrypto
+
+/// The ledgers and accounts of SPEC.md section 11. Operator accounts exist once per ledger;
+/// each workspace has a USER account on the money ledger and one on the free-minutes ledger.
+/// Account ids are derived from (ledger, code, owner), so every process finds the same ones.
+public enum ChartOfAccounts {
+    /// Money, in micro-cents (1 USD = 100,000,000).
+    public static let moneyLedger: UInt32 = 1
+    /// Free minutes, normalised to 2 vCPU, in whole minutes.
+    public static let freeMinutesLedger: UInt32 = 2
+
+    public enum AccountCode: UInt16, CaseIterable, Sendable {
+        case tenkiReceivable = 1001
+        case stripeReceivable = 1010
+        case user = 2001
+        case revenue = 4001
+        case stripeFee = 5010
+        case marketingExpense = 5020
+    }
+
+    /// Transfer codes.
+    public enum TransferCode: UInt16, CaseIterable, Sendable {
+        case bankWithdrawal = 1001
+        case stripePayment = 1002
+        case runnerCharge = 2001
+        case promoCreditUsage = 2002
+        case usageReversal = 2003
+        case computeCharge = 2010
+        case signupCredit = 3001
+        case monthlyFreeCredit = 3002
+        case promoCredit = 3003
+        case promoCreditReversal = 3004
+    }
+
+    /// Operator accounts on the free-minutes ledger: where grants come from and consumption goes.
+    public static let freeMinutesGrantsCode: UInt16 = 3001
+    public static let freeMinutesConsumedCode: UInt16 = 3002
+
+    public static func accountID(ledger: UInt32, code: UInt16, owner: String) -> ID128 {
+        let digest = Digest.sha256(Array("tenki-account:\(ledger):\(code):\(owner)".utf8))
+        var high: UInt64 = 0, low: UInt64 = 0
+        for i in 0..<8 { high = high << 8 | UInt64(digest[i]) }
+        for i in 8..<16 { low = low << 8 | UInt64(digest[i]) }
+        return ID128(high: high, low: low)
+    }
+
+    static let operatorOwner = "operator"
+
+    /// The operator accounts, created on first start (creating them again is `exists`).
+    public static var operatorAccounts: [Account] {
+        let money = [AccountCode.tenkiReceivable, .stripeReceivable, .revenue, .stripeFee, .marketingExpense].map {
+            Account(id: accountID(ledger: moneyLedger, code: $0.rawValue, owner: operatorOwner), ledger: moneyLedger, code: $0.rawValue)
+        }
+        let minutes = [freeMinutesGrantsCode, freeMinutesConsumedCode].map {
+            Account(id: accountID(ledger: freeMinutesLedger, code: $0, owner: operatorOwner), ledger: freeMinutesLedger, code: $0)
+        }
+        return money + minutes
+    }
+
+    public static func operatorAccountID(_ code: AccountCode) -> ID128 {
+        accountID(ledger: moneyLedger, code: code.rawValue, owner: operatorOwner)
+    }
+
+    public static func freeMinutesOperatorID(_ code: UInt16) -> ID128 {
+        accountID(ledger: freeMinutesLedger, code: code, owner: operatorOwner)
+    }
+
+    /// A workspace's USER account on the money ledger (it may go negative: it owes).
+    public static func userMoneyAccountID(workspace: String) -> ID128 {
+        accountID(ledger: moneyLedger, code: AccountCode.user.rawValue, owner: "workspace:" + workspace)
+    }
+
+    /// A workspace's free-minutes account (it may never go below zero).
+    public static func userMinutesAccountID(workspace: String) -> ID128 {
+        accountID(ledger: freeMinutesLedger, code: AccountCode.user.rawValue, owner: "workspace:" + workspace)
+    }
+
+    public static func workspaceAccounts(_ workspace: String) -> [Account] {
+        [Account(id: userMoneyAccountID(workspace: workspace), ledger: moneyLedger, code: AccountCode.user.rawValue),
+         Account(id: userMinutesAccountID(workspace: workspace), ledger: freeMinutesLedger, code: AccountCode.user.rawValue,
+                 flags: .debitsMustNotExceedCredits)]
+    }
+}
+
+/// A workspace's balances as `tenki ledger balance` prints them.
+public struct WorkspaceBalance: Sendable, Codable, Equatable {
+    public let workspace: String
+    /// credits_posted − debits_posted of the USER money account; negative means it owes.
+    public let balanceMicros: Int64
+    /// credits_pending − debits_pending of the same account.
+    public let pendingMicros: Int64
+    /// Free minutes left (posted, less any held by pending transfers).
+    public let freeMinutesRemaining: Int64
+
+    public init(workspace: String, balanceMicros: Int64, pendingMicros: Int64, freeMinutesRemaining: Int64) {
+        self.workspace = workspace
+        self.balanceMicros = balanceMicros
+        self.pendingMicros = pendingMicros
+        self.freeMinutesRemaining = freeMinutesRemaining
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case workspace, balanceMicros = "balance_micros", pendingMicros = "pending_micros", freeMinutesRemaining = "free_minutes_remaining"
+    }
+}
+
+extension LedgerStore {
+    /// Creates the operator accounts (idempotent).
+    public func ensureChart(now: UInt64) async throws {
+        let results = try await createAccounts(ChartOfAccounts.operatorAccounts, now: now)
+        guard results.allSatisfy({ $0 == .ok || $0 == .exists }) else {
+            throw LedgerError("chart of accounts could not be created: \(results)")
+        }
+    }
+
+    /// Creates a workspace's accounts if missing (idempotent).
+    public func ensureWorkspace(_ workspace: String, now: UInt64) async throws {
+        let results = try await createAccounts(ChartOfAccounts.workspaceAccounts(workspace), now: now)
+        guard results.allSatisfy({ $0 == .ok || $0 == .exists }) else {
+            throw LedgerError("accounts of workspace \(workspace) could not be created: \(results)")
+        }
+    }
+
+    public func balance(workspace: String) async throws -> WorkspaceBalance {
+        let money = ChartOfAccounts.userMoneyAccountID(workspace: workspace)
+        let minutes = ChartOfAccounts.userMinutesAccountID(workspace: workspace)
+        let accounts = try await lookupAccounts([money, minutes])
+        let m = accounts.first { $0.id == money }
+        let f = accounts.first { $0.id == minutes }
+        func signed(_ a: UInt64, _ b: UInt64) -> Int64 { Int64(bitPattern: a &- b) }
+        return WorkspaceBalance(
+            workspace: workspace,
+            balanceMicros: m.map { signed($0.creditsPosted, $0.debitsPosted) } ?? 0,
+            pendingMicros: m.map { signed($0.creditsPending, $0.debitsPending) } ?? 0,
+            freeMinutesRemaining: f.map { signed($0.creditsPosted, $0.debitsPosted &+ $0.debitsPending) } ?? 0)
+    }
+
+    /// Transfers touching any of the workspace's accounts, oldest first.
+    public func transfers(workspace: String, limit: Int = 1_000) async throws -> [Transfer] {
+        let ids = [ChartOfAccounts.userMoneyAccountID(workspace: workspace), ChartOfAccounts.userMinutesAccountID(workspace: workspace)]
+            .map { SQLValue.text($0.description) }
+        return try await database.read { db in
+            try db.query("""
+                SELECT * FROM ledger_transfers
+                WHERE debit_account_id IN ($1, $2) OR credit_account_id IN ($1, $2)
+                ORDER BY timestamp LIMIT $3
+                """, ids + [.integer(Int64(limit))]).map(LedgerStore.transfer)
+        }
+    }
+
+    /// Every account, by ledger and code (operator view).
+    public func allAccounts(limit: Int = 1_000) async throws -> [Account] {
+        let ids = try await database.read { db in
+            try db.query("SELECT id FROM ledger_accounts ORDER BY ledger, code, id LIMIT $1", [.integer(Int64(limit))])
+                .compactMap { ID128(hex: try $0.string("id")) }
+        }
+        return try await lookupAccounts(ids)
+    }
+}
+
+/// A ledger failure that is not a per-event result.
+public struct LedgerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
