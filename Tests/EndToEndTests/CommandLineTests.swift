@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClient
 import TestSupport
 import Testing
 
@@ -39,6 +40,18 @@ struct CommandLineTests {
         #expect((try JSONSerialization.jsonObject(with: Data(accounts.output.utf8)) as? [Any])?.count == 7)
         let transfers = try TenkiProcess.run(["ledger", "transfers", "--workspace", "acme", "--json"] + storage)
         #expect(transfers.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || transfers.output.contains("[]"))
+    }
+
+    @Test("a running server answers ledger balance reads over HTTP")
+    func ledgerOverHTTP() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let server = try await TenkiProcess.serve(dataDir: test.directory + "/data", databaseURL: nil, secret: "s")
+        let response = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/balance")
+        #expect(response.status == 200)
+        #expect(response.bodyText.contains("\"balance_micros\":0"))
+        let transfers = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/transfers")
+        #expect(transfers.status == 200 && transfers.bodyText == "[]")
+        #expect(server.terminate() == 0)
     }
 
     @Test("configuration errors exit 78 and say what is wrong")

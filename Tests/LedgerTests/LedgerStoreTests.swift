@@ -110,6 +110,19 @@ struct LedgerStoreTests {
     }
 }
 
+@Suite("Ledger batch limits")
+struct LedgerLimitTests {
+    @Test("a batch above 8,189 events is refused whole")
+    func batchLimit() async throws {
+        let (test, db, store) = try await LedgerStoreTests.open(.sqlite)
+        defer { withExtendedLifetime(test) {} }
+        let batch = (1...8_190).map { Account(id: ID128(low: UInt64($0)), ledger: 1, code: 1) }
+        await #expect(throws: LedgerError.self) { try await store.createAccounts(batch, now: 1) }
+        #expect(try await store.createAccounts(Array(batch.prefix(8_189)), now: 1).allSatisfy { $0 == .ok })
+        await db.close()
+    }
+}
+
 @Suite("Chart of accounts and workspace balances")
 struct ChartTests {
     @Test("charges and free minutes move a workspace's balances", arguments: DriverKind.allCases)

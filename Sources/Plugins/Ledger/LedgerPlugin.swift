@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import Host
+import Hummingbird
+import Logging
+import ServiceLifecycle
 import SQL
 
 /// The double-entry ledger (TigerBeetle semantics) on SQLite or PostgreSQL: its rules
@@ -12,10 +15,53 @@ public struct LedgerPlugin: Plugin {
     public static var commands: [any ParsableCommand.Type] { [LedgerCommand.self] }
 
     public let store: LedgerStore
+    let logger: Logger
 
     public init(context: HostContext) async throws {
         store = LedgerStore(database: context.database)
+        logger = context.logger
         try await store.ensureChart(now: LedgerClock.nowNanoseconds())
+    }
+
+    /// Pending transfers whose timeout passed are released even when nobody calls.
+    public var services: [any Service] { [LedgerSweeper(store: store, logger: logger)] }
+
+    /// Read-only views: GET /ledger/workspaces/{workspace}/balance and .../transfers.
+    public func addRoutes(to router: HostRouter) {
+        let store = self.store
+        router.get("/ledger/workspaces/:workspace/balance") { _, context -> Response in
+            guard let workspace = context.parameters.get("workspace") else { return JSONResponse.error(HostError(.badRequest, "workspace missing")) }
+            let balance = try await store.balance(workspace: workspace)
+            return JSONResponse.make(.ok, ["workspace": balance.workspace, "balance_micros": balance.balanceMicros,
+                                           "pending_micros": balance.pendingMicros, "free_minutes_remaining": balance.freeMinutesRemaining])
+        }
+        router.get("/ledger/workspaces/:workspace/transfers") { _, context -> Response in
+            guard let workspace = context.parameters.get("workspace") else { return JSONResponse.error(HostError(.badRequest, "workspace missing")) }
+            let transfers = try await store.transfers(workspace: workspace, limit: HostLimits.listMaxRows)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return JSONResponse.raw(.ok, String(decoding: try encoder.encode(transfers.map(LedgerCommand.TransferView.init)), as: UTF8.self))
+        }
+    }
+}
+
+/// Releases expired pending transfers every second until graceful shutdown.
+struct LedgerSweeper: Service {
+    let store: LedgerStore
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let expired = try await store.expirePending(now: LedgerClock.nowNanoseconds())
+                    if !expired.isEmpty { logger.info("pending transfers expired", metadata: ["count": .stringConvertible(expired.count)]) }
+                } catch {
+                    logger.error("ledger sweep failed", metadata: ["error": .string("\(error)")])
+                }
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+            }
+        }
     }
 }
 

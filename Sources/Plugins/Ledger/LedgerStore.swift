@@ -60,7 +60,8 @@ public struct LedgerStore: Sendable {
     static func u(_ row: SQLRow, _ column: String) throws -> UInt64 { UInt64(bitPattern: try row.int(column)) }
 
     public func createAccounts(_ batch: [Account], now: UInt64) async throws -> [CreateAccountResult] {
-        try await database.transaction { db in
+        try LedgerStore.checkSize(batch.count)
+        return try await database.transaction { db in
             var state = try LedgerStore.load(db, accountIDs: Set(batch.map(\.id)), transferIDs: [])
             let before = state.accounts
             let results = state.createAccounts(batch, now: now)
@@ -70,7 +71,8 @@ public struct LedgerStore: Sendable {
     }
 
     public func createTransfers(_ batch: [Transfer], now: UInt64) async throws -> [CreateTransferResult] {
-        try await database.transaction { db in
+        try LedgerStore.checkSize(batch.count)
+        return try await database.transaction { db in
             // Pending transfers named by post/void bring their accounts along.
             var transferIDs = Set(batch.map(\.id))
             transferIDs.formUnion(batch.map(\.pendingID).filter { !$0.isZero })
@@ -111,6 +113,12 @@ public struct LedgerStore: Sendable {
 
     public func lookupTransfers(_ ids: [ID128]) async throws -> [Transfer] {
         try await database.read { db in try LedgerStore.transfers(db, ids: Set(ids)).sorted { $0.timestamp < $1.timestamp } }
+    }
+
+    static func checkSize(_ count: Int) throws {
+        guard count <= LedgerLimits.maxBatchEvents else {
+            throw LedgerError("a batch holds at most \(LedgerLimits.maxBatchEvents) events; got \(count)")
+        }
     }
 
     // MARK: rows
