@@ -40,7 +40,7 @@ public struct HostOptions: ParsableArguments {
     public func openHost(logLevel: Logger.Level = .warning) async throws -> TenkiHost {
         let configuration = try self.configuration()
         var logger = Logger(label: "tenki")
-        logger.logLevel = min(logLevel, configuration.logLevel)
+        logger.logLevel = max(logLevel, configuration.logLevel)
         return try await TenkiHost.open(configuration, logger: logger)
     }
 }

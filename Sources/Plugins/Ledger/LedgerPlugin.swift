@@ -74,7 +74,7 @@ public enum LedgerClock {
 struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger", abstract: "Read the ledger: accounts, a workspace's balance, its transfers.",
-        subcommands: [Accounts.self, Balance.self, Transfers.self])
+        subcommands: [Accounts.self, Balance.self, Transfers.self, LedgerBenchCommand.self])
 
     static func store(_ options: HostOptions) async throws -> (TenkiHost, LedgerStore) {
         let host = try await options.openHost()
