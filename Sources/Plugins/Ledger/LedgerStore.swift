@@ -115,6 +115,9 @@ public struct LedgerStore: Sendable {
         try await database.read { db in try LedgerStore.transfers(db, ids: Set(ids)).sorted { $0.timestamp < $1.timestamp } }
     }
 
+    /// Rows per multi-row INSERT (13 parameters each; below both drivers' parameter limits).
+    static let insertRowsPerStatement = 500
+
     static func checkSize(_ count: Int) throws {
         guard count <= LedgerLimits.maxBatchEvents else {
             throw LedgerError("a batch holds at most \(LedgerLimits.maxBatchEvents) events; got \(count)")
@@ -202,15 +205,27 @@ public struct LedgerStore: Sendable {
                           s(account.creditsPosted)])
             }
         }
-        for (id, t) in state.transfers where transfersBefore[id] == nil {
+        // New transfers, many rows per statement, in timestamp order.
+        let fresh = state.transfers.values.filter { transfersBefore[$0.id] == nil }.sorted { $0.timestamp < $1.timestamp }
+        var offset = 0
+        while offset < fresh.count {
+            let chunk = fresh[offset..<min(offset + LedgerStore.insertRowsPerStatement, fresh.count)]
+            var values: [String] = []
+            var parameters: [SQLValue] = []
+            for t in chunk {
+                let n = parameters.count
+                values.append("(" + (1...13).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
+                parameters += [.text(t.id.description), .text(t.debitAccountID.description), .text(t.creditAccountID.description), s(t.amount),
+                               .text(t.pendingID.description), .text(t.userData128.description), s(t.userData64), .integer(Int64(t.userData32)),
+                               .integer(Int64(t.timeout)), .integer(Int64(t.ledger)), .integer(Int64(t.code)), .integer(Int64(t.flags.rawValue)),
+                               s(t.timestamp)]
+            }
             try db.execute("""
                 INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64,
                     user_data_32, timeout, ledger, code, flags, timestamp)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                """, [.text(id.description), .text(t.debitAccountID.description), .text(t.creditAccountID.description), s(t.amount),
-                      .text(t.pendingID.description), .text(t.userData128.description), s(t.userData64), .integer(Int64(t.userData32)),
-                      .integer(Int64(t.timeout)), .integer(Int64(t.ledger)), .integer(Int64(t.code)), .integer(Int64(t.flags.rawValue)),
-                      s(t.timestamp)])
+                VALUES \(values.joined(separator: ", "))
+                """, parameters)
+            offset += chunk.count
         }
         for (id, status) in state.pendingStatus where pendingBefore[id] != status {
             let t = state.transfers[id]
