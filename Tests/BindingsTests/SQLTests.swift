@@ -211,6 +211,14 @@ struct SQLTests {
         #expect(try rows[0].string("a") == "x")
         #expect(try rows[0].string("b") == "$1")
         #expect(try rows[0].int("c") == 2)
+        // Reused and out-of-order placeholders keep their numbers.
+        let reused = try await db.query("SELECT $2 AS a, $1 AS b, $2 AS c", [.text("one"), .text("two")])
+        #expect(try reused[0].string("a") == "two" && reused[0].string("b") == "one" && reused[0].string("c") == "two")
+        // Thousands of sequential parameters in one statement.
+        try await db.execute("CREATE TABLE n (v BIGINT)")
+        let rows5000 = (1...5_000).map { "($\($0))" }.joined(separator: ", ")
+        try await db.execute("INSERT INTO n (v) VALUES \(rows5000)", (1...5_000).map { .integer(Int64($0)) })
+        #expect(try await db.query("SELECT SUM(v) AS total FROM n")[0].int("total") == 12_502_500)
         await db.close()
     }
 }

@@ -81,12 +81,28 @@ final class SQLiteConnection: SQLConnection {
         return statement
     }
 
-    /// `$1` → `?1` outside string literals and quoted identifiers.
+    /// `$1` → `?1` outside string literals and quoted identifiers; when the placeholders are
+    /// exactly `$1, $2, ... $n` in order, plain `?` (SQLite looks numbered ones up linearly,
+    /// which costs quadratic time in statements with thousands of parameters).
     static func rewritePlaceholders(_ sql: String) -> String {
         var out = ""
         out.reserveCapacity(sql.utf8.count)
         var quote: Character?
+        var numbers: [Int] = []
+        var pendingDigits = ""
+        var inPlaceholder = false
+        func flush() {
+            if inPlaceholder { numbers.append(Int(pendingDigits) ?? -1) }
+            inPlaceholder = false
+            pendingDigits = ""
+        }
         for ch in sql {
+            if inPlaceholder, ch.isASCII, ch.isNumber {
+                pendingDigits.append(ch)
+                out.append(ch)
+                continue
+            }
+            flush()
             if let q = quote {
                 if ch == q { quote = nil }
                 out.append(ch)
@@ -95,11 +111,31 @@ final class SQLiteConnection: SQLConnection {
                 out.append(ch)
             } else if ch == "$" {
                 out.append("?")
+                inPlaceholder = true
             } else {
                 out.append(ch)
             }
         }
-        return out
+        flush()
+        guard !numbers.isEmpty, numbers == Array(1...numbers.count) else { return out }
+        // Sequential: drop the numbers.
+        var plain = ""
+        plain.reserveCapacity(out.utf8.count)
+        quote = nil
+        var skipping = false
+        for ch in out {
+            if skipping, ch.isASCII, ch.isNumber { continue }
+            skipping = false
+            if let q = quote {
+                if ch == q { quote = nil }
+            } else if ch == "'" || ch == "\"" {
+                quote = ch
+            } else if ch == "?" {
+                skipping = true
+            }
+            plain.append(ch)
+        }
+        return plain
     }
 
     private func bind(_ statement: OpaquePointer, _ parameters: [SQLValue], sql: String) throws {

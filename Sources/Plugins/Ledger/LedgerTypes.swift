@@ -17,8 +17,14 @@ public struct ID128: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// 32 lowercase hex digits (how it is stored and shown).
     public var description: String {
-        let h = String(high, radix: 16), l = String(low, radix: 16)
-        return String(repeating: "0", count: 16 - h.count) + h + String(repeating: "0", count: 16 - l.count) + l
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            for i in 0..<16 {
+                buffer[i] = digits[Int((high >> (60 - 4 * UInt64(i))) & 0xf)]
+                buffer[16 + i] = digits[Int((low >> (60 - 4 * UInt64(i))) & 0xf)]
+            }
+            return 32
+        }
     }
 
     public init?(hex: String) {

@@ -3,6 +3,7 @@
 
 GET/POST/... /echo    -> JSON {method, path, headers, body}
 /slow?ms=N            -> waits N ms, then 200
+/max-in-flight        -> the most /slow requests seen at once
 /bytes?n=N            -> N bytes of 'x'
 /status/NNN           -> that status
 Prints "READY <port>" once listening. --tls CERT KEY serves HTTPS.
@@ -10,6 +11,10 @@ Prints "READY <port>" once listening. --tls CERT KEY serves HTTPS.
 import json, ssl, sys, time, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
+
+
+IN_FLIGHT = {"now": 0, "max": 0}
+LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -24,8 +29,15 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if url.path == "/slow":
+            with LOCK:
+                IN_FLIGHT["now"] += 1
+                IN_FLIGHT["max"] = max(IN_FLIGHT["max"], IN_FLIGHT["now"])
             time.sleep(int(query.get("ms", ["1000"])[0]) / 1000)
+            with LOCK:
+                IN_FLIGHT["now"] -= 1
             return self.reply(200, b"slow done")
+        if url.path == "/max-in-flight":
+            return self.reply(200, str(IN_FLIGHT["max"]).encode())
         if url.path == "/bytes":
             return self.reply(200, b"x" * int(query.get("n", ["0"])[0]))
         if url.path.startswith("/status/"):
