@@ -63,9 +63,9 @@ public struct LedgerStore: Sendable {
         try LedgerStore.checkSize(batch.count)
         return try await database.transaction { db in
             var state = try LedgerStore.load(db, accountIDs: Set(batch.map(\.id)), transferIDs: [])
-            let before = state.accounts
+            let (before, stamp) = (state.accounts, state.lastTimestamp)
             let results = state.createAccounts(batch, now: now)
-            try LedgerStore.save(db, state: state, accountsBefore: before, transfersBefore: [:], pendingBefore: [:])
+            try LedgerStore.save(db, state: state, accountsBefore: before, transfersBefore: [:], pendingBefore: [:], lastTimestampBefore: stamp)
             return results
         }
     }
@@ -81,11 +81,13 @@ public struct LedgerStore: Sendable {
                 accountIDs.insert(pending.debitAccountID)
                 accountIDs.insert(pending.creditAccountID)
             }
-            var state = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: transferIDs)
-            let (accountsBefore, transfersBefore, pendingBefore) = (state.accounts, state.transfers, state.pendingStatus)
+            let pendingIDs = Set(batch.map(\.pendingID).filter { !$0.isZero })
+            var state = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: transferIDs, statusIDs: pendingIDs)
+            let (accountsBefore, transfersBefore, pendingBefore, stamp) = (state.accounts, state.transfers, state.pendingStatus, state.lastTimestamp)
             let results = state.createTransfers(batch, now: now)
             precondition(state.invariantViolations().allSatisfy { $0.hasPrefix("ledger") }, "account flags violated")
-            try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore)
+            try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
+                                 lastTimestampBefore: stamp)
             return results
         }
     }
@@ -99,10 +101,11 @@ public struct LedgerStore: Sendable {
             guard !due.isEmpty else { return [] }
             let pending = try LedgerStore.transfers(db, ids: Set(due))
             let accountIDs = Set(pending.flatMap { [$0.debitAccountID, $0.creditAccountID] })
-            var state = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: Set(due))
-            let (accountsBefore, transfersBefore, pendingBefore) = (state.accounts, state.transfers, state.pendingStatus)
+            var state = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: Set(due), statusIDs: Set(due))
+            let (accountsBefore, transfersBefore, pendingBefore, stamp) = (state.accounts, state.transfers, state.pendingStatus, state.lastTimestamp)
             let expired = state.expirePending(now: now)
-            try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore)
+            try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
+                                 lastTimestampBefore: stamp)
             return expired
         }
     }
@@ -130,15 +133,17 @@ public struct LedgerStore: Sendable {
         (from..<(from + count)).map { "$\($0)" }.joined(separator: ", ")
     }
 
-    static func load(_ db: any SQLConnection, accountIDs: Set<ID128>, transferIDs: Set<ID128>) throws -> LedgerState {
+    /// Loads what a batch touches. `statusIDs` are the pending transfers whose status matters
+    /// (those a batch posts or voids, or the sweeper expires).
+    static func load(_ db: any SQLConnection, accountIDs: Set<ID128>, transferIDs: Set<ID128>, statusIDs: Set<ID128> = []) throws -> LedgerState {
         let lock = db.dialect == .postgres ? " FOR UPDATE" : ""
         let meta = try db.queryOne("SELECT last_timestamp FROM ledger_meta WHERE id = 1\(lock)")
         let last = try meta.map { try u($0, "last_timestamp") } ?? 0
         let accounts = try self.accounts(db, ids: accountIDs, lock: lock)
         let transfers = try self.transfers(db, ids: transferIDs)
         var pending: [ID128: LedgerState.PendingStatus] = [:]
-        if !transferIDs.isEmpty {
-            let ids = transferIDs.sorted()
+        if !statusIDs.isEmpty {
+            let ids = statusIDs.sorted()
             for row in try db.query("SELECT id, status FROM ledger_pending WHERE id IN (\(placeholders(ids.count)))",
                                     ids.map { .text($0.description) }) {
                 if let id = ID128(hex: try row.string("id")), let status = LedgerState.PendingStatus(rawValue: try row.string("status")) {
@@ -186,7 +191,8 @@ public struct LedgerStore: Sendable {
     }
 
     static func save(_ db: any SQLConnection, state: LedgerState, accountsBefore: [ID128: Account],
-                     transfersBefore: [ID128: Transfer], pendingBefore: [ID128: LedgerState.PendingStatus]) throws {
+                     transfersBefore: [ID128: Transfer], pendingBefore: [ID128: LedgerState.PendingStatus],
+                     lastTimestampBefore: UInt64) throws {
         for (id, account) in state.accounts.sorted(by: { $0.key < $1.key }) where accountsBefore[id] != account {
             if accountsBefore[id] == nil {
                 try db.execute("""
@@ -235,6 +241,8 @@ public struct LedgerStore: Sendable {
                 ON CONFLICT (id) DO UPDATE SET status = excluded.status
                 """, [.text(id.description), .text(status.rawValue), s(expires)])
         }
-        try db.execute("UPDATE ledger_meta SET last_timestamp = $1 WHERE id = 1", [s(state.lastTimestamp)])
+        if state.lastTimestamp != lastTimestampBefore {
+            try db.execute("UPDATE ledger_meta SET last_timestamp = $1 WHERE id = 1", [s(state.lastTimestamp)])
+        }
     }
 }
