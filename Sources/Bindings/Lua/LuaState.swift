@@ -129,17 +129,26 @@ public final class LuaState {
         return LuaReference(id: Int32(luaL_ref(L, TENKI_LUA_REGISTRYINDEX)))
     }
 
-    /// Runs a chunk and keeps its first result (any type, e.g. a function) in the registry.
-    public func evaluateToReference(_ source: String, chunkName: String = "=reference") throws -> LuaReference {
+    /// Calls the global function `name` and keeps its first result (any type, e.g. a function)
+    /// in the registry, to be called later without a lookup.
+    public func callToReference(_ name: String, _ arguments: [LuaValue]) throws -> LuaReference {
         let top = lua_gettop(L)
-        try load(source, chunkName: chunkName)
-        let status = tenki_lua_pcall(L, 0, 1)
-        if status != LUA_OK {
-            let error = popError(status: status)
+        lua_rawgeti(L, TENKI_LUA_REGISTRYINDEX, lua_Integer(LUA_RIDX_GLOBALS))
+        lua_pushstring(L, name)
+        lua_rawget(L, -2)
+        lua_rotate(L, -2, 1)
+        lua_settop(L, -2)
+        guard lua_type(L, -1) == LUA_TFUNCTION else {
             lua_settop(L, top)
-            throw error
+            throw LuaError(kind: .runtime, message: "global '\(name)' is not a function")
         }
-        return withHostSection { LuaReference(id: Int32(luaL_ref(L, TENKI_LUA_REGISTRYINDEX))) }
+        return try protectedCall(base: top, pushArguments: {
+            try arguments.forEach { try push($0) }
+            return Int32(arguments.count)
+        }, readResults: {
+            lua_settop(L, top + 1)
+            return LuaReference(id: Int32(luaL_ref(L, TENKI_LUA_REGISTRYINDEX)))
+        })
     }
 
     public func release(_ reference: LuaReference) {

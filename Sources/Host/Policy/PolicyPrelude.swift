@@ -64,6 +64,10 @@ enum PolicyPrelude {
       local m = __tenki.module(path)
       return type(m) == "table" and type(rawget(m, name)) or "nil"
     end
+    function __tenki_export(path, name)
+      local m = __tenki.module(path)
+      return type(m) == "table" and rawget(m, name) or nil
+    end
     function __tenki_field(path, name)
       local m = __tenki.module(path)
       if type(m) ~= "table" then return nil end

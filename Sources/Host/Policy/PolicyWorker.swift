@@ -92,8 +92,7 @@ final class PolicyWorker {
             guard try exports(path, name) else {
                 throw PolicyError(file: path, line: nil, message: "does not export a function '\(name)'")
             }
-            reference = try state.evaluateToReference(
-                "return __tenki.module(\(luaQuote(path)))[\(luaQuote(name))]", chunkName: "=export")
+            reference = try state.callToReference("__tenki_export", [.string(path), .string(name)])
             functions[key] = reference
         }
         do {
@@ -108,19 +107,6 @@ final class PolicyWorker {
     func field(_ path: String, _ name: String) throws -> LuaValue {
         try state.call("__tenki_field", [.string(path), .string(name)]).first ?? .nil
     }
-}
-
-func luaQuote(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
 }
 
 /// A policy problem a person fixes: which file, which line when known, and why.
