@@ -99,6 +99,21 @@ public final class LuaState {
     @discardableResult
     public func call(_ name: String, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
         let top = lua_gettop(L)
+        try pushGlobalFunction(name, restoringTo: top)
+        return try protectedCall(arguments: arguments, base: top)
+    }
+
+    /// Calls a function stored in `reference`.
+    @discardableResult
+    public func call(_ reference: LuaReference, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
+        let top = lua_gettop(L)
+        try pushFunction(reference, restoringTo: top)
+        return try protectedCall(arguments: arguments, base: top)
+    }
+
+    /// Pushes the global function `name` (without metamethods); on failure the stack is put
+    /// back to `top`.
+    func pushGlobalFunction(_ name: String, restoringTo top: Int32) throws {
         lua_rawgeti(L, TENKI_LUA_REGISTRYINDEX, lua_Integer(LUA_RIDX_GLOBALS))
         lua_pushstring(L, name)
         lua_rawget(L, -2)
@@ -108,19 +123,15 @@ public final class LuaState {
             lua_settop(L, top)
             throw LuaError(kind: .runtime, message: "global '\(name)' is not a function")
         }
-        return try protectedCall(arguments: arguments, base: top)
     }
 
-    /// Calls a function stored in `reference`.
-    @discardableResult
-    public func call(_ reference: LuaReference, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
-        let top = lua_gettop(L)
+    /// Pushes the function kept in `reference`; on failure the stack is put back to `top`.
+    func pushFunction(_ reference: LuaReference, restoringTo top: Int32) throws {
         lua_rawgeti(L, TENKI_LUA_REGISTRYINDEX, lua_Integer(reference.id))
         guard lua_type(L, -1) == LUA_TFUNCTION else {
             lua_settop(L, top)
             throw LuaError(kind: .runtime, message: "reference is not a function")
         }
-        return try protectedCall(arguments: arguments, base: top)
     }
 
     /// Compiles a chunk into a function kept in the registry, to be called later.
@@ -133,15 +144,7 @@ public final class LuaState {
     /// in the registry, to be called later without a lookup.
     public func callToReference(_ name: String, _ arguments: [LuaValue]) throws -> LuaReference {
         let top = lua_gettop(L)
-        lua_rawgeti(L, TENKI_LUA_REGISTRYINDEX, lua_Integer(LUA_RIDX_GLOBALS))
-        lua_pushstring(L, name)
-        lua_rawget(L, -2)
-        lua_rotate(L, -2, 1)
-        lua_settop(L, -2)
-        guard lua_type(L, -1) == LUA_TFUNCTION else {
-            lua_settop(L, top)
-            throw LuaError(kind: .runtime, message: "global '\(name)' is not a function")
-        }
+        try pushGlobalFunction(name, restoringTo: top)
         return try protectedCall(base: top, pushArguments: {
             try arguments.forEach { try push($0) }
             return Int32(arguments.count)

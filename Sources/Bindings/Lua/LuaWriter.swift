@@ -69,11 +69,7 @@ extension LuaState {
     /// Calls a referenced function with one argument built by `writing`, returning its first result.
     public func call(_ reference: LuaReference, writing: (LuaWriter) throws -> Void) throws -> LuaValue {
         let top = lua_gettop(L)
-        lua_rawgeti(L, TENKI_LUA_REGISTRYINDEX, lua_Integer(reference.id))
-        guard lua_type(L, -1) == LUA_TFUNCTION else {
-            lua_settop(L, top)
-            throw LuaError(kind: .runtime, message: "reference is not a function")
-        }
+        try pushFunction(reference, restoringTo: top)
         return try protectedCall(base: top) {
             try writing(LuaWriter(L: L))
             return 1
@@ -161,11 +157,7 @@ extension LuaState {
     /// result in place with `reading`.
     public func call<T>(_ reference: LuaReference, writing: (LuaWriter) throws -> Void, reading: (LuaReader) throws -> T) throws -> T {
         let top = lua_gettop(L)
-        lua_rawgeti(L, TENKI_LUA_REGISTRYINDEX, lua_Integer(reference.id))
-        guard lua_type(L, -1) == LUA_TFUNCTION else {
-            lua_settop(L, top)
-            throw LuaError(kind: .runtime, message: "reference is not a function")
-        }
+        try pushFunction(reference, restoringTo: top)
         return try protectedCall(base: top, pushArguments: {
             try writing(LuaWriter(L: L))
             return 1
