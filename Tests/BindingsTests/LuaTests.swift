@@ -101,6 +101,42 @@ struct LuaTests {
         #expect(try lua.run("return 'still serving'") == ["still serving"])
     }
 
+    @Test("a loop inside a coroutine is budgeted, whenever the coroutine was made")
+    func coroutineBudget() throws {
+        let lua = try LuaState(limits: LuaLimits(instructions: 1_000_000, wallClockNanoseconds: 2_000_000_000))
+        // Made during a call that finished long before the watchdog armed anything.
+        try lua.run("spin = coroutine.create(function() while true do end end)")
+        for source in [
+            "coroutine.resume(spin)",
+            "local f = coroutine.wrap(function() while true do end end) f()",
+            "while true do pcall(coroutine.wrap(function() while true do coroutine.yield() end end)) end",
+            "local co = coroutine.wrap(function() local inner = coroutine.wrap(function() while true do end end) inner() end) co()",
+        ] {
+            let error = try #require(throws: LuaError.self, "\(source)") { try lua.run(source, chunkName: "=co") }
+            #expect(error.kind == .instructionBudget, "\(source): \(error)")
+        }
+        #expect(try lua.run("return 'still serving'") == ["still serving"])
+    }
+
+    @Test("the sandbox's coroutine.wrap and resume keep their meaning")
+    func coroutineSemantics() throws {
+        let lua = try LuaState(limits: LuaLimits(instructions: 1_000_000))
+        #expect(try lua.run("""
+            local gen = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+            return gen(1), gen(10)
+            """) == [2, 20])
+        #expect(try lua.run("""
+            local co = coroutine.create(function(x) coroutine.yield(x) error('boom') end)
+            local ok1, v = coroutine.resume(co, 7)
+            local ok2, e = coroutine.resume(co)
+            return ok1, v, ok2, coroutine.status(co)
+            """) == [true, 7, false, "dead"])
+        let error = try #require(throws: LuaError.self) {
+            try lua.run("local f = coroutine.wrap(function() error('inside') end) f()", chunkName: "=wrap")
+        }
+        #expect(error.message.contains("inside"))
+    }
+
     @Test("the wall-clock cap stops a long evaluation")
     func wallClockCap() throws {
         let lua = try LuaState(limits: LuaLimits(wallClockNanoseconds: 50_000_000))

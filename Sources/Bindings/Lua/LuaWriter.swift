@@ -57,6 +57,44 @@ public struct LuaWriter {
         lua_rawset(L, -3)
     }
 
+    // The same setters with cached keys (the hot path).
+
+    public func set(_ key: LuaKey, _ value: Int64) {
+        key.push(L)
+        lua_pushinteger(L, lua_Integer(value))
+        lua_rawset(L, -3)
+    }
+
+    public func set(_ key: LuaKey, _ value: Bool) {
+        key.push(L)
+        lua_pushboolean(L, value ? 1 : 0)
+        lua_rawset(L, -3)
+    }
+
+    public func set(_ key: LuaKey, _ value: String?) {
+        guard let value else { return }
+        key.push(L)
+        self.key(value)
+        lua_rawset(L, -3)
+    }
+
+    public func set(_ key: LuaKey, strings: [String]) {
+        key.push(L)
+        lua_createtable(L, Int32(strings.count), 0)
+        for (index, string) in strings.enumerated() {
+            self.key(string)
+            lua_rawseti(L, -2, lua_Integer(index + 1))
+        }
+        lua_rawset(L, -3)
+    }
+
+    public func set(_ key: LuaKey, fieldCount: Int = 4, table body: (LuaWriter) throws -> Void) rethrows {
+        key.push(L)
+        lua_createtable(L, 0, Int32(fieldCount))
+        try body(self)
+        lua_rawset(L, -3)
+    }
+
     /// Any value, through the general converter.
     public func set(_ name: String, value: LuaValue) throws {
         key(name)
@@ -96,6 +134,12 @@ public struct LuaReader {
         lua_rawget(L, index)
     }
 
+    private func pushField(_ key: LuaKey) {
+        _ = lua_checkstack(L, 4)
+        key.push(L)
+        lua_rawget(L, index)
+    }
+
     private func scalarOnTop() -> Scalar {
         switch lua_type(L, -1) {
         case LUA_TNIL, LUA_TNONE: return .nil
@@ -116,6 +160,31 @@ public struct LuaReader {
         pushField(name)
         defer { lua_settop(L, -2) }
         return scalarOnTop()
+    }
+
+    /// The field `key` as a scalar.
+    public subscript(_ key: LuaKey) -> Scalar {
+        pushField(key)
+        defer { lua_settop(L, -2) }
+        return scalarOnTop()
+    }
+
+    /// The integer in field `key`, without building a `Scalar` (nil for any other type, floats included).
+    public func integer(_ key: LuaKey) -> Int64? {
+        pushField(key)
+        defer { lua_settop(L, -2) }
+        // lua_isinteger, not lua_tointegerx: the latter accepts 3.0 (and "3"), and a float where an
+        // integer belongs must stay an error.
+        guard lua_isinteger(L, -1) != 0 else { return nil }
+        return Int64(lua_tointegerx(L, -1, nil))
+    }
+
+    /// Reads the table in field `key` with `body`; nil when the field is not a table.
+    public func table<T>(_ key: LuaKey, _ body: (LuaReader) throws -> T) rethrows -> T? {
+        pushField(key)
+        defer { lua_settop(L, -2) }
+        guard lua_type(L, -1) == LUA_TTABLE else { return nil }
+        return try body(LuaReader(L: L, index: lua_gettop(L)))
     }
 
     /// Reads the table in field `name` with `body`; nil when the field is not a table.

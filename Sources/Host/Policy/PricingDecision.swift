@@ -43,15 +43,15 @@ public struct JobPriceInput: Sendable, Codable {
     /// Writes the input table straight onto the Lua stack (the evaluation fast path).
     func write(_ w: LuaWriter) {
         w.table(fieldCount: 5) { t in
-            t.set("sku", sku)
-            if let labels { t.set("labels", strings: labels) }
-            t.set("started_at", startedAt)
-            t.set("completed_at", completedAt)
-            t.set("workspace") { ws in
-                ws.set("free_minutes_remaining", workspace.freeMinutesRemaining)
-                ws.set("has_payment_method", workspace.hasPaymentMethod)
-                ws.set("addons", strings: workspace.addons)
-                ws.set("contract", workspace.contract)
+            t.set(PolicyKey.sku, sku)
+            if let labels { t.set(PolicyKey.labels, strings: labels) }
+            t.set(PolicyKey.startedAt, startedAt)
+            t.set(PolicyKey.completedAt, completedAt)
+            t.set(PolicyKey.workspace) { ws in
+                ws.set(PolicyKey.freeMinutesRemaining, workspace.freeMinutesRemaining)
+                ws.set(PolicyKey.hasPaymentMethod, workspace.hasPaymentMethod)
+                ws.set(PolicyKey.addons, strings: workspace.addons)
+                ws.set(PolicyKey.contract, workspace.contract)
             }
         }
     }
@@ -204,34 +204,36 @@ struct JobPriceReader {
 
     func fail(_ message: String) -> PolicyError { PolicyError(file: "pricing.lua", line: nil, message: "price returned \(message)") }
 
-    func integer(_ reader: LuaReader, _ name: String, signed: Bool = false) throws -> Int64 {
-        switch reader[name] {
-        case .integer(let i):
-            guard i >= 0 || signed else { throw fail("a negative \(name) (\(i))") }
+    func integer(_ reader: LuaReader, _ key: LuaKey, signed: Bool = false) throws -> Int64 {
+        if let i = reader.integer(key) {
+            guard i >= 0 || signed else { throw fail("a negative \(key) (\(i))") }
             return i
-        case .number(let d): throw fail("a float for \(name) (\(d)); amounts and counts must be integers (use money.*)")
-        case let other: throw fail("no integer \(name) (got \(other))")
+        }
+        switch reader[key] {
+        case .number(let d): throw fail("a float for \(key) (\(d)); amounts and counts must be integers (use money.*)")
+        case let other: throw fail("no integer \(key) (got \(other))")
         }
     }
 
     func read() throws -> JobPrice {
         guard output.isTable else { throw fail("something other than a table") }
-        guard case .boolean(let matched) = output["matched"] else { throw fail("no boolean 'matched'") }
+        guard case .boolean(let matched) = output[PolicyKey.matched] else { throw fail("no boolean 'matched'") }
         guard matched else {
             return JobPrice(matched: false, sku: nil, billableMinutes: 0, freeMinutesConsumed: 0, amountMicros: 0, lines: [], policyVersion: version)
         }
-        guard case .string(let sku) = output["sku"] else { throw fail("no string 'sku'") }
-        let amount = try integer(output, "amount_micros")
-        let minutes = try integer(output, "billable_minutes")
-        let free = try integer(output, "free_minutes_consumed")
+        guard case .string(let sku) = output[PolicyKey.sku] else { throw fail("no string 'sku'") }
+        let amount = try integer(output, PolicyKey.amountMicros)
+        let minutes = try integer(output, PolicyKey.billableMinutes)
+        let free = try integer(output, PolicyKey.freeMinutesConsumed)
         var lines: [JobPrice.Line] = []
+        lines.reserveCapacity(4)
         var total: Int64 = 0
-        let found: Void? = try output.table("lines") { list in
+        let found: Void? = try output.table(PolicyKey.lines) { list in
             try list.forEachTable { line in
-                guard case .string(let description) = line["description"] else { throw fail("a line without a description") }
-                let item = JobPrice.Line(description: description, quantity: try integer(line, "quantity"),
-                                         unitPriceMicros: try integer(line, "unit_price_micros", signed: true),
-                                         amountMicros: try integer(line, "amount_micros", signed: true))
+                guard case .string(let description) = line[PolicyKey.description] else { throw fail("a line without a description") }
+                let item = JobPrice.Line(description: description, quantity: try integer(line, PolicyKey.quantity),
+                                         unitPriceMicros: try integer(line, PolicyKey.unitPriceMicros, signed: true),
+                                         amountMicros: try integer(line, PolicyKey.amountMicros, signed: true))
                 let (product, overflow) = item.quantity.multipliedReportingOverflow(by: item.unitPriceMicros)
                 guard !overflow, product == item.amountMicros else {
                     throw fail("line '\(description)': \(item.quantity) × \(item.unitPriceMicros) ≠ \(item.amountMicros)")
@@ -247,4 +249,25 @@ struct JobPriceReader {
         return JobPrice(matched: true, sku: sku, billableMinutes: minutes, freeMinutesConsumed: free, amountMicros: amount,
                         lines: lines, policyVersion: version)
     }
+}
+
+/// Field names the decisions push and read on every evaluation, interned once per state.
+enum PolicyKey {
+    static let sku = LuaKey("sku")
+    static let labels = LuaKey("labels")
+    static let startedAt = LuaKey("started_at")
+    static let completedAt = LuaKey("completed_at")
+    static let workspace = LuaKey("workspace")
+    static let freeMinutesRemaining = LuaKey("free_minutes_remaining")
+    static let hasPaymentMethod = LuaKey("has_payment_method")
+    static let addons = LuaKey("addons")
+    static let contract = LuaKey("contract")
+    static let matched = LuaKey("matched")
+    static let amountMicros = LuaKey("amount_micros")
+    static let billableMinutes = LuaKey("billable_minutes")
+    static let freeMinutesConsumed = LuaKey("free_minutes_consumed")
+    static let lines = LuaKey("lines")
+    static let description = LuaKey("description")
+    static let quantity = LuaKey("quantity")
+    static let unitPriceMicros = LuaKey("unit_price_micros")
 }

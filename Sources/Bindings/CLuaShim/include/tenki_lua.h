@@ -38,6 +38,13 @@ void tenki_lua_host_enter(lua_State *L);
 void tenki_lua_host_leave(lua_State *L);
 int tenki_lua_over_memory_limit(lua_State *L);
 
+/// A process-wide slot for a key string that Swift pushes often (see `LuaKey`).
+int tenki_lua_new_key_slot(void);
+/// Pushes the state's interned string for `slot` and returns 1, or returns 0 if it has none yet.
+int tenki_lua_push_cached_key(lua_State *L, int slot);
+/// Pushes `name` and remembers it as the state's string for `slot` (in the registry).
+void tenki_lua_push_key(lua_State *L, int slot, const char *name, size_t length);
+
 /// Instruction and wall-clock budget for the next protected calls; 0 disables either.
 void tenki_lua_set_budget(lua_State *L, int64_t max_instructions, int64_t max_nanoseconds);
 tenki_lua_trip tenki_lua_last_trip(lua_State *L);
