@@ -37,6 +37,28 @@ struct PolicyCommandTests {
         #expect(admit.output.hasPrefix("block (addon_required)"))
     }
 
+    @Test("eval answers every decision point: consume, eligible, abuse on signup and on a job")
+    func evalEveryDecision() throws {
+        let job = #"{"labels":["tenki-8c-16gb"],"started_at":"2026-01-05T10:00:00Z","completed_at":"2026-01-05T10:10:00Z","workspace":{"free_minutes_remaining":7,"has_payment_method":true,"addons":[]}}"#
+        let consume = try TenkiProcess.run(["policy", "eval", "consume", "--json", "--input", job] + Self.policies)
+        #expect(consume.status == 0, "\(consume.error)")
+        #expect(consume.output.contains("\"free_minutes_consumed\" : 4") && consume.output.contains("\"charged_minutes\" : 9"))
+        let prepaid = try TenkiProcess.run(["policy", "eval", "eligible", "--input",
+            #"{"item":"addon","id":"priority-queue-boost","term":"prepaid_12","workspace":{"has_payment_method":true}}"#] + Self.policies)
+        #expect(prepaid.status == 0, "\(prepaid.error)")
+        #expect(prepaid.output.hasPrefix("not eligible: sales_only"), "\(prepaid.output)")
+        let signup = try TenkiProcess.run(["policy", "eval", "abuse-signup", "--json", "--input",
+            #"{"github_login":"octocat","history":{"same_account":1}}"#] + Self.policies)
+        #expect(signup.status == 0, "\(signup.error)")
+        #expect(signup.output.contains("\"action\" : \"require_payment_method\""))
+        let miner = try TenkiProcess.run(["policy", "eval", "abuse-job", "--input",
+            #"{"name":"build","steps":["./xmrig -o stratum+tcp://pool"],"labels":[],"duration_seconds":60}"#] + Self.policies)
+        #expect(miner.status == 0, "\(miner.error)")
+        #expect(miner.output.hasPrefix("suspend"), "\(miner.output)")
+        let unknown = try TenkiProcess.run(["policy", "eval", "refund", "--input", "{}"] + Self.policies)
+        #expect(unknown.status != 0 && unknown.error.contains("abuse-job"))
+    }
+
     @Test("check and test report file:line and exit non-zero on a broken policy")
     func checkAndTest() throws {
         #expect(try TenkiProcess.run(["policy", "check", Fixtures.packageRoot + "/policies"]).status == 0)

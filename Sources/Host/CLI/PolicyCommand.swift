@@ -70,9 +70,12 @@ public struct PolicyCommand: AsyncParsableCommand {
     struct Eval: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Dry-run a decision: what would this cost, and why, line by line.",
-            discussion: "Decisions: price, admit, lines. Input is the JSON the policy receives (see README, Policies).")
+            discussion: """
+                Decisions: price, consume (free minutes), admit, lines (monthly), eligible (add-on or slots), \
+                abuse-signup, abuse-job. Input is the JSON the policy receives (see README, Policies).
+                """)
         @OptionGroup var options: HostOptions
-        @Argument(help: "The decision (price, admit or lines).") var decision: String
+        @Argument(help: "The decision: price, consume, admit, lines, eligible, abuse-signup or abuse-job.") var decision: String
         @Option(help: "Input JSON, or @file to read it from a file.") var input: String
         @Flag(help: "Print JSON.") var json = false
 
@@ -110,8 +113,25 @@ public struct PolicyCommand: AsyncParsableCommand {
                         lines.lines.map { "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros)) = \(MoneyText.usd($0.amountMicros))" }
                             + ["total \(MoneyText.usd(lines.totalMicros)) (policy version \(lines.policyVersion))"]
                     }
+                case "consume":
+                    try dryRun(JobPriceInput.self, text, engine.consumeFreeMinutes) { c in
+                        guard c.matched else { return ["not ours: the job's labels match no offering"] }
+                        return ["\(c.billableMinutes) billable minute(s): \(c.freeMinutesConsumed) free minute(s) consumed, \(c.chargedMinutes) minute(s) charged in money (policy version \(c.policyVersion))"]
+                    }
+                case "eligible":
+                    try dryRun(EligibilityRequest.self, text, engine.eligibility) { e in
+                        [(e.eligible ? "eligible" : "not eligible") + (e.reason.map { ": \($0)" } ?? "") + " (policy version \(e.policyVersion))"]
+                    }
+                case "abuse-signup":
+                    try dryRun(SignupInput.self, text, engine.abuseOnSignup) { v in
+                        ["\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", ")) + " (policy version \(v.policyVersion))"]
+                    }
+                case "abuse-job":
+                    try dryRun(JobActivity.self, text, engine.abuseOnJob) { v in
+                        ["\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", ")) + " (policy version \(v.policyVersion))"]
+                    }
                 default:
-                    throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, admit, lines)")
+                    throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, consume, admit, lines, eligible, abuse-signup, abuse-job)")
                 }
             }
         }

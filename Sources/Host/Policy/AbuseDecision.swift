@@ -16,12 +16,28 @@ public struct SignupInput: Sendable, Codable {
         enum CodingKeys: String, CodingKey {
             case sameAccount = "same_account", sameOrg = "same_org", sameEmailDomain = "same_email_domain", sameFingerprint = "same_fingerprint"
         }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            sameAccount = try c.decodeIfPresent(Int64.self, forKey: .sameAccount) ?? 0
+            sameOrg = try c.decodeIfPresent(Int64.self, forKey: .sameOrg) ?? 0
+            sameEmailDomain = try c.decodeIfPresent(Int64.self, forKey: .sameEmailDomain) ?? 0
+            sameFingerprint = try c.decodeIfPresent(Int64.self, forKey: .sameFingerprint) ?? 0
+        }
         public init(sameAccount: Int64 = 0, sameOrg: Int64 = 0, sameEmailDomain: Int64 = 0, sameFingerprint: Int64 = 0) {
             self.sameAccount = sameAccount; self.sameOrg = sameOrg; self.sameEmailDomain = sameEmailDomain; self.sameFingerprint = sameFingerprint
         }
     }
 
     enum CodingKeys: String, CodingKey { case githubLogin = "github_login", githubOrg = "github_org", emailDomain = "email_domain", history }
+
+    /// Every field may be left out; a missing history counts nothing earlier.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        githubLogin = try c.decodeIfPresent(String.self, forKey: .githubLogin)
+        githubOrg = try c.decodeIfPresent(String.self, forKey: .githubOrg)
+        emailDomain = try c.decodeIfPresent(String.self, forKey: .emailDomain)
+        history = try c.decodeIfPresent(History.self, forKey: .history) ?? History()
+    }
 
     public init(githubLogin: String? = nil, githubOrg: String? = nil, emailDomain: String? = nil, history: History = .init()) {
         self.githubLogin = githubLogin; self.githubOrg = githubOrg; self.emailDomain = emailDomain; self.history = history
@@ -37,6 +53,16 @@ public struct JobActivity: Sendable, Codable {
     public var durationSeconds: Int64
 
     enum CodingKeys: String, CodingKey { case name, workflowName = "workflow_name", steps, labels, durationSeconds = "duration_seconds" }
+
+    /// Only `name` is required; the lists default to empty and the duration to 0.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        workflowName = try c.decodeIfPresent(String.self, forKey: .workflowName)
+        steps = try c.decodeIfPresent([String].self, forKey: .steps) ?? []
+        labels = try c.decodeIfPresent([String].self, forKey: .labels) ?? []
+        durationSeconds = try c.decodeIfPresent(Int64.self, forKey: .durationSeconds) ?? 0
+    }
 
     public init(name: String, workflowName: String? = nil, steps: [String] = [], labels: [String] = [], durationSeconds: Int64 = 0) {
         self.name = name; self.workflowName = workflowName; self.steps = steps; self.labels = labels; self.durationSeconds = durationSeconds

@@ -125,6 +125,18 @@ public struct EligibilityRequest: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey { case item, id, term, arch, count, salesApproved = "sales_approved", workspace }
 
+    /// `sales_approved` may be left out (false).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        item = try c.decode(String.self, forKey: .item)
+        id = try c.decodeIfPresent(String.self, forKey: .id)
+        term = try c.decodeIfPresent(String.self, forKey: .term)
+        arch = try c.decodeIfPresent(String.self, forKey: .arch)
+        count = try c.decodeIfPresent(Int64.self, forKey: .count)
+        salesApproved = try c.decodeIfPresent(Bool.self, forKey: .salesApproved) ?? false
+        workspace = try c.decode(Workspace.self, forKey: .workspace)
+    }
+
     public init(item: String, id: String? = nil, term: String? = nil, arch: String? = nil, count: Int64? = nil,
                 salesApproved: Bool = false, workspace: Workspace) {
         self.item = item; self.id = id; self.term = term; self.arch = arch; self.count = count
