@@ -49,12 +49,16 @@ let package = Package(
         ], path: "Sources/Host", swiftSettings: swiftSettings),
         .target(name: "GitHubPlugin", dependencies: ["Host"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
         .target(name: "LedgerPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
-        .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin"], path: "Sources/tenki", swiftSettings: swiftSettings),
+        .target(name: "RunnerPlugin", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "SQL", "TenkiCrypto"],
+                path: "Sources/Plugins/Runner", swiftSettings: swiftSettings),
+        .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "RunnerPlugin"], path: "Sources/tenki", swiftSettings: swiftSettings),
 
         // MARK: tests
         .testTarget(name: "BindingsTests", dependencies: ["Lua", "SQL", "HTTPClient", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "GitHubPlugin", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "SQL", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RunnerTests", dependencies: ["RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "Host", "SQL", "TestSupport"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["SQL", "HTTPClient"], path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
     ]

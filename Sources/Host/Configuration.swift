@@ -23,6 +23,12 @@ public struct HostConfiguration: Sendable, Equatable {
     public var inboxPollIntervalMilliseconds = 500
     public var inboxLeaseSeconds = 30
     public var inboxConcurrency = 8
+    /// Compute provider for runner jobs: `local` (runs `runner_local_command` per job) or `none`.
+    public var runnerProvider = "local"
+    /// The shell command the local provider runs for each job (job facts in TENKI_JOB_* variables).
+    public var runnerLocalCommand: String?
+    /// How often the runner scheduler looks for work besides being woken by events.
+    public var runnerSchedulerIntervalMilliseconds = 500
 
     public init() {}
 
@@ -53,6 +59,12 @@ public struct HostConfiguration: Sendable, Equatable {
         ("inbox_poll_interval_ms", { $0.inboxPollIntervalMilliseconds = try int($1, "inbox_poll_interval_ms", 10...60_000) }),
         ("inbox_lease_seconds", { $0.inboxLeaseSeconds = try int($1, "inbox_lease_seconds", 1...3_600) }),
         ("inbox_concurrency", { $0.inboxConcurrency = try int($1, "inbox_concurrency", 1...HostLimits.inboxMaxConcurrentEvents) }),
+        ("runner_provider", {
+            guard ["local", "none"].contains($1) else { throw HostError(.badConfiguration, "runner_provider must be local or none; got '\($1)'") }
+            $0.runnerProvider = $1
+        }),
+        ("runner_local_command", { $0.runnerLocalCommand = $1.isEmpty ? nil : $1 }),
+        ("runner_scheduler_interval_ms", { $0.runnerSchedulerIntervalMilliseconds = try int($1, "runner_scheduler_interval_ms", 10...60_000) }),
     ]
 
     private static func int(_ text: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int {

@@ -1,0 +1,68 @@
+import Foundation
+
+/// Where runners come from. `provision` asks for one ephemeral runner for a job and returns a
+/// handle to release it by; both calls may be repeated after a crash and must be idempotent
+/// (the job key names the runner).
+public protocol ComputeProvider: Sendable {
+    var name: String { get }
+    func provision(_ job: RunnerJob) async throws -> String
+    func release(_ job: RunnerJob, handle: String) async throws
+}
+
+/// Development and tests: runs a shell command per job with the job's facts in its environment
+/// (`TENKI_JOB_KEY`, `TENKI_JOB_ID`, `TENKI_RUN_ATTEMPT`, `TENKI_INSTALLATION_ID`,
+/// `TENKI_WORKSPACE`, `TENKI_REPOSITORY`, `TENKI_SKU`, `TENKI_LABELS`, `TENKI_RUNNER_NAME`,
+/// and `TENKI_ACTION` = `provision` or `release`). A non-zero exit fails the call.
+public struct LocalProvider: ComputeProvider {
+    public let name = "local"
+    public let command: String?
+
+    public init(command: String?) { self.command = command }
+
+    public static func runnerName(_ job: RunnerJob) -> String { "tenki-\(job.installationID)-\(job.jobID)-\(job.runAttempt)" }
+
+    public func provision(_ job: RunnerJob) async throws -> String {
+        try await run(job, action: "provision")
+        return LocalProvider.runnerName(job)
+    }
+
+    public func release(_ job: RunnerJob, handle: String) async throws {
+        try await run(job, action: "release")
+    }
+
+    private func run(_ job: RunnerJob, action: String) async throws {
+        guard let command else { return }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        var environment = ProcessInfo.processInfo.environment
+        environment["TENKI_ACTION"] = action
+        environment["TENKI_JOB_KEY"] = job.key
+        environment["TENKI_JOB_ID"] = String(job.jobID)
+        environment["TENKI_RUN_ATTEMPT"] = String(job.runAttempt)
+        environment["TENKI_INSTALLATION_ID"] = String(job.installationID)
+        environment["TENKI_WORKSPACE"] = job.workspaceID
+        environment["TENKI_REPOSITORY"] = job.repository
+        environment["TENKI_SKU"] = job.sku ?? ""
+        environment["TENKI_LABELS"] = job.labels.joined(separator: ",")
+        environment["TENKI_RUNNER_NAME"] = LocalProvider.runnerName(job)
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: RunnerError("local provider: cannot start /bin/sh: \(error)"))
+            }
+        }
+        guard status == 0 else { throw RunnerError("local provider: '\(command)' exited \(status) on \(action) of \(job.key)") }
+    }
+}
+
+/// No compute at all: jobs are admitted and scheduled but nothing is started (dry runs).
+public struct NoProvider: ComputeProvider {
+    public let name = "none"
+    public init() {}
+    public func provision(_ job: RunnerJob) async throws -> String { "none" }
+    public func release(_ job: RunnerJob, handle: String) async throws {}
+}

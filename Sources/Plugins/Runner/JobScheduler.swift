@@ -1,0 +1,355 @@
+import Foundation
+import Host
+import LedgerPlugin
+import Logging
+import SQL
+import TenkiCrypto
+
+/// A `workflow_job` event reduced to what the job's record needs.
+struct JobEvent: Sendable {
+    enum Action: Sendable { case queued, inProgress, completed }
+    let action: Action
+    let installationID: Int64
+    let jobID: Int64
+    let runAttempt: Int64
+    let repository: String
+    let name: String
+    let labels: [String]
+    let startedAt: String?
+    let completedAt: String?
+    let conclusion: String?
+    let runnerName: String?
+}
+
+/// One round of the runner's work, in order: grant signup credits, admit queued jobs through the
+/// admission policy, fill free concurrency slots, provision runners, charge completed jobs, and
+/// release runners of finished jobs. Each step is idempotent and safe to run from several
+/// replicas at once: slots are taken under the workspace's row lock, provisioning under a lease.
+public struct JobScheduler: Sendable {
+    public let store: RunnerStore
+    public let ledger: LedgerStore
+    public let policies: PolicyEngine
+    public let provider: any ComputeProvider
+    public let logger: Logger
+    /// Free minutes (normalised to 2 vCPU) every new workspace gets once (SPEC §3).
+    public static let signupFreeMinutes: UInt64 = 1_000
+    /// Slots per architecture when the admission policy names no limit.
+    public static let includedSlots: Int64 = 40
+
+    public init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger) {
+        self.store = store
+        self.ledger = ledger
+        self.policies = policies
+        self.provider = provider
+        self.logger = logger
+    }
+
+    /// What one round did.
+    public struct Round: Sendable, Equatable, Codable {
+        public var credited = 0
+        public var admitted = 0
+        public var blocked = 0
+        public var foreign = 0
+        public var scheduled = 0
+        public var provisioned = 0
+        public var charged = 0
+        public var released = 0
+        public var failures = 0
+
+        public var didWork: Bool { credited + admitted + blocked + foreign + scheduled + provisioned + charged + released > 0 }
+    }
+
+    @discardableResult
+    public func runOnce() async throws -> Round {
+        var round = Round()
+        try await grantSignupCredits(&round)
+        try await admit(&round)
+        try await schedule(&round)
+        try await provisionRunners(&round)
+        try await chargeCompleted(&round)
+        try await releaseRunners(&round)
+        return round
+    }
+
+    static func ledgerNow() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }
+
+    /// A stable 128-bit id for a ledger event named by `text`.
+    static func id(_ text: String) -> ID128 {
+        let digest = Digest.sha256(Array(text.utf8))
+        var high: UInt64 = 0, low: UInt64 = 0
+        for i in 0..<8 { high = high << 8 | UInt64(digest[i]) }
+        for i in 8..<16 { low = low << 8 | UInt64(digest[i]) }
+        return ID128(high: high, low: low)
+    }
+
+    // MARK: credits
+
+    func grantSignupCredits(_ round: inout Round) async throws {
+        let pending = try await store.database.query("SELECT id FROM runner_workspaces WHERE credited = 0 ORDER BY id LIMIT 100")
+        for row in pending {
+            let workspace = try row.string("id")
+            try await ledger.ensureWorkspace(workspace, now: JobScheduler.ledgerNow())
+            let grant = Transfer(id: JobScheduler.id("tenki-signup-credit:\(workspace)"),
+                                 debitAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesGrantsCode),
+                                 creditAccountID: ChartOfAccounts.userMinutesAccountID(workspace: workspace),
+                                 amount: JobScheduler.signupFreeMinutes, ledger: ChartOfAccounts.freeMinutesLedger,
+                                 code: ChartOfAccounts.TransferCode.signupCredit.rawValue)
+            let result = try await ledger.createTransfers([grant], now: JobScheduler.ledgerNow())
+            guard result.allSatisfy({ $0 == .ok || $0 == .exists }) else {
+                logger.error("signup credit refused by the ledger", metadata: ["workspace": "\(workspace)", "result": "\(result)"])
+                round.failures += 1
+                continue
+            }
+            try await RunnerStore.markCredited(workspace, database: store.database)
+            round.credited += 1
+        }
+    }
+
+    // MARK: admission
+
+    /// The state admission and pricing read for a workspace: its row, free minutes, running jobs.
+    func admissionState(_ workspace: RunnerWorkspace) async throws -> AdmissionInput.Workspace {
+        let balance = try await ledger.balance(workspace: workspace.id)
+        let running = try await store.database.query("""
+            SELECT arch, COUNT(*) AS n FROM runner_jobs
+            WHERE workspace_id = $1 AND status IN ('provisioning', 'provisioned', 'running') AND arch IS NOT NULL GROUP BY arch
+            """, [.text(workspace.id)])
+        var x64: Int64 = 0, macos: Int64 = 0
+        for row in running {
+            if try row.string("arch") == "macos" { macos = try row.int("n") } else { x64 += try row.int("n") }
+        }
+        return AdmissionInput.Workspace(freeMinutesRemaining: balance.freeMinutesRemaining, hasPaymentMethod: workspace.hasPaymentMethod,
+                                        addons: workspace.addons, suspended: workspace.suspended, abuseAction: workspace.abuseAction,
+                                        extraSlotsX64: workspace.extraSlotsX64, extraSlotsMacOS: workspace.extraSlotsMacOS,
+                                        runningX64: x64, runningMacOS: macos)
+    }
+
+    func admit(_ round: inout Round) async throws {
+        let queued = try await store.jobs(status: .queued, limit: 500)
+        var states: [String: (RunnerWorkspace, AdmissionInput.Workspace)] = [:]
+        for job in queued {
+            if states[job.workspaceID] == nil {
+                guard let workspace = try await store.workspace(job.workspaceID) else { continue }
+                states[job.workspaceID] = (workspace, try await admissionState(workspace))
+            }
+            guard let (_, state) = states[job.workspaceID] else { continue }
+            let decision: AdmissionDecision
+            do {
+                decision = try policies.admitJob(AdmissionInput(labels: job.labels, workspace: state))
+            } catch {
+                // A broken policy leaves the job queued: it is admitted once the policy is fixed.
+                logger.error("admission policy failed", metadata: ["job": "\(job.key)", "error": "\(error)"])
+                round.failures += 1
+                continue
+            }
+            let status: JobStatus
+            switch decision.verdict {
+            case .allow, .queue: status = .waiting; round.admitted += 1
+            case .block: status = .blocked; round.blocked += 1
+            case .foreign: status = .foreign; round.foreign += 1
+            }
+            _ = try await store.database.execute("""
+                UPDATE runner_jobs SET status = $4, block_reason = $5, sku = $6, arch = $7, priority = $8, slot_limit = $9, updated_at = $10
+                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
+                """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(status.rawValue),
+                      SQLValue(decision.verdict == .block ? decision.reason : nil), SQLValue(decision.sku), SQLValue(decision.arch),
+                      .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(RunnerStore.nowMilliseconds())])
+            if decision.verdict == .block {
+                logger.info("job blocked", metadata: ["job": "\(job.key)", "reason": "\(decision.reason ?? "")", "policy_version": "\(decision.policyVersion)"])
+            }
+        }
+    }
+
+    // MARK: slots
+
+    /// Moves waiting jobs into free slots, workspace by workspace (boosted workspaces and older
+    /// jobs first), each under the workspace's row lock so replicas never overfill a limit.
+    func schedule(_ round: inout Round) async throws {
+        let workspaces = try await store.database.query("""
+            SELECT workspace_id, MAX(priority) AS p, MIN(enqueue_sequence) AS s FROM runner_jobs WHERE status = 'waiting'
+            GROUP BY workspace_id ORDER BY p DESC, s ASC
+            """).map { try $0.string("workspace_id") }
+        for workspace in workspaces {
+            round.scheduled += try await store.database.transaction { db in
+                let lock = db.dialect == .postgres ? " FOR UPDATE" : ""
+                _ = try db.query("SELECT id FROM runner_workspaces WHERE id = $1\(lock)", [.text(workspace)])
+                var active: [String: Int64] = [:]
+                for row in try db.query("""
+                    SELECT arch, COUNT(*) AS n FROM runner_jobs
+                    WHERE workspace_id = $1 AND status IN ('provisioning', 'provisioned', 'running') AND arch IS NOT NULL GROUP BY arch
+                    """, [.text(workspace)]) {
+                    active[try row.string("arch")] = try row.int("n")
+                }
+                var moved = 0
+                for row in try db.query("""
+                    SELECT installation_id, job_id, run_attempt, arch, slot_limit FROM runner_jobs
+                    WHERE workspace_id = $1 AND status = 'waiting' ORDER BY priority DESC, enqueue_sequence, job_id
+                    """, [.text(workspace)]) {
+                    let arch = try row.optionalString("arch") ?? "x64"
+                    let limit = try row.optionalInt("slot_limit") ?? JobScheduler.includedSlots
+                    guard active[arch, default: 0] < limit else { continue }
+                    active[arch, default: 0] += 1
+                    moved += try db.execute("""
+                        UPDATE runner_jobs SET status = 'provisioning', updated_at = $4
+                        WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'waiting'
+                        """, [row["installation_id"], row["job_id"], row["run_attempt"], .integer(RunnerStore.nowMilliseconds())])
+                }
+                return moved
+            }
+        }
+    }
+
+    // MARK: provisioning
+
+    static let provisionLeaseMilliseconds: Int64 = 60_000
+
+    func provisionRunners(_ round: inout Round) async throws {
+        let now = RunnerStore.nowMilliseconds()
+        let candidates = try await store.database.query("""
+            SELECT * FROM runner_jobs WHERE status = 'provisioning' AND (lease_until IS NULL OR lease_until < $1)
+            ORDER BY priority DESC, enqueue_sequence LIMIT 200
+            """, [.integer(now)]).map(RunnerStore.job(from:))
+        for job in candidates {
+            let key: [SQLValue] = [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt)]
+            let claimed = try await store.database.execute("""
+                UPDATE runner_jobs SET lease_until = $4
+                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioning'
+                  AND (lease_until IS NULL OR lease_until < $5)
+                """, key + [.integer(now + JobScheduler.provisionLeaseMilliseconds), .integer(now)])
+            guard claimed == 1 else { continue }
+            do {
+                let handle = try await provider.provision(job)
+                _ = try await store.database.execute("""
+                    UPDATE runner_jobs SET provider_handle = $4, lease_until = NULL,
+                        status = CASE WHEN status = 'provisioning' THEN 'provisioned' ELSE status END, updated_at = $5
+                    WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+                    """, key + [.text(handle), .integer(RunnerStore.nowMilliseconds())])
+                round.provisioned += 1
+            } catch {
+                // The slot stays held and the lease makes the next attempt wait a little.
+                logger.error("provisioning failed", metadata: ["job": "\(job.key)", "provider": "\(provider.name)", "error": "\(error)"])
+                _ = try await store.database.execute("""
+                    UPDATE runner_jobs SET lease_until = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+                    """, key + [.integer(RunnerStore.nowMilliseconds() + 5_000)])
+                round.failures += 1
+            }
+        }
+    }
+
+    func releaseRunners(_ round: inout Round) async throws {
+        let finished = try await store.database.query("""
+            SELECT * FROM runner_jobs WHERE status = 'completed' AND provider_handle IS NOT NULL AND released = 0 LIMIT 200
+            """).map(RunnerStore.job(from:))
+        for job in finished {
+            do {
+                try await provider.release(job, handle: job.providerHandle ?? "")
+                _ = try await store.database.execute("""
+                    UPDATE runner_jobs SET released = 1 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+                    """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt)])
+                round.released += 1
+            } catch {
+                logger.error("releasing a runner failed", metadata: ["job": "\(job.key)", "error": "\(error)"])
+                round.failures += 1
+            }
+        }
+    }
+
+    // MARK: charging
+
+    func chargeCompleted(_ round: inout Round) async throws {
+        let pending = try await store.database.query("""
+            SELECT * FROM runner_jobs WHERE status = 'completed' AND charge_status = 'pending' ORDER BY completed_at, job_id LIMIT 500
+            """).map(RunnerStore.job(from:))
+        for job in pending {
+            do {
+                if try await charge(job) { round.charged += 1 }
+            } catch {
+                logger.error("charging failed", metadata: ["job": "\(job.key)", "error": "\(error)"])
+                round.failures += 1
+            }
+        }
+    }
+
+    /// Prices one finished job and posts it to the ledger as one linked batch: free minutes on
+    /// the minutes ledger, money on the money ledger (SPEC §3, §11). The priced decision is
+    /// stored first under the job's key; the transfers' ids derive from the key, so a crash or a
+    /// replay at any point posts the same transfers once. Returns whether it charged.
+    func charge(_ job: RunnerJob) async throws -> Bool {
+        let key = job.key
+        let setCharge: (String) async throws -> Void = { status in
+            _ = try await store.database.execute("""
+                UPDATE runner_jobs SET charge_status = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+                """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(status)])
+        }
+        for _ in 0..<4 {
+            var usage = try await store.usage(key: key)
+            if usage == nil {
+                guard let workspace = try await store.workspace(job.workspaceID) else { throw RunnerError("job \(key): no workspace") }
+                try await ledger.ensureWorkspace(workspace.id, now: JobScheduler.ledgerNow())
+                let balance = try await ledger.balance(workspace: workspace.id)
+                guard let startedAt = job.startedAt, let completedAt = job.completedAt else {
+                    try await setCharge("none")
+                    return false
+                }
+                let decision = try policies.priceJob(JobPriceInput(
+                    labels: job.labels, startedAt: startedAt, completedAt: completedAt,
+                    workspace: .init(freeMinutesRemaining: max(0, balance.freeMinutesRemaining), hasPaymentMethod: workspace.hasPaymentMethod,
+                                     addons: workspace.addons, contract: workspace.contract)))
+                guard decision.price.matched else {
+                    try await setCharge("none")
+                    return false
+                }
+                let record = String(decoding: try JSONEncoder().encode(decision.record), as: UTF8.self)
+                _ = try await store.database.execute("""
+                    INSERT INTO runner_usage (usage_key, workspace_id, sku, billable_minutes, free_minutes_consumed, amount_micros,
+                        policy_version, decision, created_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (usage_key) DO NOTHING
+                    """, [.text(key), .text(workspace.id), SQLValue(decision.price.sku), .integer(decision.price.billableMinutes),
+                          .integer(decision.price.freeMinutesConsumed), .integer(decision.price.amountMicros),
+                          .text(decision.price.policyVersion), .text(record), .integer(RunnerStore.nowMilliseconds())])
+                usage = try await store.usage(key: key)
+            }
+            guard let usage else { continue }
+            if !usage.posted {
+                let transfers = JobScheduler.transfers(for: usage)
+                let results = transfers.isEmpty ? [] : try await ledger.createTransfers(transfers, now: JobScheduler.ledgerNow())
+                if results.contains(.exceedsCredits) {
+                    // Another job used the free minutes first: price again with what is left.
+                    _ = try await store.database.execute("DELETE FROM runner_usage WHERE usage_key = $1 AND posted = 0", [.text(key)])
+                    continue
+                }
+                guard results.allSatisfy({ $0 == .ok || $0 == .exists }) else {
+                    logger.error("ledger refused a job's charge", metadata: ["job": "\(key)", "results": "\(results.map(\.rawValue))"])
+                    try await setCharge("failed")
+                    return false
+                }
+                _ = try await store.database.execute("UPDATE runner_usage SET posted = 1 WHERE usage_key = $1", [.text(key)])
+            }
+            try await setCharge("charged")
+            return true
+        }
+        throw RunnerError("job \(key): free minutes kept changing while it was priced")
+    }
+
+    /// The linked batch for a usage record: minutes from the workspace to consumption, money
+    /// from the workspace to revenue (runner charge, code 2001).
+    static func transfers(for usage: RunnerStore.Usage) -> [Transfer] {
+        var batch: [Transfer] = []
+        if usage.freeMinutesConsumed > 0 {
+            batch.append(Transfer(id: id("tenki-usage:\(usage.key):minutes"),
+                                  debitAccountID: ChartOfAccounts.userMinutesAccountID(workspace: usage.workspaceID),
+                                  creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode),
+                                  amount: UInt64(usage.freeMinutesConsumed), ledger: ChartOfAccounts.freeMinutesLedger,
+                                  code: ChartOfAccounts.TransferCode.runnerCharge.rawValue))
+        }
+        if usage.amountMicros > 0 {
+            batch.append(Transfer(id: id("tenki-usage:\(usage.key):money"),
+                                  debitAccountID: ChartOfAccounts.userMoneyAccountID(workspace: usage.workspaceID),
+                                  creditAccountID: ChartOfAccounts.operatorAccountID(.revenue),
+                                  amount: UInt64(usage.amountMicros), ledger: ChartOfAccounts.moneyLedger,
+                                  code: ChartOfAccounts.TransferCode.runnerCharge.rawValue))
+        }
+        for i in batch.indices.dropLast() { batch[i].flags.insert(.linked) }
+        return batch
+    }
+}

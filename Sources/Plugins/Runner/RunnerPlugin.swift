@@ -1,0 +1,311 @@
+import ArgumentParser
+import Foundation
+import GitHubPlugin
+import Host
+import Hummingbird
+import LedgerPlugin
+import Logging
+import ServiceLifecycle
+import SQL
+
+/// The product's main path: installations bring workspaces and repositories; each
+/// `workflow_job` is recorded, admitted by policy, scheduled into the workspace's concurrency
+/// slots, provisioned on a compute provider and, once completed, priced and charged through the
+/// ledger (free minutes first).
+public struct RunnerPlugin: Plugin {
+    public static let name = "runner"
+    public static var migrations: [Migration] { RunnerStore.migrations }
+    public static var commands: [any ParsableCommand.Type] { [RunnerCommand.self] }
+
+    public let store: RunnerStore
+    public let scheduler: JobScheduler
+    let wakeups: Wakeups
+    let interval: Int
+
+    public init(context: HostContext) async throws {
+        store = RunnerStore(database: context.database)
+        let provider: any ComputeProvider = context.configuration.runnerProvider == "none"
+            ? NoProvider() : LocalProvider(command: context.configuration.runnerLocalCommand)
+        scheduler = JobScheduler(store: store, ledger: LedgerStore(database: context.database), policies: context.policies,
+                                 provider: provider, logger: context.logger)
+        wakeups = Wakeups()
+        interval = context.configuration.runnerSchedulerIntervalMilliseconds
+    }
+
+    public var subscriptions: [EventSubscription] {
+        let wakeups = self.wakeups
+        return [
+            GitHubEvent.subscription(name: "runner.installations", topics: ["installation", "installation_repositories"]) { event, _ in
+                let writes = try RunnerPlugin.installationWrites(event)
+                return { db in
+                    try writes(db)
+                    wakeups.signal()
+                }
+            },
+            GitHubEvent.subscription(name: "runner.jobs", topics: ["workflow_job"]) { event, busEvent in
+                guard case .workflowJob(let payload) = event, let job = RunnerPlugin.jobEvent(payload) else { return { _ in } }
+                let sequence = busEvent.id
+                let account = payload.organization ?? payload.repository.owner
+                return { db in
+                    let workspace = try RunnerStore.workspace(ofInstallation: job.installationID, db)
+                        ?? RunnerPlugin.implicitWorkspace(db, installationID: job.installationID, account: account)
+                    try RunnerStore.record(db, event: job, workspaceID: workspace, sequence: sequence)
+                    wakeups.signal()
+                }
+            },
+        ]
+    }
+
+    public var services: [any Service] { [RunnerService(scheduler: scheduler, wakeups: wakeups, intervalMilliseconds: interval)] }
+
+    /// Read-only views: GET /runner/jobs?status=&workspace= and /runner/workspaces.
+    public func addRoutes(to router: HostRouter) {
+        let store = self.store
+        router.get("/runner/jobs") { request, _ -> Response in
+            let status = request.uri.queryParameters.get("status")
+            guard status == nil || JobStatus(rawValue: status!) != nil else {
+                return JSONResponse.error(HostError(.badRequest, "unknown status '\(status!)'"))
+            }
+            let jobs = try await store.jobs(status: status.flatMap(JobStatus.init(rawValue:)),
+                                            workspace: request.uri.queryParameters.get("workspace"), limit: HostLimits.listMaxRows)
+            return JSONResponse.raw(.ok, try RunnerCommand.json(jobs, pretty: false))
+        }
+        router.get("/runner/workspaces") { _, _ -> Response in
+            JSONResponse.raw(.ok, try RunnerCommand.json(try await store.workspaces(), pretty: false))
+        }
+    }
+
+    static func jobEvent(_ payload: GitHubEvent.WorkflowJob) -> JobEvent? {
+        let action: JobEvent.Action
+        switch payload.action {
+        case "queued": action = .queued
+        case "in_progress": action = .inProgress
+        case "completed": action = .completed
+        default: return nil // "waiting" (environment approval) changes nothing for us
+        }
+        guard let installation = payload.installation else { return nil }
+        let job = payload.workflowJob
+        return JobEvent(action: action, installationID: installation.id, jobID: job.id, runAttempt: Int64(job.runAttempt ?? 1),
+                        repository: payload.repository.fullName, name: job.name, labels: job.labels, startedAt: job.startedAt,
+                        completedAt: job.completedAt, conclusion: job.conclusion, runnerName: job.runnerName)
+    }
+
+    /// A job from an installation we have not heard of yet: its account's workspace, created now.
+    static func implicitWorkspace(_ db: any SQLConnection, installationID: Int64, account: GitHubEvent.Account?) throws -> String {
+        let login = account?.login ?? "installation-\(installationID)"
+        let workspace = try RunnerStore.ensureWorkspace(db, accountID: account?.id ?? -installationID, login: login)
+        try RunnerStore.upsertInstallation(db, id: installationID, workspaceID: workspace, login: login, type: account?.type, status: "active")
+        return workspace
+    }
+
+    static func installationWrites(_ event: GitHubEvent) throws -> (any SQLConnection) throws -> Void {
+        switch event {
+        case .installation(let payload):
+            let installation = payload.installation
+            guard let account = installation.account else { throw RunnerError("installation \(installation.id) without an account") }
+            let status: String
+            switch payload.action {
+            case "deleted": status = "deleted"
+            case "suspend": status = "suspended"
+            default: status = "active"
+            }
+            let repositories = (payload.repositories ?? []).map { ($0.id, $0.fullName) }
+            return { db in
+                let workspace = try RunnerStore.ensureWorkspace(db, accountID: account.id, login: account.login)
+                try RunnerStore.upsertInstallation(db, id: installation.id, workspaceID: workspace, login: account.login,
+                                                   type: account.type, status: status)
+                if payload.action == "created" { try RunnerStore.setRepositories(db, installationID: installation.id, added: repositories, removed: []) }
+            }
+        case .installationRepositories(let payload):
+            let installation = payload.installation
+            let added = payload.repositoriesAdded.map { ($0.id, $0.fullName) }
+            let removed = payload.repositoriesRemoved.map(\.id)
+            return { db in
+                if try RunnerStore.workspace(ofInstallation: installation.id, db) == nil {
+                    _ = try RunnerPlugin.implicitWorkspace(db, installationID: installation.id, account: installation.account)
+                }
+                try RunnerStore.setRepositories(db, installationID: installation.id, added: added, removed: removed)
+            }
+        default:
+            return { _ in }
+        }
+    }
+}
+
+/// Wakes the scheduler when an event changed something, so work starts without waiting for the
+/// next poll. Signals coalesce.
+final class Wakeups: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending = false
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    func signal() {
+        lock.lock()
+        if let waiter {
+            self.waiter = nil
+            lock.unlock()
+            waiter.resume()
+        } else {
+            pending = true
+            lock.unlock()
+        }
+    }
+
+    /// Returns at the next signal (at once if one came since the last wait) or after `milliseconds`.
+    func wait(milliseconds: Int) async {
+        let timer = Task { [weak self] in
+            try? await Task.sleep(nanoseconds: UInt64(milliseconds) * 1_000_000)
+            self?.signal()
+        }
+        defer { timer.cancel() }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if pending {
+                pending = false
+                lock.unlock()
+                continuation.resume()
+            } else {
+                waiter = continuation
+                lock.unlock()
+            }
+        }
+    }
+}
+
+/// Runs scheduler rounds until graceful shutdown: at once after an event, else every interval.
+struct RunnerService: Service {
+    let scheduler: JobScheduler
+    let wakeups: Wakeups
+    let intervalMilliseconds: Int
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    // Keep going while rounds find work (a slot freed, more than a batch queued).
+                    while !Task.isCancelled, try await scheduler.runOnce().didWork {}
+                } catch {
+                    scheduler.logger.error("runner round failed", metadata: ["error": "\(error)"])
+                }
+                await wakeups.wait(milliseconds: intervalMilliseconds)
+            }
+        }
+    }
+}
+
+/// `tenki runner jobs | workspaces | workspace-set | usage | run-once`.
+struct RunnerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runner", abstract: "Jobs, workspaces and usage of the runner marketplace.",
+        subcommands: [Jobs.self, Workspaces.self, WorkspaceSet.self, Usage.self, RunOnce.self])
+
+    static func json<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func store(_ options: HostOptions) async throws -> (TenkiHost, RunnerStore) {
+        let host = try await options.openHost()
+        return (host, RunnerStore(database: host.database))
+    }
+
+    struct Jobs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List jobs, oldest first.")
+        @OptionGroup var options: HostOptions
+        @Option(help: "Only jobs in this status (queued, blocked, waiting, provisioning, provisioned, running, completed, foreign).")
+        var status: String?
+        @Option(help: "Only this workspace (id).") var workspace: String?
+        @Option(help: "At most this many.") var limit = 100
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await runReportingErrors {
+                guard status == nil || JobStatus(rawValue: status!) != nil else { throw HostError(.badRequest, "unknown status '\(status!)'") }
+                let (_, store) = try await RunnerCommand.store(options)
+                let jobs = try await store.jobs(status: status.flatMap(JobStatus.init(rawValue:)), workspace: workspace, limit: limit)
+                if json { print(try RunnerCommand.json(jobs)); return }
+                for job in jobs {
+                    print("\(job.key)  \(job.status.rawValue)\(job.blockReason.map { " (\($0))" } ?? "")  \(job.workspaceID)  \(job.repository)  \(job.sku ?? job.labels.joined(separator: ","))  charge=\(job.chargeStatus)")
+                }
+            }
+        }
+    }
+
+    struct Workspaces: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List workspaces and the state admission reads.")
+        @OptionGroup var options: HostOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await runReportingErrors {
+                let (_, store) = try await RunnerCommand.store(options)
+                let workspaces = try await store.workspaces()
+                if json { print(try RunnerCommand.json(workspaces)); return }
+                for w in workspaces {
+                    print("\(w.id)  \(w.slug)  payment_method=\(w.hasPaymentMethod) suspended=\(w.suspended) addons=\(w.addons.joined(separator: ",")) extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)")
+                }
+            }
+        }
+    }
+
+    struct WorkspaceSet: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "workspace-set", abstract: "Change a workspace's state; blocked and waiting jobs are admitted again.")
+        @OptionGroup var options: HostOptions
+        @Argument(help: "Workspace id or slug.") var workspace: String
+        @Option(help: "true or false.") var paymentMethod: Bool?
+        @Option(help: "true or false.") var suspended: Bool?
+        @Option(help: "Comma-separated add-on ids (empty for none).") var addons: String?
+        @Option(help: "Extra x64 slots.") var extraSlotsX64: Int64?
+        @Option(help: "Extra macOS slots.") var extraSlotsMacos: Int64?
+        @Option(help: "Contract name under policies/contracts (empty for none).") var contract: String?
+
+        func run() async throws {
+            try await runReportingErrors {
+                let (_, store) = try await RunnerCommand.store(options)
+                let change = RunnerStore.WorkspaceChange(
+                    hasPaymentMethod: paymentMethod, suspended: suspended,
+                    addons: addons.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } },
+                    extraSlotsX64: extraSlotsX64, extraSlotsMacOS: extraSlotsMacos,
+                    contract: contract.map { $0.isEmpty ? nil : $0 })
+                let requeued = try await store.update(workspace: workspace, change)
+                print("updated \(workspace); \(requeued) job(s) back to admission")
+            }
+        }
+    }
+
+    struct Usage: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A workspace's usage records: what each job was charged, and why.")
+        @OptionGroup var options: HostOptions
+        @Option(help: "Workspace id.") var workspace: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await runReportingErrors {
+                let (_, store) = try await RunnerCommand.store(options)
+                let usages = try await store.usages(workspace: workspace)
+                if json { print(try RunnerCommand.json(usages)); return }
+                for u in usages {
+                    print("\(u.key)  \(u.sku ?? "?")  \(u.billableMinutes) min  free \(u.freeMinutesConsumed)  \(MoneyText.usd(u.amountMicros, decimals: 4))  policy \(u.policyVersion)\(u.posted ? "" : "  (not posted yet)")")
+                }
+            }
+        }
+    }
+
+    struct RunOnce: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run-once", abstract: "Run one scheduler round (admit, schedule, provision, charge, release) and print what it did.")
+        @OptionGroup var options: HostOptions
+
+        func run() async throws {
+            try await runReportingErrors {
+                let host = try await options.openHost()
+                guard let plugin = host.plugins.lazy.compactMap({ $0 as? RunnerPlugin }).first else {
+                    throw HostError(.internal, "the runner plugin is not built in")
+                }
+                print(try RunnerCommand.json(try await plugin.scheduler.runOnce(), pretty: false))
+            }
+        }
+    }
+}

@@ -1,0 +1,426 @@
+import Foundation
+import SQL
+
+/// Where a job is in its life. The order is the order of progress: an event never moves a job
+/// backwards (a late `in_progress` after `completed` changes nothing).
+public enum JobStatus: String, Sendable, Codable, CaseIterable {
+    /// Received, not yet admitted.
+    case queued
+    /// Admission refused it for now (`block_reason`); released when the reason clears.
+    case blocked
+    /// Admitted, waiting for a concurrency slot.
+    case waiting
+    /// Holds a slot; the compute provider is being asked for a runner.
+    case provisioning
+    /// The provider has a runner for it.
+    case provisioned
+    /// GitHub reports it running.
+    case running
+    /// GitHub reports it finished (or cancelled).
+    case completed
+    /// Its labels name no offering: not ours, recorded and otherwise ignored.
+    case foreign
+
+    var rank: Int {
+        switch self {
+        case .queued: return 0
+        case .blocked, .waiting: return 1
+        case .provisioning: return 2
+        case .provisioned: return 3
+        case .running: return 4
+        case .completed, .foreign: return 5
+        }
+    }
+
+    /// Statuses that hold one of the workspace's concurrency slots.
+    public static let holdingSlot: [JobStatus] = [.provisioning, .provisioned, .running]
+}
+
+/// One `workflow_job` attempt, keyed `installation/job/attempt`.
+public struct RunnerJob: Sendable, Codable, Equatable {
+    public var installationID: Int64
+    public var jobID: Int64
+    public var runAttempt: Int64
+    public var workspaceID: String
+    public var repository: String
+    public var name: String
+    public var labels: [String]
+    public var status: JobStatus
+    public var blockReason: String?
+    public var sku: String?
+    public var arch: String?
+    public var priority: Int64
+    public var slotLimit: Int64?
+    /// Order of arrival (the inbox event id of its first event).
+    public var enqueueSequence: Int64
+    public var startedAt: String?
+    public var completedAt: String?
+    public var conclusion: String?
+    public var runnerName: String?
+    public var providerHandle: String?
+    /// `none` (nothing to charge), `pending`, `charged`, `failed`.
+    public var chargeStatus: String
+
+    public var key: String { "\(installationID)/\(jobID)/\(runAttempt)" }
+
+    enum CodingKeys: String, CodingKey {
+        case installationID = "installation_id", jobID = "job_id", runAttempt = "run_attempt", workspaceID = "workspace_id"
+        case repository, name, labels, status, blockReason = "block_reason", sku, arch, priority, slotLimit = "slot_limit"
+        case enqueueSequence = "enqueue_sequence", startedAt = "started_at", completedAt = "completed_at", conclusion
+        case runnerName = "runner_name", providerHandle = "provider_handle", chargeStatus = "charge_status"
+    }
+}
+
+/// A workspace as the runner sees it: who it is and the state admission and pricing read.
+public struct RunnerWorkspace: Sendable, Codable, Equatable {
+    public var id: String
+    public var slug: String
+    public var hasPaymentMethod: Bool
+    public var suspended: Bool
+    public var abuseAction: String?
+    public var addons: [String]
+    public var extraSlotsX64: Int64
+    public var extraSlotsMacOS: Int64
+    public var contract: String?
+    /// Whether the signup free minutes have been granted in the ledger.
+    public var credited: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case id, slug, hasPaymentMethod = "has_payment_method", suspended, abuseAction = "abuse_action", addons
+        case extraSlotsX64 = "extra_slots_x64", extraSlotsMacOS = "extra_slots_macos", contract, credited
+    }
+}
+
+/// The runner plugin's tables: workspaces, installations, repositories, jobs and usage records.
+/// Every write here is one transaction and idempotent, so redelivered events change nothing.
+public struct RunnerStore: Sendable {
+    public let database: any Database
+
+    public init(database: any Database) { self.database = database }
+
+    static let migrations: [Migration] = [
+        Migration(1, "runner workspaces, installations, repositories, jobs, usage", sql: """
+            CREATE TABLE runner_workspaces (
+                id TEXT PRIMARY KEY,
+                slug TEXT NOT NULL UNIQUE,
+                github_account_id BIGINT,
+                has_payment_method INTEGER NOT NULL DEFAULT 0,
+                suspended INTEGER NOT NULL DEFAULT 0,
+                abuse_action TEXT,
+                addons TEXT NOT NULL DEFAULT '[]',
+                extra_slots_x64 BIGINT NOT NULL DEFAULT 0,
+                extra_slots_macos BIGINT NOT NULL DEFAULT 0,
+                contract TEXT,
+                credited INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL
+            );
+            CREATE TABLE runner_installations (
+                id BIGINT PRIMARY KEY,
+                workspace_id TEXT NOT NULL REFERENCES runner_workspaces(id),
+                account_login TEXT NOT NULL,
+                account_type TEXT,
+                status TEXT NOT NULL,
+                updated_at BIGINT NOT NULL
+            );
+            CREATE TABLE runner_repositories (
+                installation_id BIGINT NOT NULL,
+                repository_id BIGINT NOT NULL,
+                full_name TEXT NOT NULL,
+                PRIMARY KEY (installation_id, repository_id)
+            );
+            CREATE TABLE runner_jobs (
+                installation_id BIGINT NOT NULL,
+                job_id BIGINT NOT NULL,
+                run_attempt BIGINT NOT NULL,
+                workspace_id TEXT NOT NULL,
+                repository TEXT NOT NULL,
+                name TEXT NOT NULL,
+                labels TEXT NOT NULL,
+                status TEXT NOT NULL,
+                block_reason TEXT,
+                sku TEXT,
+                arch TEXT,
+                priority BIGINT NOT NULL DEFAULT 0,
+                slot_limit BIGINT,
+                enqueue_sequence BIGINT NOT NULL,
+                started_at TEXT,
+                completed_at TEXT,
+                conclusion TEXT,
+                runner_name TEXT,
+                provider_handle TEXT,
+                lease_until BIGINT,
+                released INTEGER NOT NULL DEFAULT 0,
+                charge_status TEXT NOT NULL DEFAULT 'none',
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (installation_id, job_id, run_attempt)
+            );
+            CREATE INDEX runner_jobs_by_status ON runner_jobs (status, workspace_id, priority, enqueue_sequence);
+            CREATE TABLE runner_usage (
+                usage_key TEXT PRIMARY KEY,
+                workspace_id TEXT NOT NULL,
+                sku TEXT,
+                billable_minutes BIGINT NOT NULL,
+                free_minutes_consumed BIGINT NOT NULL,
+                amount_micros BIGINT NOT NULL,
+                policy_version TEXT NOT NULL,
+                decision TEXT NOT NULL,
+                posted INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL
+            );
+            """),
+    ]
+
+    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: workspaces and installations
+
+    /// The workspace of a GitHub account, created on first sight (slug = lower-cased login).
+    @discardableResult
+    static func ensureWorkspace(_ db: any SQLConnection, accountID: Int64, login: String) throws -> String {
+        if let row = try db.queryOne("SELECT id FROM runner_workspaces WHERE github_account_id = $1", [.integer(accountID)]) {
+            return try row.string("id")
+        }
+        let id = "ws-\(accountID)"
+        var slug = login.lowercased()
+        if try db.queryOne("SELECT id FROM runner_workspaces WHERE slug = $1", [.text(slug)]) != nil { slug += "-\(accountID)" }
+        _ = try db.execute("""
+            INSERT INTO runner_workspaces (id, slug, github_account_id, created_at) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (id) DO NOTHING
+            """, [.text(id), .text(slug), .integer(accountID), .integer(nowMilliseconds())])
+        return id
+    }
+
+    static func upsertInstallation(_ db: any SQLConnection, id: Int64, workspaceID: String, login: String, type: String?, status: String) throws {
+        _ = try db.execute("""
+            INSERT INTO runner_installations (id, workspace_id, account_login, account_type, status, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
+            """, [.integer(id), .text(workspaceID), .text(login), SQLValue(type), .text(status), .integer(nowMilliseconds())])
+    }
+
+    static func setRepositories(_ db: any SQLConnection, installationID: Int64, added: [(Int64, String)], removed: [Int64]) throws {
+        for (id, name) in added {
+            _ = try db.execute("""
+                INSERT INTO runner_repositories (installation_id, repository_id, full_name) VALUES ($1, $2, $3)
+                ON CONFLICT (installation_id, repository_id) DO UPDATE SET full_name = excluded.full_name
+                """, [.integer(installationID), .integer(id), .text(name)])
+        }
+        for id in removed {
+            _ = try db.execute("DELETE FROM runner_repositories WHERE installation_id = $1 AND repository_id = $2",
+                               [.integer(installationID), .integer(id)])
+        }
+    }
+
+    /// The workspace an installation belongs to, if the installation is known.
+    static func workspace(ofInstallation id: Int64, _ db: any SQLConnection) throws -> String? {
+        try db.queryOne("SELECT workspace_id FROM runner_installations WHERE id = $1", [.integer(id)]).map { try $0.string("workspace_id") }
+    }
+
+    public func workspace(_ idOrSlug: String) async throws -> RunnerWorkspace? {
+        try await database.read { db in
+            try db.queryOne("SELECT * FROM runner_workspaces WHERE id = $1 OR slug = $1", [.text(idOrSlug)]).map(RunnerStore.workspace(from:))
+        }
+    }
+
+    public func workspaces() async throws -> [RunnerWorkspace] {
+        try await database.read { db in try db.query("SELECT * FROM runner_workspaces ORDER BY id").map(RunnerStore.workspace(from:)) }
+    }
+
+    static func workspace(from row: SQLRow) throws -> RunnerWorkspace {
+        RunnerWorkspace(id: try row.string("id"), slug: try row.string("slug"), hasPaymentMethod: try row.bool("has_payment_method"),
+                        suspended: try row.bool("suspended"), abuseAction: try row.optionalString("abuse_action"),
+                        addons: (try? JSONDecoder().decode([String].self, from: Data(try row.string("addons").utf8))) ?? [],
+                        extraSlotsX64: try row.int("extra_slots_x64"), extraSlotsMacOS: try row.int("extra_slots_macos"),
+                        contract: try row.optionalString("contract"), credited: try row.bool("credited"))
+    }
+
+    /// What billing and operators change about a workspace. A change that may clear a block
+    /// (a payment method, an add-on, a lifted suspension) sends its blocked jobs back to admission.
+    public struct WorkspaceChange: Sendable {
+        public var hasPaymentMethod: Bool?
+        public var suspended: Bool?
+        public var abuseAction: String??
+        public var addons: [String]?
+        public var extraSlotsX64: Int64?
+        public var extraSlotsMacOS: Int64?
+        public var contract: String??
+        public init(hasPaymentMethod: Bool? = nil, suspended: Bool? = nil, abuseAction: String?? = nil, addons: [String]? = nil,
+                    extraSlotsX64: Int64? = nil, extraSlotsMacOS: Int64? = nil, contract: String?? = nil) {
+            self.hasPaymentMethod = hasPaymentMethod; self.suspended = suspended; self.abuseAction = abuseAction; self.addons = addons
+            self.extraSlotsX64 = extraSlotsX64; self.extraSlotsMacOS = extraSlotsMacOS; self.contract = contract
+        }
+    }
+
+    /// Applies `change`; returns how many blocked jobs went back to admission.
+    @discardableResult
+    public func update(workspace idOrSlug: String, _ change: WorkspaceChange) async throws -> Int {
+        try await database.transaction { db in
+            guard let row = try db.queryOne("SELECT id FROM runner_workspaces WHERE id = $1 OR slug = $1", [.text(idOrSlug)]) else {
+                throw RunnerError("no workspace '\(idOrSlug)'")
+            }
+            let id = try row.string("id")
+            var sets: [String] = []
+            var values: [SQLValue] = []
+            func set(_ column: String, _ value: SQLValue) {
+                values.append(value)
+                sets.append("\(column) = $\(values.count)")
+            }
+            if let v = change.hasPaymentMethod { set("has_payment_method", SQLValue(v)) }
+            if let v = change.suspended { set("suspended", SQLValue(v)) }
+            if let v = change.abuseAction { set("abuse_action", SQLValue(v)) }
+            if let v = change.addons { set("addons", .text(String(decoding: try JSONEncoder().encode(v), as: UTF8.self))) }
+            if let v = change.extraSlotsX64 { set("extra_slots_x64", .integer(v)) }
+            if let v = change.extraSlotsMacOS { set("extra_slots_macos", .integer(v)) }
+            if let v = change.contract { set("contract", SQLValue(v)) }
+            guard !sets.isEmpty else { return 0 }
+            values.append(.text(id))
+            _ = try db.execute("UPDATE runner_workspaces SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count)", values)
+            // Blocked jobs are admitted again; waiting ones keep their place but take the new limits.
+            return try db.execute("""
+                UPDATE runner_jobs SET status = 'queued', block_reason = NULL, updated_at = $2
+                WHERE workspace_id = $1 AND status = 'blocked'
+                """, [.text(id), .integer(RunnerStore.nowMilliseconds())])
+        }
+    }
+
+    static func markCredited(_ workspaceID: String, database: any Database) async throws {
+        _ = try await database.execute("UPDATE runner_workspaces SET credited = 1 WHERE id = $1", [.text(workspaceID)])
+    }
+
+    // MARK: jobs
+
+    /// Records a `workflow_job` event, moving the job forward only.
+    static func record(_ db: any SQLConnection, event: JobEvent, workspaceID: String, sequence: Int64) throws {
+        let now = nowMilliseconds()
+        let key: [SQLValue] = [.integer(event.installationID), .integer(event.jobID), .integer(event.runAttempt)]
+        let existing = try db.queryOne("""
+            SELECT status, started_at FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+            """, key)
+        let target: JobStatus
+        switch event.action {
+        case .queued: target = .queued
+        case .inProgress: target = .running
+        case .completed: target = .completed
+        }
+        guard let existing else {
+            let labels = String(decoding: try JSONEncoder().encode(event.labels), as: UTF8.self)
+            // A job that completes without ever starting (cancelled while queued) costs nothing.
+            let charge = target == .completed && event.startedAt != nil && event.runnerName != nil ? "pending" : "none"
+            _ = try db.execute("""
+                INSERT INTO runner_jobs (installation_id, job_id, run_attempt, workspace_id, repository, name, labels, status,
+                    enqueue_sequence, started_at, completed_at, conclusion, runner_name, charge_status, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                """, key + [.text(workspaceID), .text(event.repository), .text(event.name), .text(labels), .text(target.rawValue),
+                            .integer(sequence), SQLValue(event.startedAt), SQLValue(event.completedAt), SQLValue(event.conclusion),
+                            SQLValue(event.runnerName), .text(charge), .integer(now)])
+            return
+        }
+        let current = JobStatus(rawValue: try existing.string("status")) ?? .queued
+        guard target.rank > current.rank || (target == .completed && current != .completed && current != .foreign) else {
+            // Same or older news: only fill in facts we did not have.
+            _ = try db.execute("""
+                UPDATE runner_jobs SET started_at = COALESCE(started_at, $4), runner_name = COALESCE(runner_name, $5)
+                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+                """, key + [SQLValue(event.startedAt), SQLValue(event.runnerName)])
+            return
+        }
+        switch target {
+        case .running:
+            _ = try db.execute("""
+                UPDATE runner_jobs SET status = 'running', started_at = COALESCE(started_at, $4), runner_name = COALESCE(runner_name, $5),
+                    updated_at = $6
+                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+                """, key + [SQLValue(event.startedAt), SQLValue(event.runnerName), .integer(now)])
+        case .completed:
+            let recordedStart = try existing.optionalString("started_at")
+            let started = event.startedAt ?? recordedStart
+            let ran = started != nil && (event.runnerName != nil || current == .running)
+            _ = try db.execute("""
+                UPDATE runner_jobs SET status = 'completed', started_at = COALESCE(started_at, $4), completed_at = $5, conclusion = $6,
+                    runner_name = COALESCE(runner_name, $7), charge_status = $8, updated_at = $9
+                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+                """, key + [SQLValue(event.startedAt), SQLValue(event.completedAt), SQLValue(event.conclusion), SQLValue(event.runnerName),
+                            .text(ran ? "pending" : "none"), .integer(now)])
+        default:
+            break
+        }
+    }
+
+    public func jobs(status: JobStatus? = nil, workspace: String? = nil, limit: Int = 1_000) async throws -> [RunnerJob] {
+        try await database.read { db in
+            var conditions: [String] = []
+            var values: [SQLValue] = []
+            if let status { values.append(.text(status.rawValue)); conditions.append("status = $\(values.count)") }
+            if let workspace { values.append(.text(workspace)); conditions.append("workspace_id = $\(values.count)") }
+            values.append(.integer(Int64(limit)))
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            return try db.query("SELECT * FROM runner_jobs \(filter) ORDER BY enqueue_sequence, job_id LIMIT $\(values.count)", values)
+                .map(RunnerStore.job(from:))
+        }
+    }
+
+    public func job(installationID: Int64, jobID: Int64, runAttempt: Int64) async throws -> RunnerJob? {
+        try await database.read { db in
+            try db.queryOne("SELECT * FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3",
+                            [.integer(installationID), .integer(jobID), .integer(runAttempt)]).map(RunnerStore.job(from:))
+        }
+    }
+
+    static func job(from row: SQLRow) throws -> RunnerJob {
+        RunnerJob(installationID: try row.int("installation_id"), jobID: try row.int("job_id"), runAttempt: try row.int("run_attempt"),
+                  workspaceID: try row.string("workspace_id"), repository: try row.string("repository"), name: try row.string("name"),
+                  labels: (try? JSONDecoder().decode([String].self, from: Data(try row.string("labels").utf8))) ?? [],
+                  status: JobStatus(rawValue: try row.string("status")) ?? .queued, blockReason: try row.optionalString("block_reason"),
+                  sku: try row.optionalString("sku"), arch: try row.optionalString("arch"), priority: try row.int("priority"),
+                  slotLimit: try row.optionalInt("slot_limit"), enqueueSequence: try row.int("enqueue_sequence"),
+                  startedAt: try row.optionalString("started_at"), completedAt: try row.optionalString("completed_at"),
+                  conclusion: try row.optionalString("conclusion"), runnerName: try row.optionalString("runner_name"),
+                  providerHandle: try row.optionalString("provider_handle"), chargeStatus: try row.string("charge_status"))
+    }
+
+    // MARK: usage
+
+    /// A stored charge: the priced decision for one job attempt, and whether the ledger has it.
+    public struct Usage: Sendable, Codable, Equatable {
+        public let key: String
+        public let workspaceID: String
+        public let sku: String?
+        public let billableMinutes: Int64
+        public let freeMinutesConsumed: Int64
+        public let amountMicros: Int64
+        public let policyVersion: String
+        /// The decision record (input, output, policy version) as JSON.
+        public let decision: String
+        public let posted: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case key = "usage_key", workspaceID = "workspace_id", sku, billableMinutes = "billable_minutes"
+            case freeMinutesConsumed = "free_minutes_consumed", amountMicros = "amount_micros", policyVersion = "policy_version"
+            case decision, posted
+        }
+    }
+
+    public func usage(key: String) async throws -> Usage? {
+        try await database.read { db in
+            try db.queryOne("SELECT * FROM runner_usage WHERE usage_key = $1", [.text(key)]).map(RunnerStore.usage(from:))
+        }
+    }
+
+    public func usages(workspace: String) async throws -> [Usage] {
+        try await database.read { db in
+            try db.query("SELECT * FROM runner_usage WHERE workspace_id = $1 ORDER BY usage_key", [.text(workspace)]).map(RunnerStore.usage(from:))
+        }
+    }
+
+    static func usage(from row: SQLRow) throws -> Usage {
+        Usage(key: try row.string("usage_key"), workspaceID: try row.string("workspace_id"), sku: try row.optionalString("sku"),
+              billableMinutes: try row.int("billable_minutes"), freeMinutesConsumed: try row.int("free_minutes_consumed"),
+              amountMicros: try row.int("amount_micros"), policyVersion: try row.string("policy_version"),
+              decision: try row.string("decision"), posted: try row.bool("posted"))
+    }
+}
+
+public struct RunnerError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
