@@ -190,6 +190,28 @@ struct RunnerPluginTests {
         #expect(try await h.count(.waiting) == 0)
     }
 
+    @Test("two replicas scheduling at once on one database never exceed the limit", arguments: DriverKind.allCases)
+    func twoReplicas(_ kind: DriverKind) async throws {
+        let h = try await RunnerHarness(kind)
+        defer { withExtendedLifetime(h) {} }
+        let second = try await TenkiHost.open(h.host.configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, RunnerPlugin.self],
+                                              logger: h.host.logger)
+        let other = second.plugins.compactMap { $0 as? RunnerPlugin }.first!
+        try await h.installFixture()
+        try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true))
+        for id in 1...60 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-2c-4gb"])) }
+        for _ in 0..<3 {
+            async let a = h.runner.scheduler.runOnce()
+            async let b = other.scheduler.runOnce()
+            _ = try await (a, b)
+        }
+        #expect(try await h.count(.provisioned) == 40)
+        #expect(try await h.count(.waiting) == 20)
+        // Each job was provisioned once, by one replica or the other.
+        let lines = try String(contentsOfFile: h.providerLog, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 40 && Set(lines).count == 40)
+    }
+
     @Test("blocked jobs wait for their reason to clear, then are admitted", arguments: DriverKind.allCases)
     func blockedAndReleased(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)
