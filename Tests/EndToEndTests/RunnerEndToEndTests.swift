@@ -1,0 +1,81 @@
+import Foundation
+import HTTPClient
+import TenkiCrypto
+import TestSupport
+import Testing
+
+/// The main path through a running `tenki serve`: signed deliveries in, a runner provisioned by
+/// the local provider, the job charged in the ledger, all read back through the CLI.
+@Suite("Runner jobs through a running tenki serve")
+struct RunnerEndToEndTests {
+    static func job(_ action: String, id: Int64, labels: [String], started: String? = nil, completed: String? = nil) -> [UInt8] {
+        var job: [String: Any] = ["id": id, "run_id": 5000 + id, "run_attempt": 1, "name": "test", "workflow_name": "CI",
+                                  "status": action, "labels": labels]
+        if let started { job["started_at"] = started; job["runner_name"] = "tenki-runner-\(id)" }
+        if let completed { job["completed_at"] = completed; job["conclusion"] = "success" }
+        let payload: [String: Any] = [
+            "action": action, "workflow_job": job, "installation": ["id": 957387],
+            "repository": ["id": 1296269, "name": "Hello-World", "full_name": "Codertocat/Hello-World",
+                           "owner": ["id": 21031067, "login": "Codertocat", "type": "User"]],
+        ]
+        return Array(try! JSONSerialization.data(withJSONObject: payload))
+    }
+
+    /// Runs a CLI command until `check` accepts its JSON output, or fails after `seconds`.
+    static func waitFor(_ arguments: [String], seconds: Double = 60, _ check: (Any) -> Bool) async throws -> Any? {
+        let deadline = Date().addingTimeInterval(seconds)
+        var last = ""
+        while Date() < deadline {
+            let result = try TenkiProcess.run(arguments)
+            last = result.output + result.error
+            if result.status == 0, let json = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)), check(json) { return json }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        Issue.record("timed out: tenki \(arguments.joined(separator: " ")) last said \(last)")
+        return nil
+    }
+
+    @Test("install, queue, run, complete: provisioned once, charged once, free minutes first", arguments: DriverKind.allCases)
+    func mainPath(_ kind: DriverKind) async throws {
+        let harness = try WebhookIngressTests.Harness(kind)
+        let log = harness.test.directory + "/provider.log"
+        let server = try await harness.serve(["TENKI_RUNNER_LOCAL_COMMAND": "echo \"$TENKI_ACTION $TENKI_JOB_KEY\" >> '\(log)'",
+                                              "TENKI_RUNNER_SCHEDULER_INTERVAL_MS": "50"])
+        defer { server.kill() }
+        let install = try Fixtures.github().first { $0.file == "installation.created.payload.json" }!
+        var deliveries: [(String, [UInt8])] = [("installation", install.body)]
+        deliveries.append(("workflow_job", Self.job("queued", id: 42, labels: ["tenki-8c-16gb"])))
+        for (event, body) in deliveries {
+            let response = try await WebhookIngressTests.post(server, event: event, delivery: UUID().uuidString, body: body)
+            #expect(response.status == 202)
+        }
+        let storage = harness.storageArguments
+        _ = try await Self.waitFor(["runner", "jobs", "--json"] + storage) { json in
+            (json as? [[String: Any]])?.first?["status"] as? String == "provisioned"
+        }
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "provision 957387/42/1\n")
+
+        let started = "2026-01-05T10:00:00Z", completed = "2026-01-05T10:04:10Z"
+        for action in ["in_progress", "completed"] {
+            let body = Self.job(action, id: 42, labels: ["tenki-8c-16gb"], started: started, completed: action == "completed" ? completed : nil)
+            let id = UUID().uuidString
+            #expect(try await WebhookIngressTests.post(server, event: "workflow_job", delivery: id, body: body).status == 202)
+            // A redelivery of the same delivery id is a 200 duplicate with no effect.
+            #expect(try await WebhookIngressTests.post(server, event: "workflow_job", delivery: id, body: body).status == 200)
+        }
+        let usage = try await Self.waitFor(["runner", "usage", "--workspace", "ws-21031067", "--json"] + storage) { json in
+            (json as? [[String: Any]])?.first?["posted"] as? Bool == true
+        } as? [[String: Any]]
+        // 4 min 10 s bills as 5 minutes; 8 vCPU takes 4 free minutes a minute.
+        #expect(usage?.first?["billable_minutes"] as? Int == 5)
+        #expect(usage?.first?["free_minutes_consumed"] as? Int == 20)
+        let balance = try TenkiProcess.run(["ledger", "balance", "--workspace", "ws-21031067", "--json"] + storage)
+        #expect(balance.status == 0, "\(balance.error)")
+        let fields = try JSONSerialization.jsonObject(with: Data(balance.output.utf8)) as? [String: Any]
+        #expect(fields?["free_minutes_remaining"] as? Int == 980)
+        #expect(fields?["balance_micros"] as? Int == 0)
+        _ = try await Self.waitFor(["runner", "jobs", "--json"] + storage) { _ in
+            (try? String(contentsOfFile: log, encoding: .utf8)) == "provision 957387/42/1\nrelease 957387/42/1\n"
+        }
+    }
+}
