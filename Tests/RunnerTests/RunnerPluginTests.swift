@@ -240,6 +240,28 @@ struct RunnerPluginTests {
         #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 3, runAttempt: 1)?.status == .provisioned)
     }
 
+    @Test("the abuse rules see every job: a miner blocks the workspace's next jobs with reason abuse", arguments: DriverKind.allCases)
+    func abuse(_ kind: DriverKind) async throws {
+        let h = try await RunnerHarness(kind)
+        defer { withExtendedLifetime(h) {} }
+        try await h.installFixture()
+        try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true))
+        try await h.runJob(1, labels: ["tenki-2c-4gb"], minutes: 5)
+        #expect(try await h.runner.scheduler.runOnce().flagged == 0)
+        #expect(try await h.runner.store.workspace("codertocat")?.abuseAction == nil)
+        // The job's name carries a miner's signature (job payloads name it "build <id>").
+        var payload = try JSONSerialization.jsonObject(with: Data(RunnerHarness.job("queued", id: 2, labels: ["tenki-2c-4gb"]))) as! [String: Any]
+        var job = payload["workflow_job"] as! [String: Any]
+        job["name"] = "xmrig --donate-level 1"
+        payload["workflow_job"] = job
+        try await h.deliver("workflow_job", Array(try JSONSerialization.data(withJSONObject: payload)))
+        try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 3, labels: ["tenki-2c-4gb"]))
+        let round = try await h.runner.scheduler.runOnce()
+        #expect(round.flagged == 1 && round.blocked == 2 && round.provisioned == 0)
+        #expect(try await h.runner.store.workspace("codertocat")?.abuseAction == "suspend")
+        #expect(try await h.runner.store.jobs(status: .blocked).map(\.blockReason) == ["abuse", "abuse"])
+    }
+
     @Test("free minutes run out mid-job: the rest is charged in money, to the micro-cent", arguments: DriverKind.allCases)
     func freeMinutesThenMoney(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)

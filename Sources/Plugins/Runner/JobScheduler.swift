@@ -54,9 +54,11 @@ public struct JobScheduler: Sendable {
         public var provisioned = 0
         public var charged = 0
         public var released = 0
+        /// Abuse verdicts that raised a workspace's recorded action.
+        public var flagged = 0
         public var failures = 0
 
-        public var didWork: Bool { credited + admitted + blocked + foreign + scheduled + provisioned + charged + released > 0 }
+        public var didWork: Bool { credited + admitted + blocked + foreign + scheduled + provisioned + charged + released + flagged > 0 }
     }
 
     @discardableResult
@@ -132,6 +134,11 @@ public struct JobScheduler: Sendable {
                 guard let workspace = try await store.workspace(job.workspaceID) else { continue }
                 states[job.workspaceID] = (workspace, try await admissionState(workspace))
             }
+            // The abuse rules see every job as it arrives; a stronger verdict is recorded on the
+            // workspace first, so admission already reads it.
+            if try await screen(job, durationSeconds: 0, &round), let workspace = try await store.workspace(job.workspaceID) {
+                states[job.workspaceID] = (workspace, try await admissionState(workspace))
+            }
             guard let (_, state) = states[job.workspaceID] else { continue }
             let decision: AdmissionDecision
             do {
@@ -158,6 +165,32 @@ public struct JobScheduler: Sendable {
                 logger.info("job blocked", metadata: ["job": "\(job.key)", "reason": "\(decision.reason ?? "")", "policy_version": "\(decision.policyVersion)"])
             }
         }
+    }
+
+    // MARK: abuse
+
+    /// Runs the abuse rules on a job event. A verdict stronger than the workspace's recorded one
+    /// is recorded (blocked and suspended workspaces get no new jobs at admission; waiting ones go
+    /// back to admission). Returns whether the workspace's verdict changed.
+    func screen(_ job: RunnerJob, durationSeconds: Int64, _ round: inout Round) async throws -> Bool {
+        let verdict: AbuseVerdict
+        do {
+            verdict = try policies.abuseOnJob(JobActivity(name: job.name, labels: job.labels, durationSeconds: durationSeconds))
+        } catch {
+            logger.error("abuse policy failed", metadata: ["job": "\(job.key)", "error": "\(error)"])
+            round.failures += 1
+            return false
+        }
+        guard verdict.action > .allow, let workspace = try await store.workspace(job.workspaceID) else { return false }
+        let current = workspace.abuseAction.flatMap(AbuseVerdict.Action.init(rawValue:)) ?? .allow
+        guard verdict.action > current else { return false }
+        logger.warning("abuse verdict on a job", metadata: [
+            "job": "\(job.key)", "workspace": "\(workspace.id)", "action": "\(verdict.action.rawValue)",
+            "score": "\(verdict.score)", "reasons": "\(verdict.reasons.joined(separator: ","))", "policy_version": "\(verdict.policyVersion)",
+        ])
+        try await store.update(workspace: workspace.id, .init(abuseAction: .some(verdict.action.rawValue)))
+        round.flagged += 1
+        return true
     }
 
     // MARK: slots
@@ -262,6 +295,9 @@ public struct JobScheduler: Sendable {
             """).map(RunnerStore.job(from:))
         for job in pending {
             do {
+                if let started = job.startedAt.flatMap(Timestamp.parseUTCSeconds), let completed = job.completedAt.flatMap(Timestamp.parseUTCSeconds) {
+                    _ = try await screen(job, durationSeconds: max(0, completed - started), &round)
+                }
                 if try await charge(job) { round.charged += 1 }
             } catch {
                 logger.error("charging failed", metadata: ["job": "\(job.key)", "error": "\(error)"])
