@@ -49,6 +49,7 @@ struct ConfigurationTests {
             "github_webhook_secret": "s", "webhook_max_body_bytes": "1000", "log_level": "error", "log_format": "json",
             "policy_root": "/p", "scripts_root": "/s", "dispatch": "false", "inbox_poll_interval_ms": "100",
             "inbox_lease_seconds": "5", "inbox_concurrency": "2",
+            "runner_provider": "none", "runner_local_command": "true", "runner_scheduler_interval_ms": "20",
         ]
         #expect(Set(values.keys) == Set(HostConfiguration.keys), "a new key needs a row here")
         var environment: [String: String] = [:]
@@ -58,6 +59,7 @@ struct ConfigurationTests {
         #expect(config.githubWebhookSecret == "s" && config.webhookMaxBodyBytes == 1000 && config.logLevel == .error)
         #expect(config.logFormat == "json" && config.policyRoot == "/p" && config.scriptsRoot == "/s" && !config.dispatch)
         #expect(config.inboxPollIntervalMilliseconds == 100 && config.inboxLeaseSeconds == 5 && config.inboxConcurrency == 2)
+        #expect(config.runnerProvider == "none" && config.runnerLocalCommand == "true" && config.runnerSchedulerIntervalMilliseconds == 20)
     }
 
     @Test("bad values are errors that name their source")
