@@ -23,6 +23,15 @@ public struct HostConfiguration: Sendable, Equatable {
     public var inboxPollIntervalMilliseconds = 500
     public var inboxLeaseSeconds = 30
     public var inboxConcurrency = 8
+    /// When false, this process starts, signals and lists workflows but executes none.
+    public var workflowWorker = true
+    public var workflowPollIntervalMilliseconds = 200
+    /// A run claimed by a worker that stops renewing it is taken by another after this long.
+    public var workflowLeaseSeconds = 30
+    /// Runs one process executes at once.
+    public var workflowConcurrency = 8
+    /// Registers the `tenki.test.*` workflow types (end-to-end tests and demos only).
+    public var workflowTestTypes = false
 
     public init() {}
 
@@ -53,6 +62,11 @@ public struct HostConfiguration: Sendable, Equatable {
         ("inbox_poll_interval_ms", { $0.inboxPollIntervalMilliseconds = try int($1, "inbox_poll_interval_ms", 10...60_000) }),
         ("inbox_lease_seconds", { $0.inboxLeaseSeconds = try int($1, "inbox_lease_seconds", 1...3_600) }),
         ("inbox_concurrency", { $0.inboxConcurrency = try int($1, "inbox_concurrency", 1...HostLimits.inboxMaxConcurrentEvents) }),
+        ("workflow_worker", { $0.workflowWorker = try bool($1, "workflow_worker") }),
+        ("workflow_poll_interval_ms", { $0.workflowPollIntervalMilliseconds = try int($1, "workflow_poll_interval_ms", 10...60_000) }),
+        ("workflow_lease_seconds", { $0.workflowLeaseSeconds = try int($1, "workflow_lease_seconds", 1...3_600) }),
+        ("workflow_concurrency", { $0.workflowConcurrency = try int($1, "workflow_concurrency", 1...WorkflowLimits.maxWorkerConcurrency) }),
+        ("workflow_test_types", { $0.workflowTestTypes = try bool($1, "workflow_test_types") }),
     ]
 
     private static func int(_ text: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int {

@@ -2,11 +2,12 @@ import ArgumentParser
 import GitHubPlugin
 import Host
 import LedgerPlugin
+import WorkflowPlugin
 
 /// `tenki`: the one executable. Plugins built into it are listed here.
 @main
 struct Tenki: AsyncParsableCommand {
-    static let plugins: [any Plugin.Type] = [GitHubPlugin.self, LedgerPlugin.self]
+    static let plugins: [any Plugin.Type] = [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self]
 
     static let configuration = CommandConfiguration(
         commandName: "tenki",
