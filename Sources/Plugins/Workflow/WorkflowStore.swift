@@ -208,7 +208,7 @@ enum WorkflowStore {
     static func suspend(_ db: any SQLConnection, id: String, owner: String, dueAtMs: Int64?, seenWakeSeq: Int64, nowMs: Int64) throws {
         try db.execute("""
             UPDATE workflow_runs SET status = 'sleeping', lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = $4,
-                due_at_ms = CASE WHEN wake_seq <> $5 THEN $4 ELSE $3 END
+                due_at_ms = CASE WHEN wake_seq <> $5 THEN CAST($4 AS BIGINT) ELSE CAST($3 AS BIGINT) END
             WHERE id = $1 AND lease_owner = $2 AND status = 'running'
             """, [.text(id), .text(owner), dueAtMs.map { .integer($0) } ?? .null, .integer(nowMs), .integer(seenWakeSeq)])
     }
@@ -239,7 +239,7 @@ enum WorkflowStore {
     static func wake(_ db: any SQLConnection, id: String, nowMs: Int64) throws {
         try db.execute("""
             UPDATE workflow_runs SET wake_seq = wake_seq + 1,
-                due_at_ms = CASE WHEN status = 'sleeping' THEN $2 ELSE due_at_ms END
+                due_at_ms = CASE WHEN status = 'sleeping' THEN CAST($2 AS BIGINT) ELSE due_at_ms END
             WHERE id = $1 AND status IN ('pending', 'running', 'sleeping')
             """, [.text(id), .integer(nowMs)])
     }
