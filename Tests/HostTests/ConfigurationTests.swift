@@ -48,7 +48,8 @@ struct ConfigurationTests {
             "host": "0.0.0.0", "port": "1234", "data_dir": "/d", "database_url": "postgres://a@b/c", "database_pool_size": "3",
             "github_webhook_secret": "s", "webhook_max_body_bytes": "1000", "log_level": "error", "log_format": "json",
             "policy_root": "/p", "scripts_root": "/s", "dispatch": "false", "inbox_poll_interval_ms": "100",
-            "inbox_lease_seconds": "5", "inbox_concurrency": "2",
+            "inbox_lease_seconds": "5", "inbox_concurrency": "2", "workflow_worker": "false", "workflow_poll_interval_ms": "50",
+            "workflow_lease_seconds": "7", "workflow_concurrency": "3", "workflow_test_types": "true",
         ]
         #expect(Set(values.keys) == Set(HostConfiguration.keys), "a new key needs a row here")
         var environment: [String: String] = [:]
@@ -58,6 +59,8 @@ struct ConfigurationTests {
         #expect(config.githubWebhookSecret == "s" && config.webhookMaxBodyBytes == 1000 && config.logLevel == .error)
         #expect(config.logFormat == "json" && config.policyRoot == "/p" && config.scriptsRoot == "/s" && !config.dispatch)
         #expect(config.inboxPollIntervalMilliseconds == 100 && config.inboxLeaseSeconds == 5 && config.inboxConcurrency == 2)
+        #expect(!config.workflowWorker && config.workflowPollIntervalMilliseconds == 50 && config.workflowLeaseSeconds == 7)
+        #expect(config.workflowConcurrency == 3 && config.workflowTestTypes)
     }
 
     @Test("bad values are errors that name their source")
