@@ -49,14 +49,14 @@ let package = Package(
         ], path: "Sources/Host", swiftSettings: swiftSettings),
         .target(name: "GitHubPlugin", dependencies: ["Host"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
         .target(name: "LedgerPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
-        .target(name: "WorkflowPlugin", dependencies: ["Host", "SQL"], path: "Sources/Plugins/Workflow", swiftSettings: swiftSettings),
+        .target(name: "WorkflowPlugin", dependencies: ["Host", "SQL", "Lua"], path: "Sources/Plugins/Workflow", swiftSettings: swiftSettings),
         .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin"], path: "Sources/tenki", swiftSettings: swiftSettings),
 
         // MARK: tests
         .testTarget(name: "BindingsTests", dependencies: ["Lua", "SQL", "HTTPClient", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "GitHubPlugin", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "SQL", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["SQL", "HTTPClient"], path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
     ]

@@ -194,8 +194,10 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         let now = nowMs
         let wake = record?.wakeAtMs ?? now + max(0, WorkflowDurations.milliseconds(duration))
         let done = now >= wake
-        try await save(WorkflowStepRecord(seq: seq, kind: "sleep", name: name, status: done ? "completed" : "waiting", attempts: 1,
-                                          wakeAtMs: wake, startedAtMs: record?.startedAtMs ?? now, finishedAtMs: done ? now : nil))
+        if record == nil || done {
+            try await save(WorkflowStepRecord(seq: seq, kind: "sleep", name: name, status: done ? "completed" : "waiting", attempts: 1,
+                                              wakeAtMs: wake, startedAtMs: record?.startedAtMs ?? now, finishedAtMs: done ? now : nil))
+        }
         if !done { throw suspend(until: wake) }
     }
 

@@ -17,10 +17,16 @@ public struct WorkflowPlugin: Plugin {
     public static var commands: [any ParsableCommand.Type] { [WorkflowCommand.self] }
 
     public let engine: WorkflowEngine
+    /// Lua workflows under `scripts_root`, read once at start.
+    public let scripts: LuaScriptSet
     let configuration: HostConfiguration
 
     public init(context: HostContext) async throws {
         configuration = context.configuration
+        scripts = LuaWorkflows.load(root: context.configuration.scriptsRoot)
+        for error in scripts.errors {
+            context.logger.error("workflow script refused", metadata: ["error": .string(error)])
+        }
         engine = WorkflowEngine(database: context.database, catalog: context.workflows,
                                 leaseSeconds: context.configuration.workflowLeaseSeconds,
                                 concurrency: context.configuration.workflowConcurrency, logger: context.logger)
@@ -29,7 +35,16 @@ public struct WorkflowPlugin: Plugin {
         }
     }
 
-    public var workflows: [WorkflowDefinition] { configuration.workflowTestTypes ? TestWorkflows.definitions : [] }
+    public var workflows: [WorkflowDefinition] {
+        let files = scripts.files
+        return (configuration.workflowTestTypes ? TestWorkflows.definitions : [])
+            + scripts.scripts.map { LuaWorkflows.definition($0, files: files) }
+    }
+
+    /// One durable run per event matching a script's `on` topics.
+    public var subscriptions: [EventSubscription] {
+        scripts.scripts.filter { !$0.topics.isEmpty }.map(LuaWorkflows.subscription)
+    }
 
     public var services: [any Service] {
         guard configuration.workflowWorker else { return [] }
