@@ -73,8 +73,9 @@ extension WorkflowContext {
     /// input order. A failed child throws `WorkflowChildFailed` once it is reached.
     public func children<I: Encodable, O: Decodable>(_ type: String, inputs: [(id: String?, input: I)], maxConcurrent: Int,
                                                      as output: O.Type = JSONValue.self) async throws -> [O] {
-        precondition(maxConcurrent >= 1 && maxConcurrent <= WorkflowLimits.maxConcurrentChildren,
-                     "maxConcurrent must be within 1...\(WorkflowLimits.maxConcurrentChildren)")
+        guard maxConcurrent >= 1 && maxConcurrent <= WorkflowLimits.maxConcurrentChildren else {
+            throw HostError(.badRequest, "children: maxConcurrent must be within 1...\(WorkflowLimits.maxConcurrentChildren); got \(maxConcurrent)")
+        }
         var ids: [String] = []
         var results: [O] = []
         for (index, item) in inputs.enumerated() {

@@ -7,7 +7,7 @@ import Host
 struct WorkflowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workflow", abstract: "Start, inspect, signal and cancel durable workflows; manage schedules.",
-        subcommands: [Start.self, List.self, Describe.self, Signal.self, Cancel.self, Result.self, Schedule.self])
+        subcommands: [Start.self, List.self, Describe.self, Signal.self, Cancel.self, Result.self, Schedule.self, Types.self])
 
     /// Opens the host without running anything, and returns its workflow engine.
     static func engine(_ options: HostOptions) async throws -> (TenkiHost, WorkflowEngine) {
@@ -167,6 +167,27 @@ struct WorkflowCommand: AsyncParsableCommand {
                     FileHandle.standardError.write(Data("\(id) is \(run.status.rawValue)\n".utf8))
                     throw ExitCode(75)
                 }
+            }
+        }
+    }
+
+    struct Types: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Workflow types this tenki runs, task queues with their limits, and Lua scripts refused at load.")
+        @OptionGroup var options: HostOptions
+
+        func run() async throws {
+            try await runReportingErrors {
+                let host = try await options.openHost()
+                for type in host.workflows.types {
+                    guard let definition = host.workflows.definition(type) else { continue }
+                    print("type   \(type)  queue \(definition.taskQueue)\(definition.timeout.map { "  timeout \($0)" } ?? "")")
+                }
+                for queue in host.workflows.queues { print("queue  \(queue.name)  at most \(queue.maxConcurrentRuns) running") }
+                let plugin = host.plugins.lazy.compactMap { $0 as? WorkflowPlugin }.first
+                for error in plugin?.scripts.errors ?? [] { print("refused  \(error)") }
+                await host.database.close()
+                if !(plugin?.scripts.errors.isEmpty ?? true) { throw ExitCode(65) }
             }
         }
     }
