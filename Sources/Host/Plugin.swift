@@ -77,6 +77,8 @@ public protocol Plugin: Sendable {
     /// Durable workflow types (run by the workflow plugin) and task queues with their limits.
     var workflows: [WorkflowDefinition] { get }
     var workflowTaskQueues: [WorkflowTaskQueue] { get }
+    /// Cron schedules that start workflows (created or updated when the server starts).
+    var workflowSchedules: [WorkflowScheduleDefinition] { get }
     /// Long-running work, started and stopped gracefully with the server.
     var services: [any Service] { get }
 }
@@ -89,6 +91,7 @@ extension Plugin {
     public var luaFunctions: [LuaHostFunction] { [] }
     public var workflows: [WorkflowDefinition] { [] }
     public var workflowTaskQueues: [WorkflowTaskQueue] { [] }
+    public var workflowSchedules: [WorkflowScheduleDefinition] { [] }
     public var services: [any Service] { [] }
 }
 

@@ -39,6 +39,7 @@ public final class TenkiHost: @unchecked Sendable {
         for plugin in plugins {
             plugin.workflows.forEach(workflows.register)
             plugin.workflowTaskQueues.forEach(workflows.register)
+            plugin.workflowSchedules.forEach(workflows.register)
         }
         return TenkiHost(configuration: configuration, database: database, events: events, logger: logger,
                          httpClient: httpClient, plugins: plugins, policies: policies, workflows: workflows)

@@ -130,6 +130,31 @@ struct WorkflowCoordinationTests {
         await h.close()
     }
 
+    @Test("a run taken again by the same worker after its lease ran out fences off the older execution", arguments: DriverKind.allCases)
+    func sameWorkerReclaim(_ kind: DriverKind) async throws {
+        let h = try await WorkflowHarness(kind)
+        try await h.database.execute("CREATE TABLE effects (workflow_id TEXT NOT NULL)")
+        h.catalog.register(WorkflowDefinition(type: "Once") { ctx, _ in
+            let id = ctx.workflowID
+            return try await ctx.transaction("write") { db -> Int in
+                try db.execute("INSERT INTO effects (workflow_id) VALUES ($1)", [.text(id)])
+                return 1
+            }
+        })
+        let engine = h.engine()
+        _ = try await engine.start(type: "Once", input: JSONValue.null, id: "once")
+        let stale = try #require(try await engine.claim(limit: 1).first)
+        h.clock.advance(by: .seconds(31))
+        let fresh = try #require(try await engine.claim(limit: 1).first)
+        #expect(fresh.executions == stale.executions + 1)
+        await engine.execute(stale)
+        #expect(try await engine.run(id: "once").status == .running)
+        await engine.execute(fresh)
+        #expect(try await engine.run(id: "once").status == .completed)
+        #expect(try await h.database.query("SELECT COUNT(*) AS n FROM effects")[0].int("n") == 1)
+        await h.close()
+    }
+
     @Test("a schedule starts exactly one run per tick with two replicas", arguments: DriverKind.allCases)
     func scheduleOncePerTick(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind, definitions: [WorkflowDefinition(type: "Cycle") { _, input in input }])
@@ -159,6 +184,22 @@ struct WorkflowCoordinationTests {
             "\(error)".contains("cron minute field '61'")
         }
         await other.close()
+        await h.close()
+    }
+
+    @Test("schedules declared in code are created once and updated only when they change", arguments: DriverKind.allCases)
+    func declaredSchedules(_ kind: DriverKind) async throws {
+        let h = try await WorkflowHarness(kind, definitions: [WorkflowDefinition(type: "Cycle") { _, input in input }])
+        h.catalog.register(try WorkflowScheduleDefinition(name: "monthly", cron: "0 3 1 * *", type: "Cycle", input: ["luxor_only": false]))
+        h.catalog.register(try WorkflowScheduleDefinition(name: "broken", cron: "0 3 1 *", type: "Cycle", input: JSONValue.null))
+        let engine = h.engine()
+        #expect(await engine.ensureDeclaredSchedules().count == 1)
+        let first = try await engine.schedules()
+        #expect(first.map(\.name) == ["monthly"] && first[0].nextTickMs == CronExpressionTests.ms("2026-01-01T03:00:00Z"))
+        h.clock.advance(by: .seconds(86_400 * 40))
+        await engine.ensureDeclaredSchedules()
+        #expect(try await engine.schedules()[0].nextTickMs == first[0].nextTickMs)  // unchanged: the due tick is kept
+        #expect(try await engine.fireDueSchedules() == ["monthly@2026-01-01T03:00Z"])
         await h.close()
     }
 }

@@ -226,14 +226,41 @@ public struct WorkflowTaskQueue: Sendable, Equatable {
     }
 }
 
-/// Every workflow type and task queue the plugins contribute (through `Plugin.workflows`
-/// and `Plugin.workflowTaskQueues`), filled once by the host before anything runs.
+/// A cron schedule declared in code (`Plugin.workflowSchedules`): created when the workflow
+/// plugin starts, and updated when its cron, type, input or queue change.
+public struct WorkflowScheduleDefinition: Sendable {
+    public let name: String
+    /// Five fields, UTC (e.g. `0 3 1 * *`: 03:00 on the 1st of each month).
+    public let cron: String
+    public let type: String
+    public let input: [UInt8]
+    public let taskQueue: String?
+
+    public init<I: Encodable>(name: String, cron: String, type: String, input: I, taskQueue: String? = nil) throws {
+        self.name = name
+        self.cron = cron
+        self.type = type
+        self.input = try WorkflowJSON.encode(input)
+        self.taskQueue = taskQueue
+    }
+}
+
+/// Every workflow type, task queue and schedule the plugins contribute (through
+/// `Plugin.workflows`, `Plugin.workflowTaskQueues` and `Plugin.workflowSchedules`), filled once
+/// by the host before anything runs.
 public final class WorkflowCatalog: @unchecked Sendable {
     private let lock = NSLock()
     private var definitions: [String: WorkflowDefinition] = [:]
     private var declaredQueues: [String: WorkflowTaskQueue] = [:]
+    private var declaredSchedules: [WorkflowScheduleDefinition] = []
 
     public init() {}
+
+    public func register(_ schedule: WorkflowScheduleDefinition) {
+        lock.withLock { declaredSchedules.append(schedule) }
+    }
+
+    public var schedules: [WorkflowScheduleDefinition] { lock.withLock { declaredSchedules } }
 
     public func register(_ definition: WorkflowDefinition) {
         lock.withLock {

@@ -180,9 +180,9 @@ public final class WorkflowEngine: @unchecked Sendable {
             do { result = .success(try await definition.run(context, run.input)) } catch { result = .failure(error) }
             switch (context.halt, result) {
             case (.suspended(let due)?, _):
-                let id = run.id, seen = run.wakeSeq
+                let id = run.id, seen = run.wakeSeq, lease = WorkflowLease(owner: owner, execution: run.executions)
                 try await database.transaction { db in
-                    try WorkflowStore.suspend(db, id: id, owner: owner, dueAtMs: due, seenWakeSeq: seen, nowMs: clock.nowMilliseconds())
+                    try WorkflowStore.suspend(db, id: id, lease: lease, dueAtMs: due, seenWakeSeq: seen, nowMs: clock.nowMilliseconds())
                 }
             case (.lostLease?, _):
                 logger.notice("workflow execution abandoned: no longer ours", metadata: ["workflow": .string(run.id)])
@@ -205,9 +205,9 @@ public final class WorkflowEngine: @unchecked Sendable {
     }
 
     private func finish(_ run: WorkflowRun, _ status: WorkflowStatus, output: [UInt8]?, error: String?) async throws {
-        let owner = self.owner, nowMs = clock.nowMilliseconds()
+        let lease = WorkflowLease(owner: owner, execution: run.executions), nowMs = clock.nowMilliseconds()
         _ = try await database.transaction { db in
-            try WorkflowStore.finish(db, id: run.id, owner: owner, status: status, output: output, error: error, nowMs: nowMs)
+            try WorkflowStore.finish(db, id: run.id, lease: lease, status: status, output: output, error: error, nowMs: nowMs)
         }
         if status == .failed {
             logger.warning("workflow failed", metadata: ["workflow": .string(run.id), "type": .string(run.type), "error": .string(error ?? "")])

@@ -72,11 +72,11 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
 
     /// Runs `body` in a transaction that first checks the run is still ours.
     private func fenced<T>(_ body: @escaping (any SQLConnection, Int64) throws -> T) async throws -> T {
-        let id = run.id, owner = self.owner, clock = engine.clock
+        let id = run.id, lease = WorkflowLease(owner: owner, execution: run.executions), clock = engine.clock
         do {
             return try await database.transaction { db in
                 let now = clock.nowMilliseconds()
-                try WorkflowStore.fence(db, id: id, owner: owner, nowMs: now)
+                try WorkflowStore.fence(db, id: id, lease: lease, nowMs: now)
                 return try body(db, now)
             }
         } catch WorkflowHalt.lostLease {

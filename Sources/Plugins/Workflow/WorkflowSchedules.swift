@@ -20,7 +20,27 @@ public struct WorkflowSchedule: Sendable {
 /// `workflow_schedule_ticks` in the transaction that starts the run. Ticks missed while no
 /// process ran are skipped, except the most recent one, which fires late.
 extension WorkflowEngine {
-    public func createSchedule(name: String, cron text: String, type: String, input: [UInt8], taskQueue: String? = nil) async throws -> WorkflowSchedule {
+    /// Creates the schedules plugins declare, and updates those whose cron, type, input or
+    /// queue changed (their next tick is then recomputed); returns what was refused.
+    @discardableResult
+    public func ensureDeclaredSchedules() async -> [String] {
+        var refused: [String] = []
+        for schedule in catalog.schedules {
+            do {
+                _ = try await createSchedule(name: schedule.name, cron: schedule.cron, type: schedule.type, input: schedule.input,
+                                             taskQueue: schedule.taskQueue, onlyIfChanged: true)
+            } catch {
+                refused.append("schedule \(schedule.name): \(error)")
+                logger.error("declared schedule refused", metadata: ["schedule": .string(schedule.name), "error": .string("\(error)")])
+            }
+        }
+        return refused
+    }
+
+    /// Creates or replaces a schedule. With `onlyIfChanged`, an identical existing schedule is
+    /// left alone (its next tick kept).
+    public func createSchedule(name: String, cron text: String, type: String, input: [UInt8], taskQueue: String? = nil,
+                               onlyIfChanged: Bool = false) async throws -> WorkflowSchedule {
         guard WorkflowNames.isValid(name), !name.contains("@") else {
             throw HostError(.badRequest, "bad schedule name '\(name)': 1-200 characters, no spaces or '@'")
         }
@@ -32,15 +52,22 @@ extension WorkflowEngine {
         guard catalog.queues.contains(where: { $0.name == queue }) else { throw HostError(.badRequest, "no worker takes task queue '\(queue)'") }
         let nowMs = clock.nowMilliseconds()
         guard let next = cron.next(afterMs: nowMs) else { throw HostError(.badRequest, "cron '\(text)' never fires") }
-        _ = try await database.transaction { db in
+        let stored: (Int64, Bool) = try await database.transaction { db in
             try db.execute("""
                 INSERT INTO workflow_schedules (name, cron, workflow_type, task_queue, input, next_tick_ms, created_at_ms)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, workflow_type = excluded.workflow_type,
                     task_queue = excluded.task_queue, input = excluded.input, next_tick_ms = excluded.next_tick_ms, paused = 0
+                \(onlyIfChanged ? """
+                    WHERE workflow_schedules.cron <> excluded.cron OR workflow_schedules.workflow_type <> excluded.workflow_type
+                        OR workflow_schedules.task_queue <> excluded.task_queue OR workflow_schedules.input <> excluded.input
+                    """ : "")
                 """, [.text(name), .text(cron.text), .text(type), .text(queue), WorkflowStore.text(input), .integer(next), .integer(nowMs)])
+            let row = try db.queryOne("SELECT next_tick_ms, paused FROM workflow_schedules WHERE name = $1", [.text(name)])
+            return (try row?.int("next_tick_ms") ?? next, try row?.bool("paused") ?? false)
         }
-        return WorkflowSchedule(name: name, cron: cron, workflowType: type, taskQueue: queue, input: input, nextTickMs: next, paused: false)
+        return WorkflowSchedule(name: name, cron: cron, workflowType: type, taskQueue: queue, input: input, nextTickMs: stored.0,
+                                paused: stored.1)
     }
 
     public func deleteSchedule(name: String) async throws {
@@ -116,6 +143,7 @@ struct WorkflowSchedulerService: Service {
     let pollIntervalMilliseconds: Int
 
     func run() async throws {
+        await engine.ensureDeclaredSchedules()
         let stopping = StopFlag()
         let bell = Doorbell()
         await withGracefulShutdownHandler {

@@ -165,12 +165,14 @@ enum WorkflowStore {
         return Int64(bitPattern: hash)
     }
 
-    /// Throws `WorkflowHalt.lostLease` unless the run is still ours and running. On PostgreSQL
-    /// this also locks the run's row until the transaction ends.
-    static func fence(_ db: any SQLConnection, id: String, owner: String, nowMs: Int64) throws {
+    /// Throws `WorkflowHalt.lostLease` unless the run is still held by this claim (same worker,
+    /// same execution number: a run taken again after its lease ran out, even by the same
+    /// worker, fences off the older execution) and running. On PostgreSQL this also locks the
+    /// run's row until the transaction ends.
+    static func fence(_ db: any SQLConnection, id: String, lease: WorkflowLease, nowMs: Int64) throws {
         let changed = try db.execute("""
-            UPDATE workflow_runs SET updated_at_ms = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'
-            """, [.text(id), .text(owner), .integer(nowMs)])
+            UPDATE workflow_runs SET updated_at_ms = $3 WHERE id = $1 AND lease_owner = $2 AND executions = $4 AND status = 'running'
+            """, [.text(id), .text(lease.owner), .integer(nowMs), .integer(Int64(lease.execution))])
         if changed == 0 { throw WorkflowHalt.lostLease }
     }
 
@@ -205,22 +207,23 @@ enum WorkflowStore {
 
     /// Parks a run until `dueAtMs` (nil: until woken). A wake that arrived while it ran
     /// (a signal, a finished child) makes it due at once.
-    static func suspend(_ db: any SQLConnection, id: String, owner: String, dueAtMs: Int64?, seenWakeSeq: Int64, nowMs: Int64) throws {
+    static func suspend(_ db: any SQLConnection, id: String, lease: WorkflowLease, dueAtMs: Int64?, seenWakeSeq: Int64, nowMs: Int64) throws {
         try db.execute("""
             UPDATE workflow_runs SET status = 'sleeping', lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = $4,
                 due_at_ms = CASE WHEN wake_seq <> $5 THEN CAST($4 AS BIGINT) ELSE CAST($3 AS BIGINT) END
-            WHERE id = $1 AND lease_owner = $2 AND status = 'running'
-            """, [.text(id), .text(owner), dueAtMs.map { .integer($0) } ?? .null, .integer(nowMs), .integer(seenWakeSeq)])
+            WHERE id = $1 AND lease_owner = $2 AND executions = $6 AND status = 'running'
+            """, [.text(id), .text(lease.owner), dueAtMs.map { .integer($0) } ?? .null, .integer(nowMs), .integer(seenWakeSeq),
+                  .integer(Int64(lease.execution))])
     }
 
     /// Ends a run (completed or failed) if it is still ours; wakes its parent.
     @discardableResult
-    static func finish(_ db: any SQLConnection, id: String, owner: String?, status: WorkflowStatus, output: [UInt8]?, error: String?,
+    static func finish(_ db: any SQLConnection, id: String, lease: WorkflowLease?, status: WorkflowStatus, output: [UInt8]?, error: String?,
                        nowMs: Int64) throws -> Bool {
-        let ownerClause = owner == nil ? "status IN ('pending', 'running', 'sleeping')" : "lease_owner = $6 AND status = 'running'"
+        let ownerClause = lease == nil ? "status IN ('pending', 'running', 'sleeping')" : "lease_owner = $6 AND executions = $7 AND status = 'running'"
         var parameters: [SQLValue] = [.text(id), .text(status.rawValue), optionalText(output),
                                       SQLValue(error.map { String($0.prefix(WorkflowLimits.maxErrorBytes)) }), .integer(nowMs)]
-        if let owner { parameters.append(.text(owner)) }
+        if let lease { parameters += [.text(lease.owner), .integer(Int64(lease.execution))] }
         let changed = try db.execute("""
             UPDATE workflow_runs SET status = $2, output = $3, error = $4, finished_at_ms = $5, updated_at_ms = $5,
                 lease_owner = NULL, lease_until_ms = NULL, due_at_ms = NULL
@@ -276,7 +279,7 @@ enum WorkflowStore {
         var cancelled: [String] = []
         var queue = [id]
         while let next = queue.popLast(), cancelled.count < WorkflowLimits.maxStepsPerRun {
-            if try finish(db, id: next, owner: nil, status: .cancelled, output: nil, error: "cancelled", nowMs: nowMs) {
+            if try finish(db, id: next, lease: nil, status: .cancelled, output: nil, error: "cancelled", nowMs: nowMs) {
                 cancelled.append(next)
             }
             queue += try db.query("""

@@ -29,6 +29,12 @@ public struct WorkflowRun: Sendable {
     public let finishedAtMs: Int64?
 }
 
+/// Who holds a run: the worker and the execution number its claim produced (the fencing token).
+struct WorkflowLease: Sendable, Equatable {
+    let owner: String
+    let execution: Int
+}
+
 /// One recorded call of a run: a step, transaction, sleep, signal wait, child or state write.
 public struct WorkflowStepRecord: Sendable {
     public let seq: Int
