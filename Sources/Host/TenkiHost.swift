@@ -40,6 +40,7 @@ public final class TenkiHost: @unchecked Sendable {
             plugin.workflows.forEach(workflows.register)
             plugin.workflowTaskQueues.forEach(workflows.register)
             plugin.workflowSchedules.forEach(workflows.register)
+            workflows.register(scriptFunctions: plugin.luaFunctions)
         }
         return TenkiHost(configuration: configuration, database: database, events: events, logger: logger,
                          httpClient: httpClient, plugins: plugins, policies: policies, workflows: workflows)

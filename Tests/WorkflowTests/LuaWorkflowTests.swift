@@ -58,6 +58,24 @@ struct LuaWorkflowTests {
         await h.close()
     }
 
+    @Test("scripts call the plugins' Lua functions (inside steps)")
+    func hostFunctions() async throws {
+        let set = try Self.scripts(["sum.lua": """
+            return { run = function(input) return workflow.step("add", function() return demo.add(input.a, input.b) end) end }
+            """])
+        let h = try await WorkflowHarness(.sqlite)
+        h.catalog.register(scriptFunctions: [LuaHostFunction(module: "demo", name: "add", readOnly: false) { arguments in
+            [.integer((arguments[0].integerValue ?? 0) + (arguments[1].integerValue ?? 0))]
+        }])
+        set.scripts.map { LuaWorkflows.definition($0, files: set.files, catalog: h.catalog) }.forEach(h.catalog.register)
+        let engine = h.engine()
+        _ = try await engine.start(type: "script.sum", input: Array(#"{"a":2,"b":40}"#.utf8), id: "sum")
+        try await engine.drain()
+        let run = try await engine.run(id: "sum")
+        #expect(run.status == .completed && run.output == Array("42".utf8), "\(run.error ?? "")")
+        await h.close()
+    }
+
     @Test("a script that errors fails its run with file and line; bad scripts are refused at load")
     func errors() async throws {
         let set = try Self.scripts([

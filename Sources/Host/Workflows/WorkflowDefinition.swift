@@ -262,6 +262,15 @@ public final class WorkflowCatalog: @unchecked Sendable {
 
     public var schedules: [WorkflowScheduleDefinition] { lock.withLock { declaredSchedules } }
 
+    private var functions: [LuaHostFunction] = []
+
+    /// Lua functions the plugins offer to scripts (`ledger.balance`, ...), for Lua workflows.
+    public func register(scriptFunctions: [LuaHostFunction]) {
+        lock.withLock { functions += scriptFunctions }
+    }
+
+    public var scriptFunctions: [LuaHostFunction] { lock.withLock { functions } }
+
     public func register(_ definition: WorkflowDefinition) {
         lock.withLock {
             precondition(definitions[definition.type] == nil, "workflow type \(definition.type) registered twice")

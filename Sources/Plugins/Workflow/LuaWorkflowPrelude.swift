@@ -73,6 +73,9 @@ enum LuaWorkflowPrelude {
 
     __tenki_allow("workflow", workflow)
 
+    -- Offers a module of host functions (installed as a global) to scripts.
+    function __tenki_allow_global(name) __tenki_allow(name, _G[name]) end
+
     function __tenki_workflow_inspect(path)
       local m = __tenki.module(path)
       if type(m) ~= "table" then return {error = "a script must return a table with a function 'run'"} end

@@ -76,12 +76,17 @@ enum LuaWorkflows {
         return LuaScriptSet(files: files, scripts: scripts, errors: errors)
     }
 
-    /// A sandboxed state (the policies' allow-list plus `workflow`) with every file loaded.
-    static func makeState(_ files: [PolicyFile]) throws -> LuaState {
+    /// A sandboxed state (the policies' allow-list, `workflow`, and the plugins' script
+    /// functions) with every file loaded.
+    static func makeState(_ files: [PolicyFile], functions: [LuaHostFunction] = []) throws -> LuaState {
         let state = try LuaState(sandboxed: true)
         try state.openMoneyAndDate()
         try state.run(PolicyPrelude.source, chunkName: "=prelude")
         try state.run(LuaWorkflowPrelude.source, chunkName: "=workflow-prelude")
+        LuaHostFunction.install(functions, into: state, readOnlyOnly: false)
+        for module in Set(functions.map(\.module)).sorted() where module != "workflow" {
+            try state.call("__tenki_allow_global", [.string(module)])
+        }
         for file in files { try state.call("__tenki_add_source", [.string(file.path), .string(file.source)]) }
         state.limits = LuaLimits(memoryBytes: LuaWorkflowLimits.stateMemoryBytes, instructions: LuaWorkflowLimits.driveInstructions,
                                  wallClockNanoseconds: LuaWorkflowLimits.driveWallClockNanoseconds)
@@ -89,8 +94,9 @@ enum LuaWorkflows {
     }
 
     /// Runs the script from the top in a fresh state, synchronously, start to end.
-    static func drive(_ script: LuaWorkflowScript, _ files: [PolicyFile], input: LuaValue, answers: [LuaValue], executeAt: Int) throws -> LuaValue {
-        let state = try makeState(files)
+    static func drive(_ script: LuaWorkflowScript, _ files: [PolicyFile], functions: [LuaHostFunction], input: LuaValue, answers: [LuaValue],
+                      executeAt: Int) throws -> LuaValue {
+        let state = try makeState(files, functions: functions)
         return try state.call("__tenki_workflow_drive", [.string(script.path), input, .table(LuaTable(array: answers)),
                                                           .integer(Int64(executeAt))]).first ?? .nil
     }
@@ -145,14 +151,15 @@ enum LuaWorkflows {
     }
 
     /// The workflow definition of a script: replays the script, performing each new durable
-    /// call through the context.
-    static func definition(_ script: LuaWorkflowScript, files: [PolicyFile]) -> WorkflowDefinition {
+    /// call through the context. Host functions come from `catalog` when the run executes.
+    static func definition(_ script: LuaWorkflowScript, files: [PolicyFile], catalog: WorkflowCatalog? = nil) -> WorkflowDefinition {
         WorkflowDefinition(type: script.type, taskQueue: script.taskQueue) { (ctx, input: JSONValue) -> JSONValue in
             let inputValue = try lua(try WorkflowJSON.encode(input))
+            let functions = catalog?.scriptFunctions ?? []
             var answers: [LuaValue] = []
             for _ in 0...WorkflowLimits.maxStepsPerRun {
                 let done = answers
-                let result = try drive(script, files, input: inputValue, answers: done, executeAt: 0)
+                let result = try drive(script, files, functions: functions, input: inputValue, answers: done, executeAt: 0)
                 if result["done"] == true { return try WorkflowJSON.decode(JSONValue.self, from: bytes(result["value"]), what: "the script's result") }
                 if let failed = result["failed"].stringValue { throw WorkflowApplicationError(type: "LuaError", failed, nonRetryable: true) }
                 let request = result["need"]
@@ -163,7 +170,7 @@ enum LuaWorkflows {
                     let k = done.count + 1
                     do {
                         let output = try await ctx.stepJSON(name, retry: try retryPolicy(request["retry"], step: name), timeout: nil) {
-                            let executed = try drive(script, files, input: inputValue, answers: done, executeAt: k)
+                            let executed = try drive(script, files, functions: functions, input: inputValue, answers: done, executeAt: k)
                             guard executed["executed"] == true else {
                                 throw WorkflowApplicationError(type: "LuaError", executed["failed"].stringValue ?? "the script did not reach step '\(name)' again",
                                                                nonRetryable: true)

@@ -17,12 +17,14 @@ public struct WorkflowPlugin: Plugin {
     public static var commands: [any ParsableCommand.Type] { [WorkflowCommand.self] }
 
     public let engine: WorkflowEngine
+    let catalog: WorkflowCatalog
     /// Lua workflows under `scripts_root`, read once at start.
     public let scripts: LuaScriptSet
     let configuration: HostConfiguration
 
     public init(context: HostContext) async throws {
         configuration = context.configuration
+        catalog = context.workflows
         scripts = LuaWorkflows.load(root: context.configuration.scriptsRoot)
         for error in scripts.errors {
             context.logger.error("workflow script refused", metadata: ["error": .string(error)])
@@ -36,9 +38,9 @@ public struct WorkflowPlugin: Plugin {
     }
 
     public var workflows: [WorkflowDefinition] {
-        let files = scripts.files
+        let files = scripts.files, catalog = self.catalog
         return (configuration.workflowTestTypes ? TestWorkflows.definitions : [])
-            + scripts.scripts.map { LuaWorkflows.definition($0, files: files) }
+            + scripts.scripts.map { LuaWorkflows.definition($0, files: files, catalog: catalog) }
     }
 
     /// One durable run per event matching a script's `on` topics.
