@@ -84,6 +84,58 @@ struct WorkflowServeTests {
         await db.close()
     }
 
+    @Test("the same verbs over HTTP, with one status per error")
+    func http() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let server = try await Self.serve(test)
+        let client = HTTPClient()
+        let json = [(name: "Content-Type", value: "application/json")]
+        func post(_ path: String, _ body: String) async throws -> (Int, [String: Any]) {
+            let response = try await client.post(server.baseURL + path, headers: json, body: Array(body.utf8))
+            return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:])
+        }
+        func get(_ path: String) async throws -> (Int, Any?) {
+            let response = try await client.get(server.baseURL + path)
+            return (response.status, try? JSONSerialization.jsonObject(with: Data(response.body), options: [.fragmentsAllowed]))
+        }
+        var (status, object) = try await post("/workflows", #"{"type":"tenki.test.wait_signal","id":"h-1","input":{}}"#)
+        #expect(status == 201 && object["status"] as? String == "pending" && object["created"] as? Bool == true)
+        (status, object) = try await post("/workflows", #"{"type":"tenki.test.wait_signal","id":"h-1","input":{"other":1}}"#)
+        #expect(status == 200 && object["created"] as? Bool == false)
+        (status, object) = try await post("/workflows", #"{"type":"nope"}"#)
+        #expect(status == 400 && (object["message"] as? String)?.contains("unknown workflow type 'nope'") == true)
+        (status, object) = try await post("/workflows", #"[1]"#)
+        #expect(status == 400 && object["message"] as? String == "the body must be one JSON object")
+        (status, object) = try await post("/workflows", #"{"type":"tenki.test.echo","timeout":"soon"}"#)
+        #expect(status == 400)
+        #expect(try await get("/workflows/none").0 == 404)
+        #expect(try await get("/workflows?status=asleep").0 == 400)
+
+        (status, object) = try await post("/workflows/h-1/signals/go", #"{"from":"http"}"#)
+        #expect(status == 202, "\(object)")
+        let deadline = Date().addingTimeInterval(60)
+        while try await (get("/workflows/h-1/result").1 as? [String: Any])?["status"] as? String != "completed", Date() < deadline {
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        let result = try await get("/workflows/h-1/result").1 as? [String: Any]
+        #expect((result?["output"] as? [String: Any])?["signal"] as? [String: String] == ["from": "http"])
+        #expect(try await post("/workflows/h-1/signals/go", "1").0 == 400)
+        let listed = try await get("/workflows?type=tenki.test.wait_signal&status=completed").1 as? [[String: Any]]
+        #expect(listed?.compactMap { $0["id"] as? String } == ["h-1"])
+        #expect(try await get("/workflows/h-1/state").0 == 200)
+
+        _ = try await post("/workflows", #"{"type":"tenki.test.wait_signal","id":"h-2","input":{}}"#)
+        (status, object) = try await post("/workflows/h-2/cancel", "")
+        #expect(status == 200 && object["cancelled"] as? [String] == ["h-2"])
+
+        (status, object) = try await post("/workflow-schedules", #"{"name":"hourly","cron":"0 * * * *","type":"tenki.test.echo","input":{"a":1}}"#)
+        #expect(status == 201 && object["cron"] as? String == "0 * * * *", "\(object)")
+        (status, object) = try await post("/workflow-schedules", #"{"name":"bad","cron":"0 * *","type":"tenki.test.echo"}"#)
+        #expect(status == 400 && (object["message"] as? String)?.contains("5 fields") == true)
+        #expect((try await get("/workflow-schedules").1 as? [[String: Any]])?.count == 1)
+        #expect(server.terminate() == 0)
+    }
+
     @Test("the operators' CLI: start, list, describe, signal, cancel, result, with clear errors")
     func commandLine() async throws {
         let test = try TestDatabase.make(.sqlite)
@@ -106,6 +158,10 @@ struct WorkflowServeTests {
         #expect(r.status == 0 && r.output.contains(#"{"signal":{"ok":true}}"#), "\(r.error)")
         r = try Self.cli(test, ["result", "cli-2"])
         #expect(r.status == 1 && r.error.contains("cli-2 cancelled"))
+        r = try Self.cli(test, ["query", "cli-1"])
+        #expect(r.status == 0 && r.output.trimmingCharacters(in: .whitespacesAndNewlines) == "{}")
+        r = try Self.cli(test, ["query", "cli-1", "progress"])
+        #expect(r.status == 66 && r.error.contains("has published no state 'progress'"))
         r = try Self.cli(test, ["describe", "cli-1"])
         #expect(r.output.contains("1. signal go  completed  attempts 1"), "\(r.output)")
         #expect(server.terminate() == 0)

@@ -7,7 +7,7 @@ import Host
 struct WorkflowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workflow", abstract: "Start, inspect, signal and cancel durable workflows; manage schedules.",
-        subcommands: [Start.self, List.self, Describe.self, Signal.self, Cancel.self, Result.self, Schedule.self, Types.self])
+        subcommands: [Start.self, List.self, Describe.self, Query.self, Signal.self, Cancel.self, Result.self, Schedule.self, Types.self])
 
     /// Opens the host without running anything, and returns its workflow engine.
     static func engine(_ options: HostOptions) async throws -> (TenkiHost, WorkflowEngine) {
@@ -102,6 +102,31 @@ struct WorkflowCommand: AsyncParsableCommand {
                 let description = try await engine.describe(id: id)
                 print(json ? WorkflowViews.text(WorkflowViews.description(description), pretty: true) : WorkflowViews.describeText(description))
                 await host.database.close()
+            }
+        }
+    }
+
+    struct Query: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The state a run published (ctx.setState), all keys or one.")
+        @OptionGroup var options: HostOptions
+        @Argument(help: "Workflow id.") var id: String
+        @Argument(help: "One key (default: every key, as one JSON object).") var key: String?
+
+        func run() async throws {
+            try await runReportingErrors {
+                let (host, engine) = try await WorkflowCommand.engine(options)
+                let state = try await engine.describe(id: id).state
+                await host.database.close()
+                if let key {
+                    guard let value = state.first(where: { $0.key == key })?.value else {
+                        throw HostError(.notFound, "workflow '\(id)' has published no state '\(key)'")
+                    }
+                    print(WorkflowViews.text(WorkflowViews.json(value)))
+                } else {
+                    var object: [String: Any] = [:]
+                    for (k, value) in state { object[k] = WorkflowViews.json(value) }
+                    print(WorkflowViews.text(object))
+                }
             }
         }
     }

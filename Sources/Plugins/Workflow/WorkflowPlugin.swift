@@ -152,6 +152,14 @@ struct WorkflowRoutes {
                 JSONResponse.raw(.ok, WorkflowViews.text(WorkflowViews.result(try await engine.run(id: try WorkflowRoutes.id(context)))))
             }
         }
+        router.get("/workflows/:id/state") { _, context -> Response in
+            await WorkflowRoutes.handle {
+                let description = try await engine.describe(id: try WorkflowRoutes.id(context))
+                var state: [String: Any] = [:]
+                for (key, value) in description.state { state[key] = WorkflowViews.json(value) }
+                return JSONResponse.raw(.ok, WorkflowViews.text(["id": description.run.id, "status": description.run.status.rawValue, "state": state]))
+            }
+        }
         router.post("/workflows/:id/signals/:name") { request, context -> Response in
             await WorkflowRoutes.handle {
                 let id = try WorkflowRoutes.id(context), name = try WorkflowRoutes.id(context, "name")
