@@ -49,7 +49,7 @@ let package = Package(
         ], path: "Sources/Host", swiftSettings: swiftSettings),
         .target(name: "GitHubPlugin", dependencies: ["Host"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
         .target(name: "LedgerPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
-        .target(name: "WorkflowPlugin", dependencies: ["Host", "SQL", "Lua"], path: "Sources/Plugins/Workflow", swiftSettings: swiftSettings),
+        .target(name: "WorkflowPlugin", dependencies: ["Host", "SQL", "Lua", "BlockingPool"], path: "Sources/Plugins/Workflow", swiftSettings: swiftSettings),
         .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin"], path: "Sources/tenki", swiftSettings: swiftSettings),
 
         // MARK: tests

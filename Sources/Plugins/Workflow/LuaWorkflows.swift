@@ -1,3 +1,4 @@
+import BlockingPool
 import Foundation
 import Host
 import Lua
@@ -28,6 +29,8 @@ public enum LuaWorkflowLimits {
     public static let stateMemoryBytes = 64 << 20
     public static let driveInstructions: Int64 = 50_000_000
     public static let driveWallClockNanoseconds: Int64 = 2_000_000_000
+    /// Script runs executing at once per process.
+    public static let driveThreads = 4
 }
 
 enum LuaWorkflows {
@@ -93,12 +96,18 @@ enum LuaWorkflows {
         return state
     }
 
-    /// Runs the script from the top in a fresh state, synchronously, start to end.
+    /// Threads of our own for script runs: Lua work (and any blocking host function it calls)
+    /// never occupies the cooperative pool, and each state lives on one thread, start to end.
+    static let pool = BlockingThreadPool(name: "tenki-lua-workflow", maxThreads: LuaWorkflowLimits.driveThreads)
+
+    /// Runs the script from the top in a fresh state, on one pool thread, start to end.
     static func drive(_ script: LuaWorkflowScript, _ files: [PolicyFile], functions: [LuaHostFunction], input: LuaValue, answers: [LuaValue],
-                      executeAt: Int) throws -> LuaValue {
-        let state = try makeState(files, functions: functions)
-        return try state.call("__tenki_workflow_drive", [.string(script.path), input, .table(LuaTable(array: answers)),
-                                                          .integer(Int64(executeAt))]).first ?? .nil
+                      executeAt: Int) async throws -> LuaValue {
+        try await pool.run {
+            let state = try makeState(files, functions: functions)
+            return try state.call("__tenki_workflow_drive", [.string(script.path), input, .table(LuaTable(array: answers)),
+                                                              .integer(Int64(executeAt))]).first ?? .nil
+        }
     }
 
     static func bytes(_ value: LuaValue) -> [UInt8] { Array(LuaJSON.text(value).utf8) }
@@ -159,7 +168,7 @@ enum LuaWorkflows {
             var answers: [LuaValue] = []
             for _ in 0...WorkflowLimits.maxStepsPerRun {
                 let done = answers
-                let result = try drive(script, files, functions: functions, input: inputValue, answers: done, executeAt: 0)
+                let result = try await drive(script, files, functions: functions, input: inputValue, answers: done, executeAt: 0)
                 if result["done"] == true { return try WorkflowJSON.decode(JSONValue.self, from: bytes(result["value"]), what: "the script's result") }
                 if let failed = result["failed"].stringValue { throw WorkflowApplicationError(type: "LuaError", failed, nonRetryable: true) }
                 let request = result["need"]
@@ -170,7 +179,7 @@ enum LuaWorkflows {
                     let k = done.count + 1
                     do {
                         let output = try await ctx.stepJSON(name, retry: try retryPolicy(request["retry"], step: name), timeout: nil) {
-                            let executed = try drive(script, files, functions: functions, input: inputValue, answers: done, executeAt: k)
+                            let executed = try await drive(script, files, functions: functions, input: inputValue, answers: done, executeAt: k)
                             guard executed["executed"] == true else {
                                 throw WorkflowApplicationError(type: "LuaError", executed["failed"].stringValue ?? "the script did not reach step '\(name)' again",
                                                                nonRetryable: true)
