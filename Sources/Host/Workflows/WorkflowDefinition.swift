@@ -322,6 +322,8 @@ public enum WorkflowLimits {
     public static let claimBatchRuns = 32
     /// Stored error text.
     public static let maxErrorBytes = 4_000
+    /// Signals kept for a run that has not taken them yet.
+    public static let maxUnconsumedSignalsPerRun = 1_000
 }
 
 public enum WorkflowDurations {

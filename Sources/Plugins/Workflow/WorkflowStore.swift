@@ -248,6 +248,11 @@ enum WorkflowStore {
     }
 
     static func addSignal(_ db: any SQLConnection, id: String, name: String, payload: [UInt8], nowMs: Int64) throws {
+        let waiting = try db.queryOne("SELECT COUNT(*) AS n FROM workflow_signals WHERE workflow_id = $1 AND consumed_seq IS NULL",
+                                      [.text(id)]).map { try $0.int("n") } ?? 0
+        guard waiting < WorkflowLimits.maxUnconsumedSignalsPerRun else {
+            throw HostError(.badRequest, "workflow '\(id)' already holds \(waiting) signals it has not taken; at most \(WorkflowLimits.maxUnconsumedSignalsPerRun)")
+        }
         try db.execute("INSERT INTO workflow_signals (workflow_id, name, payload, created_at_ms) VALUES ($1, $2, $3, $4)",
                        [.text(id), .text(name), text(payload), .integer(nowMs)])
         try wake(db, id: id, nowMs: nowMs)
