@@ -101,6 +101,19 @@ struct WorkflowCoordinationTests {
         #expect(try await engine.run(id: "p2-kid").status == .cancelled)
         #expect(try await engine.drain() == 0)
         #expect(try await engine.cancel(id: "p2").isEmpty)
+
+        // A child id taken by an unrelated run is refused; children left unfinished end with their parent.
+        _ = try await engine.start(type: "Approval", input: JSONValue.object([:]), id: "p3-kid")
+        h.catalog.register(WorkflowDefinition(type: "Leaves") { ctx, _ in
+            try await ctx.startChild("Approval", id: ctx.workflowID + "-kid", input: JSONValue.object([:]))
+        })
+        _ = try await engine.start(type: "Parent", input: JSONValue.object(["child": .string("Approval")]), id: "p3")
+        _ = try await engine.start(type: "Leaves", input: JSONValue.null, id: "p4")
+        try await engine.drain()
+        let p3 = try await engine.run(id: "p3")
+        #expect(p3.status == .failed && p3.error?.contains("child workflow id 'p3-kid' is already used by a run that is not a child of p3") == true)
+        #expect(try await engine.run(id: "p4").status == .completed)
+        #expect(try await engine.run(id: "p4-kid").status == .cancelled)
         await h.close()
     }
 

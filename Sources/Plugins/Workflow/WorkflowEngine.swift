@@ -206,8 +206,12 @@ public final class WorkflowEngine: @unchecked Sendable {
 
     private func finish(_ run: WorkflowRun, _ status: WorkflowStatus, output: [UInt8]?, error: String?) async throws {
         let lease = WorkflowLease(owner: owner, execution: run.executions), nowMs = clock.nowMilliseconds()
-        _ = try await database.transaction { db in
-            try WorkflowStore.finish(db, id: run.id, lease: lease, status: status, output: output, error: error, nowMs: nowMs)
+        try await database.transaction { db in
+            guard try WorkflowStore.finish(db, id: run.id, lease: lease, status: status, output: output, error: error, nowMs: nowMs) else { return }
+            // As Temporal's default parent close policy: children a run leaves unfinished end with it.
+            for child in try WorkflowStore.children(db, parentID: run.id) where !child.status.isFinished {
+                _ = try WorkflowStore.cancel(db, id: child.id, nowMs: nowMs)
+            }
         }
         if status == .failed {
             logger.warning("workflow failed", metadata: ["workflow": .string(run.id), "type": .string(run.type), "error": .string(error ?? "")])

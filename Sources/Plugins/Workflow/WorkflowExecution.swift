@@ -248,8 +248,11 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         guard WorkflowNames.isValid(id) else { throw HostError(.badRequest, "bad child workflow id '\(id)'") }
         let parentID = run.id
         return try await fenced { db, now in
-            _ = try WorkflowStore.start(db, id: id, type: type, taskQueue: definition.taskQueue, input: input, parentID: parentID,
-                                        deadlineAtMs: definition.timeout.map { now + WorkflowDurations.milliseconds($0) }, nowMs: now)
+            let started = try WorkflowStore.start(db, id: id, type: type, taskQueue: definition.taskQueue, input: input, parentID: parentID,
+                                                  deadlineAtMs: definition.timeout.map { now + WorkflowDurations.milliseconds($0) }, nowMs: now)
+            guard started.run.parentID == parentID else {
+                throw HostError(.badRequest, "child workflow id '\(id)' is already used by a run that is not a child of \(parentID)")
+            }
             try WorkflowStore.saveStep(db, workflowID: parentID, WorkflowStepRecord(
                 seq: seq, kind: "child", name: type, status: "completed", output: try WorkflowJSON.encode(id), attempts: 1,
                 startedAtMs: now, finishedAtMs: now))
