@@ -49,9 +49,11 @@ let package = Package(
         ], path: "Sources/Host", swiftSettings: swiftSettings),
         .target(name: "GitHubPlugin", dependencies: ["Host"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
         .target(name: "LedgerPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
+        .target(name: "WorkflowPlugin", dependencies: ["Host", "SQL", "Lua", "BlockingPool"], path: "Sources/Plugins/Workflow", swiftSettings: swiftSettings),
         .target(name: "RunnerPlugin", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "SQL", "TenkiCrypto"],
                 path: "Sources/Plugins/Runner", swiftSettings: swiftSettings),
-        .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "RunnerPlugin"], path: "Sources/tenki", swiftSettings: swiftSettings),
+        .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "RunnerPlugin"],
+                          path: "Sources/tenki", swiftSettings: swiftSettings),
 
         // MARK: tests
         .testTarget(name: "BindingsTests", dependencies: ["Lua", "SQL", "HTTPClient", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
@@ -59,6 +61,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "SQL", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RunnerTests", dependencies: ["RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "Host", "SQL", "TestSupport"],
                     swiftSettings: swiftSettings),
+        .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["SQL", "HTTPClient"], path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
     ]

@@ -29,6 +29,15 @@ public struct HostConfiguration: Sendable, Equatable {
     public var runnerLocalCommand: String?
     /// How often the runner scheduler looks for work besides being woken by events.
     public var runnerSchedulerIntervalMilliseconds = 500
+    /// When false, this process starts, signals and lists workflows but executes none.
+    public var workflowWorker = true
+    public var workflowPollIntervalMilliseconds = 200
+    /// A run claimed by a worker that stops renewing it is taken by another after this long.
+    public var workflowLeaseSeconds = 30
+    /// Runs one process executes at once.
+    public var workflowConcurrency = 8
+    /// Registers the `tenki.test.*` workflow types (end-to-end tests and demos only).
+    public var workflowTestTypes = false
 
     public init() {}
 
@@ -65,6 +74,11 @@ public struct HostConfiguration: Sendable, Equatable {
         }),
         ("runner_local_command", { $0.runnerLocalCommand = $1.isEmpty ? nil : $1 }),
         ("runner_scheduler_interval_ms", { $0.runnerSchedulerIntervalMilliseconds = try int($1, "runner_scheduler_interval_ms", 10...60_000) }),
+        ("workflow_worker", { $0.workflowWorker = try bool($1, "workflow_worker") }),
+        ("workflow_poll_interval_ms", { $0.workflowPollIntervalMilliseconds = try int($1, "workflow_poll_interval_ms", 10...60_000) }),
+        ("workflow_lease_seconds", { $0.workflowLeaseSeconds = try int($1, "workflow_lease_seconds", 1...3_600) }),
+        ("workflow_concurrency", { $0.workflowConcurrency = try int($1, "workflow_concurrency", 1...WorkflowLimits.maxWorkerConcurrency) }),
+        ("workflow_test_types", { $0.workflowTestTypes = try bool($1, "workflow_test_types") }),
     ]
 
     private static func int(_ text: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int {

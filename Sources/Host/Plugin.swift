@@ -21,15 +21,18 @@ public struct HostContext: Sendable {
     public let httpClient: HTTPClient
     /// The Lua policies' decisions (pricing, admission, ...).
     public let policies: PolicyEngine
+    /// Every plugin's workflow types and task queues (filled after all plugins are built).
+    public let workflows: WorkflowCatalog
 
     public init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient,
-                policies: PolicyEngine) {
+                policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog()) {
         self.configuration = configuration
         self.database = database
         self.events = events
         self.logger = logger
         self.httpClient = httpClient
         self.policies = policies
+        self.workflows = workflows
     }
 }
 
@@ -57,8 +60,8 @@ public struct LuaHostFunction: Sendable {
 }
 
 /// A built-in capability. Everything it contributes goes through this one protocol: its
-/// migrations, HTTP routes, event subscriptions, Lua functions, long-running services and CLI
-/// subcommands.
+/// migrations, HTTP routes, event subscriptions, Lua functions, workflow types, long-running
+/// services and CLI subcommands.
 public protocol Plugin: Sendable {
     /// Stable name: migrations are recorded under it.
     static var name: String { get }
@@ -71,6 +74,11 @@ public protocol Plugin: Sendable {
     func addRoutes(to router: HostRouter)
     var subscriptions: [EventSubscription] { get }
     var luaFunctions: [LuaHostFunction] { get }
+    /// Durable workflow types (run by the workflow plugin) and task queues with their limits.
+    var workflows: [WorkflowDefinition] { get }
+    var workflowTaskQueues: [WorkflowTaskQueue] { get }
+    /// Cron schedules that start workflows (created or updated when the server starts).
+    var workflowSchedules: [WorkflowScheduleDefinition] { get }
     /// Long-running work, started and stopped gracefully with the server.
     var services: [any Service] { get }
 }
@@ -81,6 +89,9 @@ extension Plugin {
     public func addRoutes(to router: HostRouter) {}
     public var subscriptions: [EventSubscription] { [] }
     public var luaFunctions: [LuaHostFunction] { [] }
+    public var workflows: [WorkflowDefinition] { [] }
+    public var workflowTaskQueues: [WorkflowTaskQueue] { [] }
+    public var workflowSchedules: [WorkflowScheduleDefinition] { [] }
     public var services: [any Service] { [] }
 }
 

@@ -15,6 +15,7 @@ public final class TenkiHost: @unchecked Sendable {
     public let httpClient: HTTPClient
     public let plugins: [any Plugin]
     public let policies: PolicyEngine
+    public let workflows: WorkflowCatalog
 
     /// Opens the database, applies every pending migration (kernel first) and builds the plugins.
     public static func open(_ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
@@ -26,20 +27,27 @@ public final class TenkiHost: @unchecked Sendable {
         policies.restore(try await PolicyHistoryStore.load(from: database).map { ($0.files, $0.activatedAt) })
         policies.reload()
         let httpClient = HTTPClient()
+        let workflows = WorkflowCatalog()
         let context = HostContext(configuration: configuration, database: database, events: events, logger: logger, httpClient: httpClient,
-                                  policies: policies)
+                                  policies: policies, workflows: workflows)
         var plugins: [any Plugin] = []
         for type in pluginTypes {
             let plugin = try await type.init(context: context)
             plugin.subscriptions.forEach(events.subscribe)
             plugins.append(plugin)
         }
+        for plugin in plugins {
+            plugin.workflows.forEach(workflows.register)
+            plugin.workflowTaskQueues.forEach(workflows.register)
+            plugin.workflowSchedules.forEach(workflows.register)
+            workflows.register(scriptFunctions: plugin.luaFunctions)
+        }
         return TenkiHost(configuration: configuration, database: database, events: events, logger: logger,
-                         httpClient: httpClient, plugins: plugins, policies: policies)
+                         httpClient: httpClient, plugins: plugins, policies: policies, workflows: workflows)
     }
 
     init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger,
-         httpClient: HTTPClient, plugins: [any Plugin], policies: PolicyEngine) {
+         httpClient: HTTPClient, plugins: [any Plugin], policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog()) {
         self.configuration = configuration
         self.database = database
         self.events = events
@@ -47,6 +55,7 @@ public final class TenkiHost: @unchecked Sendable {
         self.httpClient = httpClient
         self.plugins = plugins
         self.policies = policies
+        self.workflows = workflows
     }
 
     /// Applies the kernel's and each plugin's migrations; returns what was applied, per owner.

@@ -3,11 +3,12 @@ import GitHubPlugin
 import Host
 import LedgerPlugin
 import RunnerPlugin
+import WorkflowPlugin
 
 /// `tenki`: the one executable. Plugins built into it are listed here.
 @main
 struct Tenki: AsyncParsableCommand {
-    static let plugins: [any Plugin.Type] = [GitHubPlugin.self, LedgerPlugin.self, RunnerPlugin.self]
+    static let plugins: [any Plugin.Type] = [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self]
 
     static let configuration = CommandConfiguration(
         commandName: "tenki",

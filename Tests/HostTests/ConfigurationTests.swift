@@ -50,6 +50,8 @@ struct ConfigurationTests {
             "policy_root": "/p", "scripts_root": "/s", "dispatch": "false", "inbox_poll_interval_ms": "100",
             "inbox_lease_seconds": "5", "inbox_concurrency": "2",
             "runner_provider": "none", "runner_local_command": "true", "runner_scheduler_interval_ms": "20",
+            "inbox_lease_seconds": "5", "inbox_concurrency": "2", "workflow_worker": "false", "workflow_poll_interval_ms": "50",
+            "workflow_lease_seconds": "7", "workflow_concurrency": "3", "workflow_test_types": "true",
         ]
         #expect(Set(values.keys) == Set(HostConfiguration.keys), "a new key needs a row here")
         var environment: [String: String] = [:]
@@ -60,6 +62,8 @@ struct ConfigurationTests {
         #expect(config.logFormat == "json" && config.policyRoot == "/p" && config.scriptsRoot == "/s" && !config.dispatch)
         #expect(config.inboxPollIntervalMilliseconds == 100 && config.inboxLeaseSeconds == 5 && config.inboxConcurrency == 2)
         #expect(config.runnerProvider == "none" && config.runnerLocalCommand == "true" && config.runnerSchedulerIntervalMilliseconds == 20)
+        #expect(!config.workflowWorker && config.workflowPollIntervalMilliseconds == 50 && config.workflowLeaseSeconds == 7)
+        #expect(config.workflowConcurrency == 3 && config.workflowTestTypes)
     }
 
     @Test("bad values are errors that name their source")

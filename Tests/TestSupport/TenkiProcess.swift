@@ -62,8 +62,7 @@ public final class TenkiProcess: @unchecked Sendable {
         try process.run()
         let server = TenkiProcess(process: process, port: port, logPath: logPath)
         let client = HTTPClient()
-        // A bound for a loaded machine, not a speed requirement.
-        let deadline = Date().addingTimeInterval(90)
+        let deadline = Date().addingTimeInterval(120)  // generous: a loaded machine starts slowly
         while Date() < deadline {
             if !process.isRunning {
                 throw MissingDependency(description: "tenki serve exited with \(process.terminationStatus): \(server.log)")

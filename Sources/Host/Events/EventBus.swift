@@ -176,13 +176,15 @@ public struct EventDispatcher: Service {
 }
 
 /// A wake-up signal with a timeout; rings before a wait are not lost.
-final class Doorbell: @unchecked Sendable {
+public final class Doorbell: @unchecked Sendable {
     private let lock = NSLock()
     private var rung = false
     private var waiter: CheckedContinuation<Void, Never>?
     private var generation = 0
 
-    func ring() {
+    public init() {}
+
+    public func ring() {
         let waiting: CheckedContinuation<Void, Never>? = lock.withLock {
             if let waiter { self.waiter = nil; return waiter }
             rung = true
@@ -191,7 +193,7 @@ final class Doorbell: @unchecked Sendable {
         waiting?.resume()
     }
 
-    func wait(timeoutMilliseconds: Int) async {
+    public func wait(timeoutMilliseconds: Int) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let (resumeNow, ticket): (Bool, Int) = lock.withLock {
                 if rung { rung = false; return (true, 0) }
@@ -212,11 +214,13 @@ final class Doorbell: @unchecked Sendable {
     }
 }
 
-final class StopFlag: @unchecked Sendable {
+/// A flag set once, read from any thread (graceful shutdown).
+public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+    public init() {}
+    public var isSet: Bool { lock.withLock { value } }
+    public func set() { lock.withLock { value = true } }
 }
 
 enum Hex8 {

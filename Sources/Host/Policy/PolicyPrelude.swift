@@ -1,9 +1,10 @@
 /// Trusted Lua run first in every policy state. It builds each policy's environment: a fresh
 /// copy of the allow-listed globals (so a policy cannot change `string` or `math` for another),
 /// strict reads (an unknown global is an error, not nil), and `require` limited to the policy
-/// set. Policies never see the state's real globals.
-enum PolicyPrelude {
-    static let source = #"""
+/// set. Policies never see the state's real globals. Workflow scripts reuse it, adding their
+/// `workflow` library to the allow-list with `__tenki_allow`.
+public enum PolicyPrelude {
+    public static let source = #"""
     local allowed = {
       "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring", "type",
       "xpcall", "rawequal", "rawlen", "rawget", "rawset", "setmetatable", "getmetatable", "load",
@@ -59,6 +60,7 @@ enum PolicyPrelude {
 
     -- Entry points the host calls by name (the policies never see these globals).
     function __tenki_add_source(path, source) sources[path] = source end
+    function __tenki_allow(name, value) BASE[name] = value end
     function __tenki_module_type(path) return type(__tenki.module(path)) end
     function __tenki_export_type(path, name)
       local m = __tenki.module(path)

@@ -1,0 +1,344 @@
+import Foundation
+import SQL
+
+/// What a workflow function is given: every durable operation goes through it. A workflow
+/// function runs again from the top after a crash, a sleep or a wait; each call here has a
+/// sequence number, and a call already recorded returns its recorded result without running
+/// again (DBOS-style step memoisation). The code must therefore ask for the same calls in the
+/// same order on every run: a different name at a recorded sequence number fails the workflow.
+///
+/// Implemented by the workflow plugin; these byte-level requirements carry JSON, and the
+/// extension below offers them with `Codable` values.
+public protocol WorkflowContext: AnyObject, Sendable {
+    var workflowID: String { get }
+    var workflowType: String { get }
+    /// How many times the workflow function has been started for this run (1 on the first).
+    var execution: Int { get }
+
+    /// Runs `body` once (at least once if the process dies while it runs), retrying failures
+    /// by `retry`, and records its result.
+    func stepJSON(_ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
+                  _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8]
+    /// Runs `body` inside the database transaction that records the step: its writes happen
+    /// exactly once.
+    func transactionJSON(_ name: String, _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8]
+    /// A durable timer: the run is parked (no task, no lease) until it is due.
+    func sleep(_ duration: Duration, name: String) async throws
+    /// The oldest unconsumed signal `name` sent to this run; nil when `timeout` passes first.
+    func signalJSON(_ name: String, timeout: Duration?) async throws -> [UInt8]?
+    /// Starts a child run (idempotent by id; nil id derives one from this run) and returns its id.
+    func startChildJSON(type: String, id: String?, input: [UInt8]) async throws -> String
+    /// Waits for a child started with `startChildJSON`; throws `WorkflowChildFailed` if it failed.
+    func childResultJSON(id: String) async throws -> [UInt8]
+    /// Publishes a value under `key` that `tenki workflow query` and `GET /workflows/{id}/state` read.
+    func setStateJSON(_ key: String, _ value: [UInt8]) async throws
+    /// The time, recorded once per call site (workflow code must not read the clock itself).
+    func now() async throws -> Date
+}
+
+extension WorkflowContext {
+    public func step<T: Codable & Sendable>(_ name: String, retry: WorkflowRetryPolicy = .default, timeout: Duration? = nil,
+                                            _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let bytes = try await stepJSON(name, retry: retry, timeout: timeout) { try WorkflowJSON.encode(try await body()) }
+        return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of step '\(name)'")
+    }
+
+    public func transaction<T: Codable>(_ name: String, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+        let bytes = try await transactionJSON(name) { db in try WorkflowJSON.encode(try body(db)) }
+        return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of transaction '\(name)'")
+    }
+
+    public func sleep(_ duration: Duration) async throws { try await sleep(duration, name: "sleep") }
+
+    public func signal<T: Decodable>(_ name: String, as type: T.Type = JSONValue.self, timeout: Duration? = nil) async throws -> T? {
+        guard let bytes = try await signalJSON(name, timeout: timeout) else { return nil }
+        return try WorkflowJSON.decode(T.self, from: bytes, what: "signal '\(name)'")
+    }
+
+    @discardableResult
+    public func startChild<I: Encodable>(_ type: String, id: String? = nil, input: I) async throws -> String {
+        try await startChildJSON(type: type, id: id, input: try WorkflowJSON.encode(input))
+    }
+
+    public func childResult<O: Decodable>(_ id: String, as type: O.Type = JSONValue.self) async throws -> O {
+        try WorkflowJSON.decode(O.self, from: try await childResultJSON(id: id), what: "the result of child '\(id)'")
+    }
+
+    /// Starts a child and waits for its result.
+    public func child<I: Encodable, O: Decodable>(_ type: String, id: String? = nil, input: I, as output: O.Type = JSONValue.self) async throws -> O {
+        try await childResult(try await startChild(type, id: id, input: input), as: output)
+    }
+
+    /// Runs one child per input with at most `maxConcurrent` unfinished at a time; results in
+    /// input order. A failed child throws `WorkflowChildFailed` once it is reached.
+    public func children<I: Encodable, O: Decodable>(_ type: String, inputs: [(id: String?, input: I)], maxConcurrent: Int,
+                                                     as output: O.Type = JSONValue.self) async throws -> [O] {
+        guard maxConcurrent >= 1 && maxConcurrent <= WorkflowLimits.maxConcurrentChildren else {
+            throw HostError(.badRequest, "children: maxConcurrent must be within 1...\(WorkflowLimits.maxConcurrentChildren); got \(maxConcurrent)")
+        }
+        var ids: [String] = []
+        var results: [O] = []
+        for (index, item) in inputs.enumerated() {
+            if index >= maxConcurrent { results.append(try await childResult(ids[index - maxConcurrent], as: output)) }
+            ids.append(try await startChild(type, id: item.id, input: item.input))
+        }
+        for id in ids.dropFirst(results.count) { results.append(try await childResult(id, as: output)) }
+        return results
+    }
+
+    public func setState<T: Encodable>(_ key: String, _ value: T) async throws {
+        try await setStateJSON(key, try WorkflowJSON.encode(value))
+    }
+}
+
+/// Temporal's retry policy for a step: the wait before attempt n+1 is
+/// `initialInterval × backoffCoefficient^(n-1)`, capped at `maximumInterval`.
+public struct WorkflowRetryPolicy: Sendable, Equatable {
+    public var initialInterval: Duration
+    public var backoffCoefficient: Double
+    /// nil: 100 × `initialInterval` (Temporal's default).
+    public var maximumInterval: Duration?
+    /// Attempts in all, the first included. Unlike Temporal (unlimited), bounded by default.
+    public var maximumAttempts: Int
+    /// Error types (`WorkflowApplicationError.type`, else the Swift type's name) not retried.
+    public var nonRetryableErrorTypes: [String]
+
+    public init(initialInterval: Duration = .seconds(1), backoffCoefficient: Double = 2, maximumInterval: Duration? = nil,
+                maximumAttempts: Int = 10, nonRetryableErrorTypes: [String] = []) {
+        precondition(initialInterval > .zero && backoffCoefficient >= 1 && maximumAttempts >= 1
+                     && maximumAttempts <= WorkflowLimits.maxStepAttempts, "bad retry policy")
+        self.initialInterval = initialInterval
+        self.backoffCoefficient = backoffCoefficient
+        self.maximumInterval = maximumInterval
+        self.maximumAttempts = maximumAttempts
+        self.nonRetryableErrorTypes = nonRetryableErrorTypes
+    }
+
+    public static let `default` = WorkflowRetryPolicy()
+    /// One attempt only.
+    public static let none = WorkflowRetryPolicy(maximumAttempts: 1)
+
+    /// Milliseconds to wait after failed attempt `attempt` (1-based).
+    public func delayMilliseconds(afterAttempt attempt: Int) -> Int64 {
+        let initial = Double(WorkflowDurations.milliseconds(initialInterval))
+        let cap = Double(maximumInterval.map(WorkflowDurations.milliseconds) ?? Int64(initial * 100))
+        let delay = initial * pow(backoffCoefficient, Double(max(0, attempt - 1)))
+        return Int64(min(delay, cap).rounded())
+    }
+
+    public func retries(errorType: String, attempt: Int) -> Bool {
+        attempt < maximumAttempts && !nonRetryableErrorTypes.contains(errorType)
+    }
+}
+
+/// An error with a type name of the workflow author's choosing (Temporal's ApplicationFailure):
+/// `nonRetryable` stops retries whatever the policy says.
+public struct WorkflowApplicationError: Error, CustomStringConvertible, Sendable {
+    public let type: String
+    public let message: String
+    public let nonRetryable: Bool
+
+    public init(type: String, _ message: String, nonRetryable: Bool = false) {
+        self.type = type
+        self.message = message
+        self.nonRetryable = nonRetryable
+    }
+
+    public var description: String { "\(type): \(message)" }
+}
+
+/// A step that failed for good (attempts exhausted or not retryable), as the workflow sees it.
+public struct WorkflowStepFailed: Error, CustomStringConvertible, Sendable {
+    public let step: String
+    public let errorType: String
+    public let message: String
+    public let attempts: Int
+
+    public init(step: String, errorType: String, message: String, attempts: Int) {
+        self.step = step
+        self.errorType = errorType
+        self.message = message
+        self.attempts = attempts
+    }
+
+    public var description: String { "step '\(step)' failed after \(attempts) attempt(s): \(errorType): \(message)" }
+}
+
+/// A child run that ended failed or cancelled.
+public struct WorkflowChildFailed: Error, CustomStringConvertible, Sendable {
+    public let childID: String
+    public let status: String
+    public let message: String
+
+    public init(childID: String, status: String, message: String) {
+        self.childID = childID
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { "child workflow '\(childID)' \(status): \(message)" }
+}
+
+/// One workflow type: its name, the task queue its runs go to by default, an optional
+/// run timeout, and the function.
+public struct WorkflowDefinition: Sendable {
+    public let type: String
+    public let taskQueue: String
+    public let timeout: Duration?
+    public let run: @Sendable (any WorkflowContext, [UInt8]) async throws -> [UInt8]
+
+    /// A workflow whose input is any JSON.
+    public init<Output: Encodable>(
+        type: String, taskQueue: String = WorkflowTaskQueue.defaultName, timeout: Duration? = nil,
+        _ body: @escaping @Sendable (any WorkflowContext, JSONValue) async throws -> Output
+    ) {
+        self.init(type: type, taskQueue: taskQueue, timeout: timeout, input: JSONValue.self, body)
+    }
+
+    /// A workflow whose input decodes as `Input` (a run whose input does not decode fails).
+    public init<Input: Decodable, Output: Encodable>(
+        type: String, taskQueue: String = WorkflowTaskQueue.defaultName, timeout: Duration? = nil,
+        input: Input.Type, _ body: @escaping @Sendable (any WorkflowContext, Input) async throws -> Output
+    ) {
+        precondition(WorkflowNames.isValid(type), "bad workflow type name '\(type)'")
+        precondition(WorkflowNames.isValid(taskQueue), "bad task queue name '\(taskQueue)'")
+        self.type = type
+        self.taskQueue = taskQueue
+        self.timeout = timeout
+        self.run = { context, bytes in
+            let value = try WorkflowJSON.decode(Input.self, from: bytes, what: "the input of \(type)")
+            return try WorkflowJSON.encode(try await body(context, value))
+        }
+    }
+}
+
+/// A task queue and how many of its runs may execute at once across every replica.
+public struct WorkflowTaskQueue: Sendable, Equatable {
+    public static let defaultName = "default"
+    public let name: String
+    public let maxConcurrentRuns: Int
+
+    public init(_ name: String, maxConcurrentRuns: Int = WorkflowLimits.maxConcurrentRunsPerQueue) {
+        precondition(WorkflowNames.isValid(name), "bad task queue name '\(name)'")
+        precondition((1...WorkflowLimits.maxConcurrentRunsPerQueue).contains(maxConcurrentRuns), "bad maxConcurrentRuns")
+        self.name = name
+        self.maxConcurrentRuns = maxConcurrentRuns
+    }
+}
+
+/// A cron schedule declared in code (`Plugin.workflowSchedules`): created when the workflow
+/// plugin starts, and updated when its cron, type, input or queue change.
+public struct WorkflowScheduleDefinition: Sendable {
+    public let name: String
+    /// Five fields, UTC (e.g. `0 3 1 * *`: 03:00 on the 1st of each month).
+    public let cron: String
+    public let type: String
+    public let input: [UInt8]
+    public let taskQueue: String?
+
+    public init<I: Encodable>(name: String, cron: String, type: String, input: I, taskQueue: String? = nil) throws {
+        self.name = name
+        self.cron = cron
+        self.type = type
+        self.input = try WorkflowJSON.encode(input)
+        self.taskQueue = taskQueue
+    }
+}
+
+/// Every workflow type, task queue and schedule the plugins contribute (through
+/// `Plugin.workflows`, `Plugin.workflowTaskQueues` and `Plugin.workflowSchedules`), filled once
+/// by the host before anything runs.
+public final class WorkflowCatalog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var definitions: [String: WorkflowDefinition] = [:]
+    private var declaredQueues: [String: WorkflowTaskQueue] = [:]
+    private var declaredSchedules: [WorkflowScheduleDefinition] = []
+
+    public init() {}
+
+    public func register(_ schedule: WorkflowScheduleDefinition) {
+        lock.withLock { declaredSchedules.append(schedule) }
+    }
+
+    public var schedules: [WorkflowScheduleDefinition] { lock.withLock { declaredSchedules } }
+
+    private var functions: [LuaHostFunction] = []
+
+    /// Lua functions the plugins offer to scripts (`ledger.balance`, ...), for Lua workflows.
+    public func register(scriptFunctions: [LuaHostFunction]) {
+        lock.withLock { functions += scriptFunctions }
+    }
+
+    public var scriptFunctions: [LuaHostFunction] { lock.withLock { functions } }
+
+    public func register(_ definition: WorkflowDefinition) {
+        lock.withLock {
+            precondition(definitions[definition.type] == nil, "workflow type \(definition.type) registered twice")
+            definitions[definition.type] = definition
+        }
+    }
+
+    public func register(_ queue: WorkflowTaskQueue) {
+        lock.withLock { declaredQueues[queue.name] = queue }
+    }
+
+    public func definition(_ type: String) -> WorkflowDefinition? { lock.withLock { definitions[type] } }
+    public var types: [String] { lock.withLock { definitions.keys.sorted() } }
+
+    /// Queues named by a definition or declared, with their limits (declared, else the maximum).
+    public var queues: [WorkflowTaskQueue] {
+        lock.withLock {
+            var all = declaredQueues
+            for definition in definitions.values where all[definition.taskQueue] == nil {
+                all[definition.taskQueue] = WorkflowTaskQueue(definition.taskQueue)
+            }
+            return all.values.sorted { $0.name < $1.name }
+        }
+    }
+}
+
+/// Names of types, queues, steps and signals: 1–200 printable characters without spaces.
+public enum WorkflowNames {
+    public static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= WorkflowLimits.maxNameBytes && name.unicodeScalars.allSatisfy { $0.value > 32 && $0.value != 127 }
+    }
+}
+
+/// Every limit of workflows, with its unit in its name.
+public enum WorkflowLimits {
+    public static let maxNameBytes = 200
+    /// Largest input, output, step result or signal payload.
+    public static let maxPayloadBytes = 1024 * 1024
+    /// Recorded calls (steps, sleeps, signals, children) in one run.
+    public static let maxStepsPerRun = 10_000
+    public static let maxStepAttempts = 1_000
+    /// Children a `children` fan-out keeps unfinished at once.
+    public static let maxConcurrentChildren = 100
+    /// Runs of one task queue executing at once, across replicas.
+    public static let maxConcurrentRunsPerQueue = 256
+    /// Runs one worker executes at once.
+    public static let maxWorkerConcurrency = 64
+    /// Runs a worker claims per poll.
+    public static let claimBatchRuns = 32
+    /// Stored error text.
+    public static let maxErrorBytes = 4_000
+    /// Signals kept for a run that has not taken them yet.
+    public static let maxUnconsumedSignalsPerRun = 1_000
+}
+
+public enum WorkflowDurations {
+    public static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+
+    /// `90s`, `15m`, `3h`, `2d`, `500ms` or a plain number of seconds.
+    public static func parse(_ text: String) -> Duration? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            if let n = Int64(text.dropLast(suffix.count)), n >= 0, n <= Int64.max / factor / 2 { return .milliseconds(n * factor) }
+            return nil
+        }
+        return Int64(text).flatMap { $0 >= 0 ? .seconds($0) : nil }
+    }
+}

@@ -1,0 +1,200 @@
+import ArgumentParser
+import Foundation
+import Host
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SQL
+
+/// Durable workflows on the `Database` protocol (SQLite or PostgreSQL): DBOS-style step
+/// memoisation with Temporal's semantics (retry policies, durable timers, signals, children,
+/// timeouts, cancellation), task queues worked by every replica under leases, cron schedules,
+/// `tenki workflow ...` and `/workflows` over HTTP. Other plugins contribute workflow types
+/// through `Plugin.workflows`; this one runs them.
+public struct WorkflowPlugin: Plugin {
+    public static let name = "workflow"
+    public static var migrations: [Migration] { WorkflowStore.migrations }
+    public static var commands: [any ParsableCommand.Type] { [WorkflowCommand.self] }
+
+    public let engine: WorkflowEngine
+    let catalog: WorkflowCatalog
+    /// Lua workflows under `scripts_root`, read once at start.
+    public let scripts: LuaScriptSet
+    let configuration: HostConfiguration
+
+    public init(context: HostContext) async throws {
+        configuration = context.configuration
+        catalog = context.workflows
+        scripts = LuaWorkflows.load(root: context.configuration.scriptsRoot)
+        for error in scripts.errors {
+            context.logger.error("workflow script refused", metadata: ["error": .string(error)])
+        }
+        engine = WorkflowEngine(database: context.database, catalog: context.workflows,
+                                leaseSeconds: context.configuration.workflowLeaseSeconds,
+                                concurrency: context.configuration.workflowConcurrency, logger: context.logger)
+        if context.configuration.workflowTestTypes {
+            try await context.database.transaction { try $0.executeScript(TestWorkflows.effectsTableSQL) }
+        }
+    }
+
+    public var workflows: [WorkflowDefinition] {
+        let files = scripts.files, catalog = self.catalog
+        return (configuration.workflowTestTypes ? TestWorkflows.definitions : [])
+            + scripts.scripts.map { LuaWorkflows.definition($0, files: files, catalog: catalog) }
+    }
+
+    /// One durable run per event matching a script's `on` topics.
+    public var subscriptions: [EventSubscription] {
+        scripts.scripts.filter { !$0.topics.isEmpty }.map(LuaWorkflows.subscription)
+    }
+
+    public var services: [any Service] {
+        guard configuration.workflowWorker else { return [] }
+        return [WorkflowWorker(engine: engine, pollIntervalMilliseconds: configuration.workflowPollIntervalMilliseconds),
+                WorkflowSchedulerService(engine: engine, pollIntervalMilliseconds: 1_000)]
+    }
+
+    public func addRoutes(to router: HostRouter) {
+        WorkflowRoutes(engine: engine).add(to: router)
+    }
+}
+
+/// `/workflows` and `/workflow-schedules`: the operators' verbs over HTTP, JSON in and out.
+struct WorkflowRoutes {
+    let engine: WorkflowEngine
+
+    static func handle(_ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch let error as HostError {
+            return JSONResponse.error(error)
+        } catch {
+            return JSONResponse.error(HostError(.unavailable, "\(error)"))
+        }
+    }
+
+    static func bodyObject(_ request: Request) async throws -> [String: Any] {
+        var request = request
+        let buffer = try await request.collectBody(upTo: WorkflowLimits.maxPayloadBytes + 4096)
+        let data = Data(buffer.readableBytesView)
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw HostError(.badRequest, "the body must be one JSON object")
+        }
+        return object
+    }
+
+    static func bodyJSON(_ request: Request) async throws -> [UInt8] {
+        var request = request
+        let buffer = try await request.collectBody(upTo: WorkflowLimits.maxPayloadBytes)
+        let text = String(decoding: buffer.readableBytesView, as: UTF8.self)
+        return try WorkflowJSON.validate(text.isEmpty ? "null" : text, what: "the body")
+    }
+
+    static func payload(_ object: [String: Any], _ key: String) throws -> [UInt8] {
+        guard let value = object[key] else { return Array("null".utf8) }
+        return Array(try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes]))
+    }
+
+    static func string(_ object: [String: Any], _ key: String, required: Bool = false) throws -> String? {
+        switch object[key] {
+        case let value as String: return value
+        case nil, is NSNull: if required { throw HostError(.badRequest, "'\(key)' is required") } else { return nil }
+        default: throw HostError(.badRequest, "'\(key)' must be a string")
+        }
+    }
+
+    static func id(_ context: BasicRequestContext, _ name: String = "id") throws -> String {
+        guard let raw = context.parameters.get(name) else { throw HostError(.badRequest, "\(name) missing") }
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    func add(to router: HostRouter) {
+        let engine = self.engine
+        router.post("/workflows") { request, _ -> Response in
+            await WorkflowRoutes.handle {
+                let body = try await WorkflowRoutes.bodyObject(request)
+                guard let type = try WorkflowRoutes.string(body, "type", required: true) else { throw HostError(.badRequest, "'type' is required") }
+                var timeout: Duration?
+                if let text = try WorkflowRoutes.string(body, "timeout") {
+                    guard let parsed = WorkflowDurations.parse(text) else { throw HostError(.badRequest, "bad timeout '\(text)' (e.g. 90s, 15m, 2h, 3d)") }
+                    timeout = parsed
+                }
+                let started = try await engine.start(type: type, input: try WorkflowRoutes.payload(body, "input"),
+                                                     id: try WorkflowRoutes.string(body, "id"),
+                                                     taskQueue: try WorkflowRoutes.string(body, "task_queue"), timeout: timeout)
+                var object = WorkflowViews.run(started.run)
+                object["created"] = started.created
+                return JSONResponse.make(started.created ? .created : .ok, object)
+            }
+        }
+        router.get("/workflows") { request, _ -> Response in
+            await WorkflowRoutes.handle {
+                let query = request.uri.queryParameters
+                var status: WorkflowStatus?
+                if let text = query.get("status") {
+                    guard let parsed = WorkflowStatus(rawValue: text) else {
+                        throw HostError(.badRequest, "status must be one of \(WorkflowStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    status = parsed
+                }
+                let limit = query.get("limit").flatMap { Int($0) } ?? 100
+                let runs = try await engine.list(type: query.get("type"), status: status, limit: limit)
+                return JSONResponse.raw(.ok, WorkflowViews.text(runs.map { WorkflowViews.run($0) }))
+            }
+        }
+        router.get("/workflows/:id") { _, context -> Response in
+            await WorkflowRoutes.handle {
+                JSONResponse.raw(.ok, WorkflowViews.text(WorkflowViews.description(try await engine.describe(id: try WorkflowRoutes.id(context)))))
+            }
+        }
+        router.get("/workflows/:id/result") { _, context -> Response in
+            await WorkflowRoutes.handle {
+                JSONResponse.raw(.ok, WorkflowViews.text(WorkflowViews.result(try await engine.run(id: try WorkflowRoutes.id(context)))))
+            }
+        }
+        router.get("/workflows/:id/state") { _, context -> Response in
+            await WorkflowRoutes.handle {
+                let description = try await engine.describe(id: try WorkflowRoutes.id(context))
+                var state: [String: Any] = [:]
+                for (key, value) in description.state { state[key] = WorkflowViews.json(value) }
+                return JSONResponse.raw(.ok, WorkflowViews.text(["id": description.run.id, "status": description.run.status.rawValue, "state": state]))
+            }
+        }
+        router.post("/workflows/:id/signals/:name") { request, context -> Response in
+            await WorkflowRoutes.handle {
+                let id = try WorkflowRoutes.id(context), name = try WorkflowRoutes.id(context, "name")
+                try await engine.signal(id: id, name: name, payload: try await WorkflowRoutes.bodyJSON(request))
+                return JSONResponse.make(.accepted, ["id": id, "signal": name, "status": "sent"])
+            }
+        }
+        router.post("/workflows/:id/cancel") { _, context -> Response in
+            await WorkflowRoutes.handle {
+                let id = try WorkflowRoutes.id(context)
+                let cancelled = try await engine.cancel(id: id)
+                return JSONResponse.make(.ok, ["id": id, "cancelled": cancelled])
+            }
+        }
+        router.get("/workflow-schedules") { _, _ -> Response in
+            await WorkflowRoutes.handle {
+                JSONResponse.raw(.ok, WorkflowViews.text(try await engine.schedules().map(WorkflowViews.schedule)))
+            }
+        }
+        router.post("/workflow-schedules") { request, _ -> Response in
+            await WorkflowRoutes.handle {
+                let body = try await WorkflowRoutes.bodyObject(request)
+                let schedule = try await engine.createSchedule(
+                    name: try WorkflowRoutes.string(body, "name", required: true)!, cron: try WorkflowRoutes.string(body, "cron", required: true)!,
+                    type: try WorkflowRoutes.string(body, "type", required: true)!, input: try WorkflowRoutes.payload(body, "input"),
+                    taskQueue: try WorkflowRoutes.string(body, "task_queue"))
+                return JSONResponse.make(.created, WorkflowViews.schedule(schedule))
+            }
+        }
+        router.delete("/workflow-schedules/:name") { _, context -> Response in
+            await WorkflowRoutes.handle {
+                let name = try WorkflowRoutes.id(context, "name")
+                try await engine.deleteSchedule(name: name)
+                return JSONResponse.make(.ok, ["name": name, "status": "deleted"])
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Host
+import Logging
+import SQL
+import TestSupport
+import Testing
+@testable import WorkflowPlugin
+
+@Suite("Lua workflow scripts")
+struct LuaWorkflowTests {
+    static func scripts(_ files: [String: String]) throws -> LuaScriptSet {
+        let root = try TemporaryDirectory.make(prefix: "tenki-scripts")
+        for (path, source) in files {
+            let full = root + "/" + path
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try source.write(toFile: full, atomically: true, encoding: .utf8)
+        }
+        return LuaWorkflows.load(root: root)
+    }
+
+    static let greet = """
+        local util = require("lib.util")
+        return {
+          on = {"workflow_job.queued"},
+          run = function(input)
+            local n = workflow.step("double", function() return util.double(input.n or 1) end)
+            workflow.sleep(60)
+            local answer = workflow.signal("go", 30)
+            local ok, err = pcall(workflow.step, "boom", function() error("kaput") end, {maximum_attempts = 1})
+            workflow.set_state("phase", "done")
+            return {n = n, answer = answer, boom = err}
+          end,
+        }
+        """
+    static let util = "return { double = function(x) return x * 2 end }"
+
+    @Test("a script's durable calls replay: steps once, sleep, signal, errors it may catch", arguments: DriverKind.allCases)
+    func script(_ kind: DriverKind) async throws {
+        let set = try Self.scripts(["greet.lua": Self.greet, "lib/util.lua": Self.util])
+        #expect(set.errors.isEmpty && set.scripts.map(\.type) == ["script.greet"] && set.scripts[0].topics == ["workflow_job.queued"])
+        let h = try await WorkflowHarness(kind, definitions: set.scripts.map { LuaWorkflows.definition($0, files: set.files) })
+        let engine = h.engine()
+        _ = try await engine.start(type: "script.greet", input: Array(#"{"n":21}"#.utf8), id: "g")
+        try await engine.drain()
+        #expect(try await engine.run(id: "g").status == .sleeping)
+        h.clock.advance(by: .seconds(60))
+        try await engine.drain()
+        #expect(try await engine.run(id: "g").dueAtMs == h.clock.nowMilliseconds() + 30_000)
+        try await engine.signal(id: "g", name: "go", payload: Array(#"{"by":"lua"}"#.utf8))
+        try await engine.drain()
+        let run = try await engine.run(id: "g")
+        #expect(run.status == .completed, "\(run.error ?? "")")
+        let output = try WorkflowJSON.decode(JSONValue.self, from: run.output ?? [], what: "output")
+        #expect(output["n"] == .number(42) && output["answer"] == .object(["by": .string("lua")]))
+        #expect(output["boom"]?.stringValue?.contains("step 'boom' failed after 1 attempt(s): LuaError: greet.lua:8: kaput") == true)
+        let steps = try await engine.describe(id: "g").steps
+        #expect(steps.map { "\($0.kind) \($0.name) \($0.attempts)" } == ["step double 1", "sleep sleep 1", "signal go 1", "step boom 1", "state phase 1"])
+        await h.close()
+    }
+
+    @Test("scripts call the plugins' Lua functions (inside steps)")
+    func hostFunctions() async throws {
+        let set = try Self.scripts(["sum.lua": """
+            return { run = function(input) return workflow.step("add", function() return demo.add(input.a, input.b) end) end }
+            """])
+        let h = try await WorkflowHarness(.sqlite)
+        h.catalog.register(scriptFunctions: [LuaHostFunction(module: "demo", name: "add", readOnly: false) { arguments in
+            [.integer((arguments[0].integerValue ?? 0) + (arguments[1].integerValue ?? 0))]
+        }])
+        set.scripts.map { LuaWorkflows.definition($0, files: set.files, catalog: h.catalog) }.forEach(h.catalog.register)
+        let engine = h.engine()
+        _ = try await engine.start(type: "script.sum", input: Array(#"{"a":2,"b":40}"#.utf8), id: "sum")
+        try await engine.drain()
+        let run = try await engine.run(id: "sum")
+        #expect(run.status == .completed && run.output == Array("42".utf8), "\(run.error ?? "")")
+        await h.close()
+    }
+
+    @Test("a script that errors fails its run with file and line; bad scripts are refused at load")
+    func errors() async throws {
+        let set = try Self.scripts([
+            "crash.lua": "return { run = function(input) local t = nil; return t.x end }",
+            "syntax.lua": "return { run = function( end }",
+            "norun.lua": "return { on = {'push'} }",
+            "badon.lua": "return { on = 'push', run = function() end }",
+        ])
+        #expect(set.scripts.map(\.type) == ["script.crash"])
+        #expect(set.errors.contains { $0.contains("syntax.lua:1:") })
+        #expect(set.errors.contains { $0.contains("norun.lua: a script must export a function 'run'") })
+        #expect(set.errors.contains { $0.contains("badon.lua: 'on' must be a list of event topics") })
+        let h = try await WorkflowHarness(.sqlite, definitions: set.scripts.map { LuaWorkflows.definition($0, files: set.files) })
+        let engine = h.engine()
+        _ = try await engine.start(type: "script.crash", input: Array("{}".utf8), id: "c")
+        try await engine.drain()
+        let run = try await engine.run(id: "c")
+        #expect(run.status == .failed && run.error?.contains("LuaError: crash.lua:1: attempt to index") == true, "\(run.error ?? "")")
+        await h.close()
+    }
+
+    @Test("a matching event starts one run per delivery, redelivered or not", arguments: DriverKind.allCases)
+    func webhookTriggered(_ kind: DriverKind) async throws {
+        let set = try Self.scripts(["greet.lua": Self.greet, "lib/util.lua": Self.util])
+        let h = try await WorkflowHarness(kind, definitions: set.scripts.map { LuaWorkflows.definition($0, files: set.files) })
+        var config = HostConfiguration()
+        config.inboxPollIntervalMilliseconds = 20
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let bus = EventBus(database: h.database, configuration: config, logger: logger)
+        set.scripts.map(LuaWorkflows.subscription).forEach(bus.subscribe)
+        for (topic, delivery) in [("workflow_job.queued", "d-1"), ("workflow_job.queued", "d-1"), ("push", "d-2"), ("workflow_job.queued", "d-3")] {
+            _ = try await h.database.transaction { db in
+                try EventInbox.publish(in: db, topic: topic, source: "github", sourceID: delivery, payload: Array(#"{"n":5}"#.utf8))
+            }
+        }
+        #expect(try await bus.dispatcher().dispatchOnce() == 4)
+        let runs = try await h.engine().list(type: "script.greet")
+        #expect(Set(runs.map(\.id)) == ["script.greet:d-1", "script.greet:d-3"])
+        let input = try WorkflowJSON.decode(JSONValue.self, from: runs[0].input, what: "input")
+        #expect(input["payload"] == .object(["n": .number(5)]) && input["topic"] == .string("workflow_job.queued"))
+        await h.close()
+    }
+}
