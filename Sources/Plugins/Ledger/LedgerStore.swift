@@ -53,6 +53,23 @@ public struct LedgerStore: Sendable {
             );
             CREATE INDEX ledger_pending_open ON ledger_pending (status, expires_at);
             """),
+        // Balance history of accounts with the `history` flag (append-only, one row per change);
+        // workspaces' USER accounts keep it from now on.
+        Migration(2, "ledger balance history", sql: """
+            CREATE TABLE ledger_account_balances (
+                account_id TEXT NOT NULL,
+                timestamp BIGINT NOT NULL,
+                transfer_id TEXT NOT NULL,
+                code BIGINT NOT NULL,
+                debited BIGINT NOT NULL,
+                debits_pending BIGINT NOT NULL,
+                debits_posted BIGINT NOT NULL,
+                credits_pending BIGINT NOT NULL,
+                credits_posted BIGINT NOT NULL,
+                PRIMARY KEY (account_id, timestamp)
+            );
+            UPDATE ledger_accounts SET flags = flags | 8 WHERE code = 2001;
+            """),
     ]
 
     // Unsigned values are stored as the same 64 bits in a signed column.
@@ -120,6 +137,28 @@ public struct LedgerStore: Sendable {
 
     /// Rows per multi-row INSERT (13 parameters each; below both drivers' parameter limits).
     static let insertRowsPerStatement = 500
+
+    /// Appends balance-history rows, many per statement.
+    static func insertHistory(_ db: any SQLConnection, _ rows: [AccountBalance]) throws {
+        var offset = 0
+        while offset < rows.count {
+            let chunk = rows[offset..<min(offset + insertRowsPerStatement, rows.count)]
+            var values: [String] = []
+            var parameters: [SQLValue] = []
+            for b in chunk {
+                let n = parameters.count
+                values.append("(" + (1...9).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
+                parameters += [.text(b.accountID.description), s(b.timestamp), .text(b.transferID.description), .integer(Int64(b.code)),
+                               .integer(b.debited ? 1 : 0), s(b.debitsPending), s(b.debitsPosted), s(b.creditsPending), s(b.creditsPosted)]
+            }
+            try db.execute("""
+                INSERT INTO ledger_account_balances (account_id, timestamp, transfer_id, code, debited, debits_pending, debits_posted,
+                    credits_pending, credits_posted)
+                VALUES \(values.joined(separator: ", "))
+                """, parameters)
+            offset += chunk.count
+        }
+    }
 
     static func checkSize(_ count: Int) throws {
         guard count <= LedgerLimits.maxBatchEvents else {
@@ -241,6 +280,7 @@ public struct LedgerStore: Sendable {
                 ON CONFLICT (id) DO UPDATE SET status = excluded.status
                 """, [.text(id.description), .text(status.rawValue), s(expires)])
         }
+        try insertHistory(db, state.balanceHistory)
         if state.lastTimestamp != lastTimestampBefore {
             try db.execute("UPDATE ledger_meta SET last_timestamp = $1 WHERE id = 1", [s(state.lastTimestamp)])
         }
