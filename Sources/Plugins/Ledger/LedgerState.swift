@@ -46,11 +46,12 @@ public struct LedgerState: Sendable {
                 chainSnapshot = self
                 chainFailed = false
             }
-            if chainFailed {
-                results[index] = linkedFailed
-            } else if isLinked && index == batch.count - 1 {
+            // As TigerBeetle's: an open chain's last event says so even when the chain already broke.
+            if isLinked && index == batch.count - 1 {
                 results[index] = chainOpen
                 chainFailed = true
+            } else if chainFailed {
+                results[index] = linkedFailed
             } else {
                 let result = apply(&self, event)
                 results[index] = result
