@@ -27,7 +27,7 @@ final class SQLiteConnection: SQLConnection {
             // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so a
             // committed transaction survives power loss.
             _ = try query("PRAGMA journal_mode=WAL")
-            try executeScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            try executeScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-\(SQLLimits.sqliteWriterCacheKibibytes);")
         } else {
             try executeScript("PRAGMA foreign_keys=ON;")
         }
