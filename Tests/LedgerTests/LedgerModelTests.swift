@@ -89,7 +89,7 @@ struct ModelRun {
             var t = Transfer(id: ID128(hex: try row.string("id"))!, debitAccountID: ID128(hex: try row.string("debit_account_id"))!,
                              creditAccountID: ID128(hex: try row.string("credit_account_id"))!, amount: UInt64(try row.int("amount")),
                              ledger: UInt32(try row.int("ledger")), code: UInt16(try row.int("code")),
-                             flags: Transfer.Flags(rawValue: UInt16(try row.int("flags"))), pendingID: ID128(hex: try row.string("pending_id"))!,
+                             flags: Transfer.Flags(rawValue: UInt16(try row.int("flags"))), pendingID: ID128(hex: try row.string("pending_id")) ?? .zero,
                              timeout: UInt32(try row.int("timeout")))
             t.timestamp = UInt64(try row.int("timestamp"))
             return t

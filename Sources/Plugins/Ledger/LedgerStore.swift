@@ -135,31 +135,6 @@ public struct LedgerStore: Sendable {
         try await database.read { db in try LedgerStore.transfers(db, ids: Set(ids)).sorted { $0.timestamp < $1.timestamp } }
     }
 
-    /// Rows per multi-row INSERT (13 parameters each; below both drivers' parameter limits).
-    static let insertRowsPerStatement = 500
-
-    /// Appends balance-history rows, many per statement.
-    static func insertHistory(_ db: any SQLConnection, _ rows: [AccountBalance]) throws {
-        var offset = 0
-        while offset < rows.count {
-            let chunk = rows[offset..<min(offset + insertRowsPerStatement, rows.count)]
-            var values: [String] = []
-            var parameters: [SQLValue] = []
-            for b in chunk {
-                let n = parameters.count
-                values.append("(" + (1...9).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
-                parameters += [.text(b.accountID.description), s(b.timestamp), .text(b.transferID.description), .integer(Int64(b.code)),
-                               .integer(b.debited ? 1 : 0), s(b.debitsPending), s(b.debitsPosted), s(b.creditsPending), s(b.creditsPosted)]
-            }
-            try db.execute("""
-                INSERT INTO ledger_account_balances (account_id, timestamp, transfer_id, code, debited, debits_pending, debits_posted,
-                    credits_pending, credits_posted)
-                VALUES \(values.joined(separator: ", "))
-                """, parameters)
-            offset += chunk.count
-        }
-    }
-
     static func checkSize(_ count: Int) throws {
         guard count <= LedgerLimits.maxBatchEvents else {
             throw LedgerError("a batch holds at most \(LedgerLimits.maxBatchEvents) events; got \(count)")
@@ -227,62 +202,5 @@ public struct LedgerStore: Sendable {
                          userData32: UInt32(try row.int("user_data_32")))
         t.timestamp = try u(row, "timestamp")
         return t
-    }
-
-    static func save(_ db: any SQLConnection, state: LedgerState, accountsBefore: [ID128: Account],
-                     transfersBefore: [ID128: Transfer], pendingBefore: [ID128: LedgerState.PendingStatus],
-                     lastTimestampBefore: UInt64) throws {
-        for (id, account) in state.accounts.sorted(by: { $0.key < $1.key }) where accountsBefore[id] != account {
-            if accountsBefore[id] == nil {
-                try db.execute("""
-                    INSERT INTO ledger_accounts (id, ledger, code, flags, user_data_128, user_data_64, user_data_32,
-                        debits_pending, debits_posted, credits_pending, credits_posted, timestamp)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                    """, [.text(id.description), .integer(Int64(account.ledger)), .integer(Int64(account.code)),
-                          .integer(Int64(account.flags.rawValue)), .text(account.userData128.description), s(account.userData64),
-                          .integer(Int64(account.userData32)), s(account.debitsPending), s(account.debitsPosted),
-                          s(account.creditsPending), s(account.creditsPosted), s(account.timestamp)])
-            } else {
-                try db.execute("""
-                    UPDATE ledger_accounts SET debits_pending = $2, debits_posted = $3, credits_pending = $4, credits_posted = $5
-                    WHERE id = $1
-                    """, [.text(id.description), s(account.debitsPending), s(account.debitsPosted), s(account.creditsPending),
-                          s(account.creditsPosted)])
-            }
-        }
-        // New transfers, many rows per statement, in timestamp order.
-        let fresh = state.transfers.values.filter { transfersBefore[$0.id] == nil }.sorted { $0.timestamp < $1.timestamp }
-        var offset = 0
-        while offset < fresh.count {
-            let chunk = fresh[offset..<min(offset + LedgerStore.insertRowsPerStatement, fresh.count)]
-            var values: [String] = []
-            var parameters: [SQLValue] = []
-            for t in chunk {
-                let n = parameters.count
-                values.append("(" + (1...13).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
-                parameters += [.text(t.id.description), .text(t.debitAccountID.description), .text(t.creditAccountID.description), s(t.amount),
-                               .text(t.pendingID.description), .text(t.userData128.description), s(t.userData64), .integer(Int64(t.userData32)),
-                               .integer(Int64(t.timeout)), .integer(Int64(t.ledger)), .integer(Int64(t.code)), .integer(Int64(t.flags.rawValue)),
-                               s(t.timestamp)]
-            }
-            try db.execute("""
-                INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64,
-                    user_data_32, timeout, ledger, code, flags, timestamp)
-                VALUES \(values.joined(separator: ", "))
-                """, parameters)
-            offset += chunk.count
-        }
-        for (id, status) in state.pendingStatus where pendingBefore[id] != status {
-            let t = state.transfers[id]
-            let expires = t.map { $0.timeout == 0 ? UInt64(Int64.max) : $0.timestamp &+ UInt64($0.timeout) * 1_000_000_000 } ?? UInt64(Int64.max)
-            try db.execute("""
-                INSERT INTO ledger_pending (id, status, expires_at) VALUES ($1, $2, $3)
-                ON CONFLICT (id) DO UPDATE SET status = excluded.status
-                """, [.text(id.description), .text(status.rawValue), s(expires)])
-        }
-        try insertHistory(db, state.balanceHistory)
-        if state.lastTimestamp != lastTimestampBefore {
-            try db.execute("UPDATE ledger_meta SET last_timestamp = $1 WHERE id = 1", [s(state.lastTimestamp)])
-        }
     }
 }
