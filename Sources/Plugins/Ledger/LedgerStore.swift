@@ -6,10 +6,17 @@ import SQL
 /// every process sharing the database, and timestamps only grow), loads what the batch touches,
 /// applies it with `LedgerState`, and writes back only what changed. History is append-only:
 /// transfers are inserted, never updated or deleted.
+///
+/// Concurrent `createTransfers` calls on one store are merged into shared batches (see
+/// `TransferBatcher`): one transaction carries many callers' transfers.
 public struct LedgerStore: Sendable {
     public let database: any Database
+    private let batcher: TransferBatcher
 
-    public init(database: any Database) { self.database = database }
+    public init(database: any Database) {
+        self.database = database
+        batcher = TransferBatcher { batch, now in try await LedgerStore.applyTransfers(database, batch, now: now) }
+    }
 
     static let migrations: [Migration] = [
         Migration(1, "ledger", sql: """
@@ -87,9 +94,15 @@ public struct LedgerStore: Sendable {
         }
     }
 
+    /// Applies a batch: one result per transfer, in order (TigerBeetle's `create_transfers`).
     public func createTransfers(_ batch: [Transfer], now: UInt64) async throws -> [CreateTransferResult] {
         try LedgerStore.checkSize(batch.count)
-        return try await database.transaction { db in
+        guard !batch.isEmpty else { return [] }
+        return try await batcher.submit(batch, now: now)
+    }
+
+    static func applyTransfers(_ database: any Database, _ batch: [Transfer], now: UInt64) async throws -> [CreateTransferResult] {
+        try await database.transaction { db in
             // Pending transfers named by post/void bring their accounts along.
             var transferIDs = Set(batch.map(\.id))
             transferIDs.formUnion(batch.map(\.pendingID).filter { !$0.isZero })
