@@ -110,7 +110,8 @@ public struct LedgerState: Sendable {
     // MARK: transfers
 
     public mutating func createTransfers(_ batch: [Transfer], now: UInt64) -> [CreateTransferResult] {
-        runBatch(batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
+        transfers.reserveCapacity(transfers.count + batch.count)
+        return runBatch(batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
                  chainOpen: .linkedEventChainOpen) { state, transfer in state.createTransfer(transfer, now: now) }
     }
 
