@@ -37,6 +37,67 @@ struct LedgerModelTests {
     }
 }
 
+extension LedgerModelTests {
+    @Test("every result code and balance matches the model; each client is a separate tenki process", arguments: DriverKind.allCases)
+    func processes(_ kind: DriverKind) async throws {
+        let (test, db, store) = try await LedgerStoreTests.open(kind)
+        defer { withExtendedLifetime(test) {} }
+        let folder = test.directory
+        let counter = LockedBox(0)
+        let submit: ModelRun.Submit = { batches, now in
+            counter.value += 1
+            let file = folder + "/batches-\(counter.value)-\(UInt64.random(in: 0...UInt64.max)).json"
+            try JSONEncoder().encode(batches.map { $0.map(CreateTransfersJSON.init) }).write(to: URL(fileURLWithPath: file))
+            let arguments = ["ledger", "create-transfers", "--file", file, "--now", String(now), "--data-dir", folder + "/data",
+                             "--database-url", test.url]
+            let (status, output, error) = try await Self.runDetached(arguments)
+            guard status == 0, let data = output.data(using: .utf8),
+                  let names = try? JSONDecoder().decode([[String]].self, from: data) else {
+                throw MissingDependency(description: "tenki ledger create-transfers exited \(status): \(error) \(output)")
+            }
+            return try names.map { try $0.map { name in
+                guard let result = CreateTransferResult(rawValue: name) else { throw MissingDependency(description: "unknown result \(name)") }
+                return result
+            } }
+        }
+        // The chart each process ensures on start exists already, so no process moves the ledger's clock.
+        try await store.ensureChart(now: ModelRun.now(0))
+        try await ModelRun(seed: 0x7E41_0003).run(setup: store, submitters: [submit], inspect: db)
+        await db.close()
+    }
+
+    /// Runs `tenki` on a thread of its own: waiting for a process must not hold a pool thread.
+    static func runDetached(_ arguments: [String]) async throws -> (Int32, String, String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try TenkiProcess.run(arguments) })
+            }
+        }
+    }
+}
+
+/// The JSON `tenki ledger create-transfers` reads (TigerBeetle's field names).
+struct CreateTransfersJSON: Encodable {
+    let t: Transfer
+    init(_ t: Transfer) { self.t = t }
+    enum CodingKeys: String, CodingKey {
+        case id, amount, timeout, ledger, code, flags, debitAccountID = "debit_account_id", creditAccountID = "credit_account_id"
+        case pendingID = "pending_id"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(t.id.description, forKey: .id)
+        try c.encode(t.debitAccountID.description, forKey: .debitAccountID)
+        try c.encode(t.creditAccountID.description, forKey: .creditAccountID)
+        try c.encode(t.amount, forKey: .amount)
+        try c.encode(t.pendingID.description, forKey: .pendingID)
+        try c.encode(t.timeout, forKey: .timeout)
+        try c.encode(t.ledger, forKey: .ledger)
+        try c.encode(t.code, forKey: .code)
+        try c.encode(t.flags.rawValue, forKey: .flags)
+    }
+}
+
 /// One randomised run.
 struct ModelRun {
     let seed: UInt64
@@ -47,7 +108,24 @@ struct ModelRun {
 
     static func now(_ phase: Int) -> UInt64 { start + UInt64(phase) * Self.phase }
 
+    /// Sends a client's batches for one phase at the phase's moment; one result array per batch.
+    typealias Submit = @Sendable ([[Transfer]], UInt64) async throws -> [[CreateTransferResult]]
+
+    static func submitter(_ store: LedgerStore) -> Submit {
+        { batches, now in
+            var results: [[CreateTransferResult]] = []
+            for batch in batches { results.append(try await store.createTransfers(batch, now: now)) }
+            return results
+        }
+    }
+
     func run(stores: [LedgerStore], inspect db: any Database) async throws {
+        try await run(setup: stores[0], submitters: stores.map(Self.submitter), inspect: db)
+    }
+
+    /// `setup` creates the accounts and runs the sweeper; clients send through `submitters` in turn.
+    func run(setup: LedgerStore, submitters: [Submit], inspect db: any Database) async throws {
+        let stores = [setup]
         let clients = (0..<LedgerModelTests.clients).map { ModelClient(number: $0, seed: seed &+ UInt64($0)) }
         let everyAccount = Self.shared + clients.flatMap(\.accounts)
         #expect(try await stores[0].createAccounts(everyAccount, now: Self.now(0)).allSatisfy { $0 == .ok })
@@ -62,8 +140,8 @@ struct ModelRun {
             while try await !stores[0].expirePending(now: Self.now(phase)).isEmpty {}
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (n, client) in clients.enumerated() {
-                    let store = stores[n % stores.count]
-                    group.addTask { try await client.play(phase: phase, store: store) }
+                    let submit = submitters[n % submitters.count]
+                    group.addTask { try await client.play(phase: phase) { try await submit($0, Self.now(phase)) } }
                 }
                 try await group.waitForAll()
             }
@@ -266,11 +344,13 @@ final class ModelClient: @unchecked Sendable {
         return (events, ownedIndexes)
     }
 
-    func play(phase: Int, store: LedgerStore) async throws {
+    /// One phase: this client's batches, generated up front, sent one after another by `submit`.
+    func play(phase: Int, submit: ([[Transfer]]) async throws -> [[CreateTransferResult]]) async throws {
         model.expire(phase: phase)
-        for _ in 0..<LedgerModelTests.batchesPerPhase {
-            let (events, ownedIndexes) = batch()
-            let results = try await store.createTransfers(events, now: ModelRun.now(phase))
+        let batches = (0..<LedgerModelTests.batchesPerPhase).map { _ in batch() }
+        let answers = try await submit(batches.map(\.events))
+        for ((events, ownedIndexes), results) in zip(batches, answers) {
+            precondition(results.count == events.count)
             sent += events.count
             let expected = model.submit(ownedIndexes.map { events[$0] }, phase: phase)
             for (k, i) in ownedIndexes.enumerated() {

@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 import Host
 
-/// `tenki ledger accounts | balance | transfers | history | bench`.
+/// `tenki ledger accounts | balance | transfers | history | create-transfers | bench`.
 struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger", abstract: "Read the ledger: accounts, a workspace's balance (now or as of a moment), its transfers and balance history.",
-        subcommands: [Accounts.self, Balance.self, Transfers.self, History.self, LedgerBenchCommand.self])
+        subcommands: [Accounts.self, Balance.self, Transfers.self, History.self, CreateTransfersCommand.self, LedgerBenchCommand.self])
 
     static func store(_ options: HostOptions) async throws -> (TenkiHost, LedgerStore) {
         let host = try await options.openHost()
