@@ -38,7 +38,8 @@ struct LedgerModelTests {
 }
 
 extension LedgerModelTests {
-    @Test("every result code and balance matches the model; each client is a separate tenki process", arguments: DriverKind.allCases)
+    /// Several processes share a ledger on PostgreSQL only (one `tenki` owns a SQLite file).
+    @Test("every result code and balance matches the model; each client is a separate tenki process", arguments: [DriverKind.postgres])
     func processes(_ kind: DriverKind) async throws {
         let (test, db, store) = try await LedgerStoreTests.open(kind)
         defer { withExtendedLifetime(test) {} }
