@@ -40,6 +40,17 @@ struct CommandLineTests {
         #expect((try JSONSerialization.jsonObject(with: Data(accounts.output.utf8)) as? [Any])?.count == 7)
         let transfers = try TenkiProcess.run(["ledger", "transfers", "--workspace", "acme", "--json"] + storage)
         #expect(transfers.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || transfers.output.contains("[]"))
+        // History queries: a past moment, filters, and a bad value named in the error.
+        let past = try TenkiProcess.run(["ledger", "balance", "--workspace", "acme", "--as-of", "2026-01-01T00:00:00Z", "--json"] + storage)
+        #expect(past.status == 0, "\(past.error)")
+        #expect(past.output.contains("\"as_of\" : 1767225600000000000"))
+        let filtered = try TenkiProcess.run(["ledger", "transfers", "--workspace", "acme", "--since", "2026-01-01", "--code", "2001",
+                                             "--limit", "10", "--reversed", "--json"] + storage)
+        #expect(filtered.status == 0, "\(filtered.error)")
+        let history = try TenkiProcess.run(["ledger", "history", "--workspace", "acme", "--json"] + storage)
+        #expect(history.status == 0, "\(history.error)")
+        let bad = try TenkiProcess.run(["ledger", "transfers", "--workspace", "acme", "--since", "yesterday"] + storage)
+        #expect(bad.status == 64 && bad.error.contains("since must be"))
     }
 
     @Test("a running server answers ledger balance reads over HTTP")
@@ -51,6 +62,14 @@ struct CommandLineTests {
         #expect(response.bodyText.contains("\"balance_micros\":0"))
         let transfers = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/transfers")
         #expect(transfers.status == 200 && transfers.bodyText == "[]")
+        let filtered = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/transfers?since=2026-01-01&code=2001&limit=5&reversed=true")
+        #expect(filtered.status == 200 && filtered.bodyText == "[]")
+        let badLimit = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/transfers?limit=0")
+        #expect(badLimit.status == 400 && badLimit.bodyText.contains("limit must be"))
+        let past = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/balance?as_of=1000")
+        #expect(past.status == 200 && past.bodyText.contains("\"as_of\":1000"))
+        let history = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/history")
+        #expect(history.status == 200 && history.bodyText == "[]")
         #expect(server.terminate() == 0)
     }
 

@@ -48,7 +48,6 @@ struct ConfigurationTests {
             "host": "0.0.0.0", "port": "1234", "data_dir": "/d", "database_url": "postgres://a@b/c", "database_pool_size": "3",
             "github_webhook_secret": "s", "webhook_max_body_bytes": "1000", "log_level": "error", "log_format": "json",
             "policy_root": "/p", "scripts_root": "/s", "dispatch": "false", "inbox_poll_interval_ms": "100",
-            "inbox_lease_seconds": "5", "inbox_concurrency": "2",
             "runner_provider": "none", "runner_local_command": "true", "runner_scheduler_interval_ms": "20",
             "inbox_lease_seconds": "5", "inbox_concurrency": "2", "workflow_worker": "false", "workflow_poll_interval_ms": "50",
             "workflow_lease_seconds": "7", "workflow_concurrency": "3", "workflow_test_types": "true",

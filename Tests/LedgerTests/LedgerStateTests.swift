@@ -105,6 +105,10 @@ struct LedgerStateTests {
         let chain = state.createTransfers([transfer(6, 1, 2, 100, flags: .linked), transfer(7, 2, 3, 60)], now: 3_000)
         #expect(chain == [.ok, .ok])
         #expect(state.accounts[id(2)]?.creditsPosted == 100 && state.accounts[id(2)]?.debitsPosted == 60)
+        // An open chain's last event says so even after an earlier member failed (TigerBeetle's order).
+        let broken = state.createTransfers([transfer(8, 3, 2, 999, flags: .linked), transfer(9, 1, 2, 5, flags: .linked),
+                                            transfer(10, 1, 2, 5, flags: .linked)], now: 4_000)
+        #expect(broken == [.exceedsCredits, .linkedEventFailed, .linkedEventChainOpen])
     }
 
     @Test("two-phase: pending, post up to the amount, void, expiry releases funds")

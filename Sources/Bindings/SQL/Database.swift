@@ -83,6 +83,9 @@ public enum SQLLimits {
     public static let maxGroupCommitTransactions = 512
     /// WAL pages after which a background checkpoint runs (SQLite's own default is 1,000).
     public static let sqliteCheckpointWALPages = 1_000
+    /// Page cache of the SQLite writer connection, in KiB (SQLite's default is 2,000): a large
+    /// batch's pages stay in memory until commit instead of spilling to the WAL and being read back.
+    public static let sqliteWriterCacheKibibytes = 32_768
     /// How long SQLite waits on another process's lock before reporting busy.
     public static let sqliteBusyTimeoutMilliseconds: Int32 = 5_000
 }

@@ -79,23 +79,39 @@ final class PostgresConnection: SQLConnection {
             guard PQresultStatus(prepared) == PGRES_COMMAND_OK else { throw error(from: prepared, sql: sql) }
             statements[sql] = name
         }
-        // Text format for every parameter but blobs, which go in binary.
-        var texts: [[CChar]?] = []
+        // Text format for every parameter but blobs, which go in binary; all values in one
+        // buffer (statements with thousands of parameters would otherwise allocate per value).
+        var buffer: [CChar] = []
+        buffer.reserveCapacity(parameters.count * 24)
+        var offsets: [Int] = []
         var lengths: [Int32] = []
         var formats: [Int32] = []
+        offsets.reserveCapacity(parameters.count)
+        lengths.reserveCapacity(parameters.count)
+        formats.reserveCapacity(parameters.count)
+        func appendText<S: Sequence>(_ utf8: S) where S.Element == UInt8 {
+            offsets.append(buffer.count)
+            for byte in utf8 { buffer.append(CChar(bitPattern: byte)) }
+            buffer.append(0)
+            lengths.append(0)
+            formats.append(0)
+        }
         for value in parameters {
             switch value {
-            case .null: texts.append(nil); lengths.append(0); formats.append(0)
-            case .integer(let i): texts.append(Array(String(i).utf8CString)); lengths.append(0); formats.append(0)
-            case .double(let d): texts.append(Array("\(d)".utf8CString)); lengths.append(0); formats.append(0)
-            case .text(let t): texts.append(Array(t.utf8CString)); lengths.append(0); formats.append(0)
+            case .null: offsets.append(-1); lengths.append(0); formats.append(0)
+            case .integer(let i): appendText(String(i).utf8)
+            case .double(let d): appendText("\(d)".utf8)
+            case .text(let t): appendText(t.utf8)
             case .blob(let b):
-                texts.append(b.map { CChar(bitPattern: $0) } + [0])
+                offsets.append(buffer.count)
+                for byte in b { buffer.append(CChar(bitPattern: byte)) }
+                buffer.append(0)
                 lengths.append(Int32(b.count)); formats.append(1)
             }
         }
-        let result: OpaquePointer? = withArrayOfPointers(texts) { pointers in
-            PQexecPrepared(connection, name, Int32(parameters.count), pointers, lengths, formats, 0)
+        let result: OpaquePointer? = buffer.withUnsafeBufferPointer { base in
+            let pointers: [UnsafePointer<CChar>?] = offsets.map { $0 < 0 ? nil : base.baseAddress! + $0 }
+            return PQexecPrepared(connection, name, Int32(parameters.count), pointers, lengths, formats, 0)
         }
         guard let result else { throw error(from: nil, sql: sql) }
         let status = PQresultStatus(result)
@@ -172,20 +188,4 @@ final class PostgresConnection: SQLConnection {
         }
         return bytes
     }
-}
-
-private func withArrayOfPointers<R>(_ arrays: [[CChar]?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = []
-    pointers.reserveCapacity(arrays.count)
-    for array in arrays {
-        if let array {
-            let p = UnsafeMutablePointer<CChar>.allocate(capacity: array.count)
-            p.initialize(from: array, count: array.count)
-            pointers.append(p)
-        } else {
-            pointers.append(nil)
-        }
-    }
-    defer { pointers.forEach { $0?.deallocate() } }
-    return body(pointers.map { $0.map { UnsafePointer($0) } })
 }

@@ -27,7 +27,7 @@ final class SQLiteConnection: SQLConnection {
             // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so a
             // committed transaction survives power loss.
             _ = try query("PRAGMA journal_mode=WAL")
-            try executeScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            try executeScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-\(SQLLimits.sqliteWriterCacheKibibytes);")
         } else {
             try executeScript("PRAGMA foreign_keys=ON;")
         }
@@ -85,57 +85,42 @@ final class SQLiteConnection: SQLConnection {
     /// exactly `$1, $2, ... $n` in order, plain `?` (SQLite looks numbered ones up linearly,
     /// which costs quadratic time in statements with thousands of parameters).
     static func rewritePlaceholders(_ sql: String) -> String {
-        var out = ""
-        out.reserveCapacity(sql.utf8.count)
-        var quote: Character?
-        var numbers: [Int] = []
-        var pendingDigits = ""
-        var inPlaceholder = false
-        func flush() {
-            if inPlaceholder { numbers.append(Int(pendingDigits) ?? -1) }
-            inPlaceholder = false
-            pendingDigits = ""
-        }
-        for ch in sql {
-            if inPlaceholder, ch.isASCII, ch.isNumber {
-                pendingDigits.append(ch)
-                out.append(ch)
+        // Bytes, not Characters: statements with thousands of placeholders are rewritten often.
+        let bytes = Array(sql.utf8)
+        var numbered: [UInt8] = []
+        var plain: [UInt8] = []
+        numbered.reserveCapacity(bytes.count)
+        plain.reserveCapacity(bytes.count)
+        let dollar = UInt8(ascii: "$"), question = UInt8(ascii: "?"), zero = UInt8(ascii: "0"), nine = UInt8(ascii: "9")
+        var quote: UInt8 = 0
+        var count = 0
+        var sequential = true
+        var i = 0
+        while i < bytes.count {
+            let byte = bytes[i]
+            i += 1
+            if quote != 0 {
+                if byte == quote { quote = 0 }
+            } else if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "\"") {
+                quote = byte
+            } else if byte == dollar {
+                numbered.append(question)
+                plain.append(question)
+                var number = 0
+                let start = i
+                while i < bytes.count, bytes[i] >= zero, bytes[i] <= nine {
+                    numbered.append(bytes[i])
+                    number = number &* 10 &+ Int(bytes[i] - zero)
+                    i += 1
+                }
+                count += 1
+                if i == start || number != count { sequential = false }
                 continue
             }
-            flush()
-            if let q = quote {
-                if ch == q { quote = nil }
-                out.append(ch)
-            } else if ch == "'" || ch == "\"" {
-                quote = ch
-                out.append(ch)
-            } else if ch == "$" {
-                out.append("?")
-                inPlaceholder = true
-            } else {
-                out.append(ch)
-            }
+            numbered.append(byte)
+            plain.append(byte)
         }
-        flush()
-        guard !numbers.isEmpty, numbers == Array(1...numbers.count) else { return out }
-        // Sequential: drop the numbers.
-        var plain = ""
-        plain.reserveCapacity(out.utf8.count)
-        quote = nil
-        var skipping = false
-        for ch in out {
-            if skipping, ch.isASCII, ch.isNumber { continue }
-            skipping = false
-            if let q = quote {
-                if ch == q { quote = nil }
-            } else if ch == "'" || ch == "\"" {
-                quote = ch
-            } else if ch == "?" {
-                skipping = true
-            }
-            plain.append(ch)
-        }
-        return plain
+        return String(decoding: sequential && count > 0 ? plain : numbered, as: UTF8.self)
     }
 
     private func bind(_ statement: OpaquePointer, _ parameters: [SQLValue], sql: String) throws {

@@ -78,9 +78,10 @@ public enum ChartOfAccounts {
     }
 
     public static func workspaceAccounts(_ workspace: String) -> [Account] {
-        [Account(id: userMoneyAccountID(workspace: workspace), ledger: moneyLedger, code: AccountCode.user.rawValue),
+        // Both keep balance history, so a balance as of any past moment has an exact answer.
+        [Account(id: userMoneyAccountID(workspace: workspace), ledger: moneyLedger, code: AccountCode.user.rawValue, flags: .history),
          Account(id: userMinutesAccountID(workspace: workspace), ledger: freeMinutesLedger, code: AccountCode.user.rawValue,
-                 flags: .debitsMustNotExceedCredits)]
+                 flags: [.debitsMustNotExceedCredits, .history])]
     }
 }
 
@@ -93,9 +94,12 @@ public struct WorkspaceBalance: Sendable, Codable, Equatable {
     public let pendingMicros: Int64
     /// Free minutes left (posted, less any held by pending transfers).
     public let freeMinutesRemaining: Int64
+    /// The moment these balances are of (nanoseconds), when asked for a past one.
+    public let asOf: UInt64?
 
-    public init(workspace: String, balanceMicros: Int64, pendingMicros: Int64, freeMinutesRemaining: Int64) {
+    public init(workspace: String, balanceMicros: Int64, pendingMicros: Int64, freeMinutesRemaining: Int64, asOf: UInt64? = nil) {
         self.workspace = workspace
+        self.asOf = asOf
         self.balanceMicros = balanceMicros
         self.pendingMicros = pendingMicros
         self.freeMinutesRemaining = freeMinutesRemaining
@@ -103,6 +107,7 @@ public struct WorkspaceBalance: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case workspace, balanceMicros = "balance_micros", pendingMicros = "pending_micros", freeMinutesRemaining = "free_minutes_remaining"
+        case asOf = "as_of"
     }
 }
 
@@ -120,33 +125,6 @@ extension LedgerStore {
         let results = try await createAccounts(ChartOfAccounts.workspaceAccounts(workspace), now: now)
         guard results.allSatisfy({ $0 == .ok || $0 == .exists }) else {
             throw LedgerError("accounts of workspace \(workspace) could not be created: \(results)")
-        }
-    }
-
-    public func balance(workspace: String) async throws -> WorkspaceBalance {
-        let money = ChartOfAccounts.userMoneyAccountID(workspace: workspace)
-        let minutes = ChartOfAccounts.userMinutesAccountID(workspace: workspace)
-        let accounts = try await lookupAccounts([money, minutes])
-        let m = accounts.first { $0.id == money }
-        let f = accounts.first { $0.id == minutes }
-        func signed(_ a: UInt64, _ b: UInt64) -> Int64 { Int64(bitPattern: a &- b) }
-        return WorkspaceBalance(
-            workspace: workspace,
-            balanceMicros: m.map { signed($0.creditsPosted, $0.debitsPosted) } ?? 0,
-            pendingMicros: m.map { signed($0.creditsPending, $0.debitsPending) } ?? 0,
-            freeMinutesRemaining: f.map { signed($0.creditsPosted, $0.debitsPosted &+ $0.debitsPending) } ?? 0)
-    }
-
-    /// Transfers touching any of the workspace's accounts, oldest first.
-    public func transfers(workspace: String, limit: Int = 1_000) async throws -> [Transfer] {
-        let ids = [ChartOfAccounts.userMoneyAccountID(workspace: workspace), ChartOfAccounts.userMinutesAccountID(workspace: workspace)]
-            .map { SQLValue.text($0.description) }
-        return try await database.read { db in
-            try db.query("""
-                SELECT * FROM ledger_transfers
-                WHERE debit_account_id IN ($1, $2) OR credit_account_id IN ($1, $2)
-                ORDER BY timestamp LIMIT $3
-                """, ids + [.integer(Int64(limit))]).map(LedgerStore.transfer)
         }
     }
 

@@ -5,6 +5,8 @@ import SQL
 
 /// `tenki ledger bench`: transfers per second in full batches and as single transfers from 32
 /// concurrent callers, with latency, on the configured database. Prints JSON. Not a test.
+/// `cpu_seconds` is this process's CPU time in each part: on a busy machine, where wall-clock
+/// rates swing, it still compares two builds (PostgreSQL's own CPU is not in it).
 struct LedgerBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench", abstract: "Ledger throughput and latency (JSON).")
     @OptionGroup var options: HostOptions
@@ -27,6 +29,7 @@ struct LedgerBenchCommand: AsyncParsableCommand {
                                 creditAccountID: accounts[a == b ? (b + 1) % 1_000 : b].id, amount: 1 + next % 1_000, ledger: 9, code: 1)
             }
             // Full batches.
+            let batchCPU = LedgerBenchCommand.cpuSeconds()
             var batchLatencies: [Double] = []
             let batchStart = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<batches {
@@ -37,6 +40,8 @@ struct LedgerBenchCommand: AsyncParsableCommand {
                 batchLatencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
             }
             let batchSeconds = Double(DispatchTime.now().uptimeNanoseconds - batchStart) / 1e9
+            let batchCPUSeconds = LedgerBenchCommand.cpuSeconds() - batchCPU
+            let singleCPU = LedgerBenchCommand.cpuSeconds()
             // Single transfers from concurrent callers.
             let work = (0..<singles).map { _ in transfer() }
             let perCaller = singles / callers
@@ -58,15 +63,25 @@ struct LedgerBenchCommand: AsyncParsableCommand {
                 return try await group.reduce(into: [Double]()) { $0 += $1 }
             }.sorted()
             let singleSeconds = Double(DispatchTime.now().uptimeNanoseconds - singleStart) / 1e9
+            let singleCPUSeconds = LedgerBenchCommand.cpuSeconds() - singleCPU
             batchLatencies.sort()
             func p(_ values: [Double], _ q: Double) -> Double { values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * q))] }
             print(String(format: """
-                {"benchmark":"ledger","database":"%@","full_batches":{"batches":%d,"transfers_per_second":%.0f,"p50_ms":%.1f,"p99_ms":%.1f},\
-                "single_transfers":{"callers":%d,"transfers":%d,"transfers_per_second":%.0f,"p50_ms":%.2f,"p99_ms":%.2f}}
+                {"benchmark":"ledger","database":"%@","full_batches":{"batches":%d,"transfers_per_second":%.0f,"p50_ms":%.1f,"p99_ms":%.1f,\
+                "cpu_seconds":%.2f},"single_transfers":{"callers":%d,"transfers":%d,"transfers_per_second":%.0f,"p50_ms":%.2f,"p99_ms":%.2f,\
+                "cpu_seconds":%.2f}}
                 """, host.database.dialect.rawValue, batches, Double(batches * LedgerLimits.maxBatchEvents) / batchSeconds,
-                         p(batchLatencies, 0.5), p(batchLatencies, 0.99), callers, latencies.count, Double(latencies.count) / singleSeconds,
-                         p(latencies, 0.5), p(latencies, 0.99)))
+                         p(batchLatencies, 0.5), p(batchLatencies, 0.99), batchCPUSeconds, callers, latencies.count,
+                         Double(latencies.count) / singleSeconds, p(latencies, 0.5), p(latencies, 0.99), singleCPUSeconds))
             await host.database.close()
         }
+    }
+
+    /// User and system CPU time of this process so far.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 }

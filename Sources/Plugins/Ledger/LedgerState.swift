@@ -11,6 +11,9 @@ public struct LedgerState: Sendable {
     public private(set) var pendingStatus: [ID128: PendingStatus] = [:]
     /// The last timestamp assigned (nanoseconds); every new one is strictly greater.
     public private(set) var lastTimestamp: UInt64 = 0
+    /// The balances after each change of an account with the `history` flag, in the order
+    /// applied (append-only; a failed linked chain takes its rows back with it).
+    public private(set) var balanceHistory: [AccountBalance] = []
 
     public init(accounts: [Account] = [], transfers: [Transfer] = [], pendingStatus: [ID128: PendingStatus] = [:], lastTimestamp: UInt64 = 0) {
         for account in accounts { self.accounts[account.id] = account }
@@ -43,11 +46,12 @@ public struct LedgerState: Sendable {
                 chainSnapshot = self
                 chainFailed = false
             }
-            if chainFailed {
-                results[index] = linkedFailed
-            } else if isLinked && index == batch.count - 1 {
+            // As TigerBeetle's: an open chain's last event says so even when the chain already broke.
+            if isLinked && index == batch.count - 1 {
                 results[index] = chainOpen
                 chainFailed = true
+            } else if chainFailed {
+                results[index] = linkedFailed
             } else {
                 let result = apply(&self, event)
                 results[index] = result
@@ -106,7 +110,8 @@ public struct LedgerState: Sendable {
     // MARK: transfers
 
     public mutating func createTransfers(_ batch: [Transfer], now: UInt64) -> [CreateTransferResult] {
-        runBatch(batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
+        transfers.reserveCapacity(transfers.count + batch.count)
+        return runBatch(batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
                  chainOpen: .linkedEventChainOpen) { state, transfer in state.createTransfer(transfer, now: now) }
     }
 
@@ -176,6 +181,7 @@ public struct LedgerState: Sendable {
         stored.timestamp = nextTimestamp(now)
         transfers[t.id] = stored
         if pending { pendingStatus[t.id] = .pending }
+        recordHistory(dr, cr, transferID: t.id, code: t.code, timestamp: stored.timestamp)
         return .ok
     }
 
@@ -250,27 +256,42 @@ public struct LedgerState: Sendable {
         stored.timestamp = nextTimestamp(now)
         transfers[t.id] = stored
         pendingStatus[p.id] = post ? .posted : .voided
+        recordHistory(dr, cr, transferID: t.id, code: p.code, timestamp: stored.timestamp)
         return .ok
     }
 
     // MARK: expiry and invariants
 
+    /// Appends the balances of the accounts a transfer moved, for those with the `history` flag.
+    private mutating func recordHistory(_ dr: Account, _ cr: Account, transferID: ID128, code: UInt16, timestamp: UInt64) {
+        if dr.flags.contains(.history) {
+            balanceHistory.append(AccountBalance(dr, timestamp: timestamp, transferID: transferID, code: code, debited: true))
+        }
+        if cr.flags.contains(.history) {
+            balanceHistory.append(AccountBalance(cr, timestamp: timestamp, transferID: transferID, code: code, debited: false))
+        }
+    }
+
     /// Releases every pending transfer whose timeout has passed; returns their ids. Nobody needs
-    /// to call post or void for the funds to come back.
+    /// to call post or void for the funds to come back. Each expiry takes a timestamp of its own
+    /// (as TigerBeetle's), so balance history shows when the funds came back.
     public mutating func expirePending(now: UInt64) -> [ID128] {
         var expired: [ID128] = []
-        for (id, status) in pendingStatus where status == .pending {
+        for id in pendingStatus.keys.sorted() where pendingStatus[id] == .pending {
             guard let p = transfers[id], p.timeout != 0, now >= p.timestamp &+ UInt64(p.timeout) * 1_000_000_000 else { continue }
             if var dr = accounts[p.debitAccountID], var cr = accounts[p.creditAccountID] {
                 dr.debitsPending -= p.amount
                 cr.creditsPending -= p.amount
                 accounts[dr.id] = dr
                 accounts[cr.id] = cr
+                if dr.flags.contains(.history) || cr.flags.contains(.history) {
+                    recordHistory(dr, cr, transferID: id, code: p.code, timestamp: nextTimestamp(now))
+                }
             }
             pendingStatus[id] = .expired
             expired.append(id)
         }
-        return expired.sorted()
+        return expired
     }
 
     /// For every ledger: Σ debits = Σ credits (posted and pending), and no account breaks its flags.

@@ -6,10 +6,17 @@ import SQL
 /// every process sharing the database, and timestamps only grow), loads what the batch touches,
 /// applies it with `LedgerState`, and writes back only what changed. History is append-only:
 /// transfers are inserted, never updated or deleted.
+///
+/// Concurrent `createTransfers` calls on one store are merged into shared batches (see
+/// `TransferBatcher`): one transaction carries many callers' transfers.
 public struct LedgerStore: Sendable {
     public let database: any Database
+    private let batcher: TransferBatcher
 
-    public init(database: any Database) { self.database = database }
+    public init(database: any Database) {
+        self.database = database
+        batcher = TransferBatcher { batch, now in try await LedgerStore.applyTransfers(database, batch, now: now) }
+    }
 
     static let migrations: [Migration] = [
         Migration(1, "ledger", sql: """
@@ -53,6 +60,23 @@ public struct LedgerStore: Sendable {
             );
             CREATE INDEX ledger_pending_open ON ledger_pending (status, expires_at);
             """),
+        // Balance history of accounts with the `history` flag (append-only, one row per change);
+        // workspaces' USER accounts keep it from now on.
+        Migration(2, "ledger balance history", sql: """
+            CREATE TABLE ledger_account_balances (
+                account_id TEXT NOT NULL,
+                timestamp BIGINT NOT NULL,
+                transfer_id TEXT NOT NULL,
+                code BIGINT NOT NULL,
+                debited BIGINT NOT NULL,
+                debits_pending BIGINT NOT NULL,
+                debits_posted BIGINT NOT NULL,
+                credits_pending BIGINT NOT NULL,
+                credits_posted BIGINT NOT NULL,
+                PRIMARY KEY (account_id, timestamp)
+            );
+            UPDATE ledger_accounts SET flags = flags | 8 WHERE code = 2001;
+            """),
     ]
 
     // Unsigned values are stored as the same 64 bits in a signed column.
@@ -70,9 +94,15 @@ public struct LedgerStore: Sendable {
         }
     }
 
+    /// Applies a batch: one result per transfer, in order (TigerBeetle's `create_transfers`).
     public func createTransfers(_ batch: [Transfer], now: UInt64) async throws -> [CreateTransferResult] {
         try LedgerStore.checkSize(batch.count)
-        return try await database.transaction { db in
+        guard !batch.isEmpty else { return [] }
+        return try await batcher.submit(batch, now: now)
+    }
+
+    static func applyTransfers(_ database: any Database, _ batch: [Transfer], now: UInt64) async throws -> [CreateTransferResult] {
+        try await database.transaction { db in
             // Pending transfers named by post/void bring their accounts along.
             var transferIDs = Set(batch.map(\.id))
             transferIDs.formUnion(batch.map(\.pendingID).filter { !$0.isZero })
@@ -117,9 +147,6 @@ public struct LedgerStore: Sendable {
     public func lookupTransfers(_ ids: [ID128]) async throws -> [Transfer] {
         try await database.read { db in try LedgerStore.transfers(db, ids: Set(ids)).sorted { $0.timestamp < $1.timestamp } }
     }
-
-    /// Rows per multi-row INSERT (13 parameters each; below both drivers' parameter limits).
-    static let insertRowsPerStatement = 500
 
     static func checkSize(_ count: Int) throws {
         guard count <= LedgerLimits.maxBatchEvents else {
@@ -188,61 +215,5 @@ public struct LedgerStore: Sendable {
                          userData32: UInt32(try row.int("user_data_32")))
         t.timestamp = try u(row, "timestamp")
         return t
-    }
-
-    static func save(_ db: any SQLConnection, state: LedgerState, accountsBefore: [ID128: Account],
-                     transfersBefore: [ID128: Transfer], pendingBefore: [ID128: LedgerState.PendingStatus],
-                     lastTimestampBefore: UInt64) throws {
-        for (id, account) in state.accounts.sorted(by: { $0.key < $1.key }) where accountsBefore[id] != account {
-            if accountsBefore[id] == nil {
-                try db.execute("""
-                    INSERT INTO ledger_accounts (id, ledger, code, flags, user_data_128, user_data_64, user_data_32,
-                        debits_pending, debits_posted, credits_pending, credits_posted, timestamp)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                    """, [.text(id.description), .integer(Int64(account.ledger)), .integer(Int64(account.code)),
-                          .integer(Int64(account.flags.rawValue)), .text(account.userData128.description), s(account.userData64),
-                          .integer(Int64(account.userData32)), s(account.debitsPending), s(account.debitsPosted),
-                          s(account.creditsPending), s(account.creditsPosted), s(account.timestamp)])
-            } else {
-                try db.execute("""
-                    UPDATE ledger_accounts SET debits_pending = $2, debits_posted = $3, credits_pending = $4, credits_posted = $5
-                    WHERE id = $1
-                    """, [.text(id.description), s(account.debitsPending), s(account.debitsPosted), s(account.creditsPending),
-                          s(account.creditsPosted)])
-            }
-        }
-        // New transfers, many rows per statement, in timestamp order.
-        let fresh = state.transfers.values.filter { transfersBefore[$0.id] == nil }.sorted { $0.timestamp < $1.timestamp }
-        var offset = 0
-        while offset < fresh.count {
-            let chunk = fresh[offset..<min(offset + LedgerStore.insertRowsPerStatement, fresh.count)]
-            var values: [String] = []
-            var parameters: [SQLValue] = []
-            for t in chunk {
-                let n = parameters.count
-                values.append("(" + (1...13).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
-                parameters += [.text(t.id.description), .text(t.debitAccountID.description), .text(t.creditAccountID.description), s(t.amount),
-                               .text(t.pendingID.description), .text(t.userData128.description), s(t.userData64), .integer(Int64(t.userData32)),
-                               .integer(Int64(t.timeout)), .integer(Int64(t.ledger)), .integer(Int64(t.code)), .integer(Int64(t.flags.rawValue)),
-                               s(t.timestamp)]
-            }
-            try db.execute("""
-                INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64,
-                    user_data_32, timeout, ledger, code, flags, timestamp)
-                VALUES \(values.joined(separator: ", "))
-                """, parameters)
-            offset += chunk.count
-        }
-        for (id, status) in state.pendingStatus where pendingBefore[id] != status {
-            let t = state.transfers[id]
-            let expires = t.map { $0.timeout == 0 ? UInt64(Int64.max) : $0.timestamp &+ UInt64($0.timeout) * 1_000_000_000 } ?? UInt64(Int64.max)
-            try db.execute("""
-                INSERT INTO ledger_pending (id, status, expires_at) VALUES ($1, $2, $3)
-                ON CONFLICT (id) DO UPDATE SET status = excluded.status
-                """, [.text(id.description), .text(status.rawValue), s(expires)])
-        }
-        if state.lastTimestamp != lastTimestampBefore {
-            try db.execute("UPDATE ledger_meta SET last_timestamp = $1 WHERE id = 1", [s(state.lastTimestamp)])
-        }
     }
 }

@@ -211,4 +211,99 @@ public enum CreateTransferResult: String, Sendable, Equatable {
 public enum LedgerLimits {
     /// Events per `createAccounts` / `createTransfers` batch (TigerBeetle's current limit).
     public static let maxBatchEvents = 8_189
+    /// Rows one query returns (transfers or balance-history rows of an account).
+    public static let maxQueryResults = 8_189
+}
+
+/// An account's balances right after one change, kept for accounts with the `history` flag
+/// (TigerBeetle's `AccountBalance`, with what caused the change).
+public struct AccountBalance: Hashable, Sendable {
+    public var accountID: ID128
+    public var debitsPending: UInt64
+    public var debitsPosted: UInt64
+    public var creditsPending: UInt64
+    public var creditsPosted: UInt64
+    /// The timestamp of the transfer that moved the balances (or of the pending transfer's expiry).
+    public var timestamp: UInt64
+    /// That transfer (for an expiry: the pending transfer that expired).
+    public var transferID: ID128
+    /// That transfer's code.
+    public var code: UInt16
+    /// Whether the account was that transfer's debit account.
+    public var debited: Bool
+
+    public init(accountID: ID128, debitsPending: UInt64, debitsPosted: UInt64, creditsPending: UInt64, creditsPosted: UInt64,
+                timestamp: UInt64, transferID: ID128, code: UInt16, debited: Bool) {
+        self.accountID = accountID
+        self.debitsPending = debitsPending
+        self.debitsPosted = debitsPosted
+        self.creditsPending = creditsPending
+        self.creditsPosted = creditsPosted
+        self.timestamp = timestamp
+        self.transferID = transferID
+        self.code = code
+        self.debited = debited
+    }
+
+    init(_ account: Account, timestamp: UInt64, transferID: ID128, code: UInt16, debited: Bool) {
+        self.init(accountID: account.id, debitsPending: account.debitsPending, debitsPosted: account.debitsPosted,
+                  creditsPending: account.creditsPending, creditsPosted: account.creditsPosted, timestamp: timestamp,
+                  transferID: transferID, code: code, debited: debited)
+    }
+}
+
+/// Which of an account's transfers (or balance-history rows) a query returns: TigerBeetle's
+/// `AccountFilter` without the account. Timestamps are inclusive bounds (0 = unbounded); a
+/// page continues from the last timestamp seen with `continuing(after:)`.
+public struct TransferFilter: Hashable, Sendable {
+    public struct Flags: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// Transfers where the account is debited.
+        public static let debits = Flags(rawValue: 1 << 0)
+        /// Transfers where the account is credited.
+        public static let credits = Flags(rawValue: 1 << 1)
+        /// Newest first.
+        public static let reversed = Flags(rawValue: 1 << 2)
+    }
+
+    /// Only transfers with this code (0 = any).
+    public var code: UInt16
+    public var timestampMin: UInt64
+    public var timestampMax: UInt64
+    /// At most this many (capped at `LedgerLimits.maxQueryResults`).
+    public var limit: Int
+    public var flags: Flags
+
+    public init(code: UInt16 = 0, timestampMin: UInt64 = 0, timestampMax: UInt64 = 0, limit: Int = LedgerLimits.maxQueryResults,
+                flags: Flags = [.debits, .credits]) {
+        self.code = code
+        self.timestampMin = timestampMin
+        self.timestampMax = timestampMax
+        self.limit = limit
+        self.flags = flags
+    }
+
+    /// The next page after one whose last row had `cursor` as its timestamp (older for `reversed`).
+    public func continuing(after cursor: UInt64) -> TransferFilter {
+        var next = self
+        if flags.contains(.reversed) {
+            next.timestampMax = cursor <= 1 ? 1 : min(timestampMax == 0 ? .max : timestampMax, cursor - 1)
+            if cursor <= 1 { next.limit = 0 }
+        } else {
+            next.timestampMin = max(timestampMin, cursor &+ 1)
+        }
+        return next
+    }
+
+    /// An empty answer without asking the database (TigerBeetle: an invalid filter finds nothing).
+    var findsNothing: Bool {
+        limit <= 0 || flags.intersection([.debits, .credits]).isEmpty
+            || (timestampMax != 0 && timestampMin > timestampMax) || timestampMin > UInt64(Int64.max)
+    }
+
+    /// Bounds as stored (signed 64-bit).
+    var storedRange: (min: Int64, max: Int64) {
+        (Int64(min(timestampMin, UInt64(Int64.max))), timestampMax == 0 ? Int64.max : Int64(min(timestampMax, UInt64(Int64.max))))
+    }
 }
