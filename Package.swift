@@ -38,6 +38,7 @@ let package = Package(
                 path: "Sources/Bindings/SQL", swiftSettings: swiftSettings),
         .target(name: "HTTPClient", dependencies: ["CCurl", "CCurlShim", "BlockingPool"], path: "Sources/Bindings/HTTPClient", swiftSettings: swiftSettings),
         .target(name: "TenkiCrypto", dependencies: ["CCrypto"], path: "Sources/Bindings/Crypto", swiftSettings: swiftSettings),
+        .target(name: "Kubernetes", dependencies: ["HTTPClient"], path: "Sources/Bindings/Kubernetes", swiftSettings: swiftSettings),
 
         // MARK: kernel and plugins
         .target(name: "Host", dependencies: [
@@ -47,7 +48,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Sources/Host", swiftSettings: swiftSettings),
-        .target(name: "GitHubPlugin", dependencies: ["Host"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
+        .target(name: "GitHubPlugin", dependencies: ["Host", "HTTPClient", "TenkiCrypto"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
         .target(name: "LedgerPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
         .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin"], path: "Sources/tenki", swiftSettings: swiftSettings),
 
@@ -55,6 +56,8 @@ let package = Package(
         .testTarget(name: "BindingsTests", dependencies: ["Lua", "SQL", "HTTPClient", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "GitHubPlugin", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "SQL", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RunnerTests", dependencies: ["GitHubPlugin", "Kubernetes", "Host", "HTTPClient", "TenkiCrypto", "TestSupport"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["SQL", "HTTPClient"], path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
     ]
