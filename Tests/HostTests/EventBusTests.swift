@@ -15,7 +15,10 @@ struct EventBusTests {
         config.inboxPollIntervalMilliseconds = 20
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return (db, EventBus(database: db, configuration: config, logger: logger))
+        // A frozen clock a minute ahead (events are published at the real time): backoffs are
+        // checked against it, not against how slow the machine is.
+        let now = Date().addingTimeInterval(60)
+        return (db, EventBus(database: db, configuration: config, logger: logger, now: { now }))
     }
 
     static func publish(_ db: any Database, _ topics: [String], source: String = "test") async throws -> [Int64] {
