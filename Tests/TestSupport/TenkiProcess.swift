@@ -62,7 +62,8 @@ public final class TenkiProcess: @unchecked Sendable {
         try process.run()
         let server = TenkiProcess(process: process, port: port, logPath: logPath)
         let client = HTTPClient()
-        let deadline = Date().addingTimeInterval(30)
+        // A bound for a loaded machine, not a speed requirement.
+        let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
             if !process.isRunning {
                 throw MissingDependency(description: "tenki serve exited with \(process.terminationStatus): \(server.log)")
