@@ -38,6 +38,7 @@ let package = Package(
                 path: "Sources/Bindings/SQL", swiftSettings: swiftSettings),
         .target(name: "HTTPClient", dependencies: ["CCurl", "CCurlShim", "BlockingPool"], path: "Sources/Bindings/HTTPClient", swiftSettings: swiftSettings),
         .target(name: "TenkiCrypto", dependencies: ["CCrypto"], path: "Sources/Bindings/Crypto", swiftSettings: swiftSettings),
+        .target(name: "Kubernetes", dependencies: ["HTTPClient"], path: "Sources/Bindings/Kubernetes", swiftSettings: swiftSettings),
 
         // MARK: kernel and plugins
         .target(name: "Host", dependencies: [
@@ -47,7 +48,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Sources/Host", swiftSettings: swiftSettings),
-        .target(name: "GitHubPlugin", dependencies: ["Host"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
+        .target(name: "GitHubPlugin", dependencies: ["Host", "HTTPClient", "TenkiCrypto"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
         .target(name: "LedgerPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
         .target(name: "WorkflowPlugin", dependencies: ["Host", "SQL", "Lua", "BlockingPool"], path: "Sources/Plugins/Workflow", swiftSettings: swiftSettings),
         .target(name: "RunnerPlugin", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "SQL", "TenkiCrypto"],
@@ -59,7 +60,8 @@ let package = Package(
         .testTarget(name: "BindingsTests", dependencies: ["Lua", "SQL", "HTTPClient", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "GitHubPlugin", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "SQL", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "RunnerTests", dependencies: ["RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "Host", "SQL", "TestSupport"],
+        .testTarget(name: "RunnerTests", dependencies: ["RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "Kubernetes", "Host", "SQL",
+                                                    "HTTPClient", "TenkiCrypto", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),

@@ -38,6 +38,22 @@ public struct HostConfiguration: Sendable, Equatable {
     public var workflowConcurrency = 8
     /// Registers the `tenki.test.*` workflow types (end-to-end tests and demos only).
     public var workflowTestTypes = false
+    /// The GitHub App's id (or client id); nil leaves the App client (runner registration) unconfigured.
+    public var githubAppID: String?
+    /// PEM private key of the GitHub App (PKCS#1 as GitHub issues it, or PKCS#8).
+    public var githubAppPrivateKeyFile: String?
+    /// GitHub's REST API root: GitHub Enterprise Server's `https://HOST/api/v3`, or a test peer.
+    public var githubAPIURL = "https://api.github.com"
+    /// PEM CA bundle for `github_api_url`; nil trusts the system's.
+    public var githubAPICAFile: String?
+    /// Kubernetes API server for runner Pods; nil leaves the Kubernetes provider unconfigured.
+    public var kubernetesAPIURL: String?
+    /// Bearer token file, re-read on every request (projected tokens rotate); nil: the in-cluster service account's.
+    public var kubernetesTokenFile: String?
+    /// PEM CA bundle of the API server; nil: the in-cluster service account's.
+    public var kubernetesCAFile: String?
+    /// Namespace runner Pods live in.
+    public var kubernetesNamespace = "tenki-runners"
 
     public init() {}
 
@@ -79,7 +95,38 @@ public struct HostConfiguration: Sendable, Equatable {
         ("workflow_lease_seconds", { $0.workflowLeaseSeconds = try int($1, "workflow_lease_seconds", 1...3_600) }),
         ("workflow_concurrency", { $0.workflowConcurrency = try int($1, "workflow_concurrency", 1...WorkflowLimits.maxWorkerConcurrency) }),
         ("workflow_test_types", { $0.workflowTestTypes = try bool($1, "workflow_test_types") }),
+        ("github_app_id", {
+            let id = $1.trimmingCharacters(in: .whitespaces)
+            // The numeric App id or its client id (`Iv23li...`); either is a valid JWT issuer.
+            guard id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == ".") }) else {
+                throw HostError(.badConfiguration, "github_app_id must be the App's id or client id; got '\($1)'")
+            }
+            $0.githubAppID = id.isEmpty ? nil : id
+        }),
+        ("github_app_private_key_file", { $0.githubAppPrivateKeyFile = $1.isEmpty ? nil : $1 }),
+        ("github_api_url", { $0.githubAPIURL = try url($1, "github_api_url") }),
+        ("github_api_ca_file", { $0.githubAPICAFile = $1.isEmpty ? nil : $1 }),
+        ("kubernetes_api_url", { $0.kubernetesAPIURL = $1.isEmpty ? nil : try url($1, "kubernetes_api_url") }),
+        ("kubernetes_token_file", { $0.kubernetesTokenFile = $1.isEmpty ? nil : $1 }),
+        ("kubernetes_ca_file", { $0.kubernetesCAFile = $1.isEmpty ? nil : $1 }),
+        ("kubernetes_namespace", {
+            // A DNS-1123 label, as Kubernetes requires of a namespace.
+            let valid = (1...63).contains($1.count) && $1.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
+                && $1.first != "-" && $1.last != "-"
+            guard valid else { throw HostError(.badConfiguration, "kubernetes_namespace must be a DNS-1123 label; got '\($1)'") }
+            $0.kubernetesNamespace = $1
+        }),
     ]
+
+    /// An http(s) URL without a trailing slash.
+    private static func url(_ text: String, _ key: String) throws -> String {
+        var value = text.trimmingCharacters(in: .whitespaces)
+        guard value.hasPrefix("https://") || value.hasPrefix("http://"), value.count > "https://".count else {
+            throw HostError(.badConfiguration, "\(key) must be an http:// or https:// URL; got '\(text)'")
+        }
+        while value.hasSuffix("/") { value.removeLast() }
+        return value
+    }
 
     private static func int(_ text: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int {
         guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {

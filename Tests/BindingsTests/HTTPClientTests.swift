@@ -39,12 +39,12 @@ struct HTTPClientTests {
     func timeout() async throws {
         let peer = try PeerServer.echo()
         let client = HTTPClient()
-        let start = Date()
+        // Had the 3 s answer been awaited, the request would have succeeded: the timeout error
+        // alone shows libcurl gave up (no wall-clock bound, which a loaded machine breaks).
         let error = await #expect(throws: HTTPClientError.self) {
             try await client.send(OutboundRequest(url: "http://127.0.0.1:\(peer.port)/slow?ms=3000", timeoutMilliseconds: 200))
         }
         #expect(error?.kind == .timeout)
-        #expect(Date().timeIntervalSince(start) < 10, "the 3 s answer must not have been awaited to the end")
     }
 
     @Test("a refused connection and a bad URL are classified")

@@ -51,6 +51,9 @@ struct ConfigurationTests {
             "runner_provider": "none", "runner_local_command": "true", "runner_scheduler_interval_ms": "20",
             "inbox_lease_seconds": "5", "inbox_concurrency": "2", "workflow_worker": "false", "workflow_poll_interval_ms": "50",
             "workflow_lease_seconds": "7", "workflow_concurrency": "3", "workflow_test_types": "true",
+            "github_app_id": "12345", "github_app_private_key_file": "/k.pem", "github_api_url": "http://127.0.0.1:9/api/v3/",
+            "github_api_ca_file": "/ca.pem", "kubernetes_api_url": "https://10.0.0.1:6443", "kubernetes_token_file": "/t",
+            "kubernetes_ca_file": "/kca.pem", "kubernetes_namespace": "ci-runners",
         ]
         #expect(Set(values.keys) == Set(HostConfiguration.keys), "a new key needs a row here")
         var environment: [String: String] = [:]
@@ -63,6 +66,32 @@ struct ConfigurationTests {
         #expect(config.runnerProvider == "none" && config.runnerLocalCommand == "true" && config.runnerSchedulerIntervalMilliseconds == 20)
         #expect(!config.workflowWorker && config.workflowPollIntervalMilliseconds == 50 && config.workflowLeaseSeconds == 7)
         #expect(config.workflowConcurrency == 3 && config.workflowTestTypes)
+        #expect(config.githubAppID == "12345" && config.githubAppPrivateKeyFile == "/k.pem" && config.githubAPICAFile == "/ca.pem")
+        #expect(config.githubAPIURL == "http://127.0.0.1:9/api/v3", "the trailing slash is dropped")
+        #expect(config.kubernetesAPIURL == "https://10.0.0.1:6443" && config.kubernetesTokenFile == "/t")
+        #expect(config.kubernetesCAFile == "/kca.pem" && config.kubernetesNamespace == "ci-runners")
+    }
+
+    @Test("GitHub App and Kubernetes keys default to unconfigured and refuse bad values")
+    func gitHubAppAndKubernetesKeys() throws {
+        let defaults = try HostConfiguration.load(file: nil, environment: [:])
+        #expect(defaults.githubAppID == nil && defaults.githubAPIURL == "https://api.github.com" && defaults.kubernetesAPIURL == nil)
+        #expect(defaults.kubernetesNamespace == "tenki-runners")
+        let clientID = try HostConfiguration.load(file: nil, environment: ["TENKI_GITHUB_APP_ID": "Iv23liABC.def"])
+        #expect(clientID.githubAppID == "Iv23liABC.def")
+        for (environment, message) in [
+            (["TENKI_GITHUB_APP_ID": "12/34"], "github_app_id must be"),
+            (["TENKI_GITHUB_API_URL": "ftp://x"], "github_api_url must be an http"),
+            (["TENKI_KUBERNETES_API_URL": "10.0.0.1"], "kubernetes_api_url must be an http"),
+            (["TENKI_KUBERNETES_NAMESPACE": "Runners"], "kubernetes_namespace must be a DNS-1123 label"),
+        ] {
+            #expect(throws: HostError.self) { try HostConfiguration.load(file: nil, environment: environment) }
+            do {
+                _ = try HostConfiguration.load(file: nil, environment: environment)
+            } catch let error as HostError {
+                #expect(error.message.contains(message), "\(error.message)")
+            }
+        }
     }
 
     @Test("bad values are errors that name their source")

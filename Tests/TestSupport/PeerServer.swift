@@ -6,14 +6,22 @@ public final class PeerServer: @unchecked Sendable {
     public let port: Int
     private let stdin: Pipe
 
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
     /// Starts `Tests/TestSupport/peers/echo_server.py`, over TLS when a certificate is given.
     public static func echo(tlsCertificate: String? = nil, tlsKey: String? = nil) throws -> PeerServer {
-        let script = Fixtures.packageRoot + "/Tests/TestSupport/peers/echo_server.py"
-        var arguments = [script]
+        var arguments: [String] = []
         if let tlsCertificate, let tlsKey { arguments += ["--tls", tlsCertificate, tlsKey] }
+        return try start(script: "echo_server.py", arguments: arguments)
+    }
+
+    /// Starts `Tests/TestSupport/peers/<script>` with python3 and waits for its `READY <port>` line.
+    /// The peer exits when this object goes away (its stdin closes).
+    public static func start(script: String, arguments: [String] = []) throws -> PeerServer {
+        let path = Fixtures.packageRoot + "/Tests/TestSupport/peers/" + script
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
+        process.arguments = ["python3", path] + arguments
         let out = Pipe()
         let input = Pipe()
         process.standardOutput = out
@@ -22,12 +30,12 @@ public final class PeerServer: @unchecked Sendable {
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {
             let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { throw MissingDependency(description: "peer server exited before it was ready (python3 missing?)") }
+            if chunk.isEmpty { throw MissingDependency(description: "peer \(script) exited before it was ready (python3 missing?)") }
             line.append(chunk)
         }
         let text = String(decoding: line, as: UTF8.self)
         guard text.hasPrefix("READY "), let port = Int(text.dropFirst(6).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw MissingDependency(description: "peer server said: \(text)")
+            throw MissingDependency(description: "peer \(script) said: \(text)")
         }
         return PeerServer(process: process, port: port, stdin: input)
     }

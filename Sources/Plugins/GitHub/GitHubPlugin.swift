@@ -8,7 +8,8 @@ import TenkiCrypto
 
 /// GitHub: webhook ingress (`POST /webhooks/github`), the store of deliveries, and their
 /// dispatch as typed events (`ping`, `installation`, `installation_repositories`,
-/// `workflow_job`, `workflow_run`, `push`) on the event bus.
+/// `workflow_job`, `workflow_run`, `push`) on the event bus; and, when `github_app_id` is set,
+/// the App client that mints installation tokens and registers just-in-time runners.
 public struct GitHubPlugin: Plugin {
     public static let name = "github"
     /// The `source` of every bus event this plugin publishes.
@@ -18,12 +19,15 @@ public struct GitHubPlugin: Plugin {
 
     let context: HostContext
     let ingress: WebhookIngress
+    /// The configured GitHub App, or nil; a bad key fails the start, not the first job.
+    public let app: GitHubAppClient?
 
     public init(context: HostContext) async throws {
         self.context = context
         let secret = try HostSecrets.githubWebhookSecret(context.configuration)
         ingress = WebhookIngress(secret: Array(secret.utf8), database: context.database, events: context.events,
                                  maxBodyBytes: min(context.configuration.webhookMaxBodyBytes, HostLimits.webhookMaxBodyBytes))
+        app = try GitHubAppClient.configured(context.configuration)
         context.events.registerPayloadLoader(source: GitHubPlugin.eventSource) { db, deliveryID in
             try DeliveryStore.body(db, deliveryID: deliveryID)
         }

@@ -1,0 +1,81 @@
+import Foundation
+
+/// CPU and memory of a runner Pod, in Kubernetes quantities (`"2"`, `"500m"`, `"4Gi"`); requests
+/// equal limits, so the Pod is Guaranteed and gets what the SKU sold.
+public struct RunnerPodResources: Sendable, Equatable {
+    public var cpu: String
+    public var memory: String
+
+    public init(cpu: String, memory: String) {
+        self.cpu = cpu
+        self.memory = memory
+    }
+}
+
+extension KubernetesClient {
+    /// Label keys every runner Pod carries.
+    public static let jobIDLabel = "tenki.dev/job-id"
+    public static let managedByLabel = "app.kubernetes.io/managed-by"
+    public static let componentLabel = "app.kubernetes.io/component"
+    /// The environment variable the actions runner reads as its `--jitconfig` argument.
+    public static let jitConfigEnvironmentVariable = "ACTIONS_RUNNER_INPUT_JITCONFIG"
+    /// GitHub cancels a self-hosted runner's job after 5 days; the Pod never outlives that.
+    public static let runnerPodMaxRuntimeSeconds = 5 * 24 * 3600
+
+    /// The JSON manifest of an ephemeral actions-runner Pod: one container `runner` running
+    /// `/home/runner/run.sh` with the just-in-time configuration in
+    /// `ACTIONS_RUNNER_INPUT_JITCONFIG`, `restartPolicy: Never` (the runner takes one job and
+    /// exits), no service-account token mounted (the job gets no cluster credentials), and labels
+    /// naming the Tenki job. Throws for a name or label Kubernetes would refuse.
+    public static func runnerPodManifest(name: String, jobID: String, image: String, jitConfig: String, labels: [String: String] = [:],
+                                         resources: RunnerPodResources? = nil,
+                                         activeDeadlineSeconds: Int = runnerPodMaxRuntimeSeconds) throws -> [UInt8] {
+        let operation = "build runner pod manifest"
+        _ = try checkedName(name, operation: operation)
+        guard !image.isEmpty, !image.contains(where: \.isWhitespace) else {
+            throw KubernetesError(status: 0, reason: "BadRequest", message: "image '\(image)' is not an image reference", operation: operation)
+        }
+        guard !jitConfig.isEmpty else {
+            throw KubernetesError(status: 0, reason: "BadRequest", message: "the JIT configuration is empty", operation: operation)
+        }
+        var allLabels = labels
+        allLabels[jobIDLabel] = jobID
+        allLabels[managedByLabel] = "tenki"
+        allLabels[componentLabel] = "runner"
+        for (key, value) in allLabels where !isLabelValue(value) {
+            throw KubernetesError(status: 0, reason: "BadRequest",
+                                  message: "label \(key)='\(value)' is not a valid label value (≤ 63 of [A-Za-z0-9-_.])", operation: operation)
+        }
+        var container: [String: Any] = [
+            "name": "runner",
+            "image": image,
+            "command": ["/home/runner/run.sh"],
+            "env": [["name": jitConfigEnvironmentVariable, "value": jitConfig]],
+        ]
+        if let resources {
+            let quantities = ["cpu": resources.cpu, "memory": resources.memory]
+            container["resources"] = ["requests": quantities, "limits": quantities]
+        }
+        let pod: [String: Any] = [
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": ["name": name, "labels": allLabels],
+            "spec": [
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "activeDeadlineSeconds": max(1, min(activeDeadlineSeconds, runnerPodMaxRuntimeSeconds)),
+                "containers": [container],
+            ] as [String: Any],
+        ]
+        return Array(try JSONSerialization.data(withJSONObject: pod, options: [.sortedKeys]))
+    }
+
+    /// A label value: empty, or up to 63 of `[A-Za-z0-9-_.]` starting and ending alphanumeric.
+    static func isLabelValue(_ value: String) -> Bool {
+        if value.isEmpty { return true }
+        guard value.count <= KubernetesLimits.labelValueMaxCharacters else { return false }
+        let alphanumeric: (Character) -> Bool = { $0.isASCII && ($0.isLetter || $0.isNumber) }
+        guard let first = value.first, let last = value.last, alphanumeric(first), alphanumeric(last) else { return false }
+        return value.allSatisfy { alphanumeric($0) || $0 == "-" || $0 == "_" || $0 == "." }
+    }
+}

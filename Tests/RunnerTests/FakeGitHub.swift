@@ -1,0 +1,77 @@
+import Foundation
+import GitHubPlugin
+import HTTPClient
+import TenkiCrypto
+import TestSupport
+
+/// A wall clock the test moves by hand.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: Date
+
+    init(_ start: Date) { current = start }
+
+    var now: Date { lock.withLock { current } }
+
+    func advance(seconds: Double) { lock.withLock { current += seconds } }
+}
+
+/// `Tests/TestSupport/peers/fake_github.py` started for one test, with the App's key pair.
+struct FakeGitHub {
+    static let appID = "424242"
+    let peer: PeerServer
+    let keys: TestRSAKeyPair
+    let http = HTTPClient()
+
+    init(owners: [String: Int64] = [:]) throws {
+        keys = try TestRSAKeyPair.shared.get()
+        var arguments = ["--app-id", Self.appID, "--public-key", keys.publicKeyPath]
+        for (owner, installation) in owners { arguments += ["--owner", "\(owner)=\(installation)"] }
+        peer = try PeerServer.start(script: "fake_github.py", arguments: arguments)
+    }
+
+    /// A client of the fake's App whose clock is `clock` (the fake's clock is set to match).
+    func client(clock: ManualClock? = nil, appID: String = FakeGitHub.appID, key: RSAPrivateKey? = nil) async throws -> GitHubAppClient {
+        let key = try key ?? RSAPrivateKey(pem: keys.privateKeyPEM)
+        let configuration = GitHubAppConfiguration(appID: appID, privateKey: key, apiBaseURL: peer.baseURL + "/")
+        if let clock {
+            try await setClock(clock.now)
+            return GitHubAppClient(configuration: configuration, now: { clock.now })
+        }
+        return GitHubAppClient(configuration: configuration)
+    }
+
+    func setClock(_ date: Date) async throws {
+        try await control("POST", "/_fake/clock", ["now": Int(date.timeIntervalSince1970)])
+    }
+
+    func configure(tokenTTLSeconds: Int? = nil, tokenDelayMilliseconds: Int? = nil) async throws {
+        var body: [String: Any] = [:]
+        if let tokenTTLSeconds { body["token_ttl_seconds"] = tokenTTLSeconds }
+        if let tokenDelayMilliseconds { body["token_delay_ms"] = tokenDelayMilliseconds }
+        try await control("POST", "/_fake/config", body)
+    }
+
+    func revokeAllTokens() async throws { try await control("POST", "/_fake/revoke", [:]) }
+
+    /// Every API request the fake saw, oldest first.
+    func requests() async throws -> [[String: Any]] {
+        let response = try await http.get(peer.baseURL + "/_fake/requests")
+        return try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]] ?? []
+    }
+
+    /// How many installation tokens were asked for, per installation.
+    func tokenRequests(_ installation: Int64) async throws -> Int {
+        let response = try await http.get(peer.baseURL + "/_fake/stats")
+        let stats = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        return (stats?["token_requests"] as? [String: Any])?[String(installation)] as? Int ?? 0
+    }
+
+    @discardableResult
+    private func control(_ method: String, _ path: String, _ body: [String: Any]) async throws -> OutboundResponse {
+        let response = try await http.send(OutboundRequest(method: method, url: peer.baseURL + path,
+                                                           body: Array(try JSONSerialization.data(withJSONObject: body))))
+        guard response.status == 200 else { throw MissingDependency(description: "fake GitHub \(path): \(response.status) \(response.bodyText)") }
+        return response
+    }
+}
