@@ -37,9 +37,15 @@ public final class TenkiProcess: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
+    /// At most this many servers start at once: the whole suite runs its tests concurrently on
+    /// two cores, and a stampede of starting processes starves every one of them.
+    static let startups = StartupGate(width: 2)
+
     /// Starts `tenki serve` and waits until `/healthz` answers.
     public static func serve(dataDir: String, databaseURL: String?, secret: String, environment: [String: String] = [:],
                              port: Int? = nil) async throws -> TenkiProcess {
+        await startups.enter()
+        defer { startups.leave() }
         let port = port ?? freePort()
         var arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir]
         if let databaseURL { arguments += ["--database-url", databaseURL] }
@@ -117,5 +123,40 @@ public final class TenkiProcess: @unchecked Sendable {
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// A counting gate for async callers (FIFO).
+final class StartupGate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(width: Int) { free = width }
+
+    func enter() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if free > 0 {
+                free -= 1
+                lock.unlock()
+                continuation.resume()
+            } else {
+                waiters.append(continuation)
+                lock.unlock()
+            }
+        }
+    }
+
+    func leave() {
+        lock.lock()
+        if waiters.isEmpty {
+            free += 1
+            lock.unlock()
+        } else {
+            let next = waiters.removeFirst()
+            lock.unlock()
+            next.resume()
+        }
     }
 }
