@@ -23,8 +23,11 @@ public struct HostConfiguration: Sendable, Equatable {
     public var inboxPollIntervalMilliseconds = 500
     public var inboxLeaseSeconds = 30
     public var inboxConcurrency = 8
-    /// Compute provider for runner jobs: `local` (runs `runner_local_command` per job) or `none`.
+    /// Compute provider for runner jobs: `local` (runs `runner_local_command` per job),
+    /// `kubernetes` (a Pod per job, with a GitHub App's just-in-time runner) or `none`.
     public var runnerProvider = "local"
+    /// The runner image the Kubernetes provider starts.
+    public var runnerImage = "ghcr.io/actions/actions-runner:latest"
     /// The shell command the local provider runs for each job (job facts in TENKI_JOB_* variables).
     public var runnerLocalCommand: String?
     /// How often the runner scheduler looks for work besides being woken by events.
@@ -85,8 +88,14 @@ public struct HostConfiguration: Sendable, Equatable {
         ("inbox_lease_seconds", { $0.inboxLeaseSeconds = try int($1, "inbox_lease_seconds", 1...3_600) }),
         ("inbox_concurrency", { $0.inboxConcurrency = try int($1, "inbox_concurrency", 1...HostLimits.inboxMaxConcurrentEvents) }),
         ("runner_provider", {
-            guard ["local", "none"].contains($1) else { throw HostError(.badConfiguration, "runner_provider must be local or none; got '\($1)'") }
+            guard ["local", "kubernetes", "none"].contains($1) else {
+                throw HostError(.badConfiguration, "runner_provider must be local, kubernetes or none; got '\($1)'")
+            }
             $0.runnerProvider = $1
+        }),
+        ("runner_image", {
+            guard !$1.isEmpty, !$1.contains(where: \.isWhitespace) else { throw HostError(.badConfiguration, "runner_image must be an image reference; got '\($1)'") }
+            $0.runnerImage = $1
         }),
         ("runner_local_command", { $0.runnerLocalCommand = $1.isEmpty ? nil : $1 }),
         ("runner_scheduler_interval_ms", { $0.runnerSchedulerIntervalMilliseconds = try int($1, "runner_scheduler_interval_ms", 10...60_000) }),

@@ -3,6 +3,7 @@ import Foundation
 import GitHubPlugin
 import Host
 import Hummingbird
+import Kubernetes
 import LedgerPlugin
 import Logging
 import ServiceLifecycle
@@ -24,12 +25,30 @@ public struct RunnerPlugin: Plugin {
 
     public init(context: HostContext) async throws {
         store = RunnerStore(database: context.database)
-        let provider: any ComputeProvider = context.configuration.runnerProvider == "none"
-            ? NoProvider() : LocalProvider(command: context.configuration.runnerLocalCommand)
+        let provider = try RunnerPlugin.provider(context.configuration)
         scheduler = JobScheduler(store: store, ledger: LedgerStore(database: context.database), policies: context.policies,
                                  provider: provider, logger: context.logger)
         wakeups = Wakeups()
         interval = context.configuration.runnerSchedulerIntervalMilliseconds
+    }
+
+    /// The configured compute provider; `kubernetes` needs the GitHub App and the API server.
+    static func provider(_ configuration: HostConfiguration) throws -> any ComputeProvider {
+        switch configuration.runnerProvider {
+        case "none": return NoProvider()
+        case "kubernetes":
+            guard let github = try GitHubAppClient.configured(configuration) else {
+                throw HostError(.badConfiguration, "runner_provider = kubernetes needs github_app_id and github_app_private_key_file")
+            }
+            guard let url = configuration.kubernetesAPIURL else {
+                throw HostError(.badConfiguration, "runner_provider = kubernetes needs kubernetes_api_url")
+            }
+            let kubernetes = KubernetesClient(configuration: KubernetesConfiguration.resolve(
+                apiServerURL: url, tokenFile: configuration.kubernetesTokenFile, caFile: configuration.kubernetesCAFile,
+                namespace: configuration.kubernetesNamespace))
+            return KubernetesProvider(github: github, kubernetes: kubernetes, image: configuration.runnerImage)
+        default: return LocalProvider(command: configuration.runnerLocalCommand)
+        }
     }
 
     public var subscriptions: [EventSubscription] {

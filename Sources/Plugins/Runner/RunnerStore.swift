@@ -63,6 +63,18 @@ public struct RunnerJob: Sendable, Codable, Equatable {
 
     public var key: String { "\(installationID)/\(jobID)/\(runAttempt)" }
 
+    public init(installationID: Int64, jobID: Int64, runAttempt: Int64, workspaceID: String, repository: String, name: String,
+                labels: [String], status: JobStatus, blockReason: String? = nil, sku: String? = nil, arch: String? = nil,
+                priority: Int64 = 0, slotLimit: Int64? = nil, enqueueSequence: Int64 = 0, startedAt: String? = nil,
+                completedAt: String? = nil, conclusion: String? = nil, runnerName: String? = nil, providerHandle: String? = nil,
+                chargeStatus: String = "none") {
+        self.installationID = installationID; self.jobID = jobID; self.runAttempt = runAttempt; self.workspaceID = workspaceID
+        self.repository = repository; self.name = name; self.labels = labels; self.status = status; self.blockReason = blockReason
+        self.sku = sku; self.arch = arch; self.priority = priority; self.slotLimit = slotLimit; self.enqueueSequence = enqueueSequence
+        self.startedAt = startedAt; self.completedAt = completedAt; self.conclusion = conclusion; self.runnerName = runnerName
+        self.providerHandle = providerHandle; self.chargeStatus = chargeStatus
+    }
+
     enum CodingKeys: String, CodingKey {
         case installationID = "installation_id", jobID = "job_id", runAttempt = "run_attempt", workspaceID = "workspace_id"
         case repository, name, labels, status, blockReason = "block_reason", sku, arch, priority, slotLimit = "slot_limit"

@@ -1,0 +1,56 @@
+import Foundation
+import GitHubPlugin
+import Kubernetes
+
+/// Ephemeral runners as Kubernetes Pods: a just-in-time runner configuration from the GitHub App
+/// for the job's repository, then a Pod running it, sized by the job's SKU. Provisioning twice
+/// finds the Pod already there (409) and keeps it; releasing a Pod that is gone is not an error.
+public struct KubernetesProvider: ComputeProvider {
+    public let name = "kubernetes"
+    public let github: GitHubAppClient
+    public let kubernetes: KubernetesClient
+    public let image: String
+
+    public init(github: GitHubAppClient, kubernetes: KubernetesClient, image: String) {
+        self.github = github
+        self.kubernetes = kubernetes
+        self.image = image
+    }
+
+    /// The Pod's and the runner's name: the job's key, DNS-safe.
+    public static func podName(_ job: RunnerJob) -> String { "tenki-\(job.installationID)-\(job.jobID)-\(job.runAttempt)" }
+
+    /// CPU and memory from SKU ids like `x64-4c-8gb` or `macos-m4-6c` (nil when the id says nothing).
+    public static func resources(sku: String?) -> RunnerPodResources? {
+        guard let sku else { return nil }
+        var cpu: String?, memory: String?
+        for part in sku.split(separator: "-") {
+            if part.hasSuffix("c"), let n = Int(part.dropLast()) { cpu = String(n) }
+            if part.hasSuffix("gb"), let n = Int(part.dropLast(2)) { memory = "\(n)Gi" }
+        }
+        guard let cpu, let memory else { return nil }
+        return RunnerPodResources(cpu: cpu, memory: memory)
+    }
+
+    public func provision(_ job: RunnerJob) async throws -> String {
+        let pod = KubernetesProvider.podName(job)
+        if try await kubernetes.getPod(pod) != nil { return pod }
+        let parts = job.repository.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw RunnerError("job \(job.key): repository '\(job.repository)' is not owner/name") }
+        let config = try await github.jitRunnerConfig(installation: job.installationID, scope: .repository(owner: parts[0], name: parts[1]),
+                                                      name: pod, labels: job.labels)
+        let manifest = try KubernetesClient.runnerPodManifest(
+            name: pod, jobID: "\(job.installationID).\(job.jobID).\(job.runAttempt)", image: image, jitConfig: config.encodedJITConfig,
+            labels: ["tenki.dev/workspace": job.workspaceID], resources: KubernetesProvider.resources(sku: job.sku))
+        do {
+            try await kubernetes.createPod(manifest)
+        } catch let error as KubernetesError where error.status == 409 {
+            // Made by an earlier attempt that did not record it: the same runner.
+        }
+        return pod
+    }
+
+    public func release(_ job: RunnerJob, handle: String) async throws {
+        try await kubernetes.deletePod(handle.isEmpty ? KubernetesProvider.podName(job) : handle)
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import GitHubPlugin
+import Kubernetes
+import RunnerPlugin
+import TestSupport
+import Testing
+
+@Suite("Kubernetes compute provider against fake GitHub and Kubernetes API servers")
+struct KubernetesProviderTests {
+    static func job(sku: String? = "x64-4c-8gb") -> RunnerJob {
+        RunnerJob(installationID: 957387, jobID: 42, runAttempt: 1, workspaceID: "ws-21031067", repository: "Codertocat/Hello-World",
+                  name: "build", labels: ["tenki-4c-8gb"], status: .provisioning, blockReason: nil, sku: sku, arch: "x64", priority: 0,
+                  slotLimit: 40, enqueueSequence: 1, startedAt: nil, completedAt: nil, conclusion: nil, runnerName: nil,
+                  providerHandle: nil, chargeStatus: "none")
+    }
+
+    @Test("a job gets a just-in-time runner for its repository in a Pod sized by its SKU; again is the same Pod; release deletes it once")
+    func provisionAndRelease() async throws {
+        let github = try FakeGitHub()
+        let kubernetes = try FakeKubernetes()
+        let pods = kubernetes.client(namespace: "runners")
+        let provider = KubernetesProvider(github: try await github.client(), kubernetes: pods, image: "example/actions-runner:2")
+        let job = Self.job()
+
+        let handle = try await provider.provision(job)
+        #expect(handle == "tenki-957387-42-1")
+        let pod = try #require(try await pods.getPod(handle))
+        #expect(pod.labels["tenki.dev/workspace"] == "ws-21031067" && pod.labels["tenki.dev/job-id"] == "957387.42.1")
+        // The runner was registered for the job's repository, under the Pod's name, with its labels.
+        let calls = GitHubAppClientTests.apiRequests(try await github.requests(),
+                                                     path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig")
+        let body = try #require(calls.first?["body"] as? [String: Any])
+        #expect(calls.count == 1 && body["name"] as? String == handle && body["labels"] as? [String] == ["tenki-4c-8gb"])
+        // The Pod runs the image with the JIT configuration, requests = limits from the SKU.
+        let created = try #require(try await kubernetes.requests().first { $0["method"] as? String == "POST" })
+        let manifest = try #require(created["body"] as? [String: Any])
+        let container = try #require((manifest["spec"] as? [String: Any])?["containers"] as? [[String: Any]]).first
+        #expect(container?["image"] as? String == "example/actions-runner:2")
+        let limits = (container?["resources"] as? [String: Any])?["limits"] as? [String: Any]
+        #expect(limits?["cpu"] as? String == "4" && limits?["memory"] as? String == "8Gi")
+
+        // Provisioning again (a retry after a crash) keeps the same Pod and registers nothing new.
+        #expect(try await provider.provision(job) == handle)
+        #expect(try await kubernetes.requests().filter { $0["method"] as? String == "POST" }.count == 1)
+
+        try await provider.release(job, handle: handle)
+        #expect(try await pods.getPod(handle) == nil)
+        try await provider.release(job, handle: handle) // already gone: not an error
+    }
+
+    @Test("SKU ids give Pod resources", arguments: [("x64-2c-4gb", "2", "4Gi"), ("x64-64c-256gb", "64", "256Gi")])
+    func resources(_ sku: String, _ cpu: String, _ memory: String) {
+        #expect(KubernetesProvider.resources(sku: sku) == RunnerPodResources(cpu: cpu, memory: memory))
+        #expect(KubernetesProvider.resources(sku: nil) == nil)
+        #expect(KubernetesProvider.resources(sku: "macos-m4-6c") == nil)
+    }
+}
