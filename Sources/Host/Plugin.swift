@@ -51,6 +51,28 @@ public struct LuaHostFunction: Sendable {
         self.function = function
     }
 
+    /// A function whose work is async (a database read, an HTTP call). Scripts run on threads of
+    /// their own, so the calling thread waits for it; never offer one to code evaluated on the
+    /// cooperative pool (policies), where the wait could starve the work it waits for.
+    public static func waiting(module: String, name: String,
+                               _ body: @escaping @Sendable ([LuaValue]) async throws -> [LuaValue]) -> LuaHostFunction {
+        LuaHostFunction(module: module, name: name, readOnly: false) { arguments in
+            final class Outcome: @unchecked Sendable { var result: Result<[LuaValue], any Error>? }
+            let outcome = Outcome()
+            let done = DispatchSemaphore(value: 0)
+            Task.detached {
+                do { outcome.result = .success(try await body(arguments)) } catch { outcome.result = .failure(error) }
+                done.signal()
+            }
+            done.wait()
+            switch outcome.result! {
+            case .success(let values): return values
+            case .failure(let error as LuaError): throw error
+            case .failure(let error): throw LuaError(kind: .runtime, message: "\(module).\(name): \(error)")
+            }
+        }
+    }
+
     /// Installs the functions into a state as `module.name`.
     public static func install(_ functions: [LuaHostFunction], into state: LuaState, readOnlyOnly: Bool) {
         for function in functions where function.readOnly || !readOnlyOnly {

@@ -55,6 +55,7 @@ final class RunnerHarness: @unchecked Sendable {
         var job: [String: Any] = [
             "id": id, "run_id": 1000 + id, "run_attempt": attempt, "name": "build \(id)", "workflow_name": "CI", "head_branch": "main",
             "status": action == "in_progress" ? "in_progress" : action, "labels": labels, "created_at": "2026-01-05T09:59:00Z",
+            "head_sha": "abc123",
         ]
         if let started { job["started_at"] = started }
         if let completed { job["completed_at"] = completed; job["conclusion"] = "success" }
@@ -223,6 +224,12 @@ struct RunnerPluginTests {
         #expect(round.blocked == 1 && round.foreign == 1 && round.provisioned == 0)
         let blocked = try #require(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 1, runAttempt: 1))
         #expect(blocked.status == .blocked && blocked.blockReason == "addon_required")
+        // Scripts hear of it: one `runner_job.blocked` event with the job and the reason.
+        let events = try await h.host.database.query("SELECT payload FROM event_inbox WHERE topic = 'runner_job.blocked'")
+        #expect(events.count == 1)
+        let payload = try JSONSerialization.jsonObject(with: Data(try events.first?.bytes("payload") ?? [])) as? [String: Any]
+        #expect(payload?["reason"] as? String == "addon_required" && payload?["repository"] as? String == "Codertocat/Hello-World")
+        #expect(payload?["head_sha"] as? String == "abc123" && payload?["installation_id"] as? Int == Int(RunnerHarness.installation))
         #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 2, runAttempt: 1)?.status == .foreign)
 
         #expect(try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true, addons: ["macos-m4"])) == 1)

@@ -34,6 +34,19 @@ struct LuaWorkflowTests {
         """
     static let util = "return { double = function(x) return x * 2 end }"
 
+    @Test("every shipped example script loads as a workflow with its events")
+    func shippedExamples() throws {
+        let directory = Fixtures.packageRoot + "/scripts/examples"
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".lua") }.sorted()
+        #expect(files.count >= 2)
+        var sources: [String: String] = [:]
+        for file in files { sources[file] = try String(contentsOfFile: directory + "/" + file, encoding: .utf8) }
+        let set = try Self.scripts(sources)
+        #expect(set.errors.isEmpty, "\(set.errors)")
+        #expect(set.scripts.count == files.count)
+        #expect(set.scripts.first { $0.type == "script.blocked_job_check_run" }?.topics == ["runner_job.blocked"])
+    }
+
     @Test("a script's durable calls replay: steps once, sleep, signal, errors it may catch", arguments: DriverKind.allCases)
     func script(_ kind: DriverKind) async throws {
         let set = try Self.scripts(["greet.lua": Self.greet, "lib/util.lua": Self.util])

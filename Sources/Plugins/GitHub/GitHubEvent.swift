@@ -76,6 +76,7 @@ public enum GitHubEvent: Sendable {
             public let name: String
             public let workflowName: String?
             public let headBranch: String?
+            public let headSha: String?
             public let status: String
             public let conclusion: String?
             public let labels: [String]

@@ -80,7 +80,26 @@ public struct GitHubPlugin: Plugin {
     }
 
     public var luaFunctions: [LuaHostFunction] {
-        [
+        let app = self.app
+        return [
+            // github.request(installation, method, path[, body]) -> { status = 201, body = {...} } as the
+            // installation (scripts only): e.g. a check run explaining why a job is blocked.
+            LuaHostFunction.waiting(module: "github", name: "request") { arguments in
+                guard arguments.count >= 3, let installation = arguments[0].integerValue, let method = arguments[1].stringValue,
+                      let path = arguments[2].stringValue else {
+                    throw LuaError(kind: .runtime, message: "github.request(installation, method, path[, body]) expects an integer and two strings")
+                }
+                guard let app else { throw LuaError(kind: .runtime, message: "github.request: no GitHub App is configured (github_app_id)") }
+                let body = arguments.count > 3 && !arguments[3].isNil ? Array(LuaJSON.text(arguments[3]).utf8) : nil
+                let response: GitHubAPIResponse
+                do {
+                    response = try await app.request(installation: installation, method: method.uppercased(), path: path, body: body)
+                } catch let error as GitHubAPIError where error.kind == .status {
+                    return [.table(LuaTable(fields: ["status": .integer(Int64(error.status)), "error": .string(error.message)]))]
+                }
+                let decoded = response.body.isEmpty ? LuaValue.nil : ((try? LuaJSON.value(fromJSON: String(decoding: response.body, as: UTF8.self))) ?? .nil)
+                return [.table(LuaTable(fields: ["status": .integer(Int64(response.status)), "body": decoded]))]
+            },
             // github.signature(secret, body) -> "sha256=..." as GitHub would sign `body`.
             LuaHostFunction(module: "github", name: "signature", readOnly: true) { arguments in
                 guard arguments.count == 2, let secret = arguments[0].stringValue, let body = arguments[1].stringValue else {

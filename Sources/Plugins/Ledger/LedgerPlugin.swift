@@ -3,6 +3,7 @@ import Foundation
 import Host
 import Hummingbird
 import Logging
+import Lua
 import ServiceLifecycle
 import SQL
 
@@ -21,6 +22,25 @@ public struct LedgerPlugin: Plugin {
         store = LedgerStore(database: context.database)
         logger = context.logger
         try await store.ensureChart(now: LedgerClock.nowNanoseconds())
+    }
+
+    /// `ledger.balance(workspace)` for scripts: `{ balance_micros, pending_micros,
+    /// free_minutes_remaining }`. Policies do not get it: their decisions read only their input,
+    /// so a replayed event is decided as it was.
+    public var luaFunctions: [LuaHostFunction] {
+        let store = self.store
+        return [
+            LuaHostFunction.waiting(module: "ledger", name: "balance") { arguments in
+                guard arguments.count == 1, let workspace = arguments[0].stringValue, !workspace.isEmpty else {
+                    throw LuaError(kind: .runtime, message: "ledger.balance(workspace) expects a workspace id")
+                }
+                let balance = try await store.balance(workspace: workspace)
+                return [.table(LuaTable(fields: [
+                    "balance_micros": .integer(balance.balanceMicros), "pending_micros": .integer(balance.pendingMicros),
+                    "free_minutes_remaining": .integer(balance.freeMinutesRemaining),
+                ]))]
+            },
+        ]
     }
 
     /// Pending transfers whose timeout passed are released even when nobody calls.

@@ -19,6 +19,7 @@ struct JobEvent: Sendable {
     let completedAt: String?
     let conclusion: String?
     let runnerName: String?
+    let headSha: String?
 }
 
 /// One round of the runner's work, in order: grant signup credits, admit queued jobs through the
@@ -155,16 +156,34 @@ public struct JobScheduler: Sendable {
             case .block: status = .blocked; round.blocked += 1
             case .foreign: status = .foreign; round.foreign += 1
             }
-            _ = try await store.database.execute("""
-                UPDATE runner_jobs SET status = $4, block_reason = $5, sku = $6, arch = $7, priority = $8, slot_limit = $9, updated_at = $10
-                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
-                """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(status.rawValue),
-                      SQLValue(decision.verdict == .block ? decision.reason : nil), SQLValue(decision.sku), SQLValue(decision.arch),
-                      .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(RunnerStore.nowMilliseconds())])
+            let blockedEvent = decision.verdict == .block ? JobScheduler.blockedEvent(job, reason: decision.reason ?? "blocked") : nil
+            try await store.database.transaction { db in
+                let changed = try db.execute("""
+                    UPDATE runner_jobs SET status = $4, block_reason = $5, sku = $6, arch = $7, priority = $8, slot_limit = $9, updated_at = $10
+                    WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
+                    """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(status.rawValue),
+                          SQLValue(decision.verdict == .block ? decision.reason : nil), SQLValue(decision.sku), SQLValue(decision.arch),
+                          .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(RunnerStore.nowMilliseconds())])
+                // Scripts can react (e.g. a check run saying why): `runner_job.blocked`, with the job.
+                if changed == 1, let blockedEvent {
+                    try EventInbox.publish(in: db, topic: "runner_job.blocked", source: "runner",
+                                           sourceID: "\(job.key):blocked:\(RunnerStore.nowMilliseconds())", payload: blockedEvent)
+                }
+            }
             if decision.verdict == .block {
                 logger.info("job blocked", metadata: ["job": "\(job.key)", "reason": "\(decision.reason ?? "")", "policy_version": "\(decision.policyVersion)"])
             }
         }
+    }
+
+    /// The payload of a `runner_job.blocked` event.
+    static func blockedEvent(_ job: RunnerJob, reason: String) -> [UInt8] {
+        var fields: [String: Any] = [
+            "installation_id": job.installationID, "job_id": job.jobID, "run_attempt": job.runAttempt, "repository": job.repository,
+            "name": job.name, "labels": job.labels, "workspace": job.workspaceID, "reason": reason,
+        ]
+        if let sha = job.headSha { fields["head_sha"] = sha }
+        return Array((try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data("{}".utf8))
     }
 
     // MARK: abuse

@@ -106,7 +106,7 @@ public struct RunnerPlugin: Plugin {
         let job = payload.workflowJob
         return JobEvent(action: action, installationID: installation.id, jobID: job.id, runAttempt: Int64(job.runAttempt ?? 1),
                         repository: payload.repository.fullName, name: job.name, labels: job.labels, startedAt: job.startedAt,
-                        completedAt: job.completedAt, conclusion: job.conclusion, runnerName: job.runnerName)
+                        completedAt: job.completedAt, conclusion: job.conclusion, runnerName: job.runnerName, headSha: job.headSha)
     }
 
     /// A job from an installation we have not heard of yet: its account's workspace, created now.

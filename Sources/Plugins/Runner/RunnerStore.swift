@@ -60,6 +60,8 @@ public struct RunnerJob: Sendable, Codable, Equatable {
     public var providerHandle: String?
     /// `none` (nothing to charge), `pending`, `charged`, `failed`.
     public var chargeStatus: String
+    /// The commit the job runs for (check runs are attached to it).
+    public var headSha: String?
 
     public var key: String { "\(installationID)/\(jobID)/\(runAttempt)" }
 
@@ -67,19 +69,19 @@ public struct RunnerJob: Sendable, Codable, Equatable {
                 labels: [String], status: JobStatus, blockReason: String? = nil, sku: String? = nil, arch: String? = nil,
                 priority: Int64 = 0, slotLimit: Int64? = nil, enqueueSequence: Int64 = 0, startedAt: String? = nil,
                 completedAt: String? = nil, conclusion: String? = nil, runnerName: String? = nil, providerHandle: String? = nil,
-                chargeStatus: String = "none") {
+                chargeStatus: String = "none", headSha: String? = nil) {
         self.installationID = installationID; self.jobID = jobID; self.runAttempt = runAttempt; self.workspaceID = workspaceID
         self.repository = repository; self.name = name; self.labels = labels; self.status = status; self.blockReason = blockReason
         self.sku = sku; self.arch = arch; self.priority = priority; self.slotLimit = slotLimit; self.enqueueSequence = enqueueSequence
         self.startedAt = startedAt; self.completedAt = completedAt; self.conclusion = conclusion; self.runnerName = runnerName
-        self.providerHandle = providerHandle; self.chargeStatus = chargeStatus
+        self.providerHandle = providerHandle; self.chargeStatus = chargeStatus; self.headSha = headSha
     }
 
     enum CodingKeys: String, CodingKey {
         case installationID = "installation_id", jobID = "job_id", runAttempt = "run_attempt", workspaceID = "workspace_id"
         case repository, name, labels, status, blockReason = "block_reason", sku, arch, priority, slotLimit = "slot_limit"
         case enqueueSequence = "enqueue_sequence", startedAt = "started_at", completedAt = "completed_at", conclusion
-        case runnerName = "runner_name", providerHandle = "provider_handle", chargeStatus = "charge_status"
+        case runnerName = "runner_name", providerHandle = "provider_handle", chargeStatus = "charge_status", headSha = "head_sha"
     }
 }
 
@@ -180,6 +182,7 @@ public struct RunnerStore: Sendable {
                 created_at BIGINT NOT NULL
             );
             """),
+        Migration(2, "the commit of a job", sql: "ALTER TABLE runner_jobs ADD COLUMN head_sha TEXT"),
     ]
 
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -320,11 +323,11 @@ public struct RunnerStore: Sendable {
             let charge = target == .completed && event.startedAt != nil && event.runnerName != nil ? "pending" : "none"
             _ = try db.execute("""
                 INSERT INTO runner_jobs (installation_id, job_id, run_attempt, workspace_id, repository, name, labels, status,
-                    enqueue_sequence, started_at, completed_at, conclusion, runner_name, charge_status, updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                    enqueue_sequence, started_at, completed_at, conclusion, runner_name, charge_status, updated_at, head_sha)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                 """, key + [.text(workspaceID), .text(event.repository), .text(event.name), .text(labels), .text(target.rawValue),
                             .integer(sequence), SQLValue(event.startedAt), SQLValue(event.completedAt), SQLValue(event.conclusion),
-                            SQLValue(event.runnerName), .text(charge), .integer(now)])
+                            SQLValue(event.runnerName), .text(charge), .integer(now), SQLValue(event.headSha)])
             return
         }
         let current = JobStatus(rawValue: try existing.string("status")) ?? .queued
@@ -387,7 +390,8 @@ public struct RunnerStore: Sendable {
                   slotLimit: try row.optionalInt("slot_limit"), enqueueSequence: try row.int("enqueue_sequence"),
                   startedAt: try row.optionalString("started_at"), completedAt: try row.optionalString("completed_at"),
                   conclusion: try row.optionalString("conclusion"), runnerName: try row.optionalString("runner_name"),
-                  providerHandle: try row.optionalString("provider_handle"), chargeStatus: try row.string("charge_status"))
+                  providerHandle: try row.optionalString("provider_handle"), chargeStatus: try row.string("charge_status"),
+                  headSha: try row.optionalString("head_sha"))
     }
 
     // MARK: usage

@@ -15,6 +15,7 @@ Endpoints:
   POST /app/installations/{id}/access_tokens             201 {token, expires_at, permissions} (JWT)
   POST /orgs/{org}/actions/runners/generate-jitconfig    201 {runner, encoded_jit_config}
   POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig
+  POST /repos/{owner}/{repo}/check-runs                  201 {id, name, head_sha, status, conclusion}
   GET  /_fake/requests       every request seen: method, path, headers (lower-case), json body, jwt claims
   GET  /_fake/stats          {"token_requests": {installation id: count}}
   POST /_fake/clock          {"now": unix seconds} sets the fake's clock (default: real time)
@@ -163,6 +164,17 @@ class Handler(BaseHTTPRequestHandler):
                 return self.jitconfig(issued, parts[1], "org:" + parts[1], record["body"])
             if len(parts) == 6 and parts[0] == "repos":
                 return self.jitconfig(issued, parts[1], "repo:" + parts[1] + "/" + parts[2], record["body"])
+        if self.command == "POST" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "check-runs":
+            body = record["body"] or {}
+            missing = [f for f in ("name", "head_sha") if not body.get(f)]
+            if missing:
+                return self.error(422, "Invalid request: missing " + ", ".join(missing))
+            with LOCK:
+                STATE.setdefault("check_runs", 0)
+                STATE["check_runs"] += 1
+                number = STATE["check_runs"]
+            return self.reply(201, {"id": number, "name": body["name"], "head_sha": body["head_sha"],
+                                    "status": body.get("status", "queued"), "conclusion": body.get("conclusion")})
         return self.error(404, "Not Found")
 
     def access_token(self, installation):
