@@ -52,6 +52,13 @@ struct FakeGitHub {
         try await control("POST", "/_fake/config", body)
     }
 
+    /// What `GET /repos/{repository}/actions/jobs/{id}` answers (unset jobs are 404).
+    func setJob(_ repository: String, _ id: Int64, status: String, conclusion: String? = nil) async throws {
+        var body: [String: Any] = ["status": status]
+        if let conclusion { body["conclusion"] = conclusion }
+        try await control("POST", "/_fake/jobs/\(repository)/\(id)", body)
+    }
+
     func revokeAllTokens() async throws { try await control("POST", "/_fake/revoke", [:]) }
 
     /// Every API request the fake saw, oldest first.

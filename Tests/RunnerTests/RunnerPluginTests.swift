@@ -247,6 +247,33 @@ struct RunnerPluginTests {
         #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 3, runAttempt: 1)?.status == .provisioned)
     }
 
+    @Test("a released block runs only jobs GitHub still shows queued", arguments: DriverKind.allCases)
+    func releasedOnlyIfStillQueued(_ kind: DriverKind) async throws {
+        let h = try await RunnerHarness(kind)
+        defer { withExtendedLifetime(h) {} }
+        let github = try FakeGitHub()
+        let scheduler = JobScheduler(store: h.runner.store, ledger: h.ledger, policies: h.host.policies, provider: NoProvider(),
+                                     logger: h.host.logger, github: try await github.client())
+        try await h.installFixture()
+        for id in 1...3 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-macos-m4-6c"])) }
+        #expect(try await scheduler.runOnce().blocked == 3)
+        try await github.setJob("Codertocat/Hello-World", 1, status: "queued")
+        try await github.setJob("Codertocat/Hello-World", 2, status: "completed", conclusion: "cancelled")
+        // Job 3 is unknown to GitHub (deleted run): 404.
+        #expect(try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true, addons: ["macos-m4"])) == 3)
+        let round = try await scheduler.runOnce()
+        #expect(round.admitted == 1 && round.dropped == 2 && round.provisioned == 1)
+        let jobs = try await h.runner.store.jobs()
+        #expect(jobs.map(\.status) == [.provisioned, .completed, .completed])
+        #expect(jobs.map(\.conclusion) == [nil, "cancelled", "gone_from_github"])
+        #expect(jobs.map(\.chargeStatus) == ["none", "none", "none"])
+        // Jobs admitted the first time are not asked about: GitHub is called only for released ones.
+        try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 4, labels: ["tenki-macos-m4-6c"]))
+        let asked = try await github.requests().filter { ($0["path"] as? String)?.contains("/actions/jobs/") == true }.count
+        #expect(try await scheduler.runOnce().admitted == 1)
+        #expect(try await github.requests().filter { ($0["path"] as? String)?.contains("/actions/jobs/") == true }.count == asked)
+    }
+
     @Test("the abuse rules see every job: a miner blocks the workspace's next jobs with reason abuse", arguments: DriverKind.allCases)
     func abuse(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)

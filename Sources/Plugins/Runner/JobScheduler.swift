@@ -1,4 +1,5 @@
 import Foundation
+import GitHubPlugin
 import Host
 import LedgerPlugin
 import Logging
@@ -32,12 +33,16 @@ public struct JobScheduler: Sendable {
     public let policies: PolicyEngine
     public let provider: any ComputeProvider
     public let logger: Logger
+    /// Asked whether a job released from a block is still queued on GitHub (nil: not asked).
+    public let github: GitHubAppClient?
     /// Free minutes (normalised to 2 vCPU) every new workspace gets once (SPEC §3).
     public static let signupFreeMinutes: UInt64 = 1_000
     /// Slots per architecture when the admission policy names no limit.
     public static let includedSlots: Int64 = 40
 
-    public init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger) {
+    public init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
+                github: GitHubAppClient? = nil) {
+        self.github = github
         self.store = store
         self.ledger = ledger
         self.policies = policies
@@ -57,9 +62,11 @@ public struct JobScheduler: Sendable {
         public var released = 0
         /// Abuse verdicts that raised a workspace's recorded action.
         public var flagged = 0
+        /// Jobs released from a block that GitHub no longer shows queued: dropped, never run.
+        public var dropped = 0
         public var failures = 0
 
-        public var didWork: Bool { credited + admitted + blocked + foreign + scheduled + provisioned + charged + released + flagged > 0 }
+        public var didWork: Bool { credited + admitted + blocked + foreign + scheduled + provisioned + charged + released + flagged + dropped > 0 }
     }
 
     @discardableResult
@@ -135,6 +142,11 @@ public struct JobScheduler: Sendable {
                 guard let workspace = try await store.workspace(job.workspaceID) else { continue }
                 states[job.workspaceID] = (workspace, try await admissionState(workspace))
             }
+            // A job whose block cleared runs only if GitHub still has it waiting.
+            if job.releasedFromBlock, let github, !(try await stillQueued(job, github)) {
+                round.dropped += 1
+                continue
+            }
             // The abuse rules see every job as it arrives; a stronger verdict is recorded on the
             // workspace first, so admission already reads it.
             if try await screen(job, durationSeconds: 0, &round), let workspace = try await store.workspace(job.workspaceID) {
@@ -174,6 +186,33 @@ public struct JobScheduler: Sendable {
                 logger.info("job blocked", metadata: ["job": "\(job.key)", "reason": "\(decision.reason ?? "")", "policy_version": "\(decision.policyVersion)"])
             }
         }
+    }
+
+    /// Whether GitHub still shows the job queued. A job GitHub no longer has, or shows started or
+    /// finished elsewhere, is closed here without running or charging; when GitHub cannot be
+    /// asked, the job is admitted as usual (a runner nobody takes is released when it times out).
+    func stillQueued(_ job: RunnerJob, _ github: GitHubAppClient) async throws -> Bool {
+        let conclusion: String
+        do {
+            let response = try await github.request(installation: job.installationID, method: "GET",
+                                                    path: "/repos/\(job.repository)/actions/jobs/\(job.jobID)")
+            let fields = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
+            let status = fields?["status"] as? String
+            if status == nil || status == "queued" || status == "waiting" || status == "pending" { return true }
+            conclusion = (fields?["conclusion"] as? String) ?? "not_queued_on_github"
+        } catch let error as GitHubAPIError where error.kind == .status && error.status == 404 {
+            conclusion = "gone_from_github"
+        } catch {
+            logger.warning("could not ask GitHub about a released job", metadata: ["job": "\(job.key)", "error": "\(error)"])
+            return true
+        }
+        _ = try await store.database.execute("""
+            UPDATE runner_jobs SET status = 'completed', conclusion = $4, charge_status = 'none', updated_at = $5
+            WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
+            """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(conclusion),
+                  .integer(RunnerStore.nowMilliseconds())])
+        logger.info("released job no longer queued on GitHub", metadata: ["job": "\(job.key)", "conclusion": "\(conclusion)"])
+        return false
     }
 
     /// The payload of a `runner_job.blocked` event.

@@ -27,7 +27,7 @@ public struct RunnerPlugin: Plugin {
         store = RunnerStore(database: context.database)
         let provider = try RunnerPlugin.provider(context.configuration)
         scheduler = JobScheduler(store: store, ledger: LedgerStore(database: context.database), policies: context.policies,
-                                 provider: provider, logger: context.logger)
+                                 provider: provider, logger: context.logger, github: try GitHubAppClient.configured(context.configuration))
         wakeups = Wakeups()
         interval = context.configuration.runnerSchedulerIntervalMilliseconds
     }

@@ -62,6 +62,8 @@ public struct RunnerJob: Sendable, Codable, Equatable {
     public var chargeStatus: String
     /// The commit the job runs for (check runs are attached to it).
     public var headSha: String?
+    /// Blocked, then sent back to admission: GitHub is asked whether it still waits.
+    public var releasedFromBlock: Bool = false
 
     public var key: String { "\(installationID)/\(jobID)/\(runAttempt)" }
 
@@ -69,12 +71,13 @@ public struct RunnerJob: Sendable, Codable, Equatable {
                 labels: [String], status: JobStatus, blockReason: String? = nil, sku: String? = nil, arch: String? = nil,
                 priority: Int64 = 0, slotLimit: Int64? = nil, enqueueSequence: Int64 = 0, startedAt: String? = nil,
                 completedAt: String? = nil, conclusion: String? = nil, runnerName: String? = nil, providerHandle: String? = nil,
-                chargeStatus: String = "none", headSha: String? = nil) {
+                chargeStatus: String = "none", headSha: String? = nil, releasedFromBlock: Bool = false) {
         self.installationID = installationID; self.jobID = jobID; self.runAttempt = runAttempt; self.workspaceID = workspaceID
         self.repository = repository; self.name = name; self.labels = labels; self.status = status; self.blockReason = blockReason
         self.sku = sku; self.arch = arch; self.priority = priority; self.slotLimit = slotLimit; self.enqueueSequence = enqueueSequence
         self.startedAt = startedAt; self.completedAt = completedAt; self.conclusion = conclusion; self.runnerName = runnerName
         self.providerHandle = providerHandle; self.chargeStatus = chargeStatus; self.headSha = headSha
+        self.releasedFromBlock = releasedFromBlock
     }
 
     enum CodingKeys: String, CodingKey {
@@ -82,6 +85,7 @@ public struct RunnerJob: Sendable, Codable, Equatable {
         case repository, name, labels, status, blockReason = "block_reason", sku, arch, priority, slotLimit = "slot_limit"
         case enqueueSequence = "enqueue_sequence", startedAt = "started_at", completedAt = "completed_at", conclusion
         case runnerName = "runner_name", providerHandle = "provider_handle", chargeStatus = "charge_status", headSha = "head_sha"
+        case releasedFromBlock = "released_from_block"
     }
 }
 
@@ -183,6 +187,7 @@ public struct RunnerStore: Sendable {
             );
             """),
         Migration(2, "the commit of a job", sql: "ALTER TABLE runner_jobs ADD COLUMN head_sha TEXT"),
+        Migration(3, "jobs released from a block", sql: "ALTER TABLE runner_jobs ADD COLUMN released_from_block INTEGER NOT NULL DEFAULT 0"),
     ]
 
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -292,7 +297,7 @@ public struct RunnerStore: Sendable {
             _ = try db.execute("UPDATE runner_workspaces SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count)", values)
             // Blocked jobs are admitted again; waiting ones keep their place but take the new limits.
             return try db.execute("""
-                UPDATE runner_jobs SET status = 'queued', block_reason = NULL, updated_at = $2
+                UPDATE runner_jobs SET status = 'queued', block_reason = NULL, released_from_block = 1, updated_at = $2
                 WHERE workspace_id = $1 AND status = 'blocked'
                 """, [.text(id), .integer(RunnerStore.nowMilliseconds())])
         }
@@ -391,7 +396,7 @@ public struct RunnerStore: Sendable {
                   startedAt: try row.optionalString("started_at"), completedAt: try row.optionalString("completed_at"),
                   conclusion: try row.optionalString("conclusion"), runnerName: try row.optionalString("runner_name"),
                   providerHandle: try row.optionalString("provider_handle"), chargeStatus: try row.string("charge_status"),
-                  headSha: try row.optionalString("head_sha"))
+                  headSha: try row.optionalString("head_sha"), releasedFromBlock: (try? row.bool("released_from_block")) ?? false)
     }
 
     // MARK: usage

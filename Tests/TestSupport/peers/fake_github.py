@@ -15,6 +15,7 @@ Endpoints:
   POST /app/installations/{id}/access_tokens             201 {token, expires_at, permissions} (JWT)
   POST /orgs/{org}/actions/runners/generate-jitconfig    201 {runner, encoded_jit_config}
   POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig
+  GET  /repos/{owner}/{repo}/actions/jobs/{id}          {id, status, conclusion} (set by POST /_fake/jobs/{owner}/{repo}/{id})
   POST /repos/{owner}/{repo}/check-runs                  201 {id, name, head_sha, status, conclusion}
   GET  /_fake/requests       every request seen: method, path, headers (lower-case), json body, jwt claims
   GET  /_fake/stats          {"token_requests": {installation id: count}}
@@ -37,6 +38,7 @@ STATE = {
     "clock": None,
     "token_ttl_seconds": 3600,
     "token_delay_ms": 0,
+    "jobs": {},  # "owner/repo/job_id" -> {"status": ..., "conclusion": ...}; unknown jobs are 404
     "runners": {},  # (scope, name) -> id
     "next_runner_id": 1000,
 }
@@ -164,6 +166,12 @@ class Handler(BaseHTTPRequestHandler):
                 return self.jitconfig(issued, parts[1], "org:" + parts[1], record["body"])
             if len(parts) == 6 and parts[0] == "repos":
                 return self.jitconfig(issued, parts[1], "repo:" + parts[1] + "/" + parts[2], record["body"])
+        if self.command == "GET" and len(parts) == 6 and parts[0] == "repos" and parts[3:5] == ["actions", "jobs"]:
+            with LOCK:
+                job = STATE["jobs"].get("/".join([parts[1], parts[2], parts[5]]))
+            if job is None:
+                return self.error(404, "Not Found")
+            return self.reply(200, {"id": int(parts[5]), "status": job["status"], "conclusion": job["conclusion"]})
         if self.command == "POST" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "check-runs":
             body = record["body"] or {}
             missing = [f for f in ("name", "head_sha") if not body.get(f)]
@@ -242,6 +250,10 @@ class Handler(BaseHTTPRequestHandler):
                 for token in STATE["tokens"].values():
                     token["revoked"] = True
                 return self.reply(200, {"revoked": len(STATE["tokens"])})
+            if len(parts) == 4 and parts[0] == "jobs":
+                # POST /_fake/jobs/{owner}/{repo}/{job_id} {"status": "queued" | "completed", "conclusion": ...}
+                STATE["jobs"]["/".join(parts[1:4])] = {"status": body.get("status", "queued"), "conclusion": body.get("conclusion")}
+                return self.reply(200, {})
             if parts == ["config"]:
                 for key in ("token_ttl_seconds", "token_delay_ms"):
                     if key in body:
