@@ -23,9 +23,12 @@ public struct HostContext: Sendable {
     public let policies: PolicyEngine
     /// Every plugin's workflow types and task queues (filled after all plugins are built).
     public let workflows: WorkflowCatalog
+    /// Workspace ids by id or slug (the runner registers its workspaces).
+    public let workspaces: WorkspaceDirectory
 
     public init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient,
-                policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog()) {
+                policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog(), workspaces: WorkspaceDirectory = WorkspaceDirectory()) {
+        self.workspaces = workspaces
         self.configuration = configuration
         self.database = database
         self.events = events

@@ -16,6 +16,7 @@ public final class TenkiHost: @unchecked Sendable {
     public let plugins: [any Plugin]
     public let policies: PolicyEngine
     public let workflows: WorkflowCatalog
+    public let workspaces: WorkspaceDirectory
 
     /// Opens the database, applies every pending migration (kernel first) and builds the plugins.
     public static func open(_ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
@@ -28,8 +29,9 @@ public final class TenkiHost: @unchecked Sendable {
         policies.reload()
         let httpClient = HTTPClient()
         let workflows = WorkflowCatalog()
+        let workspaces = WorkspaceDirectory()
         let context = HostContext(configuration: configuration, database: database, events: events, logger: logger, httpClient: httpClient,
-                                  policies: policies, workflows: workflows)
+                                  policies: policies, workflows: workflows, workspaces: workspaces)
         var plugins: [any Plugin] = []
         for type in pluginTypes {
             let plugin = try await type.init(context: context)
@@ -43,11 +45,13 @@ public final class TenkiHost: @unchecked Sendable {
             workflows.register(scriptFunctions: plugin.luaFunctions)
         }
         return TenkiHost(configuration: configuration, database: database, events: events, logger: logger,
-                         httpClient: httpClient, plugins: plugins, policies: policies, workflows: workflows)
+                         httpClient: httpClient, plugins: plugins, policies: policies, workflows: workflows, workspaces: workspaces)
     }
 
     init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger,
-         httpClient: HTTPClient, plugins: [any Plugin], policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog()) {
+         httpClient: HTTPClient, plugins: [any Plugin], policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog(),
+         workspaces: WorkspaceDirectory = WorkspaceDirectory()) {
+        self.workspaces = workspaces
         self.configuration = configuration
         self.database = database
         self.events = events

@@ -74,6 +74,13 @@ struct RunnerEndToEndTests {
         let fields = try JSONSerialization.jsonObject(with: Data(balance.output.utf8)) as? [String: Any]
         #expect(fields?["free_minutes_remaining"] as? Int == 980)
         #expect(fields?["balance_micros"] as? Int == 0)
+        // The workspace's slug names it as well as its id, on the CLI and over HTTP.
+        let bySlug = try TenkiProcess.run(["ledger", "balance", "--workspace", "codertocat", "--json"] + storage)
+        let slugFields = try JSONSerialization.jsonObject(with: Data(bySlug.output.utf8)) as? [String: Any]
+        #expect(slugFields?["workspace"] as? String == "ws-21031067" && slugFields?["free_minutes_remaining"] as? Int == 980)
+        let http = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/codertocat/balance")
+        let httpFields = try JSONSerialization.jsonObject(with: Data(http.body)) as? [String: Any]
+        #expect(http.status == 200 && httpFields?["free_minutes_remaining"] as? Int == 980)
         _ = try await Self.waitFor(["runner", "jobs", "--json"] + storage) { _ in
             (try? String(contentsOfFile: log, encoding: .utf8)) == "provision 957387/42/1\nrelease 957387/42/1\n"
         }

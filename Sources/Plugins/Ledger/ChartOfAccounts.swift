@@ -39,7 +39,13 @@ public enum ChartOfAccounts {
     public static let freeMinutesConsumedCode: UInt16 = 3002
 
     public static func accountID(ledger: UInt32, code: UInt16, owner: String) -> ID128 {
-        let digest = Digest.sha256(Array("tenki-account:\(ledger):\(code):\(owner)".utf8))
+        derivedID("tenki-account:\(ledger):\(code):\(owner)")
+    }
+
+    /// A stable id named by `text` (the first 128 bits of its SHA-256): how callers give their
+    /// accounts and transfers ids every process derives alike, so a retry is `exists`.
+    public static func derivedID(_ text: String) -> ID128 {
+        let digest = Digest.sha256(Array(text.utf8))
         var high: UInt64 = 0, low: UInt64 = 0
         for i in 0..<8 { high = high << 8 | UInt64(digest[i]) }
         for i in 8..<16 { low = low << 8 | UInt64(digest[i]) }

@@ -15,9 +15,16 @@ struct LedgerCommand: AsyncParsableCommand {
 
     /// Runs `body` with the store and closes the database after, also when it throws.
     static func withStore<T>(_ options: HostOptions, _ body: (LedgerStore) async throws -> T) async throws -> T {
+        try await withStore(options, workspace: nil) { store, _ in try await body(store) }
+    }
+
+    /// Opens the store and resolves `workspace` (an id or a slug) to the workspace's id.
+    static func withStore<T>(_ options: HostOptions, workspace: String?, _ body: (LedgerStore, String) async throws -> T) async throws -> T {
         let (host, store) = try await LedgerCommand.store(options)
         do {
-            let value = try await body(store)
+            var id = ""
+            if let workspace { id = try await host.workspaces.resolve(workspace) }
+            let value = try await body(store, id)
             await host.database.close()
             return value
         } catch {
@@ -96,7 +103,7 @@ struct LedgerCommand: AsyncParsableCommand {
         func run() async throws {
             try await runReportingErrors {
                 let at = try asOf.map { try LedgerTime.parse($0, name: "--as-of") }
-                let balance = try await LedgerCommand.withStore(options) { try await LedgerCommand.balance($0, workspace: workspace, asOf: at) }
+                let balance = try await LedgerCommand.withStore(options, workspace: workspace) { try await LedgerCommand.balance($0, workspace: $1, asOf: at) }
                 if json {
                     try LedgerCommand.print(json: balance)
                 } else {
@@ -148,7 +155,7 @@ struct LedgerCommand: AsyncParsableCommand {
         func run() async throws {
             try await runReportingErrors {
                 let filter = try query.filter()
-                let transfers = try await LedgerCommand.withStore(options) { try await $0.transfers(workspace: workspace, filter: filter) }
+                let transfers = try await LedgerCommand.withStore(options, workspace: workspace) { try await $0.transfers(workspace: $1, filter: filter) }
                 if json {
                     try LedgerCommand.print(json: transfers.map(TransferView.init))
                 } else {
@@ -187,7 +194,7 @@ struct LedgerCommand: AsyncParsableCommand {
         func run() async throws {
             try await runReportingErrors {
                 let filter = try query.filter()
-                let rows = try await LedgerCommand.withStore(options) { try await $0.balanceHistory(workspace: workspace, filter: filter) }
+                let rows = try await LedgerCommand.withStore(options, workspace: workspace) { try await $0.balanceHistory(workspace: $1, filter: filter) }
                 if json {
                     try LedgerCommand.print(json: rows.map(BalanceView.init))
                 } else {

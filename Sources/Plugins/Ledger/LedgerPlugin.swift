@@ -17,9 +17,11 @@ public struct LedgerPlugin: Plugin {
 
     public let store: LedgerStore
     let logger: Logger
+    let workspaces: WorkspaceDirectory
 
     public init(context: HostContext) async throws {
         store = LedgerStore(database: context.database)
+        workspaces = context.workspaces
         logger = context.logger
         try await store.ensureChart(now: LedgerClock.nowNanoseconds())
     }
@@ -51,8 +53,9 @@ public struct LedgerPlugin: Plugin {
     /// `debits`, `credits`. A full page carries `Tenki-Next-After`: pass it as `after` for the next.
     public func addRoutes(to router: HostRouter) {
         let store = self.store
+        let workspaces = self.workspaces
         router.get("/ledger/workspaces/:workspace/balance") { request, context -> Response in
-            try await LedgerRoutes.answer(context) { workspace in
+            try await LedgerRoutes.answer(context, workspaces) { workspace in
                 let asOf = try request.uri.queryParameters.get("as_of").map { try LedgerTime.parse($0, name: "as_of") }
                 let balance = try await LedgerCommand.balance(store, workspace: workspace, asOf: asOf)
                 var object: [String: Any] = ["workspace": balance.workspace, "balance_micros": balance.balanceMicros,
@@ -62,14 +65,14 @@ public struct LedgerPlugin: Plugin {
             }
         }
         router.get("/ledger/workspaces/:workspace/transfers") { request, context -> Response in
-            try await LedgerRoutes.answer(context) { workspace in
+            try await LedgerRoutes.answer(context, workspaces) { workspace in
                 let filter = try LedgerRoutes.filter(request)
                 let transfers = try await store.transfers(workspace: workspace, filter: filter)
                 return try LedgerRoutes.page(transfers.map(LedgerCommand.TransferView.init), filter: filter, last: transfers.last?.timestamp)
             }
         }
         router.get("/ledger/workspaces/:workspace/history") { request, context -> Response in
-            try await LedgerRoutes.answer(context) { workspace in
+            try await LedgerRoutes.answer(context, workspaces) { workspace in
                 let filter = try LedgerRoutes.filter(request)
                 let rows = try await store.balanceHistory(workspace: workspace, filter: filter)
                 return try LedgerRoutes.page(rows.map(LedgerCommand.BalanceView.init), filter: filter, last: rows.last?.timestamp)
@@ -80,10 +83,11 @@ public struct LedgerPlugin: Plugin {
 
 /// Shared parts of the ledger's HTTP reads.
 enum LedgerRoutes {
-    static func answer(_ context: BasicRequestContext, _ body: (String) async throws -> Response) async throws -> Response {
+    static func answer(_ context: BasicRequestContext, _ workspaces: WorkspaceDirectory,
+                       _ body: (String) async throws -> Response) async throws -> Response {
         guard let workspace = context.parameters.get("workspace") else { return JSONResponse.error(HostError(.badRequest, "workspace missing")) }
         do {
-            return try await body(workspace)
+            return try await body(try await workspaces.resolve(workspace))
         } catch let error as HostError {
             return JSONResponse.error(error)
         }

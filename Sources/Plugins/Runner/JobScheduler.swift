@@ -84,13 +84,7 @@ public struct JobScheduler: Sendable {
     static func ledgerNow() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }
 
     /// A stable 128-bit id for a ledger event named by `text`.
-    static func id(_ text: String) -> ID128 {
-        let digest = Digest.sha256(Array(text.utf8))
-        var high: UInt64 = 0, low: UInt64 = 0
-        for i in 0..<8 { high = high << 8 | UInt64(digest[i]) }
-        for i in 8..<16 { low = low << 8 | UInt64(digest[i]) }
-        return ID128(high: high, low: low)
-    }
+    static func id(_ text: String) -> ID128 { ChartOfAccounts.derivedID(text) }
 
     // MARK: credits
 

@@ -29,6 +29,8 @@ public struct RunnerPlugin: Plugin {
         scheduler = JobScheduler(store: store, ledger: LedgerStore(database: context.database), policies: context.policies,
                                  provider: provider, logger: context.logger, github: try GitHubAppClient.configured(context.configuration))
         wakeups = Wakeups()
+        let store = self.store
+        context.workspaces.register { try await store.workspace($0)?.id }
         interval = context.configuration.runnerSchedulerIntervalMilliseconds
     }
 
