@@ -26,6 +26,8 @@ public struct HostConfiguration: Sendable, Equatable {
     /// Compute provider for runner jobs: `local` (runs `runner_local_command` per job),
     /// `kubernetes` (a Pod per job, with a GitHub App's just-in-time runner) or `none`.
     public var runnerProvider = "local"
+    /// Hosts Lua scripts may call with `http.request` (none by default).
+    public var scriptHTTPAllowedHosts: [String] = []
     /// The runner image the Kubernetes provider starts.
     public var runnerImage = "ghcr.io/actions/actions-runner:latest"
     /// The shell command the local provider runs for each job (job facts in TENKI_JOB_* variables).
@@ -92,6 +94,9 @@ public struct HostConfiguration: Sendable, Equatable {
                 throw HostError(.badConfiguration, "runner_provider must be local, kubernetes or none; got '\($1)'")
             }
             $0.runnerProvider = $1
+        }),
+        ("script_http_allowed_hosts", {
+            $0.scriptHTTPAllowedHosts = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }),
         ("runner_image", {
             guard !$1.isEmpty, !$1.contains(where: \.isWhitespace) else { throw HostError(.badConfiguration, "runner_image must be an image reference; got '\($1)'") }

@@ -38,6 +38,7 @@ public final class TenkiHost: @unchecked Sendable {
             plugin.subscriptions.forEach(events.subscribe)
             plugins.append(plugin)
         }
+        workflows.register(scriptFunctions: ScriptFunctions.all(configuration: configuration, http: httpClient, logger: logger))
         for plugin in plugins {
             plugin.workflows.forEach(workflows.register)
             plugin.workflowTaskQueues.forEach(workflows.register)
