@@ -58,6 +58,8 @@ final class RunnerHarness: @unchecked Sendable {
             "head_sha": "abc123",
         ]
         if let started { job["started_at"] = started }
+        // As GitHub does: a queued job's started_at is its queue time, not when it runs.
+        if action == "queued" { job["started_at"] = "2026-01-01T00:00:00Z" }
         if let completed { job["completed_at"] = completed; job["conclusion"] = "success" }
         if let runner { job["runner_name"] = runner }
         let payload: [String: Any] = [

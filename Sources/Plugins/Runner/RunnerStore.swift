@@ -322,16 +322,19 @@ public struct RunnerStore: Sendable {
         case .inProgress: target = .running
         case .completed: target = .completed
         }
+        // GitHub fills `started_at` on a queued job too (with its queue time): billable time runs
+        // from the start an `in_progress` or `completed` event reports, never from that.
+        let reportedStart = target == .queued ? nil : event.startedAt
         guard let existing else {
             let labels = String(decoding: try JSONEncoder().encode(event.labels), as: UTF8.self)
             // A job that completes without ever starting (cancelled while queued) costs nothing.
-            let charge = target == .completed && event.startedAt != nil && event.runnerName != nil ? "pending" : "none"
+            let charge = target == .completed && reportedStart != nil && event.runnerName != nil ? "pending" : "none"
             _ = try db.execute("""
                 INSERT INTO runner_jobs (installation_id, job_id, run_attempt, workspace_id, repository, name, labels, status,
                     enqueue_sequence, started_at, completed_at, conclusion, runner_name, charge_status, updated_at, head_sha)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                 """, key + [.text(workspaceID), .text(event.repository), .text(event.name), .text(labels), .text(target.rawValue),
-                            .integer(sequence), SQLValue(event.startedAt), SQLValue(event.completedAt), SQLValue(event.conclusion),
+                            .integer(sequence), SQLValue(reportedStart), SQLValue(event.completedAt), SQLValue(event.conclusion),
                             SQLValue(event.runnerName), .text(charge), .integer(now), SQLValue(event.headSha)])
             return
         }
@@ -341,22 +344,22 @@ public struct RunnerStore: Sendable {
             _ = try db.execute("""
                 UPDATE runner_jobs SET started_at = COALESCE(started_at, $4), runner_name = COALESCE(runner_name, $5)
                 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                """, key + [SQLValue(event.startedAt), SQLValue(event.runnerName)])
+                """, key + [SQLValue(reportedStart), SQLValue(event.runnerName)])
             return
         }
         switch target {
         case .running:
             _ = try db.execute("""
-                UPDATE runner_jobs SET status = 'running', started_at = COALESCE(started_at, $4), runner_name = COALESCE(runner_name, $5),
+                UPDATE runner_jobs SET status = 'running', started_at = COALESCE($4, started_at), runner_name = COALESCE(runner_name, $5),
                     updated_at = $6
                 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
                 """, key + [SQLValue(event.startedAt), SQLValue(event.runnerName), .integer(now)])
         case .completed:
             let recordedStart = try existing.optionalString("started_at")
-            let started = event.startedAt ?? recordedStart
+            let started = reportedStart ?? recordedStart
             let ran = started != nil && (event.runnerName != nil || current == .running)
             _ = try db.execute("""
-                UPDATE runner_jobs SET status = 'completed', started_at = COALESCE(started_at, $4), completed_at = $5, conclusion = $6,
+                UPDATE runner_jobs SET status = 'completed', started_at = COALESCE($4, started_at), completed_at = $5, conclusion = $6,
                     runner_name = COALESCE(runner_name, $7), charge_status = $8, updated_at = $9
                 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
                 """, key + [SQLValue(event.startedAt), SQLValue(event.completedAt), SQLValue(event.conclusion), SQLValue(event.runnerName),
