@@ -236,7 +236,7 @@ struct RunnerCommand: AsyncParsableCommand {
         @OptionGroup var options: HostOptions
         @Option(help: "Only jobs in this status (queued, blocked, waiting, provisioning, provisioned, running, completed, foreign).")
         var status: String?
-        @Option(help: "Only this workspace (id).") var workspace: String?
+        @Option(help: "Only this workspace (id or slug).") var workspace: String?
         @Option(help: "At most this many.") var limit = 100
         @Flag(help: "Print JSON.") var json = false
 
@@ -244,7 +244,9 @@ struct RunnerCommand: AsyncParsableCommand {
             try await runReportingErrors {
                 guard status == nil || JobStatus(rawValue: status!) != nil else { throw HostError(.badRequest, "unknown status '\(status!)'") }
                 let (_, store) = try await RunnerCommand.store(options)
-                let jobs = try await store.jobs(status: status.flatMap(JobStatus.init(rawValue:)), workspace: workspace, limit: limit)
+                var id = workspace
+                if let workspace { id = try await store.workspace(workspace)?.id ?? workspace }
+                let jobs = try await store.jobs(status: status.flatMap(JobStatus.init(rawValue:)), workspace: id, limit: limit)
                 if json { print(try RunnerCommand.json(jobs)); return }
                 for job in jobs {
                     print("\(job.key)  \(job.status.rawValue)\(job.blockReason.map { " (\($0))" } ?? "")  \(job.workspaceID)  \(job.repository)  \(job.sku ?? job.labels.joined(separator: ","))  charge=\(job.chargeStatus)")
@@ -299,13 +301,13 @@ struct RunnerCommand: AsyncParsableCommand {
     struct Usage: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A workspace's usage records: what each job was charged, and why.")
         @OptionGroup var options: HostOptions
-        @Option(help: "Workspace id.") var workspace: String
+        @Option(help: "Workspace id or slug.") var workspace: String
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             try await runReportingErrors {
                 let (_, store) = try await RunnerCommand.store(options)
-                let usages = try await store.usages(workspace: workspace)
+                let usages = try await store.usages(workspace: try await store.workspace(workspace)?.id ?? workspace)
                 if json { print(try RunnerCommand.json(usages)); return }
                 for u in usages {
                     print("\(u.key)  \(u.sku ?? "?")  \(u.billableMinutes) min  free \(u.freeMinutesConsumed)  \(MoneyText.usd(u.amountMicros, decimals: 4))  policy \(u.policyVersion)\(u.posted ? "" : "  (not posted yet)")")
