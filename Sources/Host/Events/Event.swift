@@ -62,7 +62,7 @@ public struct EventSubscription: Sendable {
         (self.source == nil || self.source == source) && topics.contains { EventSubscription.pattern($0, matches: topic) }
     }
 
-    static func pattern(_ pattern: String, matches topic: String) -> Bool {
+    public static func pattern(_ pattern: String, matches topic: String) -> Bool {
         if pattern == "*" || pattern == topic { return true }
         if pattern.hasSuffix(".*") { return topic.hasPrefix(String(pattern.dropLast(1))) }
         return topic.hasPrefix(pattern + ".")

@@ -278,6 +278,19 @@ public final class WorkflowCatalog: @unchecked Sendable {
         }
     }
 
+    /// Swaps every type starting with `prefix` for `replacements` in one step (the Lua scripts
+    /// after a reload): types no longer given are gone (and this process claims none of their runs).
+    public func replace(prefix: String, with replacements: [WorkflowDefinition]) {
+        lock.withLock {
+            for type in definitions.keys where type.hasPrefix(prefix) { definitions[type] = nil }
+            for definition in replacements {
+                precondition(definition.type.hasPrefix(prefix), "workflow type \(definition.type) does not start with \(prefix)")
+                precondition(definitions[definition.type] == nil, "workflow type \(definition.type) registered twice")
+                definitions[definition.type] = definition
+            }
+        }
+    }
+
     public func register(_ queue: WorkflowTaskQueue) {
         lock.withLock { declaredQueues[queue.name] = queue }
     }
