@@ -47,7 +47,7 @@ struct ConfigurationTests {
         let values: [String: String] = [
             "host": "0.0.0.0", "port": "1234", "data_dir": "/d", "database_url": "postgres://a@b/c", "database_pool_size": "3",
             "github_webhook_secret": "s", "webhook_max_body_bytes": "1000", "log_level": "error", "log_format": "json",
-            "policy_root": "/p", "scripts_root": "/s", "dispatch": "false", "inbox_poll_interval_ms": "100",
+            "policy_root": "/p", "scripts_root": "/s", "scripts_reload_poll_ms": "40", "dispatch": "false", "inbox_poll_interval_ms": "100",
             "runner_provider": "none", "runner_image": "example/runner:1", "runner_local_command": "true", "runner_scheduler_interval_ms": "20",
             "inbox_lease_seconds": "5", "inbox_concurrency": "2", "workflow_worker": "false", "workflow_poll_interval_ms": "50",
             "workflow_lease_seconds": "7", "workflow_concurrency": "3", "workflow_test_types": "true",
@@ -62,6 +62,7 @@ struct ConfigurationTests {
         #expect(config.host == "0.0.0.0" && config.port == 1234 && config.dataDir == "/d" && config.databasePoolSize == 3)
         #expect(config.githubWebhookSecret == "s" && config.webhookMaxBodyBytes == 1000 && config.logLevel == .error)
         #expect(config.logFormat == "json" && config.policyRoot == "/p" && config.scriptsRoot == "/s" && !config.dispatch)
+        #expect(config.scriptsReloadPollMilliseconds == 40)
         #expect(config.inboxPollIntervalMilliseconds == 100 && config.inboxLeaseSeconds == 5 && config.inboxConcurrency == 2)
         #expect(config.runnerProvider == "none" && config.runnerImage == "example/runner:1" && config.runnerLocalCommand == "true" && config.runnerSchedulerIntervalMilliseconds == 20)
         #expect(!config.workflowWorker && config.workflowPollIntervalMilliseconds == 50 && config.workflowLeaseSeconds == 7)
