@@ -159,12 +159,14 @@ struct LuaWorkflowTests {
                                          logger: Self.quietLogger)
         h.catalog.replace(prefix: "script.", with: registry.definitions)
         let bus = Self.bus(h, registry)
+        var ids: [String: Int64] = [:]
         for (topic, delivery) in [("workflow_job.queued", "d-1"), ("workflow_job.queued", "d-1"), ("push", "d-2"), ("workflow_job.queued", "d-3")] {
-            _ = try await h.database.transaction { db in
-                try EventInbox.publish(in: db, topic: topic, source: "github", sourceID: delivery, payload: Array(#"{"n":5}"#.utf8))
-            }
+            ids[delivery] = try await Self.publish(h, topic, delivery, #"{"n":5}"#)
         }
         #expect(try await bus.dispatcher().dispatchOnce() == 4)
+        // An event no script has in `on` is not taken by the scripts' subscriber at all.
+        let records = try await bus.records(ids: [ids["d-2"]!, ids["d-3"]!])
+        #expect(records[ids["d-2"]!]?.handledBy.isEmpty == true && records[ids["d-3"]!]?.handledBy.map(\.subscriber) == ["workflow.scripts"])
         let runs = try await h.engine().list(type: "script.greet")
         #expect(Set(runs.map(\.id)) == ["script.greet:d-1", "script.greet:d-3"])
         let input = try WorkflowJSON.decode(JSONValue.self, from: runs[0].input, what: "input")

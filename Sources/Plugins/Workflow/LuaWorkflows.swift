@@ -265,10 +265,12 @@ enum LuaWorkflows {
     /// topic and whose `match` (if any) returns true. Run id `<type>:<event source id>` (a
     /// GitHub delivery id), so a redelivery, or this handler running again after a crash,
     /// starts nothing new. An error in `match` is logged and starts nothing for that script;
-    /// the event is not retried for it (the same script would fail the same way).
+    /// the event is not retried for it (the same script would fail the same way). An event whose
+    /// topic no serving script has in `on` is not taken by this subscriber at all.
     static func subscription(current: @escaping @Sendable () -> LuaScriptSet, database: any Database,
                              functions: @escaping @Sendable () -> [LuaHostFunction], logger: Logger) -> EventSubscription {
-        EventSubscription(name: "workflow.scripts", topics: ["*"], handler: .async { event in
+        EventSubscription(name: "workflow.scripts", topics: ["*"], wants: { topic in current().scripts.contains { $0.handles(topic: topic) } },
+                          handler: .async { event in
             let set = current()
             let candidates = set.scripts.filter { $0.handles(topic: event.topic) }
             guard !candidates.isEmpty else { return }

@@ -44,11 +44,9 @@ public struct WorkflowPlugin: Plugin {
         (configuration.workflowTestTypes ? TestWorkflows.definitions : []) + scriptRegistry.definitions
     }
 
-    /// One durable run per event matching a serving script's `on` topics (and `match`). One
-    /// subscription for every script, present while `scripts_root` is a directory at start.
+    /// One durable run per event matching a serving script's `on` topics (and `match`): one
+    /// subscription for every script, taking only the topics the serving scripts listen to.
     public var subscriptions: [EventSubscription] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: configuration.scriptsRoot, isDirectory: &isDirectory), isDirectory.boolValue else { return [] }
         let registry = scriptRegistry, catalog = self.catalog
         return [LuaWorkflows.subscription(current: { registry.current }, database: database, functions: { catalog.scriptFunctions }, logger: logger)]
     }
