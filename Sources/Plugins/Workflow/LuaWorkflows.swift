@@ -88,7 +88,8 @@ enum LuaWorkflows {
             } catch let error as HostError {
                 errors.append(error.message)
             } catch {
-                errors.append("\(file.path): \(error)")
+                let text = "\(error)"  // a Lua error already reads `file:line: reason`
+                errors.append(text.hasPrefix(file.path + ":") ? text : "\(file.path): \(text)")
             }
         }
         return LuaScriptSet(files: files, scripts: scripts, errors: errors)
