@@ -247,7 +247,8 @@ public struct WorkflowScheduleDefinition: Sendable {
 
 /// Every workflow type, task queue and schedule the plugins contribute (through
 /// `Plugin.workflows`, `Plugin.workflowTaskQueues` and `Plugin.workflowSchedules`), filled once
-/// by the host before anything runs.
+/// by the host before anything runs; the Lua scripts' `script.*` types are swapped by `replace`
+/// when `scripts_root` changes.
 public final class WorkflowCatalog: @unchecked Sendable {
     private let lock = NSLock()
     private var definitions: [String: WorkflowDefinition] = [:]
