@@ -18,6 +18,8 @@ public struct HostConfiguration: Sendable, Equatable {
     public var logFormat = "text"
     public var policyRoot = "./policies"
     public var scriptsRoot = "./scripts"
+    /// How often `scripts_root` is checked for changes to the Lua workflow scripts.
+    public var scriptsReloadPollMilliseconds = PolicyLimits.reloadPollMilliseconds
     /// When false, deliveries are stored but not dispatched (maintenance).
     public var dispatch = true
     public var inboxPollIntervalMilliseconds = 500
@@ -85,6 +87,7 @@ public struct HostConfiguration: Sendable, Equatable {
         }),
         ("policy_root", { $0.policyRoot = $1 }),
         ("scripts_root", { $0.scriptsRoot = $1 }),
+        ("scripts_reload_poll_ms", { $0.scriptsReloadPollMilliseconds = try int($1, "scripts_reload_poll_ms", 10...600_000) }),
         ("dispatch", { $0.dispatch = try bool($1, "dispatch") }),
         ("inbox_poll_interval_ms", { $0.inboxPollIntervalMilliseconds = try int($1, "inbox_poll_interval_ms", 10...60_000) }),
         ("inbox_lease_seconds", { $0.inboxLeaseSeconds = try int($1, "inbox_lease_seconds", 1...3_600) }),

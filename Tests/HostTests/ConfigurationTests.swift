@@ -47,8 +47,9 @@ struct ConfigurationTests {
         let values: [String: String] = [
             "host": "0.0.0.0", "port": "1234", "data_dir": "/d", "database_url": "postgres://a@b/c", "database_pool_size": "3",
             "github_webhook_secret": "s", "webhook_max_body_bytes": "1000", "log_level": "error", "log_format": "json",
-            "policy_root": "/p", "scripts_root": "/s", "dispatch": "false", "inbox_poll_interval_ms": "100",
-            "runner_provider": "none", "runner_image": "example/runner:1", "script_http_allowed_hosts": "api.example.com, hooks.example.org", "runner_local_command": "true", "runner_scheduler_interval_ms": "20",
+            "policy_root": "/p", "scripts_root": "/s", "scripts_reload_poll_ms": "40", "dispatch": "false", "inbox_poll_interval_ms": "100",
+            "runner_provider": "none", "runner_image": "example/runner:1", "script_http_allowed_hosts": "api.example.com, hooks.example.org",
+            "runner_local_command": "true", "runner_scheduler_interval_ms": "20",
             "inbox_lease_seconds": "5", "inbox_concurrency": "2", "workflow_worker": "false", "workflow_poll_interval_ms": "50",
             "workflow_lease_seconds": "7", "workflow_concurrency": "3", "workflow_test_types": "true",
             "github_app_id": "12345", "github_app_private_key_file": "/k.pem", "github_api_url": "http://127.0.0.1:9/api/v3/",
@@ -62,6 +63,7 @@ struct ConfigurationTests {
         #expect(config.host == "0.0.0.0" && config.port == 1234 && config.dataDir == "/d" && config.databasePoolSize == 3)
         #expect(config.githubWebhookSecret == "s" && config.webhookMaxBodyBytes == 1000 && config.logLevel == .error)
         #expect(config.logFormat == "json" && config.policyRoot == "/p" && config.scriptsRoot == "/s" && !config.dispatch)
+        #expect(config.scriptsReloadPollMilliseconds == 40)
         #expect(config.inboxPollIntervalMilliseconds == 100 && config.inboxLeaseSeconds == 5 && config.inboxConcurrency == 2)
         #expect(config.scriptHTTPAllowedHosts == ["api.example.com", "hooks.example.org"])
         #expect(config.runnerProvider == "none" && config.runnerImage == "example/runner:1" && config.runnerLocalCommand == "true" && config.runnerSchedulerIntervalMilliseconds == 20)

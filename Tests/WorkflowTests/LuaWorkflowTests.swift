@@ -9,13 +9,53 @@ import Testing
 @Suite("Lua workflow scripts")
 struct LuaWorkflowTests {
     static func scripts(_ files: [String: String]) throws -> LuaScriptSet {
+        LuaWorkflows.load(root: try directory(files))
+    }
+
+    static func directory(_ files: [String: String]) throws -> String {
         let root = try TemporaryDirectory.make(prefix: "tenki-scripts")
+        try write(files, under: root)
+        return root
+    }
+
+    static func write(_ files: [String: String], under root: String) throws {
         for (path, source) in files {
             let full = root + "/" + path
             try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try source.write(toFile: full, atomically: true, encoding: .utf8)
         }
-        return LuaWorkflows.load(root: root)
+    }
+
+    static var quietLogger: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// An event bus with the scripts' one subscription, consulting `registry`.
+    static func bus(_ h: WorkflowHarness, _ registry: LuaScriptRegistry) -> EventBus {
+        var config = HostConfiguration()
+        config.inboxPollIntervalMilliseconds = 20
+        let bus = EventBus(database: h.database, configuration: config, logger: quietLogger)
+        bus.subscribe(LuaWorkflows.subscription(current: { registry.current }, database: h.database, functions: { [] }, logger: quietLogger))
+        return bus
+    }
+
+    static func publish(_ h: WorkflowHarness, _ topic: String, _ delivery: String, _ payload: String) async throws -> Int64 {
+        try await h.database.transaction { db in
+            try EventInbox.publish(in: db, topic: topic, source: "github", sourceID: delivery, payload: Array(payload.utf8))
+        }
+    }
+
+    /// Runs started by events are due at the wall clock's now: moves the harness's clock past it.
+    static func catchUp(_ h: WorkflowHarness) {
+        h.clock.advance(by: .milliseconds(max(0, Timestamp.ms(Date()) - h.clock.nowMilliseconds()) + 60_000))
+    }
+
+    /// Waits (generously, polling) until `condition` holds; the caller then asserts it.
+    static func eventually(_ condition: () -> Bool) async {
+        let deadline = Date().addingTimeInterval(60)
+        while !condition() && Date() < deadline { try? await Task.sleep(nanoseconds: 10_000_000) }
     }
 
     static let greet = """
@@ -96,11 +136,13 @@ struct LuaWorkflowTests {
             "syntax.lua": "return { run = function( end }",
             "norun.lua": "return { on = {'push'} }",
             "badon.lua": "return { on = 'push', run = function() end }",
+            "badmatch.lua": "return { on = {'push'}, match = true, run = function() end }",
         ])
         #expect(set.scripts.map(\.type) == ["script.crash"])
         #expect(set.errors.contains { $0.contains("syntax.lua:1:") })
         #expect(set.errors.contains { $0.contains("norun.lua: a script must export a function 'run'") })
         #expect(set.errors.contains { $0.contains("badon.lua: 'on' must be a list of event topics") })
+        #expect(set.errors.contains { $0.contains("badmatch.lua: 'match' must be a function(event)") })
         let h = try await WorkflowHarness(.sqlite, definitions: set.scripts.map { LuaWorkflows.definition($0, files: set.files) })
         let engine = h.engine()
         _ = try await engine.start(type: "script.crash", input: Array("{}".utf8), id: "c")
@@ -112,24 +154,106 @@ struct LuaWorkflowTests {
 
     @Test("a matching event starts one run per delivery, redelivered or not", arguments: DriverKind.allCases)
     func webhookTriggered(_ kind: DriverKind) async throws {
-        let set = try Self.scripts(["greet.lua": Self.greet, "lib/util.lua": Self.util])
-        let h = try await WorkflowHarness(kind, definitions: set.scripts.map { LuaWorkflows.definition($0, files: set.files) })
-        var config = HostConfiguration()
-        config.inboxPollIntervalMilliseconds = 20
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let bus = EventBus(database: h.database, configuration: config, logger: logger)
-        set.scripts.map(LuaWorkflows.subscription).forEach(bus.subscribe)
+        let h = try await WorkflowHarness(kind)
+        let registry = LuaScriptRegistry(root: try Self.directory(["greet.lua": Self.greet, "lib/util.lua": Self.util]), catalog: h.catalog,
+                                         logger: Self.quietLogger)
+        h.catalog.replace(prefix: "script.", with: registry.definitions)
+        let bus = Self.bus(h, registry)
+        var ids: [String: Int64] = [:]
         for (topic, delivery) in [("workflow_job.queued", "d-1"), ("workflow_job.queued", "d-1"), ("push", "d-2"), ("workflow_job.queued", "d-3")] {
-            _ = try await h.database.transaction { db in
-                try EventInbox.publish(in: db, topic: topic, source: "github", sourceID: delivery, payload: Array(#"{"n":5}"#.utf8))
-            }
+            ids[delivery] = try await Self.publish(h, topic, delivery, #"{"n":5}"#)
         }
         #expect(try await bus.dispatcher().dispatchOnce() == 4)
+        // An event no script has in `on` is not taken by the scripts' subscriber at all.
+        let records = try await bus.records(ids: [ids["d-2"]!, ids["d-3"]!])
+        #expect(records[ids["d-2"]!]?.handledBy.isEmpty == true && records[ids["d-3"]!]?.handledBy.map(\.subscriber) == ["workflow.scripts"])
         let runs = try await h.engine().list(type: "script.greet")
         #expect(Set(runs.map(\.id)) == ["script.greet:d-1", "script.greet:d-3"])
         let input = try WorkflowJSON.decode(JSONValue.self, from: runs[0].input, what: "input")
         #expect(input["payload"] == .object(["n": .number(5)]) && input["topic"] == .string("workflow_job.queued"))
+        await h.close()
+    }
+
+    static let picky = """
+        return {
+          on = {"workflow_job.queued"},
+          match = function(event) return event.topic == "workflow_job.queued" and event.payload.n > 3 end,
+          run = function(input) return input.payload.n end,
+        }
+        """
+
+    @Test("'match' filters the events that start runs; an error in it is logged and starts nothing, once", arguments: DriverKind.allCases)
+    func match(_ kind: DriverKind) async throws {
+        let h = try await WorkflowHarness(kind)
+        let registry = LuaScriptRegistry(root: try Self.directory([
+            "picky.lua": Self.picky,
+            "broken.lua": """
+                return { on = {"workflow_job.queued"}, match = function(event) error("no match today") end, run = function() end }
+                """,
+        ]), catalog: h.catalog, logger: Self.quietLogger)
+        #expect(registry.current.errors.isEmpty && registry.current.scripts.map(\.hasMatch) == [true, true], "\(registry.current.errors)")
+        h.catalog.replace(prefix: "script.", with: registry.definitions)
+        let bus = Self.bus(h, registry)
+        let big = try await Self.publish(h, "workflow_job.queued", "d-big", #"{"n":5}"#)
+        _ = try await Self.publish(h, "workflow_job.queued", "d-small", #"{"n":1}"#)
+        #expect(try await bus.dispatcher().dispatchOnce() == 2)
+        let runs = try await h.engine().list()
+        #expect(runs.map(\.id) == ["script.picky:d-big"])
+        // The broken match did not make the event fail: it is done, not waiting for a retry.
+        let record = try await bus.records(ids: [big])[big]
+        #expect(record?.status == "done" && record?.attempts == 1, "\(String(describing: record))")
+        let engine = h.engine()
+        Self.catchUp(h)
+        try await engine.drain()
+        #expect(try await engine.run(id: "script.picky:d-big").output == Array("5".utf8))
+        await h.close()
+    }
+
+    @Test("a new script starts handling its events without a restart; a broken edit is rejected and the old one keeps serving",
+          arguments: DriverKind.allCases)
+    func hotReload(_ kind: DriverKind) async throws {
+        let h = try await WorkflowHarness(kind)
+        let root = try Self.directory(["lib/util.lua": Self.util])
+        let registry = LuaScriptRegistry(root: root, catalog: h.catalog, logger: Self.quietLogger)
+        #expect(registry.current.scripts.isEmpty)
+        let bus = Self.bus(h, registry)
+        let reloader = Task { try await LuaScriptReloader(registry: registry, intervalMilliseconds: 20).run() }
+        defer { reloader.cancel() }
+
+        try Self.write(["picky.lua": Self.picky], under: root)
+        await Self.eventually { h.catalog.definition("script.picky") != nil && registry.current.scripts.count == 1 }
+        #expect(registry.current.scripts.map(\.type) == ["script.picky"] && registry.status.reloads == 1)
+        _ = try await Self.publish(h, "workflow_job.queued", "d-1", #"{"n":7}"#)
+        #expect(try await bus.dispatcher().dispatchOnce() == 1)
+        let engine = h.engine()
+        Self.catchUp(h)
+        try await engine.drain()
+        #expect(try await engine.run(id: "script.picky:d-1").output == Array("7".utf8))
+
+        let served = registry.current.version
+        try Self.write(["picky.lua": "return { on = {'workflow_job.queued'}, run = function( end }"], under: root)
+        await Self.eventually { registry.status.lastRejection != nil }
+        let rejection = registry.status.lastRejection
+        #expect(rejection?.errors.contains { $0.contains("picky.lua:1:") } == true, "\(String(describing: rejection))")
+        #expect(registry.current.version == served && registry.status.version == served && h.catalog.definition("script.picky") != nil)
+        _ = try await Self.publish(h, "workflow_job.queued", "d-2", #"{"n":8}"#)
+        #expect(try await bus.dispatcher().dispatchOnce() == 1)
+        Self.catchUp(h)
+        try await engine.drain()
+        #expect(try await engine.run(id: "script.picky:d-2").output == Array("8".utf8))
+
+        // A removed script starts nothing more; a run of it already started finishes with its last version.
+        _ = try await engine.start(type: "script.picky", input: Array(#"{"payload":{"n":9}}"#.utf8), id: "left")
+        try FileManager.default.removeItem(atPath: root + "/picky.lua")
+        await Self.eventually { registry.current.scripts.isEmpty }
+        #expect(registry.current.scripts.isEmpty && registry.status.retired == ["script.picky"])
+        _ = try await Self.publish(h, "workflow_job.queued", "d-3", #"{"n":10}"#)
+        #expect(try await bus.dispatcher().dispatchOnce() == 1)
+        try await engine.drain()
+        #expect(try await engine.run(id: "left").output == Array("9".utf8))
+        #expect(try await engine.list().map(\.id).sorted() == ["left", "script.picky:d-1", "script.picky:d-2"])
+        reloader.cancel()
+        _ = await reloader.result
         await h.close()
     }
 }

@@ -183,4 +183,60 @@ struct WorkflowServeTests {
         server = try await Self.serve(test)
         #expect(server.terminate() == 0)
     }
+
+    @Test("a running tenki serve reloads scripts_root: a new script runs, a broken edit is rejected and the old one keeps serving",
+          arguments: DriverKind.allCases)
+    func scriptsHotReload(_ kind: DriverKind) async throws {
+        let test = try TestDatabase.make(kind)
+        defer { withExtendedLifetime(test) {} }
+        let scripts = test.directory + "/scripts"
+        try FileManager.default.createDirectory(atPath: scripts, withIntermediateDirectories: true)
+        var environment = Self.environment
+        environment["TENKI_SCRIPTS_ROOT"] = scripts
+        environment["TENKI_SCRIPTS_RELOAD_POLL_MS"] = "20"
+        let server = try await TenkiProcess.serve(dataDir: test.directory + "/data", databaseURL: test.url, secret: "s", environment: environment)
+        let client = HTTPClient()
+        func status() async throws -> [String: Any] {
+            let response = try await client.send(OutboundRequest(url: server.baseURL + "/workflow-scripts", timeoutMilliseconds: 10_000))
+            return (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
+        }
+        func waitFor(_ what: String, _ condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
+            let deadline = Date().addingTimeInterval(90)
+            var last = try await status()
+            while !condition(last) && Date() < deadline {
+                try await Task.sleep(nanoseconds: 50_000_000)
+                last = try await status()
+            }
+            #expect(condition(last), "waiting until \(what): \(last)")
+            return last
+        }
+        func runToEnd(_ id: String, _ input: String) async throws -> (status: Int32, output: String, error: String) {
+            let body = #"{"type":"script.echo","id":"\#(id)","input":\#(input)}"#
+            let response = try await client.post(server.baseURL + "/workflows", headers: [(name: "Content-Type", value: "application/json")],
+                                                 body: Array(body.utf8))
+            #expect(response.status == 201, "\(response.bodyText)")
+            return try TenkiProcess.run(["workflow", "result", id, "--wait", "--wait-seconds", "90", "--data-dir", test.directory + "/data",
+                                         "--database-url", test.url], environment: environment)
+        }
+        let first = try await status()
+        #expect((first["scripts"] as? [Any])?.isEmpty == true, "\(first)")
+
+        try "return { run = function(input) return {echo = input.x} end }".write(toFile: scripts + "/echo.lua", atomically: true, encoding: .utf8)
+        let loaded = try await waitFor("script.echo serves") { ($0["scripts"] as? [[String: Any]])?.first?["type"] as? String == "script.echo" }
+        var r = try await runToEnd("e-1", #"{"x":1}"#)
+        #expect(r.status == 0 && r.output.contains(#"{"echo":1}"#), "\(r.output) \(r.error)")
+
+        try "return { run = function(input) return {echo = input.x end }".write(toFile: scripts + "/echo.lua", atomically: true, encoding: .utf8)
+        let rejected = try await waitFor("the broken edit is rejected") { $0["last_rejection"] != nil }
+        let errors = (rejected["last_rejection"] as? [String: Any])?["errors"] as? [String] ?? []
+        #expect(errors.contains { $0.contains("echo.lua:1:") }, "\(rejected)")
+        #expect(rejected["version"] as? String == loaded["version"] as? String)
+        r = try await runToEnd("e-2", #"{"x":2}"#)
+        #expect(r.status == 0 && r.output.contains(#"{"echo":2}"#), "\(r.output) \(r.error)")
+
+        // The CLI checks the directory as a reload would take it.
+        r = try TenkiProcess.run(["workflow", "scripts", "--data-dir", test.directory + "/data", "--database-url", test.url], environment: environment)
+        #expect(r.status == 65 && r.output.contains("refused  echo.lua:1:"), "\(r.status) \(r.output) \(r.error)")
+        #expect(server.terminate() == 0)
+    }
 }

@@ -49,20 +49,27 @@ public struct EventSubscription: Sendable {
     /// Whether the handler reads `Event.payload`; when no matching subscriber does, the
     /// dispatcher does not load it.
     public let needsPayload: Bool
+    /// Asked after `topics` match, each time an event is taken: whether this subscriber wants the
+    /// topic now (a subscriber whose interests change at run time, e.g. hot-reloaded scripts).
+    /// When it says no, the event is not handled by, nor recorded for, this subscriber.
+    public let wants: (@Sendable (_ topic: String) -> Bool)?
 
-    public init(name: String, source: String? = nil, topics: [String], needsPayload: Bool = true, handler: Handler) {
+    public init(name: String, source: String? = nil, topics: [String], needsPayload: Bool = true,
+                wants: (@Sendable (_ topic: String) -> Bool)? = nil, handler: Handler) {
         self.name = name
         self.source = source
         self.topics = topics
         self.needsPayload = needsPayload
+        self.wants = wants
         self.handler = handler
     }
 
     public func matches(source: String, topic: String) -> Bool {
         (self.source == nil || self.source == source) && topics.contains { EventSubscription.pattern($0, matches: topic) }
+            && (wants?(topic) ?? true)
     }
 
-    static func pattern(_ pattern: String, matches topic: String) -> Bool {
+    public static func pattern(_ pattern: String, matches topic: String) -> Bool {
         if pattern == "*" || pattern == topic { return true }
         if pattern.hasSuffix(".*") { return topic.hasPrefix(String(pattern.dropLast(1))) }
         return topic.hasPrefix(pattern + ".")

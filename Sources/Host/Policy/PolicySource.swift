@@ -68,7 +68,7 @@ public enum PolicyLimits {
 }
 
 /// A policy set's version: the first 12 hex digits of SHA-256 over every path and text.
-func policyVersion(of files: [PolicyFile]) -> String {
+public func policyVersion(of files: [PolicyFile]) -> String {
     var bytes: [UInt8] = []
     for file in files {
         bytes += Array(file.path.utf8) + [0] + Array(file.source.utf8) + [0]

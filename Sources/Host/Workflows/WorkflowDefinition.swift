@@ -247,7 +247,8 @@ public struct WorkflowScheduleDefinition: Sendable {
 
 /// Every workflow type, task queue and schedule the plugins contribute (through
 /// `Plugin.workflows`, `Plugin.workflowTaskQueues` and `Plugin.workflowSchedules`), filled once
-/// by the host before anything runs.
+/// by the host before anything runs; the Lua scripts' `script.*` types are swapped by `replace`
+/// when `scripts_root` changes.
 public final class WorkflowCatalog: @unchecked Sendable {
     private let lock = NSLock()
     private var definitions: [String: WorkflowDefinition] = [:]
@@ -275,6 +276,19 @@ public final class WorkflowCatalog: @unchecked Sendable {
         lock.withLock {
             precondition(definitions[definition.type] == nil, "workflow type \(definition.type) registered twice")
             definitions[definition.type] = definition
+        }
+    }
+
+    /// Swaps every type starting with `prefix` for `replacements` in one step (the Lua scripts
+    /// after a reload): types no longer given are gone (and this process claims none of their runs).
+    public func replace(prefix: String, with replacements: [WorkflowDefinition]) {
+        lock.withLock {
+            for type in definitions.keys where type.hasPrefix(prefix) { definitions[type] = nil }
+            for definition in replacements {
+                precondition(definition.type.hasPrefix(prefix), "workflow type \(definition.type) does not start with \(prefix)")
+                precondition(definitions[definition.type] == nil, "workflow type \(definition.type) registered twice")
+                definitions[definition.type] = definition
+            }
         }
     }
 

@@ -80,7 +80,16 @@ enum LuaWorkflowPrelude {
       local m = __tenki.module(path)
       if type(m) ~= "table" then return {error = "a script must return a table with a function 'run'"} end
       if type(rawget(m, "run")) ~= "function" then return {error = "a script must export a function 'run'"} end
-      return {on = rawget(m, "on"), task_queue = rawget(m, "task_queue")}
+      local match = rawget(m, "match")
+      if match ~= nil and type(match) ~= "function" then
+        return {error = "'match' must be a function(event) that returns true to start a run"}
+      end
+      return {on = rawget(m, "on"), task_queue = rawget(m, "task_queue"), match = match ~= nil}
+    end
+
+    -- The script's `match(event)`: true only when it returns exactly true.
+    function __tenki_workflow_match(path, event)
+      return __tenki.module(path).match(event) == true
     end
 
     -- Runs the script's `run` from the top. answers[k] answers durable call k ({value = ...} or

@@ -1,17 +1,23 @@
 import BlockingPool
 import Foundation
 import Host
+import Logging
 import Lua
 import SQL
 
 /// A workflow written in Lua: a file at the top of `scripts_root` returning a table with a
-/// `run(input)` function, and optionally `on` (event topics that start a run, one per event)
-/// and `task_queue`. Its workflow type is `script.<file name without .lua>`.
+/// `run(input)` function, and optionally `on` (event topics that start a run, one per event),
+/// `match(event)` (a filter: only an event it returns true for starts a run) and `task_queue`.
+/// Its workflow type is `script.<file name without .lua>`.
 public struct LuaWorkflowScript: Sendable {
     public let path: String
     public let type: String
     public let topics: [String]
     public let taskQueue: String
+    /// Whether the script exports `match(event)`.
+    public let hasMatch: Bool
+
+    public func handles(topic: String) -> Bool { topics.contains { EventSubscription.pattern($0, matches: topic) } }
 }
 
 /// The scripts of one directory: every file (for `require`), the scripts that loaded, and
@@ -20,6 +26,15 @@ public struct LuaScriptSet: Sendable {
     public let files: [PolicyFile]
     public let scripts: [LuaWorkflowScript]
     public let errors: [String]
+    /// The first 12 hex digits of SHA-256 over every file's path and text.
+    public let version: String
+
+    public init(files: [PolicyFile], scripts: [LuaWorkflowScript], errors: [String]) {
+        self.files = files
+        self.scripts = scripts
+        self.errors = errors
+        version = policyVersion(of: files)
+    }
 
     public static let empty = LuaScriptSet(files: [], scripts: [], errors: [])
 }
@@ -69,11 +84,12 @@ enum LuaWorkflows {
                     }
                     queue = name
                 }
-                scripts.append(LuaWorkflowScript(path: file.path, type: type, topics: topics, taskQueue: queue))
+                scripts.append(LuaWorkflowScript(path: file.path, type: type, topics: topics, taskQueue: queue, hasMatch: shape["match"] == true))
             } catch let error as HostError {
                 errors.append(error.message)
             } catch {
-                errors.append("\(file.path): \(error)")
+                let text = "\(error)"  // a Lua error already reads `file:line: reason`
+                errors.append(text.hasPrefix(file.path + ":") ? text : "\(file.path): \(text)")
             }
         }
         return LuaScriptSet(files: files, scripts: scripts, errors: errors)
@@ -159,6 +175,11 @@ enum LuaWorkflows {
         return policy
     }
 
+    /// The workflow definitions of a set's scripts.
+    static func definitions(_ set: LuaScriptSet, catalog: WorkflowCatalog?) -> [WorkflowDefinition] {
+        set.scripts.map { definition($0, files: set.files, catalog: catalog) }
+    }
+
     /// The workflow definition of a script: replays the script, performing each new durable
     /// call through the context. Host functions come from `catalog` when the run executes.
     static func definition(_ script: LuaWorkflowScript, files: [PolicyFile], catalog: WorkflowCatalog? = nil) -> WorkflowDefinition {
@@ -219,22 +240,63 @@ enum LuaWorkflows {
         }
     }
 
-    /// The subscription that starts one run per matching event, in the transaction that marks
-    /// the event handled: run id `<type>:<event source id>` (a GitHub delivery id), so a
-    /// redelivery starts nothing new.
-    static func subscription(_ script: LuaWorkflowScript) -> EventSubscription {
-        EventSubscription(name: "workflow." + script.type, topics: script.topics, handler: .transactional { event, db in
-            var input = Array(#"{"payload":"#.utf8)
-            if event.payload.count <= WorkflowLimits.maxPayloadBytes - 1024, !event.payload.isEmpty {
-                input += event.payload
-            } else {
-                input += Array("null".utf8)
+    /// A run's input for an event: `{payload=..., topic=..., source=..., source_id=...}` as JSON.
+    static func input(of event: Event) -> [UInt8] {
+        var input = Array(#"{"payload":"#.utf8)
+        if event.payload.count <= WorkflowLimits.maxPayloadBytes - 1024, !event.payload.isEmpty {
+            input += event.payload
+        } else {
+            input += Array("null".utf8)
+        }
+        input += Array(#","source":\#(JSONScanner.quote(event.source)),"source_id":\#(JSONScanner.quote(event.sourceID)),"topic":\#(JSONScanner.quote(event.topic))}"#.utf8)
+        return input
+    }
+
+    /// Calls the script's `match(event)` in a fresh sandboxed state with the runs' budgets, on
+    /// the scripts' own threads.
+    static func matches(_ script: LuaWorkflowScript, _ files: [PolicyFile], functions: [LuaHostFunction], event: LuaValue) async throws -> Bool {
+        try await pool.run {
+            let state = try makeState(files, functions: functions)
+            return try state.call("__tenki_workflow_match", [.string(script.path), event]).first == true
+        }
+    }
+
+    /// The one subscription of every script: for each event it consults the scripts serving
+    /// now (`current`, swapped by reloads) and starts one run per script whose `on` has the
+    /// topic and whose `match` (if any) returns true. Run id `<type>:<event source id>` (a
+    /// GitHub delivery id), so a redelivery, or this handler running again after a crash,
+    /// starts nothing new. An error in `match` is logged and starts nothing for that script;
+    /// the event is not retried for it (the same script would fail the same way). An event whose
+    /// topic no serving script has in `on` is not taken by this subscriber at all.
+    static func subscription(current: @escaping @Sendable () -> LuaScriptSet, database: any Database,
+                             functions: @escaping @Sendable () -> [LuaHostFunction], logger: Logger) -> EventSubscription {
+        EventSubscription(name: "workflow.scripts", topics: ["*"], wants: { topic in current().scripts.contains { $0.handles(topic: topic) } },
+                          handler: .async { event in
+            let set = current()
+            let candidates = set.scripts.filter { $0.handles(topic: event.topic) }
+            guard !candidates.isEmpty else { return }
+            let input = LuaWorkflows.input(of: event)
+            var starting: [LuaWorkflowScript] = []
+            for script in candidates {
+                guard script.hasMatch else { starting.append(script); continue }
+                do {
+                    if try await matches(script, set.files, functions: functions(), event: try lua(input)) { starting.append(script) }
+                } catch {
+                    logger.error("workflow script match failed; no run started", metadata: [
+                        "script": .string(script.path), "event": .stringConvertible(event.id), "topic": .string(event.topic),
+                        "error": .string("\(error)"),
+                    ])
+                }
             }
-            input += Array(#","source":\#(JSONScanner.quote(event.source)),"source_id":\#(JSONScanner.quote(event.sourceID)),"topic":\#(JSONScanner.quote(event.topic))}"#.utf8)
-            let id = script.type + ":" + event.sourceID
-            let nowMs = Timestamp.ms(Date())
-            _ = try WorkflowStore.start(db, id: String(id.prefix(WorkflowLimits.maxNameBytes)), type: script.type, taskQueue: script.taskQueue,
-                                        input: input, parentID: nil, deadlineAtMs: nil, nowMs: nowMs)
+            guard !starting.isEmpty else { return }
+            try await database.transaction { db in
+                let nowMs = Timestamp.ms(Date())
+                for script in starting {
+                    let id = script.type + ":" + event.sourceID
+                    _ = try WorkflowStore.start(db, id: String(id.prefix(WorkflowLimits.maxNameBytes)), type: script.type,
+                                                taskQueue: script.taskQueue, input: input, parentID: nil, deadlineAtMs: nil, nowMs: nowMs)
+                }
+            }
         })
     }
 }

@@ -7,7 +7,7 @@ import Host
 struct WorkflowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workflow", abstract: "Start, inspect, signal and cancel durable workflows; manage schedules.",
-        subcommands: [Start.self, List.self, Describe.self, Query.self, Signal.self, Cancel.self, Result.self, Schedule.self, Types.self])
+        subcommands: [Start.self, List.self, Describe.self, Query.self, Signal.self, Cancel.self, Result.self, Schedule.self, Types.self, Scripts.self])
 
     /// Opens the host without running anything, and returns its workflow engine.
     static func engine(_ options: HostOptions) async throws -> (TenkiHost, WorkflowEngine) {
@@ -213,6 +213,40 @@ struct WorkflowCommand: AsyncParsableCommand {
                 for error in plugin?.scripts.errors ?? [] { print("refused  \(error)") }
                 await host.database.close()
                 if !(plugin?.scripts.errors.isEmpty ?? true) { throw ExitCode(65) }
+            }
+        }
+    }
+
+    struct Scripts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The Lua scripts under scripts_root as a reload would take them: files, version hash, scripts, errors.",
+            discussion: "A running tenki shows the set it serves, with its last rejected change, at GET /workflow-scripts.")
+        @OptionGroup var options: HostOptions
+        @Flag(help: "Print the status as JSON.") var json = false
+
+        func run() async throws {
+            try await runReportingErrors {
+                let host = try await options.openHost()
+                await host.database.close()
+                guard let plugin = host.plugins.lazy.compactMap({ $0 as? WorkflowPlugin }).first else {
+                    throw HostError(.badConfiguration, "the workflow plugin is not enabled")
+                }
+                let status = plugin.scriptRegistry.status
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                    print(String(decoding: try encoder.encode(status), as: UTF8.self))
+                } else {
+                    print("root     \(status.root)")
+                    print("version  \(status.version)")
+                    for file in status.files { print("file     \(file)") }
+                    for script in status.scripts {
+                        let on = script.on.isEmpty ? "-" : script.on.joined(separator: ",")
+                        print("script   \(script.type)  on \(on)\(script.match ? "  match" : "")  queue \(script.taskQueue)")
+                    }
+                    for error in status.refused { print("refused  \(error)") }
+                }
+                if !status.refused.isEmpty { throw ExitCode(65) }
             }
         }
     }

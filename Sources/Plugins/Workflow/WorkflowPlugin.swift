@@ -18,17 +18,20 @@ public struct WorkflowPlugin: Plugin {
 
     public let engine: WorkflowEngine
     let catalog: WorkflowCatalog
-    /// Lua workflows under `scripts_root`, read once at start.
-    public let scripts: LuaScriptSet
+    /// Lua workflows under `scripts_root`, reloaded when the directory changes.
+    public let scriptRegistry: LuaScriptRegistry
+    /// The scripts serving now.
+    public var scripts: LuaScriptSet { scriptRegistry.current }
     let configuration: HostConfiguration
+    let database: any Database
+    let logger: Logger
 
     public init(context: HostContext) async throws {
         configuration = context.configuration
         catalog = context.workflows
-        scripts = LuaWorkflows.load(root: context.configuration.scriptsRoot)
-        for error in scripts.errors {
-            context.logger.error("workflow script refused", metadata: ["error": .string(error)])
-        }
+        database = context.database
+        logger = context.logger
+        scriptRegistry = LuaScriptRegistry(root: context.configuration.scriptsRoot, catalog: context.workflows, logger: context.logger)
         engine = WorkflowEngine(database: context.database, catalog: context.workflows,
                                 leaseSeconds: context.configuration.workflowLeaseSeconds,
                                 concurrency: context.configuration.workflowConcurrency, logger: context.logger)
@@ -38,24 +41,32 @@ public struct WorkflowPlugin: Plugin {
     }
 
     public var workflows: [WorkflowDefinition] {
-        let files = scripts.files, catalog = self.catalog
-        return (configuration.workflowTestTypes ? TestWorkflows.definitions : [])
-            + scripts.scripts.map { LuaWorkflows.definition($0, files: files, catalog: catalog) }
+        (configuration.workflowTestTypes ? TestWorkflows.definitions : []) + scriptRegistry.definitions
     }
 
-    /// One durable run per event matching a script's `on` topics.
+    /// One durable run per event matching a serving script's `on` topics (and `match`): one
+    /// subscription for every script, taking only the topics the serving scripts listen to.
     public var subscriptions: [EventSubscription] {
-        scripts.scripts.filter { !$0.topics.isEmpty }.map(LuaWorkflows.subscription)
+        let registry = scriptRegistry, catalog = self.catalog
+        return [LuaWorkflows.subscription(current: { registry.current }, database: database, functions: { catalog.scriptFunctions }, logger: logger)]
     }
 
     public var services: [any Service] {
-        guard configuration.workflowWorker else { return [] }
-        return [WorkflowWorker(engine: engine, pollIntervalMilliseconds: configuration.workflowPollIntervalMilliseconds),
+        let reloader = LuaScriptReloader(registry: scriptRegistry, intervalMilliseconds: configuration.scriptsReloadPollMilliseconds)
+        guard configuration.workflowWorker else { return [reloader] }
+        return [reloader, WorkflowWorker(engine: engine, pollIntervalMilliseconds: configuration.workflowPollIntervalMilliseconds),
                 WorkflowSchedulerService(engine: engine, pollIntervalMilliseconds: 1_000)]
     }
 
     public func addRoutes(to router: HostRouter) {
         WorkflowRoutes(engine: engine).add(to: router)
+        let registry = scriptRegistry
+        router.get("/workflow-scripts") { _, _ -> Response in
+            await WorkflowRoutes.handle {
+                let data = try JSONEncoder().encode(registry.status)
+                return JSONResponse.raw(.ok, String(decoding: data, as: UTF8.self))
+            }
+        }
     }
 }
 
