@@ -111,6 +111,41 @@ struct LuaWorkflowTests {
         await h.close()
     }
 
+    @Test("a script starts another run and signals it, once each, however often it is replayed", arguments: DriverKind.allCases)
+    func startAndSignal(_ kind: DriverKind) async throws {
+        let set = try Self.scripts([
+            "waiter.lua": "return { run = function(input) return { got = workflow.signal('go'), n = input.n } end }",
+            "boss.lua": """
+                return { run = function(input)
+                  local id = workflow.start("script.waiter", {n = 7})
+                  workflow.sleep(5)
+                  workflow.send_signal(id, "go", {from = "boss"})
+                  return {started = id}
+                end }
+                """,
+        ])
+        #expect(set.errors.isEmpty, "\(set.errors)")
+        let h = try await WorkflowHarness(kind)
+        set.scripts.map { LuaWorkflows.definition($0, files: set.files, catalog: h.catalog) }.forEach(h.catalog.register)
+        let engine = h.engine()
+        h.catalog.client = engine
+        _ = try await engine.start(type: "script.boss", input: Array("{}".utf8), id: "boss")
+        try await engine.drain()
+        // Started, and waiting for its signal while the boss sleeps.
+        let waiting = try await engine.run(id: "boss/start#1").status
+        #expect(waiting != .completed && waiting != .failed)
+        h.clock.advance(by: .seconds(5))
+        try await engine.drain()
+        let boss = try await engine.run(id: "boss")
+        #expect(boss.status == .completed, "\(boss.error ?? "")")
+        let waiter = try await engine.run(id: "boss/start#1")
+        #expect(waiter.status == .completed, "\(waiter.error ?? "")")
+        let output = try WorkflowJSON.decode(JSONValue.self, from: waiter.output ?? [], what: "output")
+        #expect(output["n"] == .number(7) && output["got"] == .object(["from": .string("boss")]))
+        #expect(try await engine.list(type: "script.waiter").count == 1)
+        await h.close()
+    }
+
     @Test("scripts call the plugins' Lua functions (inside steps)")
     func hostFunctions() async throws {
         let set = try Self.scripts(["sum.lua": """

@@ -249,8 +249,23 @@ public struct WorkflowScheduleDefinition: Sendable {
 /// `Plugin.workflows`, `Plugin.workflowTaskQueues` and `Plugin.workflowSchedules`), filled once
 /// by the host before anything runs; the Lua scripts' `script.*` types are swapped by `replace`
 /// when `scripts_root` changes.
+/// Starting and signalling runs from anywhere in the host (scripts, other plugins); the workflow
+/// plugin provides it.
+public protocol WorkflowClient: Sendable {
+    /// Starts a run (idempotent by id) and returns its id.
+    func startWorkflow(type: String, input: [UInt8], id: String?) async throws -> String
+    func signalWorkflow(id: String, name: String, payload: [UInt8]) async throws
+}
+
 public final class WorkflowCatalog: @unchecked Sendable {
     private let lock = NSLock()
+    private var installedClient: (any WorkflowClient)?
+
+    /// The workflow plugin's client, once it is built.
+    public var client: (any WorkflowClient)? {
+        get { lock.withLock { installedClient } }
+        set { lock.withLock { installedClient = newValue } }
+    }
     private var definitions: [String: WorkflowDefinition] = [:]
     private var declaredQueues: [String: WorkflowTaskQueue] = [:]
     private var declaredSchedules: [WorkflowScheduleDefinition] = []

@@ -63,6 +63,20 @@ enum LuaWorkflowPrelude {
       return call({op = "child", type = workflow_type, input = input, id = id})
     end
 
+    -- Starts an independent run (idempotent by id; the id is derived from this run and call when
+    -- nil) and returns its id without waiting for it.
+    function workflow.start(workflow_type, input, id)
+      if type(workflow_type) ~= "string" then error("workflow.start: the type must be a string", 2) end
+      if id ~= nil and type(id) ~= "string" then error("workflow.start: the id must be a string", 2) end
+      return call({op = "start", type = workflow_type, input = input, id = id})
+    end
+
+    -- Sends the signal `name` with `payload` to the run `id` (once, recorded).
+    function workflow.send_signal(id, name, payload)
+      if type(id) ~= "string" or type(name) ~= "string" then error("workflow.send_signal: id and name must be strings", 2) end
+      call({op = "send_signal", id = id, name = name, payload = payload})
+    end
+
     function workflow.set_state(key, value)
       if type(key) ~= "string" then error("workflow.set_state: the key must be a string", 2) end
       call({op = "state", key = key, value = value})

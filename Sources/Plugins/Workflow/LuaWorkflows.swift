@@ -227,6 +227,23 @@ enum LuaWorkflows {
                     } catch let failed as WorkflowChildFailed {
                         answers.append(answer(error: failed.description))
                     }
+                case "start", "send_signal":
+                    guard let client = catalog?.client else {
+                        throw WorkflowApplicationError(type: "LuaError", "workflow.\(op): no workflow client in this process", nonRetryable: true)
+                    }
+                    let k = done.count + 1
+                    let output = try await ctx.stepJSON("\(op)#\(k)", retry: .default, timeout: nil) {
+                        if op == "start" {
+                            let type = request["type"].stringValue ?? "?"
+                            // Derived from this run and call when not given, so a replay starts nothing new.
+                            let id = request["id"].stringValue ?? "\(ctx.workflowID)/start#\(k)"
+                            return bytes(.string(try await client.startWorkflow(type: type, input: bytes(request["input"]), id: id)))
+                        }
+                        try await client.signalWorkflow(id: request["id"].stringValue ?? "?", name: request["name"].stringValue ?? "?",
+                                                        payload: bytes(request["payload"]))
+                        return bytes(.nil)
+                    }
+                    answers.append(answer(value: try lua(output)))
                 case "state":
                     try await ctx.setStateJSON(request["key"].stringValue ?? "?", bytes(request["value"]))
                     answers.append(answer(value: .nil))

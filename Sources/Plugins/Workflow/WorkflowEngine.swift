@@ -227,3 +227,13 @@ public struct WorkflowDescription: Sendable {
     public let children: [WorkflowRun]
     public let state: [(key: String, value: [UInt8])]
 }
+
+extension WorkflowEngine: WorkflowClient {
+    public func startWorkflow(type: String, input: [UInt8], id: String?) async throws -> String {
+        try await start(type: type, input: input, id: id).run.id
+    }
+
+    public func signalWorkflow(id: String, name: String, payload: [UInt8]) async throws {
+        try await signal(id: id, name: name, payload: payload)
+    }
+}

@@ -35,6 +35,7 @@ public struct WorkflowPlugin: Plugin {
         engine = WorkflowEngine(database: context.database, catalog: context.workflows,
                                 leaseSeconds: context.configuration.workflowLeaseSeconds,
                                 concurrency: context.configuration.workflowConcurrency, logger: context.logger)
+        context.workflows.client = engine
         if context.configuration.workflowTestTypes {
             try await context.database.transaction { try $0.executeScript(TestWorkflows.effectsTableSQL) }
         }
