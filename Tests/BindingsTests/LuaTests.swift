@@ -113,7 +113,8 @@ struct LuaTests {
             "local co = coroutine.wrap(function() local inner = coroutine.wrap(function() while true do end end) inner() end) co()",
         ] {
             let error = try #require(throws: LuaError.self, "\(source)") { try lua.run(source, chunkName: "=co") }
-            #expect(error.kind == .instructionBudget, "\(source): \(error)")
+            // The instruction budget, or the wall clock if a loaded machine starves the watchdog that long.
+            #expect(error.kind == .instructionBudget || error.kind == .timeLimit, "\(source): \(error)")
         }
         #expect(try lua.run("return 'still serving'") == ["still serving"])
     }
