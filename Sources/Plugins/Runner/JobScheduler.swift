@@ -83,9 +83,6 @@ public struct JobScheduler: Sendable {
 
     static func ledgerNow() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }
 
-    /// A stable 128-bit id for a ledger event named by `text`.
-    static func id(_ text: String) -> ID128 { ChartOfAccounts.derivedID(text) }
-
     // MARK: credits
 
     func grantSignupCredits(_ round: inout Round) async throws {
@@ -93,7 +90,7 @@ public struct JobScheduler: Sendable {
         for row in pending {
             let workspace = try row.string("id")
             try await ledger.ensureWorkspace(workspace, now: JobScheduler.ledgerNow())
-            let grant = Transfer(id: JobScheduler.id("tenki-signup-credit:\(workspace)"),
+            let grant = Transfer(id: ChartOfAccounts.derivedID("tenki-signup-credit:\(workspace)"),
                                  debitAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesGrantsCode),
                                  creditAccountID: ChartOfAccounts.userMinutesAccountID(workspace: workspace),
                                  amount: JobScheduler.signupFreeMinutes, ledger: ChartOfAccounts.freeMinutesLedger,
@@ -373,7 +370,8 @@ public struct JobScheduler: Sendable {
             var usage = try await store.usage(key: key)
             if usage == nil {
                 guard let workspace = try await store.workspace(job.workspaceID) else { throw RunnerError("job \(key): no workspace") }
-                try await ledger.ensureWorkspace(workspace.id, now: JobScheduler.ledgerNow())
+                // A credited workspace has its accounts already (granting made them).
+                if !workspace.credited { try await ledger.ensureWorkspace(workspace.id, now: JobScheduler.ledgerNow()) }
                 let balance = try await ledger.balance(workspace: workspace.id)
                 guard let startedAt = job.startedAt, let completedAt = job.completedAt else {
                     try await setCharge("none")
@@ -424,14 +422,14 @@ public struct JobScheduler: Sendable {
     static func transfers(for usage: RunnerStore.Usage) -> [Transfer] {
         var batch: [Transfer] = []
         if usage.freeMinutesConsumed > 0 {
-            batch.append(Transfer(id: id("tenki-usage:\(usage.key):minutes"),
+            batch.append(Transfer(id: ChartOfAccounts.derivedID("tenki-usage:\(usage.key):minutes"),
                                   debitAccountID: ChartOfAccounts.userMinutesAccountID(workspace: usage.workspaceID),
                                   creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode),
                                   amount: UInt64(usage.freeMinutesConsumed), ledger: ChartOfAccounts.freeMinutesLedger,
                                   code: ChartOfAccounts.TransferCode.runnerCharge.rawValue))
         }
         if usage.amountMicros > 0 {
-            batch.append(Transfer(id: id("tenki-usage:\(usage.key):money"),
+            batch.append(Transfer(id: ChartOfAccounts.derivedID("tenki-usage:\(usage.key):money"),
                                   debitAccountID: ChartOfAccounts.userMoneyAccountID(workspace: usage.workspaceID),
                                   creditAccountID: ChartOfAccounts.operatorAccountID(.revenue),
                                   amount: UInt64(usage.amountMicros), ledger: ChartOfAccounts.moneyLedger,

@@ -20,7 +20,8 @@ public struct RunnerPlugin: Plugin {
 
     public let store: RunnerStore
     public let scheduler: JobScheduler
-    let wakeups: Wakeups
+    /// Rung after an event changed something, so a round starts without waiting for the next poll.
+    let wakeups: Doorbell
     let interval: Int
 
     public init(context: HostContext) async throws {
@@ -28,7 +29,7 @@ public struct RunnerPlugin: Plugin {
         let provider = try RunnerPlugin.provider(context.configuration)
         scheduler = JobScheduler(store: store, ledger: LedgerStore(database: context.database), policies: context.policies,
                                  provider: provider, logger: context.logger, github: try GitHubAppClient.configured(context.configuration))
-        wakeups = Wakeups()
+        wakeups = Doorbell()
         let store = self.store
         context.workspaces.register { try await store.workspace($0)?.id }
         interval = context.configuration.runnerSchedulerIntervalMilliseconds
@@ -60,7 +61,7 @@ public struct RunnerPlugin: Plugin {
                 let writes = try RunnerPlugin.installationWrites(event)
                 return { db in
                     try writes(db)
-                    wakeups.signal()
+                    wakeups.ring()
                 }
             },
             GitHubEvent.subscription(name: "runner.jobs", topics: ["workflow_job"]) { event, busEvent in
@@ -71,7 +72,7 @@ public struct RunnerPlugin: Plugin {
                     let workspace = try RunnerStore.workspace(ofInstallation: job.installationID, db)
                         ?? RunnerPlugin.implicitWorkspace(db, installationID: job.installationID, account: account)
                     try RunnerStore.record(db, event: job, workspaceID: workspace, sequence: sequence)
-                    wakeups.signal()
+                    wakeups.ring()
                 }
             },
         ]
@@ -153,50 +154,11 @@ public struct RunnerPlugin: Plugin {
     }
 }
 
-/// Wakes the scheduler when an event changed something, so work starts without waiting for the
-/// next poll. Signals coalesce.
-final class Wakeups: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending = false
-    private var waiter: CheckedContinuation<Void, Never>?
-
-    func signal() {
-        lock.lock()
-        if let waiter {
-            self.waiter = nil
-            lock.unlock()
-            waiter.resume()
-        } else {
-            pending = true
-            lock.unlock()
-        }
-    }
-
-    /// Returns at the next signal (at once if one came since the last wait) or after `milliseconds`.
-    func wait(milliseconds: Int) async {
-        let timer = Task { [weak self] in
-            try? await Task.sleep(nanoseconds: UInt64(milliseconds) * 1_000_000)
-            self?.signal()
-        }
-        defer { timer.cancel() }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            lock.lock()
-            if pending {
-                pending = false
-                lock.unlock()
-                continuation.resume()
-            } else {
-                waiter = continuation
-                lock.unlock()
-            }
-        }
-    }
-}
-
 /// Runs scheduler rounds until graceful shutdown: at once after an event, else every interval.
 struct RunnerService: Service {
     let scheduler: JobScheduler
-    let wakeups: Wakeups
+    /// Rung after an event changed something, so a round starts without waiting for the next poll.
+    let wakeups: Doorbell
     let intervalMilliseconds: Int
 
     func run() async throws {
@@ -208,7 +170,7 @@ struct RunnerService: Service {
                 } catch {
                     scheduler.logger.error("runner round failed", metadata: ["error": "\(error)"])
                 }
-                await wakeups.wait(milliseconds: intervalMilliseconds)
+                await wakeups.wait(timeoutMilliseconds: intervalMilliseconds)
             }
         }
     }
