@@ -106,6 +106,8 @@ public protocol Plugin: Sendable {
     var workflowSchedules: [WorkflowScheduleDefinition] { get }
     /// Long-running work, started and stopped gracefully with the server.
     var services: [any Service] { get }
+    /// Prometheus families for `GET /metrics`, computed at scrape time.
+    func metrics() async throws -> [MetricFamily]
 }
 
 extension Plugin {
@@ -118,6 +120,7 @@ extension Plugin {
     public var workflowTaskQueues: [WorkflowTaskQueue] { [] }
     public var workflowSchedules: [WorkflowScheduleDefinition] { [] }
     public var services: [any Service] { [] }
+    public func metrics() async throws -> [MetricFamily] { [] }
 }
 
 /// The plugins compiled into this `tenki`, set once by the executable before parsing.

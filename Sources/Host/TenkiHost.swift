@@ -99,6 +99,20 @@ public final class TenkiHost: @unchecked Sendable {
             let data = (try? JSONEncoder().encode(policies.status)) ?? Data("{}".utf8)
             return JSONResponse.raw(.ok, String(decoding: data, as: UTF8.self))
         }
+        let plugins = self.plugins
+        router.get("/metrics") { _, _ -> Response in
+            var text = ""
+            do {
+                for family in try await KernelMetrics.families(database) { text += family.text }
+                for plugin in plugins {
+                    for family in try await plugin.metrics() { text += family.text }
+                }
+            } catch {
+                return JSONResponse.make(.serviceUnavailable, ["error": "metrics unavailable: \(error)"])
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
         plugins.forEach { $0.addRoutes(to: router) }
         return router
     }

@@ -8,9 +8,10 @@ import Testing
 /// the local provider, the job charged in the ledger, all read back through the CLI.
 @Suite("Runner jobs through a running tenki serve")
 struct RunnerEndToEndTests {
-    static func job(_ action: String, id: Int64, labels: [String], started: String? = nil, completed: String? = nil) -> [UInt8] {
+    static func job(_ action: String, id: Int64, labels: [String], started: String? = nil, completed: String? = nil,
+                    created: String = "2026-01-05T09:59:30Z") -> [UInt8] {
         var job: [String: Any] = ["id": id, "run_id": 5000 + id, "run_attempt": 1, "name": "test", "workflow_name": "CI",
-                                  "status": action, "labels": labels]
+                                  "status": action, "labels": labels, "created_at": created]
         if let started { job["started_at"] = started; job["runner_name"] = "tenki-runner-\(id)" }
         if let completed { job["completed_at"] = completed; job["conclusion"] = "success" }
         let payload: [String: Any] = [
@@ -50,8 +51,9 @@ struct RunnerEndToEndTests {
             #expect(response.status == 202)
         }
         let storage = harness.storageArguments
-        _ = try await Self.waitFor(["runner", "jobs", "--json"] + storage) { json in
-            (json as? [[String: Any]])?.first?["status"] as? String == "provisioned"
+        _ = try await Self.waitFor(["jobs", "list", "--workspace", "codertocat", "--json"] + storage) { json in
+            let job = (json as? [[String: Any]])?.first
+            return job?["status"] as? String == "provisioned" && job?["state"] as? String == "provisioning" && job?["job_id"] as? Int == 42
         }
         #expect(try String(contentsOfFile: log, encoding: .utf8) == "provision 957387/42/1\n")
 
@@ -81,8 +83,82 @@ struct RunnerEndToEndTests {
         let http = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/codertocat/balance")
         let httpFields = try JSONSerialization.jsonObject(with: Data(http.body)) as? [String: Any]
         #expect(http.status == 200 && httpFields?["free_minutes_remaining"] as? Int == 980)
-        _ = try await Self.waitFor(["runner", "jobs", "--json"] + storage) { _ in
+        _ = try await Self.waitFor(["jobs", "list", "--json"] + storage) { _ in
             (try? String(contentsOfFile: log, encoding: .utf8)) == "provision 957387/42/1\nrelease 957387/42/1\n"
         }
+        let jobs = try await Self.waitFor(["jobs", "list", "--workspace", "ws-21031067", "--json"] + storage) { json in
+            (json as? [[String: Any]])?.first?["state"] as? String == "completed"
+        } as? [[String: Any]]
+        #expect(jobs?.first?["billable_minutes"] as? Int == 5 && jobs?.first?["amount_micros"] as? Int == 0
+                && jobs?.first?["run_attempt"] as? Int == 1 && jobs?.first?["sku"] as? String == "x64-8c-16gb")
+
+        // Job metrics: queued 30 s before it started, ran 250 s, did not fail.
+        let metrics = try TenkiProcess.run(["jobs", "metrics", "--workspace", "codertocat", "--json"] + storage)
+        let report = try JSONSerialization.jsonObject(with: Data(metrics.output.utf8)) as? [String: Any]
+        let row = (report?["jobs"] as? [[String: Any]])?.first
+        #expect(row?["queue_seconds_p50"] as? Int == 30 && row?["duration_seconds_p90"] as? Int == 250
+                && row?["jobs"] as? Int == 1 && row?["failure_rate_ppm"] as? Int == 0, "\(metrics.output)\(metrics.error)")
+        let scrape = String(decoding: try await HTTPClient().get(server.baseURL + "/metrics").body, as: UTF8.self)
+        #expect(scrape.contains("# TYPE tenki_runner_queue_depth gauge"))
+        #expect(scrape.contains(#"tenki_runner_job_duration_seconds{workspace="ws-21031067",sku="x64-8c-16gb",quantile="0.5"} 250"#), "\(scrape)")
+        #expect(scrape.contains("tenki_inbox_pending_events "))
+    }
+
+    @Test("a workspace without a payment method runs out of free minutes and its next job is blocked", arguments: DriverKind.allCases)
+    func freeMinutesRunOut(_ kind: DriverKind) async throws {
+        let harness = try WebhookIngressTests.Harness(kind)
+        let log = harness.test.directory + "/provider.log"
+        let server = try await harness.serve(["TENKI_RUNNER_LOCAL_COMMAND": "echo \"$TENKI_ACTION $TENKI_JOB_KEY\" >> '\(log)'",
+                                              "TENKI_RUNNER_SCHEDULER_INTERVAL_MS": "50"])
+        defer { server.kill() }
+        let storage = harness.storageArguments
+        let install = try Fixtures.github().first { $0.file == "installation.created.payload.json" }!
+        #expect(try await WebhookIngressTests.post(server, event: "installation", delivery: UUID().uuidString, body: install.body).status == 202)
+        // 8 vCPU for 250 minutes: 4 free minutes a minute takes all 1,000 signup minutes.
+        let labels = ["tenki-8c-16gb"]
+        #expect(try await WebhookIngressTests.post(server, event: "workflow_job", delivery: UUID().uuidString,
+                                                   body: Self.job("queued", id: 1, labels: labels)).status == 202)
+        _ = try await Self.waitFor(["jobs", "list", "--workspace", "codertocat", "--json"] + storage) { json in
+            (json as? [[String: Any]])?.first?["state"] as? String == "provisioning"
+        }
+        let story: [[UInt8]] = [
+            Self.job("in_progress", id: 1, labels: labels, started: "2026-01-05T10:00:00Z"),
+            Self.job("completed", id: 1, labels: labels, started: "2026-01-05T10:00:00Z", completed: "2026-01-05T14:10:00Z"),
+        ]
+        for body in story {
+            #expect(try await WebhookIngressTests.post(server, event: "workflow_job", delivery: UUID().uuidString, body: body).status == 202)
+        }
+        _ = try await Self.waitFor(["ledger", "balance", "--workspace", "codertocat", "--json"] + storage) { json in
+            (json as? [String: Any])?["free_minutes_remaining"] as? Int == 0
+        }
+        #expect(try await WebhookIngressTests.post(server, event: "workflow_job", delivery: UUID().uuidString,
+                                                   body: Self.job("queued", id: 2, labels: labels)).status == 202)
+        let jobs = try await Self.waitFor(["jobs", "list", "--workspace", "codertocat", "--json"] + storage) { json in
+            (json as? [[String: Any]])?.first { $0["job_id"] as? Int == 2 }?["state"] as? String == "blocked"
+        } as? [[String: Any]]
+        let blocked = jobs?.first { $0["job_id"] as? Int == 2 }
+        #expect(blocked?["reason"] as? String == "payment_method_required")
+        let first = jobs?.first { $0["job_id"] as? Int == 1 }
+        #expect(first?["billable_minutes"] as? Int == 250 && first?["free_minutes_consumed"] as? Int == 1000 && first?["amount_micros"] as? Int == 0)
+        let balance = try TenkiProcess.run(["ledger", "balance", "--workspace", "codertocat", "--json"] + storage)
+        let fields = try JSONSerialization.jsonObject(with: Data(balance.output.utf8)) as? [String: Any]
+        #expect(fields?["balance_micros"] as? Int == 0 && fields?["free_minutes_remaining"] as? Int == 0)
+        _ = try await Self.waitFor(["jobs", "list", "--json"] + storage) { _ in
+            (try? String(contentsOfFile: log, encoding: .utf8)) == "provision 957387/1/1\nrelease 957387/1/1\n"
+        }
+
+        // A payment method clears the block: the job is admitted and a runner provisioned.
+        let set = try TenkiProcess.run(["workspaces", "set-payment-method", "codertocat", "--provider-ref", "pm_card_visa"] + storage)
+        #expect(set.status == 0, "\(set.error)")
+        _ = try await Self.waitFor(["jobs", "list", "--workspace", "codertocat", "--json"] + storage) { json in
+            (json as? [[String: Any]])?.first { $0["job_id"] as? Int == 2 }?["state"] as? String == "provisioning"
+        }
+        let workspaces = try TenkiProcess.run(["workspaces", "list", "--json"] + storage)
+        let list = try JSONSerialization.jsonObject(with: Data(workspaces.output.utf8)) as? [[String: Any]]
+        #expect(list?.first?["slug"] as? String == "codertocat" && list?.first?["payment_method_ref"] as? String == "pm_card_visa"
+                && list?.first?["has_payment_method"] as? Bool == true)
+        // Unknown workspaces are an error, not an empty list.
+        let unknown = try TenkiProcess.run(["jobs", "list", "--workspace", "nobody", "--json"] + storage)
+        #expect(unknown.status != 0 && unknown.error.contains("no workspace 'nobody'"))
     }
 }

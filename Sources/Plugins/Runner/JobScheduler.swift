@@ -21,6 +21,10 @@ struct JobEvent: Sendable {
     let conclusion: String?
     let runnerName: String?
     let headSha: String?
+    /// When GitHub queued the job (its `created_at`).
+    var createdAt: String? = nil
+    /// When the delivery reached us (ms since the epoch).
+    var receivedAt: Int64? = nil
 }
 
 /// One round of the runner's work, in order: grant signup credits, admit queued jobs through the
@@ -294,7 +298,7 @@ public struct JobScheduler: Sendable {
         for job in candidates {
             let key: [SQLValue] = [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt)]
             let claimed = try await store.database.execute("""
-                UPDATE runner_jobs SET lease_until = $4
+                UPDATE runner_jobs SET lease_until = $4, provision_requested_at = COALESCE(provision_requested_at, $5)
                 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioning'
                   AND (lease_until IS NULL OR lease_until < $5)
                 """, key + [.integer(now + JobScheduler.provisionLeaseMilliseconds), .integer(now)])

@@ -16,7 +16,7 @@ import SQL
 public struct RunnerPlugin: Plugin {
     public static let name = "runner"
     public static var migrations: [Migration] { RunnerStore.migrations }
-    public static var commands: [any ParsableCommand.Type] { [RunnerCommand.self] }
+    public static var commands: [any ParsableCommand.Type] { [RunnerCommand.self, JobsCommand.self, WorkspacesCommand.self] }
 
     public let store: RunnerStore
     public let scheduler: JobScheduler
@@ -65,7 +65,8 @@ public struct RunnerPlugin: Plugin {
                 }
             },
             GitHubEvent.subscription(name: "runner.jobs", topics: ["workflow_job"]) { event, busEvent in
-                guard case .workflowJob(let payload) = event, let job = RunnerPlugin.jobEvent(payload) else { return { _ in } }
+                guard case .workflowJob(let payload) = event, var job = RunnerPlugin.jobEvent(payload) else { return { _ in } }
+                job.receivedAt = Int64(busEvent.createdAt.timeIntervalSince1970 * 1000)
                 let sequence = busEvent.id
                 let account = payload.organization ?? payload.repository.owner
                 return { db in
@@ -78,6 +79,8 @@ public struct RunnerPlugin: Plugin {
         ]
     }
 
+    public func metrics() async throws -> [MetricFamily] { try await store.metricFamilies() }
+
     public var services: [any Service] { [RunnerService(scheduler: scheduler, wakeups: wakeups, intervalMilliseconds: interval)] }
 
     /// Read-only views: GET /runner/jobs?status=&workspace= and /runner/workspaces.
@@ -88,9 +91,25 @@ public struct RunnerPlugin: Plugin {
             guard status == nil || JobStatus(rawValue: status!) != nil else {
                 return JSONResponse.error(HostError(.badRequest, "unknown status '\(status!)'"))
             }
-            let jobs = try await store.jobs(status: status.flatMap(JobStatus.init(rawValue:)),
-                                            workspace: request.uri.queryParameters.get("workspace"), limit: HostLimits.listMaxRows)
+            var workspace = request.uri.queryParameters.get("workspace")
+            if let name = workspace {
+                guard let found = try await store.workspace(name) else { return JSONResponse.error(HostError(.notFound, "no workspace '\(name)'")) }
+                workspace = found.id
+            }
+            let jobs = try await store.jobViews(status: status.flatMap(JobStatus.init(rawValue:)), workspace: workspace, limit: HostLimits.listMaxRows)
             return JSONResponse.raw(.ok, try RunnerCommand.json(jobs, pretty: false))
+        }
+        router.get("/runner/metrics") { request, _ -> Response in
+            var workspace = request.uri.queryParameters.get("workspace")
+            if let name = workspace {
+                guard let found = try await store.workspace(name) else { return JSONResponse.error(HostError(.notFound, "no workspace '\(name)'")) }
+                workspace = found.id
+            }
+            let hours = request.uri.queryParameters.get("hours").flatMap { Int64($0) } ?? 24
+            guard hours > 0, hours <= 24 * 90 else { return JSONResponse.error(HostError(.badRequest, "hours must be 1...2160")) }
+            let report = RunnerMetricsReport(jobs: try await store.jobMetrics(workspace: workspace, windowSeconds: hours * 3600),
+                                             queue: try await store.queueDepths().filter { workspace == nil || $0.workspaceID == workspace })
+            return JSONResponse.raw(.ok, try RunnerCommand.json(report, pretty: false))
         }
         router.get("/runner/workspaces") { _, _ -> Response in
             JSONResponse.raw(.ok, try RunnerCommand.json(try await store.workspaces(), pretty: false))
@@ -109,7 +128,8 @@ public struct RunnerPlugin: Plugin {
         let job = payload.workflowJob
         return JobEvent(action: action, installationID: installation.id, jobID: job.id, runAttempt: Int64(job.runAttempt ?? 1),
                         repository: payload.repository.fullName, name: job.name, labels: job.labels, startedAt: job.startedAt,
-                        completedAt: job.completedAt, conclusion: job.conclusion, runnerName: job.runnerName, headSha: job.headSha)
+                        completedAt: job.completedAt, conclusion: job.conclusion, runnerName: job.runnerName, headSha: job.headSha,
+                        createdAt: job.createdAt)
     }
 
     /// A job from an installation we have not heard of yet: its account's workspace, created now.
@@ -176,11 +196,11 @@ struct RunnerService: Service {
     }
 }
 
-/// `tenki runner jobs | workspaces | workspace-set | usage | run-once`.
+/// `tenki runner usage | run-once` (jobs and workspaces have their own groups: `tenki jobs`, `tenki workspaces`).
 struct RunnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runner", abstract: "Jobs, workspaces and usage of the runner marketplace.",
-        subcommands: [Jobs.self, Workspaces.self, WorkspaceSet.self, Usage.self, RunOnce.self])
+        subcommands: [Usage.self, RunOnce.self])
 
     static func json<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
         let encoder = JSONEncoder()
@@ -191,73 +211,6 @@ struct RunnerCommand: AsyncParsableCommand {
     static func store(_ options: HostOptions) async throws -> (TenkiHost, RunnerStore) {
         let host = try await options.openHost()
         return (host, RunnerStore(database: host.database))
-    }
-
-    struct Jobs: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List jobs, oldest first.")
-        @OptionGroup var options: HostOptions
-        @Option(help: "Only jobs in this status (queued, blocked, waiting, provisioning, provisioned, running, completed, foreign).")
-        var status: String?
-        @Option(help: "Only this workspace (id or slug).") var workspace: String?
-        @Option(help: "At most this many.") var limit = 100
-        @Flag(help: "Print JSON.") var json = false
-
-        func run() async throws {
-            try await runReportingErrors {
-                guard status == nil || JobStatus(rawValue: status!) != nil else { throw HostError(.badRequest, "unknown status '\(status!)'") }
-                let (_, store) = try await RunnerCommand.store(options)
-                var id = workspace
-                if let workspace { id = try await store.workspace(workspace)?.id ?? workspace }
-                let jobs = try await store.jobs(status: status.flatMap(JobStatus.init(rawValue:)), workspace: id, limit: limit)
-                if json { print(try RunnerCommand.json(jobs)); return }
-                for job in jobs {
-                    print("\(job.key)  \(job.status.rawValue)\(job.blockReason.map { " (\($0))" } ?? "")  \(job.workspaceID)  \(job.repository)  \(job.sku ?? job.labels.joined(separator: ","))  charge=\(job.chargeStatus)")
-                }
-            }
-        }
-    }
-
-    struct Workspaces: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List workspaces and the state admission reads.")
-        @OptionGroup var options: HostOptions
-        @Flag(help: "Print JSON.") var json = false
-
-        func run() async throws {
-            try await runReportingErrors {
-                let (_, store) = try await RunnerCommand.store(options)
-                let workspaces = try await store.workspaces()
-                if json { print(try RunnerCommand.json(workspaces)); return }
-                for w in workspaces {
-                    print("\(w.id)  \(w.slug)  payment_method=\(w.hasPaymentMethod) suspended=\(w.suspended) addons=\(w.addons.joined(separator: ",")) extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)")
-                }
-            }
-        }
-    }
-
-    struct WorkspaceSet: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "workspace-set", abstract: "Change a workspace's state; blocked and waiting jobs are admitted again.")
-        @OptionGroup var options: HostOptions
-        @Argument(help: "Workspace id or slug.") var workspace: String
-        @Option(help: "true or false.") var paymentMethod: Bool?
-        @Option(help: "true or false.") var suspended: Bool?
-        @Option(help: "Comma-separated add-on ids (empty for none).") var addons: String?
-        @Option(help: "Extra x64 slots.") var extraSlotsX64: Int64?
-        @Option(help: "Extra macOS slots.") var extraSlotsMacos: Int64?
-        @Option(help: "Contract name under policies/contracts (empty for none).") var contract: String?
-
-        func run() async throws {
-            try await runReportingErrors {
-                let (_, store) = try await RunnerCommand.store(options)
-                let change = RunnerStore.WorkspaceChange(
-                    hasPaymentMethod: paymentMethod, suspended: suspended,
-                    addons: addons.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } },
-                    extraSlotsX64: extraSlotsX64, extraSlotsMacOS: extraSlotsMacos,
-                    contract: contract.map { $0.isEmpty ? nil : $0 })
-                let requeued = try await store.update(workspace: workspace, change)
-                print("updated \(workspace); \(requeued) job(s) back to admission")
-            }
-        }
     }
 
     struct Usage: AsyncParsableCommand {

@@ -64,6 +64,12 @@ public struct RunnerJob: Sendable, Codable, Equatable {
     public var headSha: String?
     /// Blocked, then sent back to admission: GitHub is asked whether it still waits.
     public var releasedFromBlock: Bool = false
+    /// When GitHub queued it (the job's `created_at`).
+    public var queuedAt: String?
+    /// When its first delivery reached us (ms since the epoch).
+    public var receivedAt: Int64?
+    /// When a runner was first asked for it (ms since the epoch).
+    public var provisionRequestedAt: Int64?
 
     public var key: String { "\(installationID)/\(jobID)/\(runAttempt)" }
 
@@ -71,13 +77,15 @@ public struct RunnerJob: Sendable, Codable, Equatable {
                 labels: [String], status: JobStatus, blockReason: String? = nil, sku: String? = nil, arch: String? = nil,
                 priority: Int64 = 0, slotLimit: Int64? = nil, enqueueSequence: Int64 = 0, startedAt: String? = nil,
                 completedAt: String? = nil, conclusion: String? = nil, runnerName: String? = nil, providerHandle: String? = nil,
-                chargeStatus: String = "none", headSha: String? = nil, releasedFromBlock: Bool = false) {
+                chargeStatus: String = "none", headSha: String? = nil, releasedFromBlock: Bool = false, queuedAt: String? = nil,
+                receivedAt: Int64? = nil, provisionRequestedAt: Int64? = nil) {
         self.installationID = installationID; self.jobID = jobID; self.runAttempt = runAttempt; self.workspaceID = workspaceID
         self.repository = repository; self.name = name; self.labels = labels; self.status = status; self.blockReason = blockReason
         self.sku = sku; self.arch = arch; self.priority = priority; self.slotLimit = slotLimit; self.enqueueSequence = enqueueSequence
         self.startedAt = startedAt; self.completedAt = completedAt; self.conclusion = conclusion; self.runnerName = runnerName
         self.providerHandle = providerHandle; self.chargeStatus = chargeStatus; self.headSha = headSha
-        self.releasedFromBlock = releasedFromBlock
+        self.releasedFromBlock = releasedFromBlock; self.queuedAt = queuedAt; self.receivedAt = receivedAt
+        self.provisionRequestedAt = provisionRequestedAt
     }
 
     enum CodingKeys: String, CodingKey {
@@ -85,7 +93,8 @@ public struct RunnerJob: Sendable, Codable, Equatable {
         case repository, name, labels, status, blockReason = "block_reason", sku, arch, priority, slotLimit = "slot_limit"
         case enqueueSequence = "enqueue_sequence", startedAt = "started_at", completedAt = "completed_at", conclusion
         case runnerName = "runner_name", providerHandle = "provider_handle", chargeStatus = "charge_status", headSha = "head_sha"
-        case releasedFromBlock = "released_from_block"
+        case releasedFromBlock = "released_from_block", queuedAt = "queued_at", receivedAt = "received_at"
+        case provisionRequestedAt = "provision_requested_at"
     }
 }
 
@@ -102,10 +111,13 @@ public struct RunnerWorkspace: Sendable, Codable, Equatable {
     public var contract: String?
     /// Whether the signup free minutes have been granted in the ledger.
     public var credited: Bool
+    /// The payment provider's reference for the workspace's payment method.
+    public var paymentMethodRef: String?
 
     enum CodingKeys: String, CodingKey {
         case id, slug, hasPaymentMethod = "has_payment_method", suspended, abuseAction = "abuse_action", addons
         case extraSlotsX64 = "extra_slots_x64", extraSlotsMacOS = "extra_slots_macos", contract, credited
+        case paymentMethodRef = "payment_method_ref"
     }
 }
 
@@ -188,6 +200,12 @@ public struct RunnerStore: Sendable {
             """),
         Migration(2, "the commit of a job", sql: "ALTER TABLE runner_jobs ADD COLUMN head_sha TEXT"),
         Migration(3, "jobs released from a block", sql: "ALTER TABLE runner_jobs ADD COLUMN released_from_block INTEGER NOT NULL DEFAULT 0"),
+        Migration(4, "job timings and payment method references", sql: """
+            ALTER TABLE runner_jobs ADD COLUMN queued_at TEXT;
+            ALTER TABLE runner_jobs ADD COLUMN received_at BIGINT;
+            ALTER TABLE runner_jobs ADD COLUMN provision_requested_at BIGINT;
+            ALTER TABLE runner_workspaces ADD COLUMN payment_method_ref TEXT;
+            """),
     ]
 
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -251,7 +269,8 @@ public struct RunnerStore: Sendable {
                         suspended: try row.bool("suspended"), abuseAction: try row.optionalString("abuse_action"),
                         addons: (try? JSONDecoder().decode([String].self, from: Data(try row.string("addons").utf8))) ?? [],
                         extraSlotsX64: try row.int("extra_slots_x64"), extraSlotsMacOS: try row.int("extra_slots_macos"),
-                        contract: try row.optionalString("contract"), credited: try row.bool("credited"))
+                        contract: try row.optionalString("contract"), credited: try row.bool("credited"),
+                        paymentMethodRef: try row.optionalString("payment_method_ref"))
     }
 
     /// What billing and operators change about a workspace. A change that may clear a block
@@ -264,10 +283,12 @@ public struct RunnerStore: Sendable {
         public var extraSlotsX64: Int64?
         public var extraSlotsMacOS: Int64?
         public var contract: String??
+        public var paymentMethodRef: String??
         public init(hasPaymentMethod: Bool? = nil, suspended: Bool? = nil, abuseAction: String?? = nil, addons: [String]? = nil,
-                    extraSlotsX64: Int64? = nil, extraSlotsMacOS: Int64? = nil, contract: String?? = nil) {
+                    extraSlotsX64: Int64? = nil, extraSlotsMacOS: Int64? = nil, contract: String?? = nil, paymentMethodRef: String?? = nil) {
             self.hasPaymentMethod = hasPaymentMethod; self.suspended = suspended; self.abuseAction = abuseAction; self.addons = addons
             self.extraSlotsX64 = extraSlotsX64; self.extraSlotsMacOS = extraSlotsMacOS; self.contract = contract
+            self.paymentMethodRef = paymentMethodRef
         }
     }
 
@@ -292,6 +313,7 @@ public struct RunnerStore: Sendable {
             if let v = change.extraSlotsX64 { set("extra_slots_x64", .integer(v)) }
             if let v = change.extraSlotsMacOS { set("extra_slots_macos", .integer(v)) }
             if let v = change.contract { set("contract", SQLValue(v)) }
+            if let v = change.paymentMethodRef { set("payment_method_ref", SQLValue(v)) }
             guard !sets.isEmpty else { return 0 }
             values.append(.text(id))
             _ = try db.execute("UPDATE runner_workspaces SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count)", values)
@@ -331,20 +353,23 @@ public struct RunnerStore: Sendable {
             let charge = target == .completed && reportedStart != nil && event.runnerName != nil ? "pending" : "none"
             _ = try db.execute("""
                 INSERT INTO runner_jobs (installation_id, job_id, run_attempt, workspace_id, repository, name, labels, status,
-                    enqueue_sequence, started_at, completed_at, conclusion, runner_name, charge_status, updated_at, head_sha)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                    enqueue_sequence, started_at, completed_at, conclusion, runner_name, charge_status, updated_at, head_sha,
+                    queued_at, received_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
                 """, key + [.text(workspaceID), .text(event.repository), .text(event.name), .text(labels), .text(target.rawValue),
                             .integer(sequence), SQLValue(reportedStart), SQLValue(event.completedAt), SQLValue(event.conclusion),
-                            SQLValue(event.runnerName), .text(charge), .integer(now), SQLValue(event.headSha)])
+                            SQLValue(event.runnerName), .text(charge), .integer(now), SQLValue(event.headSha), SQLValue(event.createdAt),
+                            .integer(event.receivedAt ?? now)])
             return
         }
         let current = JobStatus(rawValue: try existing.string("status")) ?? .queued
         guard target.rank > current.rank || (target == .completed && current != .completed && current != .foreign) else {
             // Same or older news: only fill in facts we did not have.
             _ = try db.execute("""
-                UPDATE runner_jobs SET started_at = COALESCE(started_at, $4), runner_name = COALESCE(runner_name, $5)
+                UPDATE runner_jobs SET started_at = COALESCE(started_at, $4), runner_name = COALESCE(runner_name, $5),
+                    queued_at = COALESCE(queued_at, $6)
                 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                """, key + [SQLValue(reportedStart), SQLValue(event.runnerName)])
+                """, key + [SQLValue(reportedStart), SQLValue(event.runnerName), SQLValue(event.createdAt)])
             return
         }
         switch target {
@@ -399,7 +424,9 @@ public struct RunnerStore: Sendable {
                   startedAt: try row.optionalString("started_at"), completedAt: try row.optionalString("completed_at"),
                   conclusion: try row.optionalString("conclusion"), runnerName: try row.optionalString("runner_name"),
                   providerHandle: try row.optionalString("provider_handle"), chargeStatus: try row.string("charge_status"),
-                  headSha: try row.optionalString("head_sha"), releasedFromBlock: (try? row.bool("released_from_block")) ?? false)
+                  headSha: try row.optionalString("head_sha"), releasedFromBlock: (try? row.bool("released_from_block")) ?? false,
+                  queuedAt: try row.optionalString("queued_at"), receivedAt: try row.optionalInt("received_at"),
+                  provisionRequestedAt: try row.optionalInt("provision_requested_at"))
     }
 
     // MARK: usage
