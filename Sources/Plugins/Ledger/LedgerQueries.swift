@@ -38,6 +38,22 @@ extension LedgerStore {
         return WorkspaceBalance(workspace: workspace, money: m.map(Balances.init) ?? .zero, minutes: f.map(Balances.init) ?? .zero)
     }
 
+    /// Several workspaces' balances now, read together (a workspace without accounts has zeros).
+    public func balances(workspaces: [String]) async throws -> [String: WorkspaceBalance] {
+        var out: [String: WorkspaceBalance] = [:]
+        for chunk in stride(from: 0, to: workspaces.count, by: LedgerLimits.maxBatchEvents / 2) {
+            let names = workspaces[chunk..<min(workspaces.count, chunk + LedgerLimits.maxBatchEvents / 2)]
+            let ids = names.flatMap { [ChartOfAccounts.userMoneyAccountID(workspace: $0), ChartOfAccounts.userMinutesAccountID(workspace: $0)] }
+            let accounts = Dictionary(try await lookupAccounts(ids).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for name in names {
+                let m = accounts[ChartOfAccounts.userMoneyAccountID(workspace: name)]
+                let f = accounts[ChartOfAccounts.userMinutesAccountID(workspace: name)]
+                out[name] = WorkspaceBalance(workspace: name, money: m.map(Balances.init) ?? .zero, minutes: f.map(Balances.init) ?? .zero)
+            }
+        }
+        return out
+    }
+
     /// The workspace's balances as they were at `timestamp`; nil when its history does not reach back that far.
     public func balance(workspace: String, asOf timestamp: UInt64) async throws -> WorkspaceBalance? {
         let money = ChartOfAccounts.userMoneyAccountID(workspace: workspace)

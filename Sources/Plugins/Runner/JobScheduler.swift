@@ -43,6 +43,13 @@ public struct JobScheduler: Sendable {
     public static let signupFreeMinutes: UInt64 = 1_000
     /// Slots per architecture when the admission policy names no limit.
     public static let includedSlots: Int64 = 40
+    /// At most this many workspaces are filled in one round's scheduling transaction.
+    static let maxWorkspacesPerRound = 200
+    /// Queued jobs admitted per round, and provisioning requests claimed per round.
+    static let maxAdmittedPerRound = 1_000
+    static let maxProvisionedPerRound = 1_000
+    /// Provisioning requests in flight at once.
+    static let maxConcurrentProvisioning = 32
 
     public init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
                 github: GitHubAppClient? = nil) {
@@ -78,8 +85,8 @@ public struct JobScheduler: Sendable {
         var round = Round()
         try await grantSignupCredits(&round)
         try await admit(&round)
-        try await schedule(&round)
-        try await provisionRunners(&round)
+        let scheduled = try await schedule(&round)
+        try await provisionRunners(&round, scheduled: scheduled)
         try await chargeCompleted(&round)
         try await releaseRunners(&round)
         return round
@@ -112,31 +119,43 @@ public struct JobScheduler: Sendable {
 
     // MARK: admission
 
-    /// The state admission and pricing read for a workspace: its row, free minutes, running jobs.
-    func admissionState(_ workspace: RunnerWorkspace) async throws -> AdmissionInput.Workspace {
-        let balance = try await ledger.balance(workspace: workspace.id)
-        let running = try await store.database.query("""
-            SELECT arch, COUNT(*) AS n FROM runner_jobs
-            WHERE workspace_id = $1 AND status IN ('provisioning', 'provisioned', 'running') AND arch IS NOT NULL GROUP BY arch
-            """, [.text(workspace.id)])
-        var x64: Int64 = 0, macos: Int64 = 0
-        for row in running {
-            if try row.string("arch") == "macos" { macos = try row.int("n") } else { x64 += try row.int("n") }
+    /// The state admission reads for each workspace: its row, free minutes and the jobs holding
+    /// its slots, read together for a round's workspaces (three reads, not three per workspace).
+    func admissionStates(_ ids: [String]) async throws -> [String: (RunnerWorkspace, AdmissionInput.Workspace)] {
+        guard !ids.isEmpty else { return [:] }
+        let balances = try await ledger.balances(workspaces: ids)
+        let (workspaces, running) = try await store.database.read { db in
+            let list = ids.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+            let values = ids.map { SQLValue.text($0) }
+            let workspaces = try db.query("SELECT * FROM runner_workspaces WHERE id IN (\(list))", values).map(RunnerStore.workspace(from:))
+            var running: [String: (x64: Int64, macos: Int64)] = [:]
+            for row in try db.query("""
+                SELECT workspace_id, arch, COUNT(*) AS n FROM runner_jobs
+                WHERE workspace_id IN (\(list)) AND status IN ('provisioning', 'provisioned', 'running') AND arch IS NOT NULL
+                GROUP BY workspace_id, arch
+                """, values) {
+                let id = try row.string("workspace_id"), n = try row.int("n")
+                if try row.string("arch") == "macos" { running[id, default: (0, 0)].macos += n } else { running[id, default: (0, 0)].x64 += n }
+            }
+            return (workspaces, running)
         }
-        return AdmissionInput.Workspace(freeMinutesRemaining: balance.freeMinutesRemaining, hasPaymentMethod: workspace.hasPaymentMethod,
-                                        addons: workspace.addons, suspended: workspace.suspended, abuseAction: workspace.abuseAction,
-                                        extraSlotsX64: workspace.extraSlotsX64, extraSlotsMacOS: workspace.extraSlotsMacOS,
-                                        runningX64: x64, runningMacOS: macos)
+        var states: [String: (RunnerWorkspace, AdmissionInput.Workspace)] = [:]
+        for workspace in workspaces {
+            let counts = running[workspace.id] ?? (0, 0)
+            states[workspace.id] = (workspace, AdmissionInput.Workspace(
+                freeMinutesRemaining: balances[workspace.id]?.freeMinutesRemaining ?? 0, hasPaymentMethod: workspace.hasPaymentMethod,
+                addons: workspace.addons, suspended: workspace.suspended, abuseAction: workspace.abuseAction,
+                extraSlotsX64: workspace.extraSlotsX64, extraSlotsMacOS: workspace.extraSlotsMacOS,
+                runningX64: counts.x64, runningMacOS: counts.macos))
+        }
+        return states
     }
 
     func admit(_ round: inout Round) async throws {
-        let queued = try await store.jobs(status: .queued, limit: 500)
-        var states: [String: (RunnerWorkspace, AdmissionInput.Workspace)] = [:]
+        let queued = try await store.jobs(status: .queued, limit: JobScheduler.maxAdmittedPerRound)
+        var states = try await admissionStates(Array(Set(queued.map(\.workspaceID))).sorted())
+        var decided: [(RunnerJob, AdmissionDecision)] = []
         for job in queued {
-            if states[job.workspaceID] == nil {
-                guard let workspace = try await store.workspace(job.workspaceID) else { continue }
-                states[job.workspaceID] = (workspace, try await admissionState(workspace))
-            }
             // A job whose block cleared runs only if GitHub still has it waiting.
             if job.releasedFromBlock, let github, !(try await stillQueued(job, github)) {
                 round.dropped += 1
@@ -144,8 +163,8 @@ public struct JobScheduler: Sendable {
             }
             // The abuse rules see every job as it arrives; a stronger verdict is recorded on the
             // workspace first, so admission already reads it.
-            if try await screen(job, durationSeconds: 0, &round), let workspace = try await store.workspace(job.workspaceID) {
-                states[job.workspaceID] = (workspace, try await admissionState(workspace))
+            if try await screen(job, durationSeconds: 0, &round) {
+                states[job.workspaceID] = try await admissionStates([job.workspaceID])[job.workspaceID]
             }
             guard let (_, state) = states[job.workspaceID] else { continue }
             let decision: AdmissionDecision
@@ -157,28 +176,47 @@ public struct JobScheduler: Sendable {
                 round.failures += 1
                 continue
             }
-            let status: JobStatus
-            switch decision.verdict {
-            case .allow, .queue: status = .waiting; round.admitted += 1
-            case .block: status = .blocked; round.blocked += 1
-            case .foreign: status = .foreign; round.foreign += 1
-            }
-            let blockedEvent = decision.verdict == .block ? JobScheduler.blockedEvent(job, reason: decision.reason ?? "blocked") : nil
-            try await store.database.transaction { db in
+            decided.append((job, decision))
+        }
+        try await record(decided, &round)
+    }
+
+    /// Writes a round's admission decisions in one transaction (one commit, not one per job).
+    /// A job that changed meanwhile (a late event moved it on) is left as it is.
+    func record(_ decided: [(RunnerJob, AdmissionDecision)], _ round: inout Round) async throws {
+        guard !decided.isEmpty else { return }
+        let now = RunnerStore.nowMilliseconds()
+        let changes = try await store.database.transaction { db -> [Bool] in
+            var changes: [Bool] = []
+            for (job, decision) in decided {
+                let status: JobStatus
+                switch decision.verdict {
+                case .allow, .queue: status = .waiting
+                case .block: status = .blocked
+                case .foreign: status = .foreign
+                }
                 let changed = try db.execute("""
                     UPDATE runner_jobs SET status = $4, block_reason = $5, sku = $6, arch = $7, priority = $8, slot_limit = $9, updated_at = $10
                     WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
                     """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(status.rawValue),
                           SQLValue(decision.verdict == .block ? decision.reason : nil), SQLValue(decision.sku), SQLValue(decision.arch),
-                          .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(RunnerStore.nowMilliseconds())])
+                          .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(now)])
                 // Scripts can react (e.g. a check run saying why): `runner_job.blocked`, with the job.
-                if changed == 1, let blockedEvent {
-                    try EventInbox.publish(in: db, topic: "runner_job.blocked", source: "runner",
-                                           sourceID: "\(job.key):blocked:\(RunnerStore.nowMilliseconds())", payload: blockedEvent)
+                if changed == 1, decision.verdict == .block {
+                    try EventInbox.publish(in: db, topic: "runner_job.blocked", source: "runner", sourceID: "\(job.key):blocked:\(now)",
+                                           payload: JobScheduler.blockedEvent(job, reason: decision.reason ?? "blocked"))
                 }
+                changes.append(changed == 1)
             }
-            if decision.verdict == .block {
+            return changes
+        }
+        for ((job, decision), changed) in zip(decided, changes) where changed {
+            switch decision.verdict {
+            case .allow, .queue: round.admitted += 1
+            case .block:
+                round.blocked += 1
                 logger.info("job blocked", metadata: ["job": "\(job.key)", "reason": "\(decision.reason ?? "")", "policy_version": "\(decision.policyVersion)"])
+            case .foreign: round.foreign += 1
             }
         }
     }
@@ -249,16 +287,24 @@ public struct JobScheduler: Sendable {
     // MARK: slots
 
     /// Moves waiting jobs into free slots, workspace by workspace (boosted workspaces and older
-    /// jobs first), each under the workspace's row lock so replicas never overfill a limit.
-    func schedule(_ round: inout Round) async throws {
+    /// jobs first), in one transaction holding the row locks of the workspaces it fills (taken
+    /// in id order, so replicas never deadlock), so replicas never overfill a limit. A job that
+    /// takes a slot is claimed for provisioning in the same write (its lease and request time);
+    /// returns those jobs.
+    func schedule(_ round: inout Round) async throws -> [RunnerJob] {
         let workspaces = try await store.database.query("""
             SELECT workspace_id, MAX(priority) AS p, MIN(enqueue_sequence) AS s FROM runner_jobs WHERE status = 'waiting'
-            GROUP BY workspace_id ORDER BY p DESC, s ASC
+            GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(JobScheduler.maxWorkspacesPerRound)
             """).map { try $0.string("workspace_id") }
-        for workspace in workspaces {
-            round.scheduled += try await store.database.transaction { db in
-                let lock = db.dialect == .postgres ? " FOR UPDATE" : ""
-                _ = try db.query("SELECT id FROM runner_workspaces WHERE id = $1\(lock)", [.text(workspace)])
+        guard !workspaces.isEmpty else { return [] }
+        let claimed = try await store.database.transaction { db -> [RunnerJob] in
+            if db.dialect == .postgres {
+                let list = workspaces.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+                _ = try db.query("SELECT id FROM runner_workspaces WHERE id IN (\(list)) ORDER BY id FOR UPDATE", workspaces.map { .text($0) })
+            }
+            var claimed: [RunnerJob] = []
+            let now = RunnerStore.nowMilliseconds()
+            for workspace in workspaces {
                 var active: [String: Int64] = [:]
                 for row in try db.query("""
                     SELECT arch, COUNT(*) AS n FROM runner_jobs
@@ -266,61 +312,100 @@ public struct JobScheduler: Sendable {
                     """, [.text(workspace)]) {
                     active[try row.string("arch")] = try row.int("n")
                 }
-                var moved = 0
                 for row in try db.query("""
-                    SELECT installation_id, job_id, run_attempt, arch, slot_limit FROM runner_jobs
-                    WHERE workspace_id = $1 AND status = 'waiting' ORDER BY priority DESC, enqueue_sequence, job_id
+                    SELECT * FROM runner_jobs WHERE workspace_id = $1 AND status = 'waiting' ORDER BY priority DESC, enqueue_sequence, job_id
                     """, [.text(workspace)]) {
-                    let arch = try row.optionalString("arch") ?? "x64"
-                    let limit = try row.optionalInt("slot_limit") ?? JobScheduler.includedSlots
-                    guard active[arch, default: 0] < limit else { continue }
+                    let job = try RunnerStore.job(from: row)
+                    let arch = job.arch ?? "x64"
+                    guard active[arch, default: 0] < job.slotLimit ?? JobScheduler.includedSlots else { continue }
                     active[arch, default: 0] += 1
-                    moved += try db.execute("""
-                        UPDATE runner_jobs SET status = 'provisioning', updated_at = $4
+                    let moved = try db.execute("""
+                        UPDATE runner_jobs SET status = 'provisioning', updated_at = $4, lease_until = $5,
+                            provision_requested_at = COALESCE(provision_requested_at, $4)
                         WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'waiting'
-                        """, [row["installation_id"], row["job_id"], row["run_attempt"], .integer(RunnerStore.nowMilliseconds())])
+                        """, JobScheduler.key(job) + [.integer(now), .integer(now + JobScheduler.provisionLeaseMilliseconds)])
+                    if moved == 1 { claimed.append(job) }
                 }
-                return moved
             }
+            return claimed
         }
+        round.scheduled += claimed.count
+        return claimed
     }
 
     // MARK: provisioning
 
     static let provisionLeaseMilliseconds: Int64 = 60_000
 
-    func provisionRunners(_ round: inout Round) async throws {
+    /// Asks the provider for runners, concurrently, for the jobs this round scheduled (claimed
+    /// already) and for jobs holding a slot whose earlier attempt failed or whose replica died
+    /// (claimed here, a lease per job), and records the handles in one transaction.
+    func provisionRunners(_ round: inout Round, scheduled: [RunnerJob]) async throws {
         let now = RunnerStore.nowMilliseconds()
-        let candidates = try await store.database.query("""
-            SELECT * FROM runner_jobs WHERE status = 'provisioning' AND (lease_until IS NULL OR lease_until < $1)
-            ORDER BY priority DESC, enqueue_sequence LIMIT 200
-            """, [.integer(now)]).map(RunnerStore.job(from:))
-        for job in candidates {
-            let key: [SQLValue] = [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt)]
-            let claimed = try await store.database.execute("""
-                UPDATE runner_jobs SET lease_until = $4, provision_requested_at = COALESCE(provision_requested_at, $5)
-                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioning'
-                  AND (lease_until IS NULL OR lease_until < $5)
-                """, key + [.integer(now + JobScheduler.provisionLeaseMilliseconds), .integer(now)])
-            guard claimed == 1 else { continue }
-            do {
-                let handle = try await provider.provision(job)
-                _ = try await store.database.execute("""
-                    UPDATE runner_jobs SET provider_handle = $4, lease_until = NULL,
-                        status = CASE WHEN status = 'provisioning' THEN 'provisioned' ELSE status END, updated_at = $5
-                    WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                    """, key + [.text(handle), .integer(RunnerStore.nowMilliseconds())])
-                round.provisioned += 1
-            } catch {
-                // The slot stays held and the lease makes the next attempt wait a little.
+        let stale = try await store.database.query("""
+            SELECT 1 AS one FROM runner_jobs WHERE status = 'provisioning' AND (lease_until IS NULL OR lease_until < $1) LIMIT 1
+            """, [.integer(now)])
+        let claimed = stale.isEmpty ? scheduled : try await scheduled + store.database.transaction { db -> [RunnerJob] in
+            let candidates = try db.query("""
+                SELECT * FROM runner_jobs WHERE status = 'provisioning' AND (lease_until IS NULL OR lease_until < $1)
+                ORDER BY priority DESC, enqueue_sequence LIMIT \(JobScheduler.maxProvisionedPerRound)
+                """, [.integer(now)]).map(RunnerStore.job(from:))
+            return try candidates.filter { job in
+                try db.execute("""
+                    UPDATE runner_jobs SET lease_until = $4, provision_requested_at = COALESCE(provision_requested_at, $5)
+                    WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioning'
+                      AND (lease_until IS NULL OR lease_until < $5)
+                    """, JobScheduler.key(job) + [.integer(now + JobScheduler.provisionLeaseMilliseconds), .integer(now)]) == 1
+            }
+        }
+        guard !claimed.isEmpty else { return }
+        let provider = self.provider
+        // Each job's runner handle, or why the provider could not give one, in claim order.
+        var outcomes: [(index: Int, handle: String?, error: String?)] = []
+        for window in stride(from: 0, to: claimed.count, by: JobScheduler.maxConcurrentProvisioning) {
+            let indices = window..<min(claimed.count, window + JobScheduler.maxConcurrentProvisioning)
+            outcomes += await withTaskGroup(of: (index: Int, handle: String?, error: String?).self) { group in
+                for index in indices {
+                    let job = claimed[index]
+                    group.addTask {
+                        do { return (index, try await provider.provision(job), nil) } catch { return (index, nil, "\(error)") }
+                    }
+                }
+                var results: [(index: Int, handle: String?, error: String?)] = []
+                for await result in group { results.append(result) }
+                return results
+            }
+        }
+        outcomes.sort { $0.index < $1.index }
+        let handles = outcomes.map(\.handle), errors = outcomes.map(\.error)
+        let retryAt = RunnerStore.nowMilliseconds() + 5_000
+        try await store.database.transaction { db in
+            let now = RunnerStore.nowMilliseconds()
+            for (job, handle) in zip(claimed, handles) {
+                if let handle {
+                    _ = try db.execute("""
+                        UPDATE runner_jobs SET provider_handle = $4, lease_until = NULL,
+                            status = CASE WHEN status = 'provisioning' THEN 'provisioned' ELSE status END, updated_at = $5
+                        WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+                        """, JobScheduler.key(job) + [.text(handle), .integer(now)])
+                } else {
+                    // The slot stays held and the lease makes the next attempt wait a little.
+                    _ = try db.execute("UPDATE runner_jobs SET lease_until = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3",
+                                       JobScheduler.key(job) + [.integer(retryAt)])
+                }
+            }
+        }
+        for (job, error) in zip(claimed, errors) {
+            if let error {
                 logger.error("provisioning failed", metadata: ["job": "\(job.key)", "provider": "\(provider.name)", "error": "\(error)"])
-                _ = try await store.database.execute("""
-                    UPDATE runner_jobs SET lease_until = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                    """, key + [.integer(RunnerStore.nowMilliseconds() + 5_000)])
                 round.failures += 1
+            } else {
+                round.provisioned += 1
             }
         }
     }
+
+    static func key(_ job: RunnerJob) -> [SQLValue] { [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt)] }
 
     func releaseRunners(_ round: inout Round) async throws {
         let finished = try await store.database.query("""

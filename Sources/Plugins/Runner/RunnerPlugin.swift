@@ -65,8 +65,9 @@ public struct RunnerPlugin: Plugin {
                 }
             },
             GitHubEvent.subscription(name: "runner.jobs", topics: ["workflow_job"]) { event, busEvent in
-                guard case .workflowJob(let payload) = event, var job = RunnerPlugin.jobEvent(payload) else { return { _ in } }
-                job.receivedAt = Int64(busEvent.createdAt.timeIntervalSince1970 * 1000)
+                guard case .workflowJob(let payload) = event, var received = RunnerPlugin.jobEvent(payload) else { return { _ in } }
+                received.receivedAt = Int64(busEvent.createdAt.timeIntervalSince1970 * 1000)
+                let job = received
                 let sequence = busEvent.id
                 let account = payload.organization ?? payload.repository.owner
                 return { db in
@@ -200,7 +201,7 @@ struct RunnerService: Service {
 struct RunnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runner", abstract: "Jobs, workspaces and usage of the runner marketplace.",
-        subcommands: [Usage.self, RunOnce.self])
+        subcommands: [Usage.self, RunOnce.self, RunnerBenchCommand.self])
 
     static func json<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
         let encoder = JSONEncoder()
