@@ -126,18 +126,20 @@ struct ReconcilerTests {
     func orphanedRunner(_ kind: DriverKind) async throws {
         let rig = try await ReconcilerRig(kind)
         defer { withExtendedLifetime(rig) {} }
-        for id: Int64 in [1, 2, 3] { try await rig.h.deliver("workflow_job", RunnerHarness.job("queued", id: id, labels: ["tenki-2c-4gb"])) }
-        #expect(try await rig.h.runner.scheduler.runOnce().provisioned == 3)
-        try await rig.github.seedJob(ReconcilerRig.repository, 1, ["status": "queued", "labels": ["tenki-2c-4gb"]])
-        // Job 2 is gone from GitHub (its run deleted): 404. Job 3 started without our hearing of it.
+        for id: Int64 in 1...4 { try await rig.h.deliver("workflow_job", RunnerHarness.job("queued", id: id, labels: ["tenki-2c-4gb"])) }
+        #expect(try await rig.h.runner.scheduler.runOnce().provisioned == 4)
+        for id: Int64 in [1, 4] { try await rig.github.seedJob(ReconcilerRig.repository, id, ["status": "queued", "labels": ["tenki-2c-4gb"]]) }
+        // Job 2 is gone from GitHub (its run deleted): 404. Job 3 started without our hearing of it,
+        // on job 4's runner (a runner takes any job its labels match): that runner is busy, not orphaned.
+        let runner4 = "tenki-\(RunnerHarness.installation)-4-1"
         try await rig.github.seedJob(ReconcilerRig.repository, 3, ["status": "in_progress", "labels": ["tenki-2c-4gb"],
-                                                                    "started_at": RunnerHarness.time(minute: 1), "runner_name": "r3"])
+                                                                    "started_at": RunnerHarness.time(minute: 1), "runner_name": runner4])
         let early = try await rig.sweep(after: 300)
         #expect(early.orphansRequeued == 0 && early.gone == 1 && early.started == 1)
         let gone = try #require(try await rig.job(2))
         #expect(gone.status == .completed && gone.conclusion == "gone_from_github" && gone.chargeStatus == "none")
         let started = try #require(try await rig.job(3))
-        #expect(started.status == .running && started.startedAt == RunnerHarness.time(minute: 1) && started.runnerName == "r3")
+        #expect(started.status == .running && started.startedAt == RunnerHarness.time(minute: 1) && started.runnerName == runner4)
         #expect(try await rig.h.runner.scheduler.runOnce().released == 1) // job 2's runner
 
         // Past the 600 s timeout (the test's clock moves; the jobs' own times are real ones, a little later).
@@ -145,6 +147,7 @@ struct ReconcilerTests {
         #expect(late.orphansRequeued == 1 && late.failures == 0)
         let requeued = try #require(try await rig.job(1))
         #expect(requeued.status == .waiting && requeued.providerHandle == nil)
+        #expect(try await rig.job(4)?.status == .provisioned)
         #expect(try rig.providerLines().filter { $0.hasPrefix("release \(Self.key(1)) ") }.count == 1)
         #expect(try await rig.h.runner.scheduler.runOnce().provisioned == 1)
         #expect(try await rig.job(1)?.status == .provisioned)

@@ -174,6 +174,11 @@ public struct Reconciler: Sendable {
     /// to wait for a slot and a new runner. Returns false when the job moved on meanwhile.
     func requeueOrphan(_ job: RunnerJob) async throws -> Bool {
         guard let handle = job.providerHandle else { return false }
+        // A runner takes any job its labels match: one that GitHub says runs another job is busy, not orphaned.
+        if try await store.database.query("SELECT job_id FROM runner_jobs WHERE runner_name = $1 AND status = 'running' LIMIT 1",
+                                          [.text(handle)]).first != nil {
+            return false
+        }
         logger.warning("releasing a runner whose job did not start", metadata: [
             "job": "\(job.key)", "handle": "\(handle)", "timeout_seconds": "\(orphanTimeoutSeconds)",
         ])
