@@ -174,6 +174,9 @@ public struct Reconciler: Sendable {
     /// to wait for a slot and a new runner. Returns false when the job moved on meanwhile.
     func requeueOrphan(_ job: RunnerJob) async throws -> Bool {
         guard let handle = job.providerHandle else { return false }
+        // Its webhook may have come while GitHub was asked: a job that moved on keeps its runner.
+        let current = try await store.job(installationID: job.installationID, jobID: job.jobID, runAttempt: job.runAttempt)
+        guard current?.status == .provisioned, current?.providerHandle == handle else { return false }
         // A runner takes any job its labels match: one that GitHub says runs another job is busy, not orphaned.
         if try await store.database.query("SELECT job_id FROM runner_jobs WHERE runner_name = $1 AND status = 'running' LIMIT 1",
                                           [.text(handle)]).first != nil {
