@@ -36,6 +36,10 @@ public struct HostConfiguration: Sendable, Equatable {
     public var runnerLocalCommand: String?
     /// How often the runner scheduler looks for work besides being woken by events.
     public var runnerSchedulerIntervalMilliseconds = 500
+    /// How often the runner asks GitHub for failed deliveries and the real state of its jobs; 0 never (needs the GitHub App).
+    public var runnerReconcileIntervalSeconds = 300
+    /// A runner whose job has not started this long after it was provisioned is released (and the job queued again).
+    public var runnerOrphanTimeoutSeconds = 600
     /// When false, this process starts, signals and lists workflows but executes none.
     public var workflowWorker = true
     public var workflowPollIntervalMilliseconds = 200
@@ -107,6 +111,8 @@ public struct HostConfiguration: Sendable, Equatable {
         }),
         ("runner_local_command", { $0.runnerLocalCommand = $1.isEmpty ? nil : $1 }),
         ("runner_scheduler_interval_ms", { $0.runnerSchedulerIntervalMilliseconds = try int($1, "runner_scheduler_interval_ms", 10...60_000) }),
+        ("runner_reconcile_interval_seconds", { $0.runnerReconcileIntervalSeconds = try int($1, "runner_reconcile_interval_seconds", 0...86_400) }),
+        ("runner_orphan_timeout_seconds", { $0.runnerOrphanTimeoutSeconds = try int($1, "runner_orphan_timeout_seconds", 60...86_400) }),
         ("workflow_worker", { $0.workflowWorker = try bool($1, "workflow_worker") }),
         ("workflow_poll_interval_ms", { $0.workflowPollIntervalMilliseconds = try int($1, "workflow_poll_interval_ms", 10...60_000) }),
         ("workflow_lease_seconds", { $0.workflowLeaseSeconds = try int($1, "workflow_lease_seconds", 1...3_600) }),

@@ -50,6 +50,7 @@ struct ConfigurationTests {
             "policy_root": "/p", "scripts_root": "/s", "scripts_reload_poll_ms": "40", "dispatch": "false", "inbox_poll_interval_ms": "100",
             "runner_provider": "none", "runner_image": "example/runner:1", "script_http_allowed_hosts": "api.example.com, hooks.example.org",
             "runner_local_command": "true", "runner_scheduler_interval_ms": "20",
+            "runner_reconcile_interval_seconds": "0", "runner_orphan_timeout_seconds": "120",
             "inbox_lease_seconds": "5", "inbox_concurrency": "2", "workflow_worker": "false", "workflow_poll_interval_ms": "50",
             "workflow_lease_seconds": "7", "workflow_concurrency": "3", "workflow_test_types": "true",
             "github_app_id": "12345", "github_app_private_key_file": "/k.pem", "github_api_url": "http://127.0.0.1:9/api/v3/",
@@ -67,6 +68,7 @@ struct ConfigurationTests {
         #expect(config.inboxPollIntervalMilliseconds == 100 && config.inboxLeaseSeconds == 5 && config.inboxConcurrency == 2)
         #expect(config.scriptHTTPAllowedHosts == ["api.example.com", "hooks.example.org"])
         #expect(config.runnerProvider == "none" && config.runnerImage == "example/runner:1" && config.runnerLocalCommand == "true" && config.runnerSchedulerIntervalMilliseconds == 20)
+        #expect(config.runnerReconcileIntervalSeconds == 0 && config.runnerOrphanTimeoutSeconds == 120)
         #expect(!config.workflowWorker && config.workflowPollIntervalMilliseconds == 50 && config.workflowLeaseSeconds == 7)
         #expect(config.workflowConcurrency == 3 && config.workflowTestTypes)
         #expect(config.githubAppID == "12345" && config.githubAppPrivateKeyFile == "/k.pem" && config.githubAPICAFile == "/ca.pem")

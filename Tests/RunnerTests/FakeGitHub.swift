@@ -59,6 +59,24 @@ struct FakeGitHub {
         try await control("POST", "/_fake/jobs/\(repository)/\(id)", body)
     }
 
+    /// Seeds a job with the REST API's fields (`status`, `run_id`, `labels`, `started_at`, ...),
+    /// merged over what was set before; its run is listed by `GET .../actions/runs`.
+    func seedJob(_ repository: String, _ id: Int64, _ fields: [String: Any]) async throws {
+        try await control("POST", "/_fake/jobs/\(repository)/\(id)", fields)
+    }
+
+    /// Adds attempts to `GET /app/hook/deliveries`; returns their ids.
+    @discardableResult
+    func addDeliveries(_ deliveries: [[String: Any]]) async throws -> [Int] {
+        let response = try await control("POST", "/_fake/deliveries", ["deliveries": deliveries])
+        return (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["ids"] as? [Int] ?? []
+    }
+
+    /// Smaller pages of deliveries, so a few of them already paginate.
+    func configure(deliveriesPageMax: Int) async throws {
+        try await control("POST", "/_fake/config", ["deliveries_page_max": deliveriesPageMax])
+    }
+
     func revokeAllTokens() async throws { try await control("POST", "/_fake/revoke", [:]) }
 
     /// Every API request the fake saw, oldest first.

@@ -23,6 +23,9 @@ public struct RunnerPlugin: Plugin {
     /// Rung after an event changed something, so a round starts without waiting for the next poll.
     let wakeups: Doorbell
     let interval: Int
+    /// Sweeps for lost webhooks and orphaned runners; nil without the GitHub App.
+    public let reconciler: Reconciler?
+    let reconcileIntervalSeconds: Int
 
     public init(context: HostContext) async throws {
         store = RunnerStore(database: context.database)
@@ -33,6 +36,11 @@ public struct RunnerPlugin: Plugin {
         let store = self.store
         context.workspaces.register { try await store.workspace($0)?.id }
         interval = context.configuration.runnerSchedulerIntervalMilliseconds
+        reconciler = scheduler.github.map {
+            Reconciler(store: store, github: $0, provider: provider, logger: context.logger,
+                       orphanTimeoutSeconds: Int64(context.configuration.runnerOrphanTimeoutSeconds))
+        }
+        reconcileIntervalSeconds = context.configuration.runnerReconcileIntervalSeconds
     }
 
     /// The configured compute provider; `kubernetes` needs the GitHub App and the API server.
@@ -82,7 +90,13 @@ public struct RunnerPlugin: Plugin {
 
     public func metrics() async throws -> [MetricFamily] { try await store.metricFamilies() }
 
-    public var services: [any Service] { [RunnerService(scheduler: scheduler, wakeups: wakeups, intervalMilliseconds: interval)] }
+    public var services: [any Service] {
+        var services: [any Service] = [RunnerService(scheduler: scheduler, wakeups: wakeups, intervalMilliseconds: interval)]
+        if let reconciler, reconcileIntervalSeconds > 0 {
+            services.append(ReconcilerService(reconciler: reconciler, intervalSeconds: reconcileIntervalSeconds, wakeups: wakeups))
+        }
+        return services
+    }
 
     /// Read-only views: GET /runner/jobs?status=&workspace= and /runner/workspaces.
     public func addRoutes(to router: HostRouter) {
@@ -197,11 +211,11 @@ struct RunnerService: Service {
     }
 }
 
-/// `tenki runner usage | run-once` (jobs and workspaces have their own groups: `tenki jobs`, `tenki workspaces`).
+/// `tenki runner usage | run-once | reconcile | bench` (jobs and workspaces have their own groups: `tenki jobs`, `tenki workspaces`).
 struct RunnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runner", abstract: "Jobs, workspaces and usage of the runner marketplace.",
-        subcommands: [Usage.self, RunOnce.self, RunnerBenchCommand.self])
+        subcommands: [Usage.self, RunOnce.self, Reconcile.self, RunnerBenchCommand.self])
 
     static func json<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
         let encoder = JSONEncoder()

@@ -15,13 +15,23 @@ Endpoints:
   POST /app/installations/{id}/access_tokens             201 {token, expires_at, permissions} (JWT)
   POST /orgs/{org}/actions/runners/generate-jitconfig    201 {runner, encoded_jit_config}
   POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig
-  GET  /repos/{owner}/{repo}/actions/jobs/{id}          {id, status, conclusion} (set by POST /_fake/jobs/{owner}/{repo}/{id})
+  GET  /app/hook/deliveries?per_page=&cursor=            the App's deliveries, newest first, `Link: <...>; rel="next"` (JWT)
+  POST /app/hook/deliveries/{id}/attempts                202; records a new attempt of the same guid, redelivery true (JWT)
+  GET  /repos/{owner}/{repo}/actions/jobs/{id}          the job as seeded by POST /_fake/jobs/{owner}/{repo}/{id}
+  GET  /repos/{owner}/{repo}/actions/runs?status=        {total_count, workflow_runs}: the runs of the seeded jobs
+  GET  /repos/{owner}/{repo}/actions/runs/{id}/jobs      {total_count, jobs}
   POST /repos/{owner}/{repo}/check-runs                  201 {id, name, head_sha, status, conclusion}
   GET  /_fake/requests       every request seen: method, path, headers (lower-case), json body, jwt claims
   GET  /_fake/stats          {"token_requests": {installation id: count}}
   POST /_fake/clock          {"now": unix seconds} sets the fake's clock (default: real time)
   POST /_fake/revoke         revokes every issued token (the next installation call gets 401)
-  POST /_fake/config         {"token_ttl_seconds": N, "token_delay_ms": N}
+  POST /_fake/config         {"token_ttl_seconds": N, "token_delay_ms": N, "deliveries_page_max": N,
+                              "redelivery_status_code": N (what a redelivery attempt records; default 202)}
+  POST /_fake/jobs/{owner}/{repo}/{id}   a job: status, conclusion, run_id, run_attempt, name, labels,
+                              started_at, completed_at, runner_name, head_sha (missing fields keep defaults)
+  POST /_fake/deliveries     {"deliveries": [{guid, status_code, event, action, installation_id, ...}]} adds attempts
+
+A run's status comes from its jobs: completed when all are, queued when all are queued, else in_progress.
 
 Installation 404 does not exist. Organisations and repositories belong to the installation
 given by --owner NAME=ID (repeatable); unknown owners belong to every installation.
@@ -38,7 +48,11 @@ STATE = {
     "clock": None,
     "token_ttl_seconds": 3600,
     "token_delay_ms": 0,
-    "jobs": {},  # "owner/repo/job_id" -> {"status": ..., "conclusion": ...}; unknown jobs are 404
+    "jobs": {},  # "owner/repo/job_id" -> the job as the REST API returns it; unknown jobs are 404
+    "deliveries": [],  # attempts, as GET /app/hook/deliveries lists them
+    "next_delivery_id": 9000,
+    "deliveries_page_max": 100,
+    "redelivery_status_code": 202,
     "runners": {},  # (scope, name) -> id
     "next_runner_id": 1000,
 }
@@ -105,10 +119,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def reply(self, status, payload):
+    def reply(self, status, payload, headers=None):
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -153,6 +169,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, {"id": int(ARGS.app_id) if ARGS.app_id.isdigit() else 1, "slug": "tenki-test", "name": "Tenki test"})
             if len(parts) == 4 and parts[1] == "installations" and parts[3] == "access_tokens" and self.command == "POST":
                 return self.access_token(parts[2])
+            if parts == ["app", "hook", "deliveries"] and self.command == "GET":
+                return self.list_deliveries()
+            if len(parts) == 5 and parts[1:3] == ["hook", "deliveries"] and parts[4] == "attempts" and self.command == "POST":
+                return self.redeliver(parts[3])
             return self.error(404, "Not Found")
 
         if scheme not in ("token", "Bearer"):
@@ -171,7 +191,17 @@ class Handler(BaseHTTPRequestHandler):
                 job = STATE["jobs"].get("/".join([parts[1], parts[2], parts[5]]))
             if job is None:
                 return self.error(404, "Not Found")
-            return self.reply(200, {"id": int(parts[5]), "status": job["status"], "conclusion": job["conclusion"]})
+            return self.reply(200, job)
+        if self.command == "GET" and len(parts) == 5 and parts[0] == "repos" and parts[3:5] == ["actions", "runs"]:
+            wanted = self.query().get("status")
+            runs = [{k: v for k, v in r.items() if k != "_jobs"} for r in self.runs(parts[1], parts[2]).values()
+                    if wanted is None or r["status"] == wanted]
+            return self.reply(200, {"total_count": len(runs), "workflow_runs": runs})
+        if self.command == "GET" and len(parts) == 7 and parts[0] == "repos" and parts[3:5] == ["actions", "runs"] and parts[6] == "jobs":
+            run = self.runs(parts[1], parts[2]).get(int(parts[5])) if parts[5].isdigit() else None
+            if run is None:
+                return self.error(404, "Not Found")
+            return self.reply(200, {"total_count": len(run["_jobs"]), "jobs": run["_jobs"]})
         if self.command == "POST" and len(parts) == 4 and parts[0] == "repos" and parts[3] == "check-runs":
             body = record["body"] or {}
             missing = [f for f in ("name", "head_sha") if not body.get(f)]
@@ -184,6 +214,70 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(201, {"id": number, "name": body["name"], "head_sha": body["head_sha"],
                                     "status": body.get("status", "queued"), "conclusion": body.get("conclusion")})
         return self.error(404, "Not Found")
+
+    def query(self):
+        _, _, text = self.path.partition("?")
+        return dict(p.partition("=")[::2] for p in text.split("&") if p)
+
+    def runs(self, owner, repo):
+        """The runs of a repository's seeded jobs, by id, each with its status and jobs."""
+        prefix = owner + "/" + repo + "/"
+        with LOCK:
+            jobs = [dict(j) for k, j in sorted(STATE["jobs"].items()) if k.startswith(prefix)]
+        runs = {}
+        for job in jobs:
+            runs.setdefault(job["run_id"], []).append(job)
+        answer = {}
+        for run_id, members in runs.items():
+            statuses = {j["status"] for j in members}
+            status = "completed" if statuses == {"completed"} else "queued" if statuses <= {"queued", "waiting", "pending", "requested"} else "in_progress"
+            answer[run_id] = {"id": run_id, "run_attempt": members[0]["run_attempt"], "status": status, "name": "CI",
+                              "_jobs": members}
+        return answer
+
+    def list_deliveries(self):
+        query = self.query()
+        try:
+            per_page = min(int(query.get("per_page", "30")), 100, STATE["deliveries_page_max"])
+        except ValueError:
+            return self.error(400, "per_page must be an integer")
+        cursor = query.get("cursor")
+        with LOCK:
+            ordered = sorted(STATE["deliveries"], key=lambda d: -d["id"])
+        if cursor:
+            if not cursor.startswith("v1_") or not cursor[3:].isdigit():
+                return self.error(400, "Invalid cursor")
+            ordered = [d for d in ordered if d["id"] < int(cursor[3:])]
+        page = ordered[:per_page]
+        headers = {}
+        if len(ordered) > per_page:
+            host = "http://%s:%d" % self.server.server_address[:2]
+            headers["Link"] = '<%s/app/hook/deliveries?per_page=%d&cursor=v1_%d>; rel="next"' % (host, per_page, page[-1]["id"])
+        return self.reply(200, page, headers)
+
+    def redeliver(self, delivery_id):
+        with LOCK:
+            original = next((d for d in STATE["deliveries"] if str(d["id"]) == delivery_id), None)
+            if original is None:
+                return self.error(404, "Not Found")
+            code = STATE["redelivery_status_code"]
+            self.add_delivery(dict(original, id=None, redelivery=True, status_code=code,
+                                   status="OK" if 200 <= code < 300 else "Invalid HTTP Response: %d" % code))
+        return self.reply(202, {})
+
+    def add_delivery(self, fields):
+        """Called with LOCK held."""
+        delivery = {"id": None, "guid": None, "delivered_at": datetime.fromtimestamp(now(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "redelivery": False, "duration": 0.1, "status": "OK", "status_code": 200, "event": "workflow_job",
+                    "action": None, "installation_id": None, "repository_id": None, "throttled_at": None}
+        delivery.update(fields)
+        if delivery["id"] is None:
+            STATE["next_delivery_id"] += 1
+            delivery["id"] = STATE["next_delivery_id"]
+        if delivery["guid"] is None:
+            delivery["guid"] = "guid-%d" % delivery["id"]
+        STATE["deliveries"].append(delivery)
+        return delivery
 
     def access_token(self, installation):
         if not installation.isdigit():
@@ -251,11 +345,23 @@ class Handler(BaseHTTPRequestHandler):
                     token["revoked"] = True
                 return self.reply(200, {"revoked": len(STATE["tokens"])})
             if len(parts) == 4 and parts[0] == "jobs":
-                # POST /_fake/jobs/{owner}/{repo}/{job_id} {"status": "queued" | "completed", "conclusion": ...}
-                STATE["jobs"]["/".join(parts[1:4])] = {"status": body.get("status", "queued"), "conclusion": body.get("conclusion")}
+                # POST /_fake/jobs/{owner}/{repo}/{job_id}: the job's fields, merged over what was set before
+                key, job_id = "/".join(parts[1:4]), int(parts[3])
+                job = STATE["jobs"].get(key) or {
+                    "id": job_id, "run_id": 1000 + job_id, "run_attempt": 1, "name": "build %d" % job_id, "workflow_name": "CI",
+                    "head_branch": "main", "head_sha": "abc123", "status": "queued", "conclusion": None, "labels": [],
+                    "created_at": "2026-01-05T09:59:00Z", "started_at": "2026-01-05T09:59:00Z", "completed_at": None,
+                    "runner_id": None, "runner_name": None, "runner_group_id": None, "runner_group_name": None, "steps": []}
+                job.update(body)
+                if job["status"] != "completed":
+                    job["conclusion"] = body.get("conclusion")
+                STATE["jobs"][key] = job
                 return self.reply(200, {})
+            if parts == ["deliveries"]:
+                added = [self.add_delivery(d) for d in body.get("deliveries", [])]
+                return self.reply(200, {"ids": [d["id"] for d in added]})
             if parts == ["config"]:
-                for key in ("token_ttl_seconds", "token_delay_ms"):
+                for key in ("token_ttl_seconds", "token_delay_ms", "deliveries_page_max", "redelivery_status_code"):
                     if key in body:
                         STATE[key] = body[key]
                 return self.reply(200, {})

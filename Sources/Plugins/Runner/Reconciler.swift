@@ -1,0 +1,366 @@
+import ArgumentParser
+import Foundation
+import GitHubPlugin
+import Host
+import Logging
+import ServiceLifecycle
+import SQL
+
+/// Limits of one reconciliation sweep, each with its unit in its name.
+public enum ReconcileLimits {
+    /// Jobs whose real state is asked for per sweep (one API call each), money at stake first.
+    public static let jobsCheckedPerSweepMax = 500
+    /// Installed repositories scanned per sweep for queued jobs we never heard of.
+    public static let repositoriesScannedPerSweepMax = 200
+    /// Workflow runs (one page) looked into per repository and run status.
+    public static let runsPerRepositoryMax = 100
+    /// A job we had news of this recently is not asked about: its webhook may be on its way.
+    public static let quietSecondsBeforeCheck: Int64 = 120
+}
+
+/// Makes the host agree with GitHub when webhooks were lost: GitHub does not resend a failed
+/// delivery by itself. A sweep (1) asks GitHub to redeliver failed App deliveries, (2) asks for
+/// the real state of every job we believe unfinished and records what it learns through
+/// `RunnerStore.record`, the webhook's own idempotent path (a late webhook then changes nothing),
+/// (3) finds queued jobs on installed repositories we never heard of, and (4) releases runners
+/// whose job did not start within `orphanTimeoutSeconds`, queueing the job again. Runners of jobs
+/// it closes are released, and the jobs charged at GitHub's `completed_at`, by the scheduler's
+/// next round, as for a `completed` webhook.
+public struct Reconciler: Sendable {
+    public let store: RunnerStore
+    public let github: GitHubAppClient
+    public let provider: any ComputeProvider
+    public let logger: Logger
+    public let orphanTimeoutSeconds: Int64
+    /// The wall clock, injectable so tests move time instead of sleeping.
+    public let now: @Sendable () -> Date
+
+    public init(store: RunnerStore, github: GitHubAppClient, provider: any ComputeProvider, logger: Logger,
+                orphanTimeoutSeconds: Int64 = 600, now: @escaping @Sendable () -> Date = { Date() }) {
+        precondition(orphanTimeoutSeconds > 0, "an orphan timeout must be positive")
+        self.store = store
+        self.github = github
+        self.provider = provider
+        self.logger = logger
+        self.orphanTimeoutSeconds = orphanTimeoutSeconds
+        self.now = now
+    }
+
+    /// What one sweep found and did.
+    public struct Sweep: Codable, Sendable, Equatable {
+        public var deliveries = FailedDeliveryRecovery.Outcome()
+        /// Jobs whose state was asked for.
+        public var checked = 0
+        /// Jobs GitHub shows running that we did not (their `in_progress` was lost).
+        public var started = 0
+        /// Jobs GitHub shows finished that we did not (their `completed` was lost).
+        public var completed = 0
+        /// Jobs GitHub no longer has (404), closed without charge.
+        public var gone = 0
+        /// Queued jobs on installed repositories we never heard of, now recorded.
+        public var discovered = 0
+        /// Runners released because their job did not start in time; the job waits for a new one.
+        public var orphansRequeued = 0
+        public var failures = 0
+
+        public init() {}
+
+        public var changedJobs: Bool { started + completed + gone + discovered + orphansRequeued > 0 }
+
+        enum CodingKeys: String, CodingKey {
+            case deliveries, checked, started, completed, gone, discovered, orphansRequeued = "orphans_requeued", failures
+        }
+    }
+
+    /// One sweep. Failures of single calls are counted and logged, never stop the sweep.
+    public func sweepOnce() async throws -> Sweep {
+        var sweep = Sweep()
+        do {
+            sweep.deliveries = try await FailedDeliveryRecovery(client: github, database: store.database, logger: logger).run()
+        } catch {
+            sweep.failures += 1
+            logger.error("listing the App's deliveries failed", metadata: ["error": "\(error)"])
+        }
+        try await checkJobs(&sweep)
+        try await discoverQueuedJobs(&sweep)
+        return sweep
+    }
+
+    static let unfinished: [JobStatus] = [.queued, .blocked, .waiting, .provisioning, .provisioned, .running]
+
+    // MARK: job truth
+
+    func checkJobs(_ sweep: inout Sweep) async throws {
+        let nowMs = Int64(now().timeIntervalSince1970 * 1000)
+        let statuses = Reconciler.unfinished.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        let rows = try await store.database.query("""
+            SELECT *, CASE status WHEN 'running' THEN 0 WHEN 'provisioned' THEN 1 WHEN 'provisioning' THEN 2 ELSE 3 END AS stake
+            FROM runner_jobs WHERE status IN (\(statuses)) AND updated_at <= $1
+            ORDER BY stake, updated_at, job_id LIMIT $2
+            """, [.integer(nowMs - ReconcileLimits.quietSecondsBeforeCheck * 1000), .integer(Int64(ReconcileLimits.jobsCheckedPerSweepMax))])
+        var unreachable: Set<Int64> = []
+        for row in rows {
+            let job = try RunnerStore.job(from: row)
+            guard !unreachable.contains(job.installationID) else { continue }
+            let truth: GitHubEvent.WorkflowJob.Job?
+            do {
+                truth = try await fetchJob(job)
+            } catch {
+                sweep.failures += 1
+                if Reconciler.isInstallationFailure(error) { unreachable.insert(job.installationID) }
+                logger.warning("could not ask GitHub about a job", metadata: ["job": "\(job.key)", "error": "\(error)"])
+                continue
+            }
+            sweep.checked += 1
+            let updatedAt = try row.int("updated_at")
+            do {
+                try await apply(truth, to: job, updatedAtMs: updatedAt, nowMs: nowMs, &sweep)
+            } catch {
+                sweep.failures += 1
+                logger.error("reconciling a job failed", metadata: ["job": "\(job.key)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// GitHub's record of the job; nil when GitHub no longer has it.
+    func fetchJob(_ job: RunnerJob) async throws -> GitHubEvent.WorkflowJob.Job? {
+        let path = "/repos/\(try Reconciler.repositoryPath(job.repository))/actions/jobs/\(job.jobID)"
+        do {
+            let response = try await github.request(installation: job.installationID, method: "GET", path: path)
+            return try Reconciler.decoder.decode(GitHubEvent.WorkflowJob.Job.self, from: Data(response.body))
+        } catch let error as GitHubAPIError where error.kind == .status && error.status == 404 && error.path == path {
+            return nil
+        }
+    }
+
+    func apply(_ truth: GitHubEvent.WorkflowJob.Job?, to job: RunnerJob, updatedAtMs: Int64, nowMs: Int64, _ sweep: inout Sweep) async throws {
+        guard let truth else {
+            // A deleted run: nothing will ever run or be charged. A running job keeps its slot
+            // until GitHub says more (its runner reports the end to GitHub, not to us).
+            guard job.status != .running else { return }
+            let closed = try await store.database.execute("""
+                UPDATE runner_jobs SET status = 'completed', conclusion = 'gone_from_github', charge_status = 'none', updated_at = $5
+                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = $4
+                """, Reconciler.key(job) + [.text(job.status.rawValue), .integer(RunnerStore.nowMilliseconds())])
+            sweep.gone += closed
+            return
+        }
+        guard let event = Reconciler.jobEvent(truth, installationID: job.installationID, repository: job.repository, runAttempt: job.runAttempt)
+        else { return }
+        switch event.action {
+        case .completed:
+            try await record(event, job)
+            sweep.completed += 1
+            logger.notice("job completed on GitHub without our hearing of it", metadata: [
+                "job": "\(job.key)", "completed_at": "\(truth.completedAt ?? "-")", "conclusion": "\(truth.conclusion ?? "-")",
+            ])
+        case .inProgress where job.status != .running:
+            try await record(event, job)
+            sweep.started += 1
+        case .queued where job.status == .provisioned && nowMs - updatedAtMs >= orphanTimeoutSeconds * 1000:
+            if try await requeueOrphan(job) { sweep.orphansRequeued += 1 }
+        default:
+            break
+        }
+    }
+
+    func record(_ event: JobEvent, _ job: RunnerJob) async throws {
+        try await store.database.transaction { db in
+            try RunnerStore.record(db, event: event, workspaceID: job.workspaceID, sequence: job.enqueueSequence)
+        }
+    }
+
+    /// Releases the runner of a provisioned job GitHub still shows queued, and puts the job back
+    /// to wait for a slot and a new runner. Returns false when the job moved on meanwhile.
+    func requeueOrphan(_ job: RunnerJob) async throws -> Bool {
+        guard let handle = job.providerHandle else { return false }
+        // Its webhook may have come while GitHub was asked: a job that moved on keeps its runner.
+        let current = try await store.job(installationID: job.installationID, jobID: job.jobID, runAttempt: job.runAttempt)
+        guard current?.status == .provisioned, current?.providerHandle == handle else { return false }
+        // A runner takes any job its labels match: one that GitHub says runs another job is busy, not orphaned.
+        if try await store.database.query("SELECT job_id FROM runner_jobs WHERE runner_name = $1 AND status = 'running' LIMIT 1",
+                                          [.text(handle)]).first != nil {
+            return false
+        }
+        logger.warning("releasing a runner whose job did not start", metadata: [
+            "job": "\(job.key)", "handle": "\(handle)", "timeout_seconds": "\(orphanTimeoutSeconds)",
+        ])
+        try await provider.release(job, handle: handle)
+        let moved = try await store.database.execute("""
+            UPDATE runner_jobs SET status = 'waiting', provider_handle = NULL, lease_until = NULL, updated_at = $5
+            WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioned' AND provider_handle = $4
+            """, Reconciler.key(job) + [.text(handle), .integer(RunnerStore.nowMilliseconds())])
+        return moved == 1
+    }
+
+    // MARK: discovery
+
+    /// Queued jobs of queued or in-progress runs on every active installation's repositories.
+    func discoverQueuedJobs(_ sweep: inout Sweep) async throws {
+        let repositories = try await store.database.query("""
+            SELECT r.installation_id, r.full_name, i.workspace_id FROM runner_repositories r
+            JOIN runner_installations i ON i.id = r.installation_id
+            WHERE i.status = 'active' ORDER BY r.installation_id, r.full_name LIMIT $1
+            """, [.integer(Int64(ReconcileLimits.repositoriesScannedPerSweepMax))])
+        var unreachable: Set<Int64> = []
+        for row in repositories {
+            let installation = try row.int("installation_id"), repository = try row.string("full_name")
+            guard !unreachable.contains(installation) else { continue }
+            do {
+                for job in try await queuedJobs(installation: installation, repository: repository) {
+                    guard let event = Reconciler.jobEvent(job, installationID: installation, repository: repository,
+                                                          runAttempt: Int64(job.runAttempt ?? 1)),
+                          case .queued = event.action else { continue }
+                    if try await recordIfNew(event, workspaceID: try row.string("workspace_id")) {
+                        sweep.discovered += 1
+                        logger.notice("found a queued job we never heard of", metadata: ["job": "\(installation)/\(job.id)/\(event.runAttempt)"])
+                    }
+                }
+            } catch {
+                sweep.failures += 1
+                if Reconciler.isInstallationFailure(error) { unreachable.insert(installation) }
+                logger.warning("could not list a repository's queued jobs", metadata: ["repository": "\(repository)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private struct Runs: Decodable {
+        struct Run: Decodable { let id: Int64 }
+        let workflowRuns: [Run]
+    }
+
+    private struct Jobs: Decodable {
+        let jobs: [GitHubEvent.WorkflowJob.Job]
+    }
+
+    func queuedJobs(installation: Int64, repository: String) async throws -> [GitHubEvent.WorkflowJob.Job] {
+        let prefix = "/repos/\(try Reconciler.repositoryPath(repository))/actions/runs"
+        var found: [GitHubEvent.WorkflowJob.Job] = []
+        // A run with one job started and another still queued (a matrix, a dependency) is in progress.
+        for status in ["queued", "in_progress"] {
+            let path = "\(prefix)?status=\(status)&per_page=\(ReconcileLimits.runsPerRepositoryMax)"
+            let runs = try await github.request(installation: installation, method: "GET", path: path)
+            for run in try runs.decode(Runs.self, decoder: Reconciler.decoder, path: path).workflowRuns.prefix(ReconcileLimits.runsPerRepositoryMax) {
+                let jobsPath = "\(prefix)/\(run.id)/jobs?per_page=100"
+                let jobs = try await github.request(installation: installation, method: "GET", path: jobsPath)
+                found += try jobs.decode(Jobs.self, decoder: Reconciler.decoder, path: jobsPath).jobs.filter { Reconciler.queuedStatuses.contains($0.status) }
+            }
+        }
+        return found
+    }
+
+    /// Records a queued job unless any attempt record of it exists; returns whether it was new.
+    func recordIfNew(_ event: JobEvent, workspaceID: String) async throws -> Bool {
+        try await store.database.transaction { db in
+            let key: [SQLValue] = [.integer(event.installationID), .integer(event.jobID), .integer(event.runAttempt)]
+            guard try db.queryOne("SELECT status FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3", key) == nil
+            else { return false }
+            // Heard of late: behind every job already waiting.
+            let sequence = try db.queryOne("SELECT COALESCE(MAX(enqueue_sequence), 0) + 1 AS s FROM runner_jobs")?.int("s") ?? 1
+            try RunnerStore.record(db, event: event, workspaceID: workspaceID, sequence: sequence)
+            return true
+        }
+    }
+
+    // MARK: GitHub's job as a job event
+
+    /// GitHub's statuses of a job that has not started.
+    static let queuedStatuses: Set<String> = ["queued", "waiting", "pending", "requested"]
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
+
+    /// What the REST API says of a job, as the webhook's `workflow_job` would have said it.
+    static func jobEvent(_ job: GitHubEvent.WorkflowJob.Job, installationID: Int64, repository: String, runAttempt: Int64) -> JobEvent? {
+        let action: JobEvent.Action
+        switch job.status {
+        case "in_progress": action = .inProgress
+        case "completed": action = .completed
+        case let status where queuedStatuses.contains(status): action = .queued
+        default: return nil
+        }
+        return JobEvent(action: action, installationID: installationID, jobID: job.id, runAttempt: runAttempt, repository: repository,
+                        name: job.name, labels: job.labels, startedAt: job.startedAt, completedAt: job.completedAt,
+                        conclusion: job.conclusion, runnerName: job.runnerName, headSha: job.headSha, createdAt: job.createdAt)
+    }
+
+    static func key(_ job: RunnerJob) -> [SQLValue] { [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt)] }
+
+    /// `owner/name` checked to be two GitHub names, so it is safe in a path.
+    static func repositoryPath(_ repository: String) throws -> String {
+        let parts = repository.split(separator: "/", omittingEmptySubsequences: false)
+        let valid = parts.count == 2 && parts.allSatisfy { part in
+            (1...100).contains(part.count) && part != "." && part != ".."
+                && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+        }
+        guard valid else { throw RunnerError("repository '\(repository)' is not owner/name") }
+        return repository
+    }
+
+    /// The installation itself cannot be reached (no token): its other calls would fail alike.
+    static func isInstallationFailure(_ error: any Error) -> Bool {
+        guard let error = error as? GitHubAPIError else { return false }
+        return error.path.hasPrefix("/app/installations/")
+    }
+}
+
+extension GitHubAPIResponse {
+    fileprivate func decode<T: Decodable>(_ type: T.Type, decoder: JSONDecoder, path: String) throws -> T {
+        do {
+            return try decoder.decode(type, from: Data(body))
+        } catch {
+            throw GitHubAPIError(kind: .unexpectedResponse, status: status, message: "cannot decode \(type): \(error)", method: "GET", path: path)
+        }
+    }
+}
+
+/// Sweeps every `intervalSeconds` until graceful shutdown (the first one interval after the
+/// start), and wakes the scheduler when a sweep changed jobs so it releases and charges at once.
+struct ReconcilerService: Service {
+    let reconciler: Reconciler
+    let intervalSeconds: Int
+    let wakeups: Doorbell
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: .seconds(intervalSeconds))
+                } catch {
+                    return
+                }
+                do {
+                    let sweep = try await reconciler.sweepOnce()
+                    if sweep.changedJobs { wakeups.ring() }
+                } catch {
+                    reconciler.logger.error("reconciliation sweep failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+}
+
+extension RunnerCommand {
+    /// `tenki runner reconcile`: one sweep, printed as JSON.
+    struct Reconcile: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask GitHub once for failed deliveries and the real state of unfinished jobs, and print what changed as JSON.")
+        @OptionGroup var options: HostOptions
+
+        func run() async throws {
+            try await runReportingErrors {
+                let host = try await options.openHost()
+                guard let plugin = host.plugins.lazy.compactMap({ $0 as? RunnerPlugin }).first else {
+                    throw HostError(.internal, "the runner plugin is not built in")
+                }
+                guard let reconciler = plugin.reconciler else {
+                    throw HostError(.badConfiguration, "reconciling needs the GitHub App: set github_app_id and github_app_private_key_file")
+                }
+                print(try RunnerCommand.json(try await reconciler.sweepOnce(), pretty: false))
+            }
+        }
+    }
+}
