@@ -24,7 +24,7 @@ public struct HostConfiguration: Sendable, Equatable {
     public var dispatch = true
     public var inboxPollIntervalMilliseconds = 500
     public var inboxLeaseSeconds = 30
-    public var inboxConcurrency = 8
+    public var inboxConcurrency = 32
     /// Compute provider for runner jobs: `local` (runs `runner_local_command` per job),
     /// `kubernetes` (a Pod per job, with a GitHub App's just-in-time runner) or `none`.
     public var runnerProvider = "local"

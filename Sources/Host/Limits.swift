@@ -8,7 +8,7 @@ public enum HostLimits {
     /// Events one dispatcher claims per poll.
     public static let inboxClaimBatchEvents = 64
     /// Events one dispatcher handles at once.
-    public static let inboxMaxConcurrentEvents = 16
+    public static let inboxMaxConcurrentEvents = 64
     /// Attempts before an event is parked as dead.
     public static let inboxMaxAttempts = 10
     /// Longest backoff between attempts of a failing event.

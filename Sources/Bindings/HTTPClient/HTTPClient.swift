@@ -65,6 +65,11 @@ public final class HTTPClient: @unchecked Sendable {
     public let maxResponseBytes: Int
     public let userAgent: String
     private let pool: BlockingThreadPool
+    /// Idle easy handles, kept (reset) between requests so their connection caches stay warm:
+    /// a later request to the same host reuses the open connection (HTTP keep-alive).
+    private var idleHandles: [UnsafeMutableRawPointer] = []
+    private let idleLock = NSLock()
+    private let maxIdleHandles: Int
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
@@ -73,6 +78,28 @@ public final class HTTPClient: @unchecked Sendable {
         self.maxResponseBytes = maxResponseBytes
         self.userAgent = userAgent
         self.pool = BlockingThreadPool(name: "tenki-http", maxThreads: maxConcurrentRequests)
+        self.maxIdleHandles = maxConcurrentRequests
+    }
+
+    deinit {
+        for handle in idleHandles { curl_easy_cleanup(handle) }
+    }
+
+    private func takeHandle() -> UnsafeMutableRawPointer? {
+        if let handle = idleLock.withLock({ idleHandles.popLast() }) { return handle }
+        return curl_easy_init()
+    }
+
+    /// Resets a used handle (options and callbacks cleared; connections, DNS and TLS sessions
+    /// kept) and keeps it for the next request.
+    private func returnHandle(_ handle: UnsafeMutableRawPointer) {
+        curl_easy_reset(handle)
+        let kept = idleLock.withLock { () -> Bool in
+            guard idleHandles.count < maxIdleHandles else { return false }
+            idleHandles.append(handle)
+            return true
+        }
+        if !kept { curl_easy_cleanup(handle) }
     }
 
     public func send(_ request: OutboundRequest) async throws -> OutboundResponse {
@@ -88,10 +115,10 @@ public final class HTTPClient: @unchecked Sendable {
     }
 
     private func perform(_ request: OutboundRequest) throws -> OutboundResponse {
-        guard let handle = curl_easy_init() else {
+        guard let handle = takeHandle() else {
             throw HTTPClientError(kind: .other, message: "curl_easy_init failed", url: request.url)
         }
-        defer { curl_easy_cleanup(handle) }
+        defer { returnHandle(handle) }
         let transfer = CurlTransfer(limit: maxResponseBytes)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         var headerList: UnsafeMutablePointer<curl_slist>?

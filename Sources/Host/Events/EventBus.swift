@@ -96,29 +96,52 @@ public struct EventDispatcher: Service {
     }
 
     /// Claims and handles one batch; returns how many events it took.
+    /// Handles claimable events until none is left, `width` at a time, claiming the next batch
+    /// as soon as the previous one has all started (not when it has all finished), so a slow
+    /// event never holds back the ones behind it. Returns how many were handled.
     @discardableResult
     public func dispatchOnce() async throws -> Int {
         let config = bus.configuration
-        let nowMs = Timestamp.ms(bus.now())
         let owner = bus.owner
-        let claimed = try await bus.database.transaction { db in
-            try EventInbox.claim(db, owner: owner, nowMs: nowMs, leaseMs: Int64(config.inboxLeaseSeconds) * 1000,
-                                 limit: HostLimits.inboxClaimBatchEvents)
-        }
-        guard !claimed.isEmpty else { return 0 }
-        let width = min(config.inboxConcurrency, HostLimits.inboxMaxConcurrentEvents)
-        await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            for event in claimed {
-                if running >= width {
-                    await group.next()
-                    running -= 1
-                }
-                group.addTask { await handle(event) }
-                running += 1
+        let claim: @Sendable () async throws -> [EventInbox.Claimed] = {
+            let nowMs = Timestamp.ms(bus.now())
+            return try await bus.database.transaction { db in
+                try EventInbox.claim(db, owner: owner, nowMs: nowMs, leaseMs: Int64(config.inboxLeaseSeconds) * 1000,
+                                     limit: HostLimits.inboxClaimBatchEvents)
             }
         }
-        return claimed.count
+        var waiting = try await claim()
+        guard !waiting.isEmpty else { return 0 }
+        let width = min(config.inboxConcurrency, HostLimits.inboxMaxConcurrentEvents)
+        var handled = 0
+        var claimError: (any Error)?
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            var drained = false
+            waiting.reverse()  // popLast takes them in claim order
+            while true {
+                while running < width, let event = waiting.popLast() {
+                    group.addTask { await handle(event) }
+                    running += 1
+                    handled += 1
+                }
+                if waiting.isEmpty, !drained, running < width {
+                    do {
+                        waiting = try await claim().reversed()
+                    } catch {
+                        claimError = error
+                        waiting = []
+                    }
+                    drained = waiting.isEmpty
+                    if !waiting.isEmpty { continue }
+                }
+                guard running > 0 else { break }
+                await group.next()
+                running -= 1
+            }
+        }
+        if let claimError, handled == 0 { throw claimError }
+        return handled
     }
 
     private func handle(_ claimed: EventInbox.Claimed) async {
