@@ -12,8 +12,12 @@ import SQL
 public protocol WorkflowContext: AnyObject, Sendable {
     var workflowID: String { get }
     var workflowType: String { get }
-    /// How many times the workflow function has been started for this run (1 on the first).
+    /// How many times the workflow function has been started under this workflow id (1 on the
+    /// first; it keeps counting across continue-as-new, as it fences older executions off).
     var execution: Int { get }
+    /// Which run of this workflow id this is: 1, then one more after each continue-as-new or
+    /// each start after an earlier run ended.
+    var runNumber: Int { get }
 
     /// Runs `body` once (at least once if the process dies while it runs), retrying failures
     /// by `retry`, and records its result.
@@ -26,6 +30,13 @@ public protocol WorkflowContext: AnyObject, Sendable {
     func sleep(_ duration: Duration, name: String) async throws
     /// The oldest unconsumed signal `name` sent to this run; nil when `timeout` passes first.
     func signalJSON(_ name: String, timeout: Duration?) async throws -> [UInt8]?
+    /// The oldest unconsumed signal whose name is one of `names` (arrival order across them) and
+    /// its name; nil when `timeout` passes first. Temporal's selector over signal channels.
+    func signalJSON(anyOf names: [String], timeout: Duration?) async throws -> (name: String, payload: [UInt8])?
+    /// Ends this run and starts the workflow again under the same id with `input` and an empty
+    /// history (Temporal's continue-as-new): signals this run has not taken are kept for the new
+    /// one, children it leaves unfinished are cancelled. Never returns.
+    func continueAsNewJSON(_ input: [UInt8]) async throws -> Never
     /// Starts a child run (idempotent by id; nil id derives one from this run) and returns its id.
     func startChildJSON(type: String, id: String?, input: [UInt8]) async throws -> String
     /// Waits for a child started with `startChildJSON`; throws `WorkflowChildFailed` if it failed.
@@ -53,6 +64,16 @@ extension WorkflowContext {
     public func signal<T: Decodable>(_ name: String, as type: T.Type = JSONValue.self, timeout: Duration? = nil) async throws -> T? {
         guard let bytes = try await signalJSON(name, timeout: timeout) else { return nil }
         return try WorkflowJSON.decode(T.self, from: bytes, what: "signal '\(name)'")
+    }
+
+    public func signal<T: Decodable>(anyOf names: [String], as type: T.Type = JSONValue.self,
+                                     timeout: Duration? = nil) async throws -> (name: String, value: T)? {
+        guard let taken = try await signalJSON(anyOf: names, timeout: timeout) else { return nil }
+        return (taken.name, try WorkflowJSON.decode(T.self, from: taken.payload, what: "signal '\(taken.name)'"))
+    }
+
+    public func continueAsNew<I: Encodable>(_ input: I) async throws -> Never {
+        try await continueAsNewJSON(try WorkflowJSON.encode(input))
     }
 
     @discardableResult
@@ -255,6 +276,13 @@ public protocol WorkflowClient: Sendable {
     /// Starts a run (idempotent by id) and returns its id.
     func startWorkflow(type: String, input: [UInt8], id: String?) async throws -> String
     func signalWorkflow(id: String, name: String, payload: [UInt8]) async throws
+    /// Signal-with-start inside the caller's transaction, so the signal is sent exactly when the
+    /// caller's writes commit: starts run `id` of `type` with `input` unless one is under way (a
+    /// run that ended is followed by a fresh one), then sends it signal `name`. A `requestID`
+    /// this workflow id has already taken changes nothing (a redelivered webhook); returns
+    /// false then.
+    func signalWithStart(in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
+                         payload: [UInt8], requestID: String?) throws -> Bool
 }
 
 public final class WorkflowCatalog: @unchecked Sendable {

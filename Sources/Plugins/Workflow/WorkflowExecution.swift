@@ -23,6 +23,7 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
     var workflowID: String { run.id }
     var workflowType: String { run.type }
     var execution: Int { run.executions }
+    var runNumber: Int { run.runNumber }
     /// Set when the execution must stop whatever the function does with the error.
     var halt: WorkflowHalt? { lock.withLock { haltReason } }
 
@@ -201,22 +202,50 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         if !done { throw suspend(until: wake) }
     }
 
-    private enum SignalOutcome { case received([UInt8]), timedOut, wait(Int64?) }
+    private enum SignalOutcome { case received(String, [UInt8]), timedOut, wait(Int64?) }
 
     func signalJSON(_ name: String, timeout: Duration?) async throws -> [UInt8]? {
         let (seq, record) = try next("signal", name)
         if let record, record.status == "completed" { return record.output }
+        return try await awaitSignal(seq: seq, record: record, recordName: name, names: [name], timeout: timeout) { $1 }?.payload
+    }
+
+    /// A wait for several names is recorded under the names joined by `|`, its output the
+    /// envelope `{"name":…,"payload":…}` so a replay knows which one came.
+    func signalJSON(anyOf names: [String], timeout: Duration?) async throws -> (name: String, payload: [UInt8])? {
+        guard !names.isEmpty, names.allSatisfy(WorkflowNames.isValid) else { throw HostError(.badRequest, "bad signal names \(names)") }
+        let recordName = names.joined(separator: "|")
+        let (seq, record) = try next("signal", recordName)
+        if let record, record.status == "completed" {
+            guard let output = record.output else { return nil }
+            let envelope = try WorkflowJSON.decode(SignalEnvelope.self, from: output, what: "recorded signal")
+            return (envelope.name, try WorkflowJSON.encode(envelope.payload))
+        }
+        return try await awaitSignal(seq: seq, record: record, recordName: recordName, names: names, timeout: timeout) { name, payload in
+            Array("{\"name\":".utf8) + (try WorkflowJSON.encode(name)) + Array(",\"payload\":".utf8) + payload + Array("}".utf8)
+        }
+    }
+
+    private struct SignalEnvelope: Codable {
+        let name: String
+        let payload: JSONValue
+    }
+
+    /// Takes a signal named one of `names` for call `seq`, or parks the run until one comes (or
+    /// the timeout); `recorded` turns what came into the step's recorded output.
+    private func awaitSignal(seq: Int, record: WorkflowStepRecord?, recordName: String, names: [String], timeout: Duration?,
+                             recorded: @escaping (String, [UInt8]) throws -> [UInt8]) async throws -> (name: String, payload: [UInt8])? {
         let id = run.id
         let wakeAt = record?.wakeAtMs ?? timeout.map { nowMs + max(0, WorkflowDurations.milliseconds($0)) }
         let startedAt = record?.startedAtMs ?? nowMs
         let outcome: SignalOutcome = try await fenced { db, now in
-            var step = WorkflowStepRecord(seq: seq, kind: "signal", name: name, status: "waiting", attempts: 1, wakeAtMs: wakeAt,
+            var step = WorkflowStepRecord(seq: seq, kind: "signal", name: recordName, status: "waiting", attempts: 1, wakeAtMs: wakeAt,
                                           startedAtMs: startedAt)
             let result: SignalOutcome
-            if let payload = try WorkflowStore.consumeSignal(db, id: id, name: name, seq: seq) {
+            if let taken = try WorkflowStore.consumeSignal(db, id: id, names: names, seq: seq) {
                 step.status = "completed"
-                step.output = payload
-                result = .received(payload)
+                step.output = try recorded(taken.name, taken.payload)
+                result = .received(taken.name, taken.payload)
             } else if let wakeAt, now >= wakeAt {
                 step.status = "completed"
                 step.error = "timed out"
@@ -229,10 +258,15 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
             return result
         }
         switch outcome {
-        case .received(let payload): return payload
+        case .received(let name, let payload): return (name, payload)
         case .timedOut: return nil
         case .wait(let due): throw suspend(until: due)
         }
+    }
+
+    func continueAsNewJSON(_ input: [UInt8]) async throws -> Never {
+        try checkSize(input, "the input of continue-as-new")
+        throw stop(.continuedAsNew(input))
     }
 
     func startChildJSON(type: String, id childID: String?, input: [UInt8]) async throws -> String {
@@ -244,7 +278,8 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
             throw HostError(.badRequest, "unknown workflow type '\(type)' for a child of \(run.id) (known: \(engine.catalog.types.joined(separator: ", ")))")
         }
         try checkSize(input, "the input of child \(type)")
-        let id = childID ?? "\(run.id).child-\(seq)"
+        // Later runs of the id number their children apart from the earlier runs' ones.
+        let id = childID ?? (run.runNumber == 1 ? "\(run.id).child-\(seq)" : "\(run.id).run-\(run.runNumber).child-\(seq)")
         guard WorkflowNames.isValid(id) else { throw HostError(.badRequest, "bad child workflow id '\(id)'") }
         let parentID = run.id
         return try await fenced { db, now in
