@@ -130,7 +130,9 @@ public struct JobScheduler: Sendable {
         var states: [String: (RunnerWorkspace, AdmissionInput.Workspace)] = [:]
         for job in queued {
             if states[job.workspaceID] == nil {
-                guard let workspace = try await store.workspace(job.workspaceID) else { continue }
+                // A workspace that appeared after this round granted signup credits (its first job
+                // came before its installation was applied) waits a round, so it is judged with them.
+                guard let workspace = try await store.workspace(job.workspaceID), workspace.credited else { continue }
                 states[job.workspaceID] = (workspace, try await admissionState(workspace))
             }
             // A job whose block cleared runs only if GitHub still has it waiting.
