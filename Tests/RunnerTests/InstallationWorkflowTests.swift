@@ -40,6 +40,10 @@ struct InstallationWorkflowTests {
             .first.map { try $0.string("status") }
     }
 
+    static func job(_ h: RunnerHarness, _ id: Int64) async throws -> RunnerJob? {
+        try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: id, runAttempt: 1)
+    }
+
     static func state(_ h: RunnerHarness) async throws -> InstallationWorkflow.Input {
         let description = try await h.workflows.describe(id: workflowID)
         let value = try #require(description.state.first { $0.key == "installation" }?.value)
@@ -64,10 +68,17 @@ struct InstallationWorkflowTests {
         try await h.deliver("installation_repositories", Self.repositories("added", [7, 8]), deliveryID: "add-7-8")
         #expect(try await Self.repositoryNames(h) == ["Codertocat/Hello-World", "Codertocat/repo-8"])
 
+        #expect(try await h.runner.scheduler.runOnce().credited == 1)
         try await h.deliver("installation", try Self.installation("suspend"), deliveryID: "suspend-1")
         #expect(try await Self.status(h) == "suspended")
+        // A suspended installation's jobs are blocked, and admitted once it is active again.
+        try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 1, labels: ["tenki-2c-4gb"]))
+        #expect(try await h.runner.scheduler.runOnce().blocked == 1)
+        #expect(try await Self.job(h, 1)?.blockReason == "workspace_suspended")
         try await h.deliver("installation", try Self.installation("unsuspend"), deliveryID: "unsuspend-1")
         #expect(try await Self.status(h) == "active")
+        #expect(try await Self.job(h, 1)?.status == .queued)
+        #expect(try await h.runner.scheduler.runOnce().provisioned == 1)
         #expect(try await Self.state(h) == InstallationWorkflow.Input(installationID: RunnerHarness.installation, status: "active", signalsApplied: 5))
         let names = try await h.workflows.describe(id: Self.workflowID).steps.filter { $0.kind == "transaction" }.map(\.name)
         #expect(names == ["Install", "AddRepositories", "RemoveRepositories", "Suspend", "Unsuspend"])
@@ -77,6 +88,10 @@ struct InstallationWorkflowTests {
         #expect(run.status == .completed)
         #expect(try await Self.status(h) == "deleted")
         #expect(try await h.runner.store.workspaces().map(\.slug) == ["codertocat"])  // the workspace stays
+        // ... and its jobs are no longer admitted.
+        try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 2, labels: ["tenki-2c-4gb"]))
+        #expect(try await h.runner.scheduler.runOnce().blocked == 1)
+        #expect(try await Self.job(h, 2)?.status == .blocked)
         // A late redelivery of an applied webhook does not bring the ended workflow back.
         try await h.deliver("installation", try Self.installation("suspend"), deliveryID: "suspend-1")
         #expect(try await h.workflows.run(id: Self.workflowID).status == .completed)

@@ -130,12 +130,14 @@ public enum InstallationWorkflow {
     static func apply(_ signal: Signal, _ change: Change, installationID: Int64, _ db: any SQLConnection) throws -> String? {
         let repositories = change.added.map { ($0.id, $0.fullName) }
         if let status = signal.status, let account = change.account {
+            let before = try RunnerStore.installationStatus(installationID, db)
             let workspace = try RunnerStore.ensureWorkspace(db, accountID: account.id, login: account.login)
             try RunnerStore.upsertInstallation(db, id: installationID, workspaceID: workspace, login: account.login, type: account.type, status: status)
+            if status == "active" && before != nil && before != "active" { try RunnerStore.requeueBlockedJobs(db, installationID: installationID) }
         } else if try RunnerStore.workspace(ofInstallation: installationID, db) == nil {
             _ = try RunnerPlugin.implicitWorkspace(db, installationID: installationID, account: change.account)
         }
         try RunnerStore.setRepositories(db, installationID: installationID, added: repositories, removed: change.removed)
-        return try db.queryOne("SELECT status FROM runner_installations WHERE id = $1", [.integer(installationID)]).map { try $0.string("status") }
+        return try RunnerStore.installationStatus(installationID, db)
     }
 }

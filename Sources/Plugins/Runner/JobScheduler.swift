@@ -145,7 +145,10 @@ public struct JobScheduler: Sendable {
             if try await screen(job, durationSeconds: 0, &round), let workspace = try await store.workspace(job.workspaceID) {
                 states[job.workspaceID] = (workspace, try await admissionState(workspace))
             }
-            guard let (_, state) = states[job.workspaceID] else { continue }
+            guard var (_, state) = states[job.workspaceID] else { continue }
+            // An installation that was suspended or uninstalled gets no runners: admission sees
+            // its workspace as suspended (the job is blocked until the installation is active).
+            if !(try await store.installationActive(job.installationID)) { state.suspended = true }
             let decision: AdmissionDecision
             do {
                 decision = try policies.admitJob(AdmissionInput(labels: job.labels, workspace: state))

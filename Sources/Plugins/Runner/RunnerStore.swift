@@ -231,6 +231,24 @@ public struct RunnerStore: Sendable {
         }
     }
 
+    /// False when the installation is known and not active (suspended or deleted).
+    func installationActive(_ id: Int64) async throws -> Bool {
+        try await database.query("SELECT status FROM runner_installations WHERE id = $1", [.integer(id)])
+            .allSatisfy { try $0.string("status") == "active" }
+    }
+
+    static func installationStatus(_ id: Int64, _ db: any SQLConnection) throws -> String? {
+        try db.queryOne("SELECT status FROM runner_installations WHERE id = $1", [.integer(id)]).map { try $0.string("status") }
+    }
+
+    /// Jobs of an installation blocked while it was not active go back to admission.
+    static func requeueBlockedJobs(_ db: any SQLConnection, installationID: Int64) throws {
+        _ = try db.execute("""
+            UPDATE runner_jobs SET status = 'queued', block_reason = NULL, released_from_block = 1, updated_at = $2
+            WHERE installation_id = $1 AND status = 'blocked'
+            """, [.integer(installationID), .integer(nowMilliseconds())])
+    }
+
     /// The workspace an installation belongs to, if the installation is known.
     static func workspace(ofInstallation id: Int64, _ db: any SQLConnection) throws -> String? {
         try db.queryOne("SELECT workspace_id FROM runner_installations WHERE id = $1", [.integer(id)]).map { try $0.string("workspace_id") }
