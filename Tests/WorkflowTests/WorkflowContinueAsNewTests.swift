@@ -162,12 +162,20 @@ struct WorkflowContinueAsNewTests {
         #expect(try await Self.effects(h, "sws") == Effects(3, 7))  // the ended run's leftover signal went with it
         // A request id is remembered across runs; another type under the same id is refused.
         #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d1") == false)
+        // Request ids are kept 30 days: the next run after that forgets older ones.
+        h.clock.advance(by: .seconds(31 * 86_400))
+        try await engine.signal(id: "sws", name: "stop", payload: Array("0".utf8))
+        try await engine.drain()
+        #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d4"))
+        #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d1"))
+        #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d4") == false)
+        run = try await engine.run(id: "sws")
         h.catalog.register(WorkflowDefinition(type: "Other") { _, input in input })
         await #expect { try await engine.signalWithStart(type: "Other", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d9") }
             throws: { error in "\(error)".contains("already used by a Counter run") }
         let described = try await engine.describe(id: "sws")
-        #expect(WorkflowViews.describeText(described).contains("run         2"))
-        #expect(WorkflowViews.run(run)["run_number"] as? Int == 2)
+        #expect(WorkflowViews.describeText(described).contains("run         3"))
+        #expect(WorkflowViews.run(run)["run_number"] as? Int == 3)
         await h.close()
     }
 }

@@ -381,6 +381,9 @@ public enum WorkflowLimits {
     public static let maxErrorBytes = 4_000
     /// Signals kept for a run that has not taken them yet.
     public static let maxUnconsumedSignalsPerRun = 1_000
+    /// How long a signal-with-start's request id is remembered (a redelivery within it is
+    /// ignored); older ones are dropped when the workflow id begins its next run.
+    public static let signalRequestRetentionMilliseconds: Int64 = 30 * 86_400_000
 }
 
 public enum WorkflowDurations {

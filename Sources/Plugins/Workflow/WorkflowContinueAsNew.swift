@@ -82,7 +82,8 @@ extension WorkflowEngine {
 extension WorkflowStore {
     /// Replaces run `id` (found in status `previous`) by its next run: pending now with `input`,
     /// an empty history, and only the signals the last run has not taken (none, when
-    /// `keepUnconsumedSignals` is false: a run that ended takes its signals with it).
+    /// `keepUnconsumedSignals` is false: a run that ended takes its signals with it). Request ids
+    /// past their retention go too, so what a workflow id keeps stays bounded.
     static func beginNextRun(_ db: any SQLConnection, id: String, after previous: WorkflowStatus, input: [UInt8], deadlineAtMs: Int64?,
                              keepUnconsumedSignals: Bool, nowMs: Int64) throws {
         let changed = try db.execute("""
@@ -96,6 +97,8 @@ extension WorkflowStore {
         try db.execute("DELETE FROM workflow_steps WHERE workflow_id = $1", [.text(id)])
         try db.execute("DELETE FROM workflow_signals WHERE workflow_id = $1\(keepUnconsumedSignals ? " AND consumed_seq IS NOT NULL" : "")",
                        [.text(id)])
+        try db.execute("DELETE FROM workflow_signal_requests WHERE workflow_id = $1 AND created_at_ms < $2",
+                       [.text(id), .integer(nowMs - WorkflowLimits.signalRequestRetentionMilliseconds)])
     }
 
     /// Records that workflow `id` took request `requestID`; false when it already had.
