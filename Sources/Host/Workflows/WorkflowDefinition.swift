@@ -24,8 +24,9 @@ public protocol WorkflowContext: AnyObject, Sendable {
     func stepJSON(_ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
                   _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8]
     /// Runs `body` inside the database transaction that records the step: its writes happen
-    /// exactly once.
-    func transactionJSON(_ name: String, _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8]
+    /// exactly once. A failed attempt rolls back and is retried by `retry`.
+    func transactionJSON(_ name: String, retry: WorkflowRetryPolicy,
+                         _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8]
     /// A durable timer: the run is parked (no task, no lease) until it is due.
     func sleep(_ duration: Duration, name: String) async throws
     /// The oldest unconsumed signal `name` sent to this run; nil when `timeout` passes first.
@@ -54,8 +55,10 @@ extension WorkflowContext {
         return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of step '\(name)'")
     }
 
-    public func transaction<T: Codable>(_ name: String, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
-        let bytes = try await transactionJSON(name) { db in try WorkflowJSON.encode(try body(db)) }
+    /// One attempt unless `retry` says more (unlike `step`, whose default retries).
+    public func transaction<T: Codable>(_ name: String, retry: WorkflowRetryPolicy = .none,
+                                        _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+        let bytes = try await transactionJSON(name, retry: retry) { db in try WorkflowJSON.encode(try body(db)) }
         return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of transaction '\(name)'")
     }
 

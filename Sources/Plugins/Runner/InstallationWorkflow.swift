@@ -14,6 +14,11 @@ public enum InstallationWorkflow {
     /// Signals one run takes before it continues as new (each adds 3 records to its history).
     public static let signalsPerRun = 100
 
+    /// A signal's writes are retried (a transient database error must not lose it): 1 s doubling
+    /// to 5 min, 30 attempts (about 2 h) before the run fails.
+    static let applyRetry = WorkflowRetryPolicy(initialInterval: .seconds(1), backoffCoefficient: 2, maximumInterval: .seconds(300),
+                                                maximumAttempts: 30)
+
     public static func id(_ installationID: Int64) -> String { "installation:\(installationID)" }
 
     /// `installation.created` (and `new_permissions_accepted`) → Install, `deleted` → Uninstall,
@@ -112,7 +117,7 @@ public enum InstallationWorkflow {
                 guard let taken = try await ctx.signal(anyOf: Signal.allCases.map(\.rawValue), as: Change.self),
                       let signal = Signal(rawValue: taken.name) else { continue }
                 let installationID = state.installationID, change = taken.value
-                let status = try await ctx.transaction(signal.rawValue) { db -> String? in
+                let status = try await ctx.transaction(signal.rawValue, retry: applyRetry) { db -> String? in
                     try apply(signal, change, installationID: installationID, db)
                 }
                 applied()

@@ -101,18 +101,8 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
     func stepJSON(_ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
                   _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8] {
         let (seq, record) = try next("step", name)
-        var attempt = 1
-        if let record {
-            switch record.status {
-            case "completed": return record.output ?? Array("null".utf8)
-            case "failed":
-                throw WorkflowStepFailed(step: name, errorType: record.errorType ?? "Error", message: record.error ?? "", attempts: record.attempts)
-            default:
-                if let wake = record.wakeAtMs, nowMs < wake { throw suspend(until: wake) }
-                attempt = record.attempts + 1
-            }
-        }
-        let startedAt = record?.startedAtMs ?? nowMs
+        if let output = try recordedAttempt(record, name) { return output }
+        let attempt = (record?.attempts ?? 0) + 1, startedAt = record?.startedAtMs ?? nowMs
         do {
             let output = try await runWithTimeout(name, timeout, body)
             try checkSize(output, "the result of step '\(name)'")
@@ -122,19 +112,39 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         } catch let halt as WorkflowHalt {
             throw halt
         } catch {
-            if let halt { throw halt }
-            let (type, message) = WorkflowExecution.describe(error)
-            let nonRetryable = (error as? WorkflowApplicationError)?.nonRetryable == true
-            if !nonRetryable && retry.retries(errorType: type, attempt: attempt) {
-                let wake = nowMs + retry.delayMilliseconds(afterAttempt: attempt)
-                try await save(WorkflowStepRecord(seq: seq, kind: "step", name: name, status: "retrying", errorType: type, error: message,
-                                                  attempts: attempt, wakeAtMs: wake, startedAtMs: startedAt))
-                throw suspend(until: wake)
-            }
-            try await save(WorkflowStepRecord(seq: seq, kind: "step", name: name, status: "failed", errorType: type, error: message,
-                                              attempts: attempt, startedAtMs: startedAt, finishedAtMs: nowMs))
-            throw WorkflowStepFailed(step: name, errorType: type, message: message, attempts: attempt)
+            try await attemptFailed(error, seq: seq, kind: "step", name: name, retry: retry, attempt: attempt, startedAt: startedAt)
         }
+    }
+
+    /// What a recorded step or transaction says before another attempt: its result (completed),
+    /// its failure (failed, thrown), a wait for its backoff (suspends), or nil: attempt it now.
+    private func recordedAttempt(_ record: WorkflowStepRecord?, _ name: String) throws -> [UInt8]? {
+        guard let record else { return nil }
+        switch record.status {
+        case "completed": return record.output ?? Array("null".utf8)
+        case "failed":
+            throw WorkflowStepFailed(step: name, errorType: record.errorType ?? "Error", message: record.error ?? "", attempts: record.attempts)
+        default:
+            if let wake = record.wakeAtMs, nowMs < wake { throw suspend(until: wake) }
+            return nil
+        }
+    }
+
+    /// Records a failed attempt: parked until its retry (by `retry`), or failed for good.
+    private func attemptFailed(_ error: any Error, seq: Int, kind: String, name: String, retry: WorkflowRetryPolicy, attempt: Int,
+                               startedAt: Int64) async throws -> Never {
+        if let halt { throw halt }
+        let (type, message) = WorkflowExecution.describe(error)
+        let nonRetryable = (error as? WorkflowApplicationError)?.nonRetryable == true
+        if !nonRetryable && retry.retries(errorType: type, attempt: attempt) {
+            let wake = nowMs + retry.delayMilliseconds(afterAttempt: attempt)
+            try await save(WorkflowStepRecord(seq: seq, kind: kind, name: name, status: "retrying", errorType: type, error: message,
+                                              attempts: attempt, wakeAtMs: wake, startedAtMs: startedAt))
+            throw suspend(until: wake)
+        }
+        try await save(WorkflowStepRecord(seq: seq, kind: kind, name: name, status: "failed", errorType: type, error: message,
+                                          attempts: attempt, startedAtMs: startedAt, finishedAtMs: nowMs))
+        throw WorkflowStepFailed(step: name, errorType: type, message: message, attempts: attempt)
     }
 
     /// Races the step against its start-to-close timeout on the engine's clock; a step that
@@ -160,12 +170,11 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         }
     }
 
-    func transactionJSON(_ name: String, _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8] {
+    func transactionJSON(_ name: String, retry: WorkflowRetryPolicy,
+                         _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8] {
         let (seq, record) = try next("transaction", name)
-        if let record {
-            if record.status == "completed" { return record.output ?? Array("null".utf8) }
-            throw WorkflowStepFailed(step: name, errorType: record.errorType ?? "Error", message: record.error ?? "", attempts: record.attempts)
-        }
+        if let output = try recordedAttempt(record, name) { return output }
+        let attempt = (record?.attempts ?? 0) + 1, startedAt = record?.startedAtMs ?? nowMs
         let id = run.id
         do {
             return try await fenced { db, now in
@@ -174,18 +183,15 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
                     throw HostError(.badRequest, "the result of transaction '\(name)' is \(output.count) bytes; at most \(WorkflowLimits.maxPayloadBytes)")
                 }
                 try WorkflowStore.saveStep(db, workflowID: id, WorkflowStepRecord(
-                    seq: seq, kind: "transaction", name: name, status: "completed", output: output, attempts: 1,
-                    startedAtMs: now, finishedAtMs: now))
+                    seq: seq, kind: "transaction", name: name, status: "completed", output: output, attempts: attempt,
+                    startedAtMs: startedAt, finishedAtMs: now))
                 return output
             }
         } catch let halt as WorkflowHalt {
             throw halt
         } catch {
-            let (type, message) = WorkflowExecution.describe(error)
-            let now = nowMs
-            try await save(WorkflowStepRecord(seq: seq, kind: "transaction", name: name, status: "failed", errorType: type, error: message,
-                                              attempts: 1, startedAtMs: now, finishedAtMs: now))
-            throw WorkflowStepFailed(step: name, errorType: type, message: message, attempts: 1)
+            // The failed attempt's writes rolled back with its transaction.
+            try await attemptFailed(error, seq: seq, kind: "transaction", name: name, retry: retry, attempt: attempt, startedAt: startedAt)
         }
     }
 
