@@ -128,6 +128,7 @@ public struct JobScheduler: Sendable {
     func admit(_ round: inout Round) async throws {
         let queued = try await store.jobs(status: .queued, limit: 500)
         var states: [String: (RunnerWorkspace, AdmissionInput.Workspace)] = [:]
+        var activeInstallations: [Int64: Bool] = [:]
         for job in queued {
             if states[job.workspaceID] == nil {
                 // A workspace that appeared after this round granted signup credits (its first job
@@ -148,7 +149,10 @@ public struct JobScheduler: Sendable {
             guard var (_, state) = states[job.workspaceID] else { continue }
             // An installation that was suspended or uninstalled gets no runners: admission sees
             // its workspace as suspended (the job is blocked until the installation is active).
-            if !(try await store.installationActive(job.installationID)) { state.suspended = true }
+            if activeInstallations[job.installationID] == nil {
+                activeInstallations[job.installationID] = try await store.installationActive(job.installationID)
+            }
+            if activeInstallations[job.installationID] == false { state.suspended = true }
             let decision: AdmissionDecision
             do {
                 decision = try policies.admitJob(AdmissionInput(labels: job.labels, workspace: state))
