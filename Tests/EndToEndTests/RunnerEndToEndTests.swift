@@ -56,6 +56,14 @@ struct RunnerEndToEndTests {
             return job?["status"] as? String == "provisioned" && job?["state"] as? String == "provisioning" && job?["job_id"] as? Int == 42
         }
         #expect(try String(contentsOfFile: log, encoding: .utf8) == "provision 957387/42/1\n")
+        // The installation is a long-running workflow, seen with the workflow verbs.
+        _ = try await Self.waitFor(["workflow", "describe", "installation:957387", "--json"] + storage) { json in
+            let described = json as? [String: Any]
+            let state = (described?["state"] as? [String: Any])?["installation"] as? [String: Any]
+            return described?["status"] as? String == "sleeping" && state?["status"] as? String == "active"
+        }
+        let listed = try TenkiProcess.run(["workflow", "list", "--type", "runner.installation"] + storage)
+        #expect(listed.status == 0 && listed.output.hasPrefix("installation:957387  runner.installation  sleeping"), "\(listed.output)")
 
         let started = "2026-01-05T10:00:00Z", completed = "2026-01-05T10:04:10Z"
         for action in ["in_progress", "completed"] {

@@ -7,6 +7,7 @@ import RunnerPlugin
 import SQL
 import TestSupport
 import Testing
+import WorkflowPlugin
 
 /// A host with the GitHub, ledger and runner plugins on a test database, fed with GitHub
 /// events through the durable inbox exactly as deliveries are, and driven round by round.
@@ -14,6 +15,8 @@ final class RunnerHarness: @unchecked Sendable {
     let test: TestDatabase
     let host: TenkiHost
     let runner: RunnerPlugin
+    /// Runs the installation workflows (there is no worker service in these tests).
+    let workflows: WorkflowEngine
     let ledger: LedgerStore
     let providerLog: String
     static let installation: Int64 = 957387 // the installation of the fixture installation.created
@@ -26,23 +29,37 @@ final class RunnerHarness: @unchecked Sendable {
         configuration.databaseURL = test.url
         configuration.githubWebhookSecret = "s"
         configuration.policyRoot = Fixtures.packageRoot + "/policies"
+        configuration.scriptsRoot = test.directory + "/no-scripts"
         configuration.runnerLocalCommand = "echo \"$TENKI_ACTION $TENKI_JOB_KEY $TENKI_SKU\" >> '\(providerLog)'"
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        host = try await TenkiHost.open(configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, RunnerPlugin.self], logger: logger)
+        host = try await TenkiHost.open(configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self],
+                                        logger: logger)
         runner = host.plugins.compactMap { $0 as? RunnerPlugin }.first!
+        workflows = host.plugins.compactMap { $0 as? WorkflowPlugin }.first!.engine
         ledger = LedgerStore(database: host.database)
     }
 
-    /// Publishes one GitHub event into the inbox and dispatches everything pending.
-    func deliver(_ event: String, _ payload: [UInt8]) async throws {
+    /// Publishes one GitHub event into the inbox (under `deliveryID`, else a new one) and
+    /// dispatches everything pending, and runs the workflows it signalled.
+    func deliver(_ event: String, _ payload: [UInt8], deliveryID: String = UUID().uuidString) async throws {
+        try await publish(event, payload, deliveryID: deliveryID)
+        try await settle()
+    }
+
+    func publish(_ event: String, _ payload: [UInt8], deliveryID: String = UUID().uuidString) async throws {
         let action = (try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any])?["action"] as? String
         let topic = action.map { "\(event).\($0)" } ?? event
         try await host.database.transaction { db in
-            _ = try EventInbox.publish(in: db, topic: topic, source: GitHubPlugin.eventSource, sourceID: UUID().uuidString, payload: payload)
+            _ = try EventInbox.publish(in: db, topic: topic, source: GitHubPlugin.eventSource, sourceID: deliveryID, payload: payload)
         }
+    }
+
+    /// Dispatches every pending event and runs the workflows until nothing is left to do.
+    func settle() async throws {
         let dispatcher = host.events.dispatcher()
         while try await dispatcher.dispatchOnce() > 0 {}
+        try await workflows.drain()
     }
 
     func installFixture() async throws {

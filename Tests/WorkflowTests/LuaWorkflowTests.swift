@@ -111,6 +111,38 @@ struct LuaWorkflowTests {
         await h.close()
     }
 
+    @Test("a script continues as new: its next run starts from the input it handed over, with signals kept", arguments: DriverKind.allCases)
+    func continueAsNew(_ kind: DriverKind) async throws {
+        let set = try Self.scripts(["tally.lua": """
+            return {
+              run = function(input)
+                local total = input.total or 0
+                for _ = 1, 3 do
+                  local n = workflow.signal("add")
+                  if n == 0 then return total end
+                  total = workflow.step("add", function() return total + n end)
+                end
+                workflow.continue_as_new({total = total})
+              end,
+            }
+            """])
+        let h = try await WorkflowHarness(kind, definitions: set.scripts.map { LuaWorkflows.definition($0, files: set.files) })
+        let engine = h.engine()
+        _ = try await engine.start(type: "script.tally", input: Array("{}".utf8), id: "t")
+        for n in 1...7 { try await engine.signal(id: "t", name: "add", payload: Array("\(n)".utf8)) }
+        try await engine.drain()
+        var run = try await engine.run(id: "t")
+        #expect(run.runNumber == 3 && run.status == .sleeping, "\(run.error ?? "")")
+        #expect(try WorkflowJSON.decode(JSONValue.self, from: run.input, what: "input")["total"] == .number(21))
+        #expect(try await engine.describe(id: "t").steps.count == 3)  // signal, step, and the wait for the next
+        try await engine.signal(id: "t", name: "add", payload: Array("0".utf8))
+        try await engine.drain()
+        run = try await engine.run(id: "t")
+        #expect(run.status == .completed)
+        #expect(try WorkflowJSON.decode(JSONValue.self, from: run.output ?? [], what: "output") == .number(28))
+        await h.close()
+    }
+
     @Test("a script starts another run and signals it, once each, however often it is replayed", arguments: DriverKind.allCases)
     func startAndSignal(_ kind: DriverKind) async throws {
         let set = try Self.scripts([

@@ -118,6 +118,39 @@ struct WorkflowEngineTests {
         await h.close()
     }
 
+    @Test("a failed transaction rolls back and is retried by its policy; its writes happen once", arguments: DriverKind.allCases)
+    func transactionRetry(_ kind: DriverKind) async throws {
+        let h = try await WorkflowHarness(kind)
+        try await h.database.execute("CREATE TABLE effects (workflow_id TEXT NOT NULL)")
+        let policy = WorkflowRetryPolicy(initialInterval: .seconds(2), backoffCoefficient: 2, maximumAttempts: 3)
+        h.catalog.register(WorkflowDefinition(type: "Write") { ctx, input in
+            let id = ctx.workflowID, failures = input.intValue ?? 0
+            return try await ctx.transaction("write", retry: policy) { db -> Int in
+                try db.execute("INSERT INTO effects (workflow_id) VALUES ($1)", [.text(id)])
+                let attempt = h.ran(ctx, "write")
+                if attempt <= failures { throw Flaky() }  // after the insert: it must roll back
+                return attempt
+            }
+        })
+        let engine = h.engine()
+        _ = try await engine.start(type: "Write", input: JSONValue.number(2), id: "twice-flaky")
+        _ = try await engine.start(type: "Write", input: JSONValue.number(5), id: "always-flaky")
+        try await engine.drain()
+        #expect(try await engine.run(id: "twice-flaky").dueAtMs == h.clock.nowMilliseconds() + 2_000)
+        h.clock.advance(by: .seconds(2))
+        try await engine.drain()
+        h.clock.advance(by: .seconds(4))
+        try await engine.drain()
+        let done = try await engine.run(id: "twice-flaky")
+        #expect(done.status == .completed && done.output == Array("3".utf8))
+        let failed = try await engine.run(id: "always-flaky")
+        #expect(failed.status == .failed && failed.error?.contains("failed after 3 attempt(s)") == true, "\(failed.error ?? "")")
+        let rows = try await h.database.query("SELECT workflow_id, COUNT(*) AS n FROM effects GROUP BY workflow_id")
+        #expect(try rows.map { "\(try $0.string("workflow_id")) \(try $0.int("n"))" } == ["twice-flaky 1"])
+        #expect(try await engine.describe(id: "twice-flaky").steps[0].attempts == 3)
+        await h.close()
+    }
+
     @Test("non-retryable errors and exhausted attempts fail the step; the workflow may handle it", arguments: DriverKind.allCases)
     func stepFailures(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)

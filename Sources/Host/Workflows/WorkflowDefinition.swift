@@ -12,20 +12,32 @@ import SQL
 public protocol WorkflowContext: AnyObject, Sendable {
     var workflowID: String { get }
     var workflowType: String { get }
-    /// How many times the workflow function has been started for this run (1 on the first).
+    /// How many times the workflow function has been started under this workflow id (1 on the
+    /// first; it keeps counting across continue-as-new, as it fences older executions off).
     var execution: Int { get }
+    /// Which run of this workflow id this is: 1, then one more after each continue-as-new or
+    /// each start after an earlier run ended.
+    var runNumber: Int { get }
 
     /// Runs `body` once (at least once if the process dies while it runs), retrying failures
     /// by `retry`, and records its result.
     func stepJSON(_ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
                   _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8]
     /// Runs `body` inside the database transaction that records the step: its writes happen
-    /// exactly once.
-    func transactionJSON(_ name: String, _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8]
+    /// exactly once. A failed attempt rolls back and is retried by `retry`.
+    func transactionJSON(_ name: String, retry: WorkflowRetryPolicy,
+                         _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8]
     /// A durable timer: the run is parked (no task, no lease) until it is due.
     func sleep(_ duration: Duration, name: String) async throws
     /// The oldest unconsumed signal `name` sent to this run; nil when `timeout` passes first.
     func signalJSON(_ name: String, timeout: Duration?) async throws -> [UInt8]?
+    /// The oldest unconsumed signal whose name is one of `names` (arrival order across them) and
+    /// its name; nil when `timeout` passes first. Temporal's selector over signal channels.
+    func signalJSON(anyOf names: [String], timeout: Duration?) async throws -> (name: String, payload: [UInt8])?
+    /// Ends this run and starts the workflow again under the same id with `input` and an empty
+    /// history (Temporal's continue-as-new): signals this run has not taken are kept for the new
+    /// one, children it leaves unfinished are cancelled. Never returns.
+    func continueAsNewJSON(_ input: [UInt8]) async throws -> Never
     /// Starts a child run (idempotent by id; nil id derives one from this run) and returns its id.
     func startChildJSON(type: String, id: String?, input: [UInt8]) async throws -> String
     /// Waits for a child started with `startChildJSON`; throws `WorkflowChildFailed` if it failed.
@@ -43,8 +55,10 @@ extension WorkflowContext {
         return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of step '\(name)'")
     }
 
-    public func transaction<T: Codable>(_ name: String, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
-        let bytes = try await transactionJSON(name) { db in try WorkflowJSON.encode(try body(db)) }
+    /// One attempt unless `retry` says more (unlike `step`, whose default retries).
+    public func transaction<T: Codable>(_ name: String, retry: WorkflowRetryPolicy = .none,
+                                        _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+        let bytes = try await transactionJSON(name, retry: retry) { db in try WorkflowJSON.encode(try body(db)) }
         return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of transaction '\(name)'")
     }
 
@@ -53,6 +67,16 @@ extension WorkflowContext {
     public func signal<T: Decodable>(_ name: String, as type: T.Type = JSONValue.self, timeout: Duration? = nil) async throws -> T? {
         guard let bytes = try await signalJSON(name, timeout: timeout) else { return nil }
         return try WorkflowJSON.decode(T.self, from: bytes, what: "signal '\(name)'")
+    }
+
+    public func signal<T: Decodable>(anyOf names: [String], as type: T.Type = JSONValue.self,
+                                     timeout: Duration? = nil) async throws -> (name: String, value: T)? {
+        guard let taken = try await signalJSON(anyOf: names, timeout: timeout) else { return nil }
+        return (taken.name, try WorkflowJSON.decode(T.self, from: taken.payload, what: "signal '\(taken.name)'"))
+    }
+
+    public func continueAsNew<I: Encodable>(_ input: I) async throws -> Never {
+        try await continueAsNewJSON(try WorkflowJSON.encode(input))
     }
 
     @discardableResult
@@ -255,6 +279,13 @@ public protocol WorkflowClient: Sendable {
     /// Starts a run (idempotent by id) and returns its id.
     func startWorkflow(type: String, input: [UInt8], id: String?) async throws -> String
     func signalWorkflow(id: String, name: String, payload: [UInt8]) async throws
+    /// Signal-with-start inside the caller's transaction, so the signal is sent exactly when the
+    /// caller's writes commit: starts run `id` of `type` with `input` unless one is under way (a
+    /// run that ended is followed by a fresh one), then sends it signal `name`. A `requestID`
+    /// this workflow id has already taken changes nothing (a redelivered webhook); returns
+    /// false then.
+    func signalWithStart(in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
+                         payload: [UInt8], requestID: String?) throws -> Bool
 }
 
 public final class WorkflowCatalog: @unchecked Sendable {
@@ -353,6 +384,9 @@ public enum WorkflowLimits {
     public static let maxErrorBytes = 4_000
     /// Signals kept for a run that has not taken them yet.
     public static let maxUnconsumedSignalsPerRun = 1_000
+    /// How long a signal-with-start's request id is remembered (a redelivery within it is
+    /// ignored); older ones are dropped when the workflow id begins its next run.
+    public static let signalRequestRetentionMilliseconds: Int64 = 30 * 86_400_000
 }
 
 public enum WorkflowDurations {

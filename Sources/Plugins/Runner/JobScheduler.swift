@@ -154,8 +154,12 @@ public struct JobScheduler: Sendable {
     func admit(_ round: inout Round) async throws {
         let queued = try await store.jobs(status: .queued, limit: JobScheduler.maxAdmittedPerRound)
         var states = try await admissionStates(Array(Set(queued.map(\.workspaceID))).sorted())
+        let inactive = try await store.inactiveInstallations(Array(Set(queued.map(\.installationID))).sorted())
         var decided: [(RunnerJob, AdmissionDecision)] = []
         for job in queued {
+            // A workspace that appeared after this round granted signup credits (its first job
+            // came before its installation was applied) waits a round, so it is judged with them.
+            guard states[job.workspaceID]?.0.credited == true else { continue }
             // A job whose block cleared runs only if GitHub still has it waiting.
             if job.releasedFromBlock, let github, !(try await stillQueued(job, github)) {
                 round.dropped += 1
@@ -166,7 +170,10 @@ public struct JobScheduler: Sendable {
             if try await screen(job, durationSeconds: 0, &round) {
                 states[job.workspaceID] = try await admissionStates([job.workspaceID])[job.workspaceID]
             }
-            guard let (_, state) = states[job.workspaceID] else { continue }
+            guard var (_, state) = states[job.workspaceID] else { continue }
+            // An installation that was suspended or uninstalled gets no runners: admission sees
+            // its workspace as suspended (the job is blocked until the installation is active).
+            if inactive.contains(job.installationID) { state.suspended = true }
             let decision: AdmissionDecision
             do {
                 decision = try policies.admitJob(AdmissionInput(labels: job.labels, workspace: state))

@@ -26,6 +26,8 @@ public struct RunnerPlugin: Plugin {
     /// Sweeps for lost webhooks and orphaned runners; nil without the GitHub App.
     public let reconciler: Reconciler?
     let reconcileIntervalSeconds: Int
+    /// Where the workflow plugin's client appears once it is built (installation events signal it).
+    let workflowCatalog: WorkflowCatalog
 
     public init(context: HostContext) async throws {
         store = RunnerStore(database: context.database)
@@ -41,6 +43,7 @@ public struct RunnerPlugin: Plugin {
                        orphanTimeoutSeconds: Int64(context.configuration.runnerOrphanTimeoutSeconds))
         }
         reconcileIntervalSeconds = context.configuration.runnerReconcileIntervalSeconds
+        workflowCatalog = context.workflows
     }
 
     /// The configured compute provider; `kubernetes` needs the GitHub App and the API server.
@@ -62,15 +65,20 @@ public struct RunnerPlugin: Plugin {
         }
     }
 
-    public var subscriptions: [EventSubscription] {
+    /// One `runner.installation` workflow per installation (see `InstallationWorkflow`).
+    public var workflows: [WorkflowDefinition] {
         let wakeups = self.wakeups
+        return [InstallationWorkflow.definition { wakeups.ring() }]
+    }
+
+    public var subscriptions: [EventSubscription] {
+        let wakeups = self.wakeups, catalog = workflowCatalog
         return [
-            GitHubEvent.subscription(name: "runner.installations", topics: ["installation", "installation_repositories"]) { event, _ in
-                let writes = try RunnerPlugin.installationWrites(event)
-                return { db in
-                    try writes(db)
-                    wakeups.ring()
-                }
+            // Installation events are signals to the installation's workflow, which applies them.
+            GitHubEvent.subscription(name: "runner.installations", topics: ["installation", "installation_repositories"]) { event, busEvent in
+                guard let delivery = try InstallationWorkflow.delivery(event) else { return { _ in } }
+                let requestID = "\(busEvent.source):\(busEvent.sourceID)"
+                return { db in try InstallationWorkflow.send(delivery, requestID: requestID, client: catalog.client, db) }
             },
             GitHubEvent.subscription(name: "runner.jobs", topics: ["workflow_job"]) { event, busEvent in
                 guard case .workflowJob(let payload) = event, var received = RunnerPlugin.jobEvent(payload) else { return { _ in } }
@@ -153,39 +161,6 @@ public struct RunnerPlugin: Plugin {
         let workspace = try RunnerStore.ensureWorkspace(db, accountID: account?.id ?? -installationID, login: login)
         try RunnerStore.upsertInstallation(db, id: installationID, workspaceID: workspace, login: login, type: account?.type, status: "active")
         return workspace
-    }
-
-    static func installationWrites(_ event: GitHubEvent) throws -> (any SQLConnection) throws -> Void {
-        switch event {
-        case .installation(let payload):
-            let installation = payload.installation
-            guard let account = installation.account else { throw RunnerError("installation \(installation.id) without an account") }
-            let status: String
-            switch payload.action {
-            case "deleted": status = "deleted"
-            case "suspend": status = "suspended"
-            default: status = "active"
-            }
-            let repositories = (payload.repositories ?? []).map { ($0.id, $0.fullName) }
-            return { db in
-                let workspace = try RunnerStore.ensureWorkspace(db, accountID: account.id, login: account.login)
-                try RunnerStore.upsertInstallation(db, id: installation.id, workspaceID: workspace, login: account.login,
-                                                   type: account.type, status: status)
-                if payload.action == "created" { try RunnerStore.setRepositories(db, installationID: installation.id, added: repositories, removed: []) }
-            }
-        case .installationRepositories(let payload):
-            let installation = payload.installation
-            let added = payload.repositoriesAdded.map { ($0.id, $0.fullName) }
-            let removed = payload.repositoriesRemoved.map(\.id)
-            return { db in
-                if try RunnerStore.workspace(ofInstallation: installation.id, db) == nil {
-                    _ = try RunnerPlugin.implicitWorkspace(db, installationID: installation.id, account: installation.account)
-                }
-                try RunnerStore.setRepositories(db, installationID: installation.id, added: added, removed: removed)
-            }
-        default:
-            return { _ in }
-        }
     }
 }
 

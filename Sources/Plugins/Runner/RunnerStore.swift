@@ -249,6 +249,27 @@ public struct RunnerStore: Sendable {
         }
     }
 
+    /// False when the installation is known and not active (suspended or deleted).
+    /// Which of these installations are known and not active (suspended or uninstalled).
+    func inactiveInstallations(_ ids: [Int64]) async throws -> Set<Int64> {
+        guard !ids.isEmpty else { return [] }
+        let list = ids.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+        return Set(try await database.query("SELECT id FROM runner_installations WHERE id IN (\(list)) AND status <> 'active'",
+                                            ids.map { .integer($0) }).map { try $0.int("id") })
+    }
+
+    static func installationStatus(_ id: Int64, _ db: any SQLConnection) throws -> String? {
+        try db.queryOne("SELECT status FROM runner_installations WHERE id = $1", [.integer(id)]).map { try $0.string("status") }
+    }
+
+    /// Jobs of an installation blocked while it was not active go back to admission.
+    static func requeueBlockedJobs(_ db: any SQLConnection, installationID: Int64) throws {
+        _ = try db.execute("""
+            UPDATE runner_jobs SET status = 'queued', block_reason = NULL, released_from_block = 1, updated_at = $2
+            WHERE installation_id = $1 AND status = 'blocked'
+            """, [.integer(installationID), .integer(nowMilliseconds())])
+    }
+
     /// The workspace an installation belongs to, if the installation is known.
     static func workspace(ofInstallation id: Int64, _ db: any SQLConnection) throws -> String? {
         try db.queryOne("SELECT workspace_id FROM runner_installations WHERE id = $1", [.integer(id)]).map { try $0.string("workspace_id") }

@@ -56,6 +56,11 @@ enum LuaWorkflowPrelude {
       return call({op = "signal", name = name, timeout = timeout_seconds})
     end
 
+    -- Ends this run; the workflow starts again with `input` and an empty history (continue-as-new).
+    function workflow.continue_as_new(input)
+      call({op = "continue_as_new", input = input})
+    end
+
     -- Starts a child run of a workflow type and returns its output (raises if it failed).
     function workflow.child(workflow_type, input, id)
       if type(workflow_type) ~= "string" then error("workflow.child: the type must be a string", 2) end

@@ -236,7 +236,8 @@ enum LuaWorkflows {
                         if op == "start" {
                             let type = request["type"].stringValue ?? "?"
                             // Derived from this run and call when not given, so a replay starts nothing new.
-                            let id = request["id"].stringValue ?? "\(ctx.workflowID)/start#\(k)"
+                            let run = ctx.runNumber == 1 ? "" : "/run-\(ctx.runNumber)"
+                            let id = request["id"].stringValue ?? "\(ctx.workflowID)\(run)/start#\(k)"
                             return bytes(.string(try await client.startWorkflow(type: type, input: bytes(request["input"]), id: id)))
                         }
                         try await client.signalWorkflow(id: request["id"].stringValue ?? "?", name: request["name"].stringValue ?? "?",
@@ -244,6 +245,8 @@ enum LuaWorkflows {
                         return bytes(.nil)
                     }
                     answers.append(answer(value: try lua(output)))
+                case "continue_as_new":
+                    try await ctx.continueAsNewJSON(bytes(request["input"]))
                 case "state":
                     try await ctx.setStateJSON(request["key"].stringValue ?? "?", bytes(request["value"]))
                     answers.append(answer(value: .nil))

@@ -42,6 +42,24 @@ public final class WorkflowEngine: @unchecked Sendable {
     /// Starts a run of `type`. The id is an idempotency key: starting an existing id returns
     /// that run and changes nothing.
     public func start(type: String, input: [UInt8], id: String? = nil, taskQueue: String? = nil, timeout: Duration? = nil) async throws -> Started {
+        let plan = try startPlan(type: type, input: input, id: id, taskQueue: taskQueue, timeout: timeout)
+        let nowMs = clock.nowMilliseconds()
+        let started = try await database.transaction { db in
+            try WorkflowStore.start(db, id: plan.id, type: type, taskQueue: plan.queue, input: input, parentID: nil,
+                                    deadlineAtMs: plan.timeoutMs.map { nowMs + $0 }, nowMs: nowMs)
+        }
+        if started.created { doorbell.ring() }
+        return Started(run: started.run, created: started.created)
+    }
+
+    /// A start's queue, id and timeout, checked.
+    struct StartPlan {
+        let queue: String
+        let id: String
+        let timeoutMs: Int64?
+    }
+
+    func startPlan(type: String, input: [UInt8], id: String?, taskQueue: String?, timeout: Duration?) throws -> StartPlan {
         guard let definition = catalog.definition(type) else {
             throw HostError(.badRequest, "unknown workflow type '\(type)' (known: \(catalog.types.joined(separator: ", ")))")
         }
@@ -56,13 +74,7 @@ public final class WorkflowEngine: @unchecked Sendable {
         }
         let timeoutMs = (timeout ?? definition.timeout).map(WorkflowDurations.milliseconds)
         if let timeoutMs, timeoutMs <= 0 { throw HostError(.badRequest, "a workflow timeout must be positive") }
-        let nowMs = clock.nowMilliseconds()
-        let started = try await database.transaction { db in
-            try WorkflowStore.start(db, id: id, type: type, taskQueue: queue, input: input, parentID: nil,
-                                    deadlineAtMs: timeoutMs.map { nowMs + $0 }, nowMs: nowMs)
-        }
-        if started.created { doorbell.ring() }
-        return Started(run: started.run, created: started.created)
+        return StartPlan(queue: queue, id: id, timeoutMs: timeoutMs)
     }
 
     public func start<I: Encodable>(type: String, input: I, id: String? = nil, taskQueue: String? = nil, timeout: Duration? = nil) async throws -> Started {
@@ -184,6 +196,8 @@ public final class WorkflowEngine: @unchecked Sendable {
                 try await database.transaction { db in
                     try WorkflowStore.suspend(db, id: id, lease: lease, dueAtMs: due, seenWakeSeq: seen, nowMs: clock.nowMilliseconds())
                 }
+            case (.continuedAsNew(let input)?, _):
+                try await continueAsNew(run, input: input)
             case (.lostLease?, _):
                 logger.notice("workflow execution abandoned: no longer ours", metadata: ["workflow": .string(run.id)])
             case (let halt?, _):
@@ -235,5 +249,10 @@ extension WorkflowEngine: WorkflowClient {
 
     public func signalWorkflow(id: String, name: String, payload: [UInt8]) async throws {
         try await signal(id: id, name: name, payload: payload)
+    }
+
+    public func signalWithStart(in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
+                                payload: [UInt8], requestID: String?) throws -> Bool {
+        try signalWithStart(in: db, type: type, input: input, id: id, signal: name, payload: payload, requestID: requestID)
     }
 }

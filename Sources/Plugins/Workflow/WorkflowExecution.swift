@@ -23,6 +23,7 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
     var workflowID: String { run.id }
     var workflowType: String { run.type }
     var execution: Int { run.executions }
+    var runNumber: Int { run.runNumber }
     /// Set when the execution must stop whatever the function does with the error.
     var halt: WorkflowHalt? { lock.withLock { haltReason } }
 
@@ -100,18 +101,8 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
     func stepJSON(_ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
                   _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8] {
         let (seq, record) = try next("step", name)
-        var attempt = 1
-        if let record {
-            switch record.status {
-            case "completed": return record.output ?? Array("null".utf8)
-            case "failed":
-                throw WorkflowStepFailed(step: name, errorType: record.errorType ?? "Error", message: record.error ?? "", attempts: record.attempts)
-            default:
-                if let wake = record.wakeAtMs, nowMs < wake { throw suspend(until: wake) }
-                attempt = record.attempts + 1
-            }
-        }
-        let startedAt = record?.startedAtMs ?? nowMs
+        if let output = try recordedAttempt(record, name) { return output }
+        let attempt = (record?.attempts ?? 0) + 1, startedAt = record?.startedAtMs ?? nowMs
         do {
             let output = try await runWithTimeout(name, timeout, body)
             try checkSize(output, "the result of step '\(name)'")
@@ -121,19 +112,39 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         } catch let halt as WorkflowHalt {
             throw halt
         } catch {
-            if let halt { throw halt }
-            let (type, message) = WorkflowExecution.describe(error)
-            let nonRetryable = (error as? WorkflowApplicationError)?.nonRetryable == true
-            if !nonRetryable && retry.retries(errorType: type, attempt: attempt) {
-                let wake = nowMs + retry.delayMilliseconds(afterAttempt: attempt)
-                try await save(WorkflowStepRecord(seq: seq, kind: "step", name: name, status: "retrying", errorType: type, error: message,
-                                                  attempts: attempt, wakeAtMs: wake, startedAtMs: startedAt))
-                throw suspend(until: wake)
-            }
-            try await save(WorkflowStepRecord(seq: seq, kind: "step", name: name, status: "failed", errorType: type, error: message,
-                                              attempts: attempt, startedAtMs: startedAt, finishedAtMs: nowMs))
-            throw WorkflowStepFailed(step: name, errorType: type, message: message, attempts: attempt)
+            try await attemptFailed(error, seq: seq, kind: "step", name: name, retry: retry, attempt: attempt, startedAt: startedAt)
         }
+    }
+
+    /// What a recorded step or transaction says before another attempt: its result (completed),
+    /// its failure (failed, thrown), a wait for its backoff (suspends), or nil: attempt it now.
+    private func recordedAttempt(_ record: WorkflowStepRecord?, _ name: String) throws -> [UInt8]? {
+        guard let record else { return nil }
+        switch record.status {
+        case "completed": return record.output ?? Array("null".utf8)
+        case "failed":
+            throw WorkflowStepFailed(step: name, errorType: record.errorType ?? "Error", message: record.error ?? "", attempts: record.attempts)
+        default:
+            if let wake = record.wakeAtMs, nowMs < wake { throw suspend(until: wake) }
+            return nil
+        }
+    }
+
+    /// Records a failed attempt: parked until its retry (by `retry`), or failed for good.
+    private func attemptFailed(_ error: any Error, seq: Int, kind: String, name: String, retry: WorkflowRetryPolicy, attempt: Int,
+                               startedAt: Int64) async throws -> Never {
+        if let halt { throw halt }
+        let (type, message) = WorkflowExecution.describe(error)
+        let nonRetryable = (error as? WorkflowApplicationError)?.nonRetryable == true
+        if !nonRetryable && retry.retries(errorType: type, attempt: attempt) {
+            let wake = nowMs + retry.delayMilliseconds(afterAttempt: attempt)
+            try await save(WorkflowStepRecord(seq: seq, kind: kind, name: name, status: "retrying", errorType: type, error: message,
+                                              attempts: attempt, wakeAtMs: wake, startedAtMs: startedAt))
+            throw suspend(until: wake)
+        }
+        try await save(WorkflowStepRecord(seq: seq, kind: kind, name: name, status: "failed", errorType: type, error: message,
+                                          attempts: attempt, startedAtMs: startedAt, finishedAtMs: nowMs))
+        throw WorkflowStepFailed(step: name, errorType: type, message: message, attempts: attempt)
     }
 
     /// Races the step against its start-to-close timeout on the engine's clock; a step that
@@ -159,12 +170,11 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         }
     }
 
-    func transactionJSON(_ name: String, _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8] {
+    func transactionJSON(_ name: String, retry: WorkflowRetryPolicy,
+                         _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8] {
         let (seq, record) = try next("transaction", name)
-        if let record {
-            if record.status == "completed" { return record.output ?? Array("null".utf8) }
-            throw WorkflowStepFailed(step: name, errorType: record.errorType ?? "Error", message: record.error ?? "", attempts: record.attempts)
-        }
+        if let output = try recordedAttempt(record, name) { return output }
+        let attempt = (record?.attempts ?? 0) + 1, startedAt = record?.startedAtMs ?? nowMs
         let id = run.id
         do {
             return try await fenced { db, now in
@@ -173,18 +183,15 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
                     throw HostError(.badRequest, "the result of transaction '\(name)' is \(output.count) bytes; at most \(WorkflowLimits.maxPayloadBytes)")
                 }
                 try WorkflowStore.saveStep(db, workflowID: id, WorkflowStepRecord(
-                    seq: seq, kind: "transaction", name: name, status: "completed", output: output, attempts: 1,
-                    startedAtMs: now, finishedAtMs: now))
+                    seq: seq, kind: "transaction", name: name, status: "completed", output: output, attempts: attempt,
+                    startedAtMs: startedAt, finishedAtMs: now))
                 return output
             }
         } catch let halt as WorkflowHalt {
             throw halt
         } catch {
-            let (type, message) = WorkflowExecution.describe(error)
-            let now = nowMs
-            try await save(WorkflowStepRecord(seq: seq, kind: "transaction", name: name, status: "failed", errorType: type, error: message,
-                                              attempts: 1, startedAtMs: now, finishedAtMs: now))
-            throw WorkflowStepFailed(step: name, errorType: type, message: message, attempts: 1)
+            // The failed attempt's writes rolled back with its transaction.
+            try await attemptFailed(error, seq: seq, kind: "transaction", name: name, retry: retry, attempt: attempt, startedAt: startedAt)
         }
     }
 
@@ -201,22 +208,50 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         if !done { throw suspend(until: wake) }
     }
 
-    private enum SignalOutcome { case received([UInt8]), timedOut, wait(Int64?) }
+    private enum SignalOutcome { case received(String, [UInt8]), timedOut, wait(Int64?) }
 
     func signalJSON(_ name: String, timeout: Duration?) async throws -> [UInt8]? {
         let (seq, record) = try next("signal", name)
         if let record, record.status == "completed" { return record.output }
+        return try await awaitSignal(seq: seq, record: record, recordName: name, names: [name], timeout: timeout) { $1 }?.payload
+    }
+
+    /// A wait for several names is recorded under the names joined by `|`, its output the
+    /// envelope `{"name":…,"payload":…}` so a replay knows which one came.
+    func signalJSON(anyOf names: [String], timeout: Duration?) async throws -> (name: String, payload: [UInt8])? {
+        guard !names.isEmpty, names.allSatisfy(WorkflowNames.isValid) else { throw HostError(.badRequest, "bad signal names \(names)") }
+        let recordName = names.joined(separator: "|")
+        let (seq, record) = try next("signal", recordName)
+        if let record, record.status == "completed" {
+            guard let output = record.output else { return nil }
+            let envelope = try WorkflowJSON.decode(SignalEnvelope.self, from: output, what: "recorded signal")
+            return (envelope.name, try WorkflowJSON.encode(envelope.payload))
+        }
+        return try await awaitSignal(seq: seq, record: record, recordName: recordName, names: names, timeout: timeout) { name, payload in
+            Array("{\"name\":".utf8) + (try WorkflowJSON.encode(name)) + Array(",\"payload\":".utf8) + payload + Array("}".utf8)
+        }
+    }
+
+    private struct SignalEnvelope: Codable {
+        let name: String
+        let payload: JSONValue
+    }
+
+    /// Takes a signal named one of `names` for call `seq`, or parks the run until one comes (or
+    /// the timeout); `recorded` turns what came into the step's recorded output.
+    private func awaitSignal(seq: Int, record: WorkflowStepRecord?, recordName: String, names: [String], timeout: Duration?,
+                             recorded: @escaping (String, [UInt8]) throws -> [UInt8]) async throws -> (name: String, payload: [UInt8])? {
         let id = run.id
         let wakeAt = record?.wakeAtMs ?? timeout.map { nowMs + max(0, WorkflowDurations.milliseconds($0)) }
         let startedAt = record?.startedAtMs ?? nowMs
         let outcome: SignalOutcome = try await fenced { db, now in
-            var step = WorkflowStepRecord(seq: seq, kind: "signal", name: name, status: "waiting", attempts: 1, wakeAtMs: wakeAt,
+            var step = WorkflowStepRecord(seq: seq, kind: "signal", name: recordName, status: "waiting", attempts: 1, wakeAtMs: wakeAt,
                                           startedAtMs: startedAt)
             let result: SignalOutcome
-            if let payload = try WorkflowStore.consumeSignal(db, id: id, name: name, seq: seq) {
+            if let taken = try WorkflowStore.consumeSignal(db, id: id, names: names, seq: seq) {
                 step.status = "completed"
-                step.output = payload
-                result = .received(payload)
+                step.output = try recorded(taken.name, taken.payload)
+                result = .received(taken.name, taken.payload)
             } else if let wakeAt, now >= wakeAt {
                 step.status = "completed"
                 step.error = "timed out"
@@ -229,10 +264,15 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
             return result
         }
         switch outcome {
-        case .received(let payload): return payload
+        case .received(let name, let payload): return (name, payload)
         case .timedOut: return nil
         case .wait(let due): throw suspend(until: due)
         }
+    }
+
+    func continueAsNewJSON(_ input: [UInt8]) async throws -> Never {
+        try checkSize(input, "the input of continue-as-new")
+        throw stop(.continuedAsNew(input))
     }
 
     func startChildJSON(type: String, id childID: String?, input: [UInt8]) async throws -> String {
@@ -244,7 +284,8 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
             throw HostError(.badRequest, "unknown workflow type '\(type)' for a child of \(run.id) (known: \(engine.catalog.types.joined(separator: ", ")))")
         }
         try checkSize(input, "the input of child \(type)")
-        let id = childID ?? "\(run.id).child-\(seq)"
+        // Later runs of the id number their children apart from the earlier runs' ones.
+        let id = childID ?? (run.runNumber == 1 ? "\(run.id).child-\(seq)" : "\(run.id).run-\(run.runNumber).child-\(seq)")
         guard WorkflowNames.isValid(id) else { throw HostError(.badRequest, "bad child workflow id '\(id)'") }
         let parentID = run.id
         return try await fenced { db, now in

@@ -80,10 +80,19 @@ enum WorkflowStore {
                 PRIMARY KEY (schedule, tick_ms)
             );
             """),
+        Migration(2, "continue-as-new: run numbers; request ids of signals", sql: """
+            ALTER TABLE workflow_runs ADD COLUMN run_number INTEGER NOT NULL DEFAULT 1;
+            CREATE TABLE workflow_signal_requests (
+                workflow_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (workflow_id, request_id)
+            );
+            """),
     ]
 
     static let runColumns = """
-        id, type, task_queue, status, input, output, error, parent_id, executions, due_at_ms, deadline_at_ms, wake_seq,
+        id, type, task_queue, status, input, output, error, parent_id, executions, run_number, due_at_ms, deadline_at_ms, wake_seq,
         created_at_ms, updated_at_ms, finished_at_ms
         """
 
@@ -96,7 +105,7 @@ enum WorkflowStore {
             status: WorkflowStatus(rawValue: try row.string("status")) ?? .failed,
             input: try row.bytes("input"), output: row["output"].isNull ? nil : try row.bytes("output"),
             error: try row.optionalString("error"), parentID: try row.optionalString("parent_id"),
-            executions: Int(try row.int("executions")), dueAtMs: try row.optionalInt("due_at_ms"),
+            executions: Int(try row.int("executions")), runNumber: Int(try row.int("run_number")), dueAtMs: try row.optionalInt("due_at_ms"),
             deadlineAtMs: try row.optionalInt("deadline_at_ms"), wakeSeq: try row.int("wake_seq"),
             createdAtMs: try row.int("created_at_ms"), updatedAtMs: try row.int("updated_at_ms"),
             finishedAtMs: try row.optionalInt("finished_at_ms"))
@@ -258,13 +267,16 @@ enum WorkflowStore {
         try wake(db, id: id, nowMs: nowMs)
     }
 
-    /// Takes the oldest unconsumed signal `name` for step `seq`.
-    static func consumeSignal(_ db: any SQLConnection, id: String, name: String, seq: Int) throws -> [UInt8]? {
+    /// Takes the oldest unconsumed signal named one of `names` for step `seq`.
+    static func consumeSignal(_ db: any SQLConnection, id: String, names: [String], seq: Int) throws -> (name: String, payload: [UInt8])? {
+        precondition(!names.isEmpty, "a signal wait names at least one signal")
+        let nameList = names.indices.map { "$\($0 + 2)" }.joined(separator: ", ")
         guard let row = try db.queryOne("""
-            SELECT id, payload FROM workflow_signals WHERE workflow_id = $1 AND name = $2 AND consumed_seq IS NULL ORDER BY id LIMIT 1
-            """, [.text(id), .text(name)]) else { return nil }
+            SELECT id, name, payload FROM workflow_signals WHERE workflow_id = $1 AND name IN (\(nameList)) AND consumed_seq IS NULL
+            ORDER BY id LIMIT 1
+            """, [.text(id)] + names.map { .text($0) }) else { return nil }
         try db.execute("UPDATE workflow_signals SET consumed_seq = $2 WHERE id = $1", [.integer(try row.int("id")), .integer(Int64(seq))])
-        return try row.bytes("payload")
+        return (try row.string("name"), try row.bytes("payload"))
     }
 
     static func setState(_ db: any SQLConnection, id: String, key: String, value: [UInt8], nowMs: Int64) throws {

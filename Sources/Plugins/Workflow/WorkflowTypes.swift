@@ -19,8 +19,11 @@ public struct WorkflowRun: Sendable {
     public let output: [UInt8]?
     public let error: String?
     public let parentID: String?
-    /// Times the workflow function has been started (replays after waits and crashes included).
+    /// Times the workflow function has been started under this id (replays after waits and
+    /// crashes included; it keeps counting across runs, as the lease's fencing token).
     public let executions: Int
+    /// 1, then one more after each continue-as-new or each start after an earlier run ended.
+    public let runNumber: Int
     public let dueAtMs: Int64?
     public let deadlineAtMs: Int64?
     let wakeSeq: Int64
@@ -62,12 +65,15 @@ enum WorkflowHalt: Error, CustomStringConvertible {
     /// Recorded history and the code disagree.
     case nondeterminism(String)
     case timedOut(String)
+    /// The run ends here and the workflow starts again with this input and a fresh history.
+    case continuedAsNew([UInt8])
 
     var description: String {
         switch self {
         case .suspended(let due): return "suspended until \(due.map { Timestamp.iso(ms: $0) } ?? "woken")"
         case .lostLease: return "the run is no longer held by this worker"
         case .nondeterminism(let message), .timedOut(let message): return message
+        case .continuedAsNew: return "continued as new"
         }
     }
 }

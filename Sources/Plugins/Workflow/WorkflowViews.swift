@@ -14,6 +14,7 @@ enum WorkflowViews {
         var object: [String: Any] = [
             "id": run.id, "type": run.type, "task_queue": run.taskQueue, "status": run.status.rawValue,
             "error": run.error ?? NSNull(), "parent_id": run.parentID ?? NSNull(), "executions": run.executions,
+            "run_number": run.runNumber,
             "created_at": time(run.createdAtMs), "updated_at": time(run.updatedAtMs), "finished_at": time(run.finishedAtMs),
             "deadline_at": time(run.deadlineAtMs),
             "due_at": run.status == .sleeping || run.status == .pending ? time(run.dueAtMs) : NSNull(),
@@ -62,6 +63,7 @@ enum WorkflowViews {
     /// One line per run for `tenki workflow list`.
     static func line(_ run: WorkflowRun) -> String {
         var line = "\(run.id)  \(run.type)  \(run.status.rawValue)  queue \(run.taskQueue)  created \(Timestamp.iso(ms: run.createdAtMs))"
+        if run.runNumber > 1 { line += "  run \(run.runNumber)" }
         if run.status == .sleeping { line += "  due " + (run.dueAtMs.map { Timestamp.iso(ms: $0) } ?? "when woken") }
         if let error = run.error { line += "  error: \(error.prefix(120))" }
         return line
@@ -72,6 +74,7 @@ enum WorkflowViews {
         let r = d.run
         var lines = ["\(r.id)  \(r.type)  \(r.status.rawValue)", "  task queue  \(r.taskQueue)",
                      "  created     \(Timestamp.iso(ms: r.createdAtMs))", "  executions  \(r.executions)"]
+        if r.runNumber > 1 { lines.append("  run         \(r.runNumber) (continued as new or started again \(r.runNumber - 1) time(s))") }
         if let parent = r.parentID { lines.append("  parent      \(parent)") }
         if let deadline = r.deadlineAtMs { lines.append("  deadline    \(Timestamp.iso(ms: deadline))") }
         if r.status == .sleeping { lines.append("  due         " + (r.dueAtMs.map { Timestamp.iso(ms: $0) } ?? "when woken")) }
