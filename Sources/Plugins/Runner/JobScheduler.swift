@@ -84,8 +84,8 @@ public struct JobScheduler: Sendable {
     public func runOnce() async throws -> Round {
         var round = Round()
         try await grantSignupCredits(&round)
-        try await admit(&round)
-        let scheduled = try await schedule(&round)
+        let decided = try await admit(&round)
+        let scheduled = try await schedule(&round, decided: decided)
         try await provisionRunners(&round, scheduled: scheduled)
         try await chargeCompleted(&round)
         try await releaseRunners(&round)
@@ -151,7 +151,9 @@ public struct JobScheduler: Sendable {
         return states
     }
 
-    func admit(_ round: inout Round) async throws {
+    /// Asks the abuse rules and the admission policy about queued jobs; returns the decisions,
+    /// which `schedule` writes in the same transaction that fills slots.
+    func admit(_ round: inout Round) async throws -> [(RunnerJob, AdmissionDecision)] {
         let queued = try await store.jobs(status: .queued, limit: JobScheduler.maxAdmittedPerRound)
         var states = try await admissionStates(Array(Set(queued.map(\.workspaceID))).sorted())
         let inactive = try await store.inactiveInstallations(Array(Set(queued.map(\.installationID))).sorted())
@@ -185,38 +187,37 @@ public struct JobScheduler: Sendable {
             }
             decided.append((job, decision))
         }
-        try await record(decided, &round)
+        return decided
     }
 
-    /// Writes a round's admission decisions in one transaction (one commit, not one per job).
-    /// A job that changed meanwhile (a late event moved it on) is left as it is.
-    func record(_ decided: [(RunnerJob, AdmissionDecision)], _ round: inout Round) async throws {
-        guard !decided.isEmpty else { return }
-        let now = RunnerStore.nowMilliseconds()
-        let changes = try await store.database.transaction { db -> [Bool] in
-            var changes: [Bool] = []
-            for (job, decision) in decided {
-                let status: JobStatus
-                switch decision.verdict {
-                case .allow, .queue: status = .waiting
-                case .block: status = .blocked
-                case .foreign: status = .foreign
-                }
-                let changed = try db.execute("""
-                    UPDATE runner_jobs SET status = $4, block_reason = $5, sku = $6, arch = $7, priority = $8, slot_limit = $9, updated_at = $10
-                    WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
-                    """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(status.rawValue),
-                          SQLValue(decision.verdict == .block ? decision.reason : nil), SQLValue(decision.sku), SQLValue(decision.arch),
-                          .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(now)])
-                // Scripts can react (e.g. a check run saying why): `runner_job.blocked`, with the job.
-                if changed == 1, decision.verdict == .block {
-                    try EventInbox.publish(in: db, topic: "runner_job.blocked", source: "runner", sourceID: "\(job.key):blocked:\(now)",
-                                           payload: JobScheduler.blockedEvent(job, reason: decision.reason ?? "blocked"))
-                }
-                changes.append(changed == 1)
+    /// Writes a round's admission decisions (in the caller's transaction); returns which jobs
+    /// changed. A job that changed meanwhile (a late event moved it on) is left as it is.
+    static func record(_ decided: [(RunnerJob, AdmissionDecision)], _ db: any SQLConnection, now: Int64) throws -> [Bool] {
+        var changes: [Bool] = []
+        for (job, decision) in decided {
+            let status: JobStatus
+            switch decision.verdict {
+            case .allow, .queue: status = .waiting
+            case .block: status = .blocked
+            case .foreign: status = .foreign
             }
-            return changes
+            let changed = try db.execute("""
+                UPDATE runner_jobs SET status = $4, block_reason = $5, sku = $6, arch = $7, priority = $8, slot_limit = $9, updated_at = $10
+                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
+                """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(status.rawValue),
+                      SQLValue(decision.verdict == .block ? decision.reason : nil), SQLValue(decision.sku), SQLValue(decision.arch),
+                      .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(now)])
+            // Scripts can react (e.g. a check run saying why): `runner_job.blocked`, with the job.
+            if changed == 1, decision.verdict == .block {
+                try EventInbox.publish(in: db, topic: "runner_job.blocked", source: "runner", sourceID: "\(job.key):blocked:\(now)",
+                                       payload: JobScheduler.blockedEvent(job, reason: decision.reason ?? "blocked"))
+            }
+            changes.append(changed == 1)
         }
+        return changes
+    }
+
+    func count(_ decided: [(RunnerJob, AdmissionDecision)], changes: [Bool], _ round: inout Round) {
         for ((job, decision), changed) in zip(decided, changes) where changed {
             switch decision.verdict {
             case .allow, .queue: round.admitted += 1
@@ -293,24 +294,27 @@ public struct JobScheduler: Sendable {
 
     // MARK: slots
 
-    /// Moves waiting jobs into free slots, workspace by workspace (boosted workspaces and older
-    /// jobs first), in one transaction holding the row locks of the workspaces it fills (taken
+    /// Writes the round's admission decisions, then moves waiting jobs into free slots,
+    /// workspace by workspace (boosted workspaces and older jobs first), in one transaction holding the row locks of the workspaces it fills (taken
     /// in id order, so replicas never deadlock), so replicas never overfill a limit. A job that
     /// takes a slot is claimed for provisioning in the same write (its lease and request time);
     /// returns those jobs.
-    func schedule(_ round: inout Round) async throws -> [RunnerJob] {
-        let workspaces = try await store.database.query("""
-            SELECT workspace_id, MAX(priority) AS p, MIN(enqueue_sequence) AS s FROM runner_jobs WHERE status = 'waiting'
-            GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(JobScheduler.maxWorkspacesPerRound)
-            """).map { try $0.string("workspace_id") }
-        guard !workspaces.isEmpty else { return [] }
-        let claimed = try await store.database.transaction { db -> [RunnerJob] in
+    func schedule(_ round: inout Round, decided: [(RunnerJob, AdmissionDecision)]) async throws -> [RunnerJob] {
+        let waiting = try await store.database.query("SELECT 1 AS one FROM runner_jobs WHERE status = 'waiting' LIMIT 1")
+        guard !waiting.isEmpty || !decided.isEmpty else { return [] }
+        let (changes, claimed) = try await store.database.transaction { db -> ([Bool], [RunnerJob]) in
+            let now = RunnerStore.nowMilliseconds()
+            let changes = try JobScheduler.record(decided, db, now: now)
+            let workspaces = try db.query("""
+                SELECT workspace_id, MAX(priority) AS p, MIN(enqueue_sequence) AS s FROM runner_jobs WHERE status = 'waiting'
+                GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(JobScheduler.maxWorkspacesPerRound)
+                """).map { try $0.string("workspace_id") }
+            guard !workspaces.isEmpty else { return (changes, []) }
             if db.dialect == .postgres {
                 let list = workspaces.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
                 _ = try db.query("SELECT id FROM runner_workspaces WHERE id IN (\(list)) ORDER BY id FOR UPDATE", workspaces.map { .text($0) })
             }
             var claimed: [RunnerJob] = []
-            let now = RunnerStore.nowMilliseconds()
             for workspace in workspaces {
                 var active: [String: Int64] = [:]
                 for row in try db.query("""
@@ -334,8 +338,9 @@ public struct JobScheduler: Sendable {
                     if moved == 1 { claimed.append(job) }
                 }
             }
-            return claimed
+            return (changes, claimed)
         }
+        count(decided, changes: changes, &round)
         round.scheduled += claimed.count
         return claimed
     }

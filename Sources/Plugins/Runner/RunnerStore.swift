@@ -210,6 +210,12 @@ public struct RunnerStore: Sendable {
 
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
+    /// A stored JSON array of strings (labels, add-ons); every row read decodes one, so this
+    /// skips the Decodable machinery.
+    static func strings(_ json: String) -> [String] {
+        ((try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String]) ?? []
+    }
+
     // MARK: workspaces and installations
 
     /// The workspace of a GitHub account, created on first sight (slug = lower-cased login).
@@ -288,7 +294,7 @@ public struct RunnerStore: Sendable {
     static func workspace(from row: SQLRow) throws -> RunnerWorkspace {
         RunnerWorkspace(id: try row.string("id"), slug: try row.string("slug"), hasPaymentMethod: try row.bool("has_payment_method"),
                         suspended: try row.bool("suspended"), abuseAction: try row.optionalString("abuse_action"),
-                        addons: (try? JSONDecoder().decode([String].self, from: Data(try row.string("addons").utf8))) ?? [],
+                        addons: RunnerStore.strings(try row.string("addons")),
                         extraSlotsX64: try row.int("extra_slots_x64"), extraSlotsMacOS: try row.int("extra_slots_macos"),
                         contract: try row.optionalString("contract"), credited: try row.bool("credited"),
                         paymentMethodRef: try row.optionalString("payment_method_ref"))
@@ -438,7 +444,7 @@ public struct RunnerStore: Sendable {
     static func job(from row: SQLRow) throws -> RunnerJob {
         RunnerJob(installationID: try row.int("installation_id"), jobID: try row.int("job_id"), runAttempt: try row.int("run_attempt"),
                   workspaceID: try row.string("workspace_id"), repository: try row.string("repository"), name: try row.string("name"),
-                  labels: (try? JSONDecoder().decode([String].self, from: Data(try row.string("labels").utf8))) ?? [],
+                  labels: RunnerStore.strings(try row.string("labels")),
                   status: JobStatus(rawValue: try row.string("status")) ?? .queued, blockReason: try row.optionalString("block_reason"),
                   sku: try row.optionalString("sku"), arch: try row.optionalString("arch"), priority: try row.int("priority"),
                   slotLimit: try row.optionalInt("slot_limit"), enqueueSequence: try row.int("enqueue_sequence"),
