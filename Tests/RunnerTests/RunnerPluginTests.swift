@@ -335,25 +335,40 @@ struct RunnerPluginTests {
         #expect(codes == [3001, 2001, 2001, 2001])
     }
 
-    @Test("replaying every delivery twice, shuffled, leaves the ledger exactly as it was", arguments: DriverKind.allCases)
+    @Test("replaying every delivery of a day twice, shuffled, leaves the ledger exactly as it was", arguments: DriverKind.allCases)
     func replay(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
         try await h.installFixture()
         try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true))
+        // A day of one workspace: 78 jobs from 10:00 to 23:00 on three offerings, of varied
+        // lengths; every 9th cancelled while queued, every 10th re-run as a second attempt.
         var deliveries: [[UInt8]] = []
-        for id in 1...12 {
+        for id in 1...78 {
             let labels = [["tenki-2c-4gb"], ["tenki-premium-4c-8gb"], ["tenki-64c-256gb"]][id % 3]
-            let started = RunnerHarness.time(minute: id * 3), completed = RunnerHarness.time(minute: id * 3 + 9)
-            deliveries += [RunnerHarness.job("queued", id: Int64(id), labels: labels),
-                           RunnerHarness.job("in_progress", id: Int64(id), labels: labels, started: started, runner: "r\(id)"),
-                           RunnerHarness.job("completed", id: Int64(id), labels: labels, started: started, completed: completed, runner: "r\(id)")]
+            if id % 9 == 0 {
+                deliveries += [RunnerHarness.job("queued", id: Int64(id), labels: labels),
+                               RunnerHarness.job("completed", id: Int64(id), labels: labels, completed: RunnerHarness.time(minute: id * 10))]
+                continue
+            }
+            for attempt in 1...(id % 10 == 0 ? 2 : 1) {
+                let start = id * 10 - 9 + attempt - 1
+                let started = RunnerHarness.time(minute: start), completed = RunnerHarness.time(minute: start + 1 + (id * 7) % 9)
+                deliveries += [RunnerHarness.job("queued", id: Int64(id), labels: labels, attempt: attempt),
+                               RunnerHarness.job("in_progress", id: Int64(id), labels: labels, started: started, runner: "r\(id)", attempt: attempt),
+                               RunnerHarness.job("completed", id: Int64(id), labels: labels, started: started, completed: completed,
+                                                 runner: "r\(id)", attempt: attempt)]
+            }
         }
         for delivery in deliveries { try await h.deliver("workflow_job", delivery) }
         while try await h.runner.scheduler.runOnce().didWork {}
         let before = try await h.ledger.transfers(workspace: h.workspaceID)
         let balance = try await h.ledger.balance(workspace: h.workspaceID)
-        #expect(balance.balanceMicros < 0 && balance.freeMinutesRemaining < 1_000)
+        // 77 runs that ran (70 jobs, 7 of them twice), each priced once and posted once.
+        let usages = try await h.runner.store.usages(workspace: h.workspaceID)
+        #expect(usages.count == 77 && usages.allSatisfy(\.posted))
+        #expect(before.filter { $0.code == 2001 && $0.ledger == ChartOfAccounts.moneyLedger }.count == usages.filter { $0.amountMicros > 0 }.count)
+        #expect(balance.balanceMicros < 0 && balance.freeMinutesRemaining == 0)
         var generator = SystemRandomNumberGenerator()
         for delivery in (deliveries + deliveries).shuffled(using: &generator) {
             try await h.deliver("workflow_job", delivery)
