@@ -128,27 +128,34 @@ public struct JobScheduler: Sendable {
             let list = ids.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
             let values = ids.map { SQLValue.text($0) }
             let workspaces = try db.query("SELECT * FROM runner_workspaces WHERE id IN (\(list))", values).map(RunnerStore.workspace(from:))
-            var running: [String: (x64: Int64, macos: Int64)] = [:]
-            for row in try db.query("""
-                SELECT workspace_id, arch, COUNT(*) AS n FROM runner_jobs
-                WHERE workspace_id IN (\(list)) AND status IN ('provisioning', 'provisioned', 'running') AND arch IS NOT NULL
-                GROUP BY workspace_id, arch
-                """, values) {
-                let id = try row.string("workspace_id"), n = try row.int("n")
-                if try row.string("arch") == "macos" { running[id, default: (0, 0)].macos += n } else { running[id, default: (0, 0)].x64 += n }
-            }
-            return (workspaces, running)
+            return (workspaces, try JobScheduler.slotsInUse(db, workspaces: ids))
         }
         var states: [String: (RunnerWorkspace, AdmissionInput.Workspace)] = [:]
         for workspace in workspaces {
-            let counts = running[workspace.id] ?? (0, 0)
+            let used = running[workspace.id] ?? [:]
+            let macos = used["macos"] ?? 0, x64 = used.filter { $0.key != "macos" }.values.reduce(0, +)
             states[workspace.id] = (workspace, AdmissionInput.Workspace(
                 freeMinutesRemaining: balances[workspace.id]?.freeMinutesRemaining ?? 0, hasPaymentMethod: workspace.hasPaymentMethod,
                 addons: workspace.addons, suspended: workspace.suspended, abuseAction: workspace.abuseAction,
                 extraSlotsX64: workspace.extraSlotsX64, extraSlotsMacOS: workspace.extraSlotsMacOS,
-                runningX64: counts.x64, runningMacOS: counts.macos))
+                runningX64: x64, runningMacOS: macos))
         }
         return states
+    }
+
+    /// Jobs holding a slot, per workspace and architecture (read from the slot index alone).
+    static func slotsInUse(_ db: any SQLConnection, workspaces: [String]) throws -> [String: [String: Int64]] {
+        guard !workspaces.isEmpty else { return [:] }
+        let list = workspaces.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+        var used: [String: [String: Int64]] = [:]
+        for row in try db.query("""
+            SELECT workspace_id, arch, COUNT(*) AS n FROM runner_jobs
+            WHERE workspace_id IN (\(list)) AND status IN ('provisioning', 'provisioned', 'running') AND arch IS NOT NULL
+            GROUP BY workspace_id, arch
+            """, workspaces.map { .text($0) }) {
+            used[try row.string("workspace_id"), default: [:]][try row.string("arch")] = try row.int("n")
+        }
+        return used
     }
 
     /// Asks the abuse rules and the admission policy about queued jobs; returns the decisions,
@@ -312,24 +319,23 @@ public struct JobScheduler: Sendable {
             guard !workspaces.isEmpty else { return (changes, []) }
             if db.dialect == .postgres {
                 let list = workspaces.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
-                _ = try db.query("SELECT id FROM runner_workspaces WHERE id IN (\(list)) ORDER BY id FOR UPDATE", workspaces.map { .text($0) })
+                _ = try db.query("SELECT id FROM runner_workspaces WHERE id IN (\(list)) ORDER BY id FOR UPDATE", workspaces.sorted().map { .text($0) })
+            }
+            var inUse = try JobScheduler.slotsInUse(db, workspaces: workspaces)
+            let list = workspaces.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+            var waitingJobs: [String: [RunnerJob]] = [:]
+            for row in try db.query("""
+                SELECT * FROM runner_jobs WHERE status = 'waiting' AND workspace_id IN (\(list)) ORDER BY priority DESC, enqueue_sequence, job_id
+                """, workspaces.map { .text($0) }) {
+                let job = try RunnerStore.job(from: row)
+                waitingJobs[job.workspaceID, default: []].append(job)
             }
             var claimed: [RunnerJob] = []
             for workspace in workspaces {
-                var active: [String: Int64] = [:]
-                for row in try db.query("""
-                    SELECT arch, COUNT(*) AS n FROM runner_jobs
-                    WHERE workspace_id = $1 AND status IN ('provisioning', 'provisioned', 'running') AND arch IS NOT NULL GROUP BY arch
-                    """, [.text(workspace)]) {
-                    active[try row.string("arch")] = try row.int("n")
-                }
-                for row in try db.query("""
-                    SELECT * FROM runner_jobs WHERE workspace_id = $1 AND status = 'waiting' ORDER BY priority DESC, enqueue_sequence, job_id
-                    """, [.text(workspace)]) {
-                    let job = try RunnerStore.job(from: row)
+                for job in waitingJobs[workspace] ?? [] {
                     let arch = job.arch ?? "x64"
-                    guard active[arch, default: 0] < job.slotLimit ?? JobScheduler.includedSlots else { continue }
-                    active[arch, default: 0] += 1
+                    guard inUse[workspace, default: [:]][arch, default: 0] < job.slotLimit ?? JobScheduler.includedSlots else { continue }
+                    inUse[workspace, default: [:]][arch, default: 0] += 1
                     let moved = try db.execute("""
                         UPDATE runner_jobs SET status = 'provisioning', updated_at = $4, lease_until = $5,
                             provision_requested_at = COALESCE(provision_requested_at, $4)

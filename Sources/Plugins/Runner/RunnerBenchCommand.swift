@@ -17,7 +17,7 @@ struct RunnerBenchCommand: AsyncParsableCommand {
     @Option(help: "Jobs sent in the burst phase.") var jobs = 10_000
     @Option(help: "Jobs sent in the paced phase.") var pacedJobs = 6_000
     @Option(help: "Jobs per second in the paced phase.") var rate = 2_000
-    @Option(help: "Workspaces (installations) the jobs spread over.") var workspaces = 50
+    @Option(help: "Workspaces (installations) the jobs spread over; each gets the slots its share needs (40 included).") var workspaces = 500
     @Option(help: "Concurrent HTTP clients.") var clients = 32
 
     static let secret = "tenki-bench-secret"
@@ -55,13 +55,17 @@ struct RunnerBenchCommand: AsyncParsableCommand {
             let store = RunnerStore(database: host.database)
             let base = Int64(Date().timeIntervalSince1970) * 1_000
 
-            // Installations, each with room for every job it gets (slots are not what is measured).
+            // Installations, each with room for every job it gets (slots are not what is measured):
+            // the 40 included, more only when a workspace's share is larger.
             for w in 0..<workspaces {
                 try await RunnerBenchCommand.post(http, url, event: "installation", body: RunnerBenchCommand.installation(w, base: base))
             }
             try await RunnerBenchCommand.until(seconds: 60) { try await store.workspaces().count >= workspaces }
-            for workspace in try await store.workspaces() {
-                try await store.update(workspace: workspace.id, .init(extraSlotsX64: Int64(jobs + pacedJobs)))
+            let share = Int64((jobs + pacedJobs + workspaces - 1) / workspaces)
+            if share > JobScheduler.includedSlots {
+                for workspace in try await store.workspaces() {
+                    try await store.update(workspace: workspace.id, .init(extraSlotsX64: share - JobScheduler.includedSlots))
+                }
             }
 
             let burst = try await phase(http, url, store, first: 0, count: jobs, rate: nil, base: base)

@@ -206,6 +206,7 @@ public struct RunnerStore: Sendable {
             ALTER TABLE runner_jobs ADD COLUMN provision_requested_at BIGINT;
             ALTER TABLE runner_workspaces ADD COLUMN payment_method_ref TEXT;
             """),
+        Migration(5, "slots in use counted from an index", sql: "CREATE INDEX runner_jobs_slots ON runner_jobs (workspace_id, status, arch)"),
     ]
 
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
