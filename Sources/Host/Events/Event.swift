@@ -53,9 +53,13 @@ public struct EventSubscription: Sendable {
     /// topic now (a subscriber whose interests change at run time, e.g. hot-reloaded scripts).
     /// When it says no, the event is not handled by, nor recorded for, this subscriber.
     public let wants: (@Sendable (_ topic: String) -> Bool)?
+    /// Called after this subscriber's effects for an event have committed (e.g. to wake a
+    /// service that reads them: woken earlier, it could look before the commit and miss them).
+    public let committed: (@Sendable () -> Void)?
 
     public init(name: String, source: String? = nil, topics: [String], needsPayload: Bool = true,
-                wants: (@Sendable (_ topic: String) -> Bool)? = nil, handler: Handler) {
+                wants: (@Sendable (_ topic: String) -> Bool)? = nil, committed: (@Sendable () -> Void)? = nil, handler: Handler) {
+        self.committed = committed
         self.name = name
         self.source = source
         self.topics = topics

@@ -182,6 +182,7 @@ public struct EventDispatcher: Service {
                 }
                 try EventInbox.complete(db, eventID: claimed.id, owner: owner, nowMs: nowMs)
             }
+            for subscription in subscriptions where !done.contains(subscription.name) { subscription.committed?() }
             bus.logger.debug("event handled", metadata: ["event": .stringConvertible(claimed.id), "topic": .string(claimed.topic)])
         } catch {
             let backoff = min(HostLimits.inboxMaxBackoffSeconds, 1 << min(claimed.attempts, 16))

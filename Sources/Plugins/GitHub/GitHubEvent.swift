@@ -134,11 +134,11 @@ public enum GitHubEvent: Sendable {
 
     /// A subscription that hands `handler` the typed event, decoded outside any transaction,
     /// and runs the returned writes in the transaction that records the event as handled.
-    public static func subscription(name: String, topics: [String],
+    public static func subscription(name: String, topics: [String], committed: (@Sendable () -> Void)? = nil,
                                     handler: @escaping @Sendable (GitHubEvent, Event) throws -> @Sendable (any SQLConnection) throws -> Void)
         -> EventSubscription
     {
-        EventSubscription(name: name, source: GitHubPlugin.eventSource, topics: topics, handler: .prepared { event in
+        EventSubscription(name: name, source: GitHubPlugin.eventSource, topics: topics, committed: committed, handler: .prepared { event in
             try handler(try decode(event), event)
         })
     }

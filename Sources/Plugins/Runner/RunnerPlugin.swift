@@ -80,7 +80,8 @@ public struct RunnerPlugin: Plugin {
                 let requestID = "\(busEvent.source):\(busEvent.sourceID)"
                 return { db in try InstallationWorkflow.send(delivery, requestID: requestID, client: catalog.client, db) }
             },
-            GitHubEvent.subscription(name: "runner.jobs", topics: ["workflow_job"]) { event, busEvent in
+            // The scheduler is woken once the job is committed (woken earlier, it could miss it).
+            GitHubEvent.subscription(name: "runner.jobs", topics: ["workflow_job"], committed: { wakeups.ring() }) { event, busEvent in
                 guard case .workflowJob(let payload) = event, var received = RunnerPlugin.jobEvent(payload) else { return { _ in } }
                 received.receivedAt = Int64(busEvent.createdAt.timeIntervalSince1970 * 1000)
                 let job = received
@@ -90,7 +91,6 @@ public struct RunnerPlugin: Plugin {
                     let workspace = try RunnerStore.workspace(ofInstallation: job.installationID, db)
                         ?? RunnerPlugin.implicitWorkspace(db, installationID: job.installationID, account: account)
                     try RunnerStore.record(db, event: job, workspaceID: workspace, sequence: sequence)
-                    wakeups.ring()
                 }
             },
         ]
