@@ -21,8 +21,12 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     private let checkpointer: SQLiteConnection
     private let checkpointThread = BlockingThreadPool(name: "tenki-sqlite-checkpoint", maxThreads: 1)
     private var checkpointScheduled = false
-    /// A background checkpoint finished since the writer last checkpointed.
-    private var checkpointCopiedBulk = false
+    /// The WAL's round (see `walRound`) in which a background checkpoint last finished, until
+    /// the writer copies what it left.
+    private var checkpointCopiedBulkInRound: Int?
+    /// How many times the WAL started over, and its pages after the last commit (writer thread only).
+    private var walRound = 0
+    private var walPagesBefore = 0
 
     private let readers: [SQLiteConnection]
     /// One thread per reader connection: a job always finds a free connection.
@@ -57,13 +61,17 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     /// file. So once the background checkpoint has copied the bulk, the writer copies the few
     /// frames committed since, between two transactions, and the next one starts the WAL over.
     private func walGrew(pages: Int) {
+        if pages < walPagesBefore { walRound += 1 }   // the WAL started over
+        walPagesBefore = pages
         guard pages >= SQLLimits.sqliteCheckpointWALPages else { return }
         enum Step { case none, background, writer }
+        let round = walRound
         let step: Step = lock.withLock {
-            if checkpointCopiedBulk || pages >= SQLLimits.sqliteWriterCheckpointWALPages {
+            // A checkpoint of an earlier round, which the WAL started over after, left nothing.
+            if checkpointCopiedBulkInRound == round || pages >= SQLLimits.sqliteWriterCheckpointWALPages {
                 // The background checkpointer copied the bulk (only the tail is left), or it is
                 // not keeping up at all: the writer copies what is left.
-                checkpointCopiedBulk = false
+                checkpointCopiedBulkInRound = nil
                 return .writer
             }
             if checkpointScheduled { return .none }
@@ -78,7 +86,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
                 self.checkpointer.passiveCheckpoint()
                 self.lock.withLock {
                     self.checkpointScheduled = false
-                    self.checkpointCopiedBulk = true
+                    self.checkpointCopiedBulkInRound = round
                 }
             }
         }
