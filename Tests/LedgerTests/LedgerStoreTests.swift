@@ -34,6 +34,42 @@ struct LedgerStoreTests {
         await db.close()
     }
 
+    @Test("a store's cached accounts give way to what another store, or a database connection, changed since", arguments: DriverKind.allCases)
+    func cachedAccountsFollowOtherWriters(_ kind: DriverKind) async throws {
+        let (test, db, first) = try await Self.open(kind)
+        defer { withExtendedLifetime(test) {} }
+        let second = LedgerStore(database: db)
+        let other = try test.open(poolSize: 2)   // another pool: as another process would
+        let third = LedgerStore(database: other)
+        _ = try await first.createAccounts([Account(id: id(1), ledger: 1, code: 1),
+                                            Account(id: id(2), ledger: 1, code: 1, flags: .debitsMustNotExceedCredits)], now: 10)
+        func move(_ store: LedgerStore, _ n: UInt64, from: UInt64, to: UInt64, _ amount: UInt64) async throws -> CreateTransferResult {
+            try await store.createTransfers([Transfer(id: id(100 + n), debitAccountID: id(from), creditAccountID: id(to), amount: amount,
+                                                      ledger: 1, code: 1)], now: 20 + n)[0]
+        }
+        #expect(try await move(first, 1, from: 1, to: 2, 50) == .ok)       // first caches both accounts
+        #expect(try await move(second, 2, from: 2, to: 1, 50) == .ok)      // account 2 is empty again
+        #expect(try await move(first, 3, from: 2, to: 1, 1) == .exceedsCredits)
+        #expect(try await move(third, 4, from: 1, to: 2, 20) == .ok)
+        #expect(try await move(first, 5, from: 2, to: 1, 20) == .ok)
+        #expect(try await move(first, 6, from: 2, to: 1, 1) == .exceedsCredits)
+        // A transaction that changes an account and is rolled back leaves the cache nothing to trust.
+        struct Abandoned: Error {}
+        await #expect(throws: Abandoned.self) {
+            try await db.transaction { conn in
+                try conn.execute("UPDATE ledger_accounts SET credits_posted = credits_posted + 5 WHERE id = $1", [.text(id(2).description)])
+                try conn.execute("UPDATE ledger_meta SET generation = 7 WHERE id = 1")
+                throw Abandoned()
+            }
+        }
+        #expect(try await move(first, 7, from: 2, to: 1, 1) == .exceedsCredits)
+        let accounts = try await first.lookupAccounts([id(1), id(2)])
+        #expect(accounts.map(\.debitsPosted) == [70, 70])
+        #expect(accounts.map(\.creditsPosted) == [70, 70])
+        await other.close()
+        await db.close()
+    }
+
     @Test("pending transfers post, and expire by the sweeper, across transactions", arguments: DriverKind.allCases)
     func pendingAcrossTransactions(_ kind: DriverKind) async throws {
         let (test, db, store) = try await Self.open(kind)

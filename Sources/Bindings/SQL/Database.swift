@@ -81,8 +81,12 @@ public enum SQLLimits {
     public static let maxTransactionAttempts = 10
     /// Logical transactions merged into one SQLite commit by group commit.
     public static let maxGroupCommitTransactions = 512
-    /// WAL pages after which a background checkpoint runs (SQLite's own default is 1,000).
-    public static let sqliteCheckpointWALPages = 1_000
+    /// WAL pages after which a background checkpoint runs (SQLite's own default is 1,000). More
+    /// than SQLite's default: a page changed by many commits in between is copied once, and with
+    /// the WAL started over after each checkpoint the file stays this size (16 MiB).
+    public static let sqliteCheckpointWALPages = 4_000
+    /// WAL pages after which the writer checkpoints itself, the background one falling behind.
+    public static let sqliteWriterCheckpointWALPages = 16_000
     /// Page cache of the SQLite writer connection, in KiB (SQLite's default is 2,000): a large
     /// batch's pages stay in memory until commit instead of spilling to the WAL and being read back.
     public static let sqliteWriterCacheKibibytes = 32_768

@@ -25,9 +25,14 @@ final class SQLiteConnection: SQLConnection {
         sqlite3_busy_timeout(db, SQLLimits.sqliteBusyTimeoutMilliseconds)
         if !readOnly {
             // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so a
-            // committed transaction survives power loss.
+            // committed transaction survives power loss. Savepoint and statement journals only
+            // undo work inside an open transaction (never read after a crash): in memory they
+            // cost a copy instead of a write to a temporary file.
             _ = try query("PRAGMA journal_mode=WAL")
-            try executeScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-\(SQLLimits.sqliteWriterCacheKibibytes);")
+            try executeScript("""
+                PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-\(SQLLimits.sqliteWriterCacheKibibytes);
+                PRAGMA temp_store=MEMORY;
+                """)
         } else {
             try executeScript("PRAGMA foreign_keys=ON;")
         }
@@ -135,7 +140,7 @@ final class SQLiteConnection: SQLConnection {
             case .null: rc = sqlite3_bind_null(statement, index)
             case .integer(let i): rc = sqlite3_bind_int64(statement, index, i)
             case .double(let d): rc = sqlite3_bind_double(statement, index, d)
-            case .text(let t): rc = sqlite3_bind_text(statement, index, t, -1, SQLITE_TRANSIENT)
+            case .text(let t): rc = sqlite3_bind_text(statement, index, t, Int32(t.utf8.count), SQLITE_TRANSIENT)
             case .blob(let b):
                 rc = b.withUnsafeBytes { raw in
                     sqlite3_bind_blob64(statement, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1),

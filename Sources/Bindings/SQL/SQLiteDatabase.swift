@@ -21,6 +21,12 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     private let checkpointer: SQLiteConnection
     private let checkpointThread = BlockingThreadPool(name: "tenki-sqlite-checkpoint", maxThreads: 1)
     private var checkpointScheduled = false
+    /// The WAL's round (see `walRound`) in which a background checkpoint last finished, until
+    /// the writer copies what it left.
+    private var checkpointCopiedBulkInRound: Int?
+    /// How many times the WAL started over, and its pages after the last commit (writer thread only).
+    private var walRound = 0
+    private var walPagesBefore = 0
 
     private let readers: [SQLiteConnection]
     /// One thread per reader connection: a job always finds a free connection.
@@ -48,22 +54,41 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     }
 
     /// Called on the writer thread after each commit.
+    ///
+    /// The background checkpoint never finishes the WAL by itself while commits keep coming
+    /// (each adds frames it has not copied), and SQLite only starts the WAL over once every frame
+    /// is copied: left alone, the WAL grows without end and every commit appends to a longer
+    /// file. So once the background checkpoint has copied the bulk, the writer copies the few
+    /// frames committed since, between two transactions, and the next one starts the WAL over.
     private func walGrew(pages: Int) {
+        if pages < walPagesBefore { walRound += 1 }   // the WAL started over
+        walPagesBefore = pages
         guard pages >= SQLLimits.sqliteCheckpointWALPages else { return }
-        if pages >= SQLLimits.sqliteCheckpointWALPages * 16 {
-            // The background checkpointer is not keeping up: let the writer help.
-            writer.passiveCheckpoint()
-            return
-        }
-        let schedule: Bool = lock.withLock {
-            if checkpointScheduled { return false }
+        enum Step { case none, background, writer }
+        let round = walRound
+        let step: Step = lock.withLock {
+            // A checkpoint of an earlier round, which the WAL started over after, left nothing.
+            if checkpointCopiedBulkInRound == round || pages >= SQLLimits.sqliteWriterCheckpointWALPages {
+                // The background checkpointer copied the bulk (only the tail is left), or it is
+                // not keeping up at all: the writer copies what is left.
+                checkpointCopiedBulkInRound = nil
+                return .writer
+            }
+            if checkpointScheduled { return .none }
             checkpointScheduled = true
-            return true
+            return .background
         }
-        guard schedule else { return }
-        checkpointThread.submit {
-            self.lock.withLock { self.checkpointScheduled = false }
-            self.checkpointer.passiveCheckpoint()
+        switch step {
+        case .none: return
+        case .writer: writer.passiveCheckpoint()
+        case .background:
+            checkpointThread.submit {
+                self.checkpointer.passiveCheckpoint()
+                self.lock.withLock {
+                    self.checkpointScheduled = false
+                    self.checkpointCopiedBulkInRound = round
+                }
+            }
         }
     }
 
@@ -107,6 +132,8 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
         }
     }
 
+    /// BEGIN, SAVEPOINT, RELEASE and COMMIT go through `execute`: prepared once, not parsed
+    /// for every transaction.
     private func commitGroup(_ group: [PendingWrite]) {
         var group = group
         var attempt = 0
@@ -114,7 +141,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
             attempt += 1
             var results: [Result<Any, any Error>] = []
             do {
-                try writer.executeScript("BEGIN IMMEDIATE")
+                try writer.execute("BEGIN IMMEDIATE")
             } catch let error as SQLError where error.isRetryable && attempt < SQLLimits.maxTransactionAttempts {
                 Thread.sleep(forTimeInterval: Double(retryDelay(attempt: attempt)) / 1e9)
                 continue
@@ -123,19 +150,33 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
                 return
             }
             var retryLater: [PendingWrite] = []
-            for write in group {
+            if group.count == 1 {
+                // Alone in its group, a write needs no savepoint (whose journal copies every page
+                // it changes): if it fails, the whole transaction is rolled back.
                 do {
-                    try writer.executeScript("SAVEPOINT tenki_group")
-                    let value = try write.run(writer)
-                    try writer.executeScript("RELEASE tenki_group")
-                    results.append(.success(value))
+                    results.append(.success(try group[0].run(writer)))
                 } catch {
-                    try? writer.executeScript("ROLLBACK TO tenki_group; RELEASE tenki_group")
                     results.append(.failure(error))
+                }
+            } else {
+                for write in group {
+                    do {
+                        try writer.execute("SAVEPOINT tenki_group")
+                        let value = try write.run(writer)
+                        try writer.execute("RELEASE tenki_group")
+                        results.append(.success(value))
+                    } catch {
+                        try? writer.executeScript("ROLLBACK TO tenki_group; RELEASE tenki_group")
+                        results.append(.failure(error))
+                    }
                 }
             }
             do {
-                try writer.executeScript("COMMIT")
+                if group.count == 1, case .failure = results[0] {
+                    try? writer.execute("ROLLBACK")   // SQLite may have rolled back already
+                } else {
+                    try writer.execute("COMMIT")
+                }
             } catch {
                 try? writer.executeScript("ROLLBACK")
                 if let sqlError = error as? SQLError, sqlError.isRetryable, attempt < SQLLimits.maxTransactionAttempts {

@@ -5,8 +5,9 @@ import SQL
 
 /// `tenki ledger bench`: transfers per second in full batches and as single transfers from 32
 /// concurrent callers, with latency, on the configured database. Prints JSON. Not a test.
-/// `cpu_seconds` is this process's CPU time in each part: on a busy machine, where wall-clock
-/// rates swing, it still compares two builds (PostgreSQL's own CPU is not in it).
+/// `cpu_seconds` is this process's CPU time in each part and `per_cpu_second` the transfers per
+/// second of it: on a busy machine, where wall-clock rates swing, they still compare two builds
+/// (PostgreSQL's own CPU is not in them).
 struct LedgerBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench", abstract: "Ledger throughput and latency (JSON).")
     @OptionGroup var options: HostOptions
@@ -68,11 +69,13 @@ struct LedgerBenchCommand: AsyncParsableCommand {
             func p(_ values: [Double], _ q: Double) -> Double { values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * q))] }
             print(String(format: """
                 {"benchmark":"ledger","database":"%@","full_batches":{"batches":%d,"transfers_per_second":%.0f,"p50_ms":%.1f,"p99_ms":%.1f,\
-                "cpu_seconds":%.2f},"single_transfers":{"callers":%d,"transfers":%d,"transfers_per_second":%.0f,"p50_ms":%.2f,"p99_ms":%.2f,\
-                "cpu_seconds":%.2f}}
+                "cpu_seconds":%.2f,"per_cpu_second":%.0f},"single_transfers":{"callers":%d,"transfers":%d,"transfers_per_second":%.0f,\
+                "p50_ms":%.2f,"p99_ms":%.2f,"cpu_seconds":%.2f,"per_cpu_second":%.0f}}
                 """, host.database.dialect.rawValue, batches, Double(batches * LedgerLimits.maxBatchEvents) / batchSeconds,
-                         p(batchLatencies, 0.5), p(batchLatencies, 0.99), batchCPUSeconds, callers, latencies.count,
-                         Double(latencies.count) / singleSeconds, p(latencies, 0.5), p(latencies, 0.99), singleCPUSeconds))
+                         p(batchLatencies, 0.5), p(batchLatencies, 0.99), batchCPUSeconds,
+                         Double(batches * LedgerLimits.maxBatchEvents) / max(batchCPUSeconds, 1e-6), callers, latencies.count,
+                         Double(latencies.count) / singleSeconds, p(latencies, 0.5), p(latencies, 0.99), singleCPUSeconds,
+                         Double(latencies.count) / max(singleCPUSeconds, 1e-6)))
             await host.database.close()
         }
     }

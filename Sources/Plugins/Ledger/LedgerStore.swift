@@ -12,10 +12,13 @@ import SQL
 public struct LedgerStore: Sendable {
     public let database: any Database
     private let batcher: TransferBatcher
+    private let accountCache: LedgerAccountCache
 
     public init(database: any Database) {
         self.database = database
-        batcher = TransferBatcher { batch, now in try await LedgerStore.applyTransfers(database, batch, now: now) }
+        let accountCache = LedgerAccountCache()
+        self.accountCache = accountCache
+        batcher = TransferBatcher { batch, now in try await LedgerStore.applyTransfers(database, batch, now: now, cache: accountCache) }
     }
 
     static let migrations: [Migration] = [
@@ -77,6 +80,10 @@ public struct LedgerStore: Sendable {
             );
             UPDATE ledger_accounts SET flags = flags | 8 WHERE code = 2001;
             """),
+        // Changed by every transaction that changes an account: see `LedgerAccountCache`.
+        Migration(3, "ledger generation", sql: """
+            ALTER TABLE ledger_meta ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
+            """),
     ]
 
     // Unsigned values are stored as the same 64 bits in a signed column.
@@ -85,11 +92,13 @@ public struct LedgerStore: Sendable {
 
     public func createAccounts(_ batch: [Account], now: UInt64) async throws -> [CreateAccountResult] {
         try LedgerStore.checkSize(batch.count)
+        let cache = accountCache
         return try await database.transaction { db in
-            var state = try LedgerStore.load(db, accountIDs: Set(batch.map(\.id)), transferIDs: [])
+            var (state, generation) = try LedgerStore.load(db, accountIDs: Set(batch.map(\.id)), transferIDs: [], cache: cache)
             let (before, stamp) = (state.accounts, state.lastTimestamp)
             let results = state.createAccounts(batch, now: now)
-            try LedgerStore.save(db, state: state, accountsBefore: before, transfersBefore: [:], pendingBefore: [:], lastTimestampBefore: stamp)
+            try LedgerStore.save(db, state: state, accountsBefore: before, transfersBefore: [:], pendingBefore: [:], lastTimestampBefore: stamp,
+                                 generationBefore: generation, cache: cache)
             return results
         }
     }
@@ -101,7 +110,8 @@ public struct LedgerStore: Sendable {
         return try await batcher.submit(batch, now: now)
     }
 
-    static func applyTransfers(_ database: any Database, _ batch: [Transfer], now: UInt64) async throws -> [CreateTransferResult] {
+    static func applyTransfers(_ database: any Database, _ batch: [Transfer], now: UInt64,
+                               cache: LedgerAccountCache) async throws -> [CreateTransferResult] {
         try await database.transaction { db in
             // Pending transfers named by post/void bring their accounts along.
             var transferIDs = Set(batch.map(\.id))
@@ -112,12 +122,12 @@ public struct LedgerStore: Sendable {
                 accountIDs.insert(pending.creditAccountID)
             }
             let pendingIDs = Set(batch.map(\.pendingID).filter { !$0.isZero })
-            var state = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: transferIDs, statusIDs: pendingIDs)
+            var (state, generation) = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: transferIDs, statusIDs: pendingIDs, cache: cache)
             let (accountsBefore, transfersBefore, pendingBefore, stamp) = (state.accounts, state.transfers, state.pendingStatus, state.lastTimestamp)
             let results = state.createTransfers(batch, now: now)
             precondition(state.invariantViolations().allSatisfy { $0.hasPrefix("ledger") }, "account flags violated")
             try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
-                                 lastTimestampBefore: stamp)
+                                 lastTimestampBefore: stamp, generationBefore: generation, cache: cache)
             return results
         }
     }
@@ -125,17 +135,18 @@ public struct LedgerStore: Sendable {
     /// Releases every pending transfer whose timeout has passed (the background sweeper).
     @discardableResult
     public func expirePending(now: UInt64) async throws -> [ID128] {
-        try await database.transaction { db in
+        let cache = accountCache
+        return try await database.transaction { db in
             let due = try db.query("SELECT id FROM ledger_pending WHERE status = 'pending' AND expires_at <= $1 ORDER BY id LIMIT 1000",
                                    [LedgerStore.s(now)]).compactMap { ID128(hex: try $0.string("id")) }
             guard !due.isEmpty else { return [] }
             let pending = try LedgerStore.transfers(db, ids: Set(due))
             let accountIDs = Set(pending.flatMap { [$0.debitAccountID, $0.creditAccountID] })
-            var state = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: Set(due), statusIDs: Set(due))
+            var (state, generation) = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: Set(due), statusIDs: Set(due), cache: cache)
             let (accountsBefore, transfersBefore, pendingBefore, stamp) = (state.accounts, state.transfers, state.pendingStatus, state.lastTimestamp)
             let expired = state.expirePending(now: now)
             try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
-                                 lastTimestampBefore: stamp)
+                                 lastTimestampBefore: stamp, generationBefore: generation, cache: cache)
             return expired
         }
     }
@@ -160,13 +171,22 @@ public struct LedgerStore: Sendable {
         (from..<(from + count)).map { "$\($0)" }.joined(separator: ", ")
     }
 
-    /// Loads what a batch touches. `statusIDs` are the pending transfers whose status matters
-    /// (those a batch posts or voids, or the sweeper expires).
-    static func load(_ db: any SQLConnection, accountIDs: Set<ID128>, transferIDs: Set<ID128>, statusIDs: Set<ID128> = []) throws -> LedgerState {
+    /// Loads what a batch touches, and the ledger's generation. `statusIDs` are the pending
+    /// transfers whose status matters (those a batch posts or voids, or the sweeper expires).
+    /// Accounts `cache` holds at the current generation are not read again.
+    static func load(_ db: any SQLConnection, accountIDs: Set<ID128>, transferIDs: Set<ID128>, statusIDs: Set<ID128> = [],
+                     cache: LedgerAccountCache) throws -> (state: LedgerState, generation: Int64) {
         let lock = db.dialect == .postgres ? " FOR UPDATE" : ""
-        let meta = try db.queryOne("SELECT last_timestamp FROM ledger_meta WHERE id = 1\(lock)")
+        let meta = try db.queryOne("SELECT last_timestamp, generation FROM ledger_meta WHERE id = 1\(lock)")
         let last = try meta.map { try u($0, "last_timestamp") } ?? 0
-        let accounts = try self.accounts(db, ids: accountIDs, lock: lock)
+        let generation = try meta.map { try $0.int("generation") } ?? 0
+        var accounts = Array(cache.accounts(accountIDs, current: generation).values)
+        if accounts.count < accountIDs.count {
+            // Rows are still locked in id order below (PostgreSQL): the meta row taken first
+            // already orders every ledger transaction, so skipping cached rows cannot deadlock.
+            let missing = accounts.isEmpty ? accountIDs : accountIDs.subtracting(accounts.map(\.id))
+            accounts += try self.accounts(db, ids: missing, lock: lock)
+        }
         let transfers = try self.transfers(db, ids: transferIDs)
         var pending: [ID128: LedgerState.PendingStatus] = [:]
         if !statusIDs.isEmpty {
@@ -178,7 +198,7 @@ public struct LedgerStore: Sendable {
                 }
             }
         }
-        return LedgerState(accounts: accounts, transfers: transfers, pendingStatus: pending, lastTimestamp: last)
+        return (LedgerState(accounts: accounts, transfers: transfers, pendingStatus: pending, lastTimestamp: last), generation)
     }
 
     static func accounts(_ db: any SQLConnection, ids: Set<ID128>, lock: String = "") throws -> [Account] {

@@ -213,6 +213,11 @@ public enum LedgerLimits {
     public static let maxBatchEvents = 8_189
     /// Rows one query returns (transfers or balance-history rows of an account).
     public static let maxQueryResults = 8_189
+    /// Times the transfer batcher yields, waiting for the callers of the last batch to send again
+    /// before it starts the next one (it starts sooner once as many wait as went last time).
+    public static let maxBatchGatherYields = 8
+    /// Accounts a store keeps in memory between batches (see `LedgerAccountCache`).
+    public static let maxCachedAccounts = 100_000
 }
 
 /// An account's balances right after one change, kept for accounts with the `history` flag

@@ -43,13 +43,22 @@ final class TransferBatcher: @unchecked Sendable {
 
     /// Runs merged batches until no request waits.
     private func drain() async {
+        var lastGroupSize = 0
         while true {
+            // The callers just answered usually send again at once: give them a moment to, so
+            // the next batch carries them too instead of going out with the first one back.
+            var yields = 0
+            while yields < LedgerLimits.maxBatchGatherYields && lock.withLock({ queue.count }) < lastGroupSize {
+                await Task.yield()
+                yields += 1
+            }
             let group = lock.withLock { () -> [Request] in
                 let group = nextGroup()
                 if group.isEmpty { draining = false }
                 return group
             }
             guard !group.isEmpty else { return }
+            lastGroupSize = group.count
             let merged = group.count == 1 ? group[0].events : group.flatMap(\.events)
             do {
                 // Concurrent callers' clocks differ by the time they waited: the latest is now.
@@ -82,3 +91,4 @@ final class TransferBatcher: @unchecked Sendable {
         return group
     }
 }
+
