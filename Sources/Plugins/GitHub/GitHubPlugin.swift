@@ -33,6 +33,17 @@ public struct GitHubPlugin: Plugin {
         }
     }
 
+    /// Takes a delivery exactly as `POST /webhooks/github` does after reading the request
+    /// (signature, size and JSON checks, stored with its inbox event); returns the HTTP status
+    /// the route would answer. For in-process load generators and replays.
+    public func receive(headers: [String: String], body: [UInt8]) async throws -> Int {
+        switch try await ingress.receive(headers: headers, body: body, now: Date()) {
+        case .accepted: return 202
+        case .duplicate: return 200
+        case .rejected(let status, _, _): return status
+        }
+    }
+
     public func addRoutes(to router: HostRouter) {
         let ingress = self.ingress
         let logger = context.logger

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GitHubPlugin
 import Host
 import HTTPClient
 import TenkiCrypto
@@ -19,6 +20,8 @@ struct RunnerBenchCommand: AsyncParsableCommand {
     @Option(help: "Jobs per second in the paced phase.") var rate = 2_000
     @Option(help: "Workspaces (installations) the jobs spread over; each gets the slots its share needs (40 included).") var workspaces = 500
     @Option(help: "Concurrent HTTP clients.") var clients = 32
+    @Option(help: "http: deliveries over loopback HTTP (the clients share the cores); direct: handed to the webhook ingress in process, after the socket (every check and write the same).")
+    var transport = "http"
 
     static let secret = "tenki-bench-secret"
 
@@ -41,6 +44,7 @@ struct RunnerBenchCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingErrors {
             guard jobs > 0, pacedJobs >= 0, rate > 0, workspaces > 0, clients > 0 else { throw HostError(.badRequest, "counts must be positive") }
+            guard transport == "http" || transport == "direct" else { throw HostError(.badRequest, "--transport is http or direct") }
             let configuration = try options.configuration(extra: [
                 "port": "0", "runner_provider": "none", "github_webhook_secret": RunnerBenchCommand.secret, "log_level": "error",
             ])
@@ -50,7 +54,8 @@ struct RunnerBenchCommand: AsyncParsableCommand {
             let server = Task { try await host.serve { port in listening.continuation.yield(port) } }
             var ports = listening.stream.makeAsyncIterator()
             guard let port = await ports.next() else { throw HostError(.internal, "the server did not start") }
-            let url = "http://127.0.0.1:\(port)/webhooks/github"
+            let ingress = host.plugins.lazy.compactMap { $0 as? GitHubPlugin }.first
+            let url = transport == "direct" ? "" : "http://127.0.0.1:\(port)/webhooks/github"
             let http = HTTPClient()
             let store = RunnerStore(database: host.database)
             let base = Int64(Date().timeIntervalSince1970) * 1_000
@@ -58,7 +63,7 @@ struct RunnerBenchCommand: AsyncParsableCommand {
             // Installations, each with room for every job it gets (slots are not what is measured):
             // the 40 included, more only when a workspace's share is larger.
             for w in 0..<workspaces {
-                try await RunnerBenchCommand.post(http, url, event: "installation", body: RunnerBenchCommand.installation(w, base: base))
+                try await RunnerBenchCommand.post(http, url, ingress, event: "installation", body: RunnerBenchCommand.installation(w, base: base))
             }
             try await RunnerBenchCommand.until(seconds: 60) { try await store.workspaces().count >= workspaces }
             let share = Int64((jobs + pacedJobs + workspaces - 1) / workspaces)
@@ -68,9 +73,9 @@ struct RunnerBenchCommand: AsyncParsableCommand {
                 }
             }
 
-            let burst = try await phase(http, url, store, first: 0, count: jobs, rate: nil, base: base)
-            let paced = pacedJobs > 0 ? try await phase(http, url, store, first: jobs, count: pacedJobs, rate: rate, base: base) : nil
-            var report: [String: Any] = ["database": host.database.dialect.rawValue, "workspaces": workspaces, "clients": clients,
+            let burst = try await phase(http, url, ingress, store, first: 0, count: jobs, rate: nil, base: base)
+            let paced = pacedJobs > 0 ? try await phase(http, url, ingress, store, first: jobs, count: pacedJobs, rate: rate, base: base) : nil
+            var report: [String: Any] = ["database": host.database.dialect.rawValue, "workspaces": workspaces, "clients": clients, "transport": transport,
                                          "burst": try RunnerBenchCommand.object(burst)]
             if let paced { report["paced"] = try RunnerBenchCommand.object(paced); report["paced_rate"] = rate }
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
@@ -81,7 +86,7 @@ struct RunnerBenchCommand: AsyncParsableCommand {
 
     /// Sends `count` queued jobs (at `rate` per second, or as fast as possible) and waits until a
     /// runner was requested for each; the figures come from the jobs' own timestamps.
-    func phase(_ http: HTTPClient, _ url: String, _ store: RunnerStore, first: Int, count: Int, rate: Int?, base: Int64) async throws -> Phase {
+    func phase(_ http: HTTPClient, _ url: String, _ ingress: GitHubPlugin?, _ store: RunnerStore, first: Int, count: Int, rate: Int?, base: Int64) async throws -> Phase {
         // Bodies and signatures are made before the clock starts: the host's work is measured, not the client's.
         let bodies = (0..<count).map { i in RunnerBenchCommand.queuedJob(first + i, workspace: (first + i) % workspaces, base: base) }
         let signatures = bodies.map { WebhookSignature.gitHubHeader(secret: Array(RunnerBenchCommand.secret.utf8), body: $0) }
@@ -95,7 +100,7 @@ struct RunnerBenchCommand: AsyncParsableCommand {
                             let now = DispatchTime.now().uptimeNanoseconds
                             if due > now { try await Task.sleep(nanoseconds: due - now) }
                         }
-                        try await RunnerBenchCommand.post(http, url, event: "workflow_job", body: bodies[i], signature: signatures[i])
+                        try await RunnerBenchCommand.post(http, url, ingress, event: "workflow_job", body: bodies[i], signature: signatures[i])
                     }
                 }
             }
@@ -140,12 +145,20 @@ struct RunnerBenchCommand: AsyncParsableCommand {
         }
     }
 
-    static func post(_ http: HTTPClient, _ url: String, event: String, body: [UInt8], signature: String? = nil) async throws {
-        let response = try await http.post(url, headers: [
+    /// Sends one delivery over HTTP, or (no URL) hands it to the ingress in process.
+    static func post(_ http: HTTPClient, _ url: String, _ ingress: GitHubPlugin?, event: String, body: [UInt8],
+                     signature: String? = nil) async throws {
+        let headers = [
             ("X-GitHub-Event", event), ("X-GitHub-Delivery", UUID().uuidString), ("Content-Type", "application/json"),
             ("X-Hub-Signature-256", signature ?? WebhookSignature.gitHubHeader(secret: Array(secret.utf8), body: body)),
-        ], body: body)
-        guard response.status == 202 else { throw HostError(.internal, "webhook answered \(response.status)") }
+        ]
+        let status: Int
+        if url.isEmpty, let ingress {
+            status = try await ingress.receive(headers: Dictionary(uniqueKeysWithValues: headers.map { ($0.0.lowercased(), $0.1) }), body: body)
+        } else {
+            status = try await http.post(url, headers: headers, body: body).status
+        }
+        guard status == 202 else { throw HostError(.internal, "webhook answered \(status)") }
     }
 
     static func installation(_ w: Int, base: Int64) -> [UInt8] {
