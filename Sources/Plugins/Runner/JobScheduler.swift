@@ -48,8 +48,11 @@ public struct JobScheduler: Sendable {
     /// Queued jobs admitted per round, and provisioning requests claimed per round.
     static let maxAdmittedPerRound = 1_000
     static let maxProvisionedPerRound = 1_000
-    /// Provisioning requests in flight at once.
+    /// Provisioning requests in flight at once, per provisioning step.
     static let maxConcurrentProvisioning = 32
+    /// Provisioning steps running in the background at once (see `runOnce`).
+    static let maxBackgroundProvisionings = 4
+    let backgroundProvisioning = ConcurrencyLimit(limit: JobScheduler.maxBackgroundProvisionings)
 
     public init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
                 github: GitHubAppClient? = nil) {
@@ -80,13 +83,28 @@ public struct JobScheduler: Sendable {
         public var didWork: Bool { credited + admitted + blocked + foreign + scheduled + provisioned + charged + released + flagged + dropped > 0 }
     }
 
+    /// One round. With `provisionInBackground` (the service), the runners for the jobs it
+    /// scheduled are requested by a task of their own, so the next round's admission does not
+    /// wait for the provider; at most `maxBackgroundProvisionings` such tasks run at once, beyond
+    /// that the round provisions inline.
     @discardableResult
-    public func runOnce() async throws -> Round {
+    public func runOnce(provisionInBackground: Bool = false) async throws -> Round {
         var round = Round()
         try await grantSignupCredits(&round)
         let decided = try await admit(&round)
         let scheduled = try await schedule(&round, decided: decided)
-        try await provisionRunners(&round, scheduled: scheduled)
+        if provisionInBackground, !scheduled.isEmpty, backgroundProvisioning.tryEnter() {
+            let scheduler = self
+            Task {
+                var background = Round()
+                do { try await scheduler.provisionRunners(&background, scheduled: scheduled) } catch {
+                    scheduler.logger.error("provisioning failed", metadata: ["error": "\(error)"])
+                }
+                scheduler.backgroundProvisioning.leave()
+            }
+        } else {
+            try await provisionRunners(&round, scheduled: scheduled)
+        }
         try await chargeCompleted(&round)
         try await releaseRunners(&round)
         return round
@@ -442,4 +460,23 @@ public struct JobScheduler: Sendable {
             }
         }
     }
+}
+
+/// A counter with a limit: how many background provisioning steps may run at once.
+final class ConcurrencyLimit: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running = 0
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func tryEnter() -> Bool {
+        lock.withLock {
+            guard running < limit else { return false }
+            running += 1
+            return true
+        }
+    }
+
+    func leave() { lock.withLock { running -= 1 } }
 }

@@ -176,7 +176,7 @@ struct RunnerService: Service {
             while !Task.isCancelled {
                 do {
                     // Keep going while rounds find work (a slot freed, more than a batch queued).
-                    while !Task.isCancelled, try await scheduler.runOnce().didWork {}
+                    while !Task.isCancelled, try await scheduler.runOnce(provisionInBackground: true).didWork {}
                 } catch {
                     scheduler.logger.error("runner round failed", metadata: ["error": "\(error)"])
                 }
