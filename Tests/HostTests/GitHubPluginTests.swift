@@ -92,3 +92,55 @@ struct GitHubPluginTests {
         await host.database.close()
     }
 }
+
+@Suite("workflow_job read from the scanned bytes")
+struct WorkflowJobScanTests {
+    /// What the general decoder makes of a payload, for comparison.
+    static func reference(_ body: [UInt8]) throws -> GitHubEvent.WorkflowJob {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(GitHubEvent.WorkflowJob.self, from: Data(body))
+    }
+
+    static func same(_ a: GitHubEvent.WorkflowJob, _ b: GitHubEvent.WorkflowJob) -> Bool {
+        a.action == b.action && a.workflowJob == b.workflowJob && a.repository == b.repository && a.installation == b.installation
+            && a.organization == b.organization
+    }
+
+    @Test("every workflow_job fixture reads the same as with the general decoder, also with edits")
+    func fixturesMatch() throws {
+        let fixtures = try Fixtures.github().filter { $0.event == "workflow_job" }
+        #expect(fixtures.count >= 3)
+        for fixture in fixtures {
+            guard case .workflowJob(let scanned) = try GitHubEvent.decode(type: "workflow_job", payload: fixture.body) else {
+                Issue.record("\(fixture.file) did not decode as a workflow_job"); continue
+            }
+            #expect(Self.same(scanned, try Self.reference(fixture.body)), "\(fixture.file)")
+            #expect(try GitHubEvent.WorkflowJob.scanned(fixture.body) != nil, "the scanned path read \(fixture.file)")
+            // Escapes, unicode, nulls, an organization and a run attempt change nothing either.
+            var object = try JSONSerialization.jsonObject(with: Data(fixture.body)) as! [String: Any]
+            var job = object["workflow_job"] as! [String: Any]
+            job["name"] = "build \"äöü\" \\ \u{1F680}\n"
+            job["labels"] = ["tenki-2c-4gb", "gpu\t\"x\""]
+            job["run_attempt"] = 3
+            job["runner_name"] = NSNull()
+            object["workflow_job"] = job
+            object["organization"] = ["id": 42, "login": "Acme", "type": "Organization"]
+            let edited = Array(try JSONSerialization.data(withJSONObject: object))
+            guard case .workflowJob(let again) = try GitHubEvent.decode(type: "workflow_job", payload: edited) else {
+                Issue.record("edited \(fixture.file) did not decode"); continue
+            }
+            #expect(Self.same(again, try Self.reference(edited)) && again.workflowJob.name == "build \"äöü\" \\ \u{1F680}\n")
+            #expect(try GitHubEvent.WorkflowJob.scanned(edited)?.workflowJob.labels == ["tenki-2c-4gb", "gpu\t\"x\""])
+        }
+    }
+
+    @Test("a payload missing a required field is refused as the general decoder refuses it")
+    func missingField() throws {
+        let body = Array(#"{"action":"queued","workflow_job":{"id":1,"name":"x","status":"queued","labels":[]},"repository":{"id":2,"name":"r","full_name":"o/r"}}"#.utf8)
+        #expect(throws: (any Error).self) { try GitHubEvent.decode(type: "workflow_job", payload: body) }
+        let wrongType = Array(#"{"action":"queued","workflow_job":{"id":"1","run_id":1,"name":"x","status":"queued","labels":[]},"repository":{"id":2,"name":"r","full_name":"o/r"}}"#.utf8)
+        #expect(throws: (any Error).self) { try GitHubEvent.decode(type: "workflow_job", payload: wrongType) }
+        #expect(try GitHubEvent.WorkflowJob.scanned(wrongType) == nil)
+    }
+}

@@ -39,6 +39,26 @@ public enum JSONScanner {
         return members
     }
 
+    /// The element ranges of an already-validated array value at `range`.
+    public static func elements(of range: Range<Int>, in bytes: UnsafeRawBufferPointer) throws -> [Range<Int>]? {
+        guard bytes[range.lowerBound] == UInt8(ascii: "[") else { return nil }
+        var parser = Parser(bytes: bytes, position: range.lowerBound + 1)
+        var elements: [Range<Int>] = []
+        parser.skipWhitespace()
+        if parser.peek() == UInt8(ascii: "]") { return elements }
+        while true {
+            parser.skipWhitespace()
+            let start = parser.position
+            try parser.parseValue(depth: 1)
+            elements.append(start..<parser.position)
+            parser.skipWhitespace()
+            guard let c = parser.peek() else { throw parser.error("unexpected end of input") }
+            parser.position += 1
+            if c == UInt8(ascii: "]") { return elements }
+            guard c == UInt8(ascii: ",") else { throw parser.error("expected ',' or ']'") }
+        }
+    }
+
     /// The member named `name` (compared on raw bytes; keys with escapes are decoded first).
     public static func member(_ name: String, in members: [Member], bytes: UnsafeRawBufferPointer) -> Member? {
         let wanted = Array(name.utf8)

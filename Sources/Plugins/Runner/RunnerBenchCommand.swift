@@ -167,15 +167,60 @@ struct RunnerBenchCommand: AsyncParsableCommand {
                      "repositories": [["id": base + Int64(w), "name": "app", "full_name": "bench-\(base)-\(w)/app", "private": true]]])
     }
 
+    /// A `workflow_job.queued` delivery shaped and sized like GitHub's (about 8 KB: the
+    /// repository with its API URLs, its owner, the sender), so parsing and storing cost what
+    /// they cost in production.
     static func queuedJob(_ n: Int, workspace w: Int, base: Int64) -> [UInt8] {
-        let owner: [String: Any] = ["id": base + Int64(w), "login": "bench-\(base)-\(w)", "type": "Organization"]
+        let login = "bench-\(base)-\(w)", repo = "\(login)/app", api = "https://api.github.com"
+        let owner = account(id: base + Int64(w), login: login, type: "Organization")
+        var repository: [String: Any] = [
+            "id": base + Int64(w), "node_id": "R_kgDO\(w)", "name": "app", "full_name": repo, "private": true, "owner": owner,
+            "html_url": "https://github.com/\(repo)", "description": "A service with a CI pipeline", "fork": false,
+            "url": "\(api)/repos/\(repo)", "created_at": "2025-03-01T10:00:00Z", "updated_at": "2026-01-05T09:00:00Z",
+            "pushed_at": "2026-01-05T09:59:00Z", "git_url": "git://github.com/\(repo).git", "ssh_url": "git@github.com:\(repo).git",
+            "clone_url": "https://github.com/\(repo).git", "svn_url": "https://github.com/\(repo)", "homepage": NSNull(), "size": 2048,
+            "stargazers_count": 12, "watchers_count": 12, "language": "Swift", "has_issues": true, "has_projects": true,
+            "has_downloads": true, "has_wiki": false, "has_pages": false, "forks_count": 1, "mirror_url": NSNull(), "archived": false,
+            "disabled": false, "open_issues_count": 3, "license": NSNull(), "forks": 1, "open_issues": 3, "watchers": 12,
+            "default_branch": "main", "is_template": false, "topics": ["ci", "swift"], "visibility": "private",
+            "web_commit_signoff_required": false, "custom_properties": [String: Any](),
+        ]
+        for name in ["forks", "keys{/key_id}", "collaborators{/collaborator}", "teams", "hooks", "issues/events{/number}", "events",
+                     "assignees{/user}", "branches{/branch}", "tags", "git/blobs{/sha}", "git/tags{/sha}", "git/refs{/sha}",
+                     "git/trees{/sha}", "statuses/{sha}", "languages", "stargazers", "contributors", "subscribers", "subscription",
+                     "commits{/sha}", "git/commits{/sha}", "comments{/number}", "issues/comments{/number}", "contents/{+path}",
+                     "compare/{base}...{head}", "merges", "{archive_format}{/ref}", "downloads", "issues{/number}", "pulls{/number}",
+                     "milestones{/number}", "notifications{?since,all,participating}", "labels{/name}", "releases{/id}", "deployments"] {
+            let key = name.split(separator: "{")[0].split(separator: "/").last.map(String.init) ?? "archive"
+            repository[(key.isEmpty ? "archive" : key.replacingOccurrences(of: "-", with: "_")) + "_url"] = "\(api)/repos/\(repo)/\(name)"
+        }
+        let id = base + Int64(n)
         return json([
             "action": "queued",
-            "workflow_job": ["id": base + Int64(n), "run_id": base + Int64(n), "run_attempt": 1, "name": "build", "status": "queued",
-                             "labels": ["tenki-standard-2c-4gb"], "created_at": "2026-01-05T10:00:00Z"],
-            "repository": ["id": base + Int64(w), "name": "app", "full_name": "bench-\(base)-\(w)/app", "owner": owner],
-            "installation": ["id": base + Int64(w)],
+            "workflow_job": [
+                "id": id, "run_id": id, "run_attempt": 1, "node_id": "CR_kwDO\(n)", "head_sha": "8f2c1d9e4b7a6c5d3e2f1a0b9c8d7e6f5a4b3c2d",
+                "head_branch": "main", "url": "\(api)/repos/\(repo)/actions/jobs/\(id)", "html_url": "https://github.com/\(repo)/actions/runs/\(id)/job/\(id)",
+                "run_url": "\(api)/repos/\(repo)/actions/runs/\(id)", "check_run_url": "\(api)/repos/\(repo)/check-runs/\(id)",
+                "status": "queued", "conclusion": NSNull(), "started_at": "2026-01-05T10:00:00Z", "created_at": "2026-01-05T10:00:00Z",
+                "completed_at": NSNull(), "name": "build", "steps": [Any](), "labels": ["tenki-standard-2c-4gb"], "runner_id": NSNull(),
+                "runner_name": NSNull(), "runner_group_id": NSNull(), "runner_group_name": NSNull(), "workflow_name": "CI",
+            ],
+            "repository": repository,
+            "sender": account(id: 9_000_000 + Int64(w), login: "dev-\(w)", type: "User"),
+            "installation": ["id": base + Int64(w), "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9u\(w)"],
         ])
+    }
+
+    static func account(id: Int64, login: String, type: String) -> [String: Any] {
+        var fields: [String: Any] = ["login": login, "id": id, "node_id": "O_kgDO\(id)", "gravatar_id": "", "type": type, "site_admin": false,
+                                     "avatar_url": "https://avatars.githubusercontent.com/u/\(id)?v=4"]
+        for (key, path) in [("url", ""), ("html_url", ""), ("followers_url", "/followers"), ("following_url", "/following{/other_user}"),
+                            ("gists_url", "/gists{/gist_id}"), ("starred_url", "/starred{/owner}{/repo}"),
+                            ("subscriptions_url", "/subscriptions"), ("organizations_url", "/orgs"), ("repos_url", "/repos"),
+                            ("events_url", "/events{/privacy}"), ("received_events_url", "/received_events")] {
+            fields[key] = (key == "html_url" ? "https://github.com/" : "https://api.github.com/users/") + login + path
+        }
+        return fields
     }
 
     static func json(_ object: [String: Any]) -> [UInt8] { Array(try! JSONSerialization.data(withJSONObject: object)) }
