@@ -9,6 +9,8 @@ public enum HostLimits {
     public static let inboxClaimBatchEvents = 64
     /// Events one dispatcher handles at once.
     public static let inboxMaxConcurrentEvents = 64
+    /// Bytes of just-committed payloads kept in memory for the dispatcher (see `EventBus.remember`).
+    public static let inboxRecentPayloadBytes = 32 << 20
     /// Attempts before an event is parked as dead.
     public static let inboxMaxAttempts = 10
     /// Longest backoff between attempts of a failing event.

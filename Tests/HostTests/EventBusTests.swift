@@ -129,3 +129,22 @@ struct EventBusTests {
         #expect(!bySource.matches(source: "billing", topic: "ping"))
     }
 }
+
+@Suite("Recently committed payloads kept for the dispatcher")
+struct RecentPayloadsTests {
+    @Test("each payload is taken once; the oldest go first when the bytes run out; oversize ones are not kept")
+    func boundedAndTakenOnce() {
+        let cache = RecentPayloads(maxBytes: 1_000)
+        for i in 0..<10 { cache.put("k\(i)", Array(repeating: UInt8(i), count: 100)) }
+        #expect(cache.heldBytes == 1_000)
+        #expect(cache.take("k3") == Array(repeating: 3, count: 100))
+        #expect(cache.take("k3") == nil)
+        cache.put("k10", Array(repeating: 10, count: 200))  // 1,100 bytes: k0 goes
+        #expect(cache.take("k0") == nil && cache.take("k1") == Array(repeating: 1, count: 100))
+        #expect(cache.heldBytes <= 1_000)
+        cache.put("big", Array(repeating: 0, count: 251))    // over a quarter of the budget
+        #expect(cache.take("big") == nil)
+        for i in 11..<5_000 { cache.put("k\(i)", [1]); _ = cache.take("k\(i)") }
+        #expect(cache.take("k10")?.count == 200)
+    }
+}

@@ -21,6 +21,9 @@ public final class EventBus: @unchecked Sendable {
     private var loaders: [String: EventPayloadLoader] = [:]
     let doorbell = Doorbell()
     let now: @Sendable () -> Date
+    /// Payloads a producer in this process just committed, so the dispatcher need not read
+    /// them back (a miss, e.g. after a restart or on another replica, reads them as usual).
+    let recentPayloads = RecentPayloads(maxBytes: HostLimits.inboxRecentPayloadBytes)
 
     public init(database: any Database, configuration: HostConfiguration, logger: Logger,
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -44,6 +47,12 @@ public final class EventBus: @unchecked Sendable {
 
     /// Wakes the dispatcher after a commit that published events.
     public func ring() { doorbell.ring() }
+
+    /// Keeps a payload just committed under (source, sourceID) for the dispatcher: call it after
+    /// the commit, with exactly the bytes the loader would read.
+    public func remember(payload: [UInt8], source: String, sourceID: String) {
+        recentPayloads.put(source + "\u{0}" + sourceID, payload)
+    }
 
     var currentSubscriptions: [EventSubscription] { lock.withLock { subscriptions } }
     func loader(for source: String) -> EventPayloadLoader? { lock.withLock { loaders[source] } }
@@ -150,7 +159,8 @@ public struct EventDispatcher: Service {
             let subscriptions = bus.currentSubscriptions.filter { $0.matches(source: claimed.source, topic: claimed.topic) }
             var payload = claimed.payload
             if payload == nil, subscriptions.contains(where: \.needsPayload), let loader = bus.loader(for: claimed.source) {
-                payload = try await bus.database.read { try loader($0, claimed.sourceID) }
+                payload = bus.recentPayloads.take(claimed.source + "\u{0}" + claimed.sourceID)
+                if payload == nil { payload = try await bus.database.read { try loader($0, claimed.sourceID) } }
             }
             let event = Event(id: claimed.id, topic: claimed.topic, source: claimed.source, sourceID: claimed.sourceID,
                               payload: payload ?? [], createdAt: Date(timeIntervalSince1970: Double(claimed.createdAtMs) / 1000),
@@ -249,4 +259,51 @@ public final class StopFlag: @unchecked Sendable {
 
 enum Hex8 {
     static func random() -> String { String(UInt64.random(in: 0...UInt64.max), radix: 16) }
+}
+
+/// A bounded map of recently committed payloads, oldest dropped first; each is taken once.
+public final class RecentPayloads: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: [UInt8]] = [:]
+    private var order: [String] = []
+    private var head = 0
+    private var bytes = 0
+    public let maxBytes: Int
+
+    public init(maxBytes: Int) { self.maxBytes = maxBytes }
+
+    /// Bytes held now.
+    public var heldBytes: Int { lock.withLock { bytes } }
+
+    public func put(_ key: String, _ payload: [UInt8]) {
+        guard payload.count <= maxBytes / 4 else { return }
+        lock.withLock {
+            if let old = entries.updateValue(payload, forKey: key) { bytes -= old.count } else { order.append(key) }
+            bytes += payload.count
+            while bytes > maxBytes, head < order.count {
+                if let dropped = entries.removeValue(forKey: order[head]) { bytes -= dropped.count }
+                head += 1
+            }
+            compact()
+        }
+    }
+
+    public func take(_ key: String) -> [UInt8]? {
+        lock.withLock {
+            guard let payload = entries.removeValue(forKey: key) else { return nil }
+            bytes -= payload.count
+            compact()
+            return payload
+        }
+    }
+
+    /// Drops the keys already consumed from the front of the order once they are most of it.
+    private func compact() {
+        if entries.isEmpty { order.removeAll(keepingCapacity: true); head = 0; return }
+        if head > 1_024 && head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
+        while head < order.count, entries[order[head]] == nil { head += 1 }
+    }
 }

@@ -63,6 +63,7 @@ struct WebhookIngress: Sendable {
             body: body, bodySHA256: Hex.encode(Digest.sha256(body)), receivedAtMs: Timestamp.ms(now))
         let inserted = try await database.transaction { try DeliveryStore.insert($0, incoming) }
         if inserted {
+            events.remember(payload: body, source: GitHubPlugin.eventSource, sourceID: deliveryID)
             events.ring()
             return .accepted(deliveryID: deliveryID)
         }
