@@ -73,6 +73,14 @@ struct KubernetesClientTests {
         #expect(container["image"] as? String == "ghcr.io/actions/actions-runner:2.321.0")
         #expect(container["command"] as? [String] == ["/home/runner/run.sh"])
         #expect(container["env"] as? [[String: String]] == [["name": "ACTIONS_RUNNER_INPUT_JITCONFIG", "value": "eyJqaXQiOiJjb25maWcifQ=="]])
+        // Read from a Secret instead, the value is not in the manifest at all.
+        let fromSecret = try JSONSerialization.jsonObject(with: Data(try KubernetesClient.runnerPodManifest(
+            name: "tenki-1-2-3", jobID: "1.2.3", image: "runner", jitConfig: "", jitConfigSecret: "tenki-1-2-3"))) as? [String: Any]
+        let env = (((fromSecret?["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first?["env"] as? [[String: Any]])?.first
+        #expect(((env?["valueFrom"] as? [String: Any])?["secretKeyRef"] as? [String: String]) == ["name": "tenki-1-2-3", "key": "jitconfig"])
+        #expect(throws: KubernetesError.self) {
+            try KubernetesClient.runnerPodManifest(name: "ok", jobID: "1", image: "runner", jitConfig: "", jitConfigSecret: "Bad_Name")
+        }
         let resources = try #require(container["resources"] as? [String: [String: String]])
         #expect(resources["requests"] == ["cpu": "2", "memory": "4Gi"] && resources["limits"] == resources["requests"])
 

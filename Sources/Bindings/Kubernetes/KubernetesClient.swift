@@ -94,6 +94,48 @@ public final class KubernetesClient: Sendable {
     }
 
     private var podsPath: String { "/api/v1/namespaces/\(configuration.namespace)/pods" }
+    private var secretsPath: String { "/api/v1/namespaces/\(configuration.namespace)/secrets" }
+
+    /// Creates the Opaque Secret `name` with `stringData` and `labels`, or replaces it when one
+    /// of that name exists (409 → PUT): afterwards it holds exactly these values.
+    public func applySecret(_ name: String, stringData: [String: String], labels: [String: String] = [:]) async throws {
+        let checked = try Self.checkedName(name, operation: "apply secret")
+        let secret: [String: Any] = ["apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                                     "metadata": ["name": checked, "labels": labels], "stringData": stringData]
+        let body = Array(try JSONSerialization.data(withJSONObject: secret, options: [.sortedKeys]))
+        let created = try await send("POST", secretsPath, body: body, operation: "create secret \(name)")
+        if created.status == 201 || created.status == 200 || created.status == 202 { return }
+        guard created.status == 409 else { throw Self.failure(created, operation: "create secret \(name)") }
+        let replaced = try await send("PUT", secretsPath + "/" + checked, body: body, operation: "replace secret \(name)")
+        guard replaced.status == 200 || replaced.status == 201 else { throw Self.failure(replaced, operation: "replace secret \(name)") }
+    }
+
+    /// The decoded values of the Secret `name`, or nil when there is none.
+    public func secretData(_ name: String) async throws -> [String: String]? {
+        let path = secretsPath + "/" + (try Self.checkedName(name, operation: "get secret"))
+        let response = try await send("GET", path, body: nil, operation: "get secret \(name)")
+        if response.status == 404 { return nil }
+        guard response.status == 200 else { throw Self.failure(response, operation: "get secret \(name)") }
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
+        var values: [String: String] = [:]
+        for (key, value) in (object?["data"] as? [String: String]) ?? [:] {
+            guard let bytes = Data(base64Encoded: value) else {
+                throw KubernetesError(status: 200, reason: "BadResponse", message: "secret \(name) key \(key) is not base64", operation: "get secret \(name)")
+            }
+            values[key] = String(decoding: bytes, as: UTF8.self)
+        }
+        return values
+    }
+
+    /// Deletes the Secret `name`; false when it was already gone (404).
+    @discardableResult
+    public func deleteSecret(_ name: String) async throws -> Bool {
+        let path = secretsPath + "/" + (try Self.checkedName(name, operation: "delete secret"))
+        let response = try await send("DELETE", path, body: nil, operation: "delete secret \(name)")
+        if response.status == 404 { return false }
+        guard response.status == 200 || response.status == 202 else { throw Self.failure(response, operation: "delete secret \(name)") }
+        return true
+    }
 
     /// Creates the Pod described by `manifest` (JSON, e.g. from `runnerPodManifest`) in the
     /// configured namespace. A name already taken throws `KubernetesError` with reason `AlreadyExists` (409).

@@ -19,6 +19,8 @@ extension KubernetesClient {
     public static let componentLabel = "app.kubernetes.io/component"
     /// The environment variable the actions runner reads as its `--jitconfig` argument.
     public static let jitConfigEnvironmentVariable = "ACTIONS_RUNNER_INPUT_JITCONFIG"
+    /// The key of the just-in-time configuration in a runner's Secret.
+    public static let jitConfigSecretKey = "jitconfig"
     /// GitHub cancels a self-hosted runner's job after 5 days; the Pod never outlives that.
     public static let runnerPodMaxRuntimeSeconds = 5 * 24 * 3600
 
@@ -27,15 +29,18 @@ extension KubernetesClient {
     /// `ACTIONS_RUNNER_INPUT_JITCONFIG`, `restartPolicy: Never` (the runner takes one job and
     /// exits), no service-account token mounted (the job gets no cluster credentials), and labels
     /// naming the Tenki job. Throws for a name or label Kubernetes would refuse.
-    public static func runnerPodManifest(name: String, jobID: String, image: String, jitConfig: String, labels: [String: String] = [:],
-                                         resources: RunnerPodResources? = nil,
+    /// With `jitConfigSecret`, the variable is read from that Secret's `jitconfig` key instead
+    /// (`jitConfig` is then not used): the credential stays out of the Pod's spec.
+    public static func runnerPodManifest(name: String, jobID: String, image: String, jitConfig: String, jitConfigSecret: String? = nil,
+                                         labels: [String: String] = [:], resources: RunnerPodResources? = nil,
                                          activeDeadlineSeconds: Int = runnerPodMaxRuntimeSeconds) throws -> [UInt8] {
         let operation = "build runner pod manifest"
         _ = try checkedName(name, operation: operation)
         guard !image.isEmpty, !image.contains(where: \.isWhitespace) else {
             throw KubernetesError(status: 0, reason: "BadRequest", message: "image '\(image)' is not an image reference", operation: operation)
         }
-        guard !jitConfig.isEmpty else {
+        if let jitConfigSecret { _ = try checkedName(jitConfigSecret, operation: operation) }
+        guard jitConfigSecret != nil || !jitConfig.isEmpty else {
             throw KubernetesError(status: 0, reason: "BadRequest", message: "the JIT configuration is empty", operation: operation)
         }
         var allLabels = labels
@@ -50,7 +55,9 @@ extension KubernetesClient {
             "name": "runner",
             "image": image,
             "command": ["/home/runner/run.sh"],
-            "env": [["name": jitConfigEnvironmentVariable, "value": jitConfig]],
+            "env": [jitConfigSecret.map { secret -> [String: Any] in
+                ["name": jitConfigEnvironmentVariable, "valueFrom": ["secretKeyRef": ["name": secret, "key": jitConfigSecretKey]]]
+            } ?? ["name": jitConfigEnvironmentVariable, "value": jitConfig]],
         ]
         if let resources {
             let quantities = ["cpu": resources.cpu, "memory": resources.memory]

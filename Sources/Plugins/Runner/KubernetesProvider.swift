@@ -3,8 +3,10 @@ import GitHubPlugin
 import Kubernetes
 
 /// Ephemeral runners as Kubernetes Pods: a just-in-time runner configuration from the GitHub App
-/// for the job's repository, then a Pod running it, sized by the job's SKU. Provisioning twice
-/// finds the Pod already there (409) and keeps it; releasing a Pod that is gone is not an error.
+/// for the job's repository, kept in a Secret of the Pod's name (so the credential is not in the
+/// Pod's spec), then a Pod running it, sized by the job's SKU. Provisioning twice finds the Pod
+/// already there and keeps it, or the Secret and uses it; releasing deletes Pod and Secret,
+/// either being gone is not an error.
 public struct KubernetesProvider: ComputeProvider {
     public let name = "kubernetes"
     public let github: GitHubAppClient
@@ -37,10 +39,16 @@ public struct KubernetesProvider: ComputeProvider {
         if try await kubernetes.getPod(pod) != nil { return pod }
         let parts = job.repository.split(separator: "/", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { throw RunnerError("job \(job.key): repository '\(job.repository)' is not owner/name") }
-        let config = try await github.jitRunnerConfig(installation: job.installationID, scope: .repository(owner: parts[0], name: parts[1]),
-                                                      name: pod, labels: job.labels)
+        // A Secret left by an attempt that died before its Pod holds the runner's configuration
+        // already: GitHub registers a runner name once, so it is used rather than asked again.
+        if try await kubernetes.secretData(pod)?[KubernetesClient.jitConfigSecretKey]?.isEmpty ?? true {
+            let config = try await github.jitRunnerConfig(installation: job.installationID, scope: .repository(owner: parts[0], name: parts[1]),
+                                                          name: pod, labels: job.labels)
+            let labels = ["tenki.dev/workspace": job.workspaceID, KubernetesClient.managedByLabel: "tenki"]
+            try await kubernetes.applySecret(pod, stringData: [KubernetesClient.jitConfigSecretKey: config.encodedJITConfig], labels: labels)
+        }
         let manifest = try KubernetesClient.runnerPodManifest(
-            name: pod, jobID: "\(job.installationID).\(job.jobID).\(job.runAttempt)", image: image, jitConfig: config.encodedJITConfig,
+            name: pod, jobID: "\(job.installationID).\(job.jobID).\(job.runAttempt)", image: image, jitConfig: "", jitConfigSecret: pod,
             labels: ["tenki.dev/workspace": job.workspaceID], resources: KubernetesProvider.resources(sku: job.sku))
         do {
             try await kubernetes.createPod(manifest)
@@ -51,6 +59,8 @@ public struct KubernetesProvider: ComputeProvider {
     }
 
     public func release(_ job: RunnerJob, handle: String) async throws {
-        try await kubernetes.deletePod(handle.isEmpty ? KubernetesProvider.podName(job) : handle)
+        let name = handle.isEmpty ? KubernetesProvider.podName(job) : handle
+        try await kubernetes.deletePod(name)
+        try await kubernetes.deleteSecret(name)
     }
 }

@@ -6,6 +6,10 @@ Speaks the core/v1 Pod endpoints as documented, answering errors as `Status` obj
                                                409 AlreadyExists; 422 Invalid; 415 non-JSON
   GET    /api/v1/namespaces/{ns}/pods/{name}   200 the Pod; 404 NotFound
   DELETE /api/v1/namespaces/{ns}/pods/{name}   200 the Pod (deletionTimestamp set), then gone; 404 NotFound
+  POST   /api/v1/namespaces/{ns}/secrets       201 the Secret (stringData folded into base64 data); 409 AlreadyExists
+  PUT    /api/v1/namespaces/{ns}/secrets/{name} 200 the Secret replaced; 404 NotFound
+  GET    /api/v1/namespaces/{ns}/secrets/{name} 200 the Secret; 404 NotFound
+  DELETE /api/v1/namespaces/{ns}/secrets/{name} 200, then gone; 404 NotFound
 Every API call needs `Authorization: Bearer --token` (401 Unauthorized otherwise).
 A created Pod must have apiVersion v1, kind Pod, a DNS-1123 metadata.name, at least one
 container with a name and an image, and spec.restartPolicy one of Always, OnFailure, Never.
@@ -15,11 +19,12 @@ Test control (no token needed):
   POST /_fake/pods/{ns}/{name}/phase   {"phase": "Running"} moves a Pod along
 Prints "READY <port>" once listening; --tls CERT KEY serves HTTPS; exits when stdin closes.
 """
-import argparse, json, re, ssl, sys, threading
+import argparse, base64, json, re, ssl, sys, threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PODS = {}  # (namespace, name) -> pod
+SECRETS = {}  # (namespace, name) -> secret
 REQUESTS = []
 LOCK = threading.Lock()
 ARGS = None
@@ -89,6 +94,8 @@ class Handler(BaseHTTPRequestHandler):
             REQUESTS.append(record)
         if self.headers.get("Authorization") != "Bearer " + ARGS.token:
             return self.reply(*status(401, "Unauthorized", "Unauthorized"))
+        if len(parts) >= 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
+            return self.secrets(parts[3], parts[5] if len(parts) == 6 else None, raw)
         if len(parts) < 5 or parts[:3] != ["api", "v1", "namespaces"] or parts[4] != "pods":
             return self.reply(*status(404, "NotFound", "the server could not find the requested resource"))
         namespace = parts[3]
@@ -121,6 +128,39 @@ class Handler(BaseHTTPRequestHandler):
             pod["status"] = {"phase": "Pending"}
             PODS[(namespace, name)] = pod
             return self.reply(201, pod)
+
+    def secrets(self, namespace, name, raw):
+        if self.command in ("POST", "PUT"):
+            try:
+                secret = json.loads(raw)
+            except ValueError:
+                return self.reply(*status(400, "BadRequest", "the body is not JSON"))
+            meta = secret.get("metadata") or {} if isinstance(secret, dict) else {}
+            if not isinstance(secret, dict) or secret.get("kind") != "Secret" or secret.get("apiVersion") != "v1" \
+                    or not isinstance(meta.get("name"), str) or not DNS_SUBDOMAIN.match(meta["name"]) \
+                    or (name is not None and meta["name"] != name):
+                return self.reply(*status(422, "Invalid", "Secret is invalid"))
+            data = dict(secret.get("data") or {})
+            for key, value in (secret.pop("stringData", None) or {}).items():
+                data[key] = base64.b64encode(value.encode()).decode()
+            secret["data"] = data
+            with LOCK:
+                key = (namespace, meta["name"])
+                if self.command == "POST" and key in SECRETS:
+                    return self.reply(*status(409, "AlreadyExists", 'secrets "%s" already exists' % meta["name"]))
+                if self.command == "PUT" and key not in SECRETS:
+                    return self.reply(*status(404, "NotFound", 'secrets "%s" not found' % meta["name"]))
+                SECRETS[key] = secret
+            return self.reply(201 if self.command == "POST" else 200, secret)
+        if name is None:
+            return self.reply(*status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+        with LOCK:
+            secret = SECRETS.get((namespace, name)) if self.command == "GET" else SECRETS.pop((namespace, name), None) if self.command == "DELETE" else "?"
+        if secret == "?":
+            return self.reply(*status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+        if secret is None:
+            return self.reply(*status(404, "NotFound", 'secrets "%s" not found' % name))
+        return self.reply(200, secret)
 
     def get(self, namespace, name):
         with LOCK:
