@@ -70,6 +70,19 @@ struct KubernetesProviderTests {
         #expect(GitHubAppClientTests.apiRequests(try await github.requests(),
                                                  path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig").count == 1)
         #expect(try await pods.getPod("tenki-957387-43-1") != nil)
+
+        // One that died right after GitHub registered the runner, before writing the Secret: the
+        // name is taken (409), so the runner is unregistered and registered again.
+        let lost = Self.job(jobID: 44)
+        let app = try await github.client()
+        _ = try await app.jitRunnerConfig(installation: 957387, scope: .repository(owner: "Codertocat", name: "Hello-World"),
+                                          name: KubernetesProvider.podName(lost), labels: ["tenki-4c-8gb"])
+        #expect(try await provider.provision(lost) == "tenki-957387-44-1")
+        let seen = try await github.requests()
+        #expect(GitHubAppClientTests.apiRequests(seen, path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig").count == 4)
+        #expect(GitHubAppClientTests.apiRequests(seen, path: "/repos/Codertocat/Hello-World/actions/runners?name=tenki-957387-44-1").count == 1)
+        #expect(seen.contains { ($0["method"] as? String) == "DELETE" && (($0["path"] as? String) ?? "").hasPrefix("/repos/Codertocat/Hello-World/actions/runners/") })
+        #expect(try await pods.secretData("tenki-957387-44-1")?["jitconfig"]?.isEmpty == false)
     }
 
     @Test("SKU ids give Pod resources", arguments: [("x64-2c-4gb", "2", "4Gi"), ("x64-64c-256gb", "64", "256Gi")])

@@ -156,6 +156,33 @@ public final class GitHubAppClient: Sendable {
         return GitHubJITRunnerConfig(runnerID: answer.runner.id, runnerName: answer.runner.name, encodedJITConfig: answer.encoded_jit_config)
     }
 
+    private struct RunnerList: Decodable {
+        struct Runner: Decodable {
+            let id: Int64
+            let name: String
+        }
+        let runners: [Runner]
+    }
+
+    /// Unregisters the self-hosted runner `name` in `scope` (`GET …/actions/runners?name=` then
+    /// `DELETE …/actions/runners/{id}`); returns whether there was one. Frees a name registered
+    /// by an attempt that died before it kept the runner's configuration.
+    @discardableResult
+    public func removeRunner(installation installationID: Int64, scope: GitHubRunnerScope, name: String) async throws -> Bool {
+        guard !name.isEmpty, name.count <= GitHubAppLimits.runnerNameMaxCharacters,
+              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) else {
+            throw GitHubAPIError.invalidArgument("runner name '\(name)' is not a plain name")
+        }
+        let prefix = try scope.pathPrefix() + "/actions/runners"
+        let listPath = prefix + "?name=" + name
+        let list = try await request(installation: installationID, method: "GET", path: listPath)
+        guard let runner = try list.decode(RunnerList.self, method: "GET", path: listPath).runners.first(where: { $0.name == name }) else {
+            return false
+        }
+        _ = try await request(installation: installationID, method: "DELETE", path: prefix + "/\(runner.id)")
+        return true
+    }
+
     /// The brief's form: `org`, or `repo` as `owner/name`.
     public func jitRunnerConfig(installation installationID: Int64, org: String?, repo: String?, name: String, labels: [String],
                                 runnerGroupID: Int64 = 1, workFolder: String = "_work") async throws -> GitHubJITRunnerConfig {

@@ -42,8 +42,16 @@ public struct KubernetesProvider: ComputeProvider {
         // A Secret left by an attempt that died before its Pod holds the runner's configuration
         // already: GitHub registers a runner name once, so it is used rather than asked again.
         if try await kubernetes.secretData(pod)?[KubernetesClient.jitConfigSecretKey]?.isEmpty ?? true {
-            let config = try await github.jitRunnerConfig(installation: job.installationID, scope: .repository(owner: parts[0], name: parts[1]),
-                                                          name: pod, labels: job.labels)
+            let scope = GitHubRunnerScope.repository(owner: parts[0], name: parts[1])
+            let config: GitHubJITRunnerConfig
+            do {
+                config = try await github.jitRunnerConfig(installation: job.installationID, scope: scope, name: pod, labels: job.labels)
+            } catch let error as GitHubAPIError where error.kind == .status && error.status == 409 {
+                // Registered by an attempt that died before keeping its configuration: unregister
+                // that runner (it never ran: no Pod had its configuration) and register again.
+                try await github.removeRunner(installation: job.installationID, scope: scope, name: pod)
+                config = try await github.jitRunnerConfig(installation: job.installationID, scope: scope, name: pod, labels: job.labels)
+            }
             let labels = ["tenki.dev/workspace": job.workspaceID, KubernetesClient.managedByLabel: "tenki"]
             try await kubernetes.applySecret(pod, stringData: [KubernetesClient.jitConfigSecretKey: config.encodedJITConfig], labels: labels)
         }

@@ -15,6 +15,8 @@ Endpoints:
   POST /app/installations/{id}/access_tokens             201 {token, expires_at, permissions} (JWT)
   POST /orgs/{org}/actions/runners/generate-jitconfig    201 {runner, encoded_jit_config}
   POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig
+  GET  /repos/{owner}/{repo}/actions/runners?name=N  (and /orgs/{org}/...)   {total_count, runners}
+  DELETE /repos/{owner}/{repo}/actions/runners/{id}  (and /orgs/{org}/...)   204; 404 unknown
   GET  /app/hook/deliveries?per_page=&cursor=            the App's deliveries, newest first, `Link: <...>; rel="next"` (JWT)
   POST /app/hook/deliveries/{id}/attempts                202; records a new attempt of the same guid, redelivery true (JWT)
   GET  /repos/{owner}/{repo}/actions/jobs/{id}          the job as seeded by POST /_fake/jobs/{owner}/{repo}/{id}
@@ -186,6 +188,29 @@ class Handler(BaseHTTPRequestHandler):
                 return self.jitconfig(issued, parts[1], "org:" + parts[1], record["body"])
             if len(parts) == 6 and parts[0] == "repos":
                 return self.jitconfig(issued, parts[1], "repo:" + parts[1] + "/" + parts[2], record["body"])
+        if len(parts) in (4, 5, 6) and parts[-1] != "generate-jitconfig" and "runners" in parts:
+            scope_parts = parts[:parts.index("runners")]
+            if scope_parts[-1:] == ["actions"] and ((scope_parts[0] == "orgs" and len(scope_parts) == 3) or
+                                                   (scope_parts[0] == "repos" and len(scope_parts) == 4)):
+                scope = ("org:" + scope_parts[1]) if scope_parts[0] == "orgs" else ("repo:" + scope_parts[1] + "/" + scope_parts[2])
+                rest = parts[parts.index("runners") + 1:]
+                if self.command == "GET" and not rest:
+                    wanted = self.query().get("name")
+                    with LOCK:
+                        found = [{"id": i, "name": n, "os": "linux", "status": "offline", "busy": False, "labels": []}
+                                 for (s, n), i in STATE["runners"].items() if s == scope and (wanted is None or n == wanted)]
+                    return self.reply(200, {"total_count": len(found), "runners": found})
+                if self.command == "DELETE" and len(rest) == 1 and rest[0].isdigit():
+                    with LOCK:
+                        key = next((k for k, i in STATE["runners"].items() if k[0] == scope and i == int(rest[0])), None)
+                        if key is not None:
+                            del STATE["runners"][key]
+                    if key is None:
+                        return self.error(404, "Not Found")
+                    self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
         if self.command == "GET" and len(parts) == 6 and parts[0] == "repos" and parts[3:5] == ["actions", "jobs"]:
             with LOCK:
                 job = STATE["jobs"].get("/".join([parts[1], parts[2], parts[5]]))
