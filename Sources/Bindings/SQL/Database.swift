@@ -114,3 +114,9 @@ func retryDelay(attempt: Int) -> UInt64 {
     let base = UInt64(min(100_000_000, 1_000_000 << min(attempt, 7)))
     return base / 2 + UInt64.random(in: 0...(base / 2))
 }
+
+/// Numbered parameter placeholders for an `IN (...)` list: `placeholders(3)` is `$1, $2, $3`,
+/// `placeholders(2, from: 4)` is `$4, $5` (both drivers take `$n`).
+public func placeholders(_ count: Int, from first: Int = 1) -> String {
+    (first..<(first + count)).map { "$\($0)" }.joined(separator: ", ")
+}

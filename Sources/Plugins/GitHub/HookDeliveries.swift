@@ -164,8 +164,8 @@ public struct FailedDeliveryRecovery: Sendable {
         let all = Array(guids)
         for start in stride(from: 0, to: all.count, by: 100) {
             let batch = all[start..<min(start + 100, all.count)]
-            let placeholders = (1...batch.count).map { "$\($0)" }.joined(separator: ", ")
-            let rows = try await database.query("SELECT delivery_id FROM github_deliveries WHERE delivery_id IN (\(placeholders))",
+            let list = placeholders(batch.count)
+            let rows = try await database.query("SELECT delivery_id FROM github_deliveries WHERE delivery_id IN (\(list))",
                                                 batch.map { .text($0) })
             for row in rows { found.insert(try row.string("delivery_id")) }
         }

@@ -167,10 +167,6 @@ public struct LedgerStore: Sendable {
 
     // MARK: rows
 
-    static func placeholders(_ count: Int, from: Int = 1) -> String {
-        (from..<(from + count)).map { "$\($0)" }.joined(separator: ", ")
-    }
-
     /// Loads what a batch touches, and the ledger's generation. `statusIDs` are the pending
     /// transfers whose status matters (those a batch posts or voids, or the sweeper expires).
     /// Accounts `cache` holds at the current generation are not read again.

@@ -143,9 +143,8 @@ public struct JobScheduler: Sendable {
         guard !ids.isEmpty else { return [:] }
         let balances = try await ledger.balances(workspaces: ids)
         let (workspaces, running) = try await store.database.read { db in
-            let list = ids.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
-            let values = ids.map { SQLValue.text($0) }
-            let workspaces = try db.query("SELECT * FROM runner_workspaces WHERE id IN (\(list))", values).map(RunnerStore.workspace(from:))
+            let workspaces = try db.query("SELECT * FROM runner_workspaces WHERE id IN (\(placeholders(ids.count)))", ids.map { .text($0) })
+                .map(RunnerStore.workspace(from:))
             return (workspaces, try JobScheduler.slotsInUse(db, workspaces: ids))
         }
         var states: [String: (RunnerWorkspace, AdmissionInput.Workspace)] = [:]
@@ -164,7 +163,7 @@ public struct JobScheduler: Sendable {
     /// Jobs holding a slot, per workspace and architecture (read from the slot index alone).
     static func slotsInUse(_ db: any SQLConnection, workspaces: [String]) throws -> [String: [String: Int64]] {
         guard !workspaces.isEmpty else { return [:] }
-        let list = workspaces.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+        let list = placeholders(workspaces.count)
         var used: [String: [String: Int64]] = [:]
         for row in try db.query("""
             SELECT workspace_id, arch, COUNT(*) AS n FROM runner_jobs
@@ -335,12 +334,11 @@ public struct JobScheduler: Sendable {
                 GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(JobScheduler.maxWorkspacesPerRound)
                 """).map { try $0.string("workspace_id") }
             guard !workspaces.isEmpty else { return (changes, []) }
+            let list = placeholders(workspaces.count)
             if db.dialect == .postgres {
-                let list = workspaces.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
                 _ = try db.query("SELECT id FROM runner_workspaces WHERE id IN (\(list)) ORDER BY id FOR UPDATE", workspaces.sorted().map { .text($0) })
             }
             var inUse = try JobScheduler.slotsInUse(db, workspaces: workspaces)
-            let list = workspaces.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
             var waitingJobs: [String: [RunnerJob]] = [:]
             for row in try db.query("""
                 SELECT * FROM runner_jobs WHERE status = 'waiting' AND workspace_id IN (\(list)) ORDER BY priority DESC, enqueue_sequence, job_id

@@ -260,8 +260,7 @@ public struct RunnerStore: Sendable {
     /// Which of these installations are known and not active (suspended or uninstalled).
     func inactiveInstallations(_ ids: [Int64]) async throws -> Set<Int64> {
         guard !ids.isEmpty else { return [] }
-        let list = ids.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
-        return Set(try await database.query("SELECT id FROM runner_installations WHERE id IN (\(list)) AND status <> 'active'",
+        return Set(try await database.query("SELECT id FROM runner_installations WHERE id IN (\(placeholders(ids.count))) AND status <> 'active'",
                                             ids.map { .integer($0) }).map { try $0.int("id") })
     }
 

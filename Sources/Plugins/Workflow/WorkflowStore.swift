@@ -149,7 +149,7 @@ enum WorkflowStore {
             """, [.text(queue.name), .integer(nowMs)]).map { try $0.int("n") } ?? 0
         let take = min(limit, queue.maxConcurrentRuns - Int(live))
         guard take > 0 else { return [] }
-        let typeList = types.indices.map { "$\($0 + 6)" }.joined(separator: ", ")
+        let typeList = placeholders(types.count, from: 6)
         let rows = try db.query("""
             UPDATE workflow_runs SET status = 'running', lease_owner = $1, lease_until_ms = $2, executions = executions + 1,
                 updated_at_ms = $3
@@ -270,7 +270,7 @@ enum WorkflowStore {
     /// Takes the oldest unconsumed signal named one of `names` for step `seq`.
     static func consumeSignal(_ db: any SQLConnection, id: String, names: [String], seq: Int) throws -> (name: String, payload: [UInt8])? {
         precondition(!names.isEmpty, "a signal wait names at least one signal")
-        let nameList = names.indices.map { "$\($0 + 2)" }.joined(separator: ", ")
+        let nameList = placeholders(names.count, from: 2)
         guard let row = try db.queryOne("""
             SELECT id, name, payload FROM workflow_signals WHERE workflow_id = $1 AND name IN (\(nameList)) AND consumed_seq IS NULL
             ORDER BY id LIMIT 1
