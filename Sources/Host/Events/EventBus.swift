@@ -149,7 +149,11 @@ public struct EventDispatcher: Service {
                 running -= 1
             }
         }
-        if let claimError, handled == 0 { throw claimError }
+        if let claimError {
+            // A later claim failed (the first one throws above); what was taken is handled and
+            // the next pass claims again.
+            bus.logger.error("event claim failed", metadata: ["error": .string("\(claimError)")])
+        }
         return handled
     }
 

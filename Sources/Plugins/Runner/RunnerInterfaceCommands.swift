@@ -21,7 +21,7 @@ struct JobsCommand: AsyncParsableCommand {
             try await runReportingErrors {
                 guard status == nil || JobStatus(rawValue: status!) != nil else { throw HostError(.badRequest, "unknown status '\(status!)'") }
                 let (_, store) = try await RunnerCommand.store(options)
-                let id = try await WorkspacesCommand.resolve(workspace, store)
+                let id = try await store.workspaceID(named: workspace)
                 let jobs = try await store.jobViews(status: status.flatMap(JobStatus.init(rawValue:)), workspace: id, limit: limit)
                 if json { print(try RunnerCommand.json(jobs)); return }
                 for view in jobs {
@@ -44,7 +44,7 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             try await runReportingErrors {
                 let (_, store) = try await RunnerCommand.store(options)
-                let id = try await WorkspacesCommand.resolve(workspace, store)
+                let id = try await store.workspaceID(named: workspace)
                 let metrics = try await store.jobMetrics(workspace: id, windowSeconds: hours * 3600)
                 let queue = try await store.queueDepths().filter { id == nil || $0.workspaceID == id }
                 if json { print(try RunnerCommand.json(RunnerMetricsReport(jobs: metrics, queue: queue))); return }
@@ -72,13 +72,6 @@ struct WorkspacesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workspaces", abstract: "Workspaces (one per GitHub account) and the state admission reads.",
         subcommands: [List.self, Set.self, SetPaymentMethod.self])
-
-    /// The id of a workspace named by id or slug; an unknown name is an error.
-    static func resolve(_ name: String?, _ store: RunnerStore) async throws -> String? {
-        guard let name else { return nil }
-        guard let workspace = try await store.workspace(name) else { throw HostError(.notFound, "no workspace '\(name)'") }
-        return workspace.id
-    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List workspaces.")

@@ -114,19 +114,17 @@ public struct RunnerPlugin: Plugin {
             guard status == nil || JobStatus(rawValue: status!) != nil else {
                 return JSONResponse.error(HostError(.badRequest, "unknown status '\(status!)'"))
             }
-            var workspace = request.uri.queryParameters.get("workspace")
-            if let name = workspace {
-                guard let found = try await store.workspace(name) else { return JSONResponse.error(HostError(.notFound, "no workspace '\(name)'")) }
-                workspace = found.id
+            let workspace: String?
+            do { workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace")) } catch let error as HostError {
+                return JSONResponse.error(error)
             }
             let jobs = try await store.jobViews(status: status.flatMap(JobStatus.init(rawValue:)), workspace: workspace, limit: HostLimits.listMaxRows)
             return JSONResponse.raw(.ok, try RunnerCommand.json(jobs, pretty: false))
         }
         router.get("/runner/metrics") { request, _ -> Response in
-            var workspace = request.uri.queryParameters.get("workspace")
-            if let name = workspace {
-                guard let found = try await store.workspace(name) else { return JSONResponse.error(HostError(.notFound, "no workspace '\(name)'")) }
-                workspace = found.id
+            let workspace: String?
+            do { workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace")) } catch let error as HostError {
+                return JSONResponse.error(error)
             }
             let hours = request.uri.queryParameters.get("hours").flatMap { Int64($0) } ?? 24
             guard hours > 0, hours <= 24 * 90 else { return JSONResponse.error(HostError(.badRequest, "hours must be 1...2160")) }

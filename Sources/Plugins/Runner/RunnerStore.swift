@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import SQL
 
 /// Where a job is in its life. The order is the order of progress: an event never moves a job
@@ -287,6 +288,13 @@ public struct RunnerStore: Sendable {
         }
     }
 
+    /// The id of the workspace `name` names (id or slug); nil for no name, an error for an unknown one.
+    public func workspaceID(named name: String?) async throws -> String? {
+        guard let name else { return nil }
+        guard let workspace = try await workspace(name) else { throw HostError(.notFound, "no workspace '\(name)'") }
+        return workspace.id
+    }
+
     public func workspaces() async throws -> [RunnerWorkspace] {
         try await database.read { db in try db.query("SELECT * FROM runner_workspaces ORDER BY id").map(RunnerStore.workspace(from:)) }
     }
@@ -422,16 +430,22 @@ public struct RunnerStore: Sendable {
     }
 
     public func jobs(status: JobStatus? = nil, workspace: String? = nil, limit: Int = 1_000) async throws -> [RunnerJob] {
-        try await database.read { db in
-            var conditions: [String] = []
-            var values: [SQLValue] = []
-            if let status { values.append(.text(status.rawValue)); conditions.append("status = $\(values.count)") }
-            if let workspace { values.append(.text(workspace)); conditions.append("workspace_id = $\(values.count)") }
-            values.append(.integer(Int64(limit)))
-            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            return try db.query("SELECT * FROM runner_jobs \(filter) ORDER BY enqueue_sequence, job_id LIMIT $\(values.count)", values)
-                .map(RunnerStore.job(from:))
+        let (filter, values) = RunnerStore.jobFilter(status: status, workspace: workspace, limit: limit, table: "runner_jobs")
+        return try await database.read { db in
+            try db.query("SELECT * FROM runner_jobs \(filter)", values).map(RunnerStore.job(from:))
         }
+    }
+
+    /// `WHERE … ORDER BY … LIMIT …` for a job listing (oldest first), with its parameters;
+    /// `table` qualifies the columns (a name or an alias).
+    static func jobFilter(status: JobStatus?, workspace: String?, limit: Int, table: String) -> (String, [SQLValue]) {
+        var conditions: [String] = []
+        var values: [SQLValue] = []
+        if let status { values.append(.text(status.rawValue)); conditions.append("\(table).status = $\(values.count)") }
+        if let workspace { values.append(.text(workspace)); conditions.append("\(table).workspace_id = $\(values.count)") }
+        values.append(.integer(Int64(limit)))
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ") + " "
+        return (filter + "ORDER BY \(table).enqueue_sequence, \(table).job_id LIMIT $\(values.count)", values)
     }
 
     public func job(installationID: Int64, jobID: Int64, runAttempt: Int64) async throws -> RunnerJob? {

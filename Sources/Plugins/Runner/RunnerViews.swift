@@ -52,18 +52,13 @@ public struct JobView: Sendable, Encodable {
 extension RunnerStore {
     /// Jobs oldest first with what each was charged (0 until priced).
     public func jobViews(status: JobStatus? = nil, workspace: String? = nil, limit: Int = 1_000) async throws -> [JobView] {
-        try await database.read { db in
-            var conditions: [String] = []
-            var values: [SQLValue] = []
-            if let status { values.append(.text(status.rawValue)); conditions.append("j.status = $\(values.count)") }
-            if let workspace { values.append(.text(workspace)); conditions.append("j.workspace_id = $\(values.count)") }
-            values.append(.integer(Int64(limit)))
-            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            return try db.query("""
+        let (filter, values) = RunnerStore.jobFilter(status: status, workspace: workspace, limit: limit, table: "j")
+        return try await database.read { db in
+            try db.query("""
                 SELECT j.*, u.billable_minutes AS u_billable, u.free_minutes_consumed AS u_free, u.amount_micros AS u_amount
                 FROM runner_jobs j
                 LEFT JOIN runner_usage u ON u.usage_key = j.installation_id || '/' || j.job_id || '/' || j.run_attempt
-                \(filter) ORDER BY j.enqueue_sequence, j.job_id LIMIT $\(values.count)
+                \(filter)
                 """, values).map { row in
                 JobView(job: try RunnerStore.job(from: row), billableMinutes: try row.optionalInt("u_billable") ?? 0,
                         freeMinutesConsumed: try row.optionalInt("u_free") ?? 0, amountMicros: try row.optionalInt("u_amount") ?? 0)
