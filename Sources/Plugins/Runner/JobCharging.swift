@@ -32,7 +32,7 @@ extension JobScheduler {
         let setCharge: (String) async throws -> Void = { status in
             _ = try await store.database.execute("""
                 UPDATE runner_jobs SET charge_status = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(status)])
+                """, job.keyValues + [.text(status)])
         }
         for _ in 0..<4 {
             var usage = try await store.usage(key: key)

@@ -228,7 +228,7 @@ public struct JobScheduler: Sendable {
             let changed = try db.execute("""
                 UPDATE runner_jobs SET status = $4, block_reason = $5, sku = $6, arch = $7, priority = $8, slot_limit = $9, updated_at = $10
                 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
-                """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(status.rawValue),
+                """, job.keyValues + [.text(status.rawValue),
                       SQLValue(decision.verdict == .block ? decision.reason : nil), SQLValue(decision.sku), SQLValue(decision.arch),
                       .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(now)])
             // Scripts can react (e.g. a check run saying why): `runner_job.blocked`, with the job.
@@ -274,7 +274,7 @@ public struct JobScheduler: Sendable {
         _ = try await store.database.execute("""
             UPDATE runner_jobs SET status = 'completed', conclusion = $4, charge_status = 'none', updated_at = $5
             WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
-            """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt), .text(conclusion),
+            """, job.keyValues + [.text(conclusion),
                   .integer(RunnerStore.nowMilliseconds())])
         logger.info("released job no longer queued on GitHub", metadata: ["job": "\(job.key)", "conclusion": "\(conclusion)"])
         return false
@@ -356,7 +356,7 @@ public struct JobScheduler: Sendable {
                         UPDATE runner_jobs SET status = 'provisioning', updated_at = $4, lease_until = $5,
                             provision_requested_at = COALESCE(provision_requested_at, $4)
                         WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'waiting'
-                        """, JobScheduler.key(job) + [.integer(now), .integer(now + JobScheduler.provisionLeaseMilliseconds)])
+                        """, job.keyValues + [.integer(now), .integer(now + JobScheduler.provisionLeaseMilliseconds)])
                     if moved == 1 { claimed.append(job) }
                 }
             }
@@ -389,7 +389,7 @@ public struct JobScheduler: Sendable {
                     UPDATE runner_jobs SET lease_until = $4, provision_requested_at = COALESCE(provision_requested_at, $5)
                     WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioning'
                       AND (lease_until IS NULL OR lease_until < $5)
-                    """, JobScheduler.key(job) + [.integer(now + JobScheduler.provisionLeaseMilliseconds), .integer(now)]) == 1
+                    """, job.keyValues + [.integer(now + JobScheduler.provisionLeaseMilliseconds), .integer(now)]) == 1
             }
         }
         guard !claimed.isEmpty else { return }
@@ -421,11 +421,11 @@ public struct JobScheduler: Sendable {
                         UPDATE runner_jobs SET provider_handle = $4, lease_until = NULL,
                             status = CASE WHEN status = 'provisioning' THEN 'provisioned' ELSE status END, updated_at = $5
                         WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                        """, JobScheduler.key(job) + [.text(handle), .integer(now)])
+                        """, job.keyValues + [.text(handle), .integer(now)])
                 } else {
                     // The slot stays held and the lease makes the next attempt wait a little.
                     _ = try db.execute("UPDATE runner_jobs SET lease_until = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3",
-                                       JobScheduler.key(job) + [.integer(retryAt)])
+                                       job.keyValues + [.integer(retryAt)])
                 }
             }
         }
@@ -439,8 +439,6 @@ public struct JobScheduler: Sendable {
         }
     }
 
-    static func key(_ job: RunnerJob) -> [SQLValue] { [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt)] }
-
     func releaseRunners(_ round: inout Round) async throws {
         let finished = try await store.database.query("""
             SELECT * FROM runner_jobs WHERE status = 'completed' AND provider_handle IS NOT NULL AND released = 0 LIMIT 200
@@ -450,7 +448,7 @@ public struct JobScheduler: Sendable {
                 try await provider.release(job, handle: job.providerHandle ?? "")
                 _ = try await store.database.execute("""
                     UPDATE runner_jobs SET released = 1 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                    """, [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt)])
+                    """, job.keyValues)
                 round.released += 1
             } catch {
                 logger.error("releasing a runner failed", metadata: ["job": "\(job.key)", "error": "\(error)"])

@@ -141,7 +141,7 @@ public struct Reconciler: Sendable {
             let closed = try await store.database.execute("""
                 UPDATE runner_jobs SET status = 'completed', conclusion = 'gone_from_github', charge_status = 'none', updated_at = $5
                 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = $4
-                """, Reconciler.key(job) + [.text(job.status.rawValue), .integer(RunnerStore.nowMilliseconds())])
+                """, job.keyValues + [.text(job.status.rawValue), .integer(RunnerStore.nowMilliseconds())])
             sweep.gone += closed
             return
         }
@@ -189,7 +189,7 @@ public struct Reconciler: Sendable {
         let moved = try await store.database.execute("""
             UPDATE runner_jobs SET status = 'waiting', provider_handle = NULL, lease_until = NULL, updated_at = $5
             WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioned' AND provider_handle = $4
-            """, Reconciler.key(job) + [.text(handle), .integer(RunnerStore.nowMilliseconds())])
+            """, job.keyValues + [.text(handle), .integer(RunnerStore.nowMilliseconds())])
         return moved == 1
     }
 
@@ -286,8 +286,6 @@ public struct Reconciler: Sendable {
                         name: job.name, labels: job.labels, startedAt: job.startedAt, completedAt: job.completedAt,
                         conclusion: job.conclusion, runnerName: job.runnerName, headSha: job.headSha, createdAt: job.createdAt)
     }
-
-    static func key(_ job: RunnerJob) -> [SQLValue] { [.integer(job.installationID), .integer(job.jobID), .integer(job.runAttempt)] }
 
     /// `owner/name` checked to be two GitHub names, so it is safe in a path.
     static func repositoryPath(_ repository: String) throws -> String {

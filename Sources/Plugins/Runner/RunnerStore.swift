@@ -73,6 +73,8 @@ public struct RunnerJob: Sendable, Codable, Equatable {
     public var provisionRequestedAt: Int64?
 
     public var key: String { "\(installationID)/\(jobID)/\(runAttempt)" }
+    /// The key as the parameters $1, $2, $3 of a statement on `runner_jobs`.
+    var keyValues: [SQLValue] { [.integer(installationID), .integer(jobID), .integer(runAttempt)] }
 
     public init(installationID: Int64, jobID: Int64, runAttempt: Int64, workspaceID: String, repository: String, name: String,
                 labels: [String], status: JobStatus, blockReason: String? = nil, sku: String? = nil, arch: String? = nil,
