@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CLua", path: "Sources/Bindings/CLua", providers: [.apt(["liblua5.4-dev"])]),
         .target(name: "CLuaShim", dependencies: ["CLua"], path: "Sources/Bindings/CLuaShim"),
         .systemLibrary(name: "CSQLite", path: "Sources/Bindings/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "CSQLiteShim", dependencies: ["CSQLite"], path: "Sources/Bindings/CSQLiteShim"),
         .systemLibrary(name: "CLibPQ", path: "Sources/Bindings/CLibPQ", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/Bindings/CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/Bindings/CCurlShim"),
@@ -34,7 +35,7 @@ let package = Package(
         // MARK: safe Swift modules over them
         .target(name: "BlockingPool", path: "Sources/Bindings/BlockingPool", swiftSettings: swiftSettings),
         .target(name: "Lua", dependencies: ["CLua", "CLuaShim"], path: "Sources/Bindings/Lua", swiftSettings: swiftSettings),
-        .target(name: "SQL", dependencies: ["CSQLite", "CLibPQ", "BlockingPool", .product(name: "Logging", package: "swift-log")],
+        .target(name: "SQL", dependencies: ["CSQLite", "CSQLiteShim", "CLibPQ", "BlockingPool", .product(name: "Logging", package: "swift-log")],
                 path: "Sources/Bindings/SQL", swiftSettings: swiftSettings),
         .target(name: "HTTPClient", dependencies: ["CCurl", "CCurlShim", "BlockingPool"], path: "Sources/Bindings/HTTPClient", swiftSettings: swiftSettings),
         .target(name: "TenkiCrypto", dependencies: ["CCrypto"], path: "Sources/Bindings/Crypto", swiftSettings: swiftSettings),

@@ -154,6 +154,63 @@ struct SQLTests {
         await db.close()
     }
 
+    @Test("what the SQLite writer commits is in its files for another process, through a transaction larger than its cache and checkpoints")
+    func sqliteWALBufferingWritesThrough() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let db = try test.open()
+        let path = test.url.replacingOccurrences(of: "sqlite:", with: "")
+        try await db.execute("CREATE TABLE w (id BIGINT PRIMARY KEY, data BLOB NOT NULL)")
+        // Byte i of row id's data is (id * 31 + i * 7) mod 256: another process can check it.
+        func data(_ id: Int, bytes: Int) -> [UInt8] {
+            let pattern = (0..<256).map { UInt8(truncatingIfNeeded: id &* 31 &+ $0 &* 7) }
+            return Array(repeating: pattern, count: bytes / 256).flatMap { $0 }
+        }
+        // 40 MiB in one transaction: more than the writer's page cache (32 MiB), so SQLite spills
+        // pages to the WAL mid-transaction and reads them back; many times the 1 MiB WAL buffer.
+        // Read back inside the transaction: spilled pages come from the WAL, some still buffered.
+        let readBack = try await db.transaction { tx -> Int in
+            for id in 0..<40 { try tx.execute("INSERT INTO w (id, data) VALUES ($1, $2)", [.integer(Int64(id)), .blob(data(id, bytes: 1 << 20))]) }
+            return try (0..<40).filter { id in try tx.query("SELECT data FROM w WHERE id = $1", [.integer(Int64(id))])[0].bytes("data") == data(id, bytes: 1 << 20) }.count
+        }
+        #expect(readBack == 40)
+        // Then many small commits in groups, past the WAL sizes that start checkpoints.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for id in 40..<3_040 {
+                group.addTask { try await db.execute("INSERT INTO w (id, data) VALUES ($1, $2)", [.integer(Int64(id)), .blob(data(id, bytes: 2_048))]) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await db.query("SELECT COUNT(*) AS n FROM w")[0].int("n") == 3_040)
+        #expect(try await db.query("SELECT data FROM w WHERE id = 39")[0].bytes("data") == data(39, bytes: 1 << 20))
+        // Python's own SQLite, in another process, reads the files while the writer is still open
+        // (committed frames must be in the WAL file, not in a buffer) and again after it closed.
+        let check = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            n = 0
+            for id, data in db.execute("SELECT id, data FROM w ORDER BY id"):
+                pattern = bytes(((id * 31 + i * 7) & 0xff) for i in range(256))
+                assert data == pattern * (len(data) // 256), id
+                assert len(data) == (1 << 20 if id < 40 else 2048), id
+                n += 1
+            print(n)
+            """
+        for pass in 0..<2 {
+            if pass == 1 { await db.close() }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", check, path]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            process.waitUntilExit()
+            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(process.terminationStatus == 0)
+            #expect(printed.trimmingCharacters(in: .whitespacesAndNewlines) == "3040")
+        }
+    }
+
     @Test("prepared statements are cached and reused", arguments: DriverKind.allCases)
     func preparedStatementCache(_ kind: DriverKind) async throws {
         let test = try TestDatabase.make(kind)

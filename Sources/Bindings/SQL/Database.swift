@@ -87,6 +87,13 @@ public enum SQLLimits {
     public static let sqliteCheckpointWALPages = 4_000
     /// WAL pages after which the writer checkpoints itself, the background one falling behind.
     public static let sqliteWriterCheckpointWALPages = 16_000
+    /// Passes of the background checkpoint at most (each copies what was committed during the
+    /// one before), and the frames a pass copies below which it stops.
+    public static let sqliteCheckpointPasses = 6
+    public static let sqliteCheckpointTailFrames = 100
+    /// Bytes of copied database pages written to the device at a time by the background
+    /// checkpoint: a commit's WAL sync waits behind at most this much.
+    public static let sqliteWriteBackPieceBytes: Int64 = 1 << 20
     /// Page cache of the SQLite writer connection, in KiB (SQLite's default is 2,000): a large
     /// batch's pages stay in memory until commit instead of spilling to the WAL and being read back.
     public static let sqliteWriterCacheKibibytes = 32_768

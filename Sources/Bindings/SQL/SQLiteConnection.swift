@@ -1,4 +1,5 @@
 import CSQLite
+import CSQLiteShim
 import Foundation
 
 private let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
@@ -13,8 +14,10 @@ final class SQLiteConnection: SQLConnection {
         let flags = readOnly
             ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        // Writers gather each commit's WAL writes into one (see tenki_sqlite_vfs.c).
+        let vfs = readOnly ? nil : SQLiteConnection.walBufferingVFS
         var db: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        let rc = sqlite3_open_v2(path, &db, flags, vfs)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close_v2(db)
@@ -40,6 +43,11 @@ final class SQLiteConnection: SQLConnection {
 
     deinit { close() }
 
+    /// The WAL-buffering VFS's name once registered (nil, and SQLite's default VFS, if that failed).
+    private static let walBufferingVFS: UnsafePointer<CChar>? = {
+        tenki_sqlite_register_vfs() == SQLITE_OK ? tenki_sqlite_vfs_name : nil
+    }()
+
     /// Stops SQLite from checkpointing inside commits and reports WAL growth instead: the
     /// callback gets the WAL's page count after each commit (see `SQLiteDatabase`).
     func onWALCommit(context: UnsafeMutableRawPointer,
@@ -47,9 +55,13 @@ final class SQLiteConnection: SQLConnection {
         sqlite3_wal_hook(handle, callback, context)
     }
 
-    /// A checkpoint that never blocks writers or readers; copies what it can.
-    func passiveCheckpoint() {
-        sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+    /// A checkpoint that never blocks writers or readers; copies what it can. Returns the WAL's
+    /// frames and how many of them are now copied to the database file.
+    @discardableResult
+    func passiveCheckpoint() -> (frames: Int, copied: Int) {
+        var frames: Int32 = 0, copied: Int32 = 0
+        sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied)
+        return (Int(frames), Int(copied))
     }
 
     func close() {

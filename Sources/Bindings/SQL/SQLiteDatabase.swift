@@ -1,4 +1,5 @@
 import BlockingPool
+import CSQLiteShim
 import Foundation
 
 /// SQLite in WAL mode: one writer connection and a few readers.
@@ -24,6 +25,9 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     /// The WAL's round (see `walRound`) in which a background checkpoint last finished, until
     /// the writer copies what it left.
     private var checkpointCopiedBulkInRound: Int?
+    /// The database file, for the background checkpoint to write back what it copied (see
+    /// `walGrew`); -1 once closed. Checkpoint thread only.
+    private var databaseFile: Int32
     /// How many times the WAL started over, and its pages after the last commit (writer thread only).
     private var walRound = 0
     private var walPagesBefore = 0
@@ -42,6 +46,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
         }
         writer = try SQLiteConnection(path: path, readOnly: false)
         checkpointer = try SQLiteConnection(path: path, readOnly: false)
+        databaseFile = open(path, O_RDONLY | O_CLOEXEC)
         readers = try (0..<readerCount).map { _ in try SQLiteConnection(path: path, readOnly: true) }
         readerPool = BlockingThreadPool(name: "tenki-sqlite-reader", maxThreads: readerCount)
         freeReaders = Array(0..<readerCount)
@@ -60,6 +65,9 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     /// is copied: left alone, the WAL grows without end and every commit appends to a longer
     /// file. So once the background checkpoint has copied the bulk, the writer copies the few
     /// frames committed since, between two transactions, and the next one starts the WAL over.
+    /// SQLite flushes the database file only in that last checkpoint, the one that copied every
+    /// frame: the background one writes its pages back itself, so the writer's flush (which the
+    /// commit it follows waits for) carries only the few pages it copied.
     private func walGrew(pages: Int) {
         if pages < walPagesBefore { walRound += 1 }   // the WAL started over
         walPagesBefore = pages
@@ -83,7 +91,17 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
         case .writer: writer.passiveCheckpoint()
         case .background:
             checkpointThread.submit {
-                self.checkpointer.passiveCheckpoint()
+                // Copies the bulk, then what was committed meanwhile, until a pass copies less
+                // than about a commit's worth. Each pass's pages go to the device at once, a piece
+                // at a time: the writer's own checkpoint (above) then flushes only its few pages,
+                // and no commit's WAL sync queues behind a whole checkpoint's worth of writes.
+                var copiedBefore = 0
+                for _ in 0..<SQLLimits.sqliteCheckpointPasses {
+                    let copied = self.checkpointer.passiveCheckpoint().copied
+                    if self.databaseFile >= 0 { tenki_write_back(self.databaseFile, SQLLimits.sqliteWriteBackPieceBytes) }
+                    if copied - copiedBefore < SQLLimits.sqliteCheckpointTailFrames { break }
+                    copiedBefore = copied
+                }
                 self.lock.withLock {
                     self.checkpointScheduled = false
                     self.checkpointCopiedBulkInRound = round
@@ -214,7 +232,11 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
 
     public func close() async {
         _ = try? await writerThread.run { self.writer.close() }
-        _ = try? await checkpointThread.run { self.checkpointer.close() }
+        _ = try? await checkpointThread.run {
+            self.checkpointer.close()
+            if self.databaseFile >= 0 { Foundation.close(self.databaseFile) }
+            self.databaseFile = -1
+        }
         _ = try? await readerPool.run { self.lock.withLock { self.readers.forEach { $0.close() } } }
     }
 }
