@@ -82,11 +82,13 @@ public enum SQLLimits {
     /// Logical transactions merged into one SQLite commit by group commit.
     public static let maxGroupCommitTransactions = 512
     /// WAL pages after which a background checkpoint runs (SQLite's own default is 1,000). More
-    /// than SQLite's default: a page changed by many commits in between is copied once, and with
-    /// the WAL started over after each checkpoint the file stays this size (16 MiB).
-    public static let sqliteCheckpointWALPages = 4_000
+    /// than SQLite's default: a page changed by many commits in between is copied once, and the
+    /// writer's short pause to finish each round (see `SQLiteDatabase.walGrew`) comes once in
+    /// ~200 ledger commits, not every ~50 (which put it in the 99th percentile). With the WAL
+    /// started over after each round the file stays about this size (64 MiB of 4 KiB pages).
+    public static let sqliteCheckpointWALPages = 16_000
     /// WAL pages after which the writer checkpoints itself, the background one falling behind.
-    public static let sqliteWriterCheckpointWALPages = 16_000
+    public static let sqliteWriterCheckpointWALPages = 64_000
     /// Passes of the background checkpoint at most (each copies what was committed during the
     /// one before), and the frames a pass copies below which it stops.
     public static let sqliteCheckpointPasses = 6

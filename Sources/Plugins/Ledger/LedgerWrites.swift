@@ -11,6 +11,7 @@ extension LedgerStore {
     static func save(_ db: any SQLConnection, state: LedgerState, accountsBefore: [ID128: Account],
                      transfersBefore: [ID128: Transfer], pendingBefore: [ID128: LedgerState.PendingStatus],
                      lastTimestampBefore: UInt64, generationBefore: Int64, cache: LedgerAccountCache) throws {
+        let (insert, update) = verbs(db)
         var created: [Account] = []
         var changed: [Account] = []
         for (id, account) in state.accounts where accountsBefore[id] != account {
@@ -19,7 +20,7 @@ extension LedgerStore {
         created.sort { $0.id < $1.id }
         changed.sort { $0.id < $1.id }
         try executeChunked(db, rows: created.count, columns: 12, sql: { values in """
-            INSERT INTO ledger_accounts (id, ledger, code, flags, user_data_128, user_data_64, user_data_32,
+            \(insert) INTO ledger_accounts (id, ledger, code, flags, user_data_128, user_data_64, user_data_32,
                 debits_pending, debits_posted, credits_pending, credits_posted, timestamp)
             VALUES \(values)
             """ }) { i, p in
@@ -30,7 +31,7 @@ extension LedgerStore {
         }
         // VALUES columns are column1...column5 on both drivers; parameters arrive as text on PostgreSQL.
         try executeChunked(db, rows: changed.count, columns: 5, sql: { values in """
-            UPDATE ledger_accounts SET debits_pending = CAST(v.column2 AS BIGINT), debits_posted = CAST(v.column3 AS BIGINT),
+            \(update) ledger_accounts SET debits_pending = CAST(v.column2 AS BIGINT), debits_posted = CAST(v.column3 AS BIGINT),
                 credits_pending = CAST(v.column4 AS BIGINT), credits_posted = CAST(v.column5 AS BIGINT)
             FROM (VALUES \(values)) AS v WHERE ledger_accounts.id = v.column1
             """ }) { i, p in
@@ -41,7 +42,7 @@ extension LedgerStore {
         var fresh = state.transfers.values.filter { transfersBefore[$0.id] == nil }
         fresh.sort { $0.timestamp < $1.timestamp }
         try executeChunked(db, rows: fresh.count, columns: 13, sql: { values in """
-            INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64,
+            \(insert) INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64,
                 user_data_32, timeout, ledger, code, flags, timestamp)
             VALUES \(values)
             """ }) { i, p in
@@ -53,7 +54,7 @@ extension LedgerStore {
         }
         let statuses = state.pendingStatus.filter { pendingBefore[$0.key] != $0.value }.sorted { $0.key < $1.key }
         try executeChunked(db, rows: statuses.count, columns: 3, sql: { values in """
-            INSERT INTO ledger_pending (id, status, expires_at) VALUES \(values)
+            \(insert) INTO ledger_pending (id, status, expires_at) VALUES \(values)
             ON CONFLICT (id) DO UPDATE SET status = excluded.status
             """ }) { i, p in
             let (id, status) = statuses[i]
@@ -73,8 +74,9 @@ extension LedgerStore {
 
     /// Appends balance-history rows.
     static func insertHistory(_ db: any SQLConnection, _ rows: [AccountBalance]) throws {
+        let insert = verbs(db).insert
         try executeChunked(db, rows: rows.count, columns: 9, sql: { values in """
-            INSERT INTO ledger_account_balances (account_id, timestamp, transfer_id, code, debited, debits_pending, debits_posted,
+            \(insert) INTO ledger_account_balances (account_id, timestamp, transfer_id, code, debited, debits_pending, debits_posted,
                 credits_pending, credits_posted)
             VALUES \(values)
             """ }) { i, p in
@@ -82,6 +84,15 @@ extension LedgerStore {
             p += [.text(b.accountID.description), s(b.timestamp), .text(b.transferID.description), .integer(Int64(b.code)),
                   .integer(b.debited ? 1 : 0), s(b.debitsPending), s(b.debitsPosted), s(b.creditsPending), s(b.creditsPosted)]
         }
+    }
+
+    /// The verbs of the multi-row writes. On SQLite, `OR FAIL`: a failing statement keeps the
+    /// rows it wrote before the failure instead of undoing itself, so SQLite needs no statement
+    /// journal, the in-memory copy of every page the statement changes (40% of a batch's
+    /// insert). Nothing is lost by it: any failure throws out of the transaction's body, and the
+    /// whole transaction (or its group-commit savepoint) is rolled back.
+    static func verbs(_ db: any SQLConnection) -> (insert: String, update: String) {
+        db.dialect == .sqlite ? ("INSERT OR FAIL", "UPDATE OR FAIL") : ("INSERT", "UPDATE")
     }
 
     /// A zero id (most transfers' pending id and user data, most accounts' user data) is stored
