@@ -31,6 +31,8 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     /// How many times the WAL started over, and its pages after the last commit (writer thread only).
     private var walRound = 0
     private var walPagesBefore = 0
+    /// The writer copies the WAL's last frames once the current group is answered (writer thread only).
+    private var writerCheckpointDue = false
 
     private let readers: [SQLiteConnection]
     /// One thread per reader connection: a job always finds a free connection.
@@ -66,8 +68,9 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     /// file. So once the background checkpoint has copied the bulk, the writer copies the few
     /// frames committed since, between two transactions, and the next one starts the WAL over.
     /// SQLite flushes the database file only in that last checkpoint, the one that copied every
-    /// frame: the background one writes its pages back itself, so the writer's flush (which the
-    /// commit it follows waits for) carries only the few pages it copied.
+    /// frame: the background one writes its pages back itself, so the writer's flush carries
+    /// only the few pages it copied. It runs after the commit's callers are answered (this hook
+    /// runs inside COMMIT), so only the transactions queued behind it wait for it.
     private func walGrew(pages: Int) {
         if pages < walPagesBefore { walRound += 1 }   // the WAL started over
         walPagesBefore = pages
@@ -88,7 +91,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
         }
         switch step {
         case .none: return
-        case .writer: writer.passiveCheckpoint()
+        case .writer: writerCheckpointDue = true
         case .background:
             checkpointThread.submit {
                 // Copies the bulk, then what was committed meanwhile, until a pass copies less
@@ -147,6 +150,10 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
             pending.removeFirst(take)
             lock.unlock()
             commitGroup(group)
+            if writerCheckpointDue {
+                writerCheckpointDue = false
+                writer.passiveCheckpoint()
+            }
         }
     }
 
