@@ -2,20 +2,22 @@
 // in memory and reach the file in one write when SQLite syncs it.
 //
 // A commit appends each changed page to the WAL as two writes (a 24-byte frame header, then the
-// page): a 95-page commit is 190 system calls before its one fsync. Gathered, it is six. Nothing is acknowledged differently: SQLite syncs the WAL at every
-// commit under synchronous=FULL (the only mode the writer connection uses) and the buffer is
-// written before that sync, so a commit is on disk exactly when it was before. Before a read
-// that overlaps the buffer, a truncate, a size query, a file control or a close, the buffer is
-// written first, so the file reads as if every write had gone straight to it.
+// page): a 95-page commit is 190 system calls before its one fsync. Gathered, it is six. Nothing
+// is acknowledged differently: SQLite syncs the WAL at every commit under synchronous=FULL (the
+// only mode the writer connection uses) and the buffer is written before that sync, so a commit
+// is on disk exactly when it was before. Before a read that overlaps the buffer, a truncate, a
+// size query, a file control or a close, the buffer is written first, so the file reads as if
+// every write had gone straight to it.
 //
-// Only connections that name this VFS use it (the writer); readers and the checkpointer read
-// committed frames, which a sync has already written.
+// Only connections that name this VFS use it (the writer, and the checkpointer, which appends
+// nothing to the WAL); readers read committed frames, which a sync has already written.
 #define _GNU_SOURCE
 #include <sqlite3.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include "tenki_sqlite.h"
 
