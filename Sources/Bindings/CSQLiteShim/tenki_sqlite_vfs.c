@@ -6,8 +6,15 @@
 // is acknowledged differently: SQLite syncs the WAL at every commit under synchronous=FULL (the
 // only mode the writer connection uses) and the buffer is written before that sync, so a commit
 // is on disk exactly when it was before. Before a read that overlaps the buffer, a truncate, a
-// size query, a file control or a close, the buffer is written first, so the file reads as if
-// every write had gone straight to it.
+// size query or a file control, the buffer is written first, so the file reads as if every write
+// had gone straight to it. A commit's frames are written out right after its commit frame (before
+// SQLite publishes the commit to other connections), whatever the synchronous setting.
+//
+// What is still buffered when the connection gives up the WAL's write lock belongs to a
+// transaction that rolled back (its pages spilled to the WAL, then were abandoned): it is thrown
+// away, never written, since another writer may already be appending at those offsets. To see
+// that lock (taken on the database file's shared memory), each WAL file is paired with its
+// connection's database file; a WAL that cannot be paired is not buffered.
 //
 // Only connections that name this VFS use it (the writer, and the checkpointer, which appends
 // nothing to the WAL); readers read committed frames, which a sync has already written.
@@ -18,6 +25,7 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <pthread.h>
 #include <string.h>
 #include "tenki_sqlite.h"
 
@@ -29,11 +37,19 @@ typedef struct TenkiFile {
     sqlite3_file base;
     sqlite3_file *real;         // the default VFS's file, allocated right after this struct
     int is_wal;
-    unsigned char *buffer;      // is_wal only: gathered writes, contiguous from buffer_start
+    unsigned char *buffer;      // paired WAL only: gathered writes, contiguous from buffer_start
     sqlite3_int64 buffer_start;
     int buffer_length;
     int buffer_capacity;
+    int commit_page_next;       // the last write was a commit frame's header: its page is next
+    const char *name;           // main database file: the name SQLite opened it by (its pager's)
+    struct TenkiFile *wal;      // main database file: its connection's WAL, once opened
+    struct TenkiFile *db;       // WAL: its connection's main database file
+    struct TenkiFile *next;     // main database files open through this VFS, for pairing
 } TenkiFile;
+
+static pthread_mutex_t open_files_lock = PTHREAD_MUTEX_INITIALIZER;
+static TenkiFile *open_main_files;
 
 static sqlite3_vfs *real_vfs;
 static sqlite3_vfs tenki_vfs;
@@ -53,13 +69,25 @@ static int flush(TenkiFile *f) {
     return rc;
 }
 
+static void discard(TenkiFile *f) {
+    f->buffer_length = 0;
+    f->commit_page_next = 0;
+}
+
 static int t_close(sqlite3_file *file) {
     TenkiFile *f = (TenkiFile *)file;
-    int rc = flush(f);
-    int rc2 = f->real->pMethods->xClose(f->real);
+    discard(f);   // a commit's frames are never left here: anything is an abandoned transaction's
+    pthread_mutex_lock(&open_files_lock);
+    if (f->db != NULL) f->db->wal = NULL;
+    if (f->wal != NULL) f->wal->db = NULL;
+    for (TenkiFile **p = &open_main_files; *p != NULL; p = &(*p)->next) {
+        if (*p == f) { *p = f->next; break; }
+    }
+    pthread_mutex_unlock(&open_files_lock);
+    int rc = f->real->pMethods->xClose(f->real);
     free(f->buffer);
     f->buffer = NULL;
-    return rc != SQLITE_OK ? rc : rc2;
+    return rc;
 }
 
 static int t_read(sqlite3_file *file, void *out, int amount, sqlite3_int64 offset) {
@@ -71,9 +99,7 @@ static int t_read(sqlite3_file *file, void *out, int amount, sqlite3_int64 offse
     return f->real->pMethods->xRead(f->real, out, amount, offset);
 }
 
-static int t_write(sqlite3_file *file, const void *data, int amount, sqlite3_int64 offset) {
-    TenkiFile *f = (TenkiFile *)file;
-    if (!f->is_wal) return f->real->pMethods->xWrite(f->real, data, amount, offset);
+static int buffered_write(TenkiFile *f, const void *data, int amount, sqlite3_int64 offset) {
     int contiguous = f->buffer_length > 0 && offset == f->buffer_start + f->buffer_length;
     if (f->buffer_length > 0 && (!contiguous || f->buffer_length + amount > TENKI_WAL_BUFFER_MAX)) {
         int rc = flush(f);
@@ -96,6 +122,23 @@ static int t_write(sqlite3_file *file, const void *data, int amount, sqlite3_int
     memcpy(f->buffer + f->buffer_length, data, (size_t)amount);
     f->buffer_length += amount;
     return SQLITE_OK;
+}
+
+// A WAL frame header is 24 bytes (pages are at least 512); bytes 4-7 hold the database size in
+// pages for a commit frame and zero for any other (SQLite's WAL file format).
+static int is_commit_frame_header(const void *data, int amount) {
+    const unsigned char *h = data;
+    return amount == 24 && (h[4] | h[5] | h[6] | h[7]) != 0;
+}
+
+static int t_write(sqlite3_file *file, const void *data, int amount, sqlite3_int64 offset) {
+    TenkiFile *f = (TenkiFile *)file;
+    if (!f->is_wal || f->db == NULL) return f->real->pMethods->xWrite(f->real, data, amount, offset);
+    int commit_page = f->commit_page_next && amount != 24;
+    f->commit_page_next = is_commit_frame_header(data, amount);
+    int rc = buffered_write(f, data, amount, offset);
+    if (rc == SQLITE_OK && commit_page) rc = flush(f);
+    return rc;
 }
 
 static int t_truncate(sqlite3_file *file, sqlite3_int64 size) {
@@ -158,10 +201,15 @@ static int t_shm_map(sqlite3_file *file, int page, int size, int extend, void vo
     return f->real->pMethods->xShmMap(f->real, page, size, extend, out);
 }
 
+// Offset 0 of the shared-memory locks is the WAL's write lock (SQLite's WAL_WRITE_LOCK).
 static int t_shm_lock(sqlite3_file *file, int offset, int n, int flags) {
     TenkiFile *f = (TenkiFile *)file;
     if (!has_version(f, 2)) return SQLITE_IOERR;
-    return f->real->pMethods->xShmLock(f->real, offset, n, flags);
+    int rc = f->real->pMethods->xShmLock(f->real, offset, n, flags);
+    if (rc == SQLITE_OK && offset == 0 && (flags & SQLITE_SHM_UNLOCK) && (flags & SQLITE_SHM_EXCLUSIVE) && f->wal != NULL) {
+        discard(f->wal);
+    }
+    return rc;
 }
 
 static void t_shm_barrier(sqlite3_file *file) {
@@ -203,6 +251,25 @@ static int t_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, i
         return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
     }
     f->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
+    // The pager opens its database file by a name whose memory it also derives the WAL's name
+    // from: sqlite3_filename_database(WAL name) is that same pointer, so it pairs the two files
+    // of one connection even when several connections open the same path.
+    pthread_mutex_lock(&open_files_lock);
+    if ((flags & SQLITE_OPEN_MAIN_DB) && name != NULL) {
+        f->name = name;
+        f->next = open_main_files;
+        open_main_files = f;
+    } else if (f->is_wal && name != NULL) {
+        const char *database = sqlite3_filename_database(name);
+        for (TenkiFile *m = open_main_files; m != NULL; m = m->next) {
+            if (m->name == database && m->wal == NULL) {
+                m->wal = f;
+                f->db = m;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&open_files_lock);
     f->base.pMethods = &tenki_io_methods;
     return SQLITE_OK;
 }

@@ -15,7 +15,13 @@ final class SQLiteConnection: SQLConnection {
             ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         // Writers gather each commit's WAL writes into one (see tenki_sqlite_vfs.c).
-        let vfs = readOnly ? nil : SQLiteConnection.walBufferingVFS
+        var vfs: UnsafePointer<CChar>? = nil
+        if !readOnly {
+            guard let name = SQLiteConnection.walBufferingVFS else {
+                throw SQLError(.connection, "cannot register the WAL-buffering SQLite VFS")
+            }
+            vfs = name
+        }
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, flags, vfs)
         guard rc == SQLITE_OK, let db else {
@@ -43,10 +49,13 @@ final class SQLiteConnection: SQLConnection {
 
     deinit { close() }
 
-    /// The WAL-buffering VFS's name once registered (nil, and SQLite's default VFS, if that failed).
+    /// The WAL-buffering VFS's name once registered (nil if that failed).
     private static let walBufferingVFS: UnsafePointer<CChar>? = {
         tenki_sqlite_register_vfs() == SQLITE_OK ? tenki_sqlite_vfs_name : nil
     }()
+
+    /// Whether no transaction is open (SQLite rolled it back, or none was begun).
+    var isAutocommit: Bool { handle.map { sqlite3_get_autocommit($0) != 0 } ?? true }
 
     /// Stops SQLite from checkpointing inside commits and reports WAL growth instead: the
     /// callback gets the WAL's page count after each commit (see `SQLiteDatabase`).

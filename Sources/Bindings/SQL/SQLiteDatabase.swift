@@ -26,8 +26,8 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     /// the writer copies what it left.
     private var checkpointCopiedBulkInRound: Int?
     /// The database file, for the background checkpoint to write back what it copied (see
-    /// `walGrew`); -1 once closed. Checkpoint thread only.
-    private var databaseFile: Int32
+    /// `walGrew`), or -1. Never closed: see `writeBackFile(path:)`.
+    private let databaseFile: Int32
     /// How many times the WAL started over, and its pages after the last commit (writer thread only).
     private var walRound = 0
     private var walPagesBefore = 0
@@ -39,16 +39,24 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     private let readerPool: BlockingThreadPool
     private var freeReaders: [Int]
 
-    /// Opens (creating if needed) the database file and its parent directory.
-    public init(path: String, readers readerCount: Int = 4) throws {
+    /// WAL pages that start a background checkpoint, and that make the writer checkpoint itself.
+    private let checkpointWALPages: Int
+    private let writerCheckpointWALPages: Int
+
+    /// Opens (creating if needed) the database file and its parent directory. The checkpoint
+    /// thresholds are `SQLLimits`' unless a test wants many rounds from little data.
+    public init(path: String, readers readerCount: Int = 4, checkpointWALPages: Int = SQLLimits.sqliteCheckpointWALPages,
+                writerCheckpointWALPages: Int = SQLLimits.sqliteWriterCheckpointWALPages) throws {
         self.path = path
+        self.checkpointWALPages = checkpointWALPages
+        self.writerCheckpointWALPages = writerCheckpointWALPages
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         writer = try SQLiteConnection(path: path, readOnly: false)
         checkpointer = try SQLiteConnection(path: path, readOnly: false)
-        databaseFile = open(path, O_RDONLY | O_CLOEXEC)
+        databaseFile = SQLiteDatabase.writeBackFile(path: path)
         readers = try (0..<readerCount).map { _ in try SQLiteConnection(path: path, readOnly: true) }
         readerPool = BlockingThreadPool(name: "tenki-sqlite-reader", maxThreads: readerCount)
         freeReaders = Array(0..<readerCount)
@@ -57,6 +65,21 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
             let database = Unmanaged<SQLiteDatabase>.fromOpaque(context!).takeUnretainedValue()
             database.walGrew(pages: Int(pages))
             return 0  // SQLITE_OK
+        }
+    }
+
+    private static let writeBackFilesLock = NSLock()
+    nonisolated(unsafe) private static var writeBackFiles: [String: Int32] = [:]
+
+    /// A descriptor of the database file at `path`, opened once per process and kept open:
+    /// closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+    /// own connections' included (other processes could then take locks SQLite believes it holds).
+    private static func writeBackFile(path: String) -> Int32 {
+        writeBackFilesLock.withLock {
+            if let fd = writeBackFiles[path] { return fd }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 { writeBackFiles[path] = fd }
+            return fd
         }
     }
 
@@ -74,12 +97,12 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     private func walGrew(pages: Int) {
         if pages < walPagesBefore { walRound += 1 }   // the WAL started over
         walPagesBefore = pages
-        guard pages >= SQLLimits.sqliteCheckpointWALPages else { return }
+        guard pages >= checkpointWALPages else { return }
         enum Step { case none, background, writer }
         let round = walRound
         let step: Step = lock.withLock {
             // A checkpoint of an earlier round, which the WAL started over after, left nothing.
-            if checkpointCopiedBulkInRound == round || pages >= SQLLimits.sqliteWriterCheckpointWALPages {
+            if checkpointCopiedBulkInRound == round || pages >= writerCheckpointWALPages {
                 // The background checkpointer copied the bulk (only the tail is left), or it is
                 // not keeping up at all: the writer copies what is left.
                 checkpointCopiedBulkInRound = nil
@@ -184,16 +207,32 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
                     results.append(.failure(error))
                 }
             } else {
-                for write in group {
+                var lost: Int?   // the write whose failure took the whole transaction with it
+                for (index, write) in group.enumerated() {
                     do {
                         try writer.execute("SAVEPOINT tenki_group")
                         let value = try write.run(writer)
                         try writer.execute("RELEASE tenki_group")
                         results.append(.success(value))
                     } catch {
-                        try? writer.executeScript("ROLLBACK TO tenki_group; RELEASE tenki_group")
                         results.append(.failure(error))
+                        // The failed write is undone alone, unless SQLite already rolled back the
+                        // whole transaction (an I/O error, a full disk, OR ROLLBACK) or the
+                        // savepoint cannot be rolled back: then the writes before it are gone too.
+                        let undone = (try? writer.executeScript("ROLLBACK TO tenki_group; RELEASE tenki_group")) != nil
+                        if !undone || writer.isAutocommit {
+                            lost = index
+                            break
+                        }
                     }
+                }
+                if let lost {
+                    try? writer.executeScript("ROLLBACK")
+                    group[lost].complete(results[lost])
+                    group.remove(at: lost)   // the others run again, in a new transaction
+                    if group.isEmpty { return }
+                    attempt = 0
+                    continue
                 }
             }
             do {
@@ -241,8 +280,6 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
         _ = try? await writerThread.run { self.writer.close() }
         _ = try? await checkpointThread.run {
             self.checkpointer.close()
-            if self.databaseFile >= 0 { Foundation.close(self.databaseFile) }
-            self.databaseFile = -1
         }
         _ = try? await readerPool.run { self.lock.withLock { self.readers.forEach { $0.close() } } }
     }
