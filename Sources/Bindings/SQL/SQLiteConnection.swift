@@ -64,13 +64,13 @@ final class SQLiteConnection: SQLConnection {
         sqlite3_wal_hook(handle, callback, context)
     }
 
-    /// A checkpoint that never blocks writers or readers; copies what it can. Returns the WAL's
-    /// frames and how many of them are now copied to the database file.
+    /// A checkpoint that never blocks writers or readers; copies what it can. Returns how many of
+    /// the WAL's frames are now copied to the database file.
     @discardableResult
-    func passiveCheckpoint() -> (frames: Int, copied: Int) {
-        var frames: Int32 = 0, copied: Int32 = 0
-        sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied)
-        return (Int(frames), Int(copied))
+    func passiveCheckpoint() -> Int {
+        var copied: Int32 = 0
+        sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, &copied)
+        return Int(copied)
     }
 
     func close() {

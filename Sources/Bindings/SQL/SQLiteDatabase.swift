@@ -123,7 +123,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
                 // and no commit's WAL sync queues behind a whole checkpoint's worth of writes.
                 var copiedBefore = 0
                 for _ in 0..<SQLLimits.sqliteCheckpointPasses {
-                    let copied = self.checkpointer.passiveCheckpoint().copied
+                    let copied = self.checkpointer.passiveCheckpoint()
                     if self.databaseFile >= 0 { tenki_write_back(self.databaseFile, SQLLimits.sqliteWriteBackPieceBytes) }
                     if copied - copiedBefore < SQLLimits.sqliteCheckpointTailFrames { break }
                     copiedBefore = copied
@@ -278,9 +278,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
 
     public func close() async {
         _ = try? await writerThread.run { self.writer.close() }
-        _ = try? await checkpointThread.run {
-            self.checkpointer.close()
-        }
+        _ = try? await checkpointThread.run { self.checkpointer.close() }
         _ = try? await readerPool.run { self.lock.withLock { self.readers.forEach { $0.close() } } }
     }
 }
