@@ -9,7 +9,7 @@ seconds=${1:-10}
 tools/install-deps.sh
 swift build -c release --product tenki >&2
 tenki=$PWD/.build/release/tenki
-payload=$(cd ../shared/fixtures/github && pwd)/workflow_job.queued.payload.json
+payload=$PWD/Tests/Fixtures/github/workflow_job.queued.payload.json
 [ -f "$payload" ] || { echo "fixture missing: $payload" >&2; exit 1; }
 
 if [ -z "${TENKI_TEST_POSTGRES_URL:-}" ]; then

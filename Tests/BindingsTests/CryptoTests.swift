@@ -22,7 +22,7 @@ struct SignatureTests {
     }
 
     static func vectors() throws -> Vectors {
-        let path = Fixtures.shared + "/signatures.json"
+        let path = Fixtures.directory + "/signatures.json"
         guard let data = FileManager.default.contents(atPath: path) else { throw MissingDependency(description: "cannot read \(path)") }
         return try JSONDecoder().decode(Vectors.self, from: data)
     }

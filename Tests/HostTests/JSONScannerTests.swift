@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import TestSupport
 import Testing
 
 @Suite("Strict JSON scanner")
@@ -62,8 +63,7 @@ struct JSONScannerTests {
 
     @Test("the scanner agrees with Foundation on every GitHub fixture")
     func agreesOnFixtures() throws {
-        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/fixtures/github")
+        let directory = URL(fileURLWithPath: Fixtures.directory + "/github")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }
         #expect(files.count >= 19)
         for file in files {

@@ -98,16 +98,17 @@ public enum TemporaryDirectory {
     }
 }
 
-/// Paths of the shared fixtures (../shared beside the repository).
+/// Paths of the test fixtures kept in the repository (`Tests/Fixtures`).
 public enum Fixtures {
     public static var packageRoot: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
 
-    public static var shared: String { (packageRoot as NSString).deletingLastPathComponent + "/shared/fixtures" }
+    /// `Tests/Fixtures`: third-party payloads and vectors, copied in with their licences.
+    public static var directory: String { packageRoot + "/Tests/Fixtures" }
 
     public static func github() throws -> [(event: String, file: String, body: [UInt8])] {
-        let directory = shared + "/github"
+        let directory = directory + "/github"
         let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".payload.json") }.sorted()
         guard !files.isEmpty else { throw MissingDependency(description: "no fixtures in \(directory)") }
         return try files.map { file in
