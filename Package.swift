@@ -59,7 +59,7 @@ let package = Package(
 
         // MARK: tests
         .testTarget(name: "BindingsTests", dependencies: ["Lua", "SQL", "HTTPClient", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "HostTests", dependencies: ["Host", "GitHubPlugin", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "HostTests", dependencies: ["Host", "GitHubPlugin", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "SQL", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RunnerTests", dependencies: ["RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "WorkflowPlugin", "Kubernetes", "Host", "SQL",
                                                     "HTTPClient", "TenkiCrypto", "TestSupport"],

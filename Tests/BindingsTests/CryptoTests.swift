@@ -55,7 +55,7 @@ struct SignatureTests {
         let vectors = try Self.vectors().stripe.vectors
         #expect(vectors.count >= 3)
         for vector in vectors {
-            let result = WebhookSignature.verifyStripe(
+            let result = StripeSignature.verify(
                 secret: Array(vector.secret.utf8), payload: Array(vector.payload.utf8), header: vector.header,
                 now: vector.verify_at, toleranceSeconds: vector.tolerance_seconds)
             switch vector.expected {

@@ -4,6 +4,7 @@ import Host
 import Logging
 import Lua
 import SQL
+import TenkiCrypto
 import TestSupport
 import Testing
 
@@ -63,6 +64,24 @@ struct GitHubPluginTests {
         #expect(signed == ["sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"])
         let misuse = #expect(throws: LuaError.self) { try lua.run("github.signature(1)", chunkName: "@p.lua") }
         #expect(misuse?.line == 1)
+        await host.database.close()
+    }
+
+    @Test("a delivery whose kept headers exceed the stored-header limit is refused with 431 and nothing is stored")
+    func storedHeaderLimit() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let host = try await Self.openHost(test)
+        let plugin = try #require(host.plugins.lazy.compactMap { $0 as? GitHubPlugin }.first)
+        let body = Array(#"{"zen":"Keep it logically awesome."}"#.utf8)
+        func headers(userAgent: String, delivery: String) -> [String: String] {
+            ["x-github-event": "ping", "x-github-delivery": delivery, "user-agent": userAgent,
+             "x-hub-signature-256": WebhookSignature.gitHubHeader(secret: Array("s".utf8), body: body)]
+        }
+        let big = String(repeating: "a", count: HostLimits.webhookMaxStoredHeaderBytes)
+        #expect(try await plugin.receive(headers: headers(userAgent: big, delivery: "big"), body: body) == 431)
+        #expect(try await plugin.receive(headers: headers(userAgent: "GitHub-Hookshot/1", delivery: "small"), body: body) == 202)
+        let stored = try await host.database.query("SELECT delivery_id FROM github_deliveries ORDER BY delivery_id")
+        #expect(try stored.map { try $0.string("delivery_id") } == ["small"])
         await host.database.close()
     }
 

@@ -18,11 +18,16 @@ struct JSONScannerTests {
     }
 
     @Test("valid documents are accepted and their members located", arguments: [
-        #"{}"#, #" { "a" : 1 } "#, #"{"a":[1,2.5,-3e10,0.0E+1,true,false,null,{"b":"c"}],"d":"\u00e9\n\"\\\/"}"#,
-        "{\"ünï\":\"cödé 😀\"}",
-    ])
-    func valid(_ text: String) throws {
-        _ = try Self.members(text)
+        (#"{}"#, [:]),
+        (#" { "a" : 1 } "#, ["a": "1"]),
+        (#"{"a":[1,2.5,-3e10,0.0E+1,true,false,null,{"b":"c"}],"d":"\u00e9\n\"\\\/"}"#,
+         ["a": #"[1,2.5,-3e10,0.0E+1,true,false,null,{"b":"c"}]"#, "d": #""\u00e9\n\"\\\/""#]),
+        ("{\"ünï\":\"cödé 😀\"}", ["ünï": "\"cödé 😀\""]),
+        (#"{"x":{"y":[]} ,"z":-0.5e-3}"#, ["x": #"{"y":[]}"#, "z": "-0.5e-3"]),
+    ] as [(String, [String: String])])
+    func valid(_ text: String, expected: [String: String]) throws {
+        // Keys are the raw bytes between the quotes; values are the exact text of the value.
+        #expect(try Self.members(text) == expected)
     }
 
     @Test("invalid documents are rejected", arguments: [

@@ -96,6 +96,13 @@ struct InstallationWorkflowTests {
         try await h.deliver("installation", try Self.installation("suspend"), deliveryID: "suspend-1")
         #expect(try await h.workflows.run(id: Self.workflowID).status == .completed)
         #expect(try await h.workflows.list(type: InstallationWorkflow.type).count == 1)
+        // Nor does a late event of its own for the uninstalled installation: nothing is applied.
+        try await h.deliver("installation_repositories", Self.repositories("added", [9]), deliveryID: "late-add-9")
+        try await h.deliver("installation", try Self.installation("unsuspend"), deliveryID: "late-unsuspend")
+        run = try await h.workflows.run(id: Self.workflowID)
+        #expect(run.status == .completed && run.runNumber == 1)
+        #expect(try await Self.status(h) == "deleted")
+        #expect(try await Self.repositoryNames(h) == ["Codertocat/Hello-World", "Codertocat/repo-8"])
     }
 
     @Test("an installation's run continues as new every 100 signals: 230 webhooks, three runs, a short history, nothing lost",

@@ -6,7 +6,6 @@ public enum WebhookSignature {
         case missing
         case malformed
         case mismatch
-        case timestampOutsideTolerance
     }
 
     /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
@@ -27,11 +26,23 @@ public enum WebhookSignature {
     public static func gitHubHeader(secret: [UInt8], body: [UInt8]) -> String {
         "sha256=" + Hex.encode(Digest.hmacSHA256(key: secret, message: body))
     }
+}
+
+/// Verification of Stripe's `Stripe-Signature` header, which also bounds the delivery's age.
+public enum StripeSignature {
+    /// The outcome of a check: GitHub's outcomes, and a timestamp outside the tolerance.
+    public enum Verdict: Equatable, Sendable {
+        case valid
+        case missing
+        case malformed
+        case mismatch
+        case timestampOutsideTolerance
+    }
 
     /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "t.payload")>[,v1=...]`.
     /// Only `v1` counts; the timestamp must be within `toleranceSeconds` of `now`.
-    public static func verifyStripe(secret: [UInt8], payload: [UInt8], header: String?, now: Int64,
-                                    toleranceSeconds: Int64 = 300) -> Verdict {
+    public static func verify(secret: [UInt8], payload: [UInt8], header: String?, now: Int64,
+                               toleranceSeconds: Int64 = 300) -> Verdict {
         guard let header, !header.isEmpty else { return .missing }
         var timestamp: Int64?
         var signatures: [[UInt8]] = []

@@ -104,7 +104,6 @@ public struct EventDispatcher: Service {
         bus.logger.info("event dispatcher stopped")
     }
 
-    /// Claims and handles one batch; returns how many events it took.
     /// Handles claimable events until none is left, `width` at a time, claiming the next batch
     /// as soon as the previous one has all started (not when it has all finished), so a slow
     /// event never holds back the ones behind it. Returns how many were handled.

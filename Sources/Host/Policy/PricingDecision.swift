@@ -55,21 +55,6 @@ public struct JobPriceInput: Sendable, Codable {
             }
         }
     }
-
-    var luaValue: LuaValue {
-        var workspaceTable = LuaTable()
-        workspaceTable[.string("free_minutes_remaining")] = .integer(workspace.freeMinutesRemaining)
-        workspaceTable[.string("has_payment_method")] = .boolean(workspace.hasPaymentMethod)
-        workspaceTable[.string("addons")] = .table(LuaTable(array: workspace.addons.map { .string($0) }))
-        if let contract = workspace.contract { workspaceTable[.string("contract")] = .string(contract) }
-        var table = LuaTable()
-        if let sku { table[.string("sku")] = .string(sku) }
-        if let labels { table[.string("labels")] = .table(LuaTable(array: labels.map { .string($0) })) }
-        table[.string("started_at")] = .string(startedAt)
-        table[.string("completed_at")] = .string(completedAt)
-        table[.string("workspace")] = .table(workspaceTable)
-        return .table(table)
-    }
 }
 
 /// The price of a finished job: money and free minutes, line by line, with the policy version.
@@ -153,8 +138,9 @@ public struct PriceDecision: Sendable {
     public var record: DecisionRecord {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let output = (try? encoder.encode(price)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return DecisionRecord(decision: "price", policyVersion: price.policyVersion, input: LuaJSON.text(input.luaValue), output: output)
+        // The input's Codable form has the keys and omissions the Lua table got from `write`.
+        let text: (any Encodable) -> String = { (try? encoder.encode($0)).map { String(decoding: $0, as: UTF8.self) } ?? "{}" }
+        return DecisionRecord(decision: "price", policyVersion: price.policyVersion, input: text(input), output: text(price))
     }
 }
 

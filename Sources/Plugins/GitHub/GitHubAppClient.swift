@@ -63,11 +63,6 @@ public final class GitHubAppClient: Sendable {
         try await installationTokenAndFreshness(installationID).token
     }
 
-    /// Forgets the cached token of an installation (e.g. after the installation was suspended).
-    public func dropCachedToken(_ installationID: Int64) async {
-        await tokens.drop(installationID)
-    }
-
     private func installationTokenAndFreshness(_ installationID: Int64) async throws -> (token: GitHubInstallationToken, fetched: Bool) {
         try await tokens.token(installationID, now: now, margin: GitHubAppLimits.installationTokenRefreshMarginSeconds) {
             try await self.fetchInstallationToken(installationID)
@@ -218,7 +213,7 @@ public final class GitHubAppClient: Sendable {
     static func check(_ response: GitHubAPIResponse, method: String, path: String) throws {
         guard !(200..<300).contains(response.status) else { return }
         let answer = try? JSONDecoder().decode(ErrorAnswer.self, from: Data(response.body))
-        let message = answer?.message ?? String(decoding: response.body.prefix(200), as: UTF8.self)
+        let message = answer?.message ?? String(decoding: response.body.prefix(GitHubAppLimits.errorBodyExcerptBytes), as: UTF8.self)
         throw GitHubAPIError(kind: .status, status: response.status, message: message, documentationURL: answer?.documentation_url,
                              method: method, path: path)
     }
@@ -267,9 +262,5 @@ actor InstallationTokenCache {
     /// Drops the cached token if it is still `token` (a newer one stays).
     func invalidate(_ installationID: Int64, token: String) {
         if case .ready(let cached) = entries[installationID], cached.token == token { entries[installationID] = nil }
-    }
-
-    func drop(_ installationID: Int64) {
-        if case .ready = entries[installationID] { entries[installationID] = nil }
     }
 }

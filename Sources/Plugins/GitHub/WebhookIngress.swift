@@ -5,7 +5,8 @@ import TenkiCrypto
 
 /// `POST /webhooks/github`: checks a delivery and stores it durably before answering.
 ///
-/// Order of checks: size (413), signature (401), required headers (400), JSON (400). Only a
+/// Order of checks: size (413), signature (401), required headers (400), JSON (400), the size
+/// of the headers kept with the delivery (431). Only a
 /// committed delivery gets a 2xx; a redelivery of a stored id gets 200 and changes nothing.
 struct WebhookIngress: Sendable {
     let secret: [UInt8]
@@ -35,7 +36,7 @@ struct WebhookIngress: Sendable {
             return .rejected(status: 401, code: "signature_missing", message: "X-Hub-Signature-256 is missing")
         case .malformed:
             return .rejected(status: 401, code: "signature_malformed", message: "X-Hub-Signature-256 must be sha256=<64 hex digits>")
-        case .mismatch, .timestampOutsideTolerance:
+        case .mismatch:
             return .rejected(status: 401, code: "signature_mismatch", message: "X-Hub-Signature-256 does not match the body")
         }
         guard let event = headers["x-github-event"], !event.isEmpty, event.count <= 100 else {
@@ -57,6 +58,10 @@ struct WebhookIngress: Sendable {
             headersJSON += JSONScanner.quote(name) + ":" + JSONScanner.quote(value)
         }
         headersJSON += "}"
+        guard headersJSON.utf8.count <= HostLimits.webhookMaxStoredHeaderBytes else {
+            return .rejected(status: 431, code: "headers_too_large",
+                             message: "the kept headers exceed \(HostLimits.webhookMaxStoredHeaderBytes) bytes")
+        }
         let incoming = DeliveryStore.Incoming(
             deliveryID: deliveryID, event: event, action: summary.action, hookID: headers["x-github-hook-id"],
             installationID: summary.installationID, repository: summary.repository, headersJSON: headersJSON,

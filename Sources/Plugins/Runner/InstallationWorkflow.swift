@@ -98,14 +98,22 @@ public enum InstallationWorkflow {
     }
 
     /// Signal-with-start in the subscriber's transaction; the webhook's delivery id is the
-    /// request id, so a redelivered webhook applies nothing twice.
-    static func send(_ delivery: Delivery, requestID: String, client: (any WorkflowClient)?, _ db: any SQLConnection) throws {
+    /// request id, so a redelivered webhook applies nothing twice. Once an uninstall has been
+    /// applied, only a new install starts a run again: a late event of the uninstalled
+    /// installation (GitHub does not order deliveries) is dropped instead of starting a fresh
+    /// run that would wait for signals forever. Returns whether a signal was sent.
+    @discardableResult
+    static func send(_ delivery: Delivery, requestID: String, client: (any WorkflowClient)?, _ db: any SQLConnection) throws -> Bool {
         guard let client else {
             throw HostError(.unavailable, "installation events need the workflow plugin (its client is not built)")
+        }
+        if delivery.signal != .install, try RunnerStore.installationStatus(delivery.installationID, db) == Signal.uninstall.status {
+            return false
         }
         _ = try client.signalWithStart(in: db, type: type, id: id(delivery.installationID),
                                        input: try WorkflowJSON.encode(Input(installationID: delivery.installationID, status: nil, signalsApplied: 0)),
                                        signal: delivery.signal.rawValue, payload: try WorkflowJSON.encode(delivery.change), requestID: requestID)
+        return true
     }
 
     /// The workflow; `applied` is called after each signal's writes commit (to wake the scheduler).
