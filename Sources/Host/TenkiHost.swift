@@ -21,6 +21,9 @@ public final class TenkiHost: @unchecked Sendable {
     /// Opens the database, applies every pending migration (kernel first) and builds the plugins.
     public static func open(_ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
                             logger: Logger = Logger(label: "tenki")) async throws -> TenkiHost {
+        HostLimits.assertRelations()
+        SQLLimits.assertRelations()
+        WorkflowLimits.assertRelations()
         let database = try DatabaseOpener.open(configuration)
         try await migrate(database, plugins: pluginTypes)
         let events = EventBus(database: database, configuration: configuration, logger: logger)

@@ -186,4 +186,39 @@ struct LedgerStateTests {
             #expect(state.invariantViolations().isEmpty)
         }
     }
+
+    @Test("a batch's effect is checked over the accounts it touched: a balanced batch passes, a one-sided change is caught")
+    func batchInvariant() {
+        // The store loads only what a batch touches: accounts 1 and 2, already holding 700.
+        var a1 = Account(id: id(1), ledger: 1, code: 1001)
+        a1.debitsPosted = 700
+        var a2 = Account(id: id(2), ledger: 1, code: 2001, flags: .debitsMustNotExceedCredits)
+        a2.creditsPosted = 700
+        var loaded = LedgerState(accounts: [a1, a2], lastTimestamp: 5_000)
+        let before = loaded.accounts
+        // Over just these two accounts the whole-state check could not hold for a wider ledger,
+        // but the batch's movement must: 200 posted, 50 pending, both sides.
+        #expect(loaded.createTransfers([transfer(100, 2, 1, 200), transfer(101, 1, 2, 50, flags: .pending)], now: 6_000) == [.ok, .ok])
+        #expect(loaded.batchViolations(before: before).isEmpty)
+
+        // A change to one side only (a bug the store must never commit) is caught, per ledger.
+        var broken = a2
+        broken.creditsPosted += 10
+        let oneSided = LedgerState(accounts: [a1, broken])
+        #expect(oneSided.batchViolations(before: before) == [
+            .unbalanced(ledger: 1, LedgerInvariantViolation.Movement(creditsPosted: 10)),
+        ])
+        // So is an account that ends up breaking its own flags, even when the ledger balances.
+        var overdrawn = a2
+        overdrawn.debitsPosted = 800
+        var payee = a1
+        payee.creditsPosted = 800
+        #expect(LedgerState(accounts: [payee, overdrawn]).batchViolations(before: before) == [.debitsExceedCredits(account: id(2))])
+        // Accounts the batch created start from zero.
+        var created = Account(id: id(7), ledger: 2, code: 2001)
+        created.debitsPending = 5
+        #expect(LedgerState(accounts: [a1, a2, created]).batchViolations(before: before) == [
+            .unbalanced(ledger: 2, LedgerInvariantViolation.Movement(debitsPending: 5)),
+        ])
+    }
 }

@@ -18,7 +18,8 @@ public struct OutboundRequest: Sendable {
     public var verifyTLS: Bool
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
-                timeoutMilliseconds: Int = 30_000, connectTimeoutMilliseconds: Int = 10_000,
+                timeoutMilliseconds: Int = HTTPClientLimits.defaultTimeoutMilliseconds,
+                connectTimeoutMilliseconds: Int = HTTPClientLimits.defaultConnectTimeoutMilliseconds,
                 caBundlePath: String? = nil, verifyTLS: Bool = true) {
         self.method = method
         self.url = url
@@ -226,4 +227,12 @@ private let curlWriteHeader: tenki_curl_write_callback = { data, size, count, co
         transfer.headers.append((name: name, value: value))
     }
     return length
+}
+
+/// The client's defaults, with their units in their names.
+public enum HTTPClientLimits {
+    /// Whole-request timeout when a request names none.
+    public static let defaultTimeoutMilliseconds = 30_000
+    /// Connection timeout when a request names none.
+    public static let defaultConnectTimeoutMilliseconds = 10_000
 }

@@ -3,6 +3,8 @@ import HTTPClient
 
 /// Limits of the Kubernetes client, each with its unit in its name.
 public enum KubernetesLimits {
+    /// Bytes of an unexpected response body quoted in an error.
+    public static let errorBodyExcerptBytes = 200
     /// Whole-request timeout of one API call.
     public static let requestTimeoutMilliseconds = 30_000
     /// Largest response body read (one Pod is a few KB).
@@ -210,7 +212,7 @@ public final class KubernetesClient: Sendable {
     static func failure(_ response: OutboundResponse, operation: String) -> KubernetesError {
         let status = try? JSONDecoder().decode(StatusAnswer.self, from: Data(response.body))
         return KubernetesError(status: response.status, reason: status?.reason ?? "HTTP\(response.status)",
-                               message: status?.message ?? String(decoding: response.body.prefix(200), as: UTF8.self), operation: operation)
+                               message: status?.message ?? String(decoding: response.body.prefix(KubernetesLimits.errorBodyExcerptBytes), as: UTF8.self), operation: operation)
     }
 
     private struct PodAnswer: Decodable {

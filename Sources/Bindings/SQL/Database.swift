@@ -75,6 +75,11 @@ extension Database {
 
 /// Limits of the drivers, kept together.
 public enum SQLLimits {
+    /// Backoff before a transaction's second attempt, doubling per attempt up to the maximum.
+    public static let transactionRetryFirstBackoffNanoseconds: UInt64 = 1_000_000
+    public static let transactionRetryMaxBackoffNanoseconds: UInt64 = 100_000_000
+    /// Characters of the statement quoted in an error.
+    public static let errorStatementExcerptCharacters = 200
     /// Prepared statements cached per connection before the cache is cleared.
     public static let maxCachedStatementsPerConnection = 256
     /// Times a transaction is run again after a busy or serialization failure.
@@ -101,6 +106,14 @@ public enum SQLLimits {
     public static let sqliteWriterCacheKibibytes = 32_768
     /// How long SQLite waits on another process's lock before reporting busy.
     public static let sqliteBusyTimeoutMilliseconds: Int32 = 5_000
+
+    /// The relations between the limits; checked once when a database opens.
+    public static func assertRelations() {
+        precondition(sqliteCheckpointTailFrames < sqliteCheckpointWALPages, "the writer's tail is a small part of a round")
+        precondition(sqliteCheckpointWALPages < sqliteWriterCheckpointWALPages, "background rounds start before the writer must checkpoint")
+        precondition(transactionRetryFirstBackoffNanoseconds <= transactionRetryMaxBackoffNanoseconds, "backoff grows up to its cap")
+        precondition(maxGroupCommitTransactions >= 1 && maxTransactionAttempts >= 1, "at least one")
+    }
 }
 
 /// Opens a database from a URL: `postgres://...` / `postgresql://...` for PostgreSQL,
@@ -120,7 +133,7 @@ public enum DatabaseFactory {
 
 /// Backoff before retrying a transaction: grows per attempt, with jitter, capped at ~100 ms.
 func retryDelay(attempt: Int) -> UInt64 {
-    let base = UInt64(min(100_000_000, 1_000_000 << min(attempt, 7)))
+    let base = min(SQLLimits.transactionRetryMaxBackoffNanoseconds, SQLLimits.transactionRetryFirstBackoffNanoseconds << min(attempt, 7))
     return base / 2 + UInt64.random(in: 0...(base / 2))
 }
 

@@ -38,7 +38,7 @@ public struct SQLError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         var text = "\(code.rawValue): \(message)"
         if let driverCode { text += " [\(driverCode)]" }
-        if let sql { text += " in: \(sql.prefix(200))" }
+        if let sql { text += " in: \(sql.prefix(SQLLimits.errorStatementExcerptCharacters))" }
         return text
     }
 }

@@ -98,7 +98,7 @@ public enum EventInbox {
             UPDATE event_inbox SET lease_owner = NULL, lease_until_ms = NULL, last_error = $3, next_attempt_at_ms = $4,
                 status = CASE WHEN attempts >= $5 THEN 'dead' ELSE 'pending' END
             WHERE id = $1 AND lease_owner = $2
-            """, [.integer(eventID), .text(owner), .text(String(error.prefix(2_000))), .integer(retryAtMs), .integer(Int64(maxAttempts))])
+            """, [.integer(eventID), .text(owner), .text(String(error.prefix(HostLimits.inboxMaxStoredErrorCharacters))), .integer(retryAtMs), .integer(Int64(maxAttempts))])
     }
 
     /// Drops every lease (used at start by the single process that owns a SQLite file).

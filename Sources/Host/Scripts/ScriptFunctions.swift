@@ -51,10 +51,11 @@ public enum ScriptFunctions {
                     }
                 }
                 let body = options["body"].stringValue.map { Array($0.utf8) }
-                let timeout = Int(options["timeout"].integerValue ?? 10) * 1_000
+                let timeout = Int(options["timeout"].integerValue ?? Int64(HostLimits.scriptHTTPDefaultTimeoutSeconds)) * 1_000
                 let response = try await http.send(OutboundRequest(method: (options["method"].stringValue ?? "GET").uppercased(), url: url,
                                                                    headers: headers, body: body,
-                                                                   timeoutMilliseconds: max(1_000, min(timeout, 60_000))))
+                                                                   timeoutMilliseconds: max(HostLimits.scriptHTTPMinTimeoutMilliseconds,
+                                                                                            min(timeout, HostLimits.scriptHTTPMaxTimeoutMilliseconds))))
                 var responseHeaders: [LuaValue: LuaValue] = [:]
                 for (name, value) in response.headers { responseHeaders[.string(name.lowercased())] = .string(value) }
                 return [.table(LuaTable(fields: ["status": .integer(Int64(response.status)), "headers": .table(LuaTable(fields: responseHeaders)),

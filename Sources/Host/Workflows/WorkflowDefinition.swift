@@ -366,6 +366,7 @@ public enum WorkflowNames {
 
 /// Every limit of workflows, with its unit in its name.
 public enum WorkflowLimits {
+    /// Longest workflow id, type, queue, step or signal name.
     public static let maxNameBytes = 200
     /// Largest input, output, step result or signal payload.
     public static let maxPayloadBytes = 1024 * 1024
@@ -387,6 +388,16 @@ public enum WorkflowLimits {
     /// How long a signal-with-start's request id is remembered (a redelivery within it is
     /// ignored); older ones are dropped when the workflow id begins its next run.
     public static let signalRequestRetentionMilliseconds: Int64 = 30 * 86_400_000
+    /// Runs a list returns when it names no limit.
+    public static let defaultListRuns = 100
+
+    /// The relations between the limits; checked once when a host opens.
+    public static func assertRelations() {
+        precondition(claimBatchRuns <= maxWorkerConcurrency, "a worker claims no more runs than it can execute at once")
+        precondition(maxWorkerConcurrency <= maxConcurrentRunsPerQueue, "one worker alone can fill a queue's limit")
+        precondition(maxErrorBytes <= maxPayloadBytes, "an error fits where a payload does")
+        precondition(defaultListRuns <= HostLimits.listMaxRows, "the default page is a page")
+    }
 }
 
 public enum WorkflowDurations {

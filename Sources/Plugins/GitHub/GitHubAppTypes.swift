@@ -4,6 +4,8 @@ import TenkiCrypto
 
 /// Limits and timings of the GitHub App client, each with its unit in its name.
 public enum GitHubAppLimits {
+    /// Bytes of an unexpected response body quoted in an error.
+    public static let errorBodyExcerptBytes = 200
     /// GitHub refuses an App JWT whose `exp` is more than 10 minutes after `iat`'s "now".
     public static let jwtMaxLifetimeSeconds: Int64 = 600
     /// `iat` is backdated against clock drift between us and GitHub, as GitHub recommends.

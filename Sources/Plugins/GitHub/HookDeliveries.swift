@@ -49,15 +49,15 @@ public enum HookDeliveryLimits {
     /// GitHub's largest page of `GET /app/hook/deliveries`.
     public static let pageMaxItems = 100
     /// Pages read per sweep, newest first (GitHub keeps about 3 days of deliveries).
-    public static let pagesPerSweepMax = 10
+    public static let sweepMaxPages = 10
     /// Redeliveries asked for per sweep.
-    public static let redeliveriesPerSweepMax = 100
+    public static let sweepMaxRedeliveries = 100
 }
 
 extension GitHubAppClient {
     /// The App's webhook deliveries, newest first, following the `Link: rel="next"` cursor for
     /// at most `maxPages` pages. Authenticated as the App (JWT), as GitHub requires.
-    public func hookDeliveries(maxPages: Int = HookDeliveryLimits.pagesPerSweepMax) async throws -> [GitHubHookDelivery] {
+    public func hookDeliveries(maxPages: Int = HookDeliveryLimits.sweepMaxPages) async throws -> [GitHubHookDelivery] {
         var path = "/app/hook/deliveries?per_page=\(HookDeliveryLimits.pageMaxItems)"
         var deliveries: [GitHubHookDelivery] = []
         for _ in 0..<max(1, maxPages) {
@@ -133,7 +133,7 @@ public struct FailedDeliveryRecovery: Sendable {
         outcome.failed = failedGuids.count
         let stored = try await storedGuids(failedGuids)
         outcome.alreadyStored = stored.count
-        for delivery in FailedDeliveryRecovery.toRedeliver(deliveries, stored: stored).prefix(HookDeliveryLimits.redeliveriesPerSweepMax) {
+        for delivery in FailedDeliveryRecovery.toRedeliver(deliveries, stored: stored).prefix(HookDeliveryLimits.sweepMaxRedeliveries) {
             do {
                 try await client.redeliverHookDelivery(delivery.id)
                 outcome.redelivered += 1

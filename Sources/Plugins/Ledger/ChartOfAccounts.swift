@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import SQL
 import TenkiCrypto
 
@@ -135,7 +136,7 @@ extension LedgerStore {
     }
 
     /// Every account, by ledger and code (operator view).
-    public func allAccounts(limit: Int = 1_000) async throws -> [Account] {
+    public func allAccounts(limit: Int = HostLimits.listMaxRows) async throws -> [Account] {
         let ids = try await database.read { db in
             try db.query("SELECT id FROM ledger_accounts ORDER BY ledger, code, id LIMIT $1", [.integer(Int64(limit))])
                 .compactMap { ID128(hex: try $0.string("id")) }

@@ -126,7 +126,7 @@ struct LedgerSweeper: Service {
                 } catch {
                     logger.error("ledger sweep failed", metadata: ["error": .string("\(error)")])
                 }
-                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                try? await Task.sleep(nanoseconds: LedgerLimits.expirySweepIntervalNanoseconds)
             }
         }
     }

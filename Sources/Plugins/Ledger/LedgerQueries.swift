@@ -66,7 +66,7 @@ extension LedgerStore {
     }
 
     /// Transfers touching the workspace's money or free-minutes account.
-    public func transfers(workspace: String, filter: TransferFilter = TransferFilter(limit: 1_000)) async throws -> [Transfer] {
+    public func transfers(workspace: String, filter: TransferFilter = TransferFilter(limit: LedgerLimits.defaultQueryResults)) async throws -> [Transfer] {
         try await getAccountTransfers(ChartOfAccounts.workspaceAccounts(workspace).map(\.id), filter: filter)
     }
 

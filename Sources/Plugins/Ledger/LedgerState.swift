@@ -294,31 +294,77 @@ public struct LedgerState: Sendable {
         return expired
     }
 
-    /// For every ledger: Σ debits = Σ credits (posted and pending), and no account breaks its flags.
-    public func invariantViolations() -> [String] {
-        var byLedger: [UInt32: (dp: UInt128, cp: UInt128, dq: UInt128, cq: UInt128)] = [:]
-        var problems: [String] = []
-        for account in accounts.values {
-            var sums = byLedger[account.ledger] ?? (0, 0, 0, 0)
-            sums.dp += UInt128(account.debitsPosted)
-            sums.cp += UInt128(account.creditsPosted)
-            sums.dq += UInt128(account.debitsPending)
-            sums.cq += UInt128(account.creditsPending)
+    /// What is wrong with the whole state, if anything: every ledger's posted and pending debits
+    /// equal its credits, and no account's balance breaks its own flags.
+    public func invariantViolations() -> [LedgerInvariantViolation] {
+        Self.violations(of: accounts.values, before: [:])
+    }
+
+    /// What is wrong with a batch's effect, checked over the accounts it touched (`before`: those
+    /// accounts as loaded; an account missing there was created by the batch, from zero). Per
+    /// ledger, the posted and pending debits must have moved by exactly as much as the credits;
+    /// every account that changed must still satisfy its flags.
+    public func batchViolations(before: [ID128: Account]) -> [LedgerInvariantViolation] {
+        Self.violations(of: accounts.values.filter { before[$0.id] != $0 }, before: before)
+    }
+
+    private static func violations(of changed: some Sequence<Account>, before: [ID128: Account]) -> [LedgerInvariantViolation] {
+        var byLedger: [UInt32: LedgerInvariantViolation.Movement] = [:]
+        var problems: [LedgerInvariantViolation] = []
+        for account in changed {
+            let old = before[account.id]
+            var sums = byLedger[account.ledger] ?? LedgerInvariantViolation.Movement()
+            sums.debitsPosted += Int128(account.debitsPosted) - Int128(old?.debitsPosted ?? 0)
+            sums.creditsPosted += Int128(account.creditsPosted) - Int128(old?.creditsPosted ?? 0)
+            sums.debitsPending += Int128(account.debitsPending) - Int128(old?.debitsPending ?? 0)
+            sums.creditsPending += Int128(account.creditsPending) - Int128(old?.creditsPending ?? 0)
             byLedger[account.ledger] = sums
             if account.flags.contains(.debitsMustNotExceedCredits),
                UInt128(account.debitsPosted) + UInt128(account.debitsPending) > UInt128(account.creditsPosted) {
-                problems.append("account \(account.id): debits exceed credits")
+                problems.append(.debitsExceedCredits(account: account.id))
             }
             if account.flags.contains(.creditsMustNotExceedDebits),
                UInt128(account.creditsPosted) + UInt128(account.creditsPending) > UInt128(account.debitsPosted) {
-                problems.append("account \(account.id): credits exceed debits")
+                problems.append(.creditsExceedDebits(account: account.id))
             }
         }
-        for (ledger, sums) in byLedger {
-            if sums.dp != sums.cp { problems.append("ledger \(ledger): posted debits \(sums.dp) ≠ credits \(sums.cp)") }
-            if sums.dq != sums.cq { problems.append("ledger \(ledger): pending debits \(sums.dq) ≠ credits \(sums.cq)") }
+        for (ledger, sums) in byLedger.sorted(by: { $0.key < $1.key }) where !sums.isBalanced {
+            problems.append(.unbalanced(ledger: ledger, sums))
         }
         return problems
+    }
+}
+
+/// A broken rule of double entry. Never expected: the store stops rather than commit one.
+public enum LedgerInvariantViolation: Equatable, Sendable, CustomStringConvertible {
+    /// How far a ledger's debits and credits moved (or stand, for a whole state).
+    public struct Movement: Equatable, Sendable {
+        public init(debitsPosted: Int128 = 0, creditsPosted: Int128 = 0, debitsPending: Int128 = 0, creditsPending: Int128 = 0) {
+            self.debitsPosted = debitsPosted
+            self.creditsPosted = creditsPosted
+            self.debitsPending = debitsPending
+            self.creditsPending = creditsPending
+        }
+
+        public var debitsPosted: Int128 = 0
+        public var creditsPosted: Int128 = 0
+        public var debitsPending: Int128 = 0
+        public var creditsPending: Int128 = 0
+        var isBalanced: Bool { debitsPosted == creditsPosted && debitsPending == creditsPending }
+    }
+
+    case unbalanced(ledger: UInt32, Movement)
+    case debitsExceedCredits(account: ID128)
+    case creditsExceedDebits(account: ID128)
+
+    public var description: String {
+        switch self {
+        case .unbalanced(let ledger, let m):
+            return "ledger \(ledger): posted debits \(m.debitsPosted) vs credits \(m.creditsPosted), "
+                + "pending debits \(m.debitsPending) vs credits \(m.creditsPending)"
+        case .debitsExceedCredits(let account): return "account \(account): debits exceed credits"
+        case .creditsExceedDebits(let account): return "account \(account): credits exceed debits"
+        }
     }
 }
 

@@ -15,6 +15,7 @@ public struct LedgerStore: Sendable {
     private let accountCache: LedgerAccountCache
 
     public init(database: any Database) {
+        LedgerLimits.assertRelations()
         self.database = database
         let accountCache = LedgerAccountCache()
         self.accountCache = accountCache
@@ -125,7 +126,7 @@ public struct LedgerStore: Sendable {
             var (state, generation) = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: transferIDs, statusIDs: pendingIDs, cache: cache)
             let (accountsBefore, transfersBefore, pendingBefore, stamp) = (state.accounts, state.transfers, state.pendingStatus, state.lastTimestamp)
             let results = state.createTransfers(batch, now: now)
-            precondition(state.invariantViolations().allSatisfy { $0.hasPrefix("ledger") }, "account flags violated")
+            LedgerStore.assertBalanced(state, before: accountsBefore)
             try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
                                  lastTimestampBefore: stamp, generationBefore: generation, cache: cache)
             return results
@@ -137,14 +138,15 @@ public struct LedgerStore: Sendable {
     public func expirePending(now: UInt64) async throws -> [ID128] {
         let cache = accountCache
         return try await database.transaction { db in
-            let due = try db.query("SELECT id FROM ledger_pending WHERE status = 'pending' AND expires_at <= $1 ORDER BY id LIMIT 1000",
-                                   [LedgerStore.s(now)]).compactMap { ID128(hex: try $0.string("id")) }
+            let due = try db.query("SELECT id FROM ledger_pending WHERE status = 'pending' AND expires_at <= $1 ORDER BY id LIMIT $2",
+                                   [LedgerStore.s(now), .integer(Int64(LedgerLimits.expirySweepMaxTransfers))]).compactMap { ID128(hex: try $0.string("id")) }
             guard !due.isEmpty else { return [] }
             let pending = try LedgerStore.transfers(db, ids: Set(due))
             let accountIDs = Set(pending.flatMap { [$0.debitAccountID, $0.creditAccountID] })
             var (state, generation) = try LedgerStore.load(db, accountIDs: accountIDs, transferIDs: Set(due), statusIDs: Set(due), cache: cache)
             let (accountsBefore, transfersBefore, pendingBefore, stamp) = (state.accounts, state.transfers, state.pendingStatus, state.lastTimestamp)
             let expired = state.expirePending(now: now)
+            LedgerStore.assertBalanced(state, before: accountsBefore)
             try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
                                  lastTimestampBefore: stamp, generationBefore: generation, cache: cache)
             return expired
@@ -157,6 +159,13 @@ public struct LedgerStore: Sendable {
 
     public func lookupTransfers(_ ids: [ID128]) async throws -> [Transfer] {
         try await database.read { db in try LedgerStore.transfers(db, ids: Set(ids)).sorted { $0.timestamp < $1.timestamp } }
+    }
+
+    /// Double entry holds for what the batch did, or nothing is committed: a violation is a bug
+    /// in `LedgerState`, and the process stops inside the transaction rather than write it.
+    static func assertBalanced(_ state: LedgerState, before: [ID128: Account]) {
+        let violations = state.batchViolations(before: before)
+        precondition(violations.isEmpty, "ledger invariant broken: \(violations)")
     }
 
     static func checkSize(_ count: Int) throws {

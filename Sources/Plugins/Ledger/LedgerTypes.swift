@@ -1,3 +1,5 @@
+import Host
+
 /// A 128-bit identifier, as TigerBeetle's: two 64-bit halves, compared as one unsigned number.
 public struct ID128: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let high: UInt64
@@ -209,6 +211,19 @@ public enum CreateTransferResult: String, Sendable, Equatable {
 
 /// Limits of the ledger.
 public enum LedgerLimits {
+    /// Pending transfers the expiry sweep releases in one transaction.
+    public static let expirySweepMaxTransfers = 1_000
+    /// Pause between two expiry sweeps.
+    public static let expirySweepIntervalNanoseconds: UInt64 = 1_000_000_000
+    /// Results a query returns when it names no limit.
+    public static let defaultQueryResults = 1_000
+
+    /// The relations between the limits; checked once when a store is made.
+    public static func assertRelations() {
+        precondition(defaultQueryResults <= maxQueryResults, "the default page is a page")
+        precondition(HostLimits.listMaxRows <= maxQueryResults, "a listing can be answered by one query")
+        precondition(expirySweepMaxTransfers <= maxBatchEvents, "a sweep changes no more than a batch may")
+    }
     /// Events per `createAccounts` / `createTransfers` batch (TigerBeetle's current limit).
     public static let maxBatchEvents = 8_189
     /// Rows one query returns (transfers or balance-history rows of an account).

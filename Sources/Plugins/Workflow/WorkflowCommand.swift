@@ -66,7 +66,7 @@ struct WorkflowCommand: AsyncParsableCommand {
         @OptionGroup var options: HostOptions
         @Option(help: "Only this workflow type.") var type: String?
         @Option(help: "Only this status: pending, running, sleeping, completed, failed, cancelled.") var status: String?
-        @Option(help: "At most this many.") var limit = 100
+        @Option(help: "At most this many.") var limit = WorkflowLimits.defaultListRuns
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {

@@ -126,7 +126,7 @@ public final class WorkflowEngine: @unchecked Sendable {
         }
     }
 
-    public func list(type: String? = nil, status: WorkflowStatus? = nil, limit: Int = 100) async throws -> [WorkflowRun] {
+    public func list(type: String? = nil, status: WorkflowStatus? = nil, limit: Int = WorkflowLimits.defaultListRuns) async throws -> [WorkflowRun] {
         let limit = max(1, min(limit, HostLimits.listMaxRows))
         return try await database.read { try WorkflowStore.list($0, type: type, status: status, limit: limit) }
     }
