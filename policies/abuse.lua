@@ -1,4 +1,4 @@
--- Abuse rules (SPEC.md section 9), evaluated on signup and on every job event. Each returns a
+-- Abuse rules (docs/PRODUCT.md §9), evaluated on signup and on every job event. Each returns a
 -- score (0-100), an action — allow, flag, require_payment_method, block, suspend — and the reasons.
 local abuse = {}
 

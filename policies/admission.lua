@@ -1,4 +1,4 @@
--- Admission: what happens to a queued job (SPEC.md sections 3, 5, 6 and 10). Allow it, queue it
+-- Admission: what happens to a queued job (docs/PRODUCT.md §3-§6, §9, §10). Allow it, queue it
 -- until a concurrency slot frees, or block it with a reason the workspace can act on.
 local pricing = require("pricing")
 

@@ -1,4 +1,4 @@
--- Monthly invoice lines besides usage (SPEC.md sections 5-8): add-ons, extra concurrency slots,
+-- Monthly invoice lines besides usage (docs/PRODUCT.md §5-§8): add-ons, extra concurrency slots,
 -- storage, and the contract commitment true-up. Amounts are integer micro-cents.
 local billing = {}
 

@@ -1,5 +1,5 @@
 -- Pricing: runner SKUs, label matching, per-minute rates, premium surcharge, round-up and free
--- minutes (SPEC.md sections 1-3). Every amount is an integer in micro-cents (1 USD = 100,000,000);
+-- minutes (docs/PRODUCT.md §1-§3). Every amount is an integer in micro-cents (1 USD = 100,000,000);
 -- money.parse turns the decimal prices below into exact integers.
 local pricing = {}
 

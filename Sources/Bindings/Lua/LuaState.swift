@@ -33,7 +33,8 @@ public final class LuaState {
     private var functions: [FunctionBox] = []
     public let sandboxed: Bool
 
-    /// Creates a state. `sandboxed` opens only the allow-listed libraries (see LUA.md).
+    /// Creates a state. `sandboxed` opens only the allow-listed libraries
+    /// (docs/ARCHITECTURE.md §7, rule 6).
     public init(sandboxed: Bool = true, limits: LuaLimits = .unlimited) throws {
         guard let state = tenki_lua_newstate(0) else {
             throw LuaError(kind: .memory, message: "cannot create a Lua state")

@@ -41,7 +41,7 @@ final class PolicyWorker {
     let set: PolicySet
     let state: LuaState
     private var functions: [String: LuaReference] = [:]
-    /// A worker whose evaluation tripped a limit is thrown away (LUA.md, 4).
+    /// A worker whose evaluation tripped a limit is thrown away (docs/ARCHITECTURE.md §7, rule 4).
     var poisoned = false
 
     init(set: PolicySet) throws {

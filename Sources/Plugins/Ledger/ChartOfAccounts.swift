@@ -3,7 +3,7 @@ import Host
 import SQL
 import TenkiCrypto
 
-/// The ledgers and accounts of SPEC.md section 11. Operator accounts exist once per ledger;
+/// The ledgers and accounts of docs/PRODUCT.md §11. Operator accounts exist once per ledger;
 /// each workspace has a USER account on the money ledger and one on the free-minutes ledger.
 /// Account ids are derived from (ledger, code, owner), so every process finds the same ones.
 public enum ChartOfAccounts {

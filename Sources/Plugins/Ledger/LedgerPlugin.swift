@@ -8,7 +8,7 @@ import ServiceLifecycle
 import SQL
 
 /// The double-entry ledger (TigerBeetle semantics) on SQLite or PostgreSQL: its rules
-/// (`LedgerState`), storage (`LedgerStore`), the chart of accounts of SPEC.md section 11
+/// (`LedgerState`), storage (`LedgerStore`), the chart of accounts of docs/PRODUCT.md §11
 /// (created on first start) and `tenki ledger accounts | balance | transfers`.
 public struct LedgerPlugin: Plugin {
     public static let name = "ledger"

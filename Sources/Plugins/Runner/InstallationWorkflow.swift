@@ -3,8 +3,8 @@ import GitHubPlugin
 import Host
 import SQL
 
-/// The long-running workflow of one GitHub App installation (the seeds' runner installation
-/// workflow), id `installation:<id>`: it takes the signals the `installation` and
+/// The long-running workflow of one GitHub App installation (docs/RUNNER.md),
+/// id `installation:<id>`: it takes the signals the `installation` and
 /// `installation_repositories` webhooks send, in the order they came, and applies each in one
 /// transaction (exactly once) with the same writes as before. `Uninstall` ends it (the workspace
 /// stays); it continues as new every `signalsPerRun` signals, so an installation that lives for
@@ -22,7 +22,7 @@ public enum InstallationWorkflow {
     public static func id(_ installationID: Int64) -> String { "installation:\(installationID)" }
 
     /// `installation.created` (and `new_permissions_accepted`) → Install, `deleted` → Uninstall,
-    /// `suspend` → Suspend, `unsuspend` → Unsuspend (back to active; the seeds name only the first
+    /// `suspend` → Suspend, `unsuspend` → Unsuspend (back to active; added to the first
     /// four), `installation_repositories.added` → AddRepositories, `removed` → RemoveRepositories.
     public enum Signal: String, CaseIterable, Sendable {
         case install = "Install", uninstall = "Uninstall", suspend = "Suspend", unsuspend = "Unsuspend"

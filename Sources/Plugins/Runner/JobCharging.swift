@@ -4,7 +4,7 @@ import LedgerPlugin
 import SQL
 
 /// Charging finished jobs: the pricing policy's decision stored as the usage record, then free
-/// minutes and money posted to the ledger as one linked batch (SPEC §3, §11).
+/// minutes and money posted to the ledger as one linked batch (docs/PRODUCT.md §3, §11).
 extension JobScheduler {
     func chargeCompleted(_ round: inout Round) async throws {
         let pending = try await store.database.query("""
@@ -24,9 +24,9 @@ extension JobScheduler {
     }
 
     /// Prices one finished job and posts it to the ledger as one linked batch: free minutes on
-    /// the minutes ledger, money on the money ledger (SPEC §3, §11). The priced decision is
-    /// stored first under the job's key; the transfers' ids derive from the key, so a crash or a
-    /// replay at any point posts the same transfers once. Returns whether it charged.
+    /// the minutes ledger, money on the money ledger (docs/PRODUCT.md §3, §11). The priced
+    /// decision is stored first under the job's key; the transfers' ids derive from the key, so a
+    /// crash or a replay at any point posts the same transfers once. Returns whether it charged.
     func charge(_ job: RunnerJob) async throws -> Bool {
         let key = job.key
         let setCharge: (String) async throws -> Void = { status in

@@ -39,7 +39,7 @@ public struct JobScheduler: Sendable {
     public let logger: Logger
     /// Asked whether a job released from a block is still queued on GitHub (nil: not asked).
     public let github: GitHubAppClient?
-    /// Free minutes (normalised to 2 vCPU) every new workspace gets once (SPEC §3).
+    /// Free minutes (normalised to 2 vCPU) every new workspace gets once (docs/PRODUCT.md §3).
     public static let signupFreeMinutes: UInt64 = 1_000
     /// Slots per architecture when the admission policy names no limit.
     public static let includedSlots: Int64 = 40
