@@ -5,7 +5,7 @@ import PackageDescription
 /// The layout is the architecture: Sources/Bindings (C made safe), Sources/Host (kernel),
 /// Sources/Plugins/<Name> (one business capability each).
 let swiftSettings: [SwiftSetting] = [
-    .swiftLanguageMode(.v5),
+    .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
 ]
 

@@ -71,7 +71,7 @@ public struct HostConfiguration: Sendable, Equatable {
     /// The keys, as written in the file and (upper-cased, prefixed `TENKI_`) in the environment.
     public static let keys: [String] = setters.map(\.key)
 
-    private static let setters: [(key: String, set: (inout HostConfiguration, String) throws -> Void)] = [
+    private static let setters: [(key: String, set: @Sendable (inout HostConfiguration, String) throws -> Void)] = [
         ("host", { $0.host = $1 }),
         ("port", { $0.port = try int($1, "port", 0...65535) }),
         ("data_dir", { $0.dataDir = $1 }),

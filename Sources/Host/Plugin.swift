@@ -60,6 +60,8 @@ public struct LuaHostFunction: Sendable {
     public static func waiting(module: String, name: String,
                                _ body: @escaping @Sendable ([LuaValue]) async throws -> [LuaValue]) -> LuaHostFunction {
         LuaHostFunction(module: module, name: name, readOnly: false) { arguments in
+            /// Unchecked Sendable: written by the detached task before `done.signal()` and read
+            /// only after `done.wait()`; the semaphore orders the two.
             final class Outcome: @unchecked Sendable { var result: Result<[LuaValue], any Error>? }
             let outcome = Outcome()
             let done = DispatchSemaphore(value: 0)
@@ -125,5 +127,6 @@ extension Plugin {
 
 /// The plugins compiled into this `tenki`, set once by the executable before parsing.
 public enum PluginCatalog {
+    /// Unchecked Sendable: set once by `main` before any other code runs, then only read.
     nonisolated(unsafe) public static var plugins: [any Plugin.Type] = []
 }

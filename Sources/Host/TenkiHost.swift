@@ -7,7 +7,7 @@ import ServiceLifecycle
 import SQL
 
 /// The assembled host: storage opened and migrated, the event bus, and the plugins.
-public final class TenkiHost: @unchecked Sendable {
+public final class TenkiHost: Sendable {
     public let configuration: HostConfiguration
     public let database: any Database
     public let events: EventBus

@@ -2,6 +2,7 @@ import Foundation
 
 /// Finds a workspace's id from its id or slug. The plugin that owns workspaces (the runner)
 /// registers how; readers (the ledger's CLI and HTTP views) ask, without reading its tables.
+/// Unchecked Sendable: `resolvers` is touched only under `lock`.
 public final class WorkspaceDirectory: @unchecked Sendable {
     public typealias Resolver = @Sendable (String) async throws -> String?
     private let lock = NSLock()

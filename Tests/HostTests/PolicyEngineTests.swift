@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 /// A policy root in a temporary directory, with the shipped pricing policy unless replaced.
-final class PolicyRoot: @unchecked Sendable {
+final class PolicyRoot: Sendable {
     let path: String
     let engine: PolicyEngine
 

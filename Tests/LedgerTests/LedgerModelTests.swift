@@ -215,6 +215,7 @@ struct ModelRun {
 
 /// One client of a run: its accounts, its model of them, what it sent and what came back.
 /// Used by one task at a time (phases are sequential).
+/// Unchecked Sendable: used by one task at a time (the phases run one after another).
 final class ModelClient: @unchecked Sendable {
     let number: Int
     var random: SeededRandom

@@ -5,6 +5,7 @@ import Testing
 private func id(_ n: UInt64) -> ID128 { ID128(low: n) }
 
 /// Holds the first batch until the test opens it, so the others queue behind it.
+/// Unchecked Sendable: its state is touched only under its lock.
 private final class Gate: @unchecked Sendable {
     private let box = LockedBox<CheckedContinuation<Void, Never>?>(nil)
     private let opened = LockedBox(false)

@@ -5,6 +5,7 @@ import TenkiCrypto
 import TestSupport
 
 /// A wall clock the test moves by hand.
+/// Unchecked Sendable: `current` is touched only under `lock`.
 final class ManualClock: @unchecked Sendable {
     private let lock = NSLock()
     private var current: Date

@@ -45,7 +45,7 @@ struct ReconcilerRig {
 
 @Suite("Reconciler: lost webhooks and orphaned runners against a fake GitHub")
 struct ReconcilerTests {
-    static let key = { (id: Int64) in "\(RunnerHarness.installation)/\(id)/1" }
+    static func key(_ id: Int64) -> String { "\(RunnerHarness.installation)/\(id)/1" }
 
     @Test("a job whose queued webhook never came is found on an installed repository and runs", arguments: DriverKind.allCases)
     func lostQueued(_ kind: DriverKind) async throws {

@@ -11,7 +11,7 @@ import WorkflowPlugin
 
 /// A host with the GitHub, ledger and runner plugins on a test database, fed with GitHub
 /// events through the durable inbox exactly as deliveries are, and driven round by round.
-final class RunnerHarness: @unchecked Sendable {
+final class RunnerHarness: Sendable {
     let test: TestDatabase
     let host: TenkiHost
     let runner: RunnerPlugin

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A third-party-style peer process on loopback (Python's http.server), started for one test.
-public final class PeerServer: @unchecked Sendable {
+public final class PeerServer: Sendable {
     public let process: Process
     public let port: Int
     private let stdin: Pipe

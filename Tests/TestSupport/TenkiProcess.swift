@@ -2,7 +2,7 @@ import Foundation
 import HTTPClient
 
 /// A `tenki` executable run by a test: `serve` on a free loopback port, or one CLI command.
-public final class TenkiProcess: @unchecked Sendable {
+public final class TenkiProcess: Sendable {
     public let process: Process
     public let port: Int
     public let logPath: String
@@ -127,6 +127,7 @@ public final class TenkiProcess: @unchecked Sendable {
 }
 
 /// A counting gate for async callers (FIFO).
+/// Unchecked Sendable: its state is touched only under its lock.
 final class StartupGate: @unchecked Sendable {
     private let lock = NSLock()
     private var free: Int

@@ -17,7 +17,7 @@ public struct MissingDependency: Error, CustomStringConvertible {
 /// A fresh, empty database for one test: a new SQLite file, or a new PostgreSQL database in
 /// the cluster named by `TENKI_TEST_POSTGRES_URL` (tools/test.sh starts one). A missing
 /// PostgreSQL is a failure, never a skip.
-public final class TestDatabase: @unchecked Sendable {
+public final class TestDatabase: Sendable {
     public let kind: DriverKind
     /// The URL `tenki` takes as `--database-url` (SQLite: a file path URL).
     public let url: String
@@ -80,6 +80,7 @@ public enum PostgresAdmin {
     }
 }
 
+/// Unchecked Sendable: `value` is touched only under `lock`.
 public final class LockedBox<T>: @unchecked Sendable {
     private let lock = NSLock()
     private var _value: T

@@ -6,7 +6,7 @@ import TestSupport
 @testable import WorkflowPlugin
 
 /// A migrated database (SQLite or PostgreSQL), a manual clock and engines on them.
-final class WorkflowHarness: @unchecked Sendable {
+final class WorkflowHarness: Sendable {
     let test: TestDatabase
     let database: any Database
     let clock = ManualWorkflowClock()

@@ -3,6 +3,7 @@ import Foundation
 /// Threads of our own for blocking C calls (SQLite, libpq, libcurl), so they never occupy
 /// the cooperative pool or an event loop, and never queue behind other blocked GCD work.
 /// Threads start on demand up to `maxThreads` and then stay; jobs run in arrival order.
+/// Unchecked Sendable: `jobs`, `threads` and `idle` are touched only while `condition` is locked.
 public final class BlockingThreadPool: @unchecked Sendable {
     public let name: String
     public let maxThreads: Int
@@ -19,9 +20,10 @@ public final class BlockingThreadPool: @unchecked Sendable {
 
     /// Runs `body` on a pool thread and returns its result to the awaiting task.
     public func run<T>(_ body: @escaping () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            submit { continuation.resume(with: Result { try body() }) }
+        let handed: Handover<T> = try await withCheckedThrowingContinuation { continuation in
+            submit { continuation.resume(returning: Handover(result: Result { try body() })) }
         }
+        return try handed.result.get()
     }
 
     /// Queues `job` without waiting for it.
@@ -53,4 +55,13 @@ public final class BlockingThreadPool: @unchecked Sendable {
             job()
         }
     }
+}
+
+/// A result made on a thread of our own, handed to the one task awaiting it. Unchecked because
+/// the compiler cannot see the hand-over: the thread makes the value, resumes the continuation
+/// and drops its reference, so from then on only the awaiting task touches it. (Requiring
+/// `T: Sendable` instead would force it on every database and HTTP call's result.)
+public struct Handover<T>: @unchecked Sendable {
+    public let result: Result<T, any Error>
+    public init(result: Result<T, any Error>) { self.result = result }
 }

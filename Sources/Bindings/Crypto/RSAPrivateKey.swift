@@ -35,6 +35,8 @@ public struct CryptoError: Error, CustomStringConvertible, Sendable {
 /// (`BEGIN PRIVATE KEY`). Refuses encrypted keys without prompting, keys of other algorithms
 /// and keys shorter than `minimumBits`. Signing is safe from any number of threads at once:
 /// each signature has its own OpenSSL context and the key itself is only read.
+/// Unchecked Sendable: the `EVP_PKEY` behind `key` is never changed after init, and OpenSSL lets
+/// threads share a key for reading; each signature makes its own context.
 public final class RSAPrivateKey: @unchecked Sendable {
     /// Shortest modulus accepted; GitHub's App keys are 2048 bits.
     public static let minimumBits = 2048

@@ -61,6 +61,8 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
 /// An HTTP/1.1 and HTTPS client over libcurl. Each request runs `curl_easy_perform` on a
 /// thread of the client's own pool, never on an event loop or the cooperative pool, so any number of tasks can
 /// await requests concurrently; at most `maxConcurrentRequests` are in flight at once.
+/// Unchecked Sendable: `idleHandles` is touched only under `idleLock`, and a curl handle is used by
+/// one request at a time on a pool thread.
 public final class HTTPClient: @unchecked Sendable {
     /// Largest response body accepted before the transfer is aborted.
     public let maxResponseBytes: Int

@@ -2,6 +2,8 @@ import BlockingPool
 import Foundation
 
 /// PostgreSQL over libpq with a pool of connections, run on the pool's own threads.
+/// Unchecked Sendable: the pool's mutable state (`idle`, `opened`, `waiters`, `closed`) is touched only under
+/// `lock`, and a connection is used by the one caller that checked it out.
 public final class PostgresDatabase: Database, @unchecked Sendable {
     public let dialect = SQLDialect.postgres
     public let url: String
@@ -17,7 +19,9 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
     /// At most one job per checked-out connection, so `poolSize` threads suffice.
     private let threads: BlockingThreadPool
 
-    private final class Slot {
+    /// A pooled connection. Unchecked because ownership moves between tasks through the pool:
+    /// `checkout` hands a slot to one caller (under `lock`), who alone uses it until `checkin`.
+    private final class Slot: @unchecked Sendable {
         let connection: PostgresConnection
         init(connection: PostgresConnection, index: Int) {
             self.connection = connection

@@ -15,7 +15,7 @@ final class SQLiteConnection: SQLConnection {
             ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         // Writers gather each commit's WAL writes into one (see tenki_sqlite_vfs.c).
-        var vfs: UnsafePointer<CChar>? = nil
+        var vfs: String? = nil
         if !readOnly {
             guard let name = SQLiteConnection.walBufferingVFS else {
                 throw SQLError(.connection, "cannot register the WAL-buffering SQLite VFS")
@@ -50,8 +50,8 @@ final class SQLiteConnection: SQLConnection {
     deinit { close() }
 
     /// The WAL-buffering VFS's name once registered (nil if that failed).
-    private static let walBufferingVFS: UnsafePointer<CChar>? = {
-        tenki_sqlite_register_vfs() == SQLITE_OK ? tenki_sqlite_vfs_name : nil
+    private static let walBufferingVFS: String? = {
+        tenki_sqlite_register_vfs() == SQLITE_OK ? String(cString: tenki_sqlite_vfs_name) : nil
     }()
 
     /// Whether no transaction is open (SQLite rolled it back, or none was begun).

@@ -8,6 +8,8 @@ import Foundation
 /// another inside one physical transaction, each in its own savepoint (a failing one is rolled
 /// back alone), and are all acknowledged after the single durable COMMIT. Each caller still sees
 /// its own transaction commit or fail as a whole, and none returns before its data is on disk.
+/// Unchecked Sendable: `pending` and `draining` are touched only under `lock`; the writer connection only on
+/// the writer thread, a reader connection only by the one caller that checked it out.
 public final class SQLiteDatabase: Database, @unchecked Sendable {
     public let dialect = SQLDialect.sqlite
     public let path: String
@@ -69,6 +71,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     }
 
     private static let writeBackFilesLock = NSLock()
+    /// Unchecked Sendable: read and written only under `writeBackFilesLock` (a `Mutex` needs macOS 15).
     nonisolated(unsafe) private static var writeBackFiles: [String: Int32] = [:]
 
     /// A descriptor of the database file at `path`, opened once per process and kept open:
@@ -147,8 +150,8 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
     }
 
     public func transaction<T>(isolation: SQLIsolation, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
-        let value: Any = try await withCheckedThrowingContinuation { continuation in
-            let write = PendingWrite(run: { try body($0) }, complete: { continuation.resume(with: $0) })
+        let handed: Handover<Any> = try await withCheckedThrowingContinuation { continuation in
+            let write = PendingWrite(run: { try body($0) }, complete: { continuation.resume(returning: Handover(result: $0)) })
             lock.lock()
             pending.append(write)
             let start = !draining
@@ -156,7 +159,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
             lock.unlock()
             if start { writerThread.submit { self.drain() } }
         }
-        return value as! T
+        return try handed.result.get() as! T
     }
 
     /// Runs on the writer thread until no writes are pending.

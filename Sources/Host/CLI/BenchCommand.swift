@@ -32,6 +32,8 @@ public struct BenchCommand: AsyncParsableCommand {
         }
 
         func run(engine: PolicyEngine, input: JobPriceInput, threads: Int) -> String {
+            /// Unchecked Sendable: each is written by its own thread only and read after
+            /// `group.wait()`, which orders the writes before the reads.
             final class Result: @unchecked Sendable {
                 var latencies: [UInt64] = []
                 var count = 0

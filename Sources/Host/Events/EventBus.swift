@@ -11,6 +11,7 @@ public typealias EventPayloadLoader = @Sendable (any SQLConnection, _ sourceID: 
 /// their own transaction and then `ring()`; the dispatcher (a `Service`) claims and handles them.
 /// A crash between storing and handling loses nothing: unhandled events stay in the inbox and
 /// are taken again after a restart (or by another replica when the lease runs out).
+/// Unchecked Sendable: `subscriptions` and `loaders` are touched only under `lock`.
 public final class EventBus: @unchecked Sendable {
     public let database: any Database
     let logger: Logger
@@ -213,6 +214,7 @@ public struct EventDispatcher: Service {
 }
 
 /// A wake-up signal with a timeout; rings before a wait are not lost.
+/// Unchecked Sendable: its state is touched only under `lock`.
 public final class Doorbell: @unchecked Sendable {
     private let lock = NSLock()
     private var rung = false
@@ -252,6 +254,7 @@ public final class Doorbell: @unchecked Sendable {
 }
 
 /// A flag set once, read from any thread (graceful shutdown).
+/// Unchecked Sendable: `value` is touched only under `lock`.
 public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
@@ -265,6 +268,7 @@ enum Hex8 {
 }
 
 /// A bounded map of recently committed payloads, oldest dropped first; each is taken once.
+/// Unchecked Sendable: its state is touched only under `lock`.
 public final class RecentPayloads: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [String: [UInt8]] = [:]

@@ -26,6 +26,8 @@ public struct PolicyStatus: Sendable, Codable {
 /// checked (syntax, required exports, each policy's own `examples`) before it replaces the
 /// current set in one swap; a bad set is rejected with file:line and the current set keeps
 /// serving. Each thread evaluates in its own Lua state for the set it started with.
+/// Unchecked Sendable: `history` and the reload state are touched only under `lock`; Lua states are per
+/// thread (`ThreadLocal`), never shared.
 public final class PolicyEngine: @unchecked Sendable {
     public let source: any PolicySource
     let logger: Logger
@@ -215,6 +217,7 @@ public final class PolicyEngine: @unchecked Sendable {
 }
 
 /// A value per thread (pthread-specific storage), released when the thread ends.
+/// Unchecked Sendable: `key` is set once in init; each thread reads and writes only its own slot.
 final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
     private var key = pthread_key_t()
 

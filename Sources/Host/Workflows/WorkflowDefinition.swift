@@ -288,6 +288,7 @@ public protocol WorkflowClient: Sendable {
                          payload: [UInt8], requestID: String?) throws -> Bool
 }
 
+/// Unchecked Sendable: its mutable state is touched only under `lock`.
 public final class WorkflowCatalog: @unchecked Sendable {
     private let lock = NSLock()
     private var installedClient: (any WorkflowClient)?

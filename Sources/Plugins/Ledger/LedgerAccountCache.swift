@@ -8,6 +8,7 @@ import Foundation
 /// generation the cache was filled at knows that nothing changed an account since: no other
 /// store, no other process, no rolled-back transaction. Any other generation empties the cache.
 /// So the cache is checked, never trusted, and is right with any number of writers.
+/// Unchecked Sendable: `generation` and `accounts` are touched only under `lock`.
 final class LedgerAccountCache: @unchecked Sendable {
     private let lock = NSLock()
     private var generation: Int64 = 0

@@ -119,6 +119,7 @@ extension LedgerStore {
 /// `($1, $2), ($3, $4), ...` for a number of rows and columns, built once per shape.
 enum ValuesClause {
     private static let lock = NSLock()
+    /// Unchecked Sendable: read and written only under `lock` (a `Mutex` needs macOS 15).
     nonisolated(unsafe) private static var cache: [Int: String] = [:]
 
     static func text(rows: Int, columns: Int) -> String {

@@ -9,6 +9,7 @@ import Foundation
 /// never ends inside a linked chain except one left open, and such a request closes the merged
 /// batch, so its open chain still meets the batch's end. Balances, results and timestamps are
 /// those of a serial order of the requests, as without merging.
+/// Unchecked Sendable: `queue` and `draining` are touched only under `lock`.
 final class TransferBatcher: @unchecked Sendable {
     typealias Apply = @Sendable ([Transfer], UInt64) async throws -> [CreateTransferResult]
 

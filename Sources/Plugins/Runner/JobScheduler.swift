@@ -459,6 +459,7 @@ public struct JobScheduler: Sendable {
 }
 
 /// A counter with a limit: how many background provisioning steps may run at once.
+/// Unchecked Sendable: `running` is touched only under `lock`.
 final class ConcurrencyLimit: @unchecked Sendable {
     private let lock = NSLock()
     private var running = 0

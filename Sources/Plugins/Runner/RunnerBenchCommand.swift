@@ -91,10 +91,11 @@ struct RunnerBenchCommand: AsyncParsableCommand {
         let bodies = (0..<count).map { i in RunnerBenchCommand.queuedJob(first + i, workspace: (first + i) % workspaces, base: base) }
         let signatures = bodies.map { WebhookSignature.gitHubHeader(secret: Array(RunnerBenchCommand.secret.utf8), body: $0) }
         let start = DispatchTime.now().uptimeNanoseconds
+        let clients = self.clients
         try await withThrowingTaskGroup(of: Void.self) { group in
             for c in 0..<clients {
                 group.addTask {
-                    for i in stride(from: c, to: count, by: self.clients) {
+                    for i in stride(from: c, to: count, by: clients) {
                         if let rate {
                             let due = start + UInt64(i) * 1_000_000_000 / UInt64(rate)
                             let now = DispatchTime.now().uptimeNanoseconds

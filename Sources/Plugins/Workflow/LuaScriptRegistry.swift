@@ -49,6 +49,7 @@ public struct LuaScriptStatus: Sendable, Codable {
 /// previous set keeps serving — the same rules as the policies' hot reload. Runs already
 /// started replay with the version loaded when they execute next; a removed script keeps its
 /// last definition (until restart) so its runs finish, but no event starts it any more.
+/// Unchecked Sendable: its mutable state is touched only under `lock`.
 public final class LuaScriptRegistry: @unchecked Sendable {
     public let root: String
     let catalog: WorkflowCatalog?

@@ -6,7 +6,7 @@ import SQL
 /// Starts, signals, cancels and reads workflow runs, and executes them: claims runnable runs
 /// of every known task queue under a lease and runs their workflow functions. Every process
 /// has one; several processes on one PostgreSQL share the work.
-public final class WorkflowEngine: @unchecked Sendable {
+public final class WorkflowEngine: Sendable {
     public let database: any Database
     public let catalog: WorkflowCatalog
     public let clock: any WorkflowClock

@@ -6,6 +6,7 @@ import SQL
 /// numbered in order; a number with a recorded result returns it, a number without one does the
 /// work and records it (fenced by the lease). Anything that must wait parks the run and ends
 /// the execution; the next execution replays the recorded calls and carries on.
+/// Unchecked Sendable: `recorded`, `seq` and `haltReason` are touched only under `lock`.
 final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
     let engine: WorkflowEngine
     let run: WorkflowRun
@@ -379,6 +380,7 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
 }
 
 /// True for the first caller only.
+/// Unchecked Sendable: `taken` is touched only under `lock`.
 final class OnceFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var taken = false

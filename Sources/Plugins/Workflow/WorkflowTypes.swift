@@ -99,6 +99,7 @@ public struct SystemWorkflowClock: WorkflowClock {
 }
 
 /// A clock that moves only when told: `advance(by:)` wakes the sleepers it passes.
+/// Unchecked Sendable: its state is touched only under `lock`.
 public final class ManualWorkflowClock: WorkflowClock, @unchecked Sendable {
     private let lock = NSLock()
     private var now: Int64

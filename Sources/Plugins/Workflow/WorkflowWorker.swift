@@ -67,6 +67,7 @@ struct WorkflowWorker: Service {
     }
 }
 
+/// Unchecked Sendable: `count` is touched only under `lock`.
 final class SlotCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
