@@ -190,7 +190,6 @@ void tenki_lua_set_budget(lua_State *L, int64_t max_instructions, int64_t max_na
     x->max_nanoseconds = max_nanoseconds;
 }
 tenki_lua_trip tenki_lua_last_trip(lua_State *L) { return extra_of(L)->trip; }
-int64_t tenki_lua_instructions_used(lua_State *L) { return extra_of(L)->instructions; }
 
 static void tenki_hook(lua_State *L, lua_Debug *ar) {
     tenki_extra *x = extra_of(L);

@@ -65,9 +65,6 @@ public final class LuaState {
     /// Bytes currently allocated by this state.
     public var memoryUsed: Int { Int(tenki_lua_memory_used(L)) }
 
-    /// VM instructions counted in the last protected call (to the hook's granularity).
-    public var instructionsUsedLastCall: Int64 { tenki_lua_instructions_used(L) }
-
     /// Adds the `money` and `date` libraries (integer micro-cents with overflow checks and
     /// explicit rounding; pure UTC date helpers).
     public func openMoneyAndDate() throws {
@@ -133,12 +130,6 @@ public final class LuaState {
             lua_settop(L, top)
             throw LuaError(kind: .runtime, message: "reference is not a function")
         }
-    }
-
-    /// Compiles a chunk into a function kept in the registry, to be called later.
-    public func compile(_ source: String, chunkName: String) throws -> LuaReference {
-        try load(source, chunkName: chunkName)
-        return LuaReference(id: Int32(luaL_ref(L, TENKI_LUA_REGISTRYINDEX)))
     }
 
     /// Calls the global function `name` and keeps its first result (any type, e.g. a function)

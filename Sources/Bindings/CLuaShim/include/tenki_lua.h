@@ -48,7 +48,6 @@ void tenki_lua_push_key(lua_State *L, int slot, const char *name, size_t length)
 /// Instruction and wall-clock budget for the next protected calls; 0 disables either.
 void tenki_lua_set_budget(lua_State *L, int64_t max_instructions, int64_t max_nanoseconds);
 tenki_lua_trip tenki_lua_last_trip(lua_State *L);
-int64_t tenki_lua_instructions_used(lua_State *L);
 
 /// Loads a text chunk (never bytecode). Returns a LUA_* status; on error the message is on top.
 int tenki_lua_load_text(lua_State *L, const char *buffer, size_t length, const char *chunkname);
