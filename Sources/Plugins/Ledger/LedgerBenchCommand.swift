@@ -18,6 +18,7 @@ struct LedgerBenchCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingErrors {
             let host = try await options.openHost()
+            let machine = try MachineFacts.measure(directory: host.configuration.dataDir)
             let store = LedgerStore(database: host.database)
             let base = UInt64(Date().timeIntervalSince1970 * 1_000) << 20
             let accounts = (0..<1_000).map { Account(id: ID128(high: 7, low: base + UInt64($0)), ledger: 9, code: 1) }
@@ -30,7 +31,7 @@ struct LedgerBenchCommand: AsyncParsableCommand {
                                 creditAccountID: accounts[a == b ? (b + 1) % 1_000 : b].id, amount: 1 + next % 1_000, ledger: 9, code: 1)
             }
             // Full batches.
-            let batchCPU = LedgerBenchCommand.cpuSeconds()
+            let batchCPU = MachineFacts.processCPUSeconds()
             var batchLatencies: [Double] = []
             let batchStart = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<batches {
@@ -41,8 +42,8 @@ struct LedgerBenchCommand: AsyncParsableCommand {
                 batchLatencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
             }
             let batchSeconds = Double(DispatchTime.now().uptimeNanoseconds - batchStart) / 1e9
-            let batchCPUSeconds = LedgerBenchCommand.cpuSeconds() - batchCPU
-            let singleCPU = LedgerBenchCommand.cpuSeconds()
+            let batchCPUSeconds = MachineFacts.processCPUSeconds() - batchCPU
+            let singleCPU = MachineFacts.processCPUSeconds()
             // Single transfers from concurrent callers.
             let work = (0..<singles).map { _ in transfer() }
             let perCaller = singles / callers
@@ -64,27 +65,19 @@ struct LedgerBenchCommand: AsyncParsableCommand {
                 return try await group.reduce(into: [Double]()) { $0 += $1 }
             }.sorted()
             let singleSeconds = Double(DispatchTime.now().uptimeNanoseconds - singleStart) / 1e9
-            let singleCPUSeconds = LedgerBenchCommand.cpuSeconds() - singleCPU
+            let singleCPUSeconds = MachineFacts.processCPUSeconds() - singleCPU
             batchLatencies.sort()
             func p(_ values: [Double], _ q: Double) -> Double { values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * q))] }
             print(String(format: """
-                {"benchmark":"ledger","database":"%@","full_batches":{"batches":%d,"transfers_per_second":%.0f,"p50_ms":%.1f,"p99_ms":%.1f,\
+                {"benchmark":"ledger","machine":%@,"database":"%@","full_batches":{"batches":%d,"transfers_per_second":%.0f,"p50_ms":%.1f,"p99_ms":%.1f,\
                 "cpu_seconds":%.2f,"per_cpu_second":%.0f},"single_transfers":{"callers":%d,"transfers":%d,"transfers_per_second":%.0f,\
                 "p50_ms":%.2f,"p99_ms":%.2f,"cpu_seconds":%.2f,"per_cpu_second":%.0f}}
-                """, host.database.dialect.rawValue, batches, Double(batches * LedgerLimits.maxBatchEvents) / batchSeconds,
+                """, machine.json, host.database.dialect.rawValue, batches, Double(batches * LedgerLimits.maxBatchEvents) / batchSeconds,
                          p(batchLatencies, 0.5), p(batchLatencies, 0.99), batchCPUSeconds,
                          Double(batches * LedgerLimits.maxBatchEvents) / max(batchCPUSeconds, 1e-6), callers, latencies.count,
                          Double(latencies.count) / singleSeconds, p(latencies, 0.5), p(latencies, 0.99), singleCPUSeconds,
                          Double(latencies.count) / max(singleCPUSeconds, 1e-6)))
             await host.database.close()
         }
-    }
-
-    /// User and system CPU time of this process so far.
-    static func cpuSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 }

@@ -34,8 +34,12 @@ struct RunnerBenchCommand: AsyncParsableCommand {
         let latencyMsMax: Double
         /// How fast the clients got their deliveries accepted (202), for comparison.
         let sentPerSecond: Double
+        /// This process's CPU over the phase (the loopback clients' included with `http`), and
+        /// jobs per second of it.
+        let cpuSeconds: Double
+        let perCPUSecond: Double
         enum CodingKeys: String, CodingKey {
-            case sentPerSecond = "sent_per_second"
+            case sentPerSecond = "sent_per_second", cpuSeconds = "cpu_seconds", perCPUSecond = "per_cpu_second"
             case jobs, seconds, jobsPerSecond = "jobs_per_second", latencyMsP50 = "latency_ms_p50", latencyMsP99 = "latency_ms_p99"
             case latencyMsMax = "latency_ms_max"
         }
@@ -50,6 +54,7 @@ struct RunnerBenchCommand: AsyncParsableCommand {
             ])
             HostLogHandler.bootstrap(configuration)
             let host = try await TenkiHost.open(configuration)
+            let machine = try MachineFacts.measure(directory: configuration.dataDir)
             let listening = AsyncStream<Int>.makeStream()
             let server = Task { try await host.serve { port in listening.continuation.yield(port) } }
             var ports = listening.stream.makeAsyncIterator()
@@ -75,7 +80,7 @@ struct RunnerBenchCommand: AsyncParsableCommand {
 
             let burst = try await phase(http, url, ingress, store, first: 0, count: jobs, rate: nil, base: base)
             let paced = pacedJobs > 0 ? try await phase(http, url, ingress, store, first: jobs, count: pacedJobs, rate: rate, base: base) : nil
-            var report: [String: Any] = ["database": host.database.dialect.rawValue, "workspaces": workspaces, "clients": clients, "transport": transport,
+            var report: [String: Any] = ["machine": machine.object, "database": host.database.dialect.rawValue, "workspaces": workspaces, "clients": clients, "transport": transport,
                                          "burst": try RunnerBenchCommand.object(burst)]
             if let paced { report["paced"] = try RunnerBenchCommand.object(paced); report["paced_rate"] = rate }
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
@@ -91,6 +96,7 @@ struct RunnerBenchCommand: AsyncParsableCommand {
         let bodies = (0..<count).map { i in RunnerBenchCommand.queuedJob(first + i, workspace: (first + i) % workspaces, base: base) }
         let signatures = bodies.map { WebhookSignature.gitHubHeader(secret: Array(RunnerBenchCommand.secret.utf8), body: $0) }
         let start = DispatchTime.now().uptimeNanoseconds
+        let cpuStart = MachineFacts.processCPUSeconds()
         let clients = self.clients
         try await withThrowingTaskGroup(of: Void.self) { group in
             for c in 0..<clients {
@@ -115,6 +121,7 @@ struct RunnerBenchCommand: AsyncParsableCommand {
                 """, [.integer(low), .integer(high)]).first
             return try row?.int("n") ?? 0 >= count
         }
+        let cpuSeconds = MachineFacts.processCPUSeconds() - cpuStart
         let rows = try await store.database.query("""
             SELECT received_at, provision_requested_at FROM runner_jobs WHERE job_id >= $1 AND job_id < $2
             """, [.integer(low), .integer(high)])
@@ -131,7 +138,8 @@ struct RunnerBenchCommand: AsyncParsableCommand {
         let seconds = Double(max(1, lastRequested - firstReceived)) / 1000
         return Phase(jobs: count, seconds: seconds, jobsPerSecond: (Double(count) / seconds).rounded(),
                      latencyMsP50: p(50), latencyMsP99: p(99), latencyMsMax: Double(latencies.last ?? 0),
-                     sentPerSecond: (Double(count) / sentSeconds).rounded())
+                     sentPerSecond: (Double(count) / sentSeconds).rounded(), cpuSeconds: (cpuSeconds * 100).rounded() / 100,
+                     perCPUSecond: (Double(count) / max(cpuSeconds, 1e-6)).rounded())
     }
 
     static func object(_ phase: Phase) throws -> Any {
