@@ -58,7 +58,10 @@ let package = Package(
                           path: "Sources/tenki", swiftSettings: swiftSettings),
 
         // MARK: tests
-        .testTarget(name: "BindingsTests", dependencies: ["Lua", "SQL", "HTTPClient", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "LuaTests", dependencies: ["Lua"], swiftSettings: swiftSettings),
+        .testTarget(name: "SQLTests", dependencies: ["SQL", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TenkiCryptoTests", dependencies: ["TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "GitHubPlugin", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "SQL", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RunnerTests", dependencies: ["RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "WorkflowPlugin", "Kubernetes", "Host", "SQL",
