@@ -123,8 +123,7 @@ public struct DecisionRecord: Sendable, Codable, Equatable {
 
     /// A record of any decision from its typed input and checked output.
     public init<I: Encodable, O: Encodable>(decision: String, policyVersion: String, input: I, output: O) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoder = JSONCoding.encoder()
         self.init(decision: decision, policyVersion: policyVersion,
                   input: (try? encoder.encode(input)).map { String(decoding: $0, as: UTF8.self) } ?? "null",
                   output: (try? encoder.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? "null")
@@ -151,9 +150,7 @@ public struct PriceDecision: Sendable {
 
     /// The decision record to store with the charge (serialized on demand).
     public var record: DecisionRecord {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let output = (try? encoder.encode(price)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let output = (try? JSONCoding.text(price)) ?? "{}"
         return DecisionRecord(decision: "price", policyVersion: price.policyVersion, input: LuaJSON.text(input.luaValue), output: output)
     }
 }
