@@ -5,8 +5,9 @@ import TenkiCrypto
 
 /// `POST /webhooks/github`: checks a delivery and stores it durably before answering.
 ///
-/// Order of checks: size (413), signature (401), required headers (400), JSON (400). Only a
-/// committed delivery gets a 2xx; a redelivery of a stored id gets 200 and changes nothing.
+/// Order of checks: size (413), signature (401), required headers (400), JSON (400); a failed
+/// check throws a `HostError` whose reason names it (`signature_mismatch`). Only a committed
+/// delivery gets a 2xx; a redelivery of a stored id gets 200 and changes nothing.
 struct WebhookIngress: Sendable {
     let secret: [UInt8]
     let database: any Database
@@ -16,7 +17,6 @@ struct WebhookIngress: Sendable {
     enum Outcome: Equatable {
         case accepted(deliveryID: String)
         case duplicate(deliveryID: String)
-        case rejected(status: Int, code: String, message: String)
     }
 
     /// The headers GitHub sends that are worth keeping with a delivery.
@@ -27,28 +27,28 @@ struct WebhookIngress: Sendable {
 
     func receive(headers: [String: String], body: [UInt8], now: Date) async throws -> Outcome {
         guard body.count <= maxBodyBytes else {
-            return .rejected(status: 413, code: "payload_too_large", message: "body exceeds \(maxBodyBytes) bytes")
+            throw HostError(.payloadTooLarge, "body exceeds \(maxBodyBytes) bytes")
         }
         switch WebhookSignature.verifyGitHub(secret: secret, body: body, header: headers["x-hub-signature-256"]) {
         case .valid: break
         case .missing:
-            return .rejected(status: 401, code: "signature_missing", message: "X-Hub-Signature-256 is missing")
+            throw HostError(.unauthorized, "X-Hub-Signature-256 is missing", reason: "signature_missing")
         case .malformed:
-            return .rejected(status: 401, code: "signature_malformed", message: "X-Hub-Signature-256 must be sha256=<64 hex digits>")
+            throw HostError(.unauthorized, "X-Hub-Signature-256 must be sha256=<64 hex digits>", reason: "signature_malformed")
         case .mismatch, .timestampOutsideTolerance:
-            return .rejected(status: 401, code: "signature_mismatch", message: "X-Hub-Signature-256 does not match the body")
+            throw HostError(.unauthorized, "X-Hub-Signature-256 does not match the body", reason: "signature_mismatch")
         }
         guard let event = headers["x-github-event"], !event.isEmpty, event.count <= 100 else {
-            return .rejected(status: 400, code: "event_missing", message: "X-GitHub-Event is missing")
+            throw HostError(.badRequest, "X-GitHub-Event is missing", reason: "event_missing")
         }
         guard let deliveryID = headers["x-github-delivery"], !deliveryID.isEmpty, deliveryID.count <= 200 else {
-            return .rejected(status: 400, code: "delivery_missing", message: "X-GitHub-Delivery is missing")
+            throw HostError(.badRequest, "X-GitHub-Delivery is missing", reason: "delivery_missing")
         }
         let summary: PayloadSummary
         do {
             summary = try PayloadSummary(body)
         } catch {
-            return .rejected(status: 400, code: "malformed_json", message: "body is not a JSON object: \(error)")
+            throw HostError(.badRequest, "body is not a JSON object: \(error)", reason: "malformed_json")
         }
         var headersJSON = "{"
         for name in WebhookIngress.keptHeaders {
