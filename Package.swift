@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport", hummingbirdTesting],
                     swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
-        .target(name: "TestSupport", dependencies: ["SQL", "HTTPClient", .product(name: "Hummingbird", package: "hummingbird"), hummingbirdTesting],
+        .target(name: "TestSupport", dependencies: ["Host", "SQL", "HTTPClient", .product(name: "Hummingbird", package: "hummingbird"), hummingbirdTesting],
                 path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
     ]
 )

@@ -2,7 +2,6 @@ import Foundation
 import Host
 import Hummingbird
 import HummingbirdTesting
-import Logging
 import SQL
 import TestSupport
 import Testing
@@ -12,21 +11,11 @@ import Testing
 struct HostRouteTests {
     struct Secret: Error, CustomStringConvertible { var description: String { "password=hunter2 at /srv/tenki.db" } }
 
-    static func openHost(_ test: TestDatabase) async throws -> TenkiHost {
-        var configuration = HostConfiguration()
-        configuration.dataDir = test.directory
-        configuration.databaseURL = test.url
-        configuration.policyRoot = Fixtures.packageRoot + "/policies"
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        return try await TenkiHost.open(configuration, plugins: [], logger: logger)
-    }
-
     @Test("health, readiness, policy status and metrics answer", arguments: DriverKind.allCases)
     func kernelRoutes(_ kind: DriverKind) async throws {
         let test = try TestDatabase.make(kind)
-        let host = try await Self.openHost(test)
-        try await Application(router: host.makeRouter()).test(.router) { client in
+        let host = try await TestHosts.open(test, plugins: [])
+        try await TestHosts.routes(host) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(RouteAnswers.text(response) == #"{"status":"ok"}"#)
@@ -44,13 +33,12 @@ struct HostRouteTests {
                 #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
             }
         }
-        await host.database.close()
     }
 
     @Test("no route is a 404 and an unexpected error a 500, both in the one shape with no internals")
     func notFoundAndInternal() async throws {
         let test = try TestDatabase.make(.sqlite)
-        let host = try await Self.openHost(test)
+        let host = try await TestHosts.open(test, plugins: [])
         let router = host.makeRouter()
         router.get("/test/secret") { _, _ -> Response in throw Secret() }
         router.get("/test/refused") { _, _ -> Response in throw HostError(.unauthorized, "no token", reason: "token_missing") }
@@ -75,17 +63,11 @@ struct HostRouteTests {
     @Test("a database gone mid-request is a clean 503", arguments: DriverKind.allCases)
     func databaseGone(_ kind: DriverKind) async throws {
         let test = try TestDatabase.make(kind)
-        let host = try await Self.openHost(test)
-        try await Application(router: host.makeRouter()).test(.router) { client in
+        let host = try await TestHosts.open(test, plugins: [])
+        try await TestHosts.routes(host) { client in
             try await client.execute(uri: "/metrics", method: .get) { response in #expect(response.status == .ok) }
-            try await test.takeAway(from: host.database)
-            for uri in ["/metrics", "/readyz"] {
-                try await client.execute(uri: uri, method: .get) { response in
-                    #expect(RouteAnswers.expectError(response, .serviceUnavailable, "unavailable") == "database unavailable", "\(uri)")
-                }
-            }
+            try await TestHosts.expectUnavailable(client, test, host, uris: ["/metrics", "/readyz"])
         }
-        await host.database.close()
     }
 }
 

@@ -79,9 +79,7 @@ public struct PolicyCommand: AsyncParsableCommand {
             var logger = Logger(label: "tenki")
             logger.logLevel = .critical
             let engine = PolicyEngine(source: DirectoryPolicySource(root: configuration.policyRoot), logger: logger)
-            if case .rejected(_, let errors) = engine.reload() {
-                throw HostError(.rejected, "policies rejected:\n" + errors.joined(separator: "\n"))
-            }
+            try engine.loadForCommand()
             var text = input
             if text.hasPrefix("@") {
                 guard let data = FileManager.default.contents(atPath: String(text.dropFirst())) else {
@@ -228,5 +226,16 @@ public enum MoneyText {
         let fraction = String(rounded % scale)
         let padded = String(repeating: "0", count: max(0, decimals - fraction.count)) + fraction
         return (negative ? "-$" : "$") + String(rounded / scale) + (decimals > 0 ? "." + padded : "")
+    }
+}
+
+extension PolicyEngine {
+    /// Loads the policies for a one-off command; rejected ones are its error, every file:line.
+    @discardableResult
+    func loadForCommand() throws -> String {
+        switch reload() {
+        case .loaded(let version), .unchanged(let version): return version
+        case .rejected(_, let errors): throw HostError(.rejected, "policies rejected:\n" + errors.joined(separator: "\n"))
+        }
     }
 }
