@@ -9,6 +9,8 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+let hummingbirdTesting: Target.Dependency = .product(name: "HummingbirdTesting", package: "hummingbird")
+
 let package = Package(
     name: "tenki-host",
     platforms: [.macOS(.v14)],
@@ -57,18 +59,22 @@ let package = Package(
         .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "RunnerPlugin"],
                           path: "Sources/tenki", swiftSettings: swiftSettings),
 
-        // MARK: tests
+        // MARK: tests (one target per module; route tests run the router in-process with HummingbirdTesting)
         .testTarget(name: "LuaTests", dependencies: ["Lua"], swiftSettings: swiftSettings),
         .testTarget(name: "SQLTests", dependencies: ["SQL", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TenkiCryptoTests", dependencies: ["TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "HostTests", dependencies: ["Host", "GitHubPlugin", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "SQL", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "RunnerTests", dependencies: ["RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "WorkflowPlugin", "Kubernetes", "Host", "SQL",
-                                                    "HTTPClient", "TenkiCrypto", "TestSupport"],
+        .testTarget(name: "HostTests", dependencies: ["Host", "SQL", "TestSupport", hummingbirdTesting], swiftSettings: swiftSettings),
+        .testTarget(name: "GitHubPluginTests", dependencies: ["GitHubPlugin", "Host", "Lua", "SQL", "TenkiCrypto", "TestSupport", hummingbirdTesting],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "Host", "SQL", "TestSupport", hummingbirdTesting], swiftSettings: swiftSettings),
+        .testTarget(name: "RunnerTests", dependencies: ["RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "WorkflowPlugin", "Kubernetes", "Host", "SQL",
+                                                    "HTTPClient", "TenkiCrypto", "TestSupport", hummingbirdTesting],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport", hummingbirdTesting],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
-        .target(name: "TestSupport", dependencies: ["SQL", "HTTPClient"], path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["Host", "SQL", "HTTPClient", .product(name: "Hummingbird", package: "hummingbird"), hummingbirdTesting],
+                path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
     ]
 )

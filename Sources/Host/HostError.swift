@@ -1,34 +1,55 @@
-/// An operational error of the host, with one HTTP status and one CLI exit code.
+import Foundation
+import Hummingbird
+import SQL
+
+/// An operational error of the host. Its code decides, here and nowhere else, the HTTP status
+/// a route answers with and the exit code a CLI command ends with (sysexits.h where one fits).
+/// Like Hummingbird's `HTTPResponseError`, it knows its own response: one JSON shape,
+/// `{"error": reason, "message": message}`.
 public struct HostError: Error, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable {
-        case badConfiguration = "bad_configuration"
-        case notFound = "not_found"
+    public enum Code: String, Sendable, CaseIterable {
         case badRequest = "bad_request"
         case unauthorized
+        case notFound = "not_found"
         case payloadTooLarge = "payload_too_large"
+        case headersTooLarge = "headers_too_large"
+        /// Policies or scripts that do not load: what was handed in is not valid.
+        case rejected
+        /// What was asked about has not ended yet (e.g. a workflow's result).
+        case notFinished = "not_finished"
+        /// What was asked about ended in failure (e.g. a failed or cancelled workflow).
+        case failed
         case unavailable
+        case badConfiguration = "bad_configuration"
         case `internal`
     }
 
     public let code: Code
     public let message: String
+    /// The body's `error`: the code's name, or a finer one where clients tell cases apart
+    /// (`signature_mismatch`, `malformed_json`).
+    public let reason: String
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, reason: String? = nil) {
         self.code = code
         self.message = message
+        self.reason = reason ?? code.rawValue
     }
 
     public var description: String { message }
 
     /// The HTTP status this error answers with.
-    public var httpStatus: Int {
+    public var status: HTTPResponse.Status {
         switch code {
-        case .badConfiguration, .internal: return 500
-        case .notFound: return 404
-        case .badRequest: return 400
-        case .unauthorized: return 401
-        case .payloadTooLarge: return 413
-        case .unavailable: return 503
+        case .badRequest: return .badRequest
+        case .unauthorized: return .unauthorized
+        case .notFound: return .notFound
+        case .payloadTooLarge: return .contentTooLarge
+        case .headersTooLarge: return .requestHeaderFieldsTooLarge
+        case .rejected: return .unprocessableContent
+        case .notFinished, .failed: return .conflict
+        case .unavailable: return .serviceUnavailable
+        case .badConfiguration, .internal: return .internalServerError
         }
     }
 
@@ -36,12 +57,53 @@ public struct HostError: Error, CustomStringConvertible, Sendable {
     public var exitCode: Int32 {
         switch code {
         case .badRequest: return 64        // EX_USAGE
+        case .payloadTooLarge, .headersTooLarge, .rejected: return 65  // EX_DATAERR
         case .notFound: return 66          // EX_NOINPUT
         case .unavailable: return 69       // EX_UNAVAILABLE
-        case .badConfiguration: return 78  // EX_CONFIG
-        case .unauthorized: return 77      // EX_NOPERM
-        case .payloadTooLarge: return 65   // EX_DATAERR
         case .internal: return 70          // EX_SOFTWARE
+        case .notFinished: return 75       // EX_TEMPFAIL
+        case .unauthorized: return 77      // EX_NOPERM
+        case .badConfiguration: return 78  // EX_CONFIG
+        case .failed: return 1
         }
+    }
+}
+
+extension HostError {
+    /// Any error as the host reports it: a host error as it is; Hummingbird's own (no route,
+    /// a body over its limit) by their status; a database that cannot be reached, or stays
+    /// busy, as unavailable; anything else as internal, its details left for the log.
+    public init(_ error: any Error) {
+        switch error {
+        case let error as HostError:
+            self = error
+        case let error as any HTTPResponseError:
+            self = HostError(status: error.status)
+        case let error as SQLError where error.code == .connection || error.isRetryable:
+            self = HostError(.unavailable, "database unavailable")
+        default:
+            self = HostError(.internal, "internal error")
+        }
+    }
+
+    /// The code answering with `status` (400 for any other 4xx, 500 for any other 5xx).
+    init(status: HTTPResponse.Status) {
+        let code = Code.allCases.first { HostError($0, "").status == status }
+            ?? (status.code < 500 ? .badRequest : .internal)
+        let message = status == .contentTooLarge ? "the body is larger than this route takes" : status.reasonPhrase.lowercased()
+        self.init(code, message)
+    }
+}
+
+extension HostError: HTTPResponseError {
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        response
+    }
+
+    /// The JSON answer: `{"error": reason, "message": message}` with the error's status.
+    public var response: Response {
+        struct Body: Encodable { let error, message: String }
+        let data = (try? JSONCoding.encoder().encode(Body(error: reason, message: message))) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -85,6 +85,7 @@ public final class TenkiHost: Sendable {
     public func makeRouter() -> HostRouter {
         let router = HostRouter()
         router.add(middleware: RequestLogMiddleware(logger: logger))
+        router.add(middleware: HostErrorMiddleware(logger: logger))
         let database = self.database
         router.get("/healthz") { _, _ in
             JSONResponse.make(.ok, ["status": "ok"])
@@ -92,26 +93,21 @@ public final class TenkiHost: Sendable {
         router.get("/readyz") { _, _ in
             do {
                 try await database.ping()
-                return JSONResponse.make(.ok, ["status": "ready", "database": database.dialect.rawValue])
             } catch {
-                return JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "error": "\(error)"])
+                throw HostError(.unavailable, "database unavailable")
             }
+            return JSONResponse.make(.ok, ["status": "ready", "database": database.dialect.rawValue])
         }
         let policies = self.policies
         router.get("/policies/status") { _, _ in
-            let data = (try? JSONEncoder().encode(policies.status)) ?? Data("{}".utf8)
-            return JSONResponse.raw(.ok, String(decoding: data, as: UTF8.self))
+            JSONResponse.raw(.ok, try JSONCoding.text(policies.status))
         }
         let plugins = self.plugins
         router.get("/metrics") { _, _ -> Response in
             var text = ""
-            do {
-                for family in try await KernelMetrics.families(database) { text += family.text }
-                for plugin in plugins {
-                    for family in try await plugin.metrics() { text += family.text }
-                }
-            } catch {
-                return JSONResponse.make(.serviceUnavailable, ["error": "metrics unavailable: \(error)"])
+            for family in try await KernelMetrics.families(database) { text += family.text }
+            for plugin in plugins {
+                for family in try await plugin.metrics() { text += family.text }
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -178,10 +174,6 @@ public enum JSONResponse {
     /// A body already written as JSON (hot paths avoid JSONSerialization).
     public static func raw(_ status: HTTPResponse.Status, _ json: String) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
-    }
-
-    public static func error(_ error: HostError) -> Response {
-        make(HTTPResponse.Status(code: error.httpStatus), ["error": error.code.rawValue, "message": error.message])
     }
 }
 

@@ -25,7 +25,7 @@ struct Tenki: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            exit(withError: error)
+            exit(withError: CommandErrors.reported(error, by: Tenki.self))
         }
     }
 }

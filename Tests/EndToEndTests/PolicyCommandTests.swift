@@ -72,6 +72,20 @@ struct PolicyCommandTests {
         #expect(broken.error.contains("pricing.lua:4:"), "\(broken.error)")
     }
 
+    @Test("rejected policies exit 65 with file:line from every command that loads them, bench included")
+    func rejectedPoliciesExit65() throws {
+        let directory = try TemporaryDirectory.make(prefix: "tenki-badpolicy")
+        try "local M = {}\nfunction M.price(job)\n  return job.\nend\nreturn M\n".write(toFile: directory + "/pricing.lua", atomically: true, encoding: .utf8)
+        let root = ["--set", "policy_root=" + directory]
+        for arguments in [["bench", "policy", "--seconds", "0.1"], ["bench", "reload"], ["policy", "eval", "price", "--input", "{}"]] {
+            let result = try TenkiProcess.run(arguments + root)
+            #expect(result.status == 65, "\(arguments): \(result.error)")
+            #expect(result.error.hasPrefix("error: "), "\(arguments): \(result.error)")
+        }
+        let bench = try TenkiProcess.run(["bench", "policy", "--seconds", "0.1"] + root)
+        #expect(bench.error.contains("pricing.lua:4"), "\(bench.error)")
+    }
+
     @Test("a running server reports the policy version it serves")
     func statusEndpoint() async throws {
         let test = try TestDatabase.make(.sqlite)

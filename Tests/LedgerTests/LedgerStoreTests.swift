@@ -1,3 +1,4 @@
+import Host
 import LedgerPlugin
 import SQL
 import TestSupport
@@ -153,7 +154,7 @@ struct LedgerLimitTests {
         let (test, db, store) = try await LedgerStoreTests.open(.sqlite)
         defer { withExtendedLifetime(test) {} }
         let batch = (1...8_190).map { Account(id: ID128(low: UInt64($0)), ledger: 1, code: 1) }
-        await #expect(throws: LedgerError.self) { try await store.createAccounts(batch, now: 1) }
+        await #expect(throws: HostError.self) { try await store.createAccounts(batch, now: 1) }
         #expect(try await store.createAccounts(Array(batch.prefix(8_189)), now: 1).allSatisfy { $0 == .ok })
         await db.close()
     }

@@ -51,6 +51,19 @@ public final class TestDatabase: Sendable {
         try DatabaseFactory.open(url: url, poolSize: poolSize)
     }
 
+    /// Takes the database away from under `database` (opened on it), as a server that goes
+    /// away mid-request would: PostgreSQL drops it, terminating its sessions, so reconnecting
+    /// fails too; SQLite's connections are closed.
+    public func takeAway(from database: any Database) async throws {
+        switch kind {
+        case .sqlite:
+            await database.close()
+        case .postgres:
+            guard let admin = ProcessInfo.processInfo.environment["TENKI_TEST_POSTGRES_URL"], let dropName else { return }
+            try PostgresAdmin.run(admin, "DROP DATABASE IF EXISTS \(dropName) WITH (FORCE)")
+        }
+    }
+
     deinit {
         if let dropName, let admin = ProcessInfo.processInfo.environment["TENKI_TEST_POSTGRES_URL"] {
             try? PostgresAdmin.run(admin, "DROP DATABASE IF EXISTS \(dropName) WITH (FORCE)")

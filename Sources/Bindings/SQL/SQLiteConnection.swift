@@ -95,6 +95,8 @@ final class SQLiteConnection: SQLConnection {
 
     private func prepare(_ sql: String) throws -> OpaquePointer {
         if let cached = statements[sql] { return cached }
+        // SQLite built without API armor dereferences a null handle: a closed connection is gone.
+        guard handle != nil else { throw SQLError(.connection, "connection is closed", sql: sql) }
         if statements.count >= SQLLimits.maxCachedStatementsPerConnection {
             for (_, statement) in statements { sqlite3_finalize(statement) }
             statements.removeAll()
@@ -221,6 +223,7 @@ final class SQLiteConnection: SQLConnection {
     }
 
     func executeScript(_ sql: String) throws {
+        guard handle != nil else { throw SQLError(.connection, "connection is closed", sql: sql) }
         var message: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &message)
         if rc != SQLITE_OK {

@@ -19,9 +19,7 @@ public struct BenchCommand: AsyncParsableCommand {
             var logger = Logger(label: "tenki")
             logger.logLevel = .critical
             let engine = PolicyEngine(source: DirectoryPolicySource(root: configuration.policyRoot), logger: logger)
-            guard case .loaded(let version) = engine.reload() else {
-                throw HostError(.badConfiguration, "policies rejected: \(engine.status.lastRejection?.errors ?? [])")
-            }
+            let version = try engine.loadForCommand()
             let input = JobPriceInput(labels: ["tenki-premium-4c-8gb"], startedAt: "2026-01-05T10:00:00Z", completedAt: "2026-01-05T10:09:31Z",
                                       workspace: .init(freeMinutesRemaining: 6, hasPaymentMethod: true, addons: ["priority-queue-boost"]))
             var runs: [String] = []
@@ -111,7 +109,7 @@ public struct BenchCommand: AsyncParsableCommand {
             var logger = Logger(label: "tenki")
             logger.logLevel = .critical
             let engine = PolicyEngine(source: DirectoryPolicySource(root: root), logger: logger)
-            guard case .loaded = engine.reload() else { throw HostError(.badConfiguration, "policies rejected") }
+            try engine.loadForCommand()
             let reloader = Task { try await PolicyReloader(engine: engine).run() }
             defer { reloader.cancel() }
             var latencies: [Double] = []

@@ -44,13 +44,3 @@ public struct HostOptions: ParsableArguments {
         return try await TenkiHost.open(configuration, logger: logger)
     }
 }
-
-/// Runs a command body, turning host errors into their message and exit code.
-public func runReportingErrors(_ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-    } catch let error as HostError {
-        FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
-        throw ExitCode(error.exitCode)
-    }
-}

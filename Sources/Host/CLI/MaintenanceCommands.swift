@@ -19,15 +19,13 @@ public struct MigrateCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        try await runReportingErrors {
-            let configuration = try options.configuration()
-            let database = try DatabaseOpener.open(configuration)
-            let applied = try await TenkiHost.migrate(database, plugins: PluginCatalog.plugins)
-            for (owner, versions) in applied {
-                print(versions.isEmpty ? "\(owner): up to date" : "\(owner): applied \(versions.map(String.init).joined(separator: ", "))")
-            }
-            await database.close()
+        let configuration = try options.configuration()
+        let database = try DatabaseOpener.open(configuration)
+        let applied = try await TenkiHost.migrate(database, plugins: PluginCatalog.plugins)
+        for (owner, versions) in applied {
+            print(versions.isEmpty ? "\(owner): up to date" : "\(owner): applied \(versions.map(String.init).joined(separator: ", "))")
         }
+        await database.close()
     }
 }
 

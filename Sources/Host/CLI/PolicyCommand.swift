@@ -24,15 +24,13 @@ public struct PolicyCommand: AsyncParsableCommand {
         @Argument(help: "Policy directory (default: the configured policy_root).") var path: String?
 
         func run() async throws {
-            try await runReportingErrors {
-                let (root, files) = try PolicyCommand.files(path, options: options)
-                let errors = PolicyEngine.check(files)
-                if errors.isEmpty {
-                    print("ok: \(files.count) file(s) in \(root), version \(policyVersion(of: files))")
-                } else {
-                    errors.forEach { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
-                    throw ExitCode(65)
-                }
+            let (root, files) = try PolicyCommand.files(path, options: options)
+            let errors = PolicyEngine.check(files)
+            if errors.isEmpty {
+                print("ok: \(files.count) file(s) in \(root), version \(policyVersion(of: files))")
+            } else {
+                errors.forEach { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+                throw HostError(.rejected, "\(errors.count) error(s) in \(root)")
             }
         }
     }
@@ -43,27 +41,24 @@ public struct PolicyCommand: AsyncParsableCommand {
         @Argument(help: "Policy directory (default: the configured policy_root).") var path: String?
 
         func run() async throws {
-            try await runReportingErrors {
-                let (_, files) = try PolicyCommand.files(path, options: options)
-                let set = PolicySet(files: files, loadedAt: Date())
-                let worker: PolicyWorker
-                do { worker = try PolicyWorker(set: set) } catch let error as LuaError {
-                    FileHandle.standardError.write(Data((PolicyError(error, defaultFile: "?").description + "\n").utf8))
-                    throw ExitCode(65)
-                }
-                var failures = 0
-                var passed = 0
-                for path in set.policyPaths {
-                    let count = (try? worker.field(path, "examples").tableValue?.array.count) ?? 0
-                    let errors = PolicyExamples.run(worker: worker, path: path)
-                    failures += errors.count
-                    passed += max(0, count - errors.count)
-                    for error in errors { print("FAIL \(error)") }
-                    if errors.isEmpty, count > 0 { print("ok   \(path): \(count) example(s)") }
-                }
-                print("\(passed) passed, \(failures) failed")
-                if failures > 0 { throw ExitCode(65) }
+            let (_, files) = try PolicyCommand.files(path, options: options)
+            let set = PolicySet(files: files, loadedAt: Date())
+            let worker: PolicyWorker
+            do { worker = try PolicyWorker(set: set) } catch let error as LuaError {
+                throw HostError(.rejected, PolicyError(error, defaultFile: "?").description)
             }
+            var failures = 0
+            var passed = 0
+            for path in set.policyPaths {
+                let count = (try? worker.field(path, "examples").tableValue?.array.count) ?? 0
+                let errors = PolicyExamples.run(worker: worker, path: path)
+                failures += errors.count
+                passed += max(0, count - errors.count)
+                for error in errors { print("FAIL \(error)") }
+                if errors.isEmpty, count > 0 { print("ok   \(path): \(count) example(s)") }
+            }
+            print("\(passed) passed, \(failures) failed")
+            if failures > 0 { throw HostError(.rejected, "\(failures) example(s) failed") }
         }
     }
 
@@ -80,59 +75,55 @@ public struct PolicyCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let configuration = try options.configuration()
-                var logger = Logger(label: "tenki")
-                logger.logLevel = .critical
-                let engine = PolicyEngine(source: DirectoryPolicySource(root: configuration.policyRoot), logger: logger)
-                if case .rejected(_, let errors) = engine.reload() {
-                    throw HostError(.badConfiguration, "policies rejected:\n" + errors.joined(separator: "\n"))
+            let configuration = try options.configuration()
+            var logger = Logger(label: "tenki")
+            logger.logLevel = .critical
+            let engine = PolicyEngine(source: DirectoryPolicySource(root: configuration.policyRoot), logger: logger)
+            try engine.loadForCommand()
+            var text = input
+            if text.hasPrefix("@") {
+                guard let data = FileManager.default.contents(atPath: String(text.dropFirst())) else {
+                    throw HostError(.notFound, "cannot read \(text.dropFirst())")
                 }
-                var text = input
-                if text.hasPrefix("@") {
-                    guard let data = FileManager.default.contents(atPath: String(text.dropFirst())) else {
-                        throw HostError(.notFound, "cannot read \(text.dropFirst())")
-                    }
-                    text = String(decoding: data, as: UTF8.self)
+                text = String(decoding: data, as: UTF8.self)
+            }
+            switch decision {
+            case "price":
+                try dryRun(JobPriceInput.self, text, { try engine.priceJob($0).price }) { price in
+                    guard price.matched else { return ["not ours: the job's labels match no offering; it costs nothing"] }
+                    return ["\(price.sku ?? "?"): \(price.billableMinutes) billable minute(s), \(price.freeMinutesConsumed) free minute(s) used"]
+                        + price.lines.map { "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros, decimals: 4)) = \(MoneyText.usd($0.amountMicros, decimals: 4))" }
+                        + ["total \(MoneyText.usd(price.amountMicros, decimals: 4)) (policy version \(price.policyVersion))"]
                 }
-                switch decision {
-                case "price":
-                    try dryRun(JobPriceInput.self, text, { try engine.priceJob($0).price }) { price in
-                        guard price.matched else { return ["not ours: the job's labels match no offering; it costs nothing"] }
-                        return ["\(price.sku ?? "?"): \(price.billableMinutes) billable minute(s), \(price.freeMinutesConsumed) free minute(s) used"]
-                            + price.lines.map { "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros, decimals: 4)) = \(MoneyText.usd($0.amountMicros, decimals: 4))" }
-                            + ["total \(MoneyText.usd(price.amountMicros, decimals: 4)) (policy version \(price.policyVersion))"]
-                    }
-                case "admit":
-                    try dryRun(AdmissionInput.self, text, engine.admitJob) { a in
-                        ["\(a.verdict.rawValue)\(a.reason.map { " (\($0))" } ?? "")\(a.sku.map { " on \($0)" } ?? "")"
-                            + "\(a.slotLimit.map { ", slot limit \($0)" } ?? ""), priority \(a.priority) (policy version \(a.policyVersion))"]
-                    }
-                case "lines":
-                    try dryRun(MonthlyLinesInput.self, text, engine.monthlyLines) { lines in
-                        lines.lines.map { "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros)) = \(MoneyText.usd($0.amountMicros))" }
-                            + ["total \(MoneyText.usd(lines.totalMicros)) (policy version \(lines.policyVersion))"]
-                    }
-                case "consume":
-                    try dryRun(JobPriceInput.self, text, engine.consumeFreeMinutes) { c in
-                        guard c.matched else { return ["not ours: the job's labels match no offering"] }
-                        return ["\(c.billableMinutes) billable minute(s): \(c.freeMinutesConsumed) free minute(s) consumed, \(c.chargedMinutes) minute(s) charged in money (policy version \(c.policyVersion))"]
-                    }
-                case "eligible":
-                    try dryRun(EligibilityRequest.self, text, engine.eligibility) { e in
-                        [(e.eligible ? "eligible" : "not eligible") + (e.reason.map { ": \($0)" } ?? "") + " (policy version \(e.policyVersion))"]
-                    }
-                case "abuse-signup":
-                    try dryRun(SignupInput.self, text, engine.abuseOnSignup) { v in
-                        ["\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", ")) + " (policy version \(v.policyVersion))"]
-                    }
-                case "abuse-job":
-                    try dryRun(JobActivity.self, text, engine.abuseOnJob) { v in
-                        ["\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", ")) + " (policy version \(v.policyVersion))"]
-                    }
-                default:
-                    throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, consume, admit, lines, eligible, abuse-signup, abuse-job)")
+            case "admit":
+                try dryRun(AdmissionInput.self, text, engine.admitJob) { a in
+                    ["\(a.verdict.rawValue)\(a.reason.map { " (\($0))" } ?? "")\(a.sku.map { " on \($0)" } ?? "")"
+                        + "\(a.slotLimit.map { ", slot limit \($0)" } ?? ""), priority \(a.priority) (policy version \(a.policyVersion))"]
                 }
+            case "lines":
+                try dryRun(MonthlyLinesInput.self, text, engine.monthlyLines) { lines in
+                    lines.lines.map { "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros)) = \(MoneyText.usd($0.amountMicros))" }
+                        + ["total \(MoneyText.usd(lines.totalMicros)) (policy version \(lines.policyVersion))"]
+                }
+            case "consume":
+                try dryRun(JobPriceInput.self, text, engine.consumeFreeMinutes) { c in
+                    guard c.matched else { return ["not ours: the job's labels match no offering"] }
+                    return ["\(c.billableMinutes) billable minute(s): \(c.freeMinutesConsumed) free minute(s) consumed, \(c.chargedMinutes) minute(s) charged in money (policy version \(c.policyVersion))"]
+                }
+            case "eligible":
+                try dryRun(EligibilityRequest.self, text, engine.eligibility) { e in
+                    [(e.eligible ? "eligible" : "not eligible") + (e.reason.map { ": \($0)" } ?? "") + " (policy version \(e.policyVersion))"]
+                }
+            case "abuse-signup":
+                try dryRun(SignupInput.self, text, engine.abuseOnSignup) { v in
+                    ["\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", ")) + " (policy version \(v.policyVersion))"]
+                }
+            case "abuse-job":
+                try dryRun(JobActivity.self, text, engine.abuseOnJob) { v in
+                    ["\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", ")) + " (policy version \(v.policyVersion))"]
+                }
+            default:
+                throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, consume, admit, lines, eligible, abuse-signup, abuse-job)")
             }
         }
 
@@ -148,9 +139,7 @@ public struct PolicyCommand: AsyncParsableCommand {
             let output: O
             do { output = try decide(input) } catch let error as PolicyError { throw HostError(.badRequest, error.description) }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(output), as: UTF8.self))
+                print(try JSONCoding.text(output, pretty: true))
             } else {
                 human(output).forEach { print($0) }
             }
@@ -178,35 +167,31 @@ public struct PolicyCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await runReportingErrors {
-                let host = try await options.openHost()
-                let history = try await PolicyHistoryStore.load(from: host.database)
-                let rows: [Row] = history.map { entry in
-                    let set = PolicySet(files: entry.files, loadedAt: entry.activatedAt)
-                    let schedule = PolicyEngine.validateAndSchedule(set).schedule
-                    let scheduled = schedule.sorted { $0.key < $1.key }.flatMap { policy, files in
-                        files.map { Row.Scheduled(policy: policy, file: $0.path,
-                                                  effectiveFrom: $0.effectiveFrom == Int64.min ? nil : Timestamp.iso(ms: $0.effectiveFrom * 1000)) }
-                    }
-                    return Row(version: entry.version, activatedAt: Timestamp.iso(ms: Timestamp.ms(entry.activatedAt)),
-                               files: entry.files.map(\.path), scheduled: scheduled)
+            let host = try await options.openHost()
+            let history = try await PolicyHistoryStore.load(from: host.database)
+            let rows: [Row] = history.map { entry in
+                let set = PolicySet(files: entry.files, loadedAt: entry.activatedAt)
+                let schedule = PolicyEngine.validateAndSchedule(set).schedule
+                let scheduled = schedule.sorted { $0.key < $1.key }.flatMap { policy, files in
+                    files.map { Row.Scheduled(policy: policy, file: $0.path,
+                                              effectiveFrom: $0.effectiveFrom == Int64.min ? nil : Timestamp.iso(ms: $0.effectiveFrom * 1000)) }
                 }
-                if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                    print(String(decoding: try encoder.encode(rows), as: UTF8.self))
-                } else if rows.isEmpty {
-                    print("no policy version has served yet (versions are recorded by `tenki serve`)")
-                } else {
-                    for row in rows {
-                        print("\(row.version)  from \(row.activatedAt)  \(row.files.count) file(s)")
-                        for entry in row.scheduled {
-                            print("    \(entry.policy) answered by \(entry.file)\(entry.effectiveFrom.map { " from \($0)" } ?? "")")
-                        }
-                    }
-                }
-                await host.database.close()
+                return Row(version: entry.version, activatedAt: Timestamp.iso(ms: Timestamp.ms(entry.activatedAt)),
+                           files: entry.files.map(\.path), scheduled: scheduled)
             }
+            if json {
+                print(try JSONCoding.text(rows, pretty: true))
+            } else if rows.isEmpty {
+                print("no policy version has served yet (versions are recorded by `tenki serve`)")
+            } else {
+                for row in rows {
+                    print("\(row.version)  from \(row.activatedAt)  \(row.files.count) file(s)")
+                    for entry in row.scheduled {
+                        print("    \(entry.policy) answered by \(entry.file)\(entry.effectiveFrom.map { " from \($0)" } ?? "")")
+                    }
+                }
+            }
+            await host.database.close()
         }
     }
 
@@ -215,16 +200,14 @@ public struct PolicyCommand: AsyncParsableCommand {
         @Option(help: "The server's base URL.") var url = "http://127.0.0.1:8080"
 
         func run() async throws {
-            try await runReportingErrors {
-                let response: OutboundResponse
-                do {
-                    response = try await HTTPClient().get(url + "/policies/status")
-                } catch {
-                    throw HostError(.unavailable, "cannot reach \(url): \(error)")
-                }
-                guard response.status == 200 else { throw HostError(.unavailable, "\(url) answered \(response.status)") }
-                print(response.bodyText)
+            let response: OutboundResponse
+            do {
+                response = try await HTTPClient().get(url + "/policies/status")
+            } catch {
+                throw HostError(.unavailable, "cannot reach \(url): \(error)")
             }
+            guard response.status == 200 else { throw HostError(.unavailable, "\(url) answered \(response.status)") }
+            print(response.bodyText)
         }
     }
 }
@@ -243,5 +226,16 @@ public enum MoneyText {
         let fraction = String(rounded % scale)
         let padded = String(repeating: "0", count: max(0, decimals - fraction.count)) + fraction
         return (negative ? "-$" : "$") + String(rounded / scale) + (decimals > 0 ? "." + padded : "")
+    }
+}
+
+extension PolicyEngine {
+    /// Loads the policies for a one-off command; rejected ones are its error, every file:line.
+    @discardableResult
+    func loadForCommand() throws -> String {
+        switch reload() {
+        case .loaded(let version), .unchanged(let version): return version
+        case .rejected(_, let errors): throw HostError(.rejected, "policies rejected:\n" + errors.joined(separator: "\n"))
+        }
     }
 }

@@ -19,26 +19,24 @@ public struct ServeCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        try await runReportingErrors {
-            var extra: [String: String] = [:]
-            if let host { extra["host"] = host }
-            if let port { extra["port"] = String(port) }
-            let configuration = try options.configuration(extra: extra)
-            HostLogHandler.bootstrap(configuration)
-            let logger = Logger(label: "tenki")
-            var lock: ServeLock?
-            if configuration.databaseURL == nil {
-                lock = try ServeLock(path: (configuration.dataDir as NSString).appendingPathComponent("tenki.serve.lock"))
-            }
-            defer { withExtendedLifetime(lock) {} }
-            let host = try await TenkiHost.open(configuration, logger: logger)
-            logger.info("tenki serve starting", metadata: [
-                "version": .string(TenkiVersion.current), "database": .string(host.database.displayName),
-                "plugins": .string(host.plugins.map { type(of: $0).name }.joined(separator: ",")),
-            ])
-            try await host.serve()
-            logger.info("tenki serve stopped")
+        var extra: [String: String] = [:]
+        if let host { extra["host"] = host }
+        if let port { extra["port"] = String(port) }
+        let configuration = try options.configuration(extra: extra)
+        HostLogHandler.bootstrap(configuration)
+        let logger = Logger(label: "tenki")
+        var lock: ServeLock?
+        if configuration.databaseURL == nil {
+            lock = try ServeLock(path: (configuration.dataDir as NSString).appendingPathComponent("tenki.serve.lock"))
         }
+        defer { withExtendedLifetime(lock) {} }
+        let host = try await TenkiHost.open(configuration, logger: logger)
+        logger.info("tenki serve starting", metadata: [
+            "version": .string(TenkiVersion.current), "database": .string(host.database.displayName),
+            "plugins": .string(host.plugins.map { type(of: $0).name }.joined(separator: ",")),
+        ])
+        try await host.serve()
+        logger.info("tenki serve stopped")
     }
 }
 

@@ -108,8 +108,7 @@ public struct DecisionRecord: Sendable, Codable, Equatable {
 
     /// A record of any decision from its typed input and checked output.
     public init<I: Encodable, O: Encodable>(decision: String, policyVersion: String, input: I, output: O) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoder = JSONCoding.encoder()
         self.init(decision: decision, policyVersion: policyVersion,
                   input: (try? encoder.encode(input)).map { String(decoding: $0, as: UTF8.self) } ?? "null",
                   output: (try? encoder.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? "null")
@@ -136,11 +135,9 @@ public struct PriceDecision: Sendable {
 
     /// The decision record to store with the charge (serialized on demand).
     public var record: DecisionRecord {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // The input's Codable form has the keys and omissions the Lua table got from `write`.
-        let text: (any Encodable) -> String = { (try? encoder.encode($0)).map { String(decoding: $0, as: UTF8.self) } ?? "{}" }
-        return DecisionRecord(decision: "price", policyVersion: price.policyVersion, input: text(input), output: text(price))
+        DecisionRecord(decision: "price", policyVersion: price.policyVersion, input: (try? JSONCoding.text(input)) ?? "{}",
+                       output: (try? JSONCoding.text(price)) ?? "{}")
     }
 }
 

@@ -49,10 +49,7 @@ public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
 /// errors that say which type did not decode.
 public enum WorkflowJSON {
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        return Array(try encoder.encode(value))
+        Array(try JSONCoding.encoder().encode(value))
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {

@@ -107,9 +107,7 @@ public final class GitHubAppClient: Sendable {
     /// `request` with an `Encodable` body.
     public func request<Body: Encodable>(installation installationID: Int64, method: String, path: String, json: Body) async throws
         -> GitHubAPIResponse {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return try await request(installation: installationID, method: method, path: path, body: Array(try encoder.encode(json)))
+        return try await request(installation: installationID, method: method, path: path, body: Array(try JSONCoding.encoder().encode(json)))
     }
 
     // MARK: Just-in-time runners

@@ -37,10 +37,13 @@ public struct GitHubPlugin: Plugin {
     /// (signature, size and JSON checks, stored with its inbox event); returns the HTTP status
     /// the route would answer. For in-process load generators and replays.
     public func receive(headers: [String: String], body: [UInt8]) async throws -> Int {
-        switch try await ingress.receive(headers: headers, body: body, now: Date()) {
-        case .accepted: return 202
-        case .duplicate: return 200
-        case .rejected(let status, _, _): return status
+        do {
+            switch try await ingress.receive(headers: headers, body: body, now: Date()) {
+            case .accepted: return 202
+            case .duplicate: return 200
+            }
+        } catch let error as HostError {
+            return Int(error.status.code)
         }
     }
 
@@ -48,33 +51,21 @@ public struct GitHubPlugin: Plugin {
         let ingress = self.ingress
         let logger = context.logger
         router.post("/webhooks/github") { request, _ -> Response in
-            let limit = ingress.maxBodyBytes
-            if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
-                return JSONResponse.error(HostError(.payloadTooLarge, "body exceeds \(limit) bytes"))
-            }
             var request = request
-            let buffer: ByteBuffer
-            do {
-                buffer = try await request.collectBody(upTo: limit)
-            } catch {
-                return JSONResponse.error(HostError(.payloadTooLarge, "body exceeds \(limit) bytes"))
-            }
+            let buffer = try await request.collectBody(atMost: ingress.maxBodyBytes)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
+            // A delivery not stored is not acknowledged (the host's error answer), so the sender retries.
             do {
                 switch try await ingress.receive(headers: headers, body: Array(buffer.readableBytesView), now: Date()) {
                 case .accepted(let id):
                     return JSONResponse.raw(.accepted, "{\"delivery_id\":\(JSONScanner.quote(id)),\"status\":\"accepted\"}")
                 case .duplicate(let id):
                     return JSONResponse.raw(.ok, "{\"delivery_id\":\(JSONScanner.quote(id)),\"status\":\"duplicate\"}")
-                case .rejected(let status, let code, let message):
-                    logger.notice("webhook rejected", metadata: ["code": .string(code), "delivery": .string(headers["x-github-delivery"] ?? "-")])
-                    return JSONResponse.make(HTTPResponse.Status(code: status), ["error": code, "message": message])
                 }
-            } catch {
-                // Not stored, so not acknowledged: GitHub (or the sender) retries.
-                logger.error("webhook not stored", metadata: ["error": .string("\(error)")])
-                return JSONResponse.error(HostError(.unavailable, "delivery not stored: database unavailable"))
+            } catch let error as HostError {
+                logger.notice("webhook rejected", metadata: ["code": .string(error.reason), "delivery": .string(headers["x-github-delivery"] ?? "-")])
+                throw error
             }
         }
     }

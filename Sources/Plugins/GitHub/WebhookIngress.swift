@@ -6,8 +6,8 @@ import TenkiCrypto
 /// `POST /webhooks/github`: checks a delivery and stores it durably before answering.
 ///
 /// Order of checks: size (413), signature (401), required headers (400), JSON (400), the size
-/// of the headers kept with the delivery (431). Only a
-/// committed delivery gets a 2xx; a redelivery of a stored id gets 200 and changes nothing.
+/// of the headers kept with the delivery (431); a failed check throws a `HostError` whose reason names it (`signature_mismatch`). Only a committed
+/// delivery gets a 2xx; a redelivery of a stored id gets 200 and changes nothing.
 struct WebhookIngress: Sendable {
     let secret: [UInt8]
     let database: any Database
@@ -17,7 +17,6 @@ struct WebhookIngress: Sendable {
     enum Outcome: Equatable {
         case accepted(deliveryID: String)
         case duplicate(deliveryID: String)
-        case rejected(status: Int, code: String, message: String)
     }
 
     /// The headers GitHub sends that are worth keeping with a delivery.
@@ -28,28 +27,28 @@ struct WebhookIngress: Sendable {
 
     func receive(headers: [String: String], body: [UInt8], now: Date) async throws -> Outcome {
         guard body.count <= maxBodyBytes else {
-            return .rejected(status: 413, code: "payload_too_large", message: "body exceeds \(maxBodyBytes) bytes")
+            throw HostError(.payloadTooLarge, "body exceeds \(maxBodyBytes) bytes")
         }
         switch WebhookSignature.verifyGitHub(secret: secret, body: body, header: headers["x-hub-signature-256"]) {
         case .valid: break
         case .missing:
-            return .rejected(status: 401, code: "signature_missing", message: "X-Hub-Signature-256 is missing")
+            throw HostError(.unauthorized, "X-Hub-Signature-256 is missing", reason: "signature_missing")
         case .malformed:
-            return .rejected(status: 401, code: "signature_malformed", message: "X-Hub-Signature-256 must be sha256=<64 hex digits>")
+            throw HostError(.unauthorized, "X-Hub-Signature-256 must be sha256=<64 hex digits>", reason: "signature_malformed")
         case .mismatch:
-            return .rejected(status: 401, code: "signature_mismatch", message: "X-Hub-Signature-256 does not match the body")
+            throw HostError(.unauthorized, "X-Hub-Signature-256 does not match the body", reason: "signature_mismatch")
         }
         guard let event = headers["x-github-event"], !event.isEmpty, event.count <= 100 else {
-            return .rejected(status: 400, code: "event_missing", message: "X-GitHub-Event is missing")
+            throw HostError(.badRequest, "X-GitHub-Event is missing", reason: "event_missing")
         }
         guard let deliveryID = headers["x-github-delivery"], !deliveryID.isEmpty, deliveryID.count <= 200 else {
-            return .rejected(status: 400, code: "delivery_missing", message: "X-GitHub-Delivery is missing")
+            throw HostError(.badRequest, "X-GitHub-Delivery is missing", reason: "delivery_missing")
         }
         let summary: PayloadSummary
         do {
             summary = try PayloadSummary(body)
         } catch {
-            return .rejected(status: 400, code: "malformed_json", message: "body is not a JSON object: \(error)")
+            throw HostError(.badRequest, "body is not a JSON object: \(error)", reason: "malformed_json")
         }
         var headersJSON = "{"
         for name in WebhookIngress.keptHeaders {
@@ -59,8 +58,7 @@ struct WebhookIngress: Sendable {
         }
         headersJSON += "}"
         guard headersJSON.utf8.count <= HostLimits.webhookMaxStoredHeaderBytes else {
-            return .rejected(status: 431, code: "headers_too_large",
-                             message: "the kept headers exceed \(HostLimits.webhookMaxStoredHeaderBytes) bytes")
+            throw HostError(.headersTooLarge, "the kept headers exceed \(HostLimits.webhookMaxStoredHeaderBytes) bytes")
         }
         let incoming = DeliveryStore.Incoming(
             deliveryID: deliveryID, event: event, action: summary.action, hookID: headers["x-github-hook-id"],

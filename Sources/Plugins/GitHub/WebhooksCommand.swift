@@ -17,19 +17,17 @@ struct WebhooksCommand: AsyncParsableCommand {
         @Flag(help: "Print one JSON array.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let host = try await options.openHost()
-                let deliveries = try await GitHubDeliveries.list(host, event: event, limit: limit)
-                if json {
-                    print(try JSONOutput.encode(deliveries))
-                } else {
-                    print("DELIVERY".padding(40), "EVENT".padding(32), "STATUS".padding(11), "HANDLED", "RECEIVED")
-                    for d in deliveries {
-                        print(d.deliveryID.padding(40), d.topic.padding(32), d.status.padding(11), String(d.handledCount).padding(7), d.receivedAt)
-                    }
+            let host = try await options.openHost()
+            let deliveries = try await GitHubDeliveries.list(host, event: event, limit: limit)
+            if json {
+                print(try JSONCoding.text(deliveries, pretty: true))
+            } else {
+                print("DELIVERY".padding(40), "EVENT".padding(32), "STATUS".padding(11), "HANDLED", "RECEIVED")
+                for d in deliveries {
+                    print(d.deliveryID.padding(40), d.topic.padding(32), d.status.padding(11), String(d.handledCount).padding(7), d.receivedAt)
                 }
-                await host.database.close()
             }
+            await host.database.close()
         }
     }
 
@@ -41,42 +39,40 @@ struct WebhooksCommand: AsyncParsableCommand {
         @Flag(help: "Print only the raw body, byte for byte.") var body = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let host = try await options.openHost()
-                defer { Task { await host.database.close() } }
-                guard let delivery = try await GitHubDeliveries.find(host, deliveryID: deliveryID),
-                      let raw = try await GitHubDeliveries.body(host, deliveryID: deliveryID) else {
-                    throw HostError(.notFound, "no delivery \(deliveryID)")
+            let host = try await options.openHost()
+            defer { Task { await host.database.close() } }
+            guard let delivery = try await GitHubDeliveries.find(host, deliveryID: deliveryID),
+                  let raw = try await GitHubDeliveries.body(host, deliveryID: deliveryID) else {
+                throw HostError(.notFound, "no delivery \(deliveryID)")
+            }
+            if body {
+                FileHandle.standardOutput.write(Data(raw))
+                return
+            }
+            let headers = try await GitHubDeliveries.headers(host, deliveryID: deliveryID) ?? [:]
+            var record: EventRecord?
+            if let id = delivery.eventID { record = try await host.events.records(ids: [id])[id] }
+            if json {
+                struct Detail: Encodable {
+                    let delivery: StoredDelivery
+                    let headers: [String: String]
+                    let dispatch: EventRecord?
+                    let body: String
                 }
-                if body {
-                    FileHandle.standardOutput.write(Data(raw))
-                    return
-                }
-                let headers = try await GitHubDeliveries.headers(host, deliveryID: deliveryID) ?? [:]
-                var record: EventRecord?
-                if let id = delivery.eventID { record = try await host.events.records(ids: [id])[id] }
-                if json {
-                    struct Detail: Encodable {
-                        let delivery: StoredDelivery
-                        let headers: [String: String]
-                        let dispatch: EventRecord?
-                        let body: String
-                    }
-                    print(try JSONOutput.encode(Detail(delivery: delivery, headers: headers, dispatch: record,
-                                                       body: String(decoding: raw, as: UTF8.self))))
-                } else {
-                    print("delivery   \(delivery.deliveryID)")
-                    print("event      \(delivery.topic)")
-                    print("status     \(delivery.status) (handled \(delivery.handledCount)x, redelivered \(delivery.redeliveries)x)")
-                    print("received   \(delivery.receivedAt)")
-                    if let installation = delivery.installationID { print("install    \(installation)") }
-                    if let repository = delivery.repository { print("repository \(repository)") }
-                    print("body       \(delivery.bodyBytes) bytes, sha256 \(delivery.bodySHA256)")
-                    for (name, value) in headers.sorted(by: { $0.key < $1.key }) { print("header     \(name): \(value)") }
-                    if let record {
-                        print("inbox      event \(record.id): \(record.status), \(record.attempts) attempt(s)\(record.lastError.map { ", last error: \($0)" } ?? "")")
-                        for handled in record.handledBy { print("handled by \(handled.subscriber) at \(handled.handledAt)") }
-                    }
+                let detail = Detail(delivery: delivery, headers: headers, dispatch: record, body: String(decoding: raw, as: UTF8.self))
+                print(try JSONCoding.text(detail, pretty: true))
+            } else {
+                print("delivery   \(delivery.deliveryID)")
+                print("event      \(delivery.topic)")
+                print("status     \(delivery.status) (handled \(delivery.handledCount)x, redelivered \(delivery.redeliveries)x)")
+                print("received   \(delivery.receivedAt)")
+                if let installation = delivery.installationID { print("install    \(installation)") }
+                if let repository = delivery.repository { print("repository \(repository)") }
+                print("body       \(delivery.bodyBytes) bytes, sha256 \(delivery.bodySHA256)")
+                for (name, value) in headers.sorted(by: { $0.key < $1.key }) { print("header     \(name): \(value)") }
+                if let record {
+                    print("inbox      event \(record.id): \(record.status), \(record.attempts) attempt(s)\(record.lastError.map { ", last error: \($0)" } ?? "")")
+                    for handled in record.handledBy { print("handled by \(handled.subscriber) at \(handled.handledAt)") }
                 }
             }
         }
@@ -88,14 +84,12 @@ struct WebhooksCommand: AsyncParsableCommand {
         @Argument(help: "The X-GitHub-Delivery id.") var deliveryID: String
 
         func run() async throws {
-            try await runReportingErrors {
-                let host = try await options.openHost()
-                guard let eventID = try await GitHubDeliveries.redeliver(host, deliveryID: deliveryID) else {
-                    throw HostError(.notFound, "no delivery \(deliveryID)")
-                }
-                print("redelivered \(deliveryID) as event \(eventID)")
-                await host.database.close()
+            let host = try await options.openHost()
+            guard let eventID = try await GitHubDeliveries.redeliver(host, deliveryID: deliveryID) else {
+                throw HostError(.notFound, "no delivery \(deliveryID)")
             }
+            print("redelivered \(deliveryID) as event \(eventID)")
+            await host.database.close()
         }
     }
 
@@ -105,17 +99,15 @@ struct WebhooksCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let host = try await options.openHost()
-                let stats = try await GitHubDeliveries.stats(host)
-                if json {
-                    print(try JSONOutput.encode(stats, pretty: false))
-                } else {
-                    print("deliveries \(stats.deliveries)")
-                    for (status, count) in stats.inbox.sorted(by: { $0.key < $1.key }) { print("inbox \(status) \(count)") }
-                }
-                await host.database.close()
+            let host = try await options.openHost()
+            let stats = try await GitHubDeliveries.stats(host)
+            if json {
+                print(try JSONCoding.text(stats))
+            } else {
+                print("deliveries \(stats.deliveries)")
+                for (status, count) in stats.inbox.sorted(by: { $0.key < $1.key }) { print("inbox \(status) \(count)") }
             }
+            await host.database.close()
         }
     }
 
@@ -126,21 +118,11 @@ struct WebhooksCommand: AsyncParsableCommand {
         @Argument(help: "The payload file, signed byte for byte.") var file: String
 
         func run() async throws {
-            try await runReportingErrors {
-                let configuration = try options.configuration()
-                guard let data = FileManager.default.contents(atPath: file) else { throw HostError(.notFound, "cannot read \(file)") }
-                let secret = try HostSecrets.githubWebhookSecret(configuration)
-                print(WebhookSignature.gitHubHeader(secret: Array(secret.utf8), body: Array(data)))
-            }
+            let configuration = try options.configuration()
+            guard let data = FileManager.default.contents(atPath: file) else { throw HostError(.notFound, "cannot read \(file)") }
+            let secret = try HostSecrets.githubWebhookSecret(configuration)
+            print(WebhookSignature.gitHubHeader(secret: Array(secret.utf8), body: Array(data)))
         }
-    }
-}
-
-enum JSONOutput {
-    static func encode<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }
 

@@ -123,7 +123,7 @@ extension LedgerStore {
     public func ensureChart(now: UInt64) async throws {
         let results = try await createAccounts(ChartOfAccounts.operatorAccounts, now: now)
         guard results.allSatisfy({ $0 == .ok || $0 == .exists }) else {
-            throw LedgerError("chart of accounts could not be created: \(results)")
+            throw HostError(.internal, "chart of accounts could not be created: \(results)")
         }
     }
 
@@ -131,7 +131,7 @@ extension LedgerStore {
     public func ensureWorkspace(_ workspace: String, now: UInt64) async throws {
         let results = try await createAccounts(ChartOfAccounts.workspaceAccounts(workspace), now: now)
         guard results.allSatisfy({ $0 == .ok || $0 == .exists }) else {
-            throw LedgerError("accounts of workspace \(workspace) could not be created: \(results)")
+            throw HostError(.internal, "accounts of workspace \(workspace) could not be created: \(results)")
         }
     }
 
@@ -143,10 +143,4 @@ extension LedgerStore {
         }
         return try await lookupAccounts(ids)
     }
-}
-
-/// A ledger failure that is not a per-event result.
-public struct LedgerError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

@@ -54,31 +54,27 @@ struct CreateTransfersCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runReportingErrors {
-            guard let data = FileManager.default.contents(atPath: file) else { throw HostError(.notFound, "cannot read \(file)") }
-            let batches: [[Transfer]]
-            do {
-                batches = try JSONDecoder().decode([[TransferJSON]].self, from: data).map { try $0.map { try $0.transfer() } }
-            } catch let error as HostError {
-                throw error
-            } catch {
-                throw HostError(.badRequest, "\(file) is not an array of batches of transfers: \(error)")
-            }
-            if let oversized = batches.first(where: { $0.count > LedgerLimits.maxBatchEvents }) {
-                throw HostError(.badRequest, "a batch holds at most \(LedgerLimits.maxBatchEvents) transfers; got \(oversized.count)")
-            }
-            let wallClock = LedgerClock.nowNanoseconds()
-            if let now, now > wallClock { throw HostError(.badRequest, "--now is ahead of the clock") }
-            let results = try await LedgerCommand.withStore(options) { store in
-                var all: [[String]] = []
-                for batch in batches {
-                    all.append(try await store.createTransfers(batch, now: now ?? LedgerClock.nowNanoseconds()).map(\.rawValue))
-                }
-                return all
-            }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+        guard let data = FileManager.default.contents(atPath: file) else { throw HostError(.notFound, "cannot read \(file)") }
+        let batches: [[Transfer]]
+        do {
+            batches = try JSONDecoder().decode([[TransferJSON]].self, from: data).map { try $0.map { try $0.transfer() } }
+        } catch let error as HostError {
+            throw error
+        } catch {
+            throw HostError(.badRequest, "\(file) is not an array of batches of transfers: \(error)")
         }
+        if let oversized = batches.first(where: { $0.count > LedgerLimits.maxBatchEvents }) {
+            throw HostError(.badRequest, "a batch holds at most \(LedgerLimits.maxBatchEvents) transfers; got \(oversized.count)")
+        }
+        let wallClock = LedgerClock.nowNanoseconds()
+        if let now, now > wallClock { throw HostError(.badRequest, "--now is ahead of the clock") }
+        let results = try await LedgerCommand.withStore(options) { store in
+            var all: [[String]] = []
+            for batch in batches {
+                all.append(try await store.createTransfers(batch, now: now ?? LedgerClock.nowNanoseconds()).map(\.rawValue))
+            }
+            return all
+        }
+        print(try JSONCoding.text(results))
     }
 }

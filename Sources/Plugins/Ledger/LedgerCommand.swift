@@ -34,9 +34,7 @@ struct LedgerCommand: AsyncParsableCommand {
     }
 
     static func print<T: Encodable>(json value: T) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        Swift.print(try JSONCoding.text(value, pretty: true))
     }
 
     struct AccountView: Encodable {
@@ -78,18 +76,16 @@ struct LedgerCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let (host, store) = try await LedgerCommand.store(options)
-                let accounts = try await store.allAccounts()
-                if json {
-                    try LedgerCommand.print(json: accounts.map(AccountView.init))
-                } else {
-                    for a in accounts {
-                        Swift.print("\(a.id)  ledger \(a.ledger)  code \(a.code)  debits \(a.debitsPosted) (+\(a.debitsPending) pending)  credits \(a.creditsPosted) (+\(a.creditsPending) pending)")
-                    }
+            let (host, store) = try await LedgerCommand.store(options)
+            let accounts = try await store.allAccounts()
+            if json {
+                try LedgerCommand.print(json: accounts.map(AccountView.init))
+            } else {
+                for a in accounts {
+                    Swift.print("\(a.id)  ledger \(a.ledger)  code \(a.code)  debits \(a.debitsPosted) (+\(a.debitsPending) pending)  credits \(a.creditsPosted) (+\(a.creditsPending) pending)")
                 }
-                await host.database.close()
             }
+            await host.database.close()
         }
     }
 
@@ -101,15 +97,13 @@ struct LedgerCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let at = try asOf.map { try LedgerTime.parse($0, name: "--as-of") }
-                let balance = try await LedgerCommand.withStore(options, workspace: workspace) { try await LedgerCommand.balance($0, workspace: $1, asOf: at) }
-                if json {
-                    try LedgerCommand.print(json: balance)
-                } else {
-                    let when = at.map { " as of \($0)" } ?? ""
-                    Swift.print("\(workspace)\(when): balance \(MoneyText.usd(balance.balanceMicros)) (pending \(MoneyText.usd(balance.pendingMicros))), \(balance.freeMinutesRemaining) free minutes")
-                }
+            let at = try asOf.map { try LedgerTime.parse($0, name: "--as-of") }
+            let balance = try await LedgerCommand.withStore(options, workspace: workspace) { try await LedgerCommand.balance($0, workspace: $1, asOf: at) }
+            if json {
+                try LedgerCommand.print(json: balance)
+            } else {
+                let when = at.map { " as of \($0)" } ?? ""
+                Swift.print("\(workspace)\(when): balance \(MoneyText.usd(balance.balanceMicros)) (pending \(MoneyText.usd(balance.pendingMicros))), \(balance.freeMinutesRemaining) free minutes")
             }
         }
     }
@@ -153,18 +147,16 @@ struct LedgerCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let filter = try query.filter()
-                let transfers = try await LedgerCommand.withStore(options, workspace: workspace) { try await $0.transfers(workspace: $1, filter: filter) }
-                if json {
-                    try LedgerCommand.print(json: transfers.map(TransferView.init))
-                } else {
-                    for t in transfers {
-                        Swift.print("\(t.timestamp)  \(t.id)  code \(t.code)  \(t.amount)  \(t.debitAccountID) → \(t.creditAccountID)")
-                    }
+            let filter = try query.filter()
+            let transfers = try await LedgerCommand.withStore(options, workspace: workspace) { try await $0.transfers(workspace: $1, filter: filter) }
+            if json {
+                try LedgerCommand.print(json: transfers.map(TransferView.init))
+            } else {
+                for t in transfers {
+                    Swift.print("\(t.timestamp)  \(t.id)  code \(t.code)  \(t.amount)  \(t.debitAccountID) → \(t.creditAccountID)")
                 }
-                LedgerCommand.printNextPage(count: transfers.count, limit: filter.limit, last: transfers.last?.timestamp)
             }
+            LedgerCommand.printNextPage(count: transfers.count, limit: filter.limit, last: transfers.last?.timestamp)
         }
     }
 
@@ -192,18 +184,16 @@ struct LedgerCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let filter = try query.filter()
-                let rows = try await LedgerCommand.withStore(options, workspace: workspace) { try await $0.balanceHistory(workspace: $1, filter: filter) }
-                if json {
-                    try LedgerCommand.print(json: rows.map(BalanceView.init))
-                } else {
-                    for b in rows {
-                        Swift.print("\(b.timestamp)  \(b.accountID)  code \(b.code)  debits \(b.debitsPosted) (+\(b.debitsPending) pending)  credits \(b.creditsPosted) (+\(b.creditsPending) pending)")
-                    }
+            let filter = try query.filter()
+            let rows = try await LedgerCommand.withStore(options, workspace: workspace) { try await $0.balanceHistory(workspace: $1, filter: filter) }
+            if json {
+                try LedgerCommand.print(json: rows.map(BalanceView.init))
+            } else {
+                for b in rows {
+                    Swift.print("\(b.timestamp)  \(b.accountID)  code \(b.code)  debits \(b.debitsPosted) (+\(b.debitsPending) pending)  credits \(b.creditsPosted) (+\(b.creditsPending) pending)")
                 }
-                LedgerCommand.printNextPage(count: rows.count, limit: filter.limit, last: rows.last?.timestamp)
             }
+            LedgerCommand.printNextPage(count: rows.count, limit: filter.limit, last: rows.last?.timestamp)
         }
     }
 }

@@ -55,42 +55,31 @@ public struct LedgerPlugin: Plugin {
         let store = self.store
         let workspaces = self.workspaces
         router.get("/ledger/workspaces/:workspace/balance") { request, context -> Response in
-            try await LedgerRoutes.answer(context, workspaces) { workspace in
-                let asOf = try request.uri.queryParameters.get("as_of").map { try LedgerTime.parse($0, name: "as_of") }
-                let balance = try await LedgerCommand.balance(store, workspace: workspace, asOf: asOf)
-                var object: [String: Any] = ["workspace": balance.workspace, "balance_micros": balance.balanceMicros,
-                                             "pending_micros": balance.pendingMicros, "free_minutes_remaining": balance.freeMinutesRemaining]
-                if let asOf = balance.asOf { object["as_of"] = asOf }
-                return JSONResponse.make(.ok, object)
-            }
+            let workspace = try await LedgerRoutes.workspace(context, workspaces)
+            let asOf = try request.uri.queryParameters.get("as_of").map { try LedgerTime.parse($0, name: "as_of") }
+            return JSONResponse.raw(.ok, try JSONCoding.text(try await LedgerCommand.balance(store, workspace: workspace, asOf: asOf)))
         }
         router.get("/ledger/workspaces/:workspace/transfers") { request, context -> Response in
-            try await LedgerRoutes.answer(context, workspaces) { workspace in
-                let filter = try LedgerRoutes.filter(request)
-                let transfers = try await store.transfers(workspace: workspace, filter: filter)
-                return try LedgerRoutes.page(transfers.map(LedgerCommand.TransferView.init), filter: filter, last: transfers.last?.timestamp)
-            }
+            let workspace = try await LedgerRoutes.workspace(context, workspaces)
+            let filter = try LedgerRoutes.filter(request)
+            let transfers = try await store.transfers(workspace: workspace, filter: filter)
+            return try LedgerRoutes.page(transfers.map(LedgerCommand.TransferView.init), filter: filter, last: transfers.last?.timestamp)
         }
         router.get("/ledger/workspaces/:workspace/history") { request, context -> Response in
-            try await LedgerRoutes.answer(context, workspaces) { workspace in
-                let filter = try LedgerRoutes.filter(request)
-                let rows = try await store.balanceHistory(workspace: workspace, filter: filter)
-                return try LedgerRoutes.page(rows.map(LedgerCommand.BalanceView.init), filter: filter, last: rows.last?.timestamp)
-            }
+            let workspace = try await LedgerRoutes.workspace(context, workspaces)
+            let filter = try LedgerRoutes.filter(request)
+            let rows = try await store.balanceHistory(workspace: workspace, filter: filter)
+            return try LedgerRoutes.page(rows.map(LedgerCommand.BalanceView.init), filter: filter, last: rows.last?.timestamp)
         }
     }
 }
 
 /// Shared parts of the ledger's HTTP reads.
 enum LedgerRoutes {
-    static func answer(_ context: BasicRequestContext, _ workspaces: WorkspaceDirectory,
-                       _ body: (String) async throws -> Response) async throws -> Response {
-        guard let workspace = context.parameters.get("workspace") else { return JSONResponse.error(HostError(.badRequest, "workspace missing")) }
-        do {
-            return try await body(try await workspaces.resolve(workspace))
-        } catch let error as HostError {
-            return JSONResponse.error(error)
-        }
+    /// The path's workspace (an id or a slug) as its id.
+    static func workspace(_ context: BasicRequestContext, _ workspaces: WorkspaceDirectory) async throws -> String {
+        guard let workspace = context.parameters.get("workspace") else { throw HostError(.badRequest, "workspace missing") }
+        return try await workspaces.resolve(workspace)
     }
 
     static func filter(_ request: Request) throws -> TransferFilter {
@@ -102,9 +91,7 @@ enum LedgerRoutes {
     }
 
     static func page<T: Encodable>(_ rows: [T], filter: TransferFilter, last: UInt64?) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var response = JSONResponse.raw(.ok, String(decoding: try encoder.encode(rows), as: UTF8.self))
+        var response = JSONResponse.raw(.ok, try JSONCoding.text(rows))
         if rows.count == filter.limit, let last, let name = HTTPFields.Element.Name("Tenki-Next-After") {
             response.headers[name] = String(last)
         }

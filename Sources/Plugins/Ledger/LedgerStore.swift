@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import SQL
 
 /// The ledger on the `Database` protocol, both drivers. Each batch runs in one transaction that
@@ -170,7 +171,7 @@ public struct LedgerStore: Sendable {
 
     static func checkSize(_ count: Int) throws {
         guard count <= LedgerLimits.maxBatchEvents else {
-            throw LedgerError("a batch holds at most \(LedgerLimits.maxBatchEvents) events; got \(count)")
+            throw HostError(.badRequest, "a batch holds at most \(LedgerLimits.maxBatchEvents) events; got \(count)")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 
 /// Where runners come from. `provision` asks for one ephemeral runner for a job and returns a
 /// handle to release it by; both calls may be repeated after a crash and must be idempotent
@@ -52,10 +53,10 @@ public struct LocalProvider: ComputeProvider {
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do { try process.run() } catch {
                 process.terminationHandler = nil
-                continuation.resume(throwing: RunnerError("local provider: cannot start /bin/sh: \(error)"))
+                continuation.resume(throwing: HostError(.internal, "local provider: cannot start /bin/sh: \(error)"))
             }
         }
-        guard status == 0 else { throw RunnerError("local provider: '\(command)' exited \(status) on \(action) of \(job.key)") }
+        guard status == 0 else { throw HostError(.internal, "local provider: '\(command)' exited \(status) on \(action) of \(job.key)") }
     }
 }
 

@@ -76,7 +76,7 @@ public enum InstallationWorkflow {
         switch event {
         case .installation(let payload):
             let installation = payload.installation
-            guard let account = installation.account else { throw RunnerError("installation \(installation.id) without an account") }
+            guard let account = installation.account else { throw HostError(.internal, "installation \(installation.id) without an account") }
             let signal: Signal
             switch payload.action {
             case "deleted": signal = .uninstall

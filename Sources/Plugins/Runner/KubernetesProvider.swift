@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import GitHubPlugin
 import Kubernetes
 
@@ -38,7 +39,7 @@ public struct KubernetesProvider: ComputeProvider {
         let pod = KubernetesProvider.podName(job)
         if try await kubernetes.getPod(pod) != nil { return pod }
         let parts = job.repository.split(separator: "/", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { throw RunnerError("job \(job.key): repository '\(job.repository)' is not owner/name") }
+        guard parts.count == 2 else { throw HostError(.internal, "job \(job.key): repository '\(job.repository)' is not owner/name") }
         // A Secret left by an attempt that died before its Pod holds the runner's configuration
         // already: GitHub registers a runner name once, so it is used rather than asked again.
         if try await kubernetes.secretData(pod)?[KubernetesClient.jitConfigSecretKey]?.isEmpty ?? true {

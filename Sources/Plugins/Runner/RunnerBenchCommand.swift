@@ -46,47 +46,45 @@ struct RunnerBenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runReportingErrors {
-            guard jobs > 0, pacedJobs >= 0, rate > 0, workspaces > 0, clients > 0 else { throw HostError(.badRequest, "counts must be positive") }
-            guard transport == "http" || transport == "direct" else { throw HostError(.badRequest, "--transport is http or direct") }
-            let configuration = try options.configuration(extra: [
-                "port": "0", "runner_provider": "none", "github_webhook_secret": RunnerBenchCommand.secret, "log_level": "error",
-            ])
-            HostLogHandler.bootstrap(configuration)
-            let host = try await TenkiHost.open(configuration)
-            let machine = try MachineFacts.measure(directory: configuration.dataDir)
-            let listening = AsyncStream<Int>.makeStream()
-            let server = Task { try await host.serve { port in listening.continuation.yield(port) } }
-            var ports = listening.stream.makeAsyncIterator()
-            guard let port = await ports.next() else { throw HostError(.internal, "the server did not start") }
-            let ingress = host.plugins.lazy.compactMap { $0 as? GitHubPlugin }.first
-            let url = transport == "direct" ? "" : "http://127.0.0.1:\(port)/webhooks/github"
-            let http = HTTPClient()
-            let store = RunnerStore(database: host.database)
-            let base = Int64(Date().timeIntervalSince1970) * 1_000
+        guard jobs > 0, pacedJobs >= 0, rate > 0, workspaces > 0, clients > 0 else { throw HostError(.badRequest, "counts must be positive") }
+        guard transport == "http" || transport == "direct" else { throw HostError(.badRequest, "--transport is http or direct") }
+        let configuration = try options.configuration(extra: [
+            "port": "0", "runner_provider": "none", "github_webhook_secret": RunnerBenchCommand.secret, "log_level": "error",
+        ])
+        HostLogHandler.bootstrap(configuration)
+        let host = try await TenkiHost.open(configuration)
+        let machine = try MachineFacts.measure(directory: configuration.dataDir)
+        let listening = AsyncStream<Int>.makeStream()
+        let server = Task { try await host.serve { port in listening.continuation.yield(port) } }
+        var ports = listening.stream.makeAsyncIterator()
+        guard let port = await ports.next() else { throw HostError(.internal, "the server did not start") }
+        let ingress = host.plugins.lazy.compactMap { $0 as? GitHubPlugin }.first
+        let url = transport == "direct" ? "" : "http://127.0.0.1:\(port)/webhooks/github"
+        let http = HTTPClient()
+        let store = RunnerStore(database: host.database)
+        let base = Int64(Date().timeIntervalSince1970) * 1_000
 
-            // Installations, each with room for every job it gets (slots are not what is measured):
-            // the 40 included, more only when a workspace's share is larger.
-            for w in 0..<workspaces {
-                try await RunnerBenchCommand.post(http, url, ingress, event: "installation", body: RunnerBenchCommand.installation(w, base: base))
-            }
-            try await RunnerBenchCommand.until(seconds: 60) { try await store.workspaces().count >= workspaces }
-            let share = Int64((jobs + pacedJobs + workspaces - 1) / workspaces)
-            if share > JobScheduler.includedSlots {
-                for workspace in try await store.workspaces() {
-                    try await store.update(workspace: workspace.id, .init(extraSlotsX64: share - JobScheduler.includedSlots))
-                }
-            }
-
-            let burst = try await phase(http, url, ingress, store, first: 0, count: jobs, rate: nil, base: base)
-            let paced = pacedJobs > 0 ? try await phase(http, url, ingress, store, first: jobs, count: pacedJobs, rate: rate, base: base) : nil
-            var report: [String: Any] = ["machine": machine.object, "database": host.database.dialect.rawValue, "workspaces": workspaces, "clients": clients, "transport": transport,
-                                         "burst": try RunnerBenchCommand.object(burst)]
-            if let paced { report["paced"] = try RunnerBenchCommand.object(paced); report["paced_rate"] = rate }
-            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
-            // The bench's data is throwaway: stop here rather than wait for a graceful shutdown.
-            withExtendedLifetime(server) { Foundation.exit(0) }
+        // Installations, each with room for every job it gets (slots are not what is measured):
+        // the 40 included, more only when a workspace's share is larger.
+        for w in 0..<workspaces {
+            try await RunnerBenchCommand.post(http, url, ingress, event: "installation", body: RunnerBenchCommand.installation(w, base: base))
         }
+        try await RunnerBenchCommand.until(seconds: 60) { try await store.workspaces().count >= workspaces }
+        let share = Int64((jobs + pacedJobs + workspaces - 1) / workspaces)
+        if share > JobScheduler.includedSlots {
+            for workspace in try await store.workspaces() {
+                try await store.update(workspace: workspace.id, .init(extraSlotsX64: share - JobScheduler.includedSlots))
+            }
+        }
+
+        let burst = try await phase(http, url, ingress, store, first: 0, count: jobs, rate: nil, base: base)
+        let paced = pacedJobs > 0 ? try await phase(http, url, ingress, store, first: jobs, count: pacedJobs, rate: rate, base: base) : nil
+        var report: [String: Any] = ["machine": machine.object, "database": host.database.dialect.rawValue, "workspaces": workspaces, "clients": clients, "transport": transport,
+                                     "burst": try RunnerBenchCommand.object(burst)]
+        if let paced { report["paced"] = try RunnerBenchCommand.object(paced); report["paced_rate"] = rate }
+        print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+        // The bench's data is throwaway: stop here rather than wait for a graceful shutdown.
+        withExtendedLifetime(server) { Foundation.exit(0) }
     }
 
     /// Sends `count` queued jobs (at `rate` per second, or as fast as possible) and waits until a

@@ -18,17 +18,15 @@ struct JobsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                guard status == nil || JobStatus(rawValue: status!) != nil else { throw HostError(.badRequest, "unknown status '\(status!)'") }
-                let (_, store) = try await RunnerCommand.store(options)
-                let id = try await store.workspaceID(named: workspace)
-                let jobs = try await store.jobViews(status: status.flatMap(JobStatus.init(rawValue:)), workspace: id, limit: limit)
-                if json { print(try RunnerCommand.json(jobs)); return }
-                for view in jobs {
-                    let job = view.job
-                    print("\(job.key)  \(view.state)\(view.reason.map { " (\($0))" } ?? "")  \(job.workspaceID)  \(job.repository)  "
-                          + "\(job.sku ?? job.labels.joined(separator: ","))  \(view.billableMinutes) min  \(MoneyText.usd(view.amountMicros, decimals: 4))")
-                }
+            guard status == nil || JobStatus(rawValue: status!) != nil else { throw HostError(.badRequest, "unknown status '\(status!)'") }
+            let (_, store) = try await RunnerCommand.store(options)
+            let id = try await store.workspaceID(named: workspace)
+            let jobs = try await store.jobViews(status: status.flatMap(JobStatus.init(rawValue:)), workspace: id, limit: limit)
+            if json { print(try RunnerCommand.json(jobs)); return }
+            for view in jobs {
+                let job = view.job
+                print("\(job.key)  \(view.state)\(view.reason.map { " (\($0))" } ?? "")  \(job.workspaceID)  \(job.repository)  "
+                      + "\(job.sku ?? job.labels.joined(separator: ","))  \(view.billableMinutes) min  \(MoneyText.usd(view.amountMicros, decimals: 4))")
             }
         }
     }
@@ -42,20 +40,18 @@ struct JobsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let (_, store) = try await RunnerCommand.store(options)
-                let id = try await store.workspaceID(named: workspace)
-                let metrics = try await store.jobMetrics(workspace: id, windowSeconds: hours * 3600)
-                let queue = try await store.queueDepths().filter { id == nil || $0.workspaceID == id }
-                if json { print(try RunnerCommand.json(RunnerMetricsReport(jobs: metrics, queue: queue))); return }
-                func s(_ value: Int64?) -> String { value.map { "\($0)s" } ?? "-" }
-                for m in metrics {
-                    print("\(m.workspaceID)  \(m.sku)  jobs=\(m.jobs) failed=\(m.failed)  queue p50 \(s(m.queueSecondsP50)) p90 \(s(m.queueSecondsP90))"
-                          + "  duration p50 \(s(m.durationSecondsP50)) p90 \(s(m.durationSecondsP90))")
-                }
-                for q in queue {
-                    print("\(q.workspaceID)  \(q.sku)  queued=\(q.queued) blocked=\(q.blocked) oldest=\(q.oldestQueuedAgeSeconds)s")
-                }
+            let (_, store) = try await RunnerCommand.store(options)
+            let id = try await store.workspaceID(named: workspace)
+            let metrics = try await store.jobMetrics(workspace: id, windowSeconds: hours * 3600)
+            let queue = try await store.queueDepths().filter { id == nil || $0.workspaceID == id }
+            if json { print(try RunnerCommand.json(RunnerMetricsReport(jobs: metrics, queue: queue))); return }
+            func s(_ value: Int64?) -> String { value.map { "\($0)s" } ?? "-" }
+            for m in metrics {
+                print("\(m.workspaceID)  \(m.sku)  jobs=\(m.jobs) failed=\(m.failed)  queue p50 \(s(m.queueSecondsP50)) p90 \(s(m.queueSecondsP90))"
+                      + "  duration p50 \(s(m.durationSecondsP50)) p90 \(s(m.durationSecondsP90))")
+            }
+            for q in queue {
+                print("\(q.workspaceID)  \(q.sku)  queued=\(q.queued) blocked=\(q.blocked) oldest=\(q.oldestQueuedAgeSeconds)s")
             }
         }
     }
@@ -79,13 +75,11 @@ struct WorkspacesCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let (_, store) = try await RunnerCommand.store(options)
-                let workspaces = try await store.workspaces()
-                if json { print(try RunnerCommand.json(workspaces)); return }
-                for w in workspaces {
-                    print("\(w.id)  \(w.slug)  payment_method=\(w.hasPaymentMethod) suspended=\(w.suspended) addons=\(w.addons.joined(separator: ",")) extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)")
-                }
+            let (_, store) = try await RunnerCommand.store(options)
+            let workspaces = try await store.workspaces()
+            if json { print(try RunnerCommand.json(workspaces)); return }
+            for w in workspaces {
+                print("\(w.id)  \(w.slug)  payment_method=\(w.hasPaymentMethod) suspended=\(w.suspended) addons=\(w.addons.joined(separator: ",")) extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)")
             }
         }
     }
@@ -102,16 +96,14 @@ struct WorkspacesCommand: AsyncParsableCommand {
         @Option(help: "Contract name under policies/contracts (empty for none).") var contract: String?
 
         func run() async throws {
-            try await runReportingErrors {
-                let (_, store) = try await RunnerCommand.store(options)
-                let change = RunnerStore.WorkspaceChange(
-                    hasPaymentMethod: paymentMethod, suspended: suspended,
-                    addons: addons.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } },
-                    extraSlotsX64: extraSlotsX64, extraSlotsMacOS: extraSlotsMacos,
-                    contract: contract.map { $0.isEmpty ? nil : $0 })
-                let requeued = try await store.update(workspace: workspace, change)
-                print("updated \(workspace); \(requeued) job(s) back to admission")
-            }
+            let (_, store) = try await RunnerCommand.store(options)
+            let change = RunnerStore.WorkspaceChange(
+                hasPaymentMethod: paymentMethod, suspended: suspended,
+                addons: addons.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } },
+                extraSlotsX64: extraSlotsX64, extraSlotsMacOS: extraSlotsMacos,
+                contract: contract.map { $0.isEmpty ? nil : $0 })
+            let requeued = try await store.update(workspace: workspace, change)
+            print("updated \(workspace); \(requeued) job(s) back to admission")
         }
     }
 
@@ -124,12 +116,10 @@ struct WorkspacesCommand: AsyncParsableCommand {
         @Option(help: "The payment provider's reference for the method (e.g. pm_...).") var providerRef: String
 
         func run() async throws {
-            try await runReportingErrors {
-                guard !providerRef.isEmpty else { throw HostError(.badRequest, "--provider-ref must not be empty") }
-                let (_, store) = try await RunnerCommand.store(options)
-                let requeued = try await store.update(workspace: workspace, .init(hasPaymentMethod: true, paymentMethodRef: .some(providerRef)))
-                print("payment method \(providerRef) recorded on \(workspace); \(requeued) job(s) back to admission")
-            }
+            guard !providerRef.isEmpty else { throw HostError(.badRequest, "--provider-ref must not be empty") }
+            let (_, store) = try await RunnerCommand.store(options)
+            let requeued = try await store.update(workspace: workspace, .init(hasPaymentMethod: true, paymentMethodRef: .some(providerRef)))
+            print("payment method \(providerRef) recorded on \(workspace); \(requeued) job(s) back to admission")
         }
     }
 }

@@ -111,23 +111,15 @@ public struct RunnerPlugin: Plugin {
         let store = self.store
         router.get("/runner/jobs") { request, _ -> Response in
             let status = request.uri.queryParameters.get("status")
-            guard status == nil || JobStatus(rawValue: status!) != nil else {
-                return JSONResponse.error(HostError(.badRequest, "unknown status '\(status!)'"))
-            }
-            let workspace: String?
-            do { workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace")) } catch let error as HostError {
-                return JSONResponse.error(error)
-            }
+            guard status == nil || JobStatus(rawValue: status!) != nil else { throw HostError(.badRequest, "unknown status '\(status!)'") }
+            let workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace"))
             let jobs = try await store.jobViews(status: status.flatMap(JobStatus.init(rawValue:)), workspace: workspace, limit: HostLimits.listMaxRows)
             return JSONResponse.raw(.ok, try RunnerCommand.json(jobs, pretty: false))
         }
         router.get("/runner/metrics") { request, _ -> Response in
-            let workspace: String?
-            do { workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace")) } catch let error as HostError {
-                return JSONResponse.error(error)
-            }
+            let workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace"))
             let hours = request.uri.queryParameters.get("hours").flatMap { Int64($0) } ?? 24
-            guard hours > 0, hours <= 24 * 90 else { return JSONResponse.error(HostError(.badRequest, "hours must be 1...2160")) }
+            guard hours > 0, hours <= 24 * 90 else { throw HostError(.badRequest, "hours must be 1...2160") }
             let report = RunnerMetricsReport(jobs: try await store.jobMetrics(workspace: workspace, windowSeconds: hours * 3600),
                                              queue: try await store.queueDepths().filter { workspace == nil || $0.workspaceID == workspace })
             return JSONResponse.raw(.ok, try RunnerCommand.json(report, pretty: false))
@@ -191,9 +183,7 @@ struct RunnerCommand: AsyncParsableCommand {
         subcommands: [Usage.self, RunOnce.self, Reconcile.self, RunnerBenchCommand.self])
 
     static func json<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        try JSONCoding.text(value, pretty: pretty)
     }
 
     static func store(_ options: HostOptions) async throws -> (TenkiHost, RunnerStore) {
@@ -208,13 +198,11 @@ struct RunnerCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let (_, store) = try await RunnerCommand.store(options)
-                let usages = try await store.usages(workspace: try await store.workspace(workspace)?.id ?? workspace)
-                if json { print(try RunnerCommand.json(usages)); return }
-                for u in usages {
-                    print("\(u.key)  \(u.sku ?? "?")  \(u.billableMinutes) min  free \(u.freeMinutesConsumed)  \(MoneyText.usd(u.amountMicros, decimals: 4))  policy \(u.policyVersion)\(u.posted ? "" : "  (not posted yet)")")
-                }
+            let (_, store) = try await RunnerCommand.store(options)
+            let usages = try await store.usages(workspace: try await store.workspace(workspace)?.id ?? workspace)
+            if json { print(try RunnerCommand.json(usages)); return }
+            for u in usages {
+                print("\(u.key)  \(u.sku ?? "?")  \(u.billableMinutes) min  free \(u.freeMinutesConsumed)  \(MoneyText.usd(u.amountMicros, decimals: 4))  policy \(u.policyVersion)\(u.posted ? "" : "  (not posted yet)")")
             }
         }
     }
@@ -225,13 +213,19 @@ struct RunnerCommand: AsyncParsableCommand {
         @OptionGroup var options: HostOptions
 
         func run() async throws {
-            try await runReportingErrors {
-                let host = try await options.openHost()
-                guard let plugin = host.plugins.lazy.compactMap({ $0 as? RunnerPlugin }).first else {
-                    throw HostError(.internal, "the runner plugin is not built in")
-                }
-                print(try RunnerCommand.json(try await plugin.scheduler.runOnce(), pretty: false))
+            let host = try await options.openHost()
+            guard let plugin = host.plugins.lazy.compactMap({ $0 as? RunnerPlugin }).first else {
+                throw HostError(.internal, "the runner plugin is not built in")
             }
+            print(try RunnerCommand.json(try await plugin.scheduler.runOnce(), pretty: false))
         }
     }
+}
+
+/// The runner's failures are the host's errors; the scheduler's files still name them so.
+typealias RunnerError = HostError
+
+extension HostError {
+    /// An internal failure of the runner (`RunnerError("...")` in the scheduler's files).
+    init(_ message: String) { self.init(.internal, message) }
 }

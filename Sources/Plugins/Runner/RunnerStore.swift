@@ -513,8 +513,3 @@ public struct RunnerStore: Sendable {
               decision: try row.string("decision"), posted: try row.bool("posted"))
     }
 }
-
-public struct RunnerError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}

@@ -40,24 +40,22 @@ struct WorkflowCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                var duration: Duration?
-                if let timeout {
-                    guard let parsed = WorkflowDurations.parse(timeout) else { throw HostError(.badRequest, "bad --timeout '\(timeout)' (e.g. 90s, 15m, 2h, 3d)") }
-                    duration = parsed
-                }
-                let input = try WorkflowCommand.json(self.input, what: "--input")
-                let (host, engine) = try await WorkflowCommand.engine(options)
-                let started = try await engine.start(type: type, input: input, id: id, taskQueue: taskQueue, timeout: duration)
-                if json {
-                    var object = WorkflowViews.run(started.run)
-                    object["created"] = started.created
-                    print(WorkflowViews.text(object, pretty: true))
-                } else {
-                    print("\(started.created ? "started" : "exists (not started again)"): \(started.run.id)  \(started.run.type)  \(started.run.status.rawValue)")
-                }
-                await host.database.close()
+            var duration: Duration?
+            if let timeout {
+                guard let parsed = WorkflowDurations.parse(timeout) else { throw HostError(.badRequest, "bad --timeout '\(timeout)' (e.g. 90s, 15m, 2h, 3d)") }
+                duration = parsed
             }
+            let input = try WorkflowCommand.json(self.input, what: "--input")
+            let (host, engine) = try await WorkflowCommand.engine(options)
+            let started = try await engine.start(type: type, input: input, id: id, taskQueue: taskQueue, timeout: duration)
+            if json {
+                var object = WorkflowViews.run(started.run)
+                object["created"] = started.created
+                print(WorkflowViews.text(object, pretty: true))
+            } else {
+                print("\(started.created ? "started" : "exists (not started again)"): \(started.run.id)  \(started.run.type)  \(started.run.status.rawValue)")
+            }
+            await host.database.close()
         }
     }
 
@@ -70,23 +68,21 @@ struct WorkflowCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                var parsed: WorkflowStatus?
-                if let status {
-                    guard let value = WorkflowStatus(rawValue: status) else {
-                        throw HostError(.badRequest, "--status must be one of \(WorkflowStatus.allCases.map(\.rawValue).joined(separator: ", ")); got '\(status)'")
-                    }
-                    parsed = value
+            var parsed: WorkflowStatus?
+            if let status {
+                guard let value = WorkflowStatus(rawValue: status) else {
+                    throw HostError(.badRequest, "--status must be one of \(WorkflowStatus.allCases.map(\.rawValue).joined(separator: ", ")); got '\(status)'")
                 }
-                let (host, engine) = try await WorkflowCommand.engine(options)
-                let runs = try await engine.list(type: type, status: parsed, limit: limit)
-                if json {
-                    print(WorkflowViews.text(runs.map { WorkflowViews.run($0) }, pretty: true))
-                } else {
-                    runs.forEach { print(WorkflowViews.line($0)) }
-                }
-                await host.database.close()
+                parsed = value
             }
+            let (host, engine) = try await WorkflowCommand.engine(options)
+            let runs = try await engine.list(type: type, status: parsed, limit: limit)
+            if json {
+                print(WorkflowViews.text(runs.map { WorkflowViews.run($0) }, pretty: true))
+            } else {
+                runs.forEach { print(WorkflowViews.line($0)) }
+            }
+            await host.database.close()
         }
     }
 
@@ -97,12 +93,10 @@ struct WorkflowCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let (host, engine) = try await WorkflowCommand.engine(options)
-                let description = try await engine.describe(id: id)
-                print(json ? WorkflowViews.text(WorkflowViews.description(description), pretty: true) : WorkflowViews.describeText(description))
-                await host.database.close()
-            }
+            let (host, engine) = try await WorkflowCommand.engine(options)
+            let description = try await engine.describe(id: id)
+            print(json ? WorkflowViews.text(WorkflowViews.description(description), pretty: true) : WorkflowViews.describeText(description))
+            await host.database.close()
         }
     }
 
@@ -113,20 +107,18 @@ struct WorkflowCommand: AsyncParsableCommand {
         @Argument(help: "One key (default: every key, as one JSON object).") var key: String?
 
         func run() async throws {
-            try await runReportingErrors {
-                let (host, engine) = try await WorkflowCommand.engine(options)
-                let state = try await engine.describe(id: id).state
-                await host.database.close()
-                if let key {
-                    guard let value = state.first(where: { $0.key == key })?.value else {
-                        throw HostError(.notFound, "workflow '\(id)' has published no state '\(key)'")
-                    }
-                    print(WorkflowViews.text(WorkflowViews.json(value)))
-                } else {
-                    var object: [String: Any] = [:]
-                    for (k, value) in state { object[k] = WorkflowViews.json(value) }
-                    print(WorkflowViews.text(object))
+            let (host, engine) = try await WorkflowCommand.engine(options)
+            let state = try await engine.describe(id: id).state
+            await host.database.close()
+            if let key {
+                guard let value = state.first(where: { $0.key == key })?.value else {
+                    throw HostError(.notFound, "workflow '\(id)' has published no state '\(key)'")
                 }
+                print(WorkflowViews.text(WorkflowViews.json(value)))
+            } else {
+                var object: [String: Any] = [:]
+                for (k, value) in state { object[k] = WorkflowViews.json(value) }
+                print(WorkflowViews.text(object))
             }
         }
     }
@@ -139,13 +131,11 @@ struct WorkflowCommand: AsyncParsableCommand {
         @Option(help: "Payload: JSON text or @FILE.") var input = "null"
 
         func run() async throws {
-            try await runReportingErrors {
-                let payload = try WorkflowCommand.json(input, what: "--input")
-                let (host, engine) = try await WorkflowCommand.engine(options)
-                try await engine.signal(id: id, name: name, payload: payload)
-                print("signal \(name) sent to \(id)")
-                await host.database.close()
-            }
+            let payload = try WorkflowCommand.json(input, what: "--input")
+            let (host, engine) = try await WorkflowCommand.engine(options)
+            try await engine.signal(id: id, name: name, payload: payload)
+            print("signal \(name) sent to \(id)")
+            await host.database.close()
         }
     }
 
@@ -155,12 +145,10 @@ struct WorkflowCommand: AsyncParsableCommand {
         @Argument(help: "Workflow id.") var id: String
 
         func run() async throws {
-            try await runReportingErrors {
-                let (host, engine) = try await WorkflowCommand.engine(options)
-                let cancelled = try await engine.cancel(id: id)
-                print(cancelled.isEmpty ? "\(id) had already ended" : "cancelled: \(cancelled.joined(separator: ", "))")
-                await host.database.close()
-            }
+            let (host, engine) = try await WorkflowCommand.engine(options)
+            let cancelled = try await engine.cancel(id: id)
+            print(cancelled.isEmpty ? "\(id) had already ended" : "cancelled: \(cancelled.joined(separator: ", "))")
+            await host.database.close()
         }
     }
 
@@ -173,25 +161,21 @@ struct WorkflowCommand: AsyncParsableCommand {
         @Option(help: "With --wait, give up after this many seconds.") var waitSeconds = 300
 
         func run() async throws {
-            try await runReportingErrors {
-                let (host, engine) = try await WorkflowCommand.engine(options)
-                var run = try await engine.run(id: id)
-                let deadline = Date().addingTimeInterval(Double(waitSeconds))
-                while wait && !run.status.isFinished && Date() < deadline {
-                    try await Task.sleep(nanoseconds: 200_000_000)
-                    run = try await engine.run(id: id)
-                }
-                await host.database.close()
-                switch run.status {
-                case .completed:
-                    print(WorkflowViews.text(WorkflowViews.json(run.output)))
-                case .failed, .cancelled:
-                    FileHandle.standardError.write(Data("\(id) \(run.status.rawValue): \(run.error ?? "")\n".utf8))
-                    throw ExitCode(1)
-                default:
-                    FileHandle.standardError.write(Data("\(id) is \(run.status.rawValue)\n".utf8))
-                    throw ExitCode(75)
-                }
+            let (host, engine) = try await WorkflowCommand.engine(options)
+            var run = try await engine.run(id: id)
+            let deadline = Date().addingTimeInterval(Double(waitSeconds))
+            while wait && !run.status.isFinished && Date() < deadline {
+                try await Task.sleep(nanoseconds: 200_000_000)
+                run = try await engine.run(id: id)
+            }
+            await host.database.close()
+            switch run.status {
+            case .completed:
+                print(WorkflowViews.text(WorkflowViews.json(run.output)))
+            case .failed, .cancelled:
+                throw HostError(.failed, "\(id) \(run.status.rawValue): \(run.error ?? "")")
+            default:
+                throw HostError(.notFinished, "\(id) is \(run.status.rawValue)")
             }
         }
     }
@@ -202,18 +186,16 @@ struct WorkflowCommand: AsyncParsableCommand {
         @OptionGroup var options: HostOptions
 
         func run() async throws {
-            try await runReportingErrors {
-                let host = try await options.openHost()
-                for type in host.workflows.types {
-                    guard let definition = host.workflows.definition(type) else { continue }
-                    print("type   \(type)  queue \(definition.taskQueue)\(definition.timeout.map { "  timeout \($0)" } ?? "")")
-                }
-                for queue in host.workflows.queues { print("queue  \(queue.name)  at most \(queue.maxConcurrentRuns) running") }
-                let plugin = host.plugins.lazy.compactMap { $0 as? WorkflowPlugin }.first
-                for error in plugin?.scripts.errors ?? [] { print("refused  \(error)") }
-                await host.database.close()
-                if !(plugin?.scripts.errors.isEmpty ?? true) { throw ExitCode(65) }
+            let host = try await options.openHost()
+            for type in host.workflows.types {
+                guard let definition = host.workflows.definition(type) else { continue }
+                print("type   \(type)  queue \(definition.taskQueue)\(definition.timeout.map { "  timeout \($0)" } ?? "")")
             }
+            for queue in host.workflows.queues { print("queue  \(queue.name)  at most \(queue.maxConcurrentRuns) running") }
+            let plugin = host.plugins.lazy.compactMap { $0 as? WorkflowPlugin }.first
+            for error in plugin?.scripts.errors ?? [] { print("refused  \(error)") }
+            await host.database.close()
+            if let errors = plugin?.scripts.errors, !errors.isEmpty { throw HostError(.rejected, "\(errors.count) script(s) refused") }
         }
     }
 
@@ -225,29 +207,25 @@ struct WorkflowCommand: AsyncParsableCommand {
         @Flag(help: "Print the status as JSON.") var json = false
 
         func run() async throws {
-            try await runReportingErrors {
-                let host = try await options.openHost()
-                await host.database.close()
-                guard let plugin = host.plugins.lazy.compactMap({ $0 as? WorkflowPlugin }).first else {
-                    throw HostError(.badConfiguration, "the workflow plugin is not enabled")
-                }
-                let status = plugin.scriptRegistry.status
-                if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                    print(String(decoding: try encoder.encode(status), as: UTF8.self))
-                } else {
-                    print("root     \(status.root)")
-                    print("version  \(status.version)")
-                    for file in status.files { print("file     \(file)") }
-                    for script in status.scripts {
-                        let on = script.on.isEmpty ? "-" : script.on.joined(separator: ",")
-                        print("script   \(script.type)  on \(on)\(script.match ? "  match" : "")  queue \(script.taskQueue)")
-                    }
-                    for error in status.refused { print("refused  \(error)") }
-                }
-                if !status.refused.isEmpty { throw ExitCode(65) }
+            let host = try await options.openHost()
+            await host.database.close()
+            guard let plugin = host.plugins.lazy.compactMap({ $0 as? WorkflowPlugin }).first else {
+                throw HostError(.badConfiguration, "the workflow plugin is not enabled")
             }
+            let status = plugin.scriptRegistry.status
+            if json {
+                print(try JSONCoding.text(status, pretty: true))
+            } else {
+                print("root     \(status.root)")
+                print("version  \(status.version)")
+                for file in status.files { print("file     \(file)") }
+                for script in status.scripts {
+                    let on = script.on.isEmpty ? "-" : script.on.joined(separator: ",")
+                    print("script   \(script.type)  on \(on)\(script.match ? "  match" : "")  queue \(script.taskQueue)")
+                }
+                for error in status.refused { print("refused  \(error)") }
+            }
+            if !status.refused.isEmpty { throw HostError(.rejected, "\(status.refused.count) script(s) refused") }
         }
     }
 
@@ -266,13 +244,11 @@ struct WorkflowCommand: AsyncParsableCommand {
             @Option(help: "Task queue (default: the type's own).") var taskQueue: String?
 
             func run() async throws {
-                try await runReportingErrors {
-                    let payload = try WorkflowCommand.json(input, what: "--input")
-                    let (host, engine) = try await WorkflowCommand.engine(options)
-                    let schedule = try await engine.createSchedule(name: name, cron: cron, type: type, input: payload, taskQueue: taskQueue)
-                    print("schedule \(schedule.name): \(schedule.cron.text) → \(schedule.workflowType), next \(Timestamp.iso(ms: schedule.nextTickMs))")
-                    await host.database.close()
-                }
+                let payload = try WorkflowCommand.json(input, what: "--input")
+                let (host, engine) = try await WorkflowCommand.engine(options)
+                let schedule = try await engine.createSchedule(name: name, cron: cron, type: type, input: payload, taskQueue: taskQueue)
+                print("schedule \(schedule.name): \(schedule.cron.text) → \(schedule.workflowType), next \(Timestamp.iso(ms: schedule.nextTickMs))")
+                await host.database.close()
             }
         }
 
@@ -282,16 +258,14 @@ struct WorkflowCommand: AsyncParsableCommand {
             @Flag(help: "Print JSON.") var json = false
 
             func run() async throws {
-                try await runReportingErrors {
-                    let (host, engine) = try await WorkflowCommand.engine(options)
-                    let schedules = try await engine.schedules()
-                    if json {
-                        print(WorkflowViews.text(schedules.map(WorkflowViews.schedule), pretty: true))
-                    } else {
-                        for s in schedules { print("\(s.name)  \(s.cron.text)  \(s.workflowType)  queue \(s.taskQueue)  next \(Timestamp.iso(ms: s.nextTickMs))") }
-                    }
-                    await host.database.close()
+                let (host, engine) = try await WorkflowCommand.engine(options)
+                let schedules = try await engine.schedules()
+                if json {
+                    print(WorkflowViews.text(schedules.map(WorkflowViews.schedule), pretty: true))
+                } else {
+                    for s in schedules { print("\(s.name)  \(s.cron.text)  \(s.workflowType)  queue \(s.taskQueue)  next \(Timestamp.iso(ms: s.nextTickMs))") }
                 }
+                await host.database.close()
             }
         }
 
@@ -301,12 +275,10 @@ struct WorkflowCommand: AsyncParsableCommand {
             @Argument(help: "Schedule name.") var name: String
 
             func run() async throws {
-                try await runReportingErrors {
-                    let (host, engine) = try await WorkflowCommand.engine(options)
-                    try await engine.deleteSchedule(name: name)
-                    print("schedule \(name) deleted")
-                    await host.database.close()
-                }
+                let (host, engine) = try await WorkflowCommand.engine(options)
+                try await engine.deleteSchedule(name: name)
+                print("schedule \(name) deleted")
+                await host.database.close()
             }
         }
     }

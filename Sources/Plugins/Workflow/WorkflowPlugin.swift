@@ -63,10 +63,7 @@ public struct WorkflowPlugin: Plugin {
         WorkflowRoutes(engine: engine).add(to: router)
         let registry = scriptRegistry
         router.get("/workflow-scripts") { _, _ -> Response in
-            await WorkflowRoutes.handle {
-                let data = try JSONEncoder().encode(registry.status)
-                return JSONResponse.raw(.ok, String(decoding: data, as: UTF8.self))
-            }
+            JSONResponse.raw(.ok, try JSONCoding.text(registry.status))
         }
     }
 }
@@ -75,19 +72,9 @@ public struct WorkflowPlugin: Plugin {
 struct WorkflowRoutes {
     let engine: WorkflowEngine
 
-    static func handle(_ body: () async throws -> Response) async -> Response {
-        do {
-            return try await body()
-        } catch let error as HostError {
-            return JSONResponse.error(error)
-        } catch {
-            return JSONResponse.error(HostError(.unavailable, "\(error)"))
-        }
-    }
-
     static func bodyObject(_ request: Request) async throws -> [String: Any] {
         var request = request
-        let buffer = try await request.collectBody(upTo: WorkflowLimits.maxPayloadBytes + 4096)
+        let buffer = try await request.collectBody(atMost: WorkflowLimits.maxPayloadBytes + 4096)
         let data = Data(buffer.readableBytesView)
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw HostError(.badRequest, "the body must be one JSON object")
@@ -97,7 +84,7 @@ struct WorkflowRoutes {
 
     static func bodyJSON(_ request: Request) async throws -> [UInt8] {
         var request = request
-        let buffer = try await request.collectBody(upTo: WorkflowLimits.maxPayloadBytes)
+        let buffer = try await request.collectBody(atMost: WorkflowLimits.maxPayloadBytes)
         let text = String(decoding: buffer.readableBytesView, as: UTF8.self)
         return try WorkflowJSON.validate(text.isEmpty ? "null" : text, what: "the body")
     }
@@ -123,90 +110,70 @@ struct WorkflowRoutes {
     func add(to router: HostRouter) {
         let engine = self.engine
         router.post("/workflows") { request, _ -> Response in
-            await WorkflowRoutes.handle {
-                let body = try await WorkflowRoutes.bodyObject(request)
-                guard let type = try WorkflowRoutes.string(body, "type", required: true) else { throw HostError(.badRequest, "'type' is required") }
-                var timeout: Duration?
-                if let text = try WorkflowRoutes.string(body, "timeout") {
-                    guard let parsed = WorkflowDurations.parse(text) else { throw HostError(.badRequest, "bad timeout '\(text)' (e.g. 90s, 15m, 2h, 3d)") }
-                    timeout = parsed
-                }
-                let started = try await engine.start(type: type, input: try WorkflowRoutes.payload(body, "input"),
-                                                     id: try WorkflowRoutes.string(body, "id"),
-                                                     taskQueue: try WorkflowRoutes.string(body, "task_queue"), timeout: timeout)
-                var object = WorkflowViews.run(started.run)
-                object["created"] = started.created
-                return JSONResponse.make(started.created ? .created : .ok, object)
+            let body = try await WorkflowRoutes.bodyObject(request)
+            guard let type = try WorkflowRoutes.string(body, "type", required: true) else { throw HostError(.badRequest, "'type' is required") }
+            var timeout: Duration?
+            if let text = try WorkflowRoutes.string(body, "timeout") {
+                guard let parsed = WorkflowDurations.parse(text) else { throw HostError(.badRequest, "bad timeout '\(text)' (e.g. 90s, 15m, 2h, 3d)") }
+                timeout = parsed
             }
+            let started = try await engine.start(type: type, input: try WorkflowRoutes.payload(body, "input"),
+                                                 id: try WorkflowRoutes.string(body, "id"),
+                                                 taskQueue: try WorkflowRoutes.string(body, "task_queue"), timeout: timeout)
+            var object = WorkflowViews.run(started.run)
+            object["created"] = started.created
+            return JSONResponse.make(started.created ? .created : .ok, object)
         }
         router.get("/workflows") { request, _ -> Response in
-            await WorkflowRoutes.handle {
-                let query = request.uri.queryParameters
-                var status: WorkflowStatus?
-                if let text = query.get("status") {
-                    guard let parsed = WorkflowStatus(rawValue: text) else {
-                        throw HostError(.badRequest, "status must be one of \(WorkflowStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-                    }
-                    status = parsed
+            let query = request.uri.queryParameters
+            var status: WorkflowStatus?
+            if let text = query.get("status") {
+                guard let parsed = WorkflowStatus(rawValue: text) else {
+                    throw HostError(.badRequest, "status must be one of \(WorkflowStatus.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
-                let limit = query.get("limit").flatMap { Int($0) } ?? 100
-                let runs = try await engine.list(type: query.get("type"), status: status, limit: limit)
-                return JSONResponse.raw(.ok, WorkflowViews.text(runs.map { WorkflowViews.run($0) }))
+                status = parsed
             }
+            let limit = query.get("limit").flatMap { Int($0) } ?? 100
+            let runs = try await engine.list(type: query.get("type"), status: status, limit: limit)
+            return JSONResponse.raw(.ok, WorkflowViews.text(runs.map { WorkflowViews.run($0) }))
         }
         router.get("/workflows/:id") { _, context -> Response in
-            await WorkflowRoutes.handle {
-                JSONResponse.raw(.ok, WorkflowViews.text(WorkflowViews.description(try await engine.describe(id: try WorkflowRoutes.id(context)))))
-            }
+            JSONResponse.raw(.ok, WorkflowViews.text(WorkflowViews.description(try await engine.describe(id: try WorkflowRoutes.id(context)))))
         }
         router.get("/workflows/:id/result") { _, context -> Response in
-            await WorkflowRoutes.handle {
-                JSONResponse.raw(.ok, WorkflowViews.text(WorkflowViews.result(try await engine.run(id: try WorkflowRoutes.id(context)))))
-            }
+            JSONResponse.raw(.ok, WorkflowViews.text(WorkflowViews.result(try await engine.run(id: try WorkflowRoutes.id(context)))))
         }
         router.get("/workflows/:id/state") { _, context -> Response in
-            await WorkflowRoutes.handle {
-                let description = try await engine.describe(id: try WorkflowRoutes.id(context))
-                var state: [String: Any] = [:]
-                for (key, value) in description.state { state[key] = WorkflowViews.json(value) }
-                return JSONResponse.raw(.ok, WorkflowViews.text(["id": description.run.id, "status": description.run.status.rawValue, "state": state]))
-            }
+            let description = try await engine.describe(id: try WorkflowRoutes.id(context))
+            var state: [String: Any] = [:]
+            for (key, value) in description.state { state[key] = WorkflowViews.json(value) }
+            return JSONResponse.raw(.ok, WorkflowViews.text(["id": description.run.id, "status": description.run.status.rawValue, "state": state]))
         }
         router.post("/workflows/:id/signals/:name") { request, context -> Response in
-            await WorkflowRoutes.handle {
-                let id = try WorkflowRoutes.id(context), name = try WorkflowRoutes.id(context, "name")
-                try await engine.signal(id: id, name: name, payload: try await WorkflowRoutes.bodyJSON(request))
-                return JSONResponse.make(.accepted, ["id": id, "signal": name, "status": "sent"])
-            }
+            let id = try WorkflowRoutes.id(context), name = try WorkflowRoutes.id(context, "name")
+            try await engine.signal(id: id, name: name, payload: try await WorkflowRoutes.bodyJSON(request))
+            return JSONResponse.make(.accepted, ["id": id, "signal": name, "status": "sent"])
         }
         router.post("/workflows/:id/cancel") { _, context -> Response in
-            await WorkflowRoutes.handle {
-                let id = try WorkflowRoutes.id(context)
-                let cancelled = try await engine.cancel(id: id)
-                return JSONResponse.make(.ok, ["id": id, "cancelled": cancelled])
-            }
+            let id = try WorkflowRoutes.id(context)
+            let cancelled = try await engine.cancel(id: id)
+            return JSONResponse.make(.ok, ["id": id, "cancelled": cancelled])
         }
         router.get("/workflow-schedules") { _, _ -> Response in
-            await WorkflowRoutes.handle {
-                JSONResponse.raw(.ok, WorkflowViews.text(try await engine.schedules().map(WorkflowViews.schedule)))
-            }
+            JSONResponse.raw(.ok, WorkflowViews.text(try await engine.schedules().map(WorkflowViews.schedule)))
         }
         router.post("/workflow-schedules") { request, _ -> Response in
-            await WorkflowRoutes.handle {
-                let body = try await WorkflowRoutes.bodyObject(request)
-                let schedule = try await engine.createSchedule(
-                    name: try WorkflowRoutes.string(body, "name", required: true)!, cron: try WorkflowRoutes.string(body, "cron", required: true)!,
-                    type: try WorkflowRoutes.string(body, "type", required: true)!, input: try WorkflowRoutes.payload(body, "input"),
-                    taskQueue: try WorkflowRoutes.string(body, "task_queue"))
-                return JSONResponse.make(.created, WorkflowViews.schedule(schedule))
-            }
+            let body = try await WorkflowRoutes.bodyObject(request)
+            let schedule = try await engine.createSchedule(
+                name: try WorkflowRoutes.string(body, "name", required: true)!, cron: try WorkflowRoutes.string(body, "cron", required: true)!,
+                type: try WorkflowRoutes.string(body, "type", required: true)!, input: try WorkflowRoutes.payload(body, "input"),
+                taskQueue: try WorkflowRoutes.string(body, "task_queue"))
+            return JSONResponse.make(.created, WorkflowViews.schedule(schedule))
         }
         router.delete("/workflow-schedules/:name") { _, context -> Response in
-            await WorkflowRoutes.handle {
-                let name = try WorkflowRoutes.id(context, "name")
-                try await engine.deleteSchedule(name: name)
-                return JSONResponse.make(.ok, ["name": name, "status": "deleted"])
-            }
+            let name = try WorkflowRoutes.id(context, "name")
+            try await engine.deleteSchedule(name: name)
+            return JSONResponse.make(.ok, ["name": name, "status": "deleted"])
         }
     }
 }
