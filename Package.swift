@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "GitHubPlugin", dependencies: ["Host", "HTTPClient", "TenkiCrypto"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
         .target(name: "LedgerPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
         .target(name: "WorkflowPlugin", dependencies: ["Host", "SQL", "Lua", "BlockingPool"], path: "Sources/Plugins/Workflow", swiftSettings: swiftSettings),
-        .target(name: "RunnerPlugin", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "Kubernetes", "SQL", "TenkiCrypto", "HTTPClient"],
+        .target(name: "RunnerPlugin", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "Kubernetes", "SQL", "TenkiCrypto", "HTTPClient"],
                 path: "Sources/Plugins/Runner", swiftSettings: swiftSettings),
         .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "RunnerPlugin"],
                           path: "Sources/tenki", swiftSettings: swiftSettings),

@@ -25,6 +25,9 @@ public struct HostContext: Sendable {
     public let workflows: WorkflowCatalog
     /// Workspace ids by id or slug (the runner registers its workspaces).
     public let workspaces: WorkspaceDirectory
+    /// The plugins built before this one: those a plugin declares in `dependencies`, and the
+    /// shared parts they own (the GitHub App client, the ledger store, the workflow engine).
+    public internal(set) var plugins = PluginRegistry()
 
     public init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient,
                 policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog(), workspaces: WorkspaceDirectory = WorkspaceDirectory()) {
@@ -92,6 +95,10 @@ public struct LuaHostFunction: Sendable {
 public protocol Plugin: Sendable {
     /// Stable name: migrations are recorded under it.
     static var name: String { get }
+    /// The plugins this one uses: they are built (and migrated) before it, and its
+    /// `init(context:)` finds them in `context.plugins`. The host refuses a list that does not
+    /// put them first.
+    static var dependencies: [any Plugin.Type] { get }
     static var migrations: [Migration] { get }
     /// Subcommands added to `tenki` (e.g. `tenki webhooks`).
     static var commands: [any ParsableCommand.Type] { get }
@@ -113,6 +120,7 @@ public protocol Plugin: Sendable {
 }
 
 extension Plugin {
+    public static var dependencies: [any Plugin.Type] { [] }
     public static var migrations: [Migration] { [] }
     public static var commands: [any ParsableCommand.Type] { [] }
     public func addRoutes(to router: HostRouter) {}
@@ -125,8 +133,45 @@ extension Plugin {
     public func metrics() async throws -> [MetricFamily] { [] }
 }
 
-/// The plugins compiled into this `tenki`, set once by the executable before parsing.
+/// Built plugins by type: how a plugin finds the parts another one owns, and how callers find a
+/// plugin, without a downcast loop at every call site.
+public struct PluginRegistry: Sendable {
+    /// In the order they were built.
+    public private(set) var all: [any Plugin] = []
+
+    public init() {}
+
+    /// The built plugin of type `type`, if any.
+    public func get<P: Plugin>(_ type: P.Type) -> P? {
+        for plugin in all { if let match = plugin as? P { return match } }
+        return nil
+    }
+
+    /// The built plugin of type `type`; a plugin asking for one it did not declare is a
+    /// configuration error, named.
+    public func require<P: Plugin>(_ type: P.Type) throws -> P {
+        guard let plugin = get(type) else {
+            throw HostError(.badConfiguration, "the \(P.name) plugin is not built yet: declare it in `dependencies` and list it first")
+        }
+        return plugin
+    }
+
+    mutating func append(_ plugin: any Plugin) { all.append(plugin) }
+}
+
+/// The plugins compiled into this `tenki`, in the order they are built: bound by the
+/// executable's `main` for the whole run (a task-local value, not a mutable global).
 public enum PluginCatalog {
-    /// Unchecked Sendable: set once by `main` before any other code runs, then only read.
-    nonisolated(unsafe) public static var plugins: [any Plugin.Type] = []
+    @TaskLocal public static var plugins: [any Plugin.Type] = []
+
+    /// Refuses a list in which a plugin comes before one it depends on, or appears twice.
+    public static func checkOrder(_ types: [any Plugin.Type]) throws {
+        var built: Set<String> = []
+        for type in types {
+            for dependency in type.dependencies where !built.contains(dependency.name) {
+                throw HostError(.badConfiguration, "plugin \(type.name) depends on \(dependency.name), which must be listed before it")
+            }
+            guard built.insert(type.name).inserted else { throw HostError(.badConfiguration, "plugin \(type.name) is listed twice") }
+        }
+    }
 }

@@ -13,6 +13,7 @@ public final class TenkiHost: Sendable {
     public let events: EventBus
     public let logger: Logger
     public let httpClient: HTTPClient
+    /// In the order they were built.
     public let plugins: [any Plugin]
     public let policies: PolicyEngine
     public let workflows: WorkflowCatalog
@@ -21,6 +22,7 @@ public final class TenkiHost: Sendable {
     /// Opens the database, applies every pending migration (kernel first) and builds the plugins.
     public static func open(_ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
                             logger: Logger = Logger(label: "tenki")) async throws -> TenkiHost {
+        try PluginCatalog.checkOrder(pluginTypes)
         HostLimits.assertRelations()
         SQLLimits.assertRelations()
         WorkflowLimits.assertRelations()
@@ -33,14 +35,14 @@ public final class TenkiHost: Sendable {
         let httpClient = HTTPClient()
         let workflows = WorkflowCatalog()
         let workspaces = WorkspaceDirectory()
-        let context = HostContext(configuration: configuration, database: database, events: events, logger: logger, httpClient: httpClient,
-                                  policies: policies, workflows: workflows, workspaces: workspaces)
-        var plugins: [any Plugin] = []
+        var context = HostContext(configuration: configuration, database: database, events: events, logger: logger,
+                                  httpClient: httpClient, policies: policies, workflows: workflows, workspaces: workspaces)
         for type in pluginTypes {
             let plugin = try await type.init(context: context)
             plugin.subscriptions.forEach(events.subscribe)
-            plugins.append(plugin)
+            context.plugins.append(plugin)
         }
+        let plugins = context.plugins.all
         workflows.register(scriptFunctions: ScriptFunctions.all(configuration: configuration, http: httpClient, logger: logger))
         for plugin in plugins {
             plugin.workflows.forEach(workflows.register)
@@ -64,6 +66,18 @@ public final class TenkiHost: Sendable {
         self.plugins = plugins
         self.policies = policies
         self.workflows = workflows
+    }
+
+    /// The built plugin of type `type`, if this host has one.
+    public func plugin<P: Plugin>(_ type: P.Type) -> P? {
+        for plugin in plugins { if let match = plugin as? P { return match } }
+        return nil
+    }
+
+    /// The built plugin of type `type`; a host without it is a configuration error, named.
+    public func require<P: Plugin>(_ type: P.Type) throws -> P {
+        guard let plugin = plugin(type) else { throw HostError(.badConfiguration, "this tenki has no \(P.name) plugin") }
+        return plugin
     }
 
     /// Applies the kernel's and each plugin's migrations; returns what was applied, per owner.

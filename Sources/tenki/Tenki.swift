@@ -8,6 +8,8 @@ import WorkflowPlugin
 /// `tenki`: the one executable. Plugins built into it are listed here.
 @main
 struct Tenki: AsyncParsableCommand {
+    /// The construction order, declared here and only here: each plugin after those it depends
+    /// on (checked by `PluginCatalog.checkOrder` when a host opens).
     static let plugins: [any Plugin.Type] = [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self]
 
     static let configuration = CommandConfiguration(
@@ -16,7 +18,11 @@ struct Tenki: AsyncParsableCommand {
         subcommands: [ServeCommand.self, MigrateCommand.self, PolicyCommand.self, BenchCommand.self, VersionCommand.self] + plugins.flatMap { $0.commands })
 
     static func main() async {
-        PluginCatalog.plugins = plugins
+        await PluginCatalog.$plugins.withValue(plugins) { await parseAndRun() }
+    }
+
+    /// Parses the command line and runs the command, with the plugin list bound.
+    static func parseAndRun() async {
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -71,7 +71,7 @@ struct GitHubPluginTests {
     func storedHeaderLimit() async throws {
         let test = try TestDatabase.make(.sqlite)
         let host = try await Self.openHost(test)
-        let plugin = try #require(host.plugins.lazy.compactMap { $0 as? GitHubPlugin }.first)
+        let plugin = try #require(host.plugin(GitHubPlugin.self))
         let body = Array(#"{"zen":"Keep it logically awesome."}"#.utf8)
         func headers(userAgent: String, delivery: String) -> [String: String] {
             ["x-github-event": "ping", "x-github-delivery": delivery, "user-agent": userAgent,

@@ -72,7 +72,7 @@ struct WebhookRouteTests {
             }
             #expect(try await GitHubDeliveries.stats(host).deliveries == 0)
             // The in-process entry point answers as the route does.
-            #expect(try await host.plugins.compactMap { $0 as? GitHubPlugin }.first!.receive(headers: [:], body: body) == 413)
+            #expect(try await try #require(host.plugin(GitHubPlugin.self)).receive(headers: [:], body: body) == 413)
         }
     }
 

@@ -11,7 +11,7 @@ import Testing
 struct LedgerRouteTests {
     static func openHost(_ test: TestDatabase) async throws -> (TenkiHost, LedgerStore) {
         let host = try await TestHosts.open(test, plugins: [LedgerPlugin.self])
-        return (host, host.plugins.compactMap { $0 as? LedgerPlugin }.first!.store)
+        return (host, try #require(host.plugin(LedgerPlugin.self)).store)
     }
 
     /// Charges of $1 and $3 and a payment of $2 to `acme`; returns when the first was posted.

@@ -1,10 +1,12 @@
 import Foundation
 import GitHubPlugin
+import LedgerPlugin
 import Host
 import RunnerPlugin
 import SQL
 import TestSupport
 import Testing
+import WorkflowPlugin
 
 /// A harness, the fake GitHub, and a reconciler between them whose clock the test moves.
 struct ReconcilerRig {
@@ -200,5 +202,25 @@ struct ReconcilerTests {
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(sweep)) as? [String: Any]
         #expect(json?["orphans_requeued"] as? Int == 1)
         #expect((json?["deliveries"] as? [String: Any])?["already_stored"] as? Int == 2)
+    }
+}
+
+@Suite("Runner plugin wiring: the GitHub App client and the ledger store are built once")
+struct RunnerWiringTests {
+    @Test("the scheduler, the reconciler and the provider share the GitHub plugin's App client")
+    func oneAppClient() async throws {
+        let fake = try FakeGitHub()
+        let test = try TestDatabase.make(.sqlite)
+        let host = try await TestHosts.open(test, plugins: [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self]) {
+            $0.githubWebhookSecret = "s"
+            $0.githubAppID = FakeGitHub.appID
+            $0.githubAppPrivateKeyFile = fake.keys.privateKeyPath
+            $0.githubAPIURL = fake.peer.baseURL
+        }
+        let app = try #require(try host.require(GitHubPlugin.self).app)
+        let runner = try host.require(RunnerPlugin.self)
+        #expect(runner.scheduler.github === app)
+        #expect(runner.reconciler?.github === app)
+        await host.database.close()
     }
 }

@@ -35,8 +35,8 @@ final class RunnerHarness: Sendable {
         logger.logLevel = .critical
         host = try await TenkiHost.open(configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self],
                                         logger: logger)
-        runner = host.plugins.compactMap { $0 as? RunnerPlugin }.first!
-        workflows = host.plugins.compactMap { $0 as? WorkflowPlugin }.first!.engine
+        runner = try #require(host.plugin(RunnerPlugin.self))
+        workflows = try #require(host.plugin(WorkflowPlugin.self)).engine
         ledger = LedgerStore(database: host.database)
     }
 
@@ -214,9 +214,9 @@ struct RunnerPluginTests {
     func twoReplicas(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
-        let second = try await TenkiHost.open(h.host.configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, RunnerPlugin.self],
+        let second = try await TenkiHost.open(h.host.configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self],
                                               logger: h.host.logger)
-        let other = second.plugins.compactMap { $0 as? RunnerPlugin }.first!
+        let other = try #require(second.plugin(RunnerPlugin.self))
         try await h.installFixture()
         try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true))
         for id in 1...60 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-2c-4gb"])) }

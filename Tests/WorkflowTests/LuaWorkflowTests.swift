@@ -160,7 +160,6 @@ struct LuaWorkflowTests {
         let h = try await WorkflowHarness(kind)
         set.scripts.map { LuaWorkflows.definition($0, files: set.files, catalog: h.catalog) }.forEach(h.catalog.register)
         let engine = h.engine()
-        h.catalog.client = engine
         _ = try await engine.start(type: "script.boss", input: Array("{}".utf8), id: "boss")
         try await engine.drain()
         // Started, and waiting for its signal while the boss sleeps.

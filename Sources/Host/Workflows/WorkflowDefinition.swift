@@ -18,6 +18,9 @@ public protocol WorkflowContext: AnyObject, Sendable {
     /// Which run of this workflow id this is: 1, then one more after each continue-as-new or
     /// each start after an earlier run ended.
     var runNumber: Int { get }
+    /// The engine running this workflow, to start or signal other workflows from inside a step
+    /// (a step may run again after a crash: pass ids that make the call idempotent).
+    var client: any WorkflowClient { get }
 
     /// Runs `body` once (at least once if the process dies while it runs), retrying failures
     /// by `retry`, and records its result.
@@ -291,13 +294,6 @@ public protocol WorkflowClient: Sendable {
 /// Unchecked Sendable: its mutable state is touched only under `lock`.
 public final class WorkflowCatalog: @unchecked Sendable {
     private let lock = NSLock()
-    private var installedClient: (any WorkflowClient)?
-
-    /// The workflow plugin's client, once it is built.
-    public var client: (any WorkflowClient)? {
-        get { lock.withLock { installedClient } }
-        set { lock.withLock { installedClient = newValue } }
-    }
     private var definitions: [String: WorkflowDefinition] = [:]
     private var declaredQueues: [String: WorkflowTaskQueue] = [:]
     private var declaredSchedules: [WorkflowScheduleDefinition] = []

@@ -18,7 +18,7 @@ struct LedgerBenchCommand: AsyncParsableCommand {
     func run() async throws {
         let host = try await options.openHost()
         let machine = try MachineFacts.measure(directory: host.configuration.dataDir)
-        let store = LedgerStore(database: host.database)
+        let store = try host.require(LedgerPlugin.self).store
         let base = UInt64(Date().timeIntervalSince1970 * 1_000) << 20
         let accounts = (0..<1_000).map { Account(id: ID128(high: 7, low: base + UInt64($0)), ledger: 9, code: 1) }
         _ = try await store.createAccounts(accounts, now: LedgerClock.nowNanoseconds())

@@ -10,7 +10,7 @@ struct LedgerCommand: AsyncParsableCommand {
 
     static func store(_ options: HostOptions) async throws -> (TenkiHost, LedgerStore) {
         let host = try await options.openHost()
-        return (host, LedgerStore(database: host.database))
+        return (host, try host.require(LedgerPlugin.self).store)
     }
 
     /// Runs `body` with the store and closes the database after, also when it throws.

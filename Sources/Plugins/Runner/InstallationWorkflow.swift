@@ -103,10 +103,7 @@ public enum InstallationWorkflow {
     /// installation (GitHub does not order deliveries) is dropped instead of starting a fresh
     /// run that would wait for signals forever. Returns whether a signal was sent.
     @discardableResult
-    static func send(_ delivery: Delivery, requestID: String, client: (any WorkflowClient)?, _ db: any SQLConnection) throws -> Bool {
-        guard let client else {
-            throw HostError(.unavailable, "installation events need the workflow plugin (its client is not built)")
-        }
+    static func send(_ delivery: Delivery, requestID: String, client: any WorkflowClient, _ db: any SQLConnection) throws -> Bool {
         if delivery.signal != .install, try RunnerStore.installationStatus(delivery.installationID, db) == Signal.uninstall.status {
             return false
         }

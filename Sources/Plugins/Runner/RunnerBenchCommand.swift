@@ -58,10 +58,10 @@ struct RunnerBenchCommand: AsyncParsableCommand {
         let server = Task { try await host.serve { port in listening.continuation.yield(port) } }
         var ports = listening.stream.makeAsyncIterator()
         guard let port = await ports.next() else { throw HostError(.internal, "the server did not start") }
-        let ingress = host.plugins.lazy.compactMap { $0 as? GitHubPlugin }.first
+        let ingress = host.plugin(GitHubPlugin.self)
         let url = transport == "direct" ? "" : "http://127.0.0.1:\(port)/webhooks/github"
         let http = HTTPClient()
-        let store = RunnerStore(database: host.database)
+        let store = try host.require(RunnerPlugin.self).store
         let base = Int64(Date().timeIntervalSince1970) * 1_000
 
         // Installations, each with room for every job it gets (slots are not what is measured):

@@ -8,6 +8,7 @@ import LedgerPlugin
 import Logging
 import ServiceLifecycle
 import SQL
+import WorkflowPlugin
 
 /// The product's main path: installations bring workspaces and repositories; each
 /// `workflow_job` is recorded, admitted by policy, scheduled into the workspace's concurrency
@@ -15,6 +16,8 @@ import SQL
 /// ledger (free minutes first).
 public struct RunnerPlugin: Plugin {
     public static let name = "runner"
+    /// The GitHub App client, the ledger store and the workflow engine are theirs, built once.
+    public static var dependencies: [any Plugin.Type] { [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self] }
     public static var migrations: [Migration] { RunnerStore.migrations }
     public static var commands: [any ParsableCommand.Type] { [RunnerCommand.self, JobsCommand.self, WorkspacesCommand.self] }
 
@@ -26,14 +29,15 @@ public struct RunnerPlugin: Plugin {
     /// Sweeps for lost webhooks and orphaned runners; nil without the GitHub App.
     public let reconciler: Reconciler?
     let reconcileIntervalSeconds: Int
-    /// Where the workflow plugin's client appears once it is built (installation events signal it).
-    let workflowCatalog: WorkflowCatalog
+    /// The workflow plugin's engine: installation events signal their workflow through it.
+    let workflowClient: any WorkflowClient
 
     public init(context: HostContext) async throws {
         store = RunnerStore(database: context.database)
-        let provider = try RunnerPlugin.provider(context.configuration)
-        scheduler = JobScheduler(store: store, ledger: LedgerStore(database: context.database), policies: context.policies,
-                                 provider: provider, logger: context.logger, github: try GitHubAppClient.configured(context.configuration))
+        let github = try context.plugins.require(GitHubPlugin.self).app
+        let provider = try RunnerPlugin.provider(context.configuration, github: github)
+        scheduler = JobScheduler(store: store, ledger: try context.plugins.require(LedgerPlugin.self).store, policies: context.policies,
+                                 provider: provider, logger: context.logger, github: github)
         wakeups = Doorbell()
         let store = self.store
         context.workspaces.register { try await store.workspace($0)?.id }
@@ -43,15 +47,15 @@ public struct RunnerPlugin: Plugin {
                        orphanTimeoutSeconds: Int64(context.configuration.runnerOrphanTimeoutSeconds))
         }
         reconcileIntervalSeconds = context.configuration.runnerReconcileIntervalSeconds
-        workflowCatalog = context.workflows
+        workflowClient = try context.plugins.require(WorkflowPlugin.self).engine
     }
 
     /// The configured compute provider; `kubernetes` needs the GitHub App and the API server.
-    static func provider(_ configuration: HostConfiguration) throws -> any ComputeProvider {
+    static func provider(_ configuration: HostConfiguration, github: GitHubAppClient?) throws -> any ComputeProvider {
         switch configuration.runnerProvider {
         case "none": return NoProvider()
         case "kubernetes":
-            guard let github = try GitHubAppClient.configured(configuration) else {
+            guard let github else {
                 throw HostError(.badConfiguration, "runner_provider = kubernetes needs github_app_id and github_app_private_key_file")
             }
             guard let url = configuration.kubernetesAPIURL else {
@@ -72,13 +76,13 @@ public struct RunnerPlugin: Plugin {
     }
 
     public var subscriptions: [EventSubscription] {
-        let wakeups = self.wakeups, catalog = workflowCatalog
+        let wakeups = self.wakeups, workflowClient = self.workflowClient
         return [
             // Installation events are signals to the installation's workflow, which applies them.
             GitHubEvent.subscription(name: "runner.installations", topics: ["installation", "installation_repositories"]) { event, busEvent in
                 guard let delivery = try InstallationWorkflow.delivery(event) else { return { _ in } }
                 let requestID = "\(busEvent.source):\(busEvent.sourceID)"
-                return { db in try InstallationWorkflow.send(delivery, requestID: requestID, client: catalog.client, db) }
+                return { db in try InstallationWorkflow.send(delivery, requestID: requestID, client: workflowClient, db) }
             },
             // The scheduler is woken once the job is committed (woken earlier, it could miss it).
             GitHubEvent.subscription(name: "runner.jobs", topics: ["workflow_job"], committed: { wakeups.ring() }) { event, busEvent in
@@ -188,7 +192,7 @@ struct RunnerCommand: AsyncParsableCommand {
 
     static func store(_ options: HostOptions) async throws -> (TenkiHost, RunnerStore) {
         let host = try await options.openHost()
-        return (host, RunnerStore(database: host.database))
+        return (host, try host.require(RunnerPlugin.self).store)
     }
 
     struct Usage: AsyncParsableCommand {

@@ -228,9 +228,7 @@ enum LuaWorkflows {
                         answers.append(answer(error: failed.description))
                     }
                 case "start", "send_signal":
-                    guard let client = catalog?.client else {
-                        throw WorkflowApplicationError(type: "LuaError", "workflow.\(op): no workflow client in this process", nonRetryable: true)
-                    }
+                    let client = ctx.client
                     let k = done.count + 1
                     let output = try await ctx.stepJSON("\(op)#\(k)", retry: .default, timeout: nil) {
                         if op == "start" {

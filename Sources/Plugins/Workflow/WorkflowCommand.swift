@@ -192,7 +192,7 @@ struct WorkflowCommand: AsyncParsableCommand {
                 print("type   \(type)  queue \(definition.taskQueue)\(definition.timeout.map { "  timeout \($0)" } ?? "")")
             }
             for queue in host.workflows.queues { print("queue  \(queue.name)  at most \(queue.maxConcurrentRuns) running") }
-            let plugin = host.plugins.lazy.compactMap { $0 as? WorkflowPlugin }.first
+            let plugin = host.plugin(WorkflowPlugin.self)
             for error in plugin?.scripts.errors ?? [] { print("refused  \(error)") }
             await host.database.close()
             if let errors = plugin?.scripts.errors, !errors.isEmpty { throw HostError(.rejected, "\(errors.count) script(s) refused") }

@@ -99,6 +99,8 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
 
     // MARK: WorkflowContext
 
+    var client: any WorkflowClient { engine }
+
     func stepJSON(_ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
                   _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8] {
         let (seq, record) = try next("step", name)

@@ -35,7 +35,6 @@ public struct WorkflowPlugin: Plugin {
         engine = WorkflowEngine(database: context.database, catalog: context.workflows,
                                 leaseSeconds: context.configuration.workflowLeaseSeconds,
                                 concurrency: context.configuration.workflowConcurrency, logger: context.logger)
-        context.workflows.client = engine
         if context.configuration.workflowTestTypes {
             try await context.database.transaction { try $0.executeScript(TestWorkflows.effectsTableSQL) }
         }
