@@ -1,6 +1,7 @@
 import Foundation
 import HTTPClient
 import TenkiCrypto
+import PluginTestSupport
 import TestSupport
 import Testing
 
@@ -44,7 +45,7 @@ struct BlockedJobScriptTests {
         let deadline = Date().addingTimeInterval(90)
         var call: [String: Any]?
         while call == nil, Date() < deadline {
-            call = GitHubAppClientTests.apiRequests(try await github.requests(), path: path).first
+            call = FakeGitHub.apiRequests(try await github.requests(), path: path).first
             if call == nil { try await Task.sleep(nanoseconds: 100_000_000) }
         }
         let body = try #require(call?["body"] as? [String: Any], "no check run posted; server log: \(server.log.suffix(2000))")

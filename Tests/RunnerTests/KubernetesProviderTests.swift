@@ -2,6 +2,7 @@ import Foundation
 import GitHubPlugin
 import Kubernetes
 import RunnerPlugin
+import PluginTestSupport
 import TestSupport
 import Testing
 
@@ -27,7 +28,7 @@ struct KubernetesProviderTests {
         let pod = try #require(try await pods.getPod(handle))
         #expect(pod.labels["tenki.dev/workspace"] == "ws-21031067" && pod.labels["tenki.dev/job-id"] == "957387.42.1")
         // The runner was registered for the job's repository, under the Pod's name, with its labels.
-        let calls = GitHubAppClientTests.apiRequests(try await github.requests(),
+        let calls = FakeGitHub.apiRequests(try await github.requests(),
                                                      path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig")
         let body = try #require(calls.first?["body"] as? [String: Any])
         #expect(calls.count == 1 && body["name"] as? String == handle && body["labels"] as? [String] == ["tenki-4c-8gb"])
@@ -67,7 +68,7 @@ struct KubernetesProviderTests {
         try await pods.applySecret(KubernetesProvider.podName(again), stringData: ["jitconfig": "earlier-config"])
         #expect(try await provider.provision(again) == "tenki-957387-43-1")
         #expect(try await pods.secretData("tenki-957387-43-1") == ["jitconfig": "earlier-config"])
-        #expect(GitHubAppClientTests.apiRequests(try await github.requests(),
+        #expect(FakeGitHub.apiRequests(try await github.requests(),
                                                  path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig").count == 1)
         #expect(try await pods.getPod("tenki-957387-43-1") != nil)
 
@@ -79,8 +80,8 @@ struct KubernetesProviderTests {
                                           name: KubernetesProvider.podName(lost), labels: ["tenki-4c-8gb"])
         #expect(try await provider.provision(lost) == "tenki-957387-44-1")
         let seen = try await github.requests()
-        #expect(GitHubAppClientTests.apiRequests(seen, path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig").count == 4)
-        #expect(GitHubAppClientTests.apiRequests(seen, path: "/repos/Codertocat/Hello-World/actions/runners?name=tenki-957387-44-1").count == 1)
+        #expect(FakeGitHub.apiRequests(seen, path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig").count == 4)
+        #expect(FakeGitHub.apiRequests(seen, path: "/repos/Codertocat/Hello-World/actions/runners?name=tenki-957387-44-1").count == 1)
         #expect(seen.contains { ($0["method"] as? String) == "DELETE" && (($0["path"] as? String) ?? "").hasPrefix("/repos/Codertocat/Hello-World/actions/runners/") })
         #expect(try await pods.secretData("tenki-957387-44-1")?["jitconfig"]?.isEmpty == false)
     }

@@ -4,6 +4,7 @@ import LedgerPlugin
 import Host
 import RunnerPlugin
 import SQL
+import PluginTestSupport
 import TestSupport
 import Testing
 import WorkflowPlugin

@@ -5,6 +5,7 @@ import LedgerPlugin
 import Logging
 import RunnerPlugin
 import SQL
+import PluginTestSupport
 import TestSupport
 import Testing
 import WorkflowPlugin

@@ -2,16 +2,13 @@ import Foundation
 import GitHubPlugin
 import Host
 import TenkiCrypto
+import PluginTestSupport
 import TestSupport
 import Testing
 
 @Suite("GitHub App client against a fake GitHub")
 struct GitHubAppClientTests {
     static let start = Date(timeIntervalSince1970: 1_800_000_000)
-
-    static func apiRequests(_ requests: [[String: Any]], path: String) -> [[String: Any]] {
-        requests.filter { ($0["path"] as? String) == path }
-    }
 
     static func apiError(_ body: () async throws -> Void) async -> GitHubAPIError? {
         do {
@@ -135,7 +132,7 @@ struct GitHubAppClientTests {
         let config = try await client.jitRunnerConfig(installation: 5, scope: .organization("acme"), name: "r2", labels: ["tenki-2c-4gb"])
         #expect(config.runnerName == "r2")
         #expect(try await fake.tokenRequests(5) == 2)
-        let calls = Self.apiRequests(try await fake.requests(), path: path)
+        let calls = FakeGitHub.apiRequests(try await fake.requests(), path: path)
         #expect(calls.count == 3, "r1, r2 refused with the revoked token, r2 again")
         let authorizations = calls.compactMap { ($0["headers"] as? [String: String])?["authorization"] }
         #expect(authorizations[1] == "token " + revoked.token)
@@ -167,7 +164,7 @@ struct GitHubAppClientTests {
         #expect(inner?["scope"] as? String == "org:acme")
         #expect(inner?["runner_id"] as? Int == Int(config.runnerID))
 
-        let call = try #require(Self.apiRequests(try await fake.requests(), path: "/orgs/acme/actions/runners/generate-jitconfig").first)
+        let call = try #require(FakeGitHub.apiRequests(try await fake.requests(), path: "/orgs/acme/actions/runners/generate-jitconfig").first)
         #expect(call["method"] as? String == "POST")
         let body = try #require(call["body"] as? [String: Any])
         #expect(body["name"] as? String == "tenki-job-1")
@@ -189,7 +186,7 @@ struct GitHubAppClientTests {
                                                       labels: ["tenki-2c-4gb"], runnerGroupID: 3, workFolder: "work")
         let inner = try JSONSerialization.jsonObject(with: try #require(Data(base64Encoded: config.encodedJITConfig))) as? [String: Any]
         #expect(inner?["scope"] as? String == "repo:acme/widgets")
-        let call = try #require(Self.apiRequests(try await fake.requests(), path: "/repos/acme/widgets/actions/runners/generate-jitconfig").first)
+        let call = try #require(FakeGitHub.apiRequests(try await fake.requests(), path: "/repos/acme/widgets/actions/runners/generate-jitconfig").first)
         let body = try #require(call["body"] as? [String: Any])
         #expect(body["runner_group_id"] as? Int == 3 && body["work_folder"] as? String == "work")
         #expect(body["labels"] as? [String] == ["tenki-2c-4gb"])
