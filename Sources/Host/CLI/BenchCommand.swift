@@ -22,11 +22,12 @@ public struct BenchCommand: AsyncParsableCommand {
             let version = try engine.loadForCommand()
             let input = JobPriceInput(labels: ["tenki-premium-4c-8gb"], startedAt: "2026-01-05T10:00:00Z", completedAt: "2026-01-05T10:09:31Z",
                                       workspace: .init(freeMinutesRemaining: 6, hasPaymentMethod: true, addons: ["priority-queue-boost"]))
+            let machine = try MachineFacts.measure(directory: configuration.dataDir)
             var runs: [String] = []
             for threads in [1, ProcessInfo.processInfo.activeProcessorCount] {
                 runs.append(run(engine: engine, input: input, threads: threads))
             }
-            print("{\"benchmark\":\"policy_price\",\"policy_version\":\"\(version)\",\"seconds_per_run\":\(seconds),\"runs\":[\(runs.joined(separator: ","))]}")
+            print("{\"benchmark\":\"policy_price\",\"machine\":\(machine.json),\"policy_version\":\"\(version)\",\"seconds_per_run\":\(seconds),\"runs\":[\(runs.joined(separator: ","))]}")
         }
 
         func run(engine: PolicyEngine, input: JobPriceInput, threads: Int) -> String {
@@ -98,6 +99,7 @@ public struct BenchCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try options.configuration()
+            let machine = try MachineFacts.measure(directory: configuration.dataDir)
             let files = try DirectoryPolicySource(root: configuration.policyRoot).read()
             let root = NSTemporaryDirectory() + "tenki-bench-reload-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: root) }
@@ -125,8 +127,8 @@ public struct BenchCommand: AsyncParsableCommand {
                 latencies.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
             }
             latencies.sort()
-            print(String(format: "{\"benchmark\":\"policy_reload\",\"changes\":%d,\"p50_ms\":%.1f,\"max_ms\":%.1f,\"poll_interval_ms\":%d}",
-                         changes, latencies[latencies.count / 2], latencies.last ?? 0, PolicyLimits.reloadPollMilliseconds))
+            print(String(format: "{\"benchmark\":\"policy_reload\",\"machine\":%@,\"changes\":%d,\"p50_ms\":%.1f,\"max_ms\":%.1f,\"poll_interval_ms\":%d}",
+                         machine.json, changes, latencies[latencies.count / 2], latencies.last ?? 0, PolicyLimits.reloadPollMilliseconds))
         }
     }
 }
