@@ -107,6 +107,12 @@ struct WorkflowRoutes {
     }
 
     func add(to router: HostRouter) {
+        addRunRoutes(to: router)
+        addScheduleRoutes(to: router)
+    }
+
+    /// Start, list, describe, result, state, signal and cancel runs.
+    func addRunRoutes(to router: HostRouter) {
         let engine = self.engine
         router.post("/workflows") { request, _ -> Response in
             let body = try await WorkflowRoutes.bodyObject(request)
@@ -132,7 +138,7 @@ struct WorkflowRoutes {
                 }
                 status = parsed
             }
-            let limit = query.get("limit").flatMap { Int($0) } ?? 100
+            let limit = query.get("limit").flatMap { Int($0) } ?? WorkflowLimits.defaultListRuns
             let runs = try await engine.list(type: query.get("type"), status: status, limit: limit)
             return JSONResponse.raw(.ok, WorkflowViews.text(runs.map { WorkflowViews.run($0) }))
         }
@@ -158,6 +164,11 @@ struct WorkflowRoutes {
             let cancelled = try await engine.cancel(id: id)
             return JSONResponse.make(.ok, ["id": id, "cancelled": cancelled])
         }
+    }
+
+    /// List, create and delete cron schedules.
+    func addScheduleRoutes(to router: HostRouter) {
+        let engine = self.engine
         router.get("/workflow-schedules") { _, _ -> Response in
             JSONResponse.raw(.ok, WorkflowViews.text(try await engine.schedules().map(WorkflowViews.schedule)))
         }
