@@ -8,7 +8,8 @@ import SQL
 extension JobScheduler {
     func chargeCompleted(_ round: inout Round) async throws {
         let pending = try await store.database.query("""
-            SELECT * FROM runner_jobs WHERE status = 'completed' AND charge_status = 'pending' ORDER BY completed_at, job_id LIMIT 500
+            SELECT * FROM runner_jobs WHERE status = 'completed' AND charge_status = 'pending' ORDER BY completed_at, job_id
+            LIMIT \(RunnerLimits.jobsChargedPerRoundMax)
             """).map(RunnerStore.job(from:))
         for job in pending {
             do {
@@ -34,7 +35,7 @@ extension JobScheduler {
                 UPDATE runner_jobs SET charge_status = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
                 """, job.keyValues + [.text(status)])
         }
-        for _ in 0..<4 {
+        for _ in 0..<RunnerLimits.pricingAttemptsPerChargeMax {
             var usage = try await store.usage(key: key)
             if usage == nil {
                 guard let workspace = try await store.workspace(job.workspaceID) else { throw RunnerError("job \(key): no workspace") }

@@ -43,19 +43,11 @@ public struct JobScheduler: Sendable {
     public static let signupFreeMinutes: UInt64 = 1_000
     /// Slots per architecture when the admission policy names no limit.
     public static let includedSlots: Int64 = 40
-    /// At most this many workspaces are filled in one round's scheduling transaction.
-    static let maxWorkspacesPerRound = 200
-    /// Queued jobs admitted per round, and provisioning requests claimed per round.
-    static let maxAdmittedPerRound = 1_000
-    static let maxProvisionedPerRound = 1_000
-    /// Provisioning requests in flight at once, per provisioning step.
-    static let maxConcurrentProvisioning = 32
-    /// Provisioning steps running in the background at once (see `runOnce`).
-    static let maxBackgroundProvisionings = 4
-    let backgroundProvisioning = ConcurrencyLimit(limit: JobScheduler.maxBackgroundProvisionings)
+    let backgroundProvisioning = ConcurrencyLimit(limit: RunnerLimits.backgroundProvisioningStepsMax)
 
     public init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
                 github: GitHubAppClient? = nil) {
+        RunnerLimits.check()
         self.github = github
         self.store = store
         self.ledger = ledger
@@ -85,7 +77,7 @@ public struct JobScheduler: Sendable {
 
     /// One round. With `provisionInBackground` (the service), the runners for the jobs it
     /// scheduled are requested by a task of their own, so the next round's admission does not
-    /// wait for the provider; at most `maxBackgroundProvisionings` such tasks run at once, beyond
+    /// wait for the provider; at most `RunnerLimits.backgroundProvisioningStepsMax` such tasks run at once, beyond
     /// that the round provisions inline.
     @discardableResult
     public func runOnce(provisionInBackground: Bool = false) async throws -> Round {
@@ -115,7 +107,9 @@ public struct JobScheduler: Sendable {
     // MARK: credits
 
     func grantSignupCredits(_ round: inout Round) async throws {
-        let pending = try await store.database.query("SELECT id FROM runner_workspaces WHERE credited = 0 ORDER BY id LIMIT 100")
+        let pending = try await store.database.query("""
+            SELECT id FROM runner_workspaces WHERE credited = 0 ORDER BY id LIMIT \(RunnerLimits.workspacesCreditedPerRoundMax)
+            """)
         for row in pending {
             let workspace = try row.string("id")
             try await ledger.ensureWorkspace(workspace, now: JobScheduler.ledgerNow())
@@ -178,7 +172,7 @@ public struct JobScheduler: Sendable {
     /// Asks the abuse rules and the admission policy about queued jobs; returns the decisions,
     /// which `schedule` writes in the same transaction that fills slots.
     func admit(_ round: inout Round) async throws -> [(RunnerJob, AdmissionDecision)] {
-        let queued = try await store.jobs(status: .queued, limit: JobScheduler.maxAdmittedPerRound)
+        let queued = try await store.jobs(status: .queued, limit: RunnerLimits.jobsAdmittedPerRoundMax)
         var states = try await admissionStates(Array(Set(queued.map(\.workspaceID))).sorted())
         let inactive = try await store.inactiveInstallations(Array(Set(queued.map(\.installationID))).sorted())
         var decided: [(RunnerJob, AdmissionDecision)] = []
@@ -331,7 +325,7 @@ public struct JobScheduler: Sendable {
             let changes = try JobScheduler.record(decided, db, now: now)
             let workspaces = try db.query("""
                 SELECT workspace_id, MAX(priority) AS p, MIN(enqueue_sequence) AS s FROM runner_jobs WHERE status = 'waiting'
-                GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(JobScheduler.maxWorkspacesPerRound)
+                GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(RunnerLimits.workspacesScheduledPerRoundMax)
                 """).map { try $0.string("workspace_id") }
             guard !workspaces.isEmpty else { return (changes, []) }
             let list = placeholders(workspaces.count)
@@ -356,7 +350,7 @@ public struct JobScheduler: Sendable {
                         UPDATE runner_jobs SET status = 'provisioning', updated_at = $4, lease_until = $5,
                             provision_requested_at = COALESCE(provision_requested_at, $4)
                         WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'waiting'
-                        """, job.keyValues + [.integer(now), .integer(now + JobScheduler.provisionLeaseMilliseconds)])
+                        """, job.keyValues + [.integer(now), .integer(now + RunnerLimits.provisioningLeaseMilliseconds)])
                     if moved == 1 { claimed.append(job) }
                 }
             }
@@ -369,8 +363,6 @@ public struct JobScheduler: Sendable {
 
     // MARK: provisioning
 
-    static let provisionLeaseMilliseconds: Int64 = 60_000
-
     /// Asks the provider for runners, concurrently, for the jobs this round scheduled (claimed
     /// already) and for jobs holding a slot whose earlier attempt failed or whose replica died
     /// (claimed here, a lease per job), and records the handles in one transaction.
@@ -382,22 +374,22 @@ public struct JobScheduler: Sendable {
         let claimed = stale.isEmpty ? scheduled : try await scheduled + store.database.transaction { db -> [RunnerJob] in
             let candidates = try db.query("""
                 SELECT * FROM runner_jobs WHERE status = 'provisioning' AND (lease_until IS NULL OR lease_until < $1)
-                ORDER BY priority DESC, enqueue_sequence LIMIT \(JobScheduler.maxProvisionedPerRound)
+                ORDER BY priority DESC, enqueue_sequence LIMIT \(RunnerLimits.jobsReprovisionedPerRoundMax)
                 """, [.integer(now)]).map(RunnerStore.job(from:))
             return try candidates.filter { job in
                 try db.execute("""
                     UPDATE runner_jobs SET lease_until = $4, provision_requested_at = COALESCE(provision_requested_at, $5)
                     WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioning'
                       AND (lease_until IS NULL OR lease_until < $5)
-                    """, job.keyValues + [.integer(now + JobScheduler.provisionLeaseMilliseconds), .integer(now)]) == 1
+                    """, job.keyValues + [.integer(now + RunnerLimits.provisioningLeaseMilliseconds), .integer(now)]) == 1
             }
         }
         guard !claimed.isEmpty else { return }
         let provider = self.provider
         // Each job's runner handle, or why the provider could not give one, in claim order.
         var outcomes: [(index: Int, handle: String?, error: String?)] = []
-        for window in stride(from: 0, to: claimed.count, by: JobScheduler.maxConcurrentProvisioning) {
-            let indices = window..<min(claimed.count, window + JobScheduler.maxConcurrentProvisioning)
+        for window in stride(from: 0, to: claimed.count, by: RunnerLimits.provisioningRequestsInFlightMax) {
+            let indices = window..<min(claimed.count, window + RunnerLimits.provisioningRequestsInFlightMax)
             outcomes += await withTaskGroup(of: (index: Int, handle: String?, error: String?).self) { group in
                 for index in indices {
                     let job = claimed[index]
@@ -412,7 +404,7 @@ public struct JobScheduler: Sendable {
         }
         outcomes.sort { $0.index < $1.index }
         let handles = outcomes.map(\.handle), errors = outcomes.map(\.error)
-        let retryAt = RunnerStore.nowMilliseconds() + 5_000
+        let retryAt = RunnerStore.nowMilliseconds() + RunnerLimits.provisioningRetryDelayMilliseconds
         try await store.database.transaction { db in
             let now = RunnerStore.nowMilliseconds()
             for (job, handle) in zip(claimed, handles) {
@@ -441,7 +433,8 @@ public struct JobScheduler: Sendable {
 
     func releaseRunners(_ round: inout Round) async throws {
         let finished = try await store.database.query("""
-            SELECT * FROM runner_jobs WHERE status = 'completed' AND provider_handle IS NOT NULL AND released = 0 LIMIT 200
+            SELECT * FROM runner_jobs WHERE status = 'completed' AND provider_handle IS NOT NULL AND released = 0
+            LIMIT \(RunnerLimits.runnersReleasedPerRoundMax)
             """).map(RunnerStore.job(from:))
         for job in finished {
             do {

@@ -6,18 +6,6 @@ import Logging
 import ServiceLifecycle
 import SQL
 
-/// Limits of one reconciliation sweep, each with its unit in its name.
-public enum ReconcileLimits {
-    /// Jobs whose real state is asked for per sweep (one API call each), money at stake first.
-    public static let jobsCheckedPerSweepMax = 500
-    /// Installed repositories scanned per sweep for queued jobs we never heard of.
-    public static let repositoriesScannedPerSweepMax = 200
-    /// Workflow runs (one page) looked into per repository and run status.
-    public static let runsPerRepositoryMax = 100
-    /// A job we had news of this recently is not asked about: its webhook may be on its way.
-    public static let quietSecondsBeforeCheck: Int64 = 120
-}
-
 /// Makes the host agree with GitHub when webhooks were lost: GitHub does not resend a failed
 /// delivery by itself. A sweep (1) asks GitHub to redeliver failed App deliveries, (2) asks for
 /// the real state of every job we believe unfinished and records what it learns through
@@ -36,7 +24,7 @@ public struct Reconciler: Sendable {
     public let now: @Sendable () -> Date
 
     public init(store: RunnerStore, github: GitHubAppClient, provider: any ComputeProvider, logger: Logger,
-                orphanTimeoutSeconds: Int64 = 600, now: @escaping @Sendable () -> Date = { Date() }) {
+                orphanTimeoutSeconds: Int64 = RunnerLimits.orphanTimeoutSecondsDefault, now: @escaping @Sendable () -> Date = { Date() }) {
         precondition(orphanTimeoutSeconds > 0, "an orphan timeout must be positive")
         self.store = store
         self.github = github
@@ -97,7 +85,7 @@ public struct Reconciler: Sendable {
             SELECT *, CASE status WHEN 'running' THEN 0 WHEN 'provisioned' THEN 1 WHEN 'provisioning' THEN 2 ELSE 3 END AS stake
             FROM runner_jobs WHERE status IN (\(statuses)) AND updated_at <= $1
             ORDER BY stake, updated_at, job_id LIMIT $2
-            """, [.integer(nowMs - ReconcileLimits.quietSecondsBeforeCheck * 1000), .integer(Int64(ReconcileLimits.jobsCheckedPerSweepMax))])
+            """, [.integer(nowMs - RunnerLimits.quietSecondsBeforeCheck * 1000), .integer(Int64(RunnerLimits.jobsCheckedPerSweepMax))])
         var unreachable: Set<Int64> = []
         for row in rows {
             let job = try RunnerStore.job(from: row)
@@ -201,7 +189,7 @@ public struct Reconciler: Sendable {
             SELECT r.installation_id, r.full_name, i.workspace_id FROM runner_repositories r
             JOIN runner_installations i ON i.id = r.installation_id
             WHERE i.status = 'active' ORDER BY r.installation_id, r.full_name LIMIT $1
-            """, [.integer(Int64(ReconcileLimits.repositoriesScannedPerSweepMax))])
+            """, [.integer(Int64(RunnerLimits.repositoriesScannedPerSweepMax))])
         var unreachable: Set<Int64> = []
         for row in repositories {
             let installation = try row.int("installation_id"), repository = try row.string("full_name")
@@ -238,10 +226,10 @@ public struct Reconciler: Sendable {
         var found: [GitHubEvent.WorkflowJob.Job] = []
         // A run with one job started and another still queued (a matrix, a dependency) is in progress.
         for status in ["queued", "in_progress"] {
-            let path = "\(prefix)?status=\(status)&per_page=\(ReconcileLimits.runsPerRepositoryMax)"
+            let path = "\(prefix)?status=\(status)&per_page=\(RunnerLimits.runsPerRepositoryMax)"
             let runs = try await github.request(installation: installation, method: "GET", path: path)
-            for run in try runs.decode(Runs.self, decoder: Reconciler.decoder, path: path).workflowRuns.prefix(ReconcileLimits.runsPerRepositoryMax) {
-                let jobsPath = "\(prefix)/\(run.id)/jobs?per_page=100"
+            for run in try runs.decode(Runs.self, decoder: Reconciler.decoder, path: path).workflowRuns.prefix(RunnerLimits.runsPerRepositoryMax) {
+                let jobsPath = "\(prefix)/\(run.id)/jobs?per_page=\(RunnerLimits.jobsPerRunPageMax)"
                 let jobs = try await github.request(installation: installation, method: "GET", path: jobsPath)
                 found += try jobs.decode(Jobs.self, decoder: Reconciler.decoder, path: jobsPath).jobs.filter { Reconciler.queuedStatuses.contains($0.status) }
             }
@@ -291,7 +279,7 @@ public struct Reconciler: Sendable {
     static func repositoryPath(_ repository: String) throws -> String {
         let parts = repository.split(separator: "/", omittingEmptySubsequences: false)
         let valid = parts.count == 2 && parts.allSatisfy { part in
-            (1...100).contains(part.count) && part != "." && part != ".."
+            (1...RunnerLimits.gitHubNameCharactersMax).contains(part.count) && part != "." && part != ".."
                 && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
         }
         guard valid else { throw RunnerError("repository '\(repository)' is not owner/name") }

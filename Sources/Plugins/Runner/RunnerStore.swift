@@ -431,7 +431,7 @@ public struct RunnerStore: Sendable {
         }
     }
 
-    public func jobs(status: JobStatus? = nil, workspace: String? = nil, limit: Int = 1_000) async throws -> [RunnerJob] {
+    public func jobs(status: JobStatus? = nil, workspace: String? = nil, limit: Int = HostLimits.listMaxRows) async throws -> [RunnerJob] {
         let (filter, values) = RunnerStore.jobFilter(status: status, workspace: workspace, limit: limit, table: "runner_jobs")
         return try await database.read { db in
             try db.query("SELECT * FROM runner_jobs \(filter)", values).map(RunnerStore.job(from:))
