@@ -100,6 +100,12 @@ final class RunnerHarness: @unchecked Sendable {
         String(format: "2026-01-05T%02d:%02d:00Z", 10 + minute / 60, minute % 60)
     }
 
+    /// A scheduler that asks `github` whether released jobs still wait, with no compute provider.
+    func scheduler(askingGitHub github: FakeGitHub) async throws -> JobScheduler {
+        JobScheduler(store: runner.store, ledger: ledger, policies: host.policies, provider: NoProvider(), logger: host.logger,
+                     github: try await github.client())
+    }
+
     var workspaceID: String { "ws-21031067" }
 
     func count(_ status: JobStatus) async throws -> Int { try await runner.store.jobs(status: status).count }
@@ -271,8 +277,7 @@ struct RunnerPluginTests {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
         let github = try FakeGitHub()
-        let scheduler = JobScheduler(store: h.runner.store, ledger: h.ledger, policies: h.host.policies, provider: NoProvider(),
-                                     logger: h.host.logger, github: try await github.client())
+        let scheduler = try await h.scheduler(askingGitHub: github)
         try await h.installFixture()
         for id in 1...3 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-macos-m4-6c"])) }
         #expect(try await scheduler.runOnce().blocked == 3)
@@ -291,6 +296,25 @@ struct RunnerPluginTests {
         let asked = try await github.requests().filter { ($0["path"] as? String)?.contains("/actions/jobs/") == true }.count
         #expect(try await scheduler.runOnce().admitted == 1)
         #expect(try await github.requests().filter { ($0["path"] as? String)?.contains("/actions/jobs/") == true }.count == asked)
+    }
+
+    @Test("a released job GitHub shows requested, waiting or pending has not started: it runs", arguments: DriverKind.allCases)
+    func releasedWhileRequested(_ kind: DriverKind) async throws {
+        let h = try await RunnerHarness(kind)
+        defer { withExtendedLifetime(h) {} }
+        let github = try FakeGitHub()
+        let scheduler = try await h.scheduler(askingGitHub: github)
+        try await h.installFixture()
+        let statuses = ["requested", "waiting", "pending"]
+        for id in 1...statuses.count {
+            try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-macos-m4-6c"]))
+            try await github.setJob("Codertocat/Hello-World", Int64(id), status: statuses[id - 1])
+        }
+        #expect(try await scheduler.runOnce().blocked == 3)
+        #expect(try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true, addons: ["macos-m4"])) == 3)
+        let round = try await scheduler.runOnce()
+        #expect(round.admitted == 3 && round.dropped == 0 && round.provisioned == 3)
+        #expect(try await h.runner.store.jobs().map(\.status) == [.provisioned, .provisioned, .provisioned])
     }
 
     @Test("the abuse rules see every job: a miner blocks the workspace's next jobs with reason abuse", arguments: DriverKind.allCases)

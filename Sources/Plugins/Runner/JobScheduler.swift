@@ -257,7 +257,8 @@ public struct JobScheduler: Sendable {
                                                     path: "/repos/\(job.repository)/actions/jobs/\(job.jobID)")
             let fields = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
             let status = fields?["status"] as? String
-            if status == nil || status == "queued" || status == "waiting" || status == "pending" { return true }
+            // The reconciler's definition of a job that has not started (it includes `requested`).
+            if status.map(Reconciler.queuedStatuses.contains) ?? true { return true }
             conclusion = (fields?["conclusion"] as? String) ?? "not_queued_on_github"
         } catch let error as GitHubAPIError where error.kind == .status && error.status == 404 {
             conclusion = "gone_from_github"
