@@ -182,7 +182,7 @@ struct RunnerPluginTests {
         try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 8, labels: labels))
         try await h.deliver("workflow_job", RunnerHarness.job("completed", id: 8, labels: labels, completed: completed))
         #expect(try await h.runner.scheduler.runOnce().charged == 0)
-        #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 8, runAttempt: 1)?.chargeStatus == "none")
+        #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 8, runAttempt: 1)?.chargeStatus == ChargeStatus.notBillable)
         // A second run attempt is its own job.
         try await h.runJob(7, labels: labels, minutes: 3)
         _ = try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 7, labels: labels, attempt: 2))
@@ -290,7 +290,7 @@ struct RunnerPluginTests {
         let jobs = try await h.runner.store.jobs()
         #expect(jobs.map(\.status) == [.provisioned, .completed, .completed])
         #expect(jobs.map(\.conclusion) == [nil, "cancelled", "gone_from_github"])
-        #expect(jobs.map(\.chargeStatus) == ["none", "none", "none"])
+        #expect(jobs.map(\.chargeStatus) == [.notBillable, .notBillable, .notBillable])
         // Jobs admitted the first time are not asked about: GitHub is called only for released ones.
         try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 4, labels: ["tenki-macos-m4-6c"]))
         let asked = try await github.requests().filter { ($0["path"] as? String)?.contains("/actions/jobs/") == true }.count

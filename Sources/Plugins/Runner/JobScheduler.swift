@@ -8,7 +8,7 @@ import TenkiCrypto
 
 /// A `workflow_job` event reduced to what the job's record needs.
 struct JobEvent: Sendable {
-    enum Action: Sendable { case queued, inProgress, completed }
+    typealias Action = JobLifecycle.Report.Action
     let action: Action
     let installationID: Int64
     let jobID: Int64
@@ -44,6 +44,8 @@ public struct JobScheduler: Sendable {
     /// Slots per architecture when the admission policy names no limit.
     public static let includedSlots: Int64 = 40
     let backgroundProvisioning = ConcurrencyLimit(limit: RunnerLimits.backgroundProvisioningStepsMax)
+    /// The one writer of `runner_jobs`.
+    var jobs: JobStore { store.jobStore }
 
     public init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
                 github: GitHubAppClient? = nil) {
@@ -161,7 +163,7 @@ public struct JobScheduler: Sendable {
         var used: [String: [String: Int64]] = [:]
         for row in try db.query("""
             SELECT workspace_id, arch, COUNT(*) AS n FROM runner_jobs
-            WHERE workspace_id IN (\(list)) AND status IN ('provisioning', 'provisioned', 'running') AND arch IS NOT NULL
+            WHERE workspace_id IN (\(list)) AND \(JobStatus.sqlCondition(JobStatus.holdingSlot)) AND arch IS NOT NULL
             GROUP BY workspace_id, arch
             """, workspaces.map { .text($0) }) {
             used[try row.string("workspace_id"), default: [:]][try row.string("arch")] = try row.int("n")
@@ -208,33 +210,6 @@ public struct JobScheduler: Sendable {
         return decided
     }
 
-    /// Writes a round's admission decisions (in the caller's transaction); returns which jobs
-    /// changed. A job that changed meanwhile (a late event moved it on) is left as it is.
-    static func record(_ decided: [(RunnerJob, AdmissionDecision)], _ db: any SQLConnection, now: Int64) throws -> [Bool] {
-        var changes: [Bool] = []
-        for (job, decision) in decided {
-            let status: JobStatus
-            switch decision.verdict {
-            case .allow, .queue: status = .waiting
-            case .block: status = .blocked
-            case .foreign: status = .foreign
-            }
-            let changed = try db.execute("""
-                UPDATE runner_jobs SET status = $4, block_reason = $5, sku = $6, arch = $7, priority = $8, slot_limit = $9, updated_at = $10
-                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
-                """, job.keyValues + [.text(status.rawValue),
-                      SQLValue(decision.verdict == .block ? decision.reason : nil), SQLValue(decision.sku), SQLValue(decision.arch),
-                      .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(now)])
-            // Scripts can react (e.g. a check run saying why): `runner_job.blocked`, with the job.
-            if changed == 1, decision.verdict == .block {
-                try EventInbox.publish(in: db, topic: "runner_job.blocked", source: "runner", sourceID: "\(job.key):blocked:\(now)",
-                                       payload: JobScheduler.blockedEvent(job, reason: decision.reason ?? "blocked"))
-            }
-            changes.append(changed == 1)
-        }
-        return changes
-    }
-
     func count(_ decided: [(RunnerJob, AdmissionDecision)], changes: [Bool], _ round: inout Round) {
         for ((job, decision), changed) in zip(decided, changes) where changed {
             switch decision.verdict {
@@ -257,8 +232,7 @@ public struct JobScheduler: Sendable {
                                                     path: "/repos/\(job.repository)/actions/jobs/\(job.jobID)")
             let fields = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
             let status = fields?["status"] as? String
-            // The reconciler's definition of a job that has not started (it includes `requested`).
-            if status.map(Reconciler.queuedStatuses.contains) ?? true { return true }
+            if status.map(GitHubJobStatus.notStarted.contains) ?? true { return true }
             conclusion = (fields?["conclusion"] as? String) ?? "not_queued_on_github"
         } catch let error as GitHubAPIError where error.kind == .status && error.status == 404 {
             conclusion = "gone_from_github"
@@ -266,23 +240,9 @@ public struct JobScheduler: Sendable {
             logger.warning("could not ask GitHub about a released job", metadata: ["job": "\(job.key)", "error": "\(error)"])
             return true
         }
-        _ = try await store.database.execute("""
-            UPDATE runner_jobs SET status = 'completed', conclusion = $4, charge_status = 'none', updated_at = $5
-            WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
-            """, job.keyValues + [.text(conclusion),
-                  .integer(RunnerStore.nowMilliseconds())])
+        _ = try await jobs.closeOnGitHub(job, conclusion: conclusion)
         logger.info("released job no longer queued on GitHub", metadata: ["job": "\(job.key)", "conclusion": "\(conclusion)"])
         return false
-    }
-
-    /// The payload of a `runner_job.blocked` event.
-    static func blockedEvent(_ job: RunnerJob, reason: String) -> [UInt8] {
-        var fields: [String: Any] = [
-            "installation_id": job.installationID, "job_id": job.jobID, "run_attempt": job.runAttempt, "repository": job.repository,
-            "name": job.name, "labels": job.labels, "workspace": job.workspaceID, "reason": reason,
-        ]
-        if let sha = job.headSha { fields["head_sha"] = sha }
-        return Array((try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data("{}".utf8))
     }
 
     // MARK: abuse
@@ -323,7 +283,7 @@ public struct JobScheduler: Sendable {
         guard !waiting.isEmpty || !decided.isEmpty else { return [] }
         let (changes, claimed) = try await store.database.transaction { db -> ([Bool], [RunnerJob]) in
             let now = RunnerStore.nowMilliseconds()
-            let changes = try JobScheduler.record(decided, db, now: now)
+            let changes = try JobStore.recordAdmissions(decided, db, now: now)
             let workspaces = try db.query("""
                 SELECT workspace_id, MAX(priority) AS p, MIN(enqueue_sequence) AS s FROM runner_jobs WHERE status = 'waiting'
                 GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(RunnerLimits.workspacesScheduledPerRoundMax)
@@ -347,12 +307,7 @@ public struct JobScheduler: Sendable {
                     let arch = job.arch ?? "x64"
                     guard inUse[workspace, default: [:]][arch, default: 0] < job.slotLimit ?? JobScheduler.includedSlots else { continue }
                     inUse[workspace, default: [:]][arch, default: 0] += 1
-                    let moved = try db.execute("""
-                        UPDATE runner_jobs SET status = 'provisioning', updated_at = $4, lease_until = $5,
-                            provision_requested_at = COALESCE(provision_requested_at, $4)
-                        WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'waiting'
-                        """, job.keyValues + [.integer(now), .integer(now + RunnerLimits.provisioningLeaseMilliseconds)])
-                    if moved == 1 { claimed.append(job) }
+                    if try JobStore.takeSlot(db, job, now: now) { claimed.append(job) }
                 }
             }
             return (changes, claimed)
@@ -369,22 +324,7 @@ public struct JobScheduler: Sendable {
     /// (claimed here, a lease per job), and records the handles in one transaction.
     func provisionRunners(_ round: inout Round, scheduled: [RunnerJob]) async throws {
         let now = RunnerStore.nowMilliseconds()
-        let stale = try await store.database.query("""
-            SELECT 1 AS one FROM runner_jobs WHERE status = 'provisioning' AND (lease_until IS NULL OR lease_until < $1) LIMIT 1
-            """, [.integer(now)])
-        let claimed = stale.isEmpty ? scheduled : try await scheduled + store.database.transaction { db -> [RunnerJob] in
-            let candidates = try db.query("""
-                SELECT * FROM runner_jobs WHERE status = 'provisioning' AND (lease_until IS NULL OR lease_until < $1)
-                ORDER BY priority DESC, enqueue_sequence LIMIT \(RunnerLimits.jobsReprovisionedPerRoundMax)
-                """, [.integer(now)]).map(RunnerStore.job(from:))
-            return try candidates.filter { job in
-                try db.execute("""
-                    UPDATE runner_jobs SET lease_until = $4, provision_requested_at = COALESCE(provision_requested_at, $5)
-                    WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioning'
-                      AND (lease_until IS NULL OR lease_until < $5)
-                    """, job.keyValues + [.integer(now + RunnerLimits.provisioningLeaseMilliseconds), .integer(now)]) == 1
-            }
-        }
+        let claimed = try await jobs.hasStaleProvisioning(now: now) ? scheduled + jobs.claimStaleProvisioning(now: now) : scheduled
         guard !claimed.isEmpty else { return }
         let provider = self.provider
         // Each job's runner handle, or why the provider could not give one, in claim order.
@@ -406,22 +346,7 @@ public struct JobScheduler: Sendable {
         outcomes.sort { $0.index < $1.index }
         let handles = outcomes.map(\.handle), errors = outcomes.map(\.error)
         let retryAt = RunnerStore.nowMilliseconds() + RunnerLimits.provisioningRetryDelayMilliseconds
-        try await store.database.transaction { db in
-            let now = RunnerStore.nowMilliseconds()
-            for (job, handle) in zip(claimed, handles) {
-                if let handle {
-                    _ = try db.execute("""
-                        UPDATE runner_jobs SET provider_handle = $4, lease_until = NULL,
-                            status = CASE WHEN status = 'provisioning' THEN 'provisioned' ELSE status END, updated_at = $5
-                        WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                        """, job.keyValues + [.text(handle), .integer(now)])
-                } else {
-                    // The slot stays held and the lease makes the next attempt wait a little.
-                    _ = try db.execute("UPDATE runner_jobs SET lease_until = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3",
-                                       job.keyValues + [.integer(retryAt)])
-                }
-            }
-        }
+        try await jobs.recordProvisioning(zip(claimed, handles).map { (job: $0, handle: $1) }, retryAt: retryAt)
         for (job, error) in zip(claimed, errors) {
             if let error {
                 logger.error("provisioning failed", metadata: ["job": "\(job.key)", "provider": "\(provider.name)", "error": "\(error)"])
@@ -440,9 +365,7 @@ public struct JobScheduler: Sendable {
         for job in finished {
             do {
                 try await provider.release(job, handle: job.providerHandle ?? "")
-                _ = try await store.database.execute("""
-                    UPDATE runner_jobs SET released = 1 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                    """, job.keyValues)
+                try await jobs.markRunnerReleased(job)
                 round.released += 1
             } catch {
                 logger.error("releasing a runner failed", metadata: ["job": "\(job.key)", "error": "\(error)"])
