@@ -27,6 +27,7 @@ struct JobLifecycleTests {
         ("admitted block", .admitted(.block), ["-", ">blocked", "-", "-", "-", "-", "-", "-", "-"]),
         ("admitted foreign", .admitted(.foreign), ["-", ">foreign", "-", "-", "-", "-", "-", "-", "-"]),
         ("block cleared", .blockCleared, ["-", "-", ">queued", "-", "-", "-", "-", "-", "-"]),
+        ("workspace changed", .workspaceChanged, ["-", "-", ">queued", ">queued", "-", "-", "-", "-", "-"]),
         ("closed on GitHub", .closedOnGitHub, ["-", ">completed", ">completed", ">completed", ">completed", ">completed", "-", "-", "-"]),
         ("slot taken", .slotTaken, ["-", "-", "-", ">provisioning", "-", "-", "-", "-", "-"]),
         ("provisioning leased", .provisioningLeased, ["-", "-", "-", "-", "=", "-", "-", "-", "-"]),
@@ -69,7 +70,7 @@ struct JobLifecycleTests {
     func tableCoversEveryEvent() {
         let verdicts: [AdmissionDecision.Verdict] = [.allow, .queue, .block, .foreign]
         let events: [Event] = [.reported(Report(.queued)), .reported(Self.started), .reported(Self.finished)] + verdicts.map(Event.admitted)
-            + [.blockCleared, .closedOnGitHub, .slotTaken, .provisioningLeased, .runnerProvisioned, .provisioningFailed,
+            + [.blockCleared, .workspaceChanged, .closedOnGitHub, .slotTaken, .provisioningLeased, .runnerProvisioned, .provisioningFailed,
                .orphanTimedOut, .runnerReleased] + [ChargeStatus.charged, .failed, .notBillable].map(Event.chargeSettled)
         #expect(Self.table.map(\.1) == events)
     }
@@ -85,6 +86,8 @@ struct JobLifecycleTests {
             (.queued, .admitted(.allow), [.recordAdmission]),
             (.queued, .admitted(.block), [.recordAdmission, .publishBlocked]),
             (.blocked, .blockCleared, [.markReleasedFromBlock]),
+            (.blocked, .workspaceChanged, [.markReleasedFromBlock]),
+            (.waiting, .workspaceChanged, [.returnToAdmission]),
             (.provisioned, .closedOnGitHub, [.recordConclusion]),
             (.waiting, .slotTaken, [.takeProvisioningLease]),
             (.provisioning, .provisioningLeased, [.takeProvisioningLease]),
@@ -166,6 +169,8 @@ struct JobLifecycleTests {
     @Test("the statements' status guards come from the lifecycle")
     func guards() {
         #expect(JobLifecycle.statuses(movedBy: .blockCleared) == [.blocked])
+        #expect(JobLifecycle.statuses(movedBy: .workspaceChanged) == [.blocked, .waiting])
+        #expect(JobLifecycle.statuses(movedBy: .workspaceChanged, doing: .returnToAdmission) == [.waiting])
         #expect(JobLifecycle.statuses(movedBy: .slotTaken) == [.waiting])
         #expect(JobLifecycle.statuses(movedBy: .provisioningLeased) == [.provisioning])
         #expect(JobLifecycle.statuses(movedBy: .runnerProvisioned) == [.provisioning])

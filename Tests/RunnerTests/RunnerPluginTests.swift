@@ -216,6 +216,33 @@ struct RunnerPluginTests {
         #expect(try await h.count(.waiting) == 0)
     }
 
+    @Test("jobs waiting for a slot are judged again when the workspace changes: new slots, an abuse verdict",
+          arguments: DriverKind.allCases)
+    func waitingJobsTakeWorkspaceChanges(_ kind: DriverKind) async throws {
+        let h = try await RunnerHarness(kind)
+        defer { withExtendedLifetime(h) {} }
+        try await h.installFixture()
+        try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true))
+        for id in 1...41 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-2c-4gb"])) }
+        #expect(try await h.runner.scheduler.runOnce().scheduled == 40)
+        #expect(try await h.count(.waiting) == 1)
+        // Ten more slots bought: the job that waited takes one now, not after one of the 40 ends.
+        try await h.runner.store.update(workspace: "codertocat", .init(extraSlotsX64: 10))
+        #expect(try await h.runner.scheduler.runOnce().scheduled == 1)
+        #expect(try await h.count(.provisioned) == 41)
+        #expect(try await h.count(.waiting) == 0)
+        // A suspending abuse verdict: a job that waited for a slot does not get the next one.
+        for id in 42...51 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-2c-4gb"])) }
+        #expect(try await h.runner.scheduler.runOnce().scheduled == 9)
+        #expect(try await h.count(.waiting) == 1)
+        try await h.runner.store.update(workspace: "codertocat", .init(abuseAction: .some("suspend")))
+        try await h.deliver("workflow_job", RunnerHarness.job("completed", id: 1, labels: ["tenki-2c-4gb"],
+                                                            started: RunnerHarness.time(minute: 0), completed: RunnerHarness.time(minute: 1), runner: "r"))
+        let round = try await h.runner.scheduler.runOnce()
+        #expect(round.blocked == 1 && round.scheduled == 0)
+        #expect(try await h.runner.store.jobs(status: .blocked).map(\.blockReason) == ["abuse"])
+    }
+
     @Test("two replicas scheduling at once on one database never exceed the limit", arguments: DriverKind.allCases)
     func twoReplicas(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)

@@ -113,8 +113,12 @@ public struct JobLifecycle: Sendable, Equatable {
         case reported(Report)
         /// The admission policy decided (`allow` and `queue` both wait for a slot).
         case admitted(AdmissionDecision.Verdict)
-        /// The reason of a block cleared (a payment method, an add-on, an active installation).
+        /// The reason of a block cleared (the installation is active again).
         case blockCleared
+        /// Something admission reads about the workspace changed (a payment method, an add-on,
+        /// slots, a suspension, an abuse verdict): blocked jobs and jobs waiting for a slot are
+        /// judged again, keeping their place in the queue.
+        case workspaceChanged
         /// GitHub no longer has the job waiting (gone, or started or finished elsewhere) before it
         /// ran here: closed with nothing to charge.
         case closedOnGitHub
@@ -152,6 +156,8 @@ public struct JobLifecycle: Sendable, Equatable {
         case publishBlocked
         /// Clears the block reason and marks it released (GitHub is asked before it runs).
         case markReleasedFromBlock
+        /// Back to admission from the slot queue (it keeps its place: its arrival order).
+        case returnToAdmission
         /// The conclusion GitHub gave (or why it is gone).
         case recordConclusion
         /// A provisioning lease and, the first time, when a runner was first asked for.
@@ -200,9 +206,13 @@ public struct JobLifecycle: Sendable, Equatable {
             case .foreign: status = .foreign
             }
             return .applied(.recordAdmission)
-        case (.blocked, .blockCleared):
+        case (.blocked, .blockCleared), (.blocked, .workspaceChanged):
             status = .queued
             return .applied(.markReleasedFromBlock)
+        case (.waiting, .workspaceChanged):
+            // Its slot limit and verdict were decided with the workspace as it was.
+            status = .queued
+            return .applied(.returnToAdmission)
         case (.queued, .closedOnGitHub), (.blocked, .closedOnGitHub), (.waiting, .closedOnGitHub),
              (.provisioning, .closedOnGitHub), (.provisioned, .closedOnGitHub):
             // A running job keeps its slot until GitHub says more: its runner reports the end to GitHub.
@@ -270,6 +280,15 @@ public struct JobLifecycle: Sendable, Equatable {
     /// a statement that applies the event to many jobs, or to one without reading it first.
     static func statuses(movedBy event: Event) -> [JobStatus] {
         JobStatus.allCases.filter { target(of: event, from: $0) != nil }
+    }
+
+    /// The statuses from which `event` applies with `action` among its writes.
+    static func statuses(movedBy event: Event, doing action: Action) -> [JobStatus] {
+        JobStatus.allCases.filter { status in
+            var lifecycle = JobLifecycle(status: status, charge: .pending)
+            let transition = lifecycle.apply(event)
+            return transition.outcome == .applied && transition.actions.contains(action)
+        }
     }
 
     /// The status `event` moves a job to from `status` (nil: it does not apply there).

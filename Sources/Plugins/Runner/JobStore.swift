@@ -105,20 +105,27 @@ public struct JobStore: Sendable {
 
     // MARK: admission
 
-    /// Sends a workspace's blocked jobs back to admission; returns how many.
-    static func releaseBlocked(_ db: any SQLConnection, workspaceID: String) throws -> Int {
-        try releaseBlocked(db, column: "workspace_id", .text(workspaceID))
+    /// Sends a changed workspace's blocked jobs, and its jobs waiting for a slot, back to
+    /// admission (they keep their place); returns how many went.
+    static func returnToAdmission(_ db: any SQLConnection, workspaceID: String) throws -> Int {
+        let workspace = SQLValue.text(workspaceID)
+        let waiting = JobLifecycle.statuses(movedBy: .workspaceChanged, doing: .returnToAdmission)
+        let target = JobLifecycle.target(of: .workspaceChanged, from: waiting[0])!
+        let returned = try db.execute("""
+            UPDATE runner_jobs SET status = '\(target.rawValue)', updated_at = $2 WHERE workspace_id = $1 AND \(JobStatus.sqlCondition(waiting))
+            """, [workspace, .integer(now())])
+        return try returned + releaseBlocked(db, .workspaceChanged, column: "workspace_id", workspace)
     }
 
     /// Sends an installation's blocked jobs back to admission; returns how many.
     @discardableResult
     static func releaseBlocked(_ db: any SQLConnection, installationID: Int64) throws -> Int {
-        try releaseBlocked(db, column: "installation_id", .integer(installationID))
+        try releaseBlocked(db, .blockCleared, column: "installation_id", .integer(installationID))
     }
 
-    private static func releaseBlocked(_ db: any SQLConnection, column: String, _ value: SQLValue) throws -> Int {
-        let from = JobLifecycle.statuses(movedBy: .blockCleared)
-        let target = JobLifecycle.target(of: .blockCleared, from: from[0])!
+    private static func releaseBlocked(_ db: any SQLConnection, _ event: JobLifecycle.Event, column: String, _ value: SQLValue) throws -> Int {
+        let from = JobLifecycle.statuses(movedBy: event, doing: .markReleasedFromBlock)
+        let target = JobLifecycle.target(of: event, from: from[0])!
         return try db.execute("""
             UPDATE runner_jobs SET status = '\(target.rawValue)', block_reason = NULL, released_from_block = 1, updated_at = $2
             WHERE \(column) = $1 AND \(JobStatus.sqlCondition(from))

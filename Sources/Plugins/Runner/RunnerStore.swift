@@ -270,8 +270,9 @@ public struct RunnerStore: Sendable {
                         paymentMethodRef: try row.optionalString("payment_method_ref"))
     }
 
-    /// What billing and operators change about a workspace. A change that may clear a block
-    /// (a payment method, an add-on, a lifted suspension) sends its blocked jobs back to admission.
+    /// What billing and operators change about a workspace. A change sends its blocked jobs, and
+    /// its jobs waiting for a slot (in their place), back to admission: a payment method, an add-on
+    /// or a lifted suspension may clear a block, slots or an abuse verdict change what waits.
     public struct WorkspaceChange: Sendable {
         public var hasPaymentMethod: Bool?
         public var suspended: Bool?
@@ -289,7 +290,7 @@ public struct RunnerStore: Sendable {
         }
     }
 
-    /// Applies `change`; returns how many blocked jobs went back to admission.
+    /// Applies `change`; returns how many jobs (blocked or waiting for a slot) went back to admission.
     @discardableResult
     public func update(workspace idOrSlug: String, _ change: WorkspaceChange) async throws -> Int {
         try await database.transaction { db in
@@ -315,7 +316,7 @@ public struct RunnerStore: Sendable {
             values.append(.text(id))
             _ = try db.execute("UPDATE runner_workspaces SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count)", values)
             // Blocked jobs are admitted again; waiting ones keep their place but take the new limits.
-            return try JobStore.releaseBlocked(db, workspaceID: id)
+            return try JobStore.returnToAdmission(db, workspaceID: id)
         }
     }
 
