@@ -133,23 +133,19 @@ public struct Reconciler: Sendable {
         else { return }
         switch event.action {
         case .completed:
-            try await record(event, job)
+            try await jobs.record(event, of: job)
             sweep.completed += 1
             logger.notice("job completed on GitHub without our hearing of it", metadata: [
                 "job": "\(job.key)", "completed_at": "\(truth.completedAt ?? "-")", "conclusion": "\(truth.conclusion ?? "-")",
             ])
         case .inProgress where job.status != .running:
-            try await record(event, job)
+            try await jobs.record(event, of: job)
             sweep.started += 1
         case .queued where job.status == .provisioned && nowMs - updatedAtMs >= orphanTimeoutSeconds * 1000:
             if try await requeueOrphan(job) { sweep.orphansRequeued += 1 }
         default:
             break
         }
-    }
-
-    func record(_ event: JobEvent, _ job: RunnerJob) async throws {
-        try await jobs.record(event, of: job)
     }
 
     /// Releases the runner of a provisioned job GitHub still shows queued, and puts the job back

@@ -227,7 +227,6 @@ public struct RunnerStore: Sendable {
         }
     }
 
-    /// False when the installation is known and not active (suspended or deleted).
     /// Which of these installations are known and not active (suspended or uninstalled).
     func inactiveInstallations(_ ids: [Int64]) async throws -> Set<Int64> {
         guard !ids.isEmpty else { return [] }
