@@ -12,7 +12,7 @@ struct KubernetesProviderTests {
         RunnerJob(installationID: 957387, jobID: jobID, runAttempt: 1, workspaceID: "ws-21031067", repository: "Codertocat/Hello-World",
                   name: "build", labels: ["tenki-4c-8gb"], status: .provisioning, blockReason: nil, sku: sku, arch: "x64", priority: 0,
                   slotLimit: 40, enqueueSequence: 1, startedAt: nil, completedAt: nil, conclusion: nil, runnerName: nil,
-                  providerHandle: nil, chargeStatus: "none")
+                  providerHandle: nil, chargeStatus: .notBillable)
     }
 
     @Test("a job gets a just-in-time runner for its repository in a Pod sized by its SKU; again is the same Pod; release deletes it once")

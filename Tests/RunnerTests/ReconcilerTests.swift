@@ -107,7 +107,7 @@ struct ReconcilerTests {
         #expect(round.charged == 2 && round.released == 2)
         for id: Int64 in [1, 2] {
             let job = try #require(try await rig.job(id))
-            #expect(job.status == .completed && job.completedAt == "2026-01-05T10:09:31Z" && job.startedAt == started && job.chargeStatus == "charged")
+            #expect(job.status == .completed && job.completedAt == "2026-01-05T10:09:31Z" && job.startedAt == started && job.chargeStatus == .charged)
             // 9 min 31 s bills as 10 minutes; 4 vCPU takes 2 free minutes a minute.
             let usage = try #require(try await rig.h.runner.store.usage(key: Self.key(id)))
             #expect(usage.billableMinutes == 10 && usage.freeMinutesConsumed == 20 && usage.posted)
@@ -140,7 +140,7 @@ struct ReconcilerTests {
         let early = try await rig.sweep(after: 300)
         #expect(early.orphansRequeued == 0 && early.gone == 1 && early.started == 1)
         let gone = try #require(try await rig.job(2))
-        #expect(gone.status == .completed && gone.conclusion == "gone_from_github" && gone.chargeStatus == "none")
+        #expect(gone.status == .completed && gone.conclusion == "gone_from_github" && gone.chargeStatus == .notBillable)
         let started = try #require(try await rig.job(3))
         #expect(started.status == .running && started.startedAt == RunnerHarness.time(minute: 1) && started.runnerName == runner4)
         #expect(try await rig.h.runner.scheduler.runOnce().released == 1) // job 2's runner

@@ -101,6 +101,12 @@ final class RunnerHarness: Sendable {
         String(format: "2026-01-05T%02d:%02d:00Z", 10 + minute / 60, minute % 60)
     }
 
+    /// A scheduler that asks `github` whether released jobs still wait, with no compute provider.
+    func scheduler(askingGitHub github: FakeGitHub) async throws -> JobScheduler {
+        JobScheduler(store: runner.store, ledger: ledger, policies: host.policies, provider: NoProvider(), logger: host.logger,
+                     github: try await github.client())
+    }
+
     var workspaceID: String { "ws-21031067" }
 
     func count(_ status: JobStatus) async throws -> Int { try await runner.store.jobs(status: status).count }
@@ -177,7 +183,7 @@ struct RunnerPluginTests {
         try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 8, labels: labels))
         try await h.deliver("workflow_job", RunnerHarness.job("completed", id: 8, labels: labels, completed: completed))
         #expect(try await h.runner.scheduler.runOnce().charged == 0)
-        #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 8, runAttempt: 1)?.chargeStatus == "none")
+        #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 8, runAttempt: 1)?.chargeStatus == ChargeStatus.notBillable)
         // A second run attempt is its own job.
         try await h.runJob(7, labels: labels, minutes: 3)
         _ = try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 7, labels: labels, attempt: 2))
@@ -209,6 +215,33 @@ struct RunnerPluginTests {
             #expect(try await h.count(.provisioned) == 40)
         }
         #expect(try await h.count(.waiting) == 0)
+    }
+
+    @Test("jobs waiting for a slot are judged again when the workspace changes: new slots, an abuse verdict",
+          arguments: DriverKind.allCases)
+    func waitingJobsTakeWorkspaceChanges(_ kind: DriverKind) async throws {
+        let h = try await RunnerHarness(kind)
+        defer { withExtendedLifetime(h) {} }
+        try await h.installFixture()
+        try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true))
+        for id in 1...41 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-2c-4gb"])) }
+        #expect(try await h.runner.scheduler.runOnce().scheduled == 40)
+        #expect(try await h.count(.waiting) == 1)
+        // Ten more slots bought: the job that waited takes one now, not after one of the 40 ends.
+        try await h.runner.store.update(workspace: "codertocat", .init(extraSlotsX64: 10))
+        #expect(try await h.runner.scheduler.runOnce().scheduled == 1)
+        #expect(try await h.count(.provisioned) == 41)
+        #expect(try await h.count(.waiting) == 0)
+        // A suspending abuse verdict: a job that waited for a slot does not get the next one.
+        for id in 42...51 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-2c-4gb"])) }
+        #expect(try await h.runner.scheduler.runOnce().scheduled == 9)
+        #expect(try await h.count(.waiting) == 1)
+        try await h.runner.store.update(workspace: "codertocat", .init(abuseAction: .some("suspend")))
+        try await h.deliver("workflow_job", RunnerHarness.job("completed", id: 1, labels: ["tenki-2c-4gb"],
+                                                            started: RunnerHarness.time(minute: 0), completed: RunnerHarness.time(minute: 1), runner: "r"))
+        let round = try await h.runner.scheduler.runOnce()
+        #expect(round.blocked == 1 && round.scheduled == 0)
+        #expect(try await h.runner.store.jobs(status: .blocked).map(\.blockReason) == ["abuse"])
     }
 
     @Test("two replicas scheduling at once on one database never exceed the limit", arguments: DriverKind.allCases)
@@ -272,8 +305,7 @@ struct RunnerPluginTests {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
         let github = try FakeGitHub()
-        let scheduler = JobScheduler(store: h.runner.store, ledger: h.ledger, policies: h.host.policies, provider: NoProvider(),
-                                     logger: h.host.logger, github: try await github.client())
+        let scheduler = try await h.scheduler(askingGitHub: github)
         try await h.installFixture()
         for id in 1...3 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-macos-m4-6c"])) }
         #expect(try await scheduler.runOnce().blocked == 3)
@@ -286,12 +318,31 @@ struct RunnerPluginTests {
         let jobs = try await h.runner.store.jobs()
         #expect(jobs.map(\.status) == [.provisioned, .completed, .completed])
         #expect(jobs.map(\.conclusion) == [nil, "cancelled", "gone_from_github"])
-        #expect(jobs.map(\.chargeStatus) == ["none", "none", "none"])
+        #expect(jobs.map(\.chargeStatus) == [.notBillable, .notBillable, .notBillable])
         // Jobs admitted the first time are not asked about: GitHub is called only for released ones.
         try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 4, labels: ["tenki-macos-m4-6c"]))
         let asked = try await github.requests().filter { ($0["path"] as? String)?.contains("/actions/jobs/") == true }.count
         #expect(try await scheduler.runOnce().admitted == 1)
         #expect(try await github.requests().filter { ($0["path"] as? String)?.contains("/actions/jobs/") == true }.count == asked)
+    }
+
+    @Test("a released job GitHub shows requested, waiting or pending has not started: it runs", arguments: DriverKind.allCases)
+    func releasedWhileRequested(_ kind: DriverKind) async throws {
+        let h = try await RunnerHarness(kind)
+        defer { withExtendedLifetime(h) {} }
+        let github = try FakeGitHub()
+        let scheduler = try await h.scheduler(askingGitHub: github)
+        try await h.installFixture()
+        let statuses = ["requested", "waiting", "pending"]
+        for id in 1...statuses.count {
+            try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-macos-m4-6c"]))
+            try await github.setJob("Codertocat/Hello-World", Int64(id), status: statuses[id - 1])
+        }
+        #expect(try await scheduler.runOnce().blocked == 3)
+        #expect(try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true, addons: ["macos-m4"])) == 3)
+        let round = try await scheduler.runOnce()
+        #expect(round.admitted == 3 && round.dropped == 0 && round.provisioned == 3)
+        #expect(try await h.runner.store.jobs().map(\.status) == [.provisioned, .provisioned, .provisioned])
     }
 
     @Test("the abuse rules see every job: a miner blocks the workspace's next jobs with reason abuse", arguments: DriverKind.allCases)

@@ -143,7 +143,7 @@ public enum InstallationWorkflow {
             let before = try RunnerStore.installationStatus(installationID, db)
             let workspace = try RunnerStore.ensureWorkspace(db, accountID: account.id, login: account.login)
             try RunnerStore.upsertInstallation(db, id: installationID, workspaceID: workspace, login: account.login, type: account.type, status: status)
-            if status == "active" && before != nil && before != "active" { try RunnerStore.requeueBlockedJobs(db, installationID: installationID) }
+            if status == "active" && before != nil && before != "active" { try JobStore.releaseBlocked(db, installationID: installationID) }
         } else if try RunnerStore.workspace(ofInstallation: installationID, db) == nil {
             _ = try RunnerPlugin.implicitWorkspace(db, installationID: installationID, account: change.account)
         }

@@ -8,7 +8,8 @@ import SQL
 extension JobScheduler {
     func chargeCompleted(_ round: inout Round) async throws {
         let pending = try await store.database.query("""
-            SELECT * FROM runner_jobs WHERE status = 'completed' AND charge_status = 'pending' ORDER BY completed_at, job_id LIMIT 500
+            SELECT * FROM runner_jobs WHERE status = 'completed' AND charge_status = 'pending' ORDER BY completed_at, job_id
+            LIMIT \(RunnerLimits.jobsChargedPerRoundMax)
             """).map(RunnerStore.job(from:))
         for job in pending {
             do {
@@ -29,12 +30,8 @@ extension JobScheduler {
     /// crash or a replay at any point posts the same transfers once. Returns whether it charged.
     func charge(_ job: RunnerJob) async throws -> Bool {
         let key = job.key
-        let setCharge: (String) async throws -> Void = { status in
-            _ = try await store.database.execute("""
-                UPDATE runner_jobs SET charge_status = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                """, job.keyValues + [.text(status)])
-        }
-        for _ in 0..<4 {
+        let setCharge: (ChargeStatus) async throws -> Void = { outcome in try await jobs.settleCharge(job, outcome) }
+        for _ in 0..<RunnerLimits.pricingAttemptsPerChargeMax {
             var usage = try await store.usage(key: key)
             if usage == nil {
                 guard let workspace = try await store.workspace(job.workspaceID) else { throw RunnerError("job \(key): no workspace") }
@@ -42,7 +39,7 @@ extension JobScheduler {
                 if !workspace.credited { try await ledger.ensureWorkspace(workspace.id, now: JobScheduler.ledgerNow()) }
                 let balance = try await ledger.balance(workspace: workspace.id)
                 guard let startedAt = job.startedAt, let completedAt = job.completedAt else {
-                    try await setCharge("none")
+                    try await setCharge(.notBillable)
                     return false
                 }
                 let decision = try policies.priceJob(JobPriceInput(
@@ -50,7 +47,7 @@ extension JobScheduler {
                     workspace: .init(freeMinutesRemaining: max(0, balance.freeMinutesRemaining), hasPaymentMethod: workspace.hasPaymentMethod,
                                      addons: workspace.addons, contract: workspace.contract)))
                 guard decision.price.matched else {
-                    try await setCharge("none")
+                    try await setCharge(.notBillable)
                     return false
                 }
                 let record = String(decoding: try JSONEncoder().encode(decision.record), as: UTF8.self)
@@ -74,12 +71,12 @@ extension JobScheduler {
                 }
                 guard results.allSatisfy({ $0 == .ok || $0 == .exists }) else {
                     logger.error("ledger refused a job's charge", metadata: ["job": "\(key)", "results": "\(results.map(\.rawValue))"])
-                    try await setCharge("failed")
+                    try await setCharge(.failed)
                     return false
                 }
                 _ = try await store.database.execute("UPDATE runner_usage SET posted = 1 WHERE usage_key = $1", [.text(key)])
             }
-            try await setCharge("charged")
+            try await setCharge(.charged)
             return true
         }
         throw RunnerError("job \(key): free minutes kept changing while it was priced")

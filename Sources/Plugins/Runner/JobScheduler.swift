@@ -8,7 +8,7 @@ import TenkiCrypto
 
 /// A `workflow_job` event reduced to what the job's record needs.
 struct JobEvent: Sendable {
-    enum Action: Sendable { case queued, inProgress, completed }
+    typealias Action = JobLifecycle.Report.Action
     let action: Action
     let installationID: Int64
     let jobID: Int64
@@ -43,19 +43,13 @@ public struct JobScheduler: Sendable {
     public static let signupFreeMinutes: UInt64 = 1_000
     /// Slots per architecture when the admission policy names no limit.
     public static let includedSlots: Int64 = 40
-    /// At most this many workspaces are filled in one round's scheduling transaction.
-    static let maxWorkspacesPerRound = 200
-    /// Queued jobs admitted per round, and provisioning requests claimed per round.
-    static let maxAdmittedPerRound = 1_000
-    static let maxProvisionedPerRound = 1_000
-    /// Provisioning requests in flight at once, per provisioning step.
-    static let maxConcurrentProvisioning = 32
-    /// Provisioning steps running in the background at once (see `runOnce`).
-    static let maxBackgroundProvisionings = 4
-    let backgroundProvisioning = ConcurrencyLimit(limit: JobScheduler.maxBackgroundProvisionings)
+    let backgroundProvisioning = ConcurrencyLimit(limit: RunnerLimits.backgroundProvisioningStepsMax)
+    /// The one writer of `runner_jobs`.
+    var jobs: JobStore { store.jobStore }
 
     public init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
                 github: GitHubAppClient? = nil) {
+        RunnerLimits.check()
         self.github = github
         self.store = store
         self.ledger = ledger
@@ -85,7 +79,7 @@ public struct JobScheduler: Sendable {
 
     /// One round. With `provisionInBackground` (the service), the runners for the jobs it
     /// scheduled are requested by a task of their own, so the next round's admission does not
-    /// wait for the provider; at most `maxBackgroundProvisionings` such tasks run at once, beyond
+    /// wait for the provider; at most `RunnerLimits.backgroundProvisioningStepsMax` such tasks run at once, beyond
     /// that the round provisions inline.
     @discardableResult
     public func runOnce(provisionInBackground: Bool = false) async throws -> Round {
@@ -115,7 +109,9 @@ public struct JobScheduler: Sendable {
     // MARK: credits
 
     func grantSignupCredits(_ round: inout Round) async throws {
-        let pending = try await store.database.query("SELECT id FROM runner_workspaces WHERE credited = 0 ORDER BY id LIMIT 100")
+        let pending = try await store.database.query("""
+            SELECT id FROM runner_workspaces WHERE credited = 0 ORDER BY id LIMIT \(RunnerLimits.workspacesCreditedPerRoundMax)
+            """)
         for row in pending {
             let workspace = try row.string("id")
             try await ledger.ensureWorkspace(workspace, now: JobScheduler.ledgerNow())
@@ -167,7 +163,7 @@ public struct JobScheduler: Sendable {
         var used: [String: [String: Int64]] = [:]
         for row in try db.query("""
             SELECT workspace_id, arch, COUNT(*) AS n FROM runner_jobs
-            WHERE workspace_id IN (\(list)) AND status IN ('provisioning', 'provisioned', 'running') AND arch IS NOT NULL
+            WHERE workspace_id IN (\(list)) AND \(JobStatus.sqlCondition(JobStatus.holdingSlot)) AND arch IS NOT NULL
             GROUP BY workspace_id, arch
             """, workspaces.map { .text($0) }) {
             used[try row.string("workspace_id"), default: [:]][try row.string("arch")] = try row.int("n")
@@ -178,7 +174,7 @@ public struct JobScheduler: Sendable {
     /// Asks the abuse rules and the admission policy about queued jobs; returns the decisions,
     /// which `schedule` writes in the same transaction that fills slots.
     func admit(_ round: inout Round) async throws -> [(RunnerJob, AdmissionDecision)] {
-        let queued = try await store.jobs(status: .queued, limit: JobScheduler.maxAdmittedPerRound)
+        let queued = try await store.jobs(status: .queued, limit: RunnerLimits.jobsAdmittedPerRoundMax)
         var states = try await admissionStates(Array(Set(queued.map(\.workspaceID))).sorted())
         let inactive = try await store.inactiveInstallations(Array(Set(queued.map(\.installationID))).sorted())
         var decided: [(RunnerJob, AdmissionDecision)] = []
@@ -214,33 +210,6 @@ public struct JobScheduler: Sendable {
         return decided
     }
 
-    /// Writes a round's admission decisions (in the caller's transaction); returns which jobs
-    /// changed. A job that changed meanwhile (a late event moved it on) is left as it is.
-    static func record(_ decided: [(RunnerJob, AdmissionDecision)], _ db: any SQLConnection, now: Int64) throws -> [Bool] {
-        var changes: [Bool] = []
-        for (job, decision) in decided {
-            let status: JobStatus
-            switch decision.verdict {
-            case .allow, .queue: status = .waiting
-            case .block: status = .blocked
-            case .foreign: status = .foreign
-            }
-            let changed = try db.execute("""
-                UPDATE runner_jobs SET status = $4, block_reason = $5, sku = $6, arch = $7, priority = $8, slot_limit = $9, updated_at = $10
-                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
-                """, job.keyValues + [.text(status.rawValue),
-                      SQLValue(decision.verdict == .block ? decision.reason : nil), SQLValue(decision.sku), SQLValue(decision.arch),
-                      .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(now)])
-            // Scripts can react (e.g. a check run saying why): `runner_job.blocked`, with the job.
-            if changed == 1, decision.verdict == .block {
-                try EventInbox.publish(in: db, topic: "runner_job.blocked", source: "runner", sourceID: "\(job.key):blocked:\(now)",
-                                       payload: JobScheduler.blockedEvent(job, reason: decision.reason ?? "blocked"))
-            }
-            changes.append(changed == 1)
-        }
-        return changes
-    }
-
     func count(_ decided: [(RunnerJob, AdmissionDecision)], changes: [Bool], _ round: inout Round) {
         for ((job, decision), changed) in zip(decided, changes) where changed {
             switch decision.verdict {
@@ -263,7 +232,7 @@ public struct JobScheduler: Sendable {
                                                     path: "/repos/\(job.repository)/actions/jobs/\(job.jobID)")
             let fields = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
             let status = fields?["status"] as? String
-            if status == nil || status == "queued" || status == "waiting" || status == "pending" { return true }
+            if status.map(GitHubJobStatus.notStarted.contains) ?? true { return true }
             conclusion = (fields?["conclusion"] as? String) ?? "not_queued_on_github"
         } catch let error as GitHubAPIError where error.kind == .status && error.status == 404 {
             conclusion = "gone_from_github"
@@ -271,23 +240,9 @@ public struct JobScheduler: Sendable {
             logger.warning("could not ask GitHub about a released job", metadata: ["job": "\(job.key)", "error": "\(error)"])
             return true
         }
-        _ = try await store.database.execute("""
-            UPDATE runner_jobs SET status = 'completed', conclusion = $4, charge_status = 'none', updated_at = $5
-            WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'queued'
-            """, job.keyValues + [.text(conclusion),
-                  .integer(RunnerStore.nowMilliseconds())])
+        _ = try await jobs.closeOnGitHub(job, conclusion: conclusion)
         logger.info("released job no longer queued on GitHub", metadata: ["job": "\(job.key)", "conclusion": "\(conclusion)"])
         return false
-    }
-
-    /// The payload of a `runner_job.blocked` event.
-    static func blockedEvent(_ job: RunnerJob, reason: String) -> [UInt8] {
-        var fields: [String: Any] = [
-            "installation_id": job.installationID, "job_id": job.jobID, "run_attempt": job.runAttempt, "repository": job.repository,
-            "name": job.name, "labels": job.labels, "workspace": job.workspaceID, "reason": reason,
-        ]
-        if let sha = job.headSha { fields["head_sha"] = sha }
-        return Array((try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data("{}".utf8))
     }
 
     // MARK: abuse
@@ -328,10 +283,10 @@ public struct JobScheduler: Sendable {
         guard !waiting.isEmpty || !decided.isEmpty else { return [] }
         let (changes, claimed) = try await store.database.transaction { db -> ([Bool], [RunnerJob]) in
             let now = RunnerStore.nowMilliseconds()
-            let changes = try JobScheduler.record(decided, db, now: now)
+            let changes = try JobStore.recordAdmissions(decided, db, now: now)
             let workspaces = try db.query("""
                 SELECT workspace_id, MAX(priority) AS p, MIN(enqueue_sequence) AS s FROM runner_jobs WHERE status = 'waiting'
-                GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(JobScheduler.maxWorkspacesPerRound)
+                GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(RunnerLimits.workspacesScheduledPerRoundMax)
                 """).map { try $0.string("workspace_id") }
             guard !workspaces.isEmpty else { return (changes, []) }
             let list = placeholders(workspaces.count)
@@ -352,12 +307,7 @@ public struct JobScheduler: Sendable {
                     let arch = job.arch ?? "x64"
                     guard inUse[workspace, default: [:]][arch, default: 0] < job.slotLimit ?? JobScheduler.includedSlots else { continue }
                     inUse[workspace, default: [:]][arch, default: 0] += 1
-                    let moved = try db.execute("""
-                        UPDATE runner_jobs SET status = 'provisioning', updated_at = $4, lease_until = $5,
-                            provision_requested_at = COALESCE(provision_requested_at, $4)
-                        WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'waiting'
-                        """, job.keyValues + [.integer(now), .integer(now + JobScheduler.provisionLeaseMilliseconds)])
-                    if moved == 1 { claimed.append(job) }
+                    if try JobStore.takeSlot(db, job, now: now) { claimed.append(job) }
                 }
             }
             return (changes, claimed)
@@ -369,35 +319,18 @@ public struct JobScheduler: Sendable {
 
     // MARK: provisioning
 
-    static let provisionLeaseMilliseconds: Int64 = 60_000
-
     /// Asks the provider for runners, concurrently, for the jobs this round scheduled (claimed
     /// already) and for jobs holding a slot whose earlier attempt failed or whose replica died
     /// (claimed here, a lease per job), and records the handles in one transaction.
     func provisionRunners(_ round: inout Round, scheduled: [RunnerJob]) async throws {
         let now = RunnerStore.nowMilliseconds()
-        let stale = try await store.database.query("""
-            SELECT 1 AS one FROM runner_jobs WHERE status = 'provisioning' AND (lease_until IS NULL OR lease_until < $1) LIMIT 1
-            """, [.integer(now)])
-        let claimed = stale.isEmpty ? scheduled : try await scheduled + store.database.transaction { db -> [RunnerJob] in
-            let candidates = try db.query("""
-                SELECT * FROM runner_jobs WHERE status = 'provisioning' AND (lease_until IS NULL OR lease_until < $1)
-                ORDER BY priority DESC, enqueue_sequence LIMIT \(JobScheduler.maxProvisionedPerRound)
-                """, [.integer(now)]).map(RunnerStore.job(from:))
-            return try candidates.filter { job in
-                try db.execute("""
-                    UPDATE runner_jobs SET lease_until = $4, provision_requested_at = COALESCE(provision_requested_at, $5)
-                    WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioning'
-                      AND (lease_until IS NULL OR lease_until < $5)
-                    """, job.keyValues + [.integer(now + JobScheduler.provisionLeaseMilliseconds), .integer(now)]) == 1
-            }
-        }
+        let claimed = try await jobs.hasStaleProvisioning(now: now) ? scheduled + jobs.claimStaleProvisioning(now: now) : scheduled
         guard !claimed.isEmpty else { return }
         let provider = self.provider
         // Each job's runner handle, or why the provider could not give one, in claim order.
         var outcomes: [(index: Int, handle: String?, error: String?)] = []
-        for window in stride(from: 0, to: claimed.count, by: JobScheduler.maxConcurrentProvisioning) {
-            let indices = window..<min(claimed.count, window + JobScheduler.maxConcurrentProvisioning)
+        for window in stride(from: 0, to: claimed.count, by: RunnerLimits.provisioningRequestsInFlightMax) {
+            let indices = window..<min(claimed.count, window + RunnerLimits.provisioningRequestsInFlightMax)
             outcomes += await withTaskGroup(of: (index: Int, handle: String?, error: String?).self) { group in
                 for index in indices {
                     let job = claimed[index]
@@ -412,23 +345,8 @@ public struct JobScheduler: Sendable {
         }
         outcomes.sort { $0.index < $1.index }
         let handles = outcomes.map(\.handle), errors = outcomes.map(\.error)
-        let retryAt = RunnerStore.nowMilliseconds() + 5_000
-        try await store.database.transaction { db in
-            let now = RunnerStore.nowMilliseconds()
-            for (job, handle) in zip(claimed, handles) {
-                if let handle {
-                    _ = try db.execute("""
-                        UPDATE runner_jobs SET provider_handle = $4, lease_until = NULL,
-                            status = CASE WHEN status = 'provisioning' THEN 'provisioned' ELSE status END, updated_at = $5
-                        WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                        """, job.keyValues + [.text(handle), .integer(now)])
-                } else {
-                    // The slot stays held and the lease makes the next attempt wait a little.
-                    _ = try db.execute("UPDATE runner_jobs SET lease_until = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3",
-                                       job.keyValues + [.integer(retryAt)])
-                }
-            }
-        }
+        let retryAt = RunnerStore.nowMilliseconds() + RunnerLimits.provisioningRetryDelayMilliseconds
+        try await jobs.recordProvisioning(zip(claimed, handles).map { (job: $0, handle: $1) }, retryAt: retryAt)
         for (job, error) in zip(claimed, errors) {
             if let error {
                 logger.error("provisioning failed", metadata: ["job": "\(job.key)", "provider": "\(provider.name)", "error": "\(error)"])
@@ -441,14 +359,13 @@ public struct JobScheduler: Sendable {
 
     func releaseRunners(_ round: inout Round) async throws {
         let finished = try await store.database.query("""
-            SELECT * FROM runner_jobs WHERE status = 'completed' AND provider_handle IS NOT NULL AND released = 0 LIMIT 200
+            SELECT * FROM runner_jobs WHERE status = 'completed' AND provider_handle IS NOT NULL AND released = 0
+            LIMIT \(RunnerLimits.runnersReleasedPerRoundMax)
             """).map(RunnerStore.job(from:))
         for job in finished {
             do {
                 try await provider.release(job, handle: job.providerHandle ?? "")
-                _ = try await store.database.execute("""
-                    UPDATE runner_jobs SET released = 1 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                    """, job.keyValues)
+                try await jobs.markRunnerReleased(job)
                 round.released += 1
             } catch {
                 logger.error("releasing a runner failed", metadata: ["job": "\(job.key)", "error": "\(error)"])

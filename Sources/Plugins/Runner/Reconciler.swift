@@ -6,22 +6,10 @@ import Logging
 import ServiceLifecycle
 import SQL
 
-/// Limits of one reconciliation sweep, each with its unit in its name.
-public enum ReconcileLimits {
-    /// Jobs whose real state is asked for per sweep (one API call each), money at stake first.
-    public static let jobsCheckedPerSweepMax = 500
-    /// Installed repositories scanned per sweep for queued jobs we never heard of.
-    public static let repositoriesScannedPerSweepMax = 200
-    /// Workflow runs (one page) looked into per repository and run status.
-    public static let runsPerRepositoryMax = 100
-    /// A job we had news of this recently is not asked about: its webhook may be on its way.
-    public static let quietSecondsBeforeCheck: Int64 = 120
-}
-
 /// Makes the host agree with GitHub when webhooks were lost: GitHub does not resend a failed
 /// delivery by itself. A sweep (1) asks GitHub to redeliver failed App deliveries, (2) asks for
 /// the real state of every job we believe unfinished and records what it learns through
-/// `RunnerStore.record`, the webhook's own idempotent path (a late webhook then changes nothing),
+/// `JobStore.record`, the webhook's own idempotent path (a late webhook then changes nothing),
 /// (3) finds queued jobs on installed repositories we never heard of, and (4) releases runners
 /// whose job did not start within `orphanTimeoutSeconds`, queueing the job again. Runners of jobs
 /// it closes are released, and the jobs charged at GitHub's `completed_at`, by the scheduler's
@@ -36,7 +24,7 @@ public struct Reconciler: Sendable {
     public let now: @Sendable () -> Date
 
     public init(store: RunnerStore, github: GitHubAppClient, provider: any ComputeProvider, logger: Logger,
-                orphanTimeoutSeconds: Int64 = 600, now: @escaping @Sendable () -> Date = { Date() }) {
+                orphanTimeoutSeconds: Int64 = RunnerLimits.orphanTimeoutSecondsDefault, now: @escaping @Sendable () -> Date = { Date() }) {
         precondition(orphanTimeoutSeconds > 0, "an orphan timeout must be positive")
         self.store = store
         self.github = github
@@ -86,18 +74,18 @@ public struct Reconciler: Sendable {
         return sweep
     }
 
-    static let unfinished: [JobStatus] = [.queued, .blocked, .waiting, .provisioning, .provisioned, .running]
+    /// The one writer of `runner_jobs`.
+    var jobs: JobStore { store.jobStore }
 
     // MARK: job truth
 
     func checkJobs(_ sweep: inout Sweep) async throws {
         let nowMs = Int64(now().timeIntervalSince1970 * 1000)
-        let statuses = Reconciler.unfinished.map { "'\($0.rawValue)'" }.joined(separator: ", ")
         let rows = try await store.database.query("""
             SELECT *, CASE status WHEN 'running' THEN 0 WHEN 'provisioned' THEN 1 WHEN 'provisioning' THEN 2 ELSE 3 END AS stake
-            FROM runner_jobs WHERE status IN (\(statuses)) AND updated_at <= $1
+            FROM runner_jobs WHERE \(JobStatus.sqlCondition(JobStatus.unfinished)) AND updated_at <= $1
             ORDER BY stake, updated_at, job_id LIMIT $2
-            """, [.integer(nowMs - ReconcileLimits.quietSecondsBeforeCheck * 1000), .integer(Int64(ReconcileLimits.jobsCheckedPerSweepMax))])
+            """, [.integer(nowMs - RunnerLimits.quietSecondsBeforeCheck * 1000), .integer(Int64(RunnerLimits.jobsCheckedPerSweepMax))])
         var unreachable: Set<Int64> = []
         for row in rows {
             let job = try RunnerStore.job(from: row)
@@ -138,35 +126,25 @@ public struct Reconciler: Sendable {
             // A deleted run: nothing will ever run or be charged. A running job keeps its slot
             // until GitHub says more (its runner reports the end to GitHub, not to us).
             guard job.status != .running else { return }
-            let closed = try await store.database.execute("""
-                UPDATE runner_jobs SET status = 'completed', conclusion = 'gone_from_github', charge_status = 'none', updated_at = $5
-                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = $4
-                """, job.keyValues + [.text(job.status.rawValue), .integer(RunnerStore.nowMilliseconds())])
-            sweep.gone += closed
+            if try await jobs.closeOnGitHub(job, conclusion: "gone_from_github") { sweep.gone += 1 }
             return
         }
         guard let event = Reconciler.jobEvent(truth, installationID: job.installationID, repository: job.repository, runAttempt: job.runAttempt)
         else { return }
         switch event.action {
         case .completed:
-            try await record(event, job)
+            try await jobs.record(event, of: job)
             sweep.completed += 1
             logger.notice("job completed on GitHub without our hearing of it", metadata: [
                 "job": "\(job.key)", "completed_at": "\(truth.completedAt ?? "-")", "conclusion": "\(truth.conclusion ?? "-")",
             ])
         case .inProgress where job.status != .running:
-            try await record(event, job)
+            try await jobs.record(event, of: job)
             sweep.started += 1
         case .queued where job.status == .provisioned && nowMs - updatedAtMs >= orphanTimeoutSeconds * 1000:
             if try await requeueOrphan(job) { sweep.orphansRequeued += 1 }
         default:
             break
-        }
-    }
-
-    func record(_ event: JobEvent, _ job: RunnerJob) async throws {
-        try await store.database.transaction { db in
-            try RunnerStore.record(db, event: event, workspaceID: job.workspaceID, sequence: job.enqueueSequence)
         }
     }
 
@@ -186,11 +164,7 @@ public struct Reconciler: Sendable {
             "job": "\(job.key)", "handle": "\(handle)", "timeout_seconds": "\(orphanTimeoutSeconds)",
         ])
         try await provider.release(job, handle: handle)
-        let moved = try await store.database.execute("""
-            UPDATE runner_jobs SET status = 'waiting', provider_handle = NULL, lease_until = NULL, updated_at = $5
-            WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = 'provisioned' AND provider_handle = $4
-            """, job.keyValues + [.text(handle), .integer(RunnerStore.nowMilliseconds())])
-        return moved == 1
+        return try await jobs.requeueOrphan(job, handle: handle)
     }
 
     // MARK: discovery
@@ -201,7 +175,7 @@ public struct Reconciler: Sendable {
             SELECT r.installation_id, r.full_name, i.workspace_id FROM runner_repositories r
             JOIN runner_installations i ON i.id = r.installation_id
             WHERE i.status = 'active' ORDER BY r.installation_id, r.full_name LIMIT $1
-            """, [.integer(Int64(ReconcileLimits.repositoriesScannedPerSweepMax))])
+            """, [.integer(Int64(RunnerLimits.repositoriesScannedPerSweepMax))])
         var unreachable: Set<Int64> = []
         for row in repositories {
             let installation = try row.int("installation_id"), repository = try row.string("full_name")
@@ -211,7 +185,7 @@ public struct Reconciler: Sendable {
                     guard let event = Reconciler.jobEvent(job, installationID: installation, repository: repository,
                                                           runAttempt: Int64(job.runAttempt ?? 1)),
                           case .queued = event.action else { continue }
-                    if try await recordIfNew(event, workspaceID: try row.string("workspace_id")) {
+                    if try await jobs.recordIfNew(event, workspaceID: try row.string("workspace_id")) {
                         sweep.discovered += 1
                         logger.notice("found a queued job we never heard of", metadata: ["job": "\(installation)/\(job.id)/\(event.runAttempt)"])
                     }
@@ -238,34 +212,18 @@ public struct Reconciler: Sendable {
         var found: [GitHubEvent.WorkflowJob.Job] = []
         // A run with one job started and another still queued (a matrix, a dependency) is in progress.
         for status in ["queued", "in_progress"] {
-            let path = "\(prefix)?status=\(status)&per_page=\(ReconcileLimits.runsPerRepositoryMax)"
+            let path = "\(prefix)?status=\(status)&per_page=\(RunnerLimits.runsPerRepositoryMax)"
             let runs = try await github.request(installation: installation, method: "GET", path: path)
-            for run in try runs.decode(Runs.self, decoder: Reconciler.decoder, path: path).workflowRuns.prefix(ReconcileLimits.runsPerRepositoryMax) {
-                let jobsPath = "\(prefix)/\(run.id)/jobs?per_page=100"
+            for run in try runs.decode(Runs.self, decoder: Reconciler.decoder, path: path).workflowRuns.prefix(RunnerLimits.runsPerRepositoryMax) {
+                let jobsPath = "\(prefix)/\(run.id)/jobs?per_page=\(RunnerLimits.jobsPerRunPageMax)"
                 let jobs = try await github.request(installation: installation, method: "GET", path: jobsPath)
-                found += try jobs.decode(Jobs.self, decoder: Reconciler.decoder, path: jobsPath).jobs.filter { Reconciler.queuedStatuses.contains($0.status) }
+                found += try jobs.decode(Jobs.self, decoder: Reconciler.decoder, path: jobsPath).jobs.filter { GitHubJobStatus.notStarted.contains($0.status) }
             }
         }
         return found
     }
 
-    /// Records a queued job unless any attempt record of it exists; returns whether it was new.
-    func recordIfNew(_ event: JobEvent, workspaceID: String) async throws -> Bool {
-        try await store.database.transaction { db in
-            let key: [SQLValue] = [.integer(event.installationID), .integer(event.jobID), .integer(event.runAttempt)]
-            guard try db.queryOne("SELECT status FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3", key) == nil
-            else { return false }
-            // Heard of late: behind every job already waiting.
-            let sequence = try db.queryOne("SELECT COALESCE(MAX(enqueue_sequence), 0) + 1 AS s FROM runner_jobs")?.int("s") ?? 1
-            try RunnerStore.record(db, event: event, workspaceID: workspaceID, sequence: sequence)
-            return true
-        }
-    }
-
     // MARK: GitHub's job as a job event
-
-    /// GitHub's statuses of a job that has not started.
-    static let queuedStatuses: Set<String> = ["queued", "waiting", "pending", "requested"]
 
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
@@ -279,7 +237,7 @@ public struct Reconciler: Sendable {
         switch job.status {
         case "in_progress": action = .inProgress
         case "completed": action = .completed
-        case let status where queuedStatuses.contains(status): action = .queued
+        case let status where GitHubJobStatus.notStarted.contains(status): action = .queued
         default: return nil
         }
         return JobEvent(action: action, installationID: installationID, jobID: job.id, runAttempt: runAttempt, repository: repository,
@@ -291,7 +249,7 @@ public struct Reconciler: Sendable {
     static func repositoryPath(_ repository: String) throws -> String {
         let parts = repository.split(separator: "/", omittingEmptySubsequences: false)
         let valid = parts.count == 2 && parts.allSatisfy { part in
-            (1...100).contains(part.count) && part != "." && part != ".."
+            (1...RunnerLimits.gitHubNameCharactersMax).contains(part.count) && part != "." && part != ".."
                 && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
         }
         guard valid else { throw RunnerError("repository '\(repository)' is not owner/name") }

@@ -85,7 +85,7 @@ struct WorkspacesCommand: AsyncParsableCommand {
     }
 
     struct Set: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change a workspace's state; its blocked jobs go back to admission.")
+        static let configuration = CommandConfiguration(abstract: "Change a workspace's state; its blocked and waiting jobs go back to admission.")
         @OptionGroup var options: HostOptions
         @Argument(help: "Workspace id or slug.") var workspace: String
         @Option(help: "true or false.") var paymentMethod: Bool?
@@ -110,7 +110,7 @@ struct WorkspacesCommand: AsyncParsableCommand {
     struct SetPaymentMethod: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set-payment-method",
-            abstract: "Record a payment method (the provider's reference): the workspace pays as it goes; blocked jobs go back to admission.")
+            abstract: "Record a payment method (the provider's reference): the workspace pays as it goes; blocked and waiting jobs go back to admission.")
         @OptionGroup var options: HostOptions
         @Argument(help: "Workspace id or slug.") var workspace: String
         @Option(help: "The payment provider's reference for the method (e.g. pm_...).") var providerRef: String

@@ -94,7 +94,7 @@ public struct RunnerPlugin: Plugin {
                 return { db in
                     let workspace = try RunnerStore.workspace(ofInstallation: job.installationID, db)
                         ?? RunnerPlugin.implicitWorkspace(db, installationID: job.installationID, account: account)
-                    try RunnerStore.record(db, event: job, workspaceID: workspace, sequence: sequence)
+                    try JobStore.record(db, event: job, workspaceID: workspace, sequence: sequence)
                 }
             },
         ]

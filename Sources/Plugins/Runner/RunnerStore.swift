@@ -2,41 +2,6 @@ import Foundation
 import Host
 import SQL
 
-/// Where a job is in its life. The order is the order of progress: an event never moves a job
-/// backwards (a late `in_progress` after `completed` changes nothing).
-public enum JobStatus: String, Sendable, Codable, CaseIterable {
-    /// Received, not yet admitted.
-    case queued
-    /// Admission refused it for now (`block_reason`); released when the reason clears.
-    case blocked
-    /// Admitted, waiting for a concurrency slot.
-    case waiting
-    /// Holds a slot; the compute provider is being asked for a runner.
-    case provisioning
-    /// The provider has a runner for it.
-    case provisioned
-    /// GitHub reports it running.
-    case running
-    /// GitHub reports it finished (or cancelled).
-    case completed
-    /// Its labels name no offering: not ours, recorded and otherwise ignored.
-    case foreign
-
-    var rank: Int {
-        switch self {
-        case .queued: return 0
-        case .blocked, .waiting: return 1
-        case .provisioning: return 2
-        case .provisioned: return 3
-        case .running: return 4
-        case .completed, .foreign: return 5
-        }
-    }
-
-    /// Statuses that hold one of the workspace's concurrency slots.
-    public static let holdingSlot: [JobStatus] = [.provisioning, .provisioned, .running]
-}
-
 /// One `workflow_job` attempt, keyed `installation/job/attempt`.
 public struct RunnerJob: Sendable, Codable, Equatable {
     public var installationID: Int64
@@ -59,8 +24,7 @@ public struct RunnerJob: Sendable, Codable, Equatable {
     public var conclusion: String?
     public var runnerName: String?
     public var providerHandle: String?
-    /// `none` (nothing to charge), `pending`, `charged`, `failed`.
-    public var chargeStatus: String
+    public var chargeStatus: ChargeStatus
     /// The commit the job runs for (check runs are attached to it).
     public var headSha: String?
     /// Blocked, then sent back to admission: GitHub is asked whether it still waits.
@@ -80,7 +44,7 @@ public struct RunnerJob: Sendable, Codable, Equatable {
                 labels: [String], status: JobStatus, blockReason: String? = nil, sku: String? = nil, arch: String? = nil,
                 priority: Int64 = 0, slotLimit: Int64? = nil, enqueueSequence: Int64 = 0, startedAt: String? = nil,
                 completedAt: String? = nil, conclusion: String? = nil, runnerName: String? = nil, providerHandle: String? = nil,
-                chargeStatus: String = "none", headSha: String? = nil, releasedFromBlock: Bool = false, queuedAt: String? = nil,
+                chargeStatus: ChargeStatus = .notBillable, headSha: String? = nil, releasedFromBlock: Bool = false, queuedAt: String? = nil,
                 receivedAt: Int64? = nil, provisionRequestedAt: Int64? = nil) {
         self.installationID = installationID; self.jobID = jobID; self.runAttempt = runAttempt; self.workspaceID = workspaceID
         self.repository = repository; self.name = name; self.labels = labels; self.status = status; self.blockReason = blockReason
@@ -124,12 +88,16 @@ public struct RunnerWorkspace: Sendable, Codable, Equatable {
     }
 }
 
-/// The runner plugin's tables: workspaces, installations, repositories, jobs and usage records.
-/// Every write here is one transaction and idempotent, so redelivered events change nothing.
+/// The runner plugin's tables: workspaces, installations, repositories and usage records, and
+/// the reads of jobs (`JobStore` is the one writer of `runner_jobs`). Every write here is one
+/// transaction and idempotent, so redelivered events change nothing.
 public struct RunnerStore: Sendable {
     public let database: any Database
 
     public init(database: any Database) { self.database = database }
+
+    /// The writer of `runner_jobs` on the same database.
+    var jobStore: JobStore { JobStore(database: database) }
 
     static let migrations: [Migration] = [
         Migration(1, "runner workspaces, installations, repositories, jobs, usage", sql: """
@@ -259,7 +227,6 @@ public struct RunnerStore: Sendable {
         }
     }
 
-    /// False when the installation is known and not active (suspended or deleted).
     /// Which of these installations are known and not active (suspended or uninstalled).
     func inactiveInstallations(_ ids: [Int64]) async throws -> Set<Int64> {
         guard !ids.isEmpty else { return [] }
@@ -269,14 +236,6 @@ public struct RunnerStore: Sendable {
 
     static func installationStatus(_ id: Int64, _ db: any SQLConnection) throws -> String? {
         try db.queryOne("SELECT status FROM runner_installations WHERE id = $1", [.integer(id)]).map { try $0.string("status") }
-    }
-
-    /// Jobs of an installation blocked while it was not active go back to admission.
-    static func requeueBlockedJobs(_ db: any SQLConnection, installationID: Int64) throws {
-        _ = try db.execute("""
-            UPDATE runner_jobs SET status = 'queued', block_reason = NULL, released_from_block = 1, updated_at = $2
-            WHERE installation_id = $1 AND status = 'blocked'
-            """, [.integer(installationID), .integer(nowMilliseconds())])
     }
 
     /// The workspace an installation belongs to, if the installation is known.
@@ -310,8 +269,9 @@ public struct RunnerStore: Sendable {
                         paymentMethodRef: try row.optionalString("payment_method_ref"))
     }
 
-    /// What billing and operators change about a workspace. A change that may clear a block
-    /// (a payment method, an add-on, a lifted suspension) sends its blocked jobs back to admission.
+    /// What billing and operators change about a workspace. A change sends its blocked jobs, and
+    /// its jobs waiting for a slot (in their place), back to admission: a payment method, an add-on
+    /// or a lifted suspension may clear a block, slots or an abuse verdict change what waits.
     public struct WorkspaceChange: Sendable {
         public var hasPaymentMethod: Bool?
         public var suspended: Bool?
@@ -329,7 +289,7 @@ public struct RunnerStore: Sendable {
         }
     }
 
-    /// Applies `change`; returns how many blocked jobs went back to admission.
+    /// Applies `change`; returns how many jobs (blocked or waiting for a slot) went back to admission.
     @discardableResult
     public func update(workspace idOrSlug: String, _ change: WorkspaceChange) async throws -> Int {
         try await database.transaction { db in
@@ -355,10 +315,7 @@ public struct RunnerStore: Sendable {
             values.append(.text(id))
             _ = try db.execute("UPDATE runner_workspaces SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count)", values)
             // Blocked jobs are admitted again; waiting ones keep their place but take the new limits.
-            return try db.execute("""
-                UPDATE runner_jobs SET status = 'queued', block_reason = NULL, released_from_block = 1, updated_at = $2
-                WHERE workspace_id = $1 AND status = 'blocked'
-                """, [.text(id), .integer(RunnerStore.nowMilliseconds())])
+            return try JobStore.returnToAdmission(db, workspaceID: id)
         }
     }
 
@@ -368,70 +325,7 @@ public struct RunnerStore: Sendable {
 
     // MARK: jobs
 
-    /// Records a `workflow_job` event, moving the job forward only.
-    static func record(_ db: any SQLConnection, event: JobEvent, workspaceID: String, sequence: Int64) throws {
-        let now = nowMilliseconds()
-        let key: [SQLValue] = [.integer(event.installationID), .integer(event.jobID), .integer(event.runAttempt)]
-        let existing = try db.queryOne("""
-            SELECT status, started_at FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-            """, key)
-        let target: JobStatus
-        switch event.action {
-        case .queued: target = .queued
-        case .inProgress: target = .running
-        case .completed: target = .completed
-        }
-        // GitHub fills `started_at` on a queued job too (with its queue time): billable time runs
-        // from the start an `in_progress` or `completed` event reports, never from that.
-        let reportedStart = target == .queued ? nil : event.startedAt
-        guard let existing else {
-            let labels = String(decoding: try JSONEncoder().encode(event.labels), as: UTF8.self)
-            // A job that completes without ever starting (cancelled while queued) costs nothing.
-            let charge = target == .completed && reportedStart != nil && event.runnerName != nil ? "pending" : "none"
-            _ = try db.execute("""
-                INSERT INTO runner_jobs (installation_id, job_id, run_attempt, workspace_id, repository, name, labels, status,
-                    enqueue_sequence, started_at, completed_at, conclusion, runner_name, charge_status, updated_at, head_sha,
-                    queued_at, received_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-                """, key + [.text(workspaceID), .text(event.repository), .text(event.name), .text(labels), .text(target.rawValue),
-                            .integer(sequence), SQLValue(reportedStart), SQLValue(event.completedAt), SQLValue(event.conclusion),
-                            SQLValue(event.runnerName), .text(charge), .integer(now), SQLValue(event.headSha), SQLValue(event.createdAt),
-                            .integer(event.receivedAt ?? now)])
-            return
-        }
-        let current = JobStatus(rawValue: try existing.string("status")) ?? .queued
-        guard target.rank > current.rank || (target == .completed && current != .completed && current != .foreign) else {
-            // Same or older news: only fill in facts we did not have.
-            _ = try db.execute("""
-                UPDATE runner_jobs SET started_at = COALESCE(started_at, $4), runner_name = COALESCE(runner_name, $5),
-                    queued_at = COALESCE(queued_at, $6)
-                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                """, key + [SQLValue(reportedStart), SQLValue(event.runnerName), SQLValue(event.createdAt)])
-            return
-        }
-        switch target {
-        case .running:
-            _ = try db.execute("""
-                UPDATE runner_jobs SET status = 'running', started_at = COALESCE($4, started_at), runner_name = COALESCE(runner_name, $5),
-                    updated_at = $6
-                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                """, key + [SQLValue(event.startedAt), SQLValue(event.runnerName), .integer(now)])
-        case .completed:
-            let recordedStart = try existing.optionalString("started_at")
-            let started = reportedStart ?? recordedStart
-            let ran = started != nil && (event.runnerName != nil || current == .running)
-            _ = try db.execute("""
-                UPDATE runner_jobs SET status = 'completed', started_at = COALESCE($4, started_at), completed_at = $5, conclusion = $6,
-                    runner_name = COALESCE(runner_name, $7), charge_status = $8, updated_at = $9
-                WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                """, key + [SQLValue(event.startedAt), SQLValue(event.completedAt), SQLValue(event.conclusion), SQLValue(event.runnerName),
-                            .text(ran ? "pending" : "none"), .integer(now)])
-        default:
-            break
-        }
-    }
-
-    public func jobs(status: JobStatus? = nil, workspace: String? = nil, limit: Int = 1_000) async throws -> [RunnerJob] {
+    public func jobs(status: JobStatus? = nil, workspace: String? = nil, limit: Int = HostLimits.listMaxRows) async throws -> [RunnerJob] {
         let (filter, values) = RunnerStore.jobFilter(status: status, workspace: workspace, limit: limit, table: "runner_jobs")
         return try await database.read { db in
             try db.query("SELECT * FROM runner_jobs \(filter)", values).map(RunnerStore.job(from:))
@@ -466,7 +360,7 @@ public struct RunnerStore: Sendable {
                   slotLimit: try row.optionalInt("slot_limit"), enqueueSequence: try row.int("enqueue_sequence"),
                   startedAt: try row.optionalString("started_at"), completedAt: try row.optionalString("completed_at"),
                   conclusion: try row.optionalString("conclusion"), runnerName: try row.optionalString("runner_name"),
-                  providerHandle: try row.optionalString("provider_handle"), chargeStatus: try row.string("charge_status"),
+                  providerHandle: try row.optionalString("provider_handle"), chargeStatus: ChargeStatus(rawValue: try row.string("charge_status")) ?? .notBillable,
                   headSha: try row.optionalString("head_sha"), releasedFromBlock: (try? row.bool("released_from_block")) ?? false,
                   queuedAt: try row.optionalString("queued_at"), receivedAt: try row.optionalInt("received_at"),
                   provisionRequestedAt: try row.optionalInt("provision_requested_at"))

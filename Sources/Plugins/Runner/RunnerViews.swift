@@ -51,7 +51,7 @@ public struct JobView: Sendable, Encodable {
 
 extension RunnerStore {
     /// Jobs oldest first with what each was charged (0 until priced).
-    public func jobViews(status: JobStatus? = nil, workspace: String? = nil, limit: Int = 1_000) async throws -> [JobView] {
+    public func jobViews(status: JobStatus? = nil, workspace: String? = nil, limit: Int = HostLimits.listMaxRows) async throws -> [JobView] {
         let (filter, values) = RunnerStore.jobFilter(status: status, workspace: workspace, limit: limit, table: "j")
         return try await database.read { db in
             try db.query("""

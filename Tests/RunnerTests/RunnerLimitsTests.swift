@@ -1,0 +1,12 @@
+@testable import RunnerPlugin
+import Testing
+
+@Suite("Runner limits")
+struct RunnerLimitsTests {
+    @Test("the runner's limits hold their relations")
+    func relations() {
+        RunnerLimits.check()
+        #expect(RunnerLimits.provisioningRetryDelayMilliseconds < RunnerLimits.provisioningLeaseMilliseconds)
+        #expect(RunnerLimits.runsPerRepositoryMax <= RunnerLimits.gitHubPageSizeMax)
+    }
+}
