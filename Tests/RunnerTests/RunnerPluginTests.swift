@@ -195,6 +195,8 @@ struct RunnerPluginTests {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
         try await h.installFixture()
+        let unknown = await #expect(throws: HostError.self) { try await h.runner.store.update(workspace: "nobody", .init(hasPaymentMethod: true)) }
+        #expect(unknown?.code == .notFound)  // 404 on a route, exit 66 from `tenki workspaces set`
         try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true))
         for id in 1...50 { try await h.deliver("workflow_job", RunnerHarness.job("queued", id: Int64(id), labels: ["tenki-2c-4gb"])) }
         let round = try await h.runner.scheduler.runOnce()

@@ -24,9 +24,3 @@ public enum CommandErrors {
     }
 }
 
-/// Runs a command body. Errors are reported once, by `CommandErrors` at the top of `tenki`;
-/// this only keeps the one call site left in `Reconciler.swift` compiling until that file's
-/// rewrite lands. New commands do not use it.
-public func runReportingErrors(_ body: () async throws -> Void) async throws {
-    try await body()
-}

@@ -34,7 +34,7 @@ extension JobScheduler {
         for _ in 0..<RunnerLimits.pricingAttemptsPerChargeMax {
             var usage = try await store.usage(key: key)
             if usage == nil {
-                guard let workspace = try await store.workspace(job.workspaceID) else { throw RunnerError("job \(key): no workspace") }
+                guard let workspace = try await store.workspace(job.workspaceID) else { throw HostError(.internal, "job \(key): no workspace") }
                 // A credited workspace has its accounts already (granting made them).
                 if !workspace.credited { try await ledger.ensureWorkspace(workspace.id, now: JobScheduler.ledgerNow()) }
                 let balance = try await ledger.balance(workspace: workspace.id)
@@ -79,7 +79,7 @@ extension JobScheduler {
             try await setCharge(.charged)
             return true
         }
-        throw RunnerError("job \(key): free minutes kept changing while it was priced")
+        throw HostError(.unavailable, "job \(key): free minutes kept changing while it was priced")
     }
 
     /// The linked batch for a usage record: minutes from the workspace to consumption, money

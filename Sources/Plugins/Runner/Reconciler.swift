@@ -252,7 +252,7 @@ public struct Reconciler: Sendable {
             (1...RunnerLimits.gitHubNameCharactersMax).contains(part.count) && part != "." && part != ".."
                 && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
         }
-        guard valid else { throw RunnerError("repository '\(repository)' is not owner/name") }
+        guard valid else { throw HostError(.badRequest, "repository '\(repository)' is not owner/name") }
         return repository
     }
 
@@ -307,16 +307,12 @@ extension RunnerCommand {
         @OptionGroup var options: HostOptions
 
         func run() async throws {
-            try await runReportingErrors {
-                let host = try await options.openHost()
-                guard let plugin = host.plugins.lazy.compactMap({ $0 as? RunnerPlugin }).first else {
-                    throw HostError(.internal, "the runner plugin is not built in")
-                }
-                guard let reconciler = plugin.reconciler else {
-                    throw HostError(.badConfiguration, "reconciling needs the GitHub App: set github_app_id and github_app_private_key_file")
-                }
-                print(try RunnerCommand.json(try await reconciler.sweepOnce(), pretty: false))
+            let host = try await options.openHost()
+            let plugin = try host.require(RunnerPlugin.self)
+            guard let reconciler = plugin.reconciler else {
+                throw HostError(.badConfiguration, "reconciling needs the GitHub App: set github_app_id and github_app_private_key_file")
             }
+            print(try RunnerCommand.json(try await reconciler.sweepOnce(), pretty: false))
         }
     }
 }

@@ -218,18 +218,8 @@ struct RunnerCommand: AsyncParsableCommand {
 
         func run() async throws {
             let host = try await options.openHost()
-            guard let plugin = host.plugins.lazy.compactMap({ $0 as? RunnerPlugin }).first else {
-                throw HostError(.internal, "the runner plugin is not built in")
-            }
+            let plugin = try host.require(RunnerPlugin.self)
             print(try RunnerCommand.json(try await plugin.scheduler.runOnce(), pretty: false))
         }
     }
-}
-
-/// The runner's failures are the host's errors; the scheduler's files still name them so.
-typealias RunnerError = HostError
-
-extension HostError {
-    /// An internal failure of the runner (`RunnerError("...")` in the scheduler's files).
-    init(_ message: String) { self.init(.internal, message) }
 }

@@ -294,7 +294,7 @@ public struct RunnerStore: Sendable {
     public func update(workspace idOrSlug: String, _ change: WorkspaceChange) async throws -> Int {
         try await database.transaction { db in
             guard let row = try db.queryOne("SELECT id FROM runner_workspaces WHERE id = $1 OR slug = $1", [.text(idOrSlug)]) else {
-                throw RunnerError("no workspace '\(idOrSlug)'")
+                throw HostError(.notFound, "no workspace '\(idOrSlug)'")
             }
             let id = try row.string("id")
             var sets: [String] = []

@@ -12,9 +12,7 @@ struct WorkflowCommand: AsyncParsableCommand {
     /// Opens the host without running anything, and returns its workflow engine.
     static func engine(_ options: HostOptions) async throws -> (TenkiHost, WorkflowEngine) {
         let host = try await options.openHost()
-        guard let plugin = host.plugins.lazy.compactMap({ $0 as? WorkflowPlugin }).first else {
-            throw HostError(.badConfiguration, "this tenki has no workflow plugin")
-        }
+        let plugin = try host.require(WorkflowPlugin.self)
         return (host, plugin.engine)
     }
 
@@ -209,9 +207,7 @@ struct WorkflowCommand: AsyncParsableCommand {
         func run() async throws {
             let host = try await options.openHost()
             await host.database.close()
-            guard let plugin = host.plugins.lazy.compactMap({ $0 as? WorkflowPlugin }).first else {
-                throw HostError(.badConfiguration, "the workflow plugin is not enabled")
-            }
+            let plugin = try host.require(WorkflowPlugin.self)
             let status = plugin.scriptRegistry.status
             if json {
                 print(try JSONCoding.text(status, pretty: true))
