@@ -4,72 +4,72 @@ import Logging
 /// The host's whole configuration, read once: defaults, then a flat TOML file, then
 /// `TENKI_<KEY>` environment variables, then command-line flags. The defaults run with nothing
 /// set: SQLite under `./data`, port 8080 on loopback.
-public struct HostConfiguration: Sendable, Equatable {
-    public var host = "127.0.0.1"
-    public var port = 8080
-    public var dataDir = "./data"
+package struct HostConfiguration: Sendable, Equatable {
+    package var host = "127.0.0.1"
+    package var port = 8080
+    package var dataDir = "./data"
     /// `postgres://...` for PostgreSQL; nil keeps a SQLite file in `dataDir`.
-    public var databaseURL: String?
-    public var databasePoolSize = 8
+    package var databaseURL: String?
+    package var databasePoolSize = 8
     /// Secret for `X-Hub-Signature-256`; nil makes one and keeps it in `dataDir`.
-    public var githubWebhookSecret: String?
-    public var webhookMaxBodyBytes = HostLimits.webhookMaxBodyBytes
-    public var logLevel = Logger.Level.info
-    public var logFormat = "text"
-    public var policyRoot = "./policies"
-    public var scriptsRoot = "./scripts"
+    package var githubWebhookSecret: String?
+    package var webhookMaxBodyBytes = HostLimits.webhookMaxBodyBytes
+    package var logLevel = Logger.Level.info
+    package var logFormat = "text"
+    package var policyRoot = "./policies"
+    package var scriptsRoot = "./scripts"
     /// How often `scripts_root` is checked for changes to the Lua workflow scripts.
-    public var scriptsReloadPollMilliseconds = PolicyLimits.reloadPollMilliseconds
+    package var scriptsReloadPollMilliseconds = PolicyLimits.reloadPollMilliseconds
     /// When false, deliveries are stored but not dispatched (maintenance).
-    public var dispatch = true
-    public var inboxPollIntervalMilliseconds = 500
-    public var inboxLeaseSeconds = 30
-    public var inboxConcurrency = 32
+    package var dispatch = true
+    package var inboxPollIntervalMilliseconds = 500
+    package var inboxLeaseSeconds = 30
+    package var inboxConcurrency = 32
     /// Compute provider for runner jobs: `local` (runs `runner_local_command` per job),
     /// `kubernetes` (a Pod per job, with a GitHub App's just-in-time runner) or `none`.
-    public var runnerProvider = "local"
+    package var runnerProvider = "local"
     /// Hosts Lua scripts may call with `http.request` (none by default).
-    public var scriptHTTPAllowedHosts: [String] = []
+    package var scriptHTTPAllowedHosts: [String] = []
     /// The runner image the Kubernetes provider starts.
-    public var runnerImage = "ghcr.io/actions/actions-runner:latest"
+    package var runnerImage = "ghcr.io/actions/actions-runner:latest"
     /// The shell command the local provider runs for each job (job facts in TENKI_JOB_* variables).
-    public var runnerLocalCommand: String?
+    package var runnerLocalCommand: String?
     /// How often the runner scheduler looks for work besides being woken by events.
-    public var runnerSchedulerIntervalMilliseconds = 500
+    package var runnerSchedulerIntervalMilliseconds = 500
     /// How often the runner asks GitHub for failed deliveries and the real state of its jobs; 0 never (needs the GitHub App).
-    public var runnerReconcileIntervalSeconds = 300
+    package var runnerReconcileIntervalSeconds = 300
     /// A runner whose job has not started this long after it was provisioned is released (and the job queued again).
-    public var runnerOrphanTimeoutSeconds = 600
+    package var runnerOrphanTimeoutSeconds = 600
     /// When false, this process starts, signals and lists workflows but executes none.
-    public var workflowWorker = true
-    public var workflowPollIntervalMilliseconds = 200
+    package var workflowWorker = true
+    package var workflowPollIntervalMilliseconds = 200
     /// A run claimed by a worker that stops renewing it is taken by another after this long.
-    public var workflowLeaseSeconds = 30
+    package var workflowLeaseSeconds = 30
     /// Runs one process executes at once.
-    public var workflowConcurrency = 8
+    package var workflowConcurrency = 8
     /// Registers the `tenki.test.*` workflow types (end-to-end tests and demos only).
-    public var workflowTestTypes = false
+    package var workflowTestTypes = false
     /// The GitHub App's id (or client id); nil leaves the App client (runner registration) unconfigured.
-    public var githubAppID: String?
+    package var githubAppID: String?
     /// PEM private key of the GitHub App (PKCS#1 as GitHub issues it, or PKCS#8).
-    public var githubAppPrivateKeyFile: String?
+    package var githubAppPrivateKeyFile: String?
     /// GitHub's REST API root: GitHub Enterprise Server's `https://HOST/api/v3`, or a test peer.
-    public var githubAPIURL = "https://api.github.com"
+    package var githubAPIURL = "https://api.github.com"
     /// PEM CA bundle for `github_api_url`; nil trusts the system's.
-    public var githubAPICAFile: String?
+    package var githubAPICAFile: String?
     /// Kubernetes API server for runner Pods; nil leaves the Kubernetes provider unconfigured.
-    public var kubernetesAPIURL: String?
+    package var kubernetesAPIURL: String?
     /// Bearer token file, re-read on every request (projected tokens rotate); nil: the in-cluster service account's.
-    public var kubernetesTokenFile: String?
+    package var kubernetesTokenFile: String?
     /// PEM CA bundle of the API server; nil: the in-cluster service account's.
-    public var kubernetesCAFile: String?
+    package var kubernetesCAFile: String?
     /// Namespace runner Pods live in.
-    public var kubernetesNamespace = "tenki-runners"
+    package var kubernetesNamespace = "tenki-runners"
 
-    public init() {}
+    package init() {}
 
     /// The keys, as written in the file and (upper-cased, prefixed `TENKI_`) in the environment.
-    public static let keys: [String] = setters.map(\.key)
+    package static let keys: [String] = setters.map(\.key)
 
     private static let setters: [(key: String, set: @Sendable (inout HostConfiguration, String) throws -> Void)] = [
         ("host", { $0.host = $1 }),
@@ -170,7 +170,7 @@ public struct HostConfiguration: Sendable, Equatable {
     }
 
     /// Sets one key from text, as every source does.
-    public mutating func set(_ key: String, _ value: String, source: String) throws {
+    package mutating func set(_ key: String, _ value: String, source: String) throws {
         guard let setter = HostConfiguration.setters.first(where: { $0.key == key }) else {
             throw HostError(.badConfiguration, "\(source): unknown configuration key '\(key)' (known: \(HostConfiguration.keys.joined(separator: ", ")))")
         }
@@ -183,7 +183,7 @@ public struct HostConfiguration: Sendable, Equatable {
 
     /// Resolves the configuration from its sources. `file` is the `--config` path; without one,
     /// `TENKI_CONFIG` or `./tenki.toml` (if present) is read.
-    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+    package static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
                             flags: [String: String] = [:]) throws -> HostConfiguration {
         var configuration = HostConfiguration()
         let path = file ?? environment["TENKI_CONFIG"] ?? (FileManager.default.fileExists(atPath: "tenki.toml") ? "tenki.toml" : nil)
@@ -207,15 +207,15 @@ public struct HostConfiguration: Sendable, Equatable {
     }
 
     /// The database URL in force: the configured one, or the SQLite file in `dataDir`.
-    public var effectiveDatabaseURL: String {
+    package var effectiveDatabaseURL: String {
         databaseURL ?? "sqlite:" + (dataDir as NSString).appendingPathComponent("tenki.db")
     }
 }
 
 /// The subset of TOML the configuration file uses: `key = value` lines with strings, integers
 /// and booleans, and `#` comments. Anything else is an error naming the line.
-public enum FlatTOML {
-    public static func parse(_ text: String, file: String) throws -> [(line: Int, key: String, value: String)] {
+package enum FlatTOML {
+    package static func parse(_ text: String, file: String) throws -> [(line: Int, key: String, value: String)] {
         var entries: [(Int, String, String)] = []
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNumber = index + 1

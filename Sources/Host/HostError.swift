@@ -6,8 +6,8 @@ import SQL
 /// a route answers with and the exit code a CLI command ends with (sysexits.h where one fits).
 /// Like Hummingbird's `HTTPResponseError`, it knows its own response: one JSON shape,
 /// `{"error": reason, "message": message}`.
-public struct HostError: Error, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable, CaseIterable {
+package struct HostError: Error, CustomStringConvertible, Sendable {
+    package enum Code: String, Sendable, CaseIterable {
         case badRequest = "bad_request"
         case unauthorized
         case notFound = "not_found"
@@ -24,22 +24,22 @@ public struct HostError: Error, CustomStringConvertible, Sendable {
         case `internal`
     }
 
-    public let code: Code
-    public let message: String
+    package let code: Code
+    package let message: String
     /// The body's `error`: the code's name, or a finer one where clients tell cases apart
     /// (`signature_mismatch`, `malformed_json`).
-    public let reason: String
+    package let reason: String
 
-    public init(_ code: Code, _ message: String, reason: String? = nil) {
+    package init(_ code: Code, _ message: String, reason: String? = nil) {
         self.code = code
         self.message = message
         self.reason = reason ?? code.rawValue
     }
 
-    public var description: String { message }
+    package var description: String { message }
 
     /// The HTTP status this error answers with.
-    public var status: HTTPResponse.Status {
+    package var status: HTTPResponse.Status {
         switch code {
         case .badRequest: return .badRequest
         case .unauthorized: return .unauthorized
@@ -54,7 +54,7 @@ public struct HostError: Error, CustomStringConvertible, Sendable {
     }
 
     /// The process exit code a CLI command ends with.
-    public var exitCode: Int32 {
+    package var exitCode: Int32 {
         switch code {
         case .badRequest: return 64        // EX_USAGE
         case .payloadTooLarge, .headersTooLarge, .rejected: return 65  // EX_DATAERR
@@ -73,7 +73,7 @@ extension HostError {
     /// Any error as the host reports it: a host error as it is; Hummingbird's own (no route,
     /// a body over its limit) by their status; a database that cannot be reached, or stays
     /// busy, as unavailable; anything else as internal, its details left for the log.
-    public init(_ error: any Error) {
+    package init(_ error: any Error) {
         switch error {
         case let error as HostError:
             self = error
@@ -96,12 +96,12 @@ extension HostError {
 }
 
 extension HostError: HTTPResponseError {
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
+    package func response(from request: Request, context: some RequestContext) throws -> Response {
         response
     }
 
     /// The JSON answer: `{"error": reason, "message": message}` with the error's status.
-    public var response: Response {
+    package var response: Response {
         struct Body: Encodable { let error, message: String }
         let data = (try? JSONCoding.encoder().encode(Body(error: reason, message: message))) ?? Data("{}".utf8)
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))

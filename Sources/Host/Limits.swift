@@ -1,34 +1,34 @@
 /// Every limit of the host, with its unit in its name. Configuration may lower a limit, never
 /// raise it: each configurable key is parsed with the limit as its range's upper bound
 /// (`HostConfiguration.setters`), so a larger value is a configuration error.
-public enum HostLimits {
+package enum HostLimits {
     /// GitHub's own cap on a webhook payload.
-    public static let webhookMaxBodyBytes = 25 * 1024 * 1024
+    package static let webhookMaxBodyBytes = 25 * 1024 * 1024
     /// Largest header block we keep with a stored delivery.
-    public static let webhookMaxStoredHeaderBytes = 64 * 1024
+    package static let webhookMaxStoredHeaderBytes = 64 * 1024
     /// Events one dispatcher claims per poll.
-    public static let inboxClaimBatchEvents = 64
+    package static let inboxClaimBatchEvents = 64
     /// Events one dispatcher handles at once.
-    public static let inboxMaxConcurrentEvents = 64
+    package static let inboxMaxConcurrentEvents = 64
     /// Bytes of just-committed payloads kept in memory for the dispatcher (see `EventBus.remember`).
-    public static let inboxRecentPayloadBytes = 32 << 20
+    package static let inboxRecentPayloadBytes = 32 << 20
     /// Characters of a failing event's error kept in the inbox row.
-    public static let inboxMaxStoredErrorCharacters = 2_000
+    package static let inboxMaxStoredErrorCharacters = 2_000
     /// Attempts before an event is parked as dead.
-    public static let inboxMaxAttempts = 10
+    package static let inboxMaxAttempts = 10
     /// Longest backoff between attempts of a failing event.
-    public static let inboxMaxBackoffSeconds = 300
+    package static let inboxMaxBackoffSeconds = 300
     /// Largest page a list command or endpoint returns.
-    public static let listMaxRows = 1_000
+    package static let listMaxRows = 1_000
     /// PostgreSQL connections per process.
-    public static let databaseMaxPoolSize = 64
+    package static let databaseMaxPoolSize = 64
     /// `http.request` from a script: its timeout when none is given, and the range it is clamped to.
-    public static let scriptHTTPDefaultTimeoutSeconds = 10
-    public static let scriptHTTPMinTimeoutMilliseconds = 1_000
-    public static let scriptHTTPMaxTimeoutMilliseconds = 60_000
+    package static let scriptHTTPDefaultTimeoutSeconds = 10
+    package static let scriptHTTPMinTimeoutMilliseconds = 1_000
+    package static let scriptHTTPMaxTimeoutMilliseconds = 60_000
 
     /// The relations between the limits; checked once when a host opens.
-    public static func assertRelations() {
+    package static func assertRelations() {
         precondition(webhookMaxStoredHeaderBytes < webhookMaxBodyBytes, "headers are kept beside bodies, smaller")
         precondition(inboxRecentPayloadBytes >= webhookMaxBodyBytes, "the payload memory must hold at least one largest body")
         precondition(scriptHTTPMinTimeoutMilliseconds <= scriptHTTPDefaultTimeoutSeconds * 1_000

@@ -2,25 +2,25 @@ import Foundation
 import Logging
 
 /// Log lines on standard error: `text` (logfmt-like) or `json` (one object per line).
-public struct HostLogHandler: LogHandler {
-    public var logLevel: Logger.Level
-    public var metadata: Logger.Metadata = [:]
+package struct HostLogHandler: LogHandler {
+    package var logLevel: Logger.Level
+    package var metadata: Logger.Metadata = [:]
     let label: String
     let json: Bool
     private static let lock = NSLock()
 
-    public init(label: String, level: Logger.Level, json: Bool) {
+    package init(label: String, level: Logger.Level, json: Bool) {
         self.label = label
         self.logLevel = level
         self.json = json
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         let level = event.level
         let message = event.message
         var all = metadata
@@ -42,7 +42,7 @@ public struct HostLogHandler: LogHandler {
     }
 
     /// Installs the handler for the whole process (once).
-    public static func bootstrap(_ configuration: HostConfiguration) {
+    package static func bootstrap(_ configuration: HostConfiguration) {
         let level = configuration.logLevel
         let json = configuration.logFormat == "json"
         LoggingSystem.bootstrap { HostLogHandler(label: $0, level: level, json: json) }

@@ -8,28 +8,28 @@ import ServiceLifecycle
 import SQL
 
 /// The router plugins add their HTTP routes to.
-public typealias HostRouter = Router<BasicRequestContext>
+package typealias HostRouter = Router<BasicRequestContext>
 
 /// What the kernel hands every plugin: configuration, storage, the event bus, logging and the
 /// outbound HTTP client. Plugins talk to each other through the bus and public Swift APIs,
 /// never through each other's tables.
-public struct HostContext: Sendable {
-    public let configuration: HostConfiguration
-    public let database: any Database
-    public let events: EventBus
-    public let logger: Logger
-    public let httpClient: HTTPClient
+package struct HostContext: Sendable {
+    package let configuration: HostConfiguration
+    package let database: any Database
+    package let events: EventBus
+    package let logger: Logger
+    package let httpClient: HTTPClient
     /// The Lua policies' decisions (pricing, admission, ...).
-    public let policies: PolicyEngine
+    package let policies: PolicyEngine
     /// Every plugin's workflow types and task queues (filled after all plugins are built).
-    public let workflows: WorkflowCatalog
+    package let workflows: WorkflowCatalog
     /// Workspace ids by id or slug (the runner registers its workspaces).
-    public let workspaces: WorkspaceDirectory
+    package let workspaces: WorkspaceDirectory
     /// The plugins built before this one: those a plugin declares in `dependencies`, and the
     /// shared parts they own (the GitHub App client, the ledger store, the workflow engine).
-    public internal(set) var plugins = PluginRegistry()
+    package internal(set) var plugins = PluginRegistry()
 
-    public init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient,
+    package init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient,
                 policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog(), workspaces: WorkspaceDirectory = WorkspaceDirectory()) {
         self.workspaces = workspaces
         self.configuration = configuration
@@ -43,14 +43,14 @@ public struct HostContext: Sendable {
 }
 
 /// A function a plugin offers to Lua policies and scripts, e.g. `ledger.balance`.
-public struct LuaHostFunction: Sendable {
-    public let module: String
-    public let name: String
+package struct LuaHostFunction: Sendable {
+    package let module: String
+    package let name: String
     /// Read-only functions are offered to policies; the others only to scripts.
-    public let readOnly: Bool
-    public let function: @Sendable ([LuaValue]) throws -> [LuaValue]
+    package let readOnly: Bool
+    package let function: @Sendable ([LuaValue]) throws -> [LuaValue]
 
-    public init(module: String, name: String, readOnly: Bool, function: @escaping @Sendable ([LuaValue]) throws -> [LuaValue]) {
+    package init(module: String, name: String, readOnly: Bool, function: @escaping @Sendable ([LuaValue]) throws -> [LuaValue]) {
         self.module = module
         self.name = name
         self.readOnly = readOnly
@@ -60,7 +60,7 @@ public struct LuaHostFunction: Sendable {
     /// A function whose work is async (a database read, an HTTP call). Scripts run on threads of
     /// their own, so the calling thread waits for it; never offer one to code evaluated on the
     /// cooperative pool (policies), where the wait could starve the work it waits for.
-    public static func waiting(module: String, name: String,
+    package static func waiting(module: String, name: String,
                                _ body: @escaping @Sendable ([LuaValue]) async throws -> [LuaValue]) -> LuaHostFunction {
         LuaHostFunction(module: module, name: name, readOnly: false) { arguments in
             /// Unchecked Sendable: written by the detached task before `done.signal()` and read
@@ -82,7 +82,7 @@ public struct LuaHostFunction: Sendable {
     }
 
     /// Installs the functions into a state as `module.name`.
-    public static func install(_ functions: [LuaHostFunction], into state: LuaState, readOnlyOnly: Bool) {
+    package static func install(_ functions: [LuaHostFunction], into state: LuaState, readOnlyOnly: Bool) {
         for function in functions where function.readOnly || !readOnlyOnly {
             state.register(function.name, in: function.module, function.function)
         }
@@ -92,7 +92,7 @@ public struct LuaHostFunction: Sendable {
 /// A built-in capability. Everything it contributes goes through this one protocol: its
 /// migrations, HTTP routes, event subscriptions, Lua functions, workflow types, long-running
 /// services and CLI subcommands.
-public protocol Plugin: Sendable {
+package protocol Plugin: Sendable {
     /// Stable name: migrations are recorded under it.
     static var name: String { get }
     /// The plugins this one uses: they are built (and migrated) before it, and its
@@ -120,36 +120,36 @@ public protocol Plugin: Sendable {
 }
 
 extension Plugin {
-    public static var dependencies: [any Plugin.Type] { [] }
-    public static var migrations: [Migration] { [] }
-    public static var commands: [any ParsableCommand.Type] { [] }
-    public func addRoutes(to router: HostRouter) {}
-    public var subscriptions: [EventSubscription] { [] }
-    public var luaFunctions: [LuaHostFunction] { [] }
-    public var workflows: [WorkflowDefinition] { [] }
-    public var workflowTaskQueues: [WorkflowTaskQueue] { [] }
-    public var workflowSchedules: [WorkflowScheduleDefinition] { [] }
-    public var services: [any Service] { [] }
-    public func metrics() async throws -> [MetricFamily] { [] }
+    package static var dependencies: [any Plugin.Type] { [] }
+    package static var migrations: [Migration] { [] }
+    package static var commands: [any ParsableCommand.Type] { [] }
+    package func addRoutes(to router: HostRouter) {}
+    package var subscriptions: [EventSubscription] { [] }
+    package var luaFunctions: [LuaHostFunction] { [] }
+    package var workflows: [WorkflowDefinition] { [] }
+    package var workflowTaskQueues: [WorkflowTaskQueue] { [] }
+    package var workflowSchedules: [WorkflowScheduleDefinition] { [] }
+    package var services: [any Service] { [] }
+    package func metrics() async throws -> [MetricFamily] { [] }
 }
 
 /// Built plugins by type: how a plugin finds the parts another one owns, and how callers find a
 /// plugin, without a downcast loop at every call site.
-public struct PluginRegistry: Sendable {
+package struct PluginRegistry: Sendable {
     /// In the order they were built.
-    public private(set) var all: [any Plugin] = []
+    package private(set) var all: [any Plugin] = []
 
-    public init() {}
+    package init() {}
 
     /// The built plugin of type `type`, if any.
-    public func get<P: Plugin>(_ type: P.Type) -> P? {
+    package func get<P: Plugin>(_ type: P.Type) -> P? {
         for plugin in all { if let match = plugin as? P { return match } }
         return nil
     }
 
     /// The built plugin of type `type`; a plugin asking for one it did not declare is a
     /// configuration error, named.
-    public func require<P: Plugin>(_ type: P.Type) throws -> P {
+    package func require<P: Plugin>(_ type: P.Type) throws -> P {
         guard let plugin = get(type) else {
             throw HostError(.badConfiguration, "the \(P.name) plugin is not built yet: declare it in `dependencies` and list it first")
         }
@@ -161,11 +161,11 @@ public struct PluginRegistry: Sendable {
 
 /// The plugins compiled into this `tenki`, in the order they are built: bound by the
 /// executable's `main` for the whole run (a task-local value, not a mutable global).
-public enum PluginCatalog {
-    @TaskLocal public static var plugins: [any Plugin.Type] = []
+package enum PluginCatalog {
+    @TaskLocal package static var plugins: [any Plugin.Type] = []
 
     /// Refuses a list in which a plugin comes before one it depends on, or appears twice.
-    public static func checkOrder(_ types: [any Plugin.Type]) throws {
+    package static func checkOrder(_ types: [any Plugin.Type]) throws {
         var built: Set<String> = []
         for type in types {
             for dependency in type.dependencies where !built.contains(dependency.name) {

@@ -3,10 +3,10 @@ import TenkiCrypto
 
 /// Secrets the host makes for itself when none is configured, kept in the data directory
 /// (mode 0600) so `tenki serve` runs with nothing set and the CLI signs with the same value.
-public enum HostSecrets {
+package enum HostSecrets {
     /// The GitHub webhook secret: configured, or `<data_dir>/github-webhook-secret`, created
     /// with 32 random bytes on first use.
-    public static func githubWebhookSecret(_ configuration: HostConfiguration) throws -> String {
+    package static func githubWebhookSecret(_ configuration: HostConfiguration) throws -> String {
         if let configured = configuration.githubWebhookSecret { return configured }
         return try fileSecret(named: "github-webhook-secret", in: configuration.dataDir)
     }

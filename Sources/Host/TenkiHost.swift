@@ -7,20 +7,20 @@ import ServiceLifecycle
 import SQL
 
 /// The assembled host: storage opened and migrated, the event bus, and the plugins.
-public final class TenkiHost: Sendable {
-    public let configuration: HostConfiguration
-    public let database: any Database
-    public let events: EventBus
-    public let logger: Logger
-    public let httpClient: HTTPClient
+package final class TenkiHost: Sendable {
+    package let configuration: HostConfiguration
+    package let database: any Database
+    package let events: EventBus
+    package let logger: Logger
+    package let httpClient: HTTPClient
     /// In the order they were built.
-    public let plugins: [any Plugin]
-    public let policies: PolicyEngine
-    public let workflows: WorkflowCatalog
-    public let workspaces: WorkspaceDirectory
+    package let plugins: [any Plugin]
+    package let policies: PolicyEngine
+    package let workflows: WorkflowCatalog
+    package let workspaces: WorkspaceDirectory
 
     /// Opens the database, applies every pending migration (kernel first) and builds the plugins.
-    public static func open(_ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
+    package static func open(_ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
                             logger: Logger = Logger(label: "tenki")) async throws -> TenkiHost {
         try PluginCatalog.checkOrder(pluginTypes)
         HostLimits.assertRelations()
@@ -69,20 +69,20 @@ public final class TenkiHost: Sendable {
     }
 
     /// The built plugin of type `type`, if this host has one.
-    public func plugin<P: Plugin>(_ type: P.Type) -> P? {
+    package func plugin<P: Plugin>(_ type: P.Type) -> P? {
         for plugin in plugins { if let match = plugin as? P { return match } }
         return nil
     }
 
     /// The built plugin of type `type`; a host without it is a configuration error, named.
-    public func require<P: Plugin>(_ type: P.Type) throws -> P {
+    package func require<P: Plugin>(_ type: P.Type) throws -> P {
         guard let plugin = plugin(type) else { throw HostError(.badConfiguration, "this tenki has no \(P.name) plugin") }
         return plugin
     }
 
     /// Applies the kernel's and each plugin's migrations; returns what was applied, per owner.
     @discardableResult
-    public static func migrate(_ database: any Database, plugins: [any Plugin.Type]) async throws -> [(String, [Int])] {
+    package static func migrate(_ database: any Database, plugins: [any Plugin.Type]) async throws -> [(String, [Int])] {
         var applied: [(String, [Int])] = []
         applied.append(("host", try await Migrator.migrate(database, plugin: "host",
                                                            migrations: EventInbox.migrations + PolicyHistoryStore.migrations)))
@@ -93,10 +93,10 @@ public final class TenkiHost: Sendable {
     }
 
     /// Every Lua function the plugins offer.
-    public var luaFunctions: [LuaHostFunction] { plugins.flatMap(\.luaFunctions) }
+    package var luaFunctions: [LuaHostFunction] { plugins.flatMap(\.luaFunctions) }
 
     /// The HTTP router: health, readiness and every plugin's routes.
-    public func makeRouter() -> HostRouter {
+    package func makeRouter() -> HostRouter {
         let router = HostRouter()
         router.add(middleware: RequestLogMiddleware(logger: logger))
         router.add(middleware: HostErrorMiddleware(logger: logger))
@@ -132,7 +132,7 @@ public final class TenkiHost: Sendable {
 
     /// Serves HTTP and runs the dispatcher and plugin services until SIGTERM or SIGINT, then
     /// stops taking connections, finishes requests in flight and stops the services.
-    public func serve(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    package func serve(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         var services: [any Service] = []
         if configuration.dispatch {
             services.append(events.dispatcher())
@@ -178,22 +178,22 @@ struct RequestLogMiddleware: RouterMiddleware {
 }
 
 /// Small JSON answers.
-public enum JSONResponse {
-    public static func make(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+package enum JSONResponse {
+    package static func make(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(status: status, headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// A body already written as JSON (hot paths avoid JSONSerialization).
-    public static func raw(_ status: HTTPResponse.Status, _ json: String) -> Response {
+    package static func raw(_ status: HTTPResponse.Status, _ json: String) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 }
 
 /// Opens the configured database with host errors a person can act on.
-public enum DatabaseOpener {
-    public static func open(_ configuration: HostConfiguration) throws -> any Database {
+package enum DatabaseOpener {
+    package static func open(_ configuration: HostConfiguration) throws -> any Database {
         try FileManager.default.createDirectory(atPath: configuration.dataDir, withIntermediateDirectories: true)
         do {
             return try DatabaseFactory.open(url: configuration.effectiveDatabaseURL, poolSize: configuration.databasePoolSize)

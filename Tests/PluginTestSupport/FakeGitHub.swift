@@ -6,25 +6,25 @@ import TestSupport
 
 /// A wall clock the test moves by hand.
 /// Unchecked Sendable: `current` is touched only under `lock`.
-public final class ManualClock: @unchecked Sendable {
+package final class ManualClock: @unchecked Sendable {
     private let lock = NSLock()
     private var current: Date
 
-    public init(_ start: Date) { current = start }
+    package init(_ start: Date) { current = start }
 
-    public var now: Date { lock.withLock { current } }
+    package var now: Date { lock.withLock { current } }
 
-    public func advance(seconds: Double) { lock.withLock { current += seconds } }
+    package func advance(seconds: Double) { lock.withLock { current += seconds } }
 }
 
 /// `Tests/TestSupport/peers/fake_github.py` started for one test, with the App's key pair.
-public struct FakeGitHub {
-    public static let appID = "424242"
-    public let peer: PeerServer
-    public let keys: TestRSAKeyPair
-    public let http = HTTPClient()
+package struct FakeGitHub {
+    package static let appID = "424242"
+    package let peer: PeerServer
+    package let keys: TestRSAKeyPair
+    package let http = HTTPClient()
 
-    public init(owners: [String: Int64] = [:]) throws {
+    package init(owners: [String: Int64] = [:]) throws {
         keys = try TestRSAKeyPair.shared.get()
         var arguments = ["--app-id", Self.appID, "--public-key", keys.publicKeyPath]
         for (owner, installation) in owners { arguments += ["--owner", "\(owner)=\(installation)"] }
@@ -32,7 +32,7 @@ public struct FakeGitHub {
     }
 
     /// A client of the fake's App whose clock is `clock` (the fake's clock is set to match).
-    public func client(clock: ManualClock? = nil, appID: String = FakeGitHub.appID, key: RSAPrivateKey? = nil) async throws -> GitHubAppClient {
+    package func client(clock: ManualClock? = nil, appID: String = FakeGitHub.appID, key: RSAPrivateKey? = nil) async throws -> GitHubAppClient {
         let key = try key ?? RSAPrivateKey(pem: keys.privateKeyPEM)
         let configuration = GitHubAppConfiguration(appID: appID, privateKey: key, apiBaseURL: peer.baseURL + "/")
         if let clock {
@@ -42,11 +42,11 @@ public struct FakeGitHub {
         return GitHubAppClient(configuration: configuration)
     }
 
-    public func setClock(_ date: Date) async throws {
+    package func setClock(_ date: Date) async throws {
         try await control("POST", "/_fake/clock", ["now": Int(date.timeIntervalSince1970)])
     }
 
-    public func configure(tokenTTLSeconds: Int? = nil, tokenDelayMilliseconds: Int? = nil) async throws {
+    package func configure(tokenTTLSeconds: Int? = nil, tokenDelayMilliseconds: Int? = nil) async throws {
         var body: [String: Any] = [:]
         if let tokenTTLSeconds { body["token_ttl_seconds"] = tokenTTLSeconds }
         if let tokenDelayMilliseconds { body["token_delay_ms"] = tokenDelayMilliseconds }
@@ -54,7 +54,7 @@ public struct FakeGitHub {
     }
 
     /// What `GET /repos/{repository}/actions/jobs/{id}` answers (unset jobs are 404).
-    public func setJob(_ repository: String, _ id: Int64, status: String, conclusion: String? = nil) async throws {
+    package func setJob(_ repository: String, _ id: Int64, status: String, conclusion: String? = nil) async throws {
         var body: [String: Any] = ["status": status]
         if let conclusion { body["conclusion"] = conclusion }
         try await control("POST", "/_fake/jobs/\(repository)/\(id)", body)
@@ -62,37 +62,37 @@ public struct FakeGitHub {
 
     /// Seeds a job with the REST API's fields (`status`, `run_id`, `labels`, `started_at`, ...),
     /// merged over what was set before; its run is listed by `GET .../actions/runs`.
-    public func seedJob(_ repository: String, _ id: Int64, _ fields: [String: Any]) async throws {
+    package func seedJob(_ repository: String, _ id: Int64, _ fields: [String: Any]) async throws {
         try await control("POST", "/_fake/jobs/\(repository)/\(id)", fields)
     }
 
     /// Adds attempts to `GET /app/hook/deliveries`; returns their ids.
     @discardableResult
-    public func addDeliveries(_ deliveries: [[String: Any]]) async throws -> [Int] {
+    package func addDeliveries(_ deliveries: [[String: Any]]) async throws -> [Int] {
         let response = try await control("POST", "/_fake/deliveries", ["deliveries": deliveries])
         return (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["ids"] as? [Int] ?? []
     }
 
     /// Smaller pages of deliveries, so a few of them already paginate.
-    public func configure(deliveriesPageMax: Int) async throws {
+    package func configure(deliveriesPageMax: Int) async throws {
         try await control("POST", "/_fake/config", ["deliveries_page_max": deliveriesPageMax])
     }
 
-    public func revokeAllTokens() async throws { try await control("POST", "/_fake/revoke", [:]) }
+    package func revokeAllTokens() async throws { try await control("POST", "/_fake/revoke", [:]) }
 
     /// The requests among `requests` to exactly `path`.
-    public static func apiRequests(_ requests: [[String: Any]], path: String) -> [[String: Any]] {
+    package static func apiRequests(_ requests: [[String: Any]], path: String) -> [[String: Any]] {
         requests.filter { ($0["path"] as? String) == path }
     }
 
     /// Every API request the fake saw, oldest first.
-    public func requests() async throws -> [[String: Any]] {
+    package func requests() async throws -> [[String: Any]] {
         let response = try await http.get(peer.baseURL + "/_fake/requests")
         return try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]] ?? []
     }
 
     /// How many installation tokens were asked for, per installation.
-    public func tokenRequests(_ installation: Int64) async throws -> Int {
+    package func tokenRequests(_ installation: Int64) async throws -> Int {
         let response = try await http.get(peer.baseURL + "/_fake/stats")
         let stats = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
         return (stats?["token_requests"] as? [String: Any])?[String(installation)] as? Int ?? 0

@@ -1,10 +1,10 @@
 import Foundation
 
 /// The `openssl` command, as an independent second opinion on what TenkiCrypto does.
-public enum OpenSSLTool {
+package enum OpenSSLTool {
     /// Runs `openssl arguments...` with `input` on stdin; returns its exit status and stdout.
     @discardableResult
-    public static func run(_ arguments: [String], input: [UInt8] = []) throws -> (status: Int32, output: [UInt8]) {
+    package static func run(_ arguments: [String], input: [UInt8] = []) throws -> (status: Int32, output: [UInt8]) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["openssl"] + arguments
@@ -28,7 +28,7 @@ public enum OpenSSLTool {
 
     /// Like `run`, but a non-zero exit is an error naming the command.
     @discardableResult
-    public static func require(_ arguments: [String], input: [UInt8] = []) throws -> [UInt8] {
+    package static func require(_ arguments: [String], input: [UInt8] = []) throws -> [UInt8] {
         let (status, output) = try run(arguments, input: input)
         guard status == 0 else { throw MissingDependency(description: "openssl \(arguments.joined(separator: " ")) exited with \(status)") }
         return output
@@ -37,13 +37,13 @@ public enum OpenSSLTool {
 
 /// A 2048-bit RSA key pair made with the openssl command: the private key in the asked format
 /// and the public key (SubjectPublicKeyInfo PEM) beside it.
-public struct TestRSAKeyPair: Sendable {
-    public enum Format: Sendable { case pkcs1, pkcs8 }
-    public let privateKeyPath: String
-    public let publicKeyPath: String
-    public var privateKeyPEM: String { (try? String(contentsOfFile: privateKeyPath, encoding: .utf8)) ?? "" }
+package struct TestRSAKeyPair: Sendable {
+    package enum Format: Sendable { case pkcs1, pkcs8 }
+    package let privateKeyPath: String
+    package let publicKeyPath: String
+    package var privateKeyPEM: String { (try? String(contentsOfFile: privateKeyPath, encoding: .utf8)) ?? "" }
 
-    public static func make(in directory: String, format: Format, name: String = "app") throws -> TestRSAKeyPair {
+    package static func make(in directory: String, format: Format, name: String = "app") throws -> TestRSAKeyPair {
         let privatePath = directory + "/\(name)-private.pem"
         let publicPath = directory + "/\(name)-public.pem"
         switch format {
@@ -55,7 +55,7 @@ public struct TestRSAKeyPair: Sendable {
     }
 
     /// One PKCS#1 pair per test process, made on first use (key generation is slow).
-    public static let shared: Result<TestRSAKeyPair, any Error> = Result {
+    package static let shared: Result<TestRSAKeyPair, any Error> = Result {
         try make(in: try TemporaryDirectory.make(prefix: "tenki-rsa"), format: .pkcs1)
     }
 }

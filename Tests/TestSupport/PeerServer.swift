@@ -1,15 +1,15 @@
 import Foundation
 
 /// A third-party-style peer process on loopback (Python's http.server), started for one test.
-public final class PeerServer: Sendable {
-    public let process: Process
-    public let port: Int
+package final class PeerServer: Sendable {
+    package let process: Process
+    package let port: Int
     private let stdin: Pipe
 
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    package var baseURL: String { "http://127.0.0.1:\(port)" }
 
     /// Starts `Tests/TestSupport/peers/echo_server.py`, over TLS when a certificate is given.
-    public static func echo(tlsCertificate: String? = nil, tlsKey: String? = nil) throws -> PeerServer {
+    package static func echo(tlsCertificate: String? = nil, tlsKey: String? = nil) throws -> PeerServer {
         var arguments: [String] = []
         if let tlsCertificate, let tlsKey { arguments += ["--tls", tlsCertificate, tlsKey] }
         return try start(script: "echo_server.py", arguments: arguments)
@@ -17,7 +17,7 @@ public final class PeerServer: Sendable {
 
     /// Starts `Tests/TestSupport/peers/<script>` with python3 and waits for its `READY <port>` line.
     /// The peer exits when this object goes away (its stdin closes).
-    public static func start(script: String, arguments: [String] = []) throws -> PeerServer {
+    package static func start(script: String, arguments: [String] = []) throws -> PeerServer {
         let path = Fixtures.packageRoot + "/Tests/TestSupport/peers/" + script
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -54,8 +54,8 @@ public final class PeerServer: Sendable {
 }
 
 /// A self-signed certificate for 127.0.0.1 made with the openssl command.
-public enum SelfSignedCertificate {
-    public static func make(in directory: String) throws -> (certificate: String, key: String) {
+package enum SelfSignedCertificate {
+    package static func make(in directory: String) throws -> (certificate: String, key: String) {
         let cert = directory + "/cert.pem"
         let key = directory + "/key.pem"
         let process = Process()

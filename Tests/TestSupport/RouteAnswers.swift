@@ -4,21 +4,21 @@ import HummingbirdTesting
 import Testing
 
 /// What route tests read off an in-process answer (HummingbirdTesting's `.router` mode).
-public enum RouteAnswers {
+package enum RouteAnswers {
     /// The body as text.
-    public static func text(_ response: TestResponse) -> String {
+    package static func text(_ response: TestResponse) -> String {
         String(buffer: response.body)
     }
 
     /// The body as a JSON value (object or array), or nil.
-    public static func json(_ response: TestResponse) -> Any? {
+    package static func json(_ response: TestResponse) -> Any? {
         try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))
     }
 
     /// Expects `status` and the host's one error shape, `{"error": reason, "message": text}`
     /// and nothing else; returns the message.
     @discardableResult
-    public static func expectError(_ response: TestResponse, _ status: HTTPResponse.Status, _ reason: String,
+    package static func expectError(_ response: TestResponse, _ status: HTTPResponse.Status, _ reason: String,
                                    sourceLocation: SourceLocation = #_sourceLocation) -> String {
         #expect(response.status == status, "\(text(response))", sourceLocation: sourceLocation)
         #expect(response.headers[.contentType] == "application/json", sourceLocation: sourceLocation)

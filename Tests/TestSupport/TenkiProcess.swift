@@ -2,14 +2,14 @@ import Foundation
 import HTTPClient
 
 /// A `tenki` executable run by a test: `serve` on a free loopback port, or one CLI command.
-public final class TenkiProcess: Sendable {
-    public let process: Process
-    public let port: Int
-    public let logPath: String
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+package final class TenkiProcess: Sendable {
+    package let process: Process
+    package let port: Int
+    package let logPath: String
+    package var baseURL: String { "http://127.0.0.1:\(port)" }
 
     /// The built `tenki` beside the test bundle (`swift build` puts both in one folder).
-    public static func executable() throws -> String {
+    package static func executable() throws -> String {
         var candidates: [String] = []
         if let env = ProcessInfo.processInfo.environment["TENKI_BINARY"] { candidates.append(env) }
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -20,7 +20,7 @@ public final class TenkiProcess: Sendable {
         throw MissingDependency(description: "tenki executable not found (looked in \(candidates)); run `swift build` first")
     }
 
-    public static func freePort() -> Int {
+    package static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -42,7 +42,7 @@ public final class TenkiProcess: Sendable {
     static let startups = StartupGate(width: 2)
 
     /// Starts `tenki serve` and waits until `/healthz` answers.
-    public static func serve(dataDir: String, databaseURL: String?, secret: String, environment: [String: String] = [:],
+    package static func serve(dataDir: String, databaseURL: String?, secret: String, environment: [String: String] = [:],
                              port: Int? = nil) async throws -> TenkiProcess {
         await startups.enter()
         defer { startups.leave() }
@@ -89,16 +89,16 @@ public final class TenkiProcess: Sendable {
         self.logPath = logPath
     }
 
-    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    package var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// SIGKILL: no chance to clean up, as in a crash.
-    public func kill() {
+    package func kill() {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 
     /// SIGTERM, then waits for the exit status.
-    public func terminate() -> Int32 {
+    package func terminate() -> Int32 {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGTERM) }
         process.waitUntilExit()
         return process.terminationStatus
@@ -107,7 +107,7 @@ public final class TenkiProcess: Sendable {
     deinit { kill() }
 
     /// Runs `tenki ARGS` to completion; returns exit status and standard output.
-    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+    package static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executable())
         process.arguments = arguments

@@ -2,29 +2,29 @@ import Foundation
 import SQL
 
 /// The two drivers every storage test runs against.
-public enum DriverKind: String, CaseIterable, Sendable, CustomStringConvertible {
+package enum DriverKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case sqlite
     case postgres
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 }
 
 /// A dependency a test needs is missing or broken: the test fails with this, never skips.
-public struct MissingDependency: Error, CustomStringConvertible {
-    public let description: String
-    public init(description: String) { self.description = description }
+package struct MissingDependency: Error, CustomStringConvertible {
+    package let description: String
+    package init(description: String) { self.description = description }
 }
 
 /// A fresh, empty database for one test: a new SQLite file, or a new PostgreSQL database in
 /// the cluster named by `TENKI_TEST_POSTGRES_URL` (tools/test.sh starts one). A missing
 /// PostgreSQL is a failure, never a skip.
-public final class TestDatabase: Sendable {
-    public let kind: DriverKind
+package final class TestDatabase: Sendable {
+    package let kind: DriverKind
     /// The URL `tenki` takes as `--database-url` (SQLite: a file path URL).
-    public let url: String
-    public let directory: String
+    package let url: String
+    package let directory: String
     private let dropName: String?
 
-    public static func make(_ kind: DriverKind) throws -> TestDatabase {
+    package static func make(_ kind: DriverKind) throws -> TestDatabase {
         let directory = try TemporaryDirectory.make(prefix: "tenki-test")
         switch kind {
         case .sqlite:
@@ -47,14 +47,14 @@ public final class TestDatabase: Sendable {
     }
 
     /// Opens a driver on it.
-    public func open(poolSize: Int = 8) throws -> any Database {
+    package func open(poolSize: Int = 8) throws -> any Database {
         try DatabaseFactory.open(url: url, poolSize: poolSize)
     }
 
     /// Takes the database away from under `database` (opened on it), as a server that goes
     /// away mid-request would: PostgreSQL drops it, terminating its sessions, so reconnecting
     /// fails too; SQLite's connections are closed.
-    public func takeAway(from database: any Database) async throws {
+    package func takeAway(from database: any Database) async throws {
         switch kind {
         case .sqlite:
             await database.close()
@@ -72,14 +72,14 @@ public final class TestDatabase: Sendable {
     }
 }
 
-public enum PostgresAdmin {
+package enum PostgresAdmin {
     /// Runs one statement outside a transaction (CREATE DATABASE cannot run inside one).
     /// Blocks its thread briefly but waits on no task, so it cannot starve the test's executor.
-    public static func run(_ url: String, _ sql: String) throws {
+    package static func run(_ url: String, _ sql: String) throws {
         try PostgresDatabase.runBlocking(url: url, sql)
     }
 
-    public static func replaceDatabase(in url: String, with name: String) -> String {
+    package static func replaceDatabase(in url: String, with name: String) -> String {
         var base = url
         var query = ""
         if let q = base.firstIndex(of: "?") {
@@ -94,18 +94,18 @@ public enum PostgresAdmin {
 }
 
 /// Unchecked Sendable: `value` is touched only under `lock`.
-public final class LockedBox<T>: @unchecked Sendable {
+package final class LockedBox<T>: @unchecked Sendable {
     private let lock = NSLock()
     private var _value: T
-    public init(_ value: T) { _value = value }
-    public var value: T {
+    package init(_ value: T) { _value = value }
+    package var value: T {
         get { lock.withLock { _value } }
         set { lock.withLock { _value = newValue } }
     }
 }
 
-public enum TemporaryDirectory {
-    public static func make(prefix: String) throws -> String {
+package enum TemporaryDirectory {
+    package static func make(prefix: String) throws -> String {
         let path = NSTemporaryDirectory() + prefix + "-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
@@ -113,15 +113,15 @@ public enum TemporaryDirectory {
 }
 
 /// Paths of the test fixtures kept in the repository (`Tests/Fixtures`).
-public enum Fixtures {
-    public static var packageRoot: String {
+package enum Fixtures {
+    package static var packageRoot: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
 
     /// `Tests/Fixtures`: third-party payloads and vectors, copied in with their licences.
-    public static var directory: String { packageRoot + "/Tests/Fixtures" }
+    package static var directory: String { packageRoot + "/Tests/Fixtures" }
 
-    public static func github() throws -> [(event: String, file: String, body: [UInt8])] {
+    package static func github() throws -> [(event: String, file: String, body: [UInt8])] {
         let directory = directory + "/github"
         let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".payload.json") }.sorted()
         guard !files.isEmpty else { throw MissingDependency(description: "no fixtures in \(directory)") }

@@ -5,8 +5,8 @@ import Logging
 import Testing
 
 /// Hosts for in-process route tests: a test database, quiet logs, the given plugins.
-public enum TestHosts {
-    public static func open(_ test: TestDatabase, plugins: [any Plugin.Type],
+package enum TestHosts {
+    package static func open(_ test: TestDatabase, plugins: [any Plugin.Type],
                             configure: (inout HostConfiguration) -> Void = { _ in }) async throws -> TenkiHost {
         var configuration = HostConfiguration()
         configuration.dataDir = test.directory
@@ -20,13 +20,13 @@ public enum TestHosts {
     }
 
     /// Runs `body` against the host's router in-process, then closes the host's database.
-    public static func routes(_ host: TenkiHost, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    package static func routes(_ host: TenkiHost, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         try await Application(router: host.makeRouter()).test(.router) { client in try await body(client) }
         await host.database.close()
     }
 
     /// Takes the database away, then expects each GET of `uris` to answer a clean 503.
-    public static func expectUnavailable(_ client: any TestClientProtocol, _ test: TestDatabase, _ host: TenkiHost, uris: [String],
+    package static func expectUnavailable(_ client: any TestClientProtocol, _ test: TestDatabase, _ host: TenkiHost, uris: [String],
                                          sourceLocation: SourceLocation = #_sourceLocation) async throws {
         try await test.takeAway(from: host.database)
         for uri in uris {

@@ -4,22 +4,22 @@ import Foundation
 /// the cooperative pool or an event loop, and never queue behind other blocked GCD work.
 /// Threads start on demand up to `maxThreads` and then stay; jobs run in arrival order.
 /// Unchecked Sendable: `jobs`, `threads` and `idle` are touched only while `condition` is locked.
-public final class BlockingThreadPool: @unchecked Sendable {
-    public let name: String
-    public let maxThreads: Int
+package final class BlockingThreadPool: @unchecked Sendable {
+    package let name: String
+    package let maxThreads: Int
     private let condition = NSCondition()
     private var jobs: [() -> Void] = []
     private var threads = 0
     private var idle = 0
 
-    public init(name: String, maxThreads: Int) {
+    package init(name: String, maxThreads: Int) {
         precondition(maxThreads > 0)
         self.name = name
         self.maxThreads = maxThreads
     }
 
     /// Runs `body` on a pool thread and returns its result to the awaiting task.
-    public func run<T>(_ body: @escaping () throws -> T) async throws -> T {
+    package func run<T>(_ body: @escaping () throws -> T) async throws -> T {
         let handed: Handover<T> = try await withCheckedThrowingContinuation { continuation in
             submit { continuation.resume(returning: Handover(result: Result { try body() })) }
         }
@@ -27,7 +27,7 @@ public final class BlockingThreadPool: @unchecked Sendable {
     }
 
     /// Queues `job` without waiting for it.
-    public func submit(_ job: @escaping () -> Void) {
+    package func submit(_ job: @escaping () -> Void) {
         condition.lock()
         jobs.append(job)
         if idle == 0 && threads < maxThreads {
@@ -61,7 +61,7 @@ public final class BlockingThreadPool: @unchecked Sendable {
 /// the compiler cannot see the hand-over: the thread makes the value, resumes the continuation
 /// and drops its reference, so from then on only the awaiting task touches it. (Requiring
 /// `T: Sendable` instead would force it on every database and HTTP call's result.)
-public struct Handover<T>: @unchecked Sendable {
-    public let result: Result<T, any Error>
-    public init(result: Result<T, any Error>) { self.result = result }
+package struct Handover<T>: @unchecked Sendable {
+    package let result: Result<T, any Error>
+    package init(result: Result<T, any Error>) { self.result = result }
 }

@@ -1,9 +1,9 @@
 import CCrypto
 
 /// Hashes, MACs and constant-time comparison over OpenSSL's libcrypto.
-public enum Digest {
+package enum Digest {
     /// HMAC-SHA256 of `message` under `key`.
-    public static func hmacSHA256(key: [UInt8], message: UnsafeRawBufferPointer) -> [UInt8] {
+    package static func hmacSHA256(key: [UInt8], message: UnsafeRawBufferPointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         key.withUnsafeBytes { keyBytes in
@@ -13,12 +13,12 @@ public enum Digest {
         return Array(out.prefix(Int(length)))
     }
 
-    public static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+    package static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
         message.withUnsafeBytes { hmacSHA256(key: key, message: $0) }
     }
 
     /// SHA-256 of `data`.
-    public static func sha256(_ data: [UInt8]) -> [UInt8] {
+    package static func sha256(_ data: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
         data.withUnsafeBytes { bytes in
             _ = SHA256(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, &out)
@@ -27,7 +27,7 @@ public enum Digest {
     }
 
     /// Equality whose time does not depend on where the inputs first differ.
-    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    package static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         if a.isEmpty { return true }
         return a.withUnsafeBytes { pa in
@@ -36,7 +36,7 @@ public enum Digest {
     }
 
     /// Cryptographically strong random bytes.
-    public static func randomBytes(_ count: Int) -> [UInt8] {
+    package static func randomBytes(_ count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         precondition(RAND_bytes(&out, Int32(count)) == 1, "RAND_bytes failed")
         return out
@@ -44,10 +44,10 @@ public enum Digest {
 }
 
 /// Lowercase hexadecimal encoding and strict decoding.
-public enum Hex {
+package enum Hex {
     private static let digits = Array("0123456789abcdef".utf8)
 
-    public static func encode(_ bytes: [UInt8]) -> String {
+    package static func encode(_ bytes: [UInt8]) -> String {
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)
         for byte in bytes {
@@ -58,7 +58,7 @@ public enum Hex {
     }
 
     /// Returns nil for odd lengths or non-hex characters.
-    public static func decode(_ text: Substring) -> [UInt8]? {
+    package static func decode(_ text: Substring) -> [UInt8]? {
         let utf8 = Array(text.utf8)
         guard utf8.count % 2 == 0 else { return nil }
         func value(_ c: UInt8) -> UInt8? {
@@ -80,5 +80,5 @@ public enum Hex {
         return out
     }
 
-    public static func decode(_ text: String) -> [UInt8]? { decode(Substring(text)) }
+    package static func decode(_ text: String) -> [UInt8]? { decode(Substring(text)) }
 }

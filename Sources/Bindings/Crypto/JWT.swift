@@ -1,8 +1,8 @@
 /// Base64url without padding (RFC 4648 §5), as JSON Web Tokens use it.
-public enum Base64URL {
+package enum Base64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    public static func encode(_ bytes: [UInt8]) -> String {
+    package static func encode(_ bytes: [UInt8]) -> String {
         var out = [UInt8]()
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var index = 0
@@ -25,7 +25,7 @@ public enum Base64URL {
     }
 
     /// Strict decoding: nil for characters outside the alphabet, `=` padding, or an impossible length.
-    public static func decode(_ text: String) -> [UInt8]? {
+    package static func decode(_ text: String) -> [UInt8]? {
         func value(_ c: UInt8) -> UInt32? {
             switch c {
             case 65...90: return UInt32(c - 65)
@@ -58,16 +58,16 @@ public enum Base64URL {
 }
 
 /// JSON Web Tokens signed with RS256 (RFC 7519 with RFC 7518 §3.3).
-public enum JWT {
+package enum JWT {
     /// A header or claim value. Enough for registered claims and GitHub's App JWT.
-    public enum Value: Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
+    package enum Value: Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
         case string(String)
         case integer(Int64)
         case bool(Bool)
 
-        public init(stringLiteral value: String) { self = .string(value) }
-        public init(integerLiteral value: Int64) { self = .integer(value) }
-        public init(booleanLiteral value: Bool) { self = .bool(value) }
+        package init(stringLiteral value: String) { self = .string(value) }
+        package init(integerLiteral value: Int64) { self = .integer(value) }
+        package init(booleanLiteral value: Bool) { self = .bool(value) }
 
         var json: String {
             switch self {
@@ -81,7 +81,7 @@ public enum JWT {
     /// `header.claims.signature`, each part base64url. The header always carries `"alg":"RS256"`
     /// and `"typ":"JWT"` (given values for those two are replaced); keys are written sorted, so
     /// the same input always gives the same token.
-    public static func rs256(header: [String: Value] = [:], claims: [String: Value], key: RSAPrivateKey) throws -> String {
+    package static func rs256(header: [String: Value] = [:], claims: [String: Value], key: RSAPrivateKey) throws -> String {
         var header = header
         header["alg"] = "RS256"
         header["typ"] = "JWT"

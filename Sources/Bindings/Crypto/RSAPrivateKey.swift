@@ -1,8 +1,8 @@
 import CCrypto
 
 /// A failure of a cryptographic operation, with OpenSSL's own reason when it gave one.
-public struct CryptoError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: String, Sendable {
+package struct CryptoError: Error, CustomStringConvertible, Sendable {
+    package enum Kind: String, Sendable {
         /// The text is not a readable PEM private key (wrong armour, corrupt, encrypted).
         case badKey = "bad_key"
         /// A readable key of a kind or size we refuse (not RSA, shorter than 2048 bits).
@@ -10,10 +10,10 @@ public struct CryptoError: Error, CustomStringConvertible, Sendable {
         case signingFailed = "signing_failed"
     }
 
-    public let kind: Kind
-    public let message: String
+    package let kind: Kind
+    package let message: String
 
-    public var description: String { "\(kind.rawValue): \(message)" }
+    package var description: String { "\(kind.rawValue): \(message)" }
 
     /// Drains OpenSSL's error queue for this thread into one line, e.g. "... (DECODER routines::unsupported)".
     static func make(_ kind: Kind, _ message: String) -> CryptoError {
@@ -37,17 +37,17 @@ public struct CryptoError: Error, CustomStringConvertible, Sendable {
 /// each signature has its own OpenSSL context and the key itself is only read.
 /// Unchecked Sendable: the `EVP_PKEY` behind `key` is never changed after init, and OpenSSL lets
 /// threads share a key for reading; each signature makes its own context.
-public final class RSAPrivateKey: @unchecked Sendable {
+package final class RSAPrivateKey: @unchecked Sendable {
     /// Shortest modulus accepted; GitHub's App keys are 2048 bits.
-    public static let minimumBits = 2048
+    package static let minimumBits = 2048
     /// Longest PEM text read, far above an 8192-bit key's ~6.5 KB.
-    public static let maximumPEMBytes = 64 * 1024
+    package static let maximumPEMBytes = 64 * 1024
 
     private let key: OpaquePointer
     /// The modulus size in bits.
-    public let bits: Int
+    package let bits: Int
 
-    public init(pem: String) throws {
+    package init(pem: String) throws {
         let bytes = Array(pem.utf8)
         guard !bytes.isEmpty else { throw CryptoError(kind: .badKey, message: "the private key PEM is empty") }
         guard bytes.count <= RSAPrivateKey.maximumPEMBytes else {
@@ -83,7 +83,7 @@ public final class RSAPrivateKey: @unchecked Sendable {
     deinit { EVP_PKEY_free(key) }
 
     /// The RS256 signature of `message`: RSASSA-PKCS1-v1_5 with SHA-256, `bits / 8` bytes.
-    public func signRS256(_ message: [UInt8]) throws -> [UInt8] {
+    package func signRS256(_ message: [UInt8]) throws -> [UInt8] {
         guard let context = EVP_MD_CTX_new() else { throw CryptoError.make(.signingFailed, "EVP_MD_CTX_new failed") }
         defer { EVP_MD_CTX_free(context) }
         ERR_clear_error()

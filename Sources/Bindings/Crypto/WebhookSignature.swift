@@ -1,7 +1,7 @@
 /// Verification of webhook signatures made with HMAC-SHA256 over the raw body.
-public enum WebhookSignature {
+package enum WebhookSignature {
     /// The outcome of a check.
-    public enum Verdict: Equatable, Sendable {
+    package enum Verdict: Equatable, Sendable {
         case valid
         case missing
         case malformed
@@ -9,7 +9,7 @@ public enum WebhookSignature {
     }
 
     /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
-    public static func verifyGitHub(secret: [UInt8], body: UnsafeRawBufferPointer, header: String?) -> Verdict {
+    package static func verifyGitHub(secret: [UInt8], body: UnsafeRawBufferPointer, header: String?) -> Verdict {
         guard let header, !header.isEmpty else { return .missing }
         guard header.hasPrefix("sha256="), let given = Hex.decode(header.dropFirst("sha256=".count)), given.count == 32 else {
             return .malformed
@@ -18,20 +18,20 @@ public enum WebhookSignature {
         return Digest.constantTimeEqual(expected, given) ? .valid : .mismatch
     }
 
-    public static func verifyGitHub(secret: [UInt8], body: [UInt8], header: String?) -> Verdict {
+    package static func verifyGitHub(secret: [UInt8], body: [UInt8], header: String?) -> Verdict {
         body.withUnsafeBytes { verifyGitHub(secret: secret, body: $0, header: header) }
     }
 
     /// The header GitHub would send for `body`.
-    public static func gitHubHeader(secret: [UInt8], body: [UInt8]) -> String {
+    package static func gitHubHeader(secret: [UInt8], body: [UInt8]) -> String {
         "sha256=" + Hex.encode(Digest.hmacSHA256(key: secret, message: body))
     }
 }
 
 /// Verification of Stripe's `Stripe-Signature` header, which also bounds the delivery's age.
-public enum StripeSignature {
+package enum StripeSignature {
     /// The outcome of a check: GitHub's outcomes, and a timestamp outside the tolerance.
-    public enum Verdict: Equatable, Sendable {
+    package enum Verdict: Equatable, Sendable {
         case valid
         case missing
         case malformed
@@ -41,7 +41,7 @@ public enum StripeSignature {
 
     /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "t.payload")>[,v1=...]`.
     /// Only `v1` counts; the timestamp must be within `toleranceSeconds` of `now`.
-    public static func verify(secret: [UInt8], payload: [UInt8], header: String?, now: Int64,
+    package static func verify(secret: [UInt8], payload: [UInt8], header: String?, now: Int64,
                                toleranceSeconds: Int64 = 300) -> Verdict {
         guard let header, !header.isEmpty else { return .missing }
         var timestamp: Int64?

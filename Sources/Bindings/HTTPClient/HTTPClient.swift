@@ -4,20 +4,20 @@ import CCurlShim
 import Foundation
 
 /// An outbound HTTP request.
-public struct OutboundRequest: Sendable {
-    public var method: String
-    public var url: String
-    public var headers: [(name: String, value: String)]
-    public var body: [UInt8]?
+package struct OutboundRequest: Sendable {
+    package var method: String
+    package var url: String
+    package var headers: [(name: String, value: String)]
+    package var body: [UInt8]?
     /// Whole-request timeout.
-    public var timeoutMilliseconds: Int
-    public var connectTimeoutMilliseconds: Int
+    package var timeoutMilliseconds: Int
+    package var connectTimeoutMilliseconds: Int
     /// A PEM bundle of trusted CAs; nil uses the system's.
-    public var caBundlePath: String?
+    package var caBundlePath: String?
     /// Turning this off is for tests against self-signed peers only.
-    public var verifyTLS: Bool
+    package var verifyTLS: Bool
 
-    public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
+    package init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
                 timeoutMilliseconds: Int = HTTPClientLimits.defaultTimeoutMilliseconds,
                 connectTimeoutMilliseconds: Int = HTTPClientLimits.defaultConnectTimeoutMilliseconds,
                 caBundlePath: String? = nil, verifyTLS: Bool = true) {
@@ -33,29 +33,29 @@ public struct OutboundRequest: Sendable {
 }
 
 /// A response: status, headers in arrival order, and the body.
-public struct OutboundResponse: Sendable {
-    public let status: Int
-    public let headers: [(name: String, value: String)]
-    public let body: [UInt8]
+package struct OutboundResponse: Sendable {
+    package let status: Int
+    package let headers: [(name: String, value: String)]
+    package let body: [UInt8]
 
     /// The first header with this name, compared case-insensitively.
-    public func header(_ name: String) -> String? {
+    package func header(_ name: String) -> String? {
         headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
     }
 
-    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+    package var bodyText: String { String(decoding: body, as: UTF8.self) }
 }
 
 /// A failed exchange (no HTTP status to report), classified.
-public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: String, Sendable {
+package struct HTTPClientError: Error, CustomStringConvertible, Sendable {
+    package enum Kind: String, Sendable {
         case invalidRequest, connection, timeout, tls, responseTooLarge, other
     }
-    public let kind: Kind
-    public let message: String
-    public let url: String
+    package let kind: Kind
+    package let message: String
+    package let url: String
 
-    public var description: String { "\(kind.rawValue): \(message) (\(url))" }
+    package var description: String { "\(kind.rawValue): \(message) (\(url))" }
 }
 
 /// An HTTP/1.1 and HTTPS client over libcurl. Each request runs `curl_easy_perform` on a
@@ -63,10 +63,10 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
 /// await requests concurrently; at most `maxConcurrentRequests` are in flight at once.
 /// Unchecked Sendable: `idleHandles` is touched only under `idleLock`, and a curl handle is used by
 /// one request at a time on a pool thread.
-public final class HTTPClient: @unchecked Sendable {
+package final class HTTPClient: @unchecked Sendable {
     /// Largest response body accepted before the transfer is aborted.
-    public let maxResponseBytes: Int
-    public let userAgent: String
+    package let maxResponseBytes: Int
+    package let userAgent: String
     private let pool: BlockingThreadPool
     /// Idle easy handles, kept (reset) between requests so their connection caches stay warm:
     /// a later request to the same host reuses the open connection (HTTP keep-alive).
@@ -76,7 +76,7 @@ public final class HTTPClient: @unchecked Sendable {
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
-    public init(maxConcurrentRequests: Int = 32, maxResponseBytes: Int = 32 << 20, userAgent: String = "tenki-host") {
+    package init(maxConcurrentRequests: Int = 32, maxResponseBytes: Int = 32 << 20, userAgent: String = "tenki-host") {
         _ = HTTPClient.globalInit
         self.maxResponseBytes = maxResponseBytes
         self.userAgent = userAgent
@@ -105,15 +105,15 @@ public final class HTTPClient: @unchecked Sendable {
         if !kept { curl_easy_cleanup(handle) }
     }
 
-    public func send(_ request: OutboundRequest) async throws -> OutboundResponse {
+    package func send(_ request: OutboundRequest) async throws -> OutboundResponse {
         try await pool.run { try self.perform(request) }
     }
 
-    public func get(_ url: String, headers: [(name: String, value: String)] = []) async throws -> OutboundResponse {
+    package func get(_ url: String, headers: [(name: String, value: String)] = []) async throws -> OutboundResponse {
         try await send(OutboundRequest(url: url, headers: headers))
     }
 
-    public func post(_ url: String, headers: [(name: String, value: String)] = [], body: [UInt8]) async throws -> OutboundResponse {
+    package func post(_ url: String, headers: [(name: String, value: String)] = [], body: [UInt8]) async throws -> OutboundResponse {
         try await send(OutboundRequest(method: "POST", url: url, headers: headers, body: body))
     }
 
@@ -232,9 +232,9 @@ private let curlWriteHeader: tenki_curl_write_callback = { data, size, count, co
 }
 
 /// The client's defaults, with their units in their names.
-public enum HTTPClientLimits {
+package enum HTTPClientLimits {
     /// Whole-request timeout when a request names none.
-    public static let defaultTimeoutMilliseconds = 30_000
+    package static let defaultTimeoutMilliseconds = 30_000
     /// Connection timeout when a request names none.
-    public static let defaultConnectTimeoutMilliseconds = 10_000
+    package static let defaultConnectTimeoutMilliseconds = 10_000
 }

@@ -2,41 +2,41 @@ import Foundation
 import HTTPClient
 
 /// Limits of the Kubernetes client, each with its unit in its name.
-public enum KubernetesLimits {
+package enum KubernetesLimits {
     /// Bytes of an unexpected response body quoted in an error.
-    public static let errorBodyExcerptBytes = 200
+    package static let errorBodyExcerptBytes = 200
     /// Whole-request timeout of one API call.
-    public static let requestTimeoutMilliseconds = 30_000
+    package static let requestTimeoutMilliseconds = 30_000
     /// Largest response body read (one Pod is a few KB).
-    public static let responseMaxBytes = 4 << 20
+    package static let responseMaxBytes = 4 << 20
     /// API calls in flight at once per client.
-    public static let maxConcurrentRequests = 16
+    package static let maxConcurrentRequests = 16
     /// Longest bearer token read from a token file.
-    public static let tokenFileMaxBytes = 64 * 1024
+    package static let tokenFileMaxBytes = 64 * 1024
     /// DNS-1123 names (Pods) and label values.
-    public static let podNameMaxCharacters = 253
-    public static let labelValueMaxCharacters = 63
+    package static let podNameMaxCharacters = 253
+    package static let labelValueMaxCharacters = 63
 }
 
 /// Where the API server is and how to authenticate to it.
-public struct KubernetesConfiguration: Sendable {
-    public enum Credential: Sendable {
+package struct KubernetesConfiguration: Sendable {
+    package enum Credential: Sendable {
         case token(String)
         /// Re-read on every call: projected service-account tokens rotate underneath us.
         case tokenFile(String)
     }
 
     /// In-cluster service-account files.
-    public static let serviceAccountDirectory = "/var/run/secrets/kubernetes.io/serviceaccount"
+    package static let serviceAccountDirectory = "/var/run/secrets/kubernetes.io/serviceaccount"
 
     /// `https://host:port`, without a trailing slash.
-    public var apiServerURL: String
-    public var credential: Credential
+    package var apiServerURL: String
+    package var credential: Credential
     /// PEM CA bundle of the API server; nil trusts the system's.
-    public var caFile: String?
-    public var namespace: String
+    package var caFile: String?
+    package var namespace: String
 
-    public init(apiServerURL: String, credential: Credential, caFile: String?, namespace: String) {
+    package init(apiServerURL: String, credential: Credential, caFile: String?, namespace: String) {
         var base = apiServerURL
         while base.hasSuffix("/") { base.removeLast() }
         self.apiServerURL = base
@@ -47,7 +47,7 @@ public struct KubernetesConfiguration: Sendable {
 
     /// From the host's keys: a missing token or CA file falls back to the in-cluster service
     /// account's, which is what a Pod running `tenki` has.
-    public static func resolve(apiServerURL: String, tokenFile: String?, caFile: String?, namespace: String) -> KubernetesConfiguration {
+    package static func resolve(apiServerURL: String, tokenFile: String?, caFile: String?, namespace: String) -> KubernetesConfiguration {
         KubernetesConfiguration(apiServerURL: apiServerURL,
                                 credential: .tokenFile(tokenFile ?? serviceAccountDirectory + "/token"),
                                 caFile: caFile ?? serviceAccountDirectory + "/ca.crt", namespace: namespace)
@@ -56,40 +56,40 @@ public struct KubernetesConfiguration: Sendable {
 
 /// A failed Kubernetes API call: the API's status code, `reason` and `message`, or what was
 /// wrong before anything was sent.
-public struct KubernetesError: Error, CustomStringConvertible, Sendable {
+package struct KubernetesError: Error, CustomStringConvertible, Sendable {
     /// The HTTP status; 0 when nothing was answered.
-    public let status: Int
+    package let status: Int
     /// Kubernetes' machine reason: `AlreadyExists`, `NotFound`, `Invalid`, `Unauthorized`, `Forbidden`, ...
     /// or `BadRequest` / `BadCredential` / `UnexpectedResponse` for our own refusals.
-    public let reason: String
-    public let message: String
-    public let operation: String
+    package let reason: String
+    package let message: String
+    package let operation: String
 
-    public var description: String { "kubernetes \(operation): \(status == 0 ? "" : "\(status) ")\(reason): \(message)" }
+    package var description: String { "kubernetes \(operation): \(status == 0 ? "" : "\(status) ")\(reason): \(message)" }
 }
 
 /// A Pod's lifecycle phase, as `status.phase` reports it.
-public enum KubernetesPodPhase: String, Sendable {
+package enum KubernetesPodPhase: String, Sendable {
     case pending = "Pending", running = "Running", succeeded = "Succeeded", failed = "Failed", unknown = "Unknown"
 }
 
 /// The parts of a Pod the runner provider needs.
-public struct KubernetesPod: Sendable, Equatable {
-    public let name: String
-    public let namespace: String
-    public let phase: KubernetesPodPhase
-    public let labels: [String: String]
+package struct KubernetesPod: Sendable, Equatable {
+    package let name: String
+    package let namespace: String
+    package let phase: KubernetesPodPhase
+    package let labels: [String: String]
     /// Set once deletion has begun.
-    public let deleting: Bool
+    package let deleting: Bool
 }
 
 /// A Kubernetes REST client over libcurl, for the Pods of one namespace, authenticated with a
 /// bearer token. Each call runs on the HTTP client's own threads; callers only suspend.
-public final class KubernetesClient: Sendable {
-    public let configuration: KubernetesConfiguration
+package final class KubernetesClient: Sendable {
+    package let configuration: KubernetesConfiguration
     private let http: HTTPClient
 
-    public init(configuration: KubernetesConfiguration, http: HTTPClient? = nil) {
+    package init(configuration: KubernetesConfiguration, http: HTTPClient? = nil) {
         self.configuration = configuration
         self.http = http ?? HTTPClient(maxConcurrentRequests: KubernetesLimits.maxConcurrentRequests,
                                        maxResponseBytes: KubernetesLimits.responseMaxBytes, userAgent: "tenki-host")
@@ -100,7 +100,7 @@ public final class KubernetesClient: Sendable {
 
     /// Creates the Opaque Secret `name` with `stringData` and `labels`, or replaces it when one
     /// of that name exists (409 → PUT): afterwards it holds exactly these values.
-    public func applySecret(_ name: String, stringData: [String: String], labels: [String: String] = [:]) async throws {
+    package func applySecret(_ name: String, stringData: [String: String], labels: [String: String] = [:]) async throws {
         let checked = try Self.checkedName(name, operation: "apply secret")
         let secret: [String: Any] = ["apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                                      "metadata": ["name": checked, "labels": labels], "stringData": stringData]
@@ -113,7 +113,7 @@ public final class KubernetesClient: Sendable {
     }
 
     /// The decoded values of the Secret `name`, or nil when there is none.
-    public func secretData(_ name: String) async throws -> [String: String]? {
+    package func secretData(_ name: String) async throws -> [String: String]? {
         let path = secretsPath + "/" + (try Self.checkedName(name, operation: "get secret"))
         let response = try await send("GET", path, body: nil, operation: "get secret \(name)")
         if response.status == 404 { return nil }
@@ -131,7 +131,7 @@ public final class KubernetesClient: Sendable {
 
     /// Deletes the Secret `name`; false when it was already gone (404).
     @discardableResult
-    public func deleteSecret(_ name: String) async throws -> Bool {
+    package func deleteSecret(_ name: String) async throws -> Bool {
         let path = secretsPath + "/" + (try Self.checkedName(name, operation: "delete secret"))
         let response = try await send("DELETE", path, body: nil, operation: "delete secret \(name)")
         if response.status == 404 { return false }
@@ -142,7 +142,7 @@ public final class KubernetesClient: Sendable {
     /// Creates the Pod described by `manifest` (JSON, e.g. from `runnerPodManifest`) in the
     /// configured namespace. A name already taken throws `KubernetesError` with reason `AlreadyExists` (409).
     @discardableResult
-    public func createPod(_ manifest: [UInt8]) async throws -> KubernetesPod {
+    package func createPod(_ manifest: [UInt8]) async throws -> KubernetesPod {
         let response = try await send("POST", podsPath, body: manifest, operation: "create pod")
         guard response.status == 201 || response.status == 200 || response.status == 202 else {
             throw Self.failure(response, operation: "create pod")
@@ -151,7 +151,7 @@ public final class KubernetesClient: Sendable {
     }
 
     /// The Pod named `name`, or nil when there is none.
-    public func getPod(_ name: String) async throws -> KubernetesPod? {
+    package func getPod(_ name: String) async throws -> KubernetesPod? {
         let path = podsPath + "/" + (try Self.checkedName(name, operation: "get pod"))
         let response = try await send("GET", path, body: nil, operation: "get pod \(name)")
         if response.status == 404 { return nil }
@@ -162,7 +162,7 @@ public final class KubernetesClient: Sendable {
     /// Deletes the Pod named `name`. Returns false when it was already gone (404), which is
     /// not an error: deleting is idempotent.
     @discardableResult
-    public func deletePod(_ name: String, gracePeriodSeconds: Int? = nil) async throws -> Bool {
+    package func deletePod(_ name: String, gracePeriodSeconds: Int? = nil) async throws -> Bool {
         var path = podsPath + "/" + (try Self.checkedName(name, operation: "delete pod"))
         if let gracePeriodSeconds { path += "?gracePeriodSeconds=\(max(0, gracePeriodSeconds))" }
         let response = try await send("DELETE", path, body: nil, operation: "delete pod \(name)")

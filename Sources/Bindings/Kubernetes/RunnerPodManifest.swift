@@ -2,11 +2,11 @@ import Foundation
 
 /// CPU and memory of a runner Pod, in Kubernetes quantities (`"2"`, `"500m"`, `"4Gi"`); requests
 /// equal limits, so the Pod is Guaranteed and gets what the SKU sold.
-public struct RunnerPodResources: Sendable, Equatable {
-    public var cpu: String
-    public var memory: String
+package struct RunnerPodResources: Sendable, Equatable {
+    package var cpu: String
+    package var memory: String
 
-    public init(cpu: String, memory: String) {
+    package init(cpu: String, memory: String) {
         self.cpu = cpu
         self.memory = memory
     }
@@ -14,15 +14,15 @@ public struct RunnerPodResources: Sendable, Equatable {
 
 extension KubernetesClient {
     /// Label keys every runner Pod carries.
-    public static let jobIDLabel = "tenki.dev/job-id"
-    public static let managedByLabel = "app.kubernetes.io/managed-by"
-    public static let componentLabel = "app.kubernetes.io/component"
+    package static let jobIDLabel = "tenki.dev/job-id"
+    package static let managedByLabel = "app.kubernetes.io/managed-by"
+    package static let componentLabel = "app.kubernetes.io/component"
     /// The environment variable the actions runner reads as its `--jitconfig` argument.
-    public static let jitConfigEnvironmentVariable = "ACTIONS_RUNNER_INPUT_JITCONFIG"
+    package static let jitConfigEnvironmentVariable = "ACTIONS_RUNNER_INPUT_JITCONFIG"
     /// The key of the just-in-time configuration in a runner's Secret.
-    public static let jitConfigSecretKey = "jitconfig"
+    package static let jitConfigSecretKey = "jitconfig"
     /// GitHub cancels a self-hosted runner's job after 5 days; the Pod never outlives that.
-    public static let runnerPodMaxRuntimeSeconds = 5 * 24 * 3600
+    package static let runnerPodMaxRuntimeSeconds = 5 * 24 * 3600
 
     /// The JSON manifest of an ephemeral actions-runner Pod: one container `runner` running
     /// `/home/runner/run.sh` with the just-in-time configuration in
@@ -31,7 +31,7 @@ extension KubernetesClient {
     /// naming the Tenki job. Throws for a name or label Kubernetes would refuse.
     /// With `jitConfigSecret`, the variable is read from that Secret's `jitconfig` key instead
     /// (`jitConfig` is then not used): the credential stays out of the Pod's spec.
-    public static func runnerPodManifest(name: String, jobID: String, image: String, jitConfig: String, jitConfigSecret: String? = nil,
+    package static func runnerPodManifest(name: String, jobID: String, image: String, jitConfig: String, jitConfigSecret: String? = nil,
                                          labels: [String: String] = [:], resources: RunnerPodResources? = nil,
                                          activeDeadlineSeconds: Int = runnerPodMaxRuntimeSeconds) throws -> [UInt8] {
         let operation = "build runner pod manifest"

@@ -1,8 +1,8 @@
 import Foundation
 
 /// An error from Lua, with where it happened when Lua said so.
-public struct LuaError: Error, CustomStringConvertible, Sendable, Equatable {
-    public enum Kind: String, Sendable {
+package struct LuaError: Error, CustomStringConvertible, Sendable, Equatable {
+    package enum Kind: String, Sendable {
         /// The chunk does not compile.
         case syntax
         /// The code raised an error (including errors raised by host functions).
@@ -17,15 +17,15 @@ public struct LuaError: Error, CustomStringConvertible, Sendable, Equatable {
         case conversion
     }
 
-    public let kind: Kind
+    package let kind: Kind
     /// The message without its position prefix and without the traceback.
-    public let message: String
+    package let message: String
     /// The chunk name Lua reported (e.g. `policies/pricing.lua`), if any.
-    public let chunk: String?
-    public let line: Int?
-    public let traceback: String?
+    package let chunk: String?
+    package let line: Int?
+    package let traceback: String?
 
-    public init(kind: Kind, message: String, chunk: String? = nil, line: Int? = nil, traceback: String? = nil) {
+    package init(kind: Kind, message: String, chunk: String? = nil, line: Int? = nil, traceback: String? = nil) {
         self.kind = kind
         self.message = message
         self.chunk = chunk
@@ -34,7 +34,7 @@ public struct LuaError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     /// `chunk:line: message`, the form operators see in logs and `tenki policy status`.
-    public var description: String {
+    package var description: String {
         if let chunk, let line { return "\(chunk):\(line): \(message)" }
         return message
     }

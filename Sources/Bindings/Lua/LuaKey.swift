@@ -5,16 +5,16 @@ import CLuaShim
 /// in its registry, so a push is an array read instead of hashing and looking up the string
 /// again (which was a tenth of a price evaluation). Declare keys as `static let`s: each
 /// `LuaKey(...)` takes a new process-wide slot.
-public struct LuaKey: Sendable, CustomStringConvertible {
-    public let name: String
+package struct LuaKey: Sendable, CustomStringConvertible {
+    package let name: String
     let slot: Int32
 
-    public init(_ name: String) {
+    package init(_ name: String) {
         self.name = name
         self.slot = tenki_lua_new_key_slot()
     }
 
-    public var description: String { name }
+    package var description: String { name }
 
     /// Pushes the key string onto `L`'s stack.
     @inline(__always)

@@ -2,40 +2,40 @@ import CLua
 import CLuaShim
 
 /// Limits on one Lua state and each evaluation in it. Zero means "no limit".
-public struct LuaLimits: Sendable, Equatable {
+package struct LuaLimits: Sendable, Equatable {
     /// Bytes the state may hold; growth past it fails with a memory error.
-    public var memoryBytes: Int
+    package var memoryBytes: Int
     /// VM instructions one protected call may execute (checked every 10,000).
-    public var instructions: Int64
+    package var instructions: Int64
     /// Wall-clock nanoseconds one protected call may take.
-    public var wallClockNanoseconds: Int64
+    package var wallClockNanoseconds: Int64
 
-    public init(memoryBytes: Int = 0, instructions: Int64 = 0, wallClockNanoseconds: Int64 = 0) {
+    package init(memoryBytes: Int = 0, instructions: Int64 = 0, wallClockNanoseconds: Int64 = 0) {
         self.memoryBytes = memoryBytes
         self.instructions = instructions
         self.wallClockNanoseconds = wallClockNanoseconds
     }
 
-    public static let unlimited = LuaLimits()
+    package static let unlimited = LuaLimits()
 }
 
 /// A Swift function callable from Lua. Throwing raises a Lua error at the caller's line.
-public typealias LuaFunction = ([LuaValue]) throws -> [LuaValue]
+package typealias LuaFunction = ([LuaValue]) throws -> [LuaValue]
 
 /// One Lua 5.4 state. Not thread-safe: use it from one thread at a time and never hold it
 /// across an `await` (the task may resume elsewhere). A Lua error never unwinds through Swift:
 /// every call into Lua is protected, and Swift functions raise through a C trampoline.
-public final class LuaState {
+package final class LuaState {
     /// Nesting limit for tables crossing between Lua and Swift.
-    public static let maxTableDepth = 64
+    package static let maxTableDepth = 64
 
     let L: OpaquePointer
     private var functions: [FunctionBox] = []
-    public let sandboxed: Bool
+    package let sandboxed: Bool
 
     /// Creates a state. `sandboxed` opens only the allow-listed libraries
     /// (docs/ARCHITECTURE.md §7, rule 6).
-    public init(sandboxed: Bool = true, limits: LuaLimits = .unlimited) throws {
+    package init(sandboxed: Bool = true, limits: LuaLimits = .unlimited) throws {
         guard let state = tenki_lua_newstate(0) else {
             throw LuaError(kind: .memory, message: "cannot create a Lua state")
         }
@@ -53,7 +53,7 @@ public final class LuaState {
         tenki_lua_close(L)
     }
 
-    public var limits: LuaLimits {
+    package var limits: LuaLimits {
         didSet { applyLimits() }
     }
 
@@ -63,17 +63,17 @@ public final class LuaState {
     }
 
     /// Bytes currently allocated by this state.
-    public var memoryUsed: Int { Int(tenki_lua_memory_used(L)) }
+    package var memoryUsed: Int { Int(tenki_lua_memory_used(L)) }
 
     /// Adds the `money` and `date` libraries (integer micro-cents with overflow checks and
     /// explicit rounding; pure UTC date helpers).
-    public func openMoneyAndDate() throws {
+    package func openMoneyAndDate() throws {
         let status = tenki_lua_open_money(L)
         if status != LUA_OK { throw popError(status: status) }
     }
 
     /// Generational garbage collection: cheaper when each call makes many short-lived tables.
-    public func useGenerationalGC() {
+    package func useGenerationalGC() {
         tenki_lua_gc_generational(L)
     }
 
@@ -81,21 +81,21 @@ public final class LuaState {
 
     /// Compiles and runs a text chunk, returning its results.
     @discardableResult
-    public func run(_ source: String, chunkName: String = "=chunk") throws -> [LuaValue] {
+    package func run(_ source: String, chunkName: String = "=chunk") throws -> [LuaValue] {
         let top = lua_gettop(L)
         try load(source, chunkName: chunkName)
         return try protectedCall(arguments: [], base: top)
     }
 
     /// Compiles a chunk without running it; throws a `.syntax` error with chunk and line.
-    public func check(_ source: String, chunkName: String = "=chunk") throws {
+    package func check(_ source: String, chunkName: String = "=chunk") throws {
         try load(source, chunkName: chunkName)
         lua_settop(L, -2)
     }
 
     /// Calls the global function `name` with `arguments`.
     @discardableResult
-    public func call(_ name: String, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
+    package func call(_ name: String, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
         let top = lua_gettop(L)
         try pushGlobalFunction(name, restoringTo: top)
         return try protectedCall(arguments: arguments, base: top)
@@ -103,7 +103,7 @@ public final class LuaState {
 
     /// Calls a function stored in `reference`.
     @discardableResult
-    public func call(_ reference: LuaReference, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
+    package func call(_ reference: LuaReference, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
         let top = lua_gettop(L)
         try pushFunction(reference, restoringTo: top)
         return try protectedCall(arguments: arguments, base: top)
@@ -134,7 +134,7 @@ public final class LuaState {
 
     /// Calls the global function `name` and keeps its first result (any type, e.g. a function)
     /// in the registry, to be called later without a lookup.
-    public func callToReference(_ name: String, _ arguments: [LuaValue]) throws -> LuaReference {
+    package func callToReference(_ name: String, _ arguments: [LuaValue]) throws -> LuaReference {
         let top = lua_gettop(L)
         try pushGlobalFunction(name, restoringTo: top)
         return try protectedCall(base: top, pushArguments: {
@@ -146,7 +146,7 @@ public final class LuaState {
         })
     }
 
-    public func release(_ reference: LuaReference) {
+    package func release(_ reference: LuaReference) {
         luaL_unref(L, TENKI_LUA_REGISTRYINDEX, reference.id)
     }
 
@@ -226,7 +226,7 @@ public final class LuaState {
     // MARK: globals and host functions
 
     /// Sets a global without invoking metamethods.
-    public func setGlobal(_ name: String, _ value: LuaValue) throws {
+    package func setGlobal(_ name: String, _ value: LuaValue) throws {
         try withHostSection {
             lua_rawgeti(L, TENKI_LUA_REGISTRYINDEX, lua_Integer(LUA_RIDX_GLOBALS))
             lua_pushstring(L, name)
@@ -237,7 +237,7 @@ public final class LuaState {
     }
 
     /// Reads a global without invoking metamethods.
-    public func global(_ name: String) throws -> LuaValue {
+    package func global(_ name: String) throws -> LuaValue {
         try withHostSection {
             lua_rawgeti(L, TENKI_LUA_REGISTRYINDEX, lua_Integer(LUA_RIDX_GLOBALS))
             lua_pushstring(L, name)
@@ -249,7 +249,7 @@ public final class LuaState {
 
     /// Makes `function` callable from Lua as the global `name`, or as `module.name` when a
     /// module is given (the module table is created if missing).
-    public func register(_ name: String, in module: String? = nil, _ function: @escaping LuaFunction) {
+    package func register(_ name: String, in module: String? = nil, _ function: @escaping LuaFunction) {
         let box = FunctionBox(function)
         functions.append(box)
         withHostSection {
@@ -290,8 +290,8 @@ public final class LuaState {
 }
 
 /// A function or value kept in a state's registry.
-public struct LuaReference: Hashable, Sendable {
-    public let id: Int32
+package struct LuaReference: Hashable, Sendable {
+    package let id: Int32
 }
 
 final class FunctionBox {

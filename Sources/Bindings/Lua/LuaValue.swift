@@ -1,6 +1,6 @@
 /// A Lua value copied out of (or into) a Lua state. Integers and floats stay distinct, as in
 /// Lua 5.4: `1` is `.integer(1)`, `1.0` is `.number(1.0)`.
-public indirect enum LuaValue: Hashable, Sendable {
+package indirect enum LuaValue: Hashable, Sendable {
     case `nil`
     case boolean(Bool)
     case integer(Int64)
@@ -9,7 +9,7 @@ public indirect enum LuaValue: Hashable, Sendable {
     case table(LuaTable)
 
     /// Lua's type name for the value.
-    public var typeName: String {
+    package var typeName: String {
         switch self {
         case .nil: return "nil"
         case .boolean: return "boolean"
@@ -19,19 +19,19 @@ public indirect enum LuaValue: Hashable, Sendable {
         }
     }
 
-    public var isNil: Bool { if case .nil = self { return true } else { return false } }
-    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
-    public var integerValue: Int64? { if case .integer(let i) = self { return i } else { return nil } }
-    public var boolValue: Bool? { if case .boolean(let b) = self { return b } else { return nil } }
-    public var tableValue: LuaTable? { if case .table(let t) = self { return t } else { return nil } }
+    package var isNil: Bool { if case .nil = self { return true } else { return false } }
+    package var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    package var integerValue: Int64? { if case .integer(let i) = self { return i } else { return nil } }
+    package var boolValue: Bool? { if case .boolean(let b) = self { return b } else { return nil } }
+    package var tableValue: LuaTable? { if case .table(let t) = self { return t } else { return nil } }
 
     /// Field access on a table value; `.nil` for anything else or a missing key.
-    public subscript(key: String) -> LuaValue {
+    package subscript(key: String) -> LuaValue {
         tableValue?[.string(key)] ?? .nil
     }
 
     /// Sequence access (1-based, as in Lua) on a table value.
-    public subscript(index: Int) -> LuaValue {
+    package subscript(index: Int) -> LuaValue {
         tableValue?[.integer(Int64(index))] ?? .nil
     }
 }
@@ -39,11 +39,11 @@ public indirect enum LuaValue: Hashable, Sendable {
 /// A Lua table as a value: its sequence part (keys 1...n) and its other fields. Fields are kept
 /// as a small list of pairs (policy tables have few), which is faster to build and search than
 /// a hash table; equality ignores their order.
-public struct LuaTable: Hashable, Sendable {
-    public var array: [LuaValue]
-    public private(set) var fieldPairs: [(key: LuaValue, value: LuaValue)]
+package struct LuaTable: Hashable, Sendable {
+    package var array: [LuaValue]
+    package private(set) var fieldPairs: [(key: LuaValue, value: LuaValue)]
 
-    public init(array: [LuaValue] = [], fields: [LuaValue: LuaValue] = [:]) {
+    package init(array: [LuaValue] = [], fields: [LuaValue: LuaValue] = [:]) {
         self.array = array
         self.fieldPairs = fields.map { (key: $0.key, value: $0.value) }
     }
@@ -54,7 +54,7 @@ public struct LuaTable: Hashable, Sendable {
     }
 
     /// The non-sequence fields as a dictionary.
-    public var fields: [LuaValue: LuaValue] {
+    package var fields: [LuaValue: LuaValue] {
         get { Dictionary(fieldPairs, uniquingKeysWith: { $1 }) }
         set { fieldPairs = newValue.map { (key: $0.key, value: $0.value) } }
     }
@@ -63,7 +63,7 @@ public struct LuaTable: Hashable, Sendable {
         fieldPairs.firstIndex { $0.key == key }
     }
 
-    public subscript(key: LuaValue) -> LuaValue {
+    package subscript(key: LuaValue) -> LuaValue {
         get {
             if case .integer(let i) = key, i >= 1, i <= array.count { return array[Int(i) - 1] }
             return fieldIndex(key).map { fieldPairs[$0].value } ?? .nil
@@ -90,14 +90,14 @@ public struct LuaTable: Hashable, Sendable {
     }
 
     /// Number of entries in both parts.
-    public var count: Int { array.count + fieldPairs.count }
+    package var count: Int { array.count + fieldPairs.count }
 
-    public static func == (a: LuaTable, b: LuaTable) -> Bool {
+    package static func == (a: LuaTable, b: LuaTable) -> Bool {
         guard a.array == b.array, a.fieldPairs.count == b.fieldPairs.count else { return false }
         return a.fieldPairs.allSatisfy { pair in b[pair.key] == pair.value }
     }
 
-    public func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         hasher.combine(array)
         hasher.combine(fieldPairs.count)
     }
@@ -107,13 +107,13 @@ extension LuaValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expres
     ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
     ExpressibleByDictionaryLiteral
 {
-    public init(nilLiteral: ()) { self = .nil }
-    public init(booleanLiteral value: Bool) { self = .boolean(value) }
-    public init(integerLiteral value: Int64) { self = .integer(value) }
-    public init(floatLiteral value: Double) { self = .number(value) }
-    public init(stringLiteral value: String) { self = .string(value) }
-    public init(arrayLiteral elements: LuaValue...) { self = .table(LuaTable(array: elements)) }
-    public init(dictionaryLiteral elements: (LuaValue, LuaValue)...) {
+    package init(nilLiteral: ()) { self = .nil }
+    package init(booleanLiteral value: Bool) { self = .boolean(value) }
+    package init(integerLiteral value: Int64) { self = .integer(value) }
+    package init(floatLiteral value: Double) { self = .number(value) }
+    package init(stringLiteral value: String) { self = .string(value) }
+    package init(arrayLiteral elements: LuaValue...) { self = .table(LuaTable(array: elements)) }
+    package init(dictionaryLiteral elements: (LuaValue, LuaValue)...) {
         var table = LuaTable()
         for (key, value) in elements { table[key] = value }
         self = .table(table)

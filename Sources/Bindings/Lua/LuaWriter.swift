@@ -4,11 +4,11 @@ import CLuaShim
 /// Builds a Lua argument in place on the stack, without an intermediate `LuaValue` tree: the
 /// fast path for decisions evaluated hundreds of thousands of times a second. Used only inside
 /// `LuaState.call(_:writing:)`, inside a host section, so pushing never raises through Swift.
-public struct LuaWriter {
+package struct LuaWriter {
     let L: OpaquePointer
 
     /// Pushes a new table and fills it with `body`; leaves it on the stack.
-    public func table(arrayCount: Int = 0, fieldCount: Int = 0, _ body: (LuaWriter) throws -> Void) rethrows {
+    package func table(arrayCount: Int = 0, fieldCount: Int = 0, _ body: (LuaWriter) throws -> Void) rethrows {
         _ = lua_checkstack(L, 8)
         lua_createtable(L, Int32(arrayCount), Int32(fieldCount))
         try body(self)
@@ -19,19 +19,19 @@ public struct LuaWriter {
         name.withUTF8 { $0.withMemoryRebound(to: CChar.self) { _ = lua_pushlstring(L, $0.baseAddress, $0.count) } }
     }
 
-    public func set(_ name: String, _ value: Int64) {
+    package func set(_ name: String, _ value: Int64) {
         key(name)
         lua_pushinteger(L, lua_Integer(value))
         lua_rawset(L, -3)
     }
 
-    public func set(_ name: String, _ value: Bool) {
+    package func set(_ name: String, _ value: Bool) {
         key(name)
         lua_pushboolean(L, value ? 1 : 0)
         lua_rawset(L, -3)
     }
 
-    public func set(_ name: String, _ value: String?) {
+    package func set(_ name: String, _ value: String?) {
         guard let value else { return }
         key(name)
         key(value)
@@ -39,7 +39,7 @@ public struct LuaWriter {
     }
 
     /// `name = { strings... }`
-    public func set(_ name: String, strings: [String]) {
+    package func set(_ name: String, strings: [String]) {
         key(name)
         lua_createtable(L, Int32(strings.count), 0)
         for (index, string) in strings.enumerated() {
@@ -50,7 +50,7 @@ public struct LuaWriter {
     }
 
     /// `name = { ... }` built by `body`.
-    public func set(_ name: String, table body: (LuaWriter) throws -> Void) rethrows {
+    package func set(_ name: String, table body: (LuaWriter) throws -> Void) rethrows {
         key(name)
         lua_createtable(L, 0, 4)
         try body(self)
@@ -59,26 +59,26 @@ public struct LuaWriter {
 
     // The same setters with cached keys (the hot path).
 
-    public func set(_ key: LuaKey, _ value: Int64) {
+    package func set(_ key: LuaKey, _ value: Int64) {
         key.push(L)
         lua_pushinteger(L, lua_Integer(value))
         lua_rawset(L, -3)
     }
 
-    public func set(_ key: LuaKey, _ value: Bool) {
+    package func set(_ key: LuaKey, _ value: Bool) {
         key.push(L)
         lua_pushboolean(L, value ? 1 : 0)
         lua_rawset(L, -3)
     }
 
-    public func set(_ key: LuaKey, _ value: String?) {
+    package func set(_ key: LuaKey, _ value: String?) {
         guard let value else { return }
         key.push(L)
         self.key(value)
         lua_rawset(L, -3)
     }
 
-    public func set(_ key: LuaKey, strings: [String]) {
+    package func set(_ key: LuaKey, strings: [String]) {
         key.push(L)
         lua_createtable(L, Int32(strings.count), 0)
         for (index, string) in strings.enumerated() {
@@ -88,7 +88,7 @@ public struct LuaWriter {
         lua_rawset(L, -3)
     }
 
-    public func set(_ key: LuaKey, fieldCount: Int = 4, table body: (LuaWriter) throws -> Void) rethrows {
+    package func set(_ key: LuaKey, fieldCount: Int = 4, table body: (LuaWriter) throws -> Void) rethrows {
         key.push(L)
         lua_createtable(L, 0, Int32(fieldCount))
         try body(self)
@@ -96,7 +96,7 @@ public struct LuaWriter {
     }
 
     /// Any value, through the general converter.
-    public func set(_ name: String, value: LuaValue) throws {
+    package func set(_ name: String, value: LuaValue) throws {
         key(name)
         try LuaStack(L: L).push(value)
         lua_rawset(L, -3)
@@ -105,7 +105,7 @@ public struct LuaWriter {
 
 extension LuaState {
     /// Calls a referenced function with one argument built by `writing`, returning its first result.
-    public func call(_ reference: LuaReference, writing: (LuaWriter) throws -> Void) throws -> LuaValue {
+    package func call(_ reference: LuaReference, writing: (LuaWriter) throws -> Void) throws -> LuaValue {
         let top = lua_gettop(L)
         try pushFunction(reference, restoringTo: top)
         return try protectedCall(base: top) {
@@ -117,13 +117,13 @@ extension LuaState {
 
 /// Reads a result table in place on the stack, without copying it into a `LuaValue` tree: the
 /// fast path for decision results. Valid only inside `LuaState.call(_:writing:reading:)`.
-public struct LuaReader {
+package struct LuaReader {
     let L: OpaquePointer
     /// Absolute stack index of the table.
     let index: Int32
 
     /// One field's value, for scalars.
-    public enum Scalar: Equatable {
+    package enum Scalar: Equatable {
         case `nil`, boolean(Bool), integer(Int64), number(Double), string(String), table, other(String)
     }
 
@@ -156,21 +156,21 @@ public struct LuaReader {
     }
 
     /// The field `name` as a scalar (`.table` for tables: read those with `table(_:_:)`).
-    public subscript(_ name: String) -> Scalar {
+    package subscript(_ name: String) -> Scalar {
         pushField(name)
         defer { lua_settop(L, -2) }
         return scalarOnTop()
     }
 
     /// The field `key` as a scalar.
-    public subscript(_ key: LuaKey) -> Scalar {
+    package subscript(_ key: LuaKey) -> Scalar {
         pushField(key)
         defer { lua_settop(L, -2) }
         return scalarOnTop()
     }
 
     /// The integer in field `key`, without building a `Scalar` (nil for any other type, floats included).
-    public func integer(_ key: LuaKey) -> Int64? {
+    package func integer(_ key: LuaKey) -> Int64? {
         pushField(key)
         defer { lua_settop(L, -2) }
         // lua_isinteger, not lua_tointegerx: the latter accepts 3.0 (and "3"), and a float where an
@@ -180,7 +180,7 @@ public struct LuaReader {
     }
 
     /// Reads the table in field `key` with `body`; nil when the field is not a table.
-    public func table<T>(_ key: LuaKey, _ body: (LuaReader) throws -> T) rethrows -> T? {
+    package func table<T>(_ key: LuaKey, _ body: (LuaReader) throws -> T) rethrows -> T? {
         pushField(key)
         defer { lua_settop(L, -2) }
         guard lua_type(L, -1) == LUA_TTABLE else { return nil }
@@ -188,7 +188,7 @@ public struct LuaReader {
     }
 
     /// Reads the table in field `name` with `body`; nil when the field is not a table.
-    public func table<T>(_ name: String, _ body: (LuaReader) throws -> T) rethrows -> T? {
+    package func table<T>(_ name: String, _ body: (LuaReader) throws -> T) rethrows -> T? {
         pushField(name)
         defer { lua_settop(L, -2) }
         guard lua_type(L, -1) == LUA_TTABLE else { return nil }
@@ -197,7 +197,7 @@ public struct LuaReader {
 
     /// Visits the tables at 1, 2, ... until the first non-table; returns how many.
     @discardableResult
-    public func forEachTable(_ body: (LuaReader) throws -> Void) rethrows -> Int {
+    package func forEachTable(_ body: (LuaReader) throws -> Void) rethrows -> Int {
         var i: lua_Integer = 1
         while true {
             _ = lua_checkstack(L, 4)
@@ -213,10 +213,10 @@ public struct LuaReader {
     }
 
     /// Whether the value itself is a table (the reader of a non-table result has index 0).
-    public var isTable: Bool { index != 0 }
+    package var isTable: Bool { index != 0 }
 
     /// Copies the whole value out (slow path, for records and errors).
-    public func value() throws -> LuaValue {
+    package func value() throws -> LuaValue {
         try LuaStack(L: L).value(at: index)
     }
 }
@@ -224,7 +224,7 @@ public struct LuaReader {
 extension LuaState {
     /// Calls a referenced function with one argument built by `writing`, and reads its first
     /// result in place with `reading`.
-    public func call<T>(_ reference: LuaReference, writing: (LuaWriter) throws -> Void, reading: (LuaReader) throws -> T) throws -> T {
+    package func call<T>(_ reference: LuaReference, writing: (LuaWriter) throws -> Void, reading: (LuaReader) throws -> T) throws -> T {
         let top = lua_gettop(L)
         try pushFunction(reference, restoringTo: top)
         return try protectedCall(base: top, pushArguments: {

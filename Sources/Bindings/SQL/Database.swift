@@ -2,14 +2,14 @@ import Foundation
 
 /// Which SQL a driver speaks. Queries use PostgreSQL's `$1` placeholders on both; the SQLite
 /// driver rewrites them to `?1`.
-public enum SQLDialect: String, Sendable {
+package enum SQLDialect: String, Sendable {
     case sqlite
     case postgres
 }
 
 /// A connection inside a transaction. Calls are synchronous and run on the driver's own thread,
 /// never on an event loop or the cooperative pool.
-public protocol SQLConnection: AnyObject {
+package protocol SQLConnection: AnyObject {
     var dialect: SQLDialect { get }
     /// Runs a parameterised statement; returns the number of rows changed.
     @discardableResult
@@ -22,16 +22,16 @@ public protocol SQLConnection: AnyObject {
 
 extension SQLConnection {
     @discardableResult
-    public func execute(_ sql: String) throws -> Int { try execute(sql, []) }
-    public func query(_ sql: String) throws -> [SQLRow] { try query(sql, []) }
-    public func queryOne(_ sql: String, _ parameters: [SQLValue] = []) throws -> SQLRow? {
+    package func execute(_ sql: String) throws -> Int { try execute(sql, []) }
+    package func query(_ sql: String) throws -> [SQLRow] { try query(sql, []) }
+    package func queryOne(_ sql: String, _ parameters: [SQLValue] = []) throws -> SQLRow? {
         try query(sql, parameters).first
     }
 }
 
 /// Transaction isolation for drivers that offer a choice (PostgreSQL). SQLite transactions
 /// are always serializable.
-public enum SQLIsolation: Sendable {
+package enum SQLIsolation: Sendable {
     case readCommitted
     case repeatableRead
     case serializable
@@ -41,7 +41,7 @@ public enum SQLIsolation: Sendable {
 /// thread, and may run more than once: it is retried whole when the database reports a busy
 /// lock (SQLite) or a serialization failure or deadlock (PostgreSQL), so it must not have
 /// effects outside the database.
-public protocol Database: AnyObject, Sendable {
+package protocol Database: AnyObject, Sendable {
     var dialect: SQLDialect { get }
     /// A description without credentials, for logs.
     var displayName: String { get }
@@ -55,60 +55,60 @@ public protocol Database: AnyObject, Sendable {
 }
 
 extension Database {
-    public func transaction<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+    package func transaction<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
         try await transaction(isolation: .readCommitted, body)
     }
 
     @discardableResult
-    public func execute(_ sql: String, _ parameters: [SQLValue] = []) async throws -> Int {
+    package func execute(_ sql: String, _ parameters: [SQLValue] = []) async throws -> Int {
         try await transaction { try $0.execute(sql, parameters) }
     }
 
-    public func query(_ sql: String, _ parameters: [SQLValue] = []) async throws -> [SQLRow] {
+    package func query(_ sql: String, _ parameters: [SQLValue] = []) async throws -> [SQLRow] {
         try await read { try $0.query(sql, parameters) }
     }
 
-    public func ping() async throws {
+    package func ping() async throws {
         _ = try await read { try $0.query("SELECT 1 AS one") }
     }
 }
 
 /// Limits of the drivers, kept together.
-public enum SQLLimits {
+package enum SQLLimits {
     /// Backoff before a transaction's second attempt, doubling per attempt up to the maximum.
-    public static let transactionRetryFirstBackoffNanoseconds: UInt64 = 1_000_000
-    public static let transactionRetryMaxBackoffNanoseconds: UInt64 = 100_000_000
+    package static let transactionRetryFirstBackoffNanoseconds: UInt64 = 1_000_000
+    package static let transactionRetryMaxBackoffNanoseconds: UInt64 = 100_000_000
     /// Characters of the statement quoted in an error.
-    public static let errorStatementExcerptCharacters = 200
+    package static let errorStatementExcerptCharacters = 200
     /// Prepared statements cached per connection before the cache is cleared.
-    public static let maxCachedStatementsPerConnection = 256
+    package static let maxCachedStatementsPerConnection = 256
     /// Times a transaction is run again after a busy or serialization failure.
-    public static let maxTransactionAttempts = 10
+    package static let maxTransactionAttempts = 10
     /// Logical transactions merged into one SQLite commit by group commit.
-    public static let maxGroupCommitTransactions = 512
+    package static let maxGroupCommitTransactions = 512
     /// WAL pages after which a background checkpoint runs (SQLite's own default is 1,000). More
     /// than SQLite's default: a page changed by many commits in between is copied once, and the
     /// writer's short pause to finish each round (see `SQLiteDatabase.walGrew`) comes once in
     /// ~200 ledger commits, not every ~50 (which put it in the 99th percentile). With the WAL
     /// started over after each round the file stays about this size (64 MiB of 4 KiB pages).
-    public static let sqliteCheckpointWALPages = 16_000
+    package static let sqliteCheckpointWALPages = 16_000
     /// WAL pages after which the writer checkpoints itself, the background one falling behind.
-    public static let sqliteWriterCheckpointWALPages = 64_000
+    package static let sqliteWriterCheckpointWALPages = 64_000
     /// Passes of the background checkpoint at most (each copies what was committed during the
     /// one before), and the frames a pass copies below which it stops.
-    public static let sqliteCheckpointPasses = 6
-    public static let sqliteCheckpointTailFrames = 100
+    package static let sqliteCheckpointPasses = 6
+    package static let sqliteCheckpointTailFrames = 100
     /// Bytes of copied database pages written to the device at a time by the background
     /// checkpoint: a commit's WAL sync waits behind at most this much.
-    public static let sqliteWriteBackPieceBytes: Int64 = 1 << 20
+    package static let sqliteWriteBackPieceBytes: Int64 = 1 << 20
     /// Page cache of the SQLite writer connection, in KiB (SQLite's default is 2,000): a large
     /// batch's pages stay in memory until commit instead of spilling to the WAL and being read back.
-    public static let sqliteWriterCacheKibibytes = 32_768
+    package static let sqliteWriterCacheKibibytes = 32_768
     /// How long SQLite waits on another process's lock before reporting busy.
-    public static let sqliteBusyTimeoutMilliseconds: Int32 = 5_000
+    package static let sqliteBusyTimeoutMilliseconds: Int32 = 5_000
 
     /// The relations between the limits; checked once when a database opens.
-    public static func assertRelations() {
+    package static func assertRelations() {
         precondition(sqliteCheckpointTailFrames < sqliteCheckpointWALPages, "the writer's tail is a small part of a round")
         precondition(sqliteCheckpointWALPages < sqliteWriterCheckpointWALPages, "background rounds start before the writer must checkpoint")
         precondition(transactionRetryFirstBackoffNanoseconds <= transactionRetryMaxBackoffNanoseconds, "backoff grows up to its cap")
@@ -118,8 +118,8 @@ public enum SQLLimits {
 
 /// Opens a database from a URL: `postgres://...` / `postgresql://...` for PostgreSQL,
 /// `sqlite:///absolute/path.db`, `sqlite:relative/path.db` or a plain file path for SQLite.
-public enum DatabaseFactory {
-    public static func open(url: String, poolSize: Int = 8) throws -> any Database {
+package enum DatabaseFactory {
+    package static func open(url: String, poolSize: Int = 8) throws -> any Database {
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
             return try PostgresDatabase(url: url, poolSize: poolSize)
         }
@@ -139,6 +139,6 @@ func retryDelay(attempt: Int) -> UInt64 {
 
 /// Numbered parameter placeholders for an `IN (...)` list: `placeholders(3)` is `$1, $2, $3`,
 /// `placeholders(2, from: 4)` is `$4, $5` (both drivers take `$n`).
-public func placeholders(_ count: Int, from first: Int = 1) -> String {
+package func placeholders(_ count: Int, from first: Int = 1) -> String {
     (first..<(first + count)).map { "$\($0)" }.joined(separator: ", ")
 }

@@ -3,13 +3,13 @@ import Foundation
 /// One forward-only schema change of a plugin. `sql` is written once for both drivers: on
 /// PostgreSQL, `INTEGER PRIMARY KEY AUTOINCREMENT` becomes `BIGSERIAL PRIMARY KEY` and `BLOB`
 /// becomes `BYTEA`. `postgres` (when given) replaces it whole where the dialects differ more.
-public struct Migration: Sendable {
-    public let version: Int
-    public let name: String
-    public let sqlite: String
-    public let postgres: String
+package struct Migration: Sendable {
+    package let version: Int
+    package let name: String
+    package let sqlite: String
+    package let postgres: String
 
-    public init(_ version: Int, _ name: String, sql: String, postgres: String? = nil) {
+    package init(_ version: Int, _ name: String, sql: String, postgres: String? = nil) {
         self.version = version
         self.name = name
         self.sqlite = sql
@@ -35,10 +35,10 @@ public struct Migration: Sendable {
 }
 
 /// Applies each plugin's migrations in order and records them in `schema_migrations`.
-public enum Migrator {
+package enum Migrator {
     /// Returns the versions applied now (empty when the schema was current).
     @discardableResult
-    public static func migrate(_ database: any Database, plugin: String, migrations: [Migration]) async throws -> [Int] {
+    package static func migrate(_ database: any Database, plugin: String, migrations: [Migration]) async throws -> [Int] {
         let sorted = migrations.sorted { $0.version < $1.version }
         precondition(Set(sorted.map(\.version)).count == sorted.count, "duplicate migration versions in \(plugin)")
         let dialect = database.dialect

@@ -4,11 +4,11 @@ import Foundation
 /// PostgreSQL over libpq with a pool of connections, run on the pool's own threads.
 /// Unchecked Sendable: the pool's mutable state (`idle`, `opened`, `waiters`, `closed`) is touched only under
 /// `lock`, and a connection is used by the one caller that checked it out.
-public final class PostgresDatabase: Database, @unchecked Sendable {
-    public let dialect = SQLDialect.postgres
-    public let url: String
-    public let poolSize: Int
-    public var displayName: String { PostgresDatabase.redact(url) }
+package final class PostgresDatabase: Database, @unchecked Sendable {
+    package let dialect = SQLDialect.postgres
+    package let url: String
+    package let poolSize: Int
+    package var displayName: String { PostgresDatabase.redact(url) }
 
     private let lock = NSLock()
     private var idle: [Slot] = []
@@ -29,7 +29,7 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
     }
 
     /// Connects one connection at once so a bad URL fails here; the rest open on demand.
-    public init(url: String, poolSize: Int = 8) throws {
+    package init(url: String, poolSize: Int = 8) throws {
         precondition(poolSize > 0)
         self.url = url
         self.poolSize = poolSize
@@ -40,7 +40,7 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
     }
 
     /// The URL with its password replaced, for logs.
-    public static func redact(_ url: String) -> String {
+    package static func redact(_ url: String) -> String {
         guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://") else { return url }
         let credentials = url[scheme.upperBound..<at]
         guard let colon = credentials.firstIndex(of: ":") else { return url }
@@ -94,7 +94,7 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
         }
     }
 
-    public func transaction<T>(isolation: SQLIsolation, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+    package func transaction<T>(isolation: SQLIsolation, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
         let begin: String
         switch isolation {
         case .readCommitted: begin = "BEGIN"
@@ -131,22 +131,22 @@ public final class PostgresDatabase: Database, @unchecked Sendable {
 
     /// Runs statements on a new connection outside any transaction and closes it, blocking
     /// the calling thread (for tooling and tests: CREATE DATABASE, DROP DATABASE...).
-    public static func runBlocking(url: String, _ sql: String) throws {
+    package static func runBlocking(url: String, _ sql: String) throws {
         let connection = try PostgresConnection(url: url)
         defer { connection.close() }
         try connection.executeScript(sql)
     }
 
     /// Runs statements outside a transaction (CREATE DATABASE, VACUUM...).
-    public func raw(_ sql: String) async throws {
+    package func raw(_ sql: String) async throws {
         try await withConnection { try $0.executeScript(sql) }
     }
 
-    public func read<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+    package func read<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
         try await transaction(isolation: .readCommitted, body)
     }
 
-    public func close() async {
+    package func close() async {
         let slots: [Slot] = lock.withLock {
             closed = true
             let all = idle

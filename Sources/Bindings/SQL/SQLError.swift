@@ -1,6 +1,6 @@
 /// A database error with the driver's code, classified so callers can decide to retry.
-public struct SQLError: Error, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable {
+package struct SQLError: Error, CustomStringConvertible, Sendable {
+    package enum Code: String, Sendable {
         /// SQLite's SQLITE_BUSY / SQLITE_LOCKED: another writer holds the lock.
         case busy
         /// PostgreSQL 40001 / 40P01: the transaction lost a race and may be retried whole.
@@ -19,13 +19,13 @@ public struct SQLError: Error, CustomStringConvertible, Sendable {
         case other
     }
 
-    public let code: Code
-    public let message: String
+    package let code: Code
+    package let message: String
     /// The driver's own code: SQLite's extended result code or PostgreSQL's SQLSTATE.
-    public let driverCode: String?
-    public let sql: String?
+    package let driverCode: String?
+    package let sql: String?
 
-    public init(_ code: Code, _ message: String, driverCode: String? = nil, sql: String? = nil) {
+    package init(_ code: Code, _ message: String, driverCode: String? = nil, sql: String? = nil) {
         self.code = code
         self.message = message
         self.driverCode = driverCode
@@ -33,9 +33,9 @@ public struct SQLError: Error, CustomStringConvertible, Sendable {
     }
 
     /// Whether running the whole transaction again may succeed.
-    public var isRetryable: Bool { code == .busy || code == .serializationFailure }
+    package var isRetryable: Bool { code == .busy || code == .serializationFailure }
 
-    public var description: String {
+    package var description: String {
         var text = "\(code.rawValue): \(message)"
         if let driverCode { text += " [\(driverCode)]" }
         if let sql { text += " in: \(sql.prefix(SQLLimits.errorStatementExcerptCharacters))" }

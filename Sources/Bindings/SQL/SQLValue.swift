@@ -1,42 +1,42 @@
 /// A value bound to a query parameter or read from a column.
-public enum SQLValue: Sendable, Hashable {
+package enum SQLValue: Sendable, Hashable {
     case null
     case integer(Int64)
     case double(Double)
     case text(String)
     case blob([UInt8])
 
-    public var isNull: Bool { if case .null = self { return true } else { return false } }
+    package var isNull: Bool { if case .null = self { return true } else { return false } }
 }
 
 extension SQLValue: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral, ExpressibleByNilLiteral,
     ExpressibleByFloatLiteral
 {
-    public init(integerLiteral value: Int64) { self = .integer(value) }
-    public init(stringLiteral value: String) { self = .text(value) }
-    public init(nilLiteral: ()) { self = .null }
-    public init(floatLiteral value: Double) { self = .double(value) }
+    package init(integerLiteral value: Int64) { self = .integer(value) }
+    package init(stringLiteral value: String) { self = .text(value) }
+    package init(nilLiteral: ()) { self = .null }
+    package init(floatLiteral value: Double) { self = .double(value) }
 }
 
 extension SQLValue {
-    public init(_ value: Int) { self = .integer(Int64(value)) }
-    public init(_ value: Int64) { self = .integer(value) }
-    public init(_ value: String?) { self = value.map { .text($0) } ?? .null }
-    public init(_ value: [UInt8]) { self = .blob(value) }
-    public init(_ value: Bool) { self = .integer(value ? 1 : 0) }
+    package init(_ value: Int) { self = .integer(Int64(value)) }
+    package init(_ value: Int64) { self = .integer(value) }
+    package init(_ value: String?) { self = value.map { .text($0) } ?? .null }
+    package init(_ value: [UInt8]) { self = .blob(value) }
+    package init(_ value: Bool) { self = .integer(value ? 1 : 0) }
 }
 
 /// One result row, with typed accessors that fail with the column's name.
-public struct SQLRow: Sendable {
-    public let columns: [String]
-    public let values: [SQLValue]
+package struct SQLRow: Sendable {
+    package let columns: [String]
+    package let values: [SQLValue]
 
-    public init(columns: [String], values: [SQLValue]) {
+    package init(columns: [String], values: [SQLValue]) {
         self.columns = columns
         self.values = values
     }
 
-    public subscript(_ column: String) -> SQLValue {
+    package subscript(_ column: String) -> SQLValue {
         guard let index = columns.firstIndex(of: column) else { return .null }
         return values[index]
     }
@@ -45,7 +45,7 @@ public struct SQLRow: Sendable {
         SQLError(.typeMismatch, "column '\(column)' is \(self[column]), expected \(expected)")
     }
 
-    public func int(_ column: String) throws -> Int64 {
+    package func int(_ column: String) throws -> Int64 {
         switch self[column] {
         case .integer(let i): return i
         case .text(let t): if let i = Int64(t) { return i }
@@ -54,11 +54,11 @@ public struct SQLRow: Sendable {
         throw mismatch(column, "an integer")
     }
 
-    public func optionalInt(_ column: String) throws -> Int64? {
+    package func optionalInt(_ column: String) throws -> Int64? {
         self[column].isNull ? nil : try int(column)
     }
 
-    public func string(_ column: String) throws -> String {
+    package func string(_ column: String) throws -> String {
         switch self[column] {
         case .text(let t): return t
         case .integer(let i): return String(i)
@@ -67,11 +67,11 @@ public struct SQLRow: Sendable {
         }
     }
 
-    public func optionalString(_ column: String) throws -> String? {
+    package func optionalString(_ column: String) throws -> String? {
         self[column].isNull ? nil : try string(column)
     }
 
-    public func bytes(_ column: String) throws -> [UInt8] {
+    package func bytes(_ column: String) throws -> [UInt8] {
         switch self[column] {
         case .blob(let b): return b
         case .text(let t): return Array(t.utf8)
@@ -79,5 +79,5 @@ public struct SQLRow: Sendable {
         }
     }
 
-    public func bool(_ column: String) throws -> Bool { try int(column) != 0 }
+    package func bool(_ column: String) throws -> Bool { try int(column) != 0 }
 }

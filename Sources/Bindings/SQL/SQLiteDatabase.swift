@@ -10,10 +10,10 @@ import Foundation
 /// its own transaction commit or fail as a whole, and none returns before its data is on disk.
 /// Unchecked Sendable: `pending` and `draining` are touched only under `lock`; the writer connection only on
 /// the writer thread, a reader connection only by the one caller that checked it out.
-public final class SQLiteDatabase: Database, @unchecked Sendable {
-    public let dialect = SQLDialect.sqlite
-    public let path: String
-    public var displayName: String { "sqlite:\(path)" }
+package final class SQLiteDatabase: Database, @unchecked Sendable {
+    package let dialect = SQLDialect.sqlite
+    package let path: String
+    package var displayName: String { "sqlite:\(path)" }
 
     private let writer: SQLiteConnection
     private let writerThread = BlockingThreadPool(name: "tenki-sqlite-writer", maxThreads: 1)
@@ -47,7 +47,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
 
     /// Opens (creating if needed) the database file and its parent directory. The checkpoint
     /// thresholds are `SQLLimits`' unless a test wants many rounds from little data.
-    public init(path: String, readers readerCount: Int = 4, checkpointWALPages: Int = SQLLimits.sqliteCheckpointWALPages,
+    package init(path: String, readers readerCount: Int = 4, checkpointWALPages: Int = SQLLimits.sqliteCheckpointWALPages,
                 writerCheckpointWALPages: Int = SQLLimits.sqliteWriterCheckpointWALPages) throws {
         self.path = path
         self.checkpointWALPages = checkpointWALPages
@@ -149,7 +149,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
         }
     }
 
-    public func transaction<T>(isolation: SQLIsolation, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+    package func transaction<T>(isolation: SQLIsolation, _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
         let handed: Handover<Any> = try await withCheckedThrowingContinuation { continuation in
             let write = PendingWrite(run: { try body($0) }, complete: { continuation.resume(returning: Handover(result: $0)) })
             lock.lock()
@@ -268,7 +268,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
         }
     }
 
-    public func read<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+    package func read<T>(_ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
         try await readerPool.run {
             let index = self.lock.withLock { self.freeReaders.removeLast() }
             defer { self.lock.withLock { self.freeReaders.append(index) } }
@@ -279,7 +279,7 @@ public final class SQLiteDatabase: Database, @unchecked Sendable {
         }
     }
 
-    public func close() async {
+    package func close() async {
         _ = try? await writerThread.run { self.writer.close() }
         _ = try? await checkpointThread.run { self.checkpointer.close() }
         _ = try? await readerPool.run { self.lock.withLock { self.readers.forEach { $0.close() } } }

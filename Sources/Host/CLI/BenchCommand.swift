@@ -3,11 +3,11 @@ import Foundation
 import Logging
 
 /// `tenki bench policy`: job-price evaluations per second and latency, marshalling included.
-public struct BenchCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct BenchCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print JSON (not tests).", subcommands: [Policy.self, Reload.self])
 
-    public init() {}
+    package init() {}
 
     struct Policy: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Price evaluations per second, p50/p99, on one thread and on every core.")

@@ -5,9 +5,9 @@ import Foundation
 /// its message and `HostError.exitCode`; any other error of a command its description (an
 /// operator may see internals) and the exit code `HostError(error)` gives it; the argument
 /// parser's own (bad flags, `--help`, an `ExitCode`) as the parser reports them.
-public enum CommandErrors {
+package enum CommandErrors {
     /// The error to hand `exit(withError:)`, after printing what it must to standard error.
-    public static func reported<Root: ParsableCommand>(_ error: any Error, by root: Root.Type) -> any Error {
+    package static func reported<Root: ParsableCommand>(_ error: any Error, by root: Root.Type) -> any Error {
         let answer: HostError
         let text: String
         switch error {

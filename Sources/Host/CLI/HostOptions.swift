@@ -3,26 +3,26 @@ import Foundation
 import Logging
 
 /// The options every command that touches data shares with `serve`.
-public struct HostOptions: ParsableArguments {
+package struct HostOptions: ParsableArguments {
     @Option(help: "Configuration file (flat TOML). Default: $TENKI_CONFIG, else ./tenki.toml if present.")
-    public var config: String?
+    package var config: String?
 
     @Option(help: "Data directory (SQLite file, generated secrets). Env: TENKI_DATA_DIR.")
-    public var dataDir: String?
+    package var dataDir: String?
 
     @Option(help: "postgres://... to use PostgreSQL instead of SQLite. Env: TENKI_DATABASE_URL.")
-    public var databaseURL: String?
+    package var databaseURL: String?
 
     @Option(help: "Log level (trace...critical). Env: TENKI_LOG_LEVEL.")
-    public var logLevel: String?
+    package var logLevel: String?
 
     @Option(name: .customLong("set"), help: "Any configuration key, as key=value (repeatable).")
-    public var settings: [String] = []
+    package var settings: [String] = []
 
-    public init() {}
+    package init() {}
 
     /// Flags as configuration keys; `extra` adds a command's own (e.g. serve's host and port).
-    public func configuration(extra: [String: String] = [:]) throws -> HostConfiguration {
+    package func configuration(extra: [String: String] = [:]) throws -> HostConfiguration {
         var flags = extra
         for setting in settings {
             guard let equals = setting.firstIndex(of: "=") else {
@@ -37,7 +37,7 @@ public struct HostOptions: ParsableArguments {
     }
 
     /// Opens and migrates the host for a command that reads or writes data.
-    public func openHost(logLevel: Logger.Level = .warning) async throws -> TenkiHost {
+    package func openHost(logLevel: Logger.Level = .warning) async throws -> TenkiHost {
         let configuration = try self.configuration()
         var logger = Logger(label: "tenki")
         logger.logLevel = max(logLevel, configuration.logLevel)

@@ -3,13 +3,13 @@ import Foundation
 /// What every benchmark prints beside its throughput, so figures from machines (or moments) of
 /// different speed can be compared: the cores, and how long the disk under the data directory
 /// takes to make a small write durable (a durable commit cannot be faster than that).
-public struct MachineFacts: Sendable {
-    public let cores: Int
-    public let fdatasyncP50Milliseconds: Double
-    public let fdatasyncP99Milliseconds: Double
+package struct MachineFacts: Sendable {
+    package let cores: Int
+    package let fdatasyncP50Milliseconds: Double
+    package let fdatasyncP99Milliseconds: Double
 
     /// Writes 4 KiB and calls `fdatasync` `iterations` times in a temporary file in `directory`.
-    public static func measure(directory: String, iterations: Int = BenchLimits.fdatasyncProbeIterations) throws -> MachineFacts {
+    package static func measure(directory: String, iterations: Int = BenchLimits.fdatasyncProbeIterations) throws -> MachineFacts {
         precondition(iterations > 0)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/.tenki-fdatasync-probe-\(getpid())"
@@ -36,18 +36,18 @@ public struct MachineFacts: Sendable {
     }
 
     /// `{"cores":2,"fdatasync_p50_ms":0.512,"fdatasync_p99_ms":1.873}`
-    public var json: String {
+    package var json: String {
         String(format: #"{"cores":%d,"fdatasync_p50_ms":%.3f,"fdatasync_p99_ms":%.3f}"#, cores, fdatasyncP50Milliseconds, fdatasyncP99Milliseconds)
     }
 
     /// The same as a JSON object for `JSONSerialization`.
-    public var object: [String: Any] {
+    package var object: [String: Any] {
         func rounded(_ ms: Double) -> Double { (ms * 1_000).rounded() / 1_000 }
         return ["cores": cores, "fdatasync_p50_ms": rounded(fdatasyncP50Milliseconds), "fdatasync_p99_ms": rounded(fdatasyncP99Milliseconds)]
     }
 
     /// User and system CPU time of this process so far, in seconds.
-    public static func processCPUSeconds() -> Double {
+    package static func processCPUSeconds() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
@@ -56,9 +56,9 @@ public struct MachineFacts: Sendable {
 }
 
 /// The benchmarks' own limits.
-public enum BenchLimits {
+package enum BenchLimits {
     /// Durable writes the disk probe times (about 0.1-1 s on this class of machine).
-    public static let fdatasyncProbeIterations = 200
+    package static let fdatasyncProbeIterations = 200
     /// Bytes of each probe write (a page, as a small commit writes).
-    public static let fdatasyncProbeWriteBytes = 4_096
+    package static let fdatasyncProbeWriteBytes = 4_096
 }

@@ -6,19 +6,19 @@ import CCurl
 import Foundation
 
 /// The version of this build.
-public enum TenkiVersion {
-    public static let current = "0.1.0"
+package enum TenkiVersion {
+    package static let current = "0.1.0"
 }
 
 /// `tenki migrate`: applies pending migrations and says which.
-public struct MigrateCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "migrate", abstract: "Apply pending database migrations.")
+package struct MigrateCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(commandName: "migrate", abstract: "Apply pending database migrations.")
 
-    @OptionGroup public var options: HostOptions
+    @OptionGroup package var options: HostOptions
 
-    public init() {}
+    package init() {}
 
-    public func run() async throws {
+    package func run() async throws {
         let configuration = try options.configuration()
         let database = try DatabaseOpener.open(configuration)
         let applied = try await TenkiHost.migrate(database, plugins: PluginCatalog.plugins)
@@ -30,14 +30,14 @@ public struct MigrateCommand: AsyncParsableCommand {
 }
 
 /// `tenki version`: this build and the C libraries it runs on.
-public struct VersionCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "version", abstract: "Print versions.")
+package struct VersionCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(commandName: "version", abstract: "Print versions.")
 
-    @Flag(help: "Print JSON.") public var json = false
+    @Flag(help: "Print JSON.") package var json = false
 
-    public init() {}
+    package init() {}
 
-    public func run() throws {
+    package func run() throws {
         let versions: [(String, String)] = [
             ("tenki", TenkiVersion.current),
             ("lua", "\(LUA_VERSION_MAJOR).\(LUA_VERSION_MINOR).\(LUA_VERSION_RELEASE)"),

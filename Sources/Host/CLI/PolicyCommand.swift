@@ -5,12 +5,12 @@ import Logging
 import Lua
 
 /// `tenki policy check | test | eval | status`: for ops and sales changing policies.
-public struct PolicyCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct PolicyCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "policy", abstract: "Check, test, dry-run and inspect the Lua policies.",
         subcommands: [Check.self, Test.self, Eval.self, Status.self, Versions.self])
 
-    public init() {}
+    package init() {}
 
     static func files(_ path: String?, options: HostOptions) throws -> (String, [PolicyFile]) {
         let root = try path ?? options.configuration().policyRoot
@@ -213,8 +213,8 @@ public struct PolicyCommand: AsyncParsableCommand {
 }
 
 /// Display of micro-cents as dollars (rounded half-up, for people only).
-public enum MoneyText {
-    public static func usd(_ micros: Int64, decimals: Int = 2) -> String {
+package enum MoneyText {
+    package static func usd(_ micros: Int64, decimals: Int = 2) -> String {
         precondition((0...8).contains(decimals))
         var unit: Int64 = 1
         for _ in 0..<(8 - decimals) { unit *= 10 }

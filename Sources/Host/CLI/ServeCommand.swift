@@ -4,21 +4,21 @@ import Logging
 import SQL
 
 /// `tenki serve`: the HTTP server, the event dispatcher and every plugin's services.
-public struct ServeCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct ServeCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Run the host: webhooks in, events dispatched, plugins working.")
 
-    @OptionGroup public var options: HostOptions
+    @OptionGroup package var options: HostOptions
 
     @Option(help: "Address to listen on. Env: TENKI_HOST. Default 127.0.0.1.")
-    public var host: String?
+    package var host: String?
 
     @Option(help: "Port to listen on. Env: TENKI_PORT. Default 8080.")
-    public var port: Int?
+    package var port: Int?
 
-    public init() {}
+    package init() {}
 
-    public func run() async throws {
+    package func run() async throws {
         var extra: [String: String] = [:]
         if let host { extra["host"] = host }
         if let port { extra["port"] = String(port) }

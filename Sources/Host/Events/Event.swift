@@ -2,32 +2,32 @@ import Foundation
 import SQL
 
 /// An event taken from the durable inbox and handed to subscribers.
-public struct Event: Sendable {
+package struct Event: Sendable {
     /// The inbox's id: increasing, unique per event.
-    public let id: Int64
+    package let id: Int64
     /// `<type>.<action>` (e.g. `workflow_job.queued`) or `<type>` when there is no action.
-    public let topic: String
+    package let topic: String
     /// Who produced it (`github`, ...).
-    public let source: String
+    package let source: String
     /// The producer's own id for it (a GitHub delivery id, ...).
-    public let sourceID: String
+    package let sourceID: String
     /// The JSON payload.
-    public let payload: [UInt8]
-    public let createdAt: Date
+    package let payload: [UInt8]
+    package let createdAt: Date
     /// 1 on the first attempt.
-    public let attempt: Int
+    package let attempt: Int
 
-    public var type: String { topic.split(separator: ".", maxSplits: 1).first.map(String.init) ?? topic }
-    public var action: String? {
+    package var type: String { topic.split(separator: ".", maxSplits: 1).first.map(String.init) ?? topic }
+    package var action: String? {
         let parts = topic.split(separator: ".", maxSplits: 1)
         return parts.count == 2 ? String(parts[1]) : nil
     }
 }
 
 /// What a plugin asks to receive, and how it handles it.
-public struct EventSubscription: Sendable {
+package struct EventSubscription: Sendable {
     /// How the handler's work is made to count once.
-    public enum Handler: Sendable {
+    package enum Handler: Sendable {
         /// Runs inside the transaction that records the event as handled by this subscriber:
         /// its database effects happen exactly once.
         case transactional(@Sendable (Event, any SQLConnection) throws -> Void)
@@ -40,24 +40,24 @@ public struct EventSubscription: Sendable {
     }
 
     /// Unique and stable: progress is recorded under this name.
-    public let name: String
+    package let name: String
     /// Only events from this producer (`github`, ...); nil for any.
-    public let source: String?
+    package let source: String?
     /// Topic patterns: `workflow_job.queued`, `workflow_job.*`, `workflow_job` (any action), `*`.
-    public let topics: [String]
-    public let handler: Handler
+    package let topics: [String]
+    package let handler: Handler
     /// Whether the handler reads `Event.payload`; when no matching subscriber does, the
     /// dispatcher does not load it.
-    public let needsPayload: Bool
+    package let needsPayload: Bool
     /// Asked after `topics` match, each time an event is taken: whether this subscriber wants the
     /// topic now (a subscriber whose interests change at run time, e.g. hot-reloaded scripts).
     /// When it says no, the event is not handled by, nor recorded for, this subscriber.
-    public let wants: (@Sendable (_ topic: String) -> Bool)?
+    package let wants: (@Sendable (_ topic: String) -> Bool)?
     /// Called after this subscriber's effects for an event have committed (e.g. to wake a
     /// service that reads them: woken earlier, it could look before the commit and miss them).
-    public let committed: (@Sendable () -> Void)?
+    package let committed: (@Sendable () -> Void)?
 
-    public init(name: String, source: String? = nil, topics: [String], needsPayload: Bool = true,
+    package init(name: String, source: String? = nil, topics: [String], needsPayload: Bool = true,
                 wants: (@Sendable (_ topic: String) -> Bool)? = nil, committed: (@Sendable () -> Void)? = nil, handler: Handler) {
         self.committed = committed
         self.name = name
@@ -68,12 +68,12 @@ public struct EventSubscription: Sendable {
         self.handler = handler
     }
 
-    public func matches(source: String, topic: String) -> Bool {
+    package func matches(source: String, topic: String) -> Bool {
         (self.source == nil || self.source == source) && topics.contains { EventSubscription.pattern($0, matches: topic) }
             && (wants?(topic) ?? true)
     }
 
-    public static func pattern(_ pattern: String, matches topic: String) -> Bool {
+    package static func pattern(_ pattern: String, matches topic: String) -> Bool {
         if pattern == "*" || pattern == topic { return true }
         if pattern.hasSuffix(".*") { return topic.hasPrefix(String(pattern.dropLast(1))) }
         return topic.hasPrefix(pattern + ".")
@@ -81,22 +81,22 @@ public struct EventSubscription: Sendable {
 }
 
 /// The state of one event in the inbox.
-public struct EventRecord: Sendable, Codable {
-    public let id: Int64
-    public let topic: String
-    public let source: String
-    public let sourceID: String
+package struct EventRecord: Sendable, Codable {
+    package let id: Int64
+    package let topic: String
+    package let source: String
+    package let sourceID: String
     /// `pending`, `done` or `dead` (gave up after too many attempts).
-    public let status: String
-    public let attempts: Int
-    public let lastError: String?
-    public let createdAt: String
-    public let handledAt: String?
+    package let status: String
+    package let attempts: Int
+    package let lastError: String?
+    package let createdAt: String
+    package let handledAt: String?
     /// Subscribers that have handled it, with when.
-    public var handledBy: [HandledBy]
+    package var handledBy: [HandledBy]
 
-    public struct HandledBy: Sendable, Codable {
-        public let subscriber: String
-        public let handledAt: String
+    package struct HandledBy: Sendable, Codable {
+        package let subscriber: String
+        package let handledAt: String
     }
 }

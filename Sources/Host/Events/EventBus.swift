@@ -5,15 +5,15 @@ import SQL
 
 /// Loads an event's payload when its producer stored it elsewhere (e.g. a webhook body kept
 /// once in the GitHub plugin's own table).
-public typealias EventPayloadLoader = @Sendable (any SQLConnection, _ sourceID: String) throws -> [UInt8]?
+package typealias EventPayloadLoader = @Sendable (any SQLConnection, _ sourceID: String) throws -> [UInt8]?
 
 /// Delivers inbox events to subscribers. Producers write events with `EventInbox.publish` in
 /// their own transaction and then `ring()`; the dispatcher (a `Service`) claims and handles them.
 /// A crash between storing and handling loses nothing: unhandled events stay in the inbox and
 /// are taken again after a restart (or by another replica when the lease runs out).
 /// Unchecked Sendable: `subscriptions` and `loaders` are touched only under `lock`.
-public final class EventBus: @unchecked Sendable {
-    public let database: any Database
+package final class EventBus: @unchecked Sendable {
+    package let database: any Database
     let logger: Logger
     let configuration: HostConfiguration
     let owner = Hex8.random()
@@ -26,7 +26,7 @@ public final class EventBus: @unchecked Sendable {
     /// them back (a miss, e.g. after a restart or on another replica, reads them as usual).
     let recentPayloads = RecentPayloads(maxBytes: HostLimits.inboxRecentPayloadBytes)
 
-    public init(database: any Database, configuration: HostConfiguration, logger: Logger,
+    package init(database: any Database, configuration: HostConfiguration, logger: Logger,
                 now: @escaping @Sendable () -> Date = { Date() }) {
         self.database = database
         self.configuration = configuration
@@ -35,48 +35,48 @@ public final class EventBus: @unchecked Sendable {
     }
 
     /// Adds a subscriber. Names must be unique: progress is recorded per name.
-    public func subscribe(_ subscription: EventSubscription) {
+    package func subscribe(_ subscription: EventSubscription) {
         lock.withLock {
             precondition(!subscriptions.contains { $0.name == subscription.name }, "duplicate subscriber \(subscription.name)")
             subscriptions.append(subscription)
         }
     }
 
-    public func registerPayloadLoader(source: String, _ loader: @escaping EventPayloadLoader) {
+    package func registerPayloadLoader(source: String, _ loader: @escaping EventPayloadLoader) {
         lock.withLock { loaders[source] = loader }
     }
 
     /// Wakes the dispatcher after a commit that published events.
-    public func ring() { doorbell.ring() }
+    package func ring() { doorbell.ring() }
 
     /// Keeps a payload just committed under (source, sourceID) for the dispatcher: call it after
     /// the commit, with exactly the bytes the loader would read.
-    public func remember(payload: [UInt8], source: String, sourceID: String) {
+    package func remember(payload: [UInt8], source: String, sourceID: String) {
         recentPayloads.put(source + "\u{0}" + sourceID, payload)
     }
 
     var currentSubscriptions: [EventSubscription] { lock.withLock { subscriptions } }
     func loader(for source: String) -> EventPayloadLoader? { lock.withLock { loaders[source] } }
 
-    public func records(ids: [Int64]) async throws -> [Int64: EventRecord] {
+    package func records(ids: [Int64]) async throws -> [Int64: EventRecord] {
         try await database.read { try EventInbox.records($0, ids: ids) }
     }
 
     /// The latest event of each of a producer's ids (a redelivery makes a newer one).
-    public func latestRecords(source: String, sourceIDs: [String]) async throws -> [String: EventRecord] {
+    package func latestRecords(source: String, sourceIDs: [String]) async throws -> [String: EventRecord] {
         try await database.read { try EventInbox.latestRecords($0, source: source, sourceIDs: sourceIDs) }
     }
 
     /// The service that claims and handles events until graceful shutdown.
-    public func dispatcher() -> EventDispatcher { EventDispatcher(bus: self) }
+    package func dispatcher() -> EventDispatcher { EventDispatcher(bus: self) }
 }
 
 /// Claims batches of events and hands each to every matching subscriber, a bounded number of
 /// events at a time. Stops taking new work on graceful shutdown and finishes what it holds.
-public struct EventDispatcher: Service {
+package struct EventDispatcher: Service {
     let bus: EventBus
 
-    public func run() async throws {
+    package func run() async throws {
         let config = bus.configuration
         let stopping = StopFlag()
         if bus.database.dialect == .sqlite {
@@ -109,7 +109,7 @@ public struct EventDispatcher: Service {
     /// as soon as the previous one has all started (not when it has all finished), so a slow
     /// event never holds back the ones behind it. Returns how many were handled.
     @discardableResult
-    public func dispatchOnce() async throws -> Int {
+    package func dispatchOnce() async throws -> Int {
         let config = bus.configuration
         let owner = bus.owner
         let claim: @Sendable () async throws -> [EventInbox.Claimed] = {
@@ -215,15 +215,15 @@ public struct EventDispatcher: Service {
 
 /// A wake-up signal with a timeout; rings before a wait are not lost.
 /// Unchecked Sendable: its state is touched only under `lock`.
-public final class Doorbell: @unchecked Sendable {
+package final class Doorbell: @unchecked Sendable {
     private let lock = NSLock()
     private var rung = false
     private var waiter: CheckedContinuation<Void, Never>?
     private var generation = 0
 
-    public init() {}
+    package init() {}
 
-    public func ring() {
+    package func ring() {
         let waiting: CheckedContinuation<Void, Never>? = lock.withLock {
             if let waiter { self.waiter = nil; return waiter }
             rung = true
@@ -232,7 +232,7 @@ public final class Doorbell: @unchecked Sendable {
         waiting?.resume()
     }
 
-    public func wait(timeoutMilliseconds: Int) async {
+    package func wait(timeoutMilliseconds: Int) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let (resumeNow, ticket): (Bool, Int) = lock.withLock {
                 if rung { rung = false; return (true, 0) }
@@ -255,12 +255,12 @@ public final class Doorbell: @unchecked Sendable {
 
 /// A flag set once, read from any thread (graceful shutdown).
 /// Unchecked Sendable: `value` is touched only under `lock`.
-public final class StopFlag: @unchecked Sendable {
+package final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    public init() {}
-    public var isSet: Bool { lock.withLock { value } }
-    public func set() { lock.withLock { value = true } }
+    package init() {}
+    package var isSet: Bool { lock.withLock { value } }
+    package func set() { lock.withLock { value = true } }
 }
 
 enum Hex8 {
@@ -269,20 +269,20 @@ enum Hex8 {
 
 /// A bounded map of recently committed payloads, oldest dropped first; each is taken once.
 /// Unchecked Sendable: its state is touched only under `lock`.
-public final class RecentPayloads: @unchecked Sendable {
+package final class RecentPayloads: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [String: [UInt8]] = [:]
     private var order: [String] = []
     private var head = 0
     private var bytes = 0
-    public let maxBytes: Int
+    package let maxBytes: Int
 
-    public init(maxBytes: Int) { self.maxBytes = maxBytes }
+    package init(maxBytes: Int) { self.maxBytes = maxBytes }
 
     /// Bytes held now.
-    public var heldBytes: Int { lock.withLock { bytes } }
+    package var heldBytes: Int { lock.withLock { bytes } }
 
-    public func put(_ key: String, _ payload: [UInt8]) {
+    package func put(_ key: String, _ payload: [UInt8]) {
         guard payload.count <= maxBytes / 4 else { return }
         lock.withLock {
             if let old = entries.updateValue(payload, forKey: key) { bytes -= old.count } else { order.append(key) }
@@ -295,7 +295,7 @@ public final class RecentPayloads: @unchecked Sendable {
         }
     }
 
-    public func take(_ key: String) -> [UInt8]? {
+    package func take(_ key: String) -> [UInt8]? {
         lock.withLock {
             guard let payload = entries.removeValue(forKey: key) else { return nil }
             bytes -= payload.count

@@ -4,7 +4,7 @@ import SQL
 /// The durable inbox under the event bus: events are rows written in the producer's own
 /// transaction, claimed under a lease (with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
 /// replicas share the work), and marked handled per subscriber.
-public enum EventInbox {
+package enum EventInbox {
     static let migrations: [Migration] = [
         Migration(1, "event inbox", sql: """
             CREATE TABLE event_inbox (
@@ -36,7 +36,7 @@ public enum EventInbox {
     /// Adds an event inside the caller's transaction, so it exists exactly when the caller's
     /// own write does. A nil payload is read at dispatch time from the source's payload loader.
     @discardableResult
-    public static func publish(in db: any SQLConnection, topic: String, source: String, sourceID: String,
+    package static func publish(in db: any SQLConnection, topic: String, source: String, sourceID: String,
                                payload: [UInt8]?, now: Date = Date()) throws -> Int64 {
         let nowMs = Int64(now.timeIntervalSince1970 * 1000)
         let rows = try db.query("""
@@ -107,7 +107,7 @@ public enum EventInbox {
     }
 
     /// The state of the given events, with who handled them.
-    public static func records(_ db: any SQLConnection, ids: [Int64]) throws -> [Int64: EventRecord] {
+    package static func records(_ db: any SQLConnection, ids: [Int64]) throws -> [Int64: EventRecord] {
         var result: [Int64: EventRecord] = [:]
         for id in ids {
             guard let row = try db.queryOne("""
@@ -126,7 +126,7 @@ public enum EventInbox {
         return result
     }
 
-    public static func latestRecords(_ db: any SQLConnection, source: String, sourceIDs: [String]) throws -> [String: EventRecord] {
+    package static func latestRecords(_ db: any SQLConnection, source: String, sourceIDs: [String]) throws -> [String: EventRecord] {
         var ids: [Int64] = []
         for sourceID in sourceIDs {
             if let row = try db.queryOne("SELECT MAX(id) AS id FROM event_inbox WHERE source = $1 AND source_id = $2",
@@ -140,7 +140,7 @@ public enum EventInbox {
     }
 
     /// Counts of events by status, for health and metrics.
-    public static func counts(_ db: any SQLConnection) throws -> [String: Int] {
+    package static func counts(_ db: any SQLConnection) throws -> [String: Int] {
         var counts: [String: Int] = [:]
         for row in try db.query("SELECT status, COUNT(*) AS n FROM event_inbox GROUP BY status") {
             counts[try row.string("status")] = Int(try row.int("n"))
@@ -150,9 +150,9 @@ public enum EventInbox {
 }
 
 /// Millisecond timestamps as stored, and their ISO 8601 form as shown.
-public enum Timestamp {
+package enum Timestamp {
     /// `YYYY-MM-DDThh:mm:ss[.fff]Z` → Unix seconds, without a formatter (hot paths); nil if malformed.
-    public static func parseUTCSeconds(_ text: String) -> Int64? {
+    package static func parseUTCSeconds(_ text: String) -> Int64? {
         var utf8 = Array(text.utf8)
         guard utf8.count >= 20, utf8.last == UInt8(ascii: "Z") else { return nil }
         utf8.removeLast()
@@ -183,9 +183,9 @@ public enum Timestamp {
         return days * 86_400 + hh * 3_600 + mm * 60 + ss
     }
 
-    public static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+    package static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
 
-    public static func iso(ms: Int64) -> String {
+    package static func iso(ms: Int64) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))

@@ -1,25 +1,25 @@
 /// A strict, allocation-light JSON validator (RFC 8259, UTF-8) that records where each member
 /// of an object lies, so the hot path can check a whole payload and read a few fields without
 /// building a tree.
-public enum JSONScanner {
+package enum JSONScanner {
     /// Deepest nesting accepted; deeper documents are rejected, not recursed into.
-    public static let maxDepth = 256
+    package static let maxDepth = 256
 
-    public struct SyntaxError: Error, CustomStringConvertible, Equatable {
-        public let offset: Int
-        public let reason: String
-        public var description: String { "\(reason) at byte \(offset)" }
+    package struct SyntaxError: Error, CustomStringConvertible, Equatable {
+        package let offset: Int
+        package let reason: String
+        package var description: String { "\(reason) at byte \(offset)" }
     }
 
     /// One member of an object: the key's raw bytes (between the quotes) and the value's range.
-    public struct Member {
-        public let key: Range<Int>
-        public let keyHasEscapes: Bool
-        public let value: Range<Int>
+    package struct Member {
+        package let key: Range<Int>
+        package let keyHasEscapes: Bool
+        package let value: Range<Int>
     }
 
     /// Validates `bytes` as one JSON document whose top level is an object; returns its members.
-    public static func objectMembers(_ bytes: UnsafeRawBufferPointer) throws -> [Member] {
+    package static func objectMembers(_ bytes: UnsafeRawBufferPointer) throws -> [Member] {
         var parser = Parser(bytes: bytes)
         parser.skipWhitespace()
         guard parser.peek() == UInt8(ascii: "{") else { throw parser.error("top level is not an object") }
@@ -31,7 +31,7 @@ public enum JSONScanner {
     }
 
     /// The members of an already-validated object value at `range`.
-    public static func members(of range: Range<Int>, in bytes: UnsafeRawBufferPointer) throws -> [Member]? {
+    package static func members(of range: Range<Int>, in bytes: UnsafeRawBufferPointer) throws -> [Member]? {
         guard bytes[range.lowerBound] == UInt8(ascii: "{") else { return nil }
         var parser = Parser(bytes: bytes, position: range.lowerBound)
         var members: [Member] = []
@@ -40,7 +40,7 @@ public enum JSONScanner {
     }
 
     /// The element ranges of an already-validated array value at `range`.
-    public static func elements(of range: Range<Int>, in bytes: UnsafeRawBufferPointer) throws -> [Range<Int>]? {
+    package static func elements(of range: Range<Int>, in bytes: UnsafeRawBufferPointer) throws -> [Range<Int>]? {
         guard bytes[range.lowerBound] == UInt8(ascii: "[") else { return nil }
         var parser = Parser(bytes: bytes, position: range.lowerBound + 1)
         var elements: [Range<Int>] = []
@@ -60,7 +60,7 @@ public enum JSONScanner {
     }
 
     /// The member named `name` (compared on raw bytes; keys with escapes are decoded first).
-    public static func member(_ name: String, in members: [Member], bytes: UnsafeRawBufferPointer) -> Member? {
+    package static func member(_ name: String, in members: [Member], bytes: UnsafeRawBufferPointer) -> Member? {
         let wanted = Array(name.utf8)
         return members.first { member in
             if member.keyHasEscapes { return decodeString(member.key, in: bytes) == name }
@@ -69,13 +69,13 @@ public enum JSONScanner {
     }
 
     /// The value at `range` as a string, if it is a JSON string.
-    public static func string(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String? {
+    package static func string(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String? {
         guard range.count >= 2, bytes[range.lowerBound] == UInt8(ascii: "\"") else { return nil }
         return decodeString(range.lowerBound + 1 ..< range.upperBound - 1, in: bytes)
     }
 
     /// The value at `range` as an integer, if it is a JSON number without fraction or exponent.
-    public static func integer(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Int64? {
+    package static func integer(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Int64? {
         Int64(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self))
     }
 
@@ -297,7 +297,7 @@ public enum JSONScanner {
     }
 
     /// `"..."` with JSON escapes, for building small documents by hand on hot paths.
-    public static func quote(_ text: String) -> String {
+    package static func quote(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

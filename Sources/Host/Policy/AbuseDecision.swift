@@ -2,28 +2,28 @@ import Foundation
 import Lua
 
 /// A new workspace's signup, with how many earlier workspaces share its identifiers.
-public struct SignupInput: Sendable, Codable {
-    public var githubLogin: String?
-    public var githubOrg: String?
-    public var emailDomain: String?
-    public var history: History
+package struct SignupInput: Sendable, Codable {
+    package var githubLogin: String?
+    package var githubOrg: String?
+    package var emailDomain: String?
+    package var history: History
 
-    public struct History: Sendable, Codable {
-        public var sameAccount: Int64
-        public var sameOrg: Int64
-        public var sameEmailDomain: Int64
-        public var sameFingerprint: Int64
+    package struct History: Sendable, Codable {
+        package var sameAccount: Int64
+        package var sameOrg: Int64
+        package var sameEmailDomain: Int64
+        package var sameFingerprint: Int64
         enum CodingKeys: String, CodingKey {
             case sameAccount = "same_account", sameOrg = "same_org", sameEmailDomain = "same_email_domain", sameFingerprint = "same_fingerprint"
         }
-        public init(from decoder: any Decoder) throws {
+        package init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             sameAccount = try c.decodeIfPresent(Int64.self, forKey: .sameAccount) ?? 0
             sameOrg = try c.decodeIfPresent(Int64.self, forKey: .sameOrg) ?? 0
             sameEmailDomain = try c.decodeIfPresent(Int64.self, forKey: .sameEmailDomain) ?? 0
             sameFingerprint = try c.decodeIfPresent(Int64.self, forKey: .sameFingerprint) ?? 0
         }
-        public init(sameAccount: Int64 = 0, sameOrg: Int64 = 0, sameEmailDomain: Int64 = 0, sameFingerprint: Int64 = 0) {
+        package init(sameAccount: Int64 = 0, sameOrg: Int64 = 0, sameEmailDomain: Int64 = 0, sameFingerprint: Int64 = 0) {
             self.sameAccount = sameAccount; self.sameOrg = sameOrg; self.sameEmailDomain = sameEmailDomain; self.sameFingerprint = sameFingerprint
         }
     }
@@ -31,7 +31,7 @@ public struct SignupInput: Sendable, Codable {
     enum CodingKeys: String, CodingKey { case githubLogin = "github_login", githubOrg = "github_org", emailDomain = "email_domain", history }
 
     /// Every field may be left out; a missing history counts nothing earlier.
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         githubLogin = try c.decodeIfPresent(String.self, forKey: .githubLogin)
         githubOrg = try c.decodeIfPresent(String.self, forKey: .githubOrg)
@@ -39,23 +39,23 @@ public struct SignupInput: Sendable, Codable {
         history = try c.decodeIfPresent(History.self, forKey: .history) ?? History()
     }
 
-    public init(githubLogin: String? = nil, githubOrg: String? = nil, emailDomain: String? = nil, history: History = .init()) {
+    package init(githubLogin: String? = nil, githubOrg: String? = nil, emailDomain: String? = nil, history: History = .init()) {
         self.githubLogin = githubLogin; self.githubOrg = githubOrg; self.emailDomain = emailDomain; self.history = history
     }
 }
 
 /// A job event as the abuse rules see it.
-public struct JobActivity: Sendable, Codable {
-    public var name: String
-    public var workflowName: String?
-    public var steps: [String]
-    public var labels: [String]
-    public var durationSeconds: Int64
+package struct JobActivity: Sendable, Codable {
+    package var name: String
+    package var workflowName: String?
+    package var steps: [String]
+    package var labels: [String]
+    package var durationSeconds: Int64
 
     enum CodingKeys: String, CodingKey { case name, workflowName = "workflow_name", steps, labels, durationSeconds = "duration_seconds" }
 
     /// Only `name` is required; the lists default to empty and the duration to 0.
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
         workflowName = try c.decodeIfPresent(String.self, forKey: .workflowName)
@@ -64,36 +64,36 @@ public struct JobActivity: Sendable, Codable {
         durationSeconds = try c.decodeIfPresent(Int64.self, forKey: .durationSeconds) ?? 0
     }
 
-    public init(name: String, workflowName: String? = nil, steps: [String] = [], labels: [String] = [], durationSeconds: Int64 = 0) {
+    package init(name: String, workflowName: String? = nil, steps: [String] = [], labels: [String] = [], durationSeconds: Int64 = 0) {
         self.name = name; self.workflowName = workflowName; self.steps = steps; self.labels = labels; self.durationSeconds = durationSeconds
     }
 }
 
 /// The abuse policy's verdict, checked: a known action and a score in 0...100.
-public struct AbuseVerdict: Sendable, Codable, Equatable {
-    public enum Action: String, Sendable, Codable, Comparable {
+package struct AbuseVerdict: Sendable, Codable, Equatable {
+    package enum Action: String, Sendable, Codable, Comparable {
         case allow, flag
         case requirePaymentMethod = "require_payment_method"
         case block, suspend
 
         var rank: Int { [.allow, .flag, .requirePaymentMethod, .block, .suspend].firstIndex(of: self)! }
-        public static func < (a: Action, b: Action) -> Bool { a.rank < b.rank }
+        package static func < (a: Action, b: Action) -> Bool { a.rank < b.rank }
     }
 
-    public let score: Int64
-    public let action: Action
-    public let reasons: [String]
-    public let policyVersion: String
+    package let score: Int64
+    package let action: Action
+    package let reasons: [String]
+    package let policyVersion: String
 
     enum CodingKeys: String, CodingKey { case score, action, reasons, policyVersion = "policy_version" }
 }
 
 extension PolicyEngine {
-    public func abuseOnSignup(_ input: SignupInput) throws -> AbuseVerdict {
+    package func abuseOnSignup(_ input: SignupInput) throws -> AbuseVerdict {
         try abuse("on_signup", input)
     }
 
-    public func abuseOnJob(_ input: JobActivity) throws -> AbuseVerdict {
+    package func abuseOnJob(_ input: JobActivity) throws -> AbuseVerdict {
         try abuse("on_job", input)
     }
 
@@ -113,19 +113,19 @@ extension PolicyEngine {
 
 extension DecisionRecord {
     /// The record of an admission decision, to store with the job.
-    public static func admission(_ input: AdmissionInput, _ output: AdmissionDecision) -> DecisionRecord {
+    package static func admission(_ input: AdmissionInput, _ output: AdmissionDecision) -> DecisionRecord {
         DecisionRecord(decision: "admit", policyVersion: output.policyVersion, input: input, output: output)
     }
 
-    public static func monthlyLines(_ input: MonthlyLinesInput, _ output: MonthlyLines) -> DecisionRecord {
+    package static func monthlyLines(_ input: MonthlyLinesInput, _ output: MonthlyLines) -> DecisionRecord {
         DecisionRecord(decision: "monthly_lines", policyVersion: output.policyVersion, input: input, output: output)
     }
 
-    public static func eligibility(_ input: EligibilityRequest, _ output: Eligibility) -> DecisionRecord {
+    package static func eligibility(_ input: EligibilityRequest, _ output: Eligibility) -> DecisionRecord {
         DecisionRecord(decision: "eligible", policyVersion: output.policyVersion, input: input, output: output)
     }
 
-    public static func abuse<I: Encodable>(_ decision: String, _ input: I, _ output: AbuseVerdict) -> DecisionRecord {
+    package static func abuse<I: Encodable>(_ decision: String, _ input: I, _ output: AbuseVerdict) -> DecisionRecord {
         DecisionRecord(decision: decision, policyVersion: output.policyVersion, input: input, output: output)
     }
 }

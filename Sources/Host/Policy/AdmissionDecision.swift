@@ -2,23 +2,23 @@ import Foundation
 import Lua
 
 /// A queued job and its workspace, as the admission policy sees them.
-public struct AdmissionInput: Sendable, Codable {
-    public var labels: [String]
-    public var workspace: Workspace
+package struct AdmissionInput: Sendable, Codable {
+    package var labels: [String]
+    package var workspace: Workspace
 
-    public struct Workspace: Sendable, Codable {
-        public var freeMinutesRemaining: Int64
-        public var hasPaymentMethod: Bool
-        public var addons: [String]
-        public var suspended: Bool
+    package struct Workspace: Sendable, Codable {
+        package var freeMinutesRemaining: Int64
+        package var hasPaymentMethod: Bool
+        package var addons: [String]
+        package var suspended: Bool
         /// The abuse policy's latest action for the workspace, if any.
-        public var abuseAction: String?
-        public var extraSlotsX64: Int64
-        public var extraSlotsMacOS: Int64
-        public var runningX64: Int64
-        public var runningMacOS: Int64
+        package var abuseAction: String?
+        package var extraSlotsX64: Int64
+        package var extraSlotsMacOS: Int64
+        package var runningX64: Int64
+        package var runningMacOS: Int64
 
-        public init(freeMinutesRemaining: Int64, hasPaymentMethod: Bool, addons: [String] = [], suspended: Bool = false,
+        package init(freeMinutesRemaining: Int64, hasPaymentMethod: Bool, addons: [String] = [], suspended: Bool = false,
                     abuseAction: String? = nil, extraSlotsX64: Int64 = 0, extraSlotsMacOS: Int64 = 0,
                     runningX64: Int64 = 0, runningMacOS: Int64 = 0) {
             self.freeMinutesRemaining = freeMinutesRemaining
@@ -38,7 +38,7 @@ public struct AdmissionInput: Sendable, Codable {
             case runningX64 = "running_x64", runningMacOS = "running_macos"
         }
 
-        public init(from decoder: any Decoder) throws {
+        package init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.init(freeMinutesRemaining: try c.decodeIfPresent(Int64.self, forKey: .freeMinutesRemaining) ?? 0,
                       hasPaymentMethod: try c.decodeIfPresent(Bool.self, forKey: .hasPaymentMethod) ?? false,
@@ -52,7 +52,7 @@ public struct AdmissionInput: Sendable, Codable {
         }
     }
 
-    public init(labels: [String], workspace: Workspace) {
+    package init(labels: [String], workspace: Workspace) {
         self.labels = labels
         self.workspace = workspace
     }
@@ -76,26 +76,26 @@ public struct AdmissionInput: Sendable, Codable {
 }
 
 /// What to do with a queued job.
-public struct AdmissionDecision: Sendable, Codable, Equatable {
-    public enum Verdict: String, Sendable, Codable {
+package struct AdmissionDecision: Sendable, Codable, Equatable {
+    package enum Verdict: String, Sendable, Codable {
         case allow, queue, block
         /// The job's labels name no offering: not ours, leave it alone.
         case foreign
     }
 
     /// The reasons a job may be blocked or queued; anything else from a policy is refused.
-    public static let knownReasons: Set<String> = [
+    package static let knownReasons: Set<String> = [
         "slot_limit", "payment_method_required", "addon_required", "workspace_suspended", "abuse",
     ]
 
-    public let verdict: Verdict
-    public let reason: String?
-    public let sku: String?
-    public let arch: String?
+    package let verdict: Verdict
+    package let reason: String?
+    package let sku: String?
+    package let arch: String?
     /// Higher runs first (boosted workspaces).
-    public let priority: Int64
-    public let slotLimit: Int64?
-    public let policyVersion: String
+    package let priority: Int64
+    package let slotLimit: Int64?
+    package let policyVersion: String
 
     enum CodingKeys: String, CodingKey {
         case verdict = "decision", reason, sku, arch, priority, slotLimit = "slot_limit", policyVersion = "policy_version"
@@ -105,7 +105,7 @@ public struct AdmissionDecision: Sendable, Codable, Equatable {
 extension PolicyEngine {
     /// Asks `admission.lua` whether a queued job may run now. The answer is checked strictly:
     /// a known verdict, a known reason for queue and block, and an SKU for anything of ours.
-    public func admitJob(_ input: AdmissionInput) throws -> AdmissionDecision {
+    package func admitJob(_ input: AdmissionInput) throws -> AdmissionDecision {
         try evaluate("admission.lua", "admit", writing: input.write) { output, version in
             func fail(_ message: String) -> PolicyError { PolicyError(file: "admission.lua", line: nil, message: "admit returned \(message)") }
             guard output.isTable else { throw fail("something other than a table") }

@@ -3,8 +3,8 @@ import Lua
 
 /// JSON in and out of policies: integral numbers become Lua integers, others floats; empty
 /// tables become `{}`; sequences become arrays.
-public enum LuaJSON {
-    public static func value(fromJSON text: String) throws -> LuaValue {
+package enum LuaJSON {
+    package static func value(fromJSON text: String) throws -> LuaValue {
         do {
             return try JSONDecoder().decode(DecodedValue.self, from: Data(text.utf8)).value
         } catch {
@@ -45,7 +45,7 @@ public enum LuaJSON {
         init?(intValue: Int) { return nil }
     }
 
-    public static func json(_ value: LuaValue) -> Any {
+    package static func json(_ value: LuaValue) -> Any {
         switch value {
         case .nil: return NSNull()
         case .boolean(let b): return b
@@ -68,7 +68,7 @@ public enum LuaJSON {
     }
 
     /// Compact JSON with sorted keys (stable, so equal decisions serialize equally).
-    public static func text(_ value: LuaValue) -> String {
+    package static func text(_ value: LuaValue) -> String {
         var out = ""
         write(value, into: &out)
         return out

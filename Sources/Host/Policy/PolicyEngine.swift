@@ -3,18 +3,18 @@ import Logging
 import Lua
 
 /// What `tenki policy status` and `GET /policies/status` show.
-public struct PolicyStatus: Sendable, Codable {
-    public var version: String?
-    public var loadedAt: String?
-    public var files: [String]
-    public var lastCheckAt: String?
-    public var lastRejection: Rejection?
-    public var reloads: Int
+package struct PolicyStatus: Sendable, Codable {
+    package var version: String?
+    package var loadedAt: String?
+    package var files: [String]
+    package var lastCheckAt: String?
+    package var lastRejection: Rejection?
+    package var reloads: Int
 
-    public struct Rejection: Sendable, Codable {
-        public let version: String
-        public let at: String
-        public let errors: [String]
+    package struct Rejection: Sendable, Codable {
+        package let version: String
+        package let at: String
+        package let errors: [String]
     }
 
     enum CodingKeys: String, CodingKey {
@@ -28,8 +28,8 @@ public struct PolicyStatus: Sendable, Codable {
 /// serving. Each thread evaluates in its own Lua state for the set it started with.
 /// Unchecked Sendable: `history` and the reload state are touched only under `lock`; Lua states are per
 /// thread (`ThreadLocal`), never shared.
-public final class PolicyEngine: @unchecked Sendable {
-    public let source: any PolicySource
+package final class PolicyEngine: @unchecked Sendable {
+    package let source: any PolicySource
     let logger: Logger
     private let lock = NSLock()
     /// Every set that has served, oldest first; the last is current. Decisions about past
@@ -37,21 +37,21 @@ public final class PolicyEngine: @unchecked Sendable {
     private var history: [PolicySet] = []
     private var current: PolicySet? { history.last }
     /// How many past sets are kept in memory.
-    public static let maxHistory = 100
+    package static let maxHistory = 100
     private var statusValue = PolicyStatus(files: [], reloads: 0)
     private var lastSeenVersion: String?
     /// This engine's worker on each thread.
     private let workers = ThreadLocal<WorkerCache>()
 
-    public init(source: any PolicySource, logger: Logger) {
+    package init(source: any PolicySource, logger: Logger) {
         self.source = source
         self.logger = logger
     }
 
-    public var status: PolicyStatus { lock.withLock { statusValue } }
-    public var currentVersion: String? { lock.withLock { current?.version } }
+    package var status: PolicyStatus { lock.withLock { statusValue } }
+    package var currentVersion: String? { lock.withLock { current?.version } }
 
-    public enum ReloadOutcome: Sendable, Equatable {
+    package enum ReloadOutcome: Sendable, Equatable {
         case unchanged(version: String)
         case loaded(version: String)
         case rejected(version: String, errors: [String])
@@ -59,7 +59,7 @@ public final class PolicyEngine: @unchecked Sendable {
 
     /// Reads the source; if its content changed, validates and swaps it in.
     @discardableResult
-    public func reload(now: Date = Date()) -> ReloadOutcome {
+    package func reload(now: Date = Date()) -> ReloadOutcome {
         let files: [PolicyFile]
         do {
             files = try source.read()
@@ -102,7 +102,7 @@ public final class PolicyEngine: @unchecked Sendable {
     }
 
     /// Every problem with a set of files, as `file:line: reason` (empty when it may serve).
-    public static func validate(_ set: PolicySet) -> [String] {
+    package static func validate(_ set: PolicySet) -> [String] {
         validateAndSchedule(set).errors
     }
 
@@ -135,7 +135,7 @@ public final class PolicyEngine: @unchecked Sendable {
 
     /// Puts back sets that served before (from the database), oldest first, so events from
     /// their time are decided as they were then.
-    public func restore(_ entries: [(files: [PolicyFile], activatedAt: Date)]) {
+    package func restore(_ entries: [(files: [PolicyFile], activatedAt: Date)]) {
         var restored: [PolicySet] = []
         for entry in entries.suffix(PolicyEngine.maxHistory) {
             let probe = PolicySet(files: entry.files, loadedAt: entry.activatedAt)
@@ -148,7 +148,7 @@ public final class PolicyEngine: @unchecked Sendable {
     }
 
     /// The set that serves now.
-    public var currentSet: PolicySet? { lock.withLock { current } }
+    package var currentSet: PolicySet? { lock.withLock { current } }
 
     /// The set in force at `time` (Unix seconds): the newest activated at or before it, else the
     /// oldest known.
@@ -161,7 +161,7 @@ public final class PolicyEngine: @unchecked Sendable {
     }
 
     /// Validates files without loading them (for `tenki policy check`).
-    public static func check(_ files: [PolicyFile]) -> [String] {
+    package static func check(_ files: [PolicyFile]) -> [String] {
         validate(PolicySet(files: files, loadedAt: Date()))
     }
 
@@ -169,12 +169,12 @@ public final class PolicyEngine: @unchecked Sendable {
     /// set. Throws `PolicyError` (with file:line) when the policy fails.
     /// `at` is the event's own time (Unix seconds): the set in force then, and the file
     /// scheduled for then, decide. nil means now.
-    public func evaluate(_ path: String, _ function: String, input: LuaValue, at time: Int64? = nil) throws -> (output: LuaValue, version: String) {
+    package func evaluate(_ path: String, _ function: String, input: LuaValue, at time: Int64? = nil) throws -> (output: LuaValue, version: String) {
         try evaluate(path, at: time) { worker, file in try worker.call(file, function, input) }
     }
 
     /// The fast path: argument written onto the stack, result read in place.
-    public func evaluate<T>(_ path: String, _ function: String, at time: Int64? = nil, writing: (LuaWriter) throws -> Void,
+    package func evaluate<T>(_ path: String, _ function: String, at time: Int64? = nil, writing: (LuaWriter) throws -> Void,
                             reading: (LuaReader, String) throws -> T) throws -> T {
         try evaluate(path, at: time) { worker, file -> T in
             let version = worker.set.version
@@ -242,8 +242,8 @@ final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
 }
 
 /// The functions each shipped policy must export.
-public enum PolicyContracts {
-    public static let requiredExports: [String: [String]] = [
+package enum PolicyContracts {
+    package static let requiredExports: [String: [String]] = [
         "pricing.lua": ["price", "match", "consume"],
         "admission.lua": ["admit", "limits"],
         "billing.lua": ["monthly_lines", "eligible"],

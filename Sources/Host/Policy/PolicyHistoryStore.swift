@@ -4,7 +4,7 @@ import SQL
 /// Keeps every policy set that has served (its files, once per version) and when each began to
 /// serve, so replicas and restarts decide past events with the policies of their time, and
 /// `tenki policy versions` can list them.
-public enum PolicyHistoryStore {
+package enum PolicyHistoryStore {
     static let migrations: [Migration] = [
         Migration(2, "policy versions", sql: """
             CREATE TABLE policy_versions (
@@ -27,7 +27,7 @@ public enum PolicyHistoryStore {
     }
 
     /// Records that `set` began serving at its `loadedAt` (unless it already is the latest).
-    public static func record(_ set: PolicySet, in database: any Database) async throws {
+    package static func record(_ set: PolicySet, in database: any Database) async throws {
         let files = String(decoding: try JSONEncoder().encode(set.files.map { StoredFile(path: $0.path, source: $0.source) }), as: UTF8.self)
         let at = Timestamp.ms(set.loadedAt)
         try await database.transaction { db in
@@ -40,15 +40,15 @@ public enum PolicyHistoryStore {
         }
     }
 
-    public struct Activation: Sendable, Codable {
-        public let version: String
-        public let activatedAt: String
-        public let files: [String]
+    package struct Activation: Sendable, Codable {
+        package let version: String
+        package let activatedAt: String
+        package let files: [String]
         enum CodingKeys: String, CodingKey { case version, activatedAt = "activated_at", files }
     }
 
     /// The latest activations, oldest first, with their files.
-    public static func load(from database: any Database, limit: Int = PolicyEngine.maxHistory) async throws -> [(files: [PolicyFile], activatedAt: Date, version: String)] {
+    package static func load(from database: any Database, limit: Int = PolicyEngine.maxHistory) async throws -> [(files: [PolicyFile], activatedAt: Date, version: String)] {
         try await database.read { db in
             let rows = try db.query("""
                 SELECT a.version, a.activated_at_ms, v.files FROM policy_activations a JOIN policy_versions v ON v.version = a.version

@@ -3,8 +3,8 @@
 /// strict reads (an unknown global is an error, not nil), and `require` limited to the policy
 /// set. Policies never see the state's real globals. Workflow scripts reuse it, adding their
 /// `workflow` library to the allow-list with `__tenki_allow`.
-public enum PolicyPrelude {
-    public static let source = #"""
+package enum PolicyPrelude {
+    package static let source = #"""
     local allowed = {
       "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring", "type",
       "xpcall", "rawequal", "rawlen", "rawget", "rawset", "setmetatable", "getmetatable", "load",

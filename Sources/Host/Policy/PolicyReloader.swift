@@ -4,19 +4,19 @@ import SQL
 
 /// Polls the policy source and swaps in valid changes (a valid change serves within one poll
 /// interval plus validation time). Runs until graceful shutdown.
-public struct PolicyReloader: Service {
+package struct PolicyReloader: Service {
     let engine: PolicyEngine
     let database: (any Database)?
     let intervalMilliseconds: Int
 
     /// With a database, each set that starts serving is recorded in the policy history.
-    public init(engine: PolicyEngine, database: (any Database)? = nil, intervalMilliseconds: Int = PolicyLimits.reloadPollMilliseconds) {
+    package init(engine: PolicyEngine, database: (any Database)? = nil, intervalMilliseconds: Int = PolicyLimits.reloadPollMilliseconds) {
         self.engine = engine
         self.database = database
         self.intervalMilliseconds = intervalMilliseconds
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 if case .loaded = engine.reload(), let database, let set = engine.currentSet {

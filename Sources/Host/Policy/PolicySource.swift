@@ -3,11 +3,11 @@ import TenkiCrypto
 
 /// One policy file: its path relative to the policy root (`pricing.lua`, `contracts/acme.lua`)
 /// and its text.
-public struct PolicyFile: Sendable, Equatable {
-    public let path: String
-    public let source: String
+package struct PolicyFile: Sendable, Equatable {
+    package let path: String
+    package let source: String
 
-    public init(path: String, source: String) {
+    package init(path: String, source: String) {
         self.path = path
         self.source = source
     }
@@ -15,19 +15,19 @@ public struct PolicyFile: Sendable, Equatable {
 
 /// Where policy files come from. The engine only asks for the current files; a directory is
 /// the first source, and a bundle stored in the database (for replicas) can be another.
-public protocol PolicySource: Sendable {
+package protocol PolicySource: Sendable {
     var description: String { get }
     func read() throws -> [PolicyFile]
 }
 
 /// Every `*.lua` file under a directory, sorted by path.
-public struct DirectoryPolicySource: PolicySource {
-    public let root: String
-    public var description: String { root }
+package struct DirectoryPolicySource: PolicySource {
+    package let root: String
+    package var description: String { root }
 
-    public init(root: String) { self.root = root }
+    package init(root: String) { self.root = root }
 
-    public func read() throws -> [PolicyFile] {
+    package func read() throws -> [PolicyFile] {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         guard manager.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -54,21 +54,21 @@ public struct DirectoryPolicySource: PolicySource {
 }
 
 /// Limits of the policy engine, kept together.
-public enum PolicyLimits {
-    public static let maxFileBytes = 1 << 20
-    public static let maxFiles = 1_000
+package enum PolicyLimits {
+    package static let maxFileBytes = 1 << 20
+    package static let maxFiles = 1_000
     /// VM instructions one decision may execute.
-    public static let evaluationInstructions: Int64 = 5_000_000
+    package static let evaluationInstructions: Int64 = 5_000_000
     /// Wall-clock cap of one decision.
-    public static let evaluationWallClockNanoseconds: Int64 = 250_000_000
+    package static let evaluationWallClockNanoseconds: Int64 = 250_000_000
     /// Memory one worker's Lua state may hold beyond the loaded policies.
-    public static let stateMemoryBytes = 64 << 20
+    package static let stateMemoryBytes = 64 << 20
     /// How often the directory is checked for changes.
-    public static let reloadPollMilliseconds = 200
+    package static let reloadPollMilliseconds = 200
 }
 
 /// A policy set's version: the first 12 hex digits of SHA-256 over every path and text.
-public func policyVersion(of files: [PolicyFile]) -> String {
+package func policyVersion(of files: [PolicyFile]) -> String {
     var bytes: [UInt8] = []
     for file in files {
         bytes += Array(file.path.utf8) + [0] + Array(file.source.utf8) + [0]

@@ -3,18 +3,18 @@ import Lua
 
 /// A compiled, immutable policy set: what one version of the policy root contained, from when
 /// it was in force, and which file answers for each policy at a given time.
-public final class PolicySet: Sendable {
-    public let version: String
-    public let files: [PolicyFile]
+package final class PolicySet: Sendable {
+    package let version: String
+    package let files: [PolicyFile]
     /// When this set started serving (its activation).
-    public let loadedAt: Date
+    package let loadedAt: Date
     /// Scheduled changes: policy path → files that replace it from a UTC time (Unix seconds),
     /// the base file first with `Int64.min`.
-    public let schedule: [String: [ScheduledFile]]
+    package let schedule: [String: [ScheduledFile]]
 
-    public struct ScheduledFile: Sendable, Equatable {
-        public let effectiveFrom: Int64
-        public let path: String
+    package struct ScheduledFile: Sendable, Equatable {
+        package let effectiveFrom: Int64
+        package let path: String
     }
 
     init(files: [PolicyFile], loadedAt: Date, schedule: [String: [ScheduledFile]] = [:]) {
@@ -110,24 +110,24 @@ final class PolicyWorker {
 }
 
 /// A policy problem a person fixes: which file, which line when known, and why.
-public struct PolicyError: Error, CustomStringConvertible, Sendable, Equatable {
-    public let file: String
-    public let line: Int?
-    public let message: String
+package struct PolicyError: Error, CustomStringConvertible, Sendable, Equatable {
+    package let file: String
+    package let line: Int?
+    package let message: String
 
-    public init(file: String, line: Int?, message: String) {
+    package init(file: String, line: Int?, message: String) {
         self.file = file
         self.line = line
         self.message = message
     }
 
-    public init(_ error: LuaError, defaultFile: String) {
+    package init(_ error: LuaError, defaultFile: String) {
         file = error.chunk ?? defaultFile
         line = error.line
         message = error.message
     }
 
-    public var description: String {
+    package var description: String {
         if let line { return "\(file):\(line): \(message)" }
         return "\(file): \(message)"
     }

@@ -2,21 +2,21 @@ import Foundation
 import Lua
 
 /// A finished job as the pricing policy sees it.
-public struct JobPriceInput: Sendable, Codable {
+package struct JobPriceInput: Sendable, Codable {
     /// The SKU id (e.g. `x64-4c-8gb`), or nil to match `labels`.
-    public var sku: String?
-    public var labels: [String]?
-    public var startedAt: String
-    public var completedAt: String
-    public var workspace: WorkspaceState
+    package var sku: String?
+    package var labels: [String]?
+    package var startedAt: String
+    package var completedAt: String
+    package var workspace: WorkspaceState
 
-    public struct WorkspaceState: Sendable, Codable {
-        public var freeMinutesRemaining: Int64
-        public var hasPaymentMethod: Bool
-        public var addons: [String]
-        public var contract: String?
+    package struct WorkspaceState: Sendable, Codable {
+        package var freeMinutesRemaining: Int64
+        package var hasPaymentMethod: Bool
+        package var addons: [String]
+        package var contract: String?
 
-        public init(freeMinutesRemaining: Int64, hasPaymentMethod: Bool, addons: [String] = [], contract: String? = nil) {
+        package init(freeMinutesRemaining: Int64, hasPaymentMethod: Bool, addons: [String] = [], contract: String? = nil) {
             self.freeMinutesRemaining = freeMinutesRemaining
             self.hasPaymentMethod = hasPaymentMethod
             self.addons = addons
@@ -28,7 +28,7 @@ public struct JobPriceInput: Sendable, Codable {
         }
     }
 
-    public init(sku: String? = nil, labels: [String]? = nil, startedAt: String, completedAt: String, workspace: WorkspaceState) {
+    package init(sku: String? = nil, labels: [String]? = nil, startedAt: String, completedAt: String, workspace: WorkspaceState) {
         self.sku = sku
         self.labels = labels
         self.startedAt = startedAt
@@ -58,22 +58,22 @@ public struct JobPriceInput: Sendable, Codable {
 }
 
 /// The price of a finished job: money and free minutes, line by line, with the policy version.
-public struct JobPrice: Sendable, Codable, Equatable {
+package struct JobPrice: Sendable, Codable, Equatable {
     /// False when the job's labels name no offering: it is not ours and costs nothing.
-    public let matched: Bool
-    public let sku: String?
-    public let billableMinutes: Int64
-    public let freeMinutesConsumed: Int64
+    package let matched: Bool
+    package let sku: String?
+    package let billableMinutes: Int64
+    package let freeMinutesConsumed: Int64
     /// Charged in money, in micro-cents (1 USD = 100,000,000).
-    public let amountMicros: Int64
-    public let lines: [Line]
-    public let policyVersion: String
+    package let amountMicros: Int64
+    package let lines: [Line]
+    package let policyVersion: String
 
-    public struct Line: Sendable, Codable, Equatable {
-        public let description: String
-        public let quantity: Int64
-        public let unitPriceMicros: Int64
-        public let amountMicros: Int64
+    package struct Line: Sendable, Codable, Equatable {
+        package let description: String
+        package let quantity: Int64
+        package let unitPriceMicros: Int64
+        package let amountMicros: Int64
 
         enum CodingKeys: String, CodingKey {
             case description, quantity, unitPriceMicros = "unit_price_micros", amountMicros = "amount_micros"
@@ -87,19 +87,19 @@ public struct JobPrice: Sendable, Codable, Equatable {
 }
 
 /// What a decision saw and said, stored by callers so a charge can explain itself.
-public struct DecisionRecord: Sendable, Codable, Equatable {
-    public let decision: String
-    public let policyVersion: String
+package struct DecisionRecord: Sendable, Codable, Equatable {
+    package let decision: String
+    package let policyVersion: String
     /// The input the policy received, as JSON.
-    public let input: String
+    package let input: String
     /// The checked result, as JSON.
-    public let output: String
+    package let output: String
 
     enum CodingKeys: String, CodingKey {
         case decision, policyVersion = "policy_version", input, output
     }
 
-    public init(decision: String, policyVersion: String, input: String, output: String) {
+    package init(decision: String, policyVersion: String, input: String, output: String) {
         self.decision = decision
         self.policyVersion = policyVersion
         self.input = input
@@ -107,7 +107,7 @@ public struct DecisionRecord: Sendable, Codable, Equatable {
     }
 
     /// A record of any decision from its typed input and checked output.
-    public init<I: Encodable, O: Encodable>(decision: String, policyVersion: String, input: I, output: O) {
+    package init<I: Encodable, O: Encodable>(decision: String, policyVersion: String, input: I, output: O) {
         let encoder = JSONCoding.encoder()
         self.init(decision: decision, policyVersion: policyVersion,
                   input: (try? encoder.encode(input)).map { String(decoding: $0, as: UTF8.self) } ?? "null",
@@ -118,7 +118,7 @@ public struct DecisionRecord: Sendable, Codable, Equatable {
 extension PolicyEngine {
     /// Prices a finished job with `pricing.lua`. The result is checked strictly: amounts are
     /// integers, never negative, and the lines add up to the total.
-    public func priceJob(_ input: JobPriceInput) throws -> PriceDecision {
+    package func priceJob(_ input: JobPriceInput) throws -> PriceDecision {
         // The version in force when the job completed decides, so late and replayed events are
         // priced as they would have been then.
         let price = try evaluate("pricing.lua", "price", at: Timestamp.parseUTCSeconds(input.completedAt), writing: input.write) { output, version in
@@ -129,12 +129,12 @@ extension PolicyEngine {
 }
 
 /// A priced job and what it takes to explain it.
-public struct PriceDecision: Sendable {
-    public let price: JobPrice
+package struct PriceDecision: Sendable {
+    package let price: JobPrice
     let input: JobPriceInput
 
     /// The decision record to store with the charge (serialized on demand).
-    public var record: DecisionRecord {
+    package var record: DecisionRecord {
         // The input's Codable form has the keys and omissions the Lua table got from `write`.
         DecisionRecord(decision: "price", policyVersion: price.policyVersion, input: (try? JSONCoding.text(input)) ?? "{}",
                        output: (try? JSONCoding.text(price)) ?? "{}")
@@ -142,12 +142,12 @@ public struct PriceDecision: Sendable {
 }
 
 /// How many free minutes a finished job consumes, and how many minutes are left to charge.
-public struct FreeMinutesDecision: Sendable, Codable, Equatable {
-    public let matched: Bool
-    public let billableMinutes: Int64
-    public let freeMinutesConsumed: Int64
-    public let chargedMinutes: Int64
-    public let policyVersion: String
+package struct FreeMinutesDecision: Sendable, Codable, Equatable {
+    package let matched: Bool
+    package let billableMinutes: Int64
+    package let freeMinutesConsumed: Int64
+    package let chargedMinutes: Int64
+    package let policyVersion: String
     enum CodingKeys: String, CodingKey {
         case matched, billableMinutes = "billable_minutes", freeMinutesConsumed = "free_minutes_consumed"
         case chargedMinutes = "charged_minutes", policyVersion = "policy_version"
@@ -156,7 +156,7 @@ public struct FreeMinutesDecision: Sendable, Codable, Equatable {
 
 extension PolicyEngine {
     /// The free-minutes decision alone (`pricing.lua`, `consume`): what `price` also applies.
-    public func consumeFreeMinutes(_ input: JobPriceInput) throws -> FreeMinutesDecision {
+    package func consumeFreeMinutes(_ input: JobPriceInput) throws -> FreeMinutesDecision {
         try evaluate("pricing.lua", "consume", at: Timestamp.parseUTCSeconds(input.completedAt), writing: input.write) { output, version in
             func fail(_ message: String) -> PolicyError { PolicyError(file: "pricing.lua", line: nil, message: "consume returned \(message)") }
             guard case .boolean(let matched) = output["matched"] else { throw fail("no boolean 'matched'") }

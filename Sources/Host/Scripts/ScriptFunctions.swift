@@ -5,7 +5,7 @@ import Lua
 
 /// The host's own functions for Lua scripts: `log.info|warning|error` and `http.request`. Scripts are replayed from
 /// the top for each durable call, so call both inside `workflow.step` to do them once.
-public enum ScriptFunctions {
+package enum ScriptFunctions {
     static func logFunction(_ name: String, _ level: Logger.Level, _ logger: Logger) -> LuaHostFunction {
         LuaHostFunction(module: "log", name: name, readOnly: false) { arguments in
             guard let message = arguments.first?.stringValue else {
@@ -20,7 +20,7 @@ public enum ScriptFunctions {
         }
     }
 
-    public static func all(configuration: HostConfiguration, http: HTTPClient, logger: Logger) -> [LuaHostFunction] {
+    package static func all(configuration: HostConfiguration, http: HTTPClient, logger: Logger) -> [LuaHostFunction] {
         let allowed = Set(configuration.scriptHTTPAllowedHosts.map { $0.lowercased() })
         return [
             // log.info / log.warning / log.error(message[, fields]): a line in the server's log.

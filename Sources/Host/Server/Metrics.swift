@@ -5,32 +5,32 @@ import SQL
 /// these from `Plugin.metrics()`; `GET /metrics` renders all of them in the text exposition
 /// format (version 0.0.4), computed from the database at scrape time so every replica answers
 /// the same.
-public struct MetricFamily: Sendable, Equatable {
-    public enum Kind: String, Sendable { case gauge, counter, summary }
+package struct MetricFamily: Sendable, Equatable {
+    package enum Kind: String, Sendable { case gauge, counter, summary }
 
-    public struct Sample: Sendable, Equatable {
+    package struct Sample: Sendable, Equatable {
         /// Appended to the family name (`_count`, `_sum`), or empty.
-        public var suffix: String
-        public var labels: [(String, String)]
-        public var value: Double
+        package var suffix: String
+        package var labels: [(String, String)]
+        package var value: Double
 
-        public init(suffix: String = "", labels: [(String, String)] = [], value: Double) {
+        package init(suffix: String = "", labels: [(String, String)] = [], value: Double) {
             self.suffix = suffix
             self.labels = labels
             self.value = value
         }
 
-        public static func == (a: Sample, b: Sample) -> Bool {
+        package static func == (a: Sample, b: Sample) -> Bool {
             a.suffix == b.suffix && a.value == b.value && a.labels.map(\.0) == b.labels.map(\.0) && a.labels.map(\.1) == b.labels.map(\.1)
         }
     }
 
-    public var name: String
-    public var help: String
-    public var kind: Kind
-    public var samples: [Sample]
+    package var name: String
+    package var help: String
+    package var kind: Kind
+    package var samples: [Sample]
 
-    public init(name: String, help: String, kind: Kind, samples: [Sample]) {
+    package init(name: String, help: String, kind: Kind, samples: [Sample]) {
         precondition(MetricFamily.isValidName(name), "metric name \(name)")
         self.name = name
         self.help = help
@@ -44,7 +44,7 @@ public struct MetricFamily: Sendable, Equatable {
     }
 
     /// The family in the text exposition format.
-    public var text: String {
+    package var text: String {
         var out = "# HELP \(name) \(MetricFamily.escapeHelp(help))\n# TYPE \(name) \(kind.rawValue)\n"
         for sample in samples {
             out += name + sample.suffix

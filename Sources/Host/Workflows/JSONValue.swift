@@ -1,7 +1,7 @@
 import Foundation
 
 /// Any JSON value, for workflow inputs, outputs and signals whose shape is not a Swift type.
-public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
+package enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
     case null
     case bool(Bool)
     case number(Double)
@@ -9,7 +9,7 @@ public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
         else if let value = try? container.decode(Bool.self) { self = .bool(value) }
@@ -19,7 +19,7 @@ public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
         else { self = .object(try container.decode([String: JSONValue].self)) }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
@@ -32,27 +32,27 @@ public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
         }
     }
 
-    public subscript(_ key: String) -> JSONValue? {
+    package subscript(_ key: String) -> JSONValue? {
         if case .object(let members) = self { return members[key] }
         return nil
     }
 
-    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
-    public var intValue: Int? { if case .number(let n) = self, n.rounded() == n { return Int(n) } else { return nil } }
-    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    package var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    package var intValue: Int? { if case .number(let n) = self, n.rounded() == n { return Int(n) } else { return nil } }
+    package var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
 
     /// Compact JSON text with sorted keys.
-    public var description: String { String(decoding: (try? WorkflowJSON.encode(self)) ?? Array("null".utf8), as: UTF8.self) }
+    package var description: String { String(decoding: (try? WorkflowJSON.encode(self)) ?? Array("null".utf8), as: UTF8.self) }
 }
 
 /// The one place workflow values become JSON bytes and back: sorted keys, ISO 8601 dates,
 /// errors that say which type did not decode.
-public enum WorkflowJSON {
-    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+package enum WorkflowJSON {
+    package static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         Array(try JSONCoding.encoder().encode(value))
     }
 
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
+    package static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         do {
@@ -63,7 +63,7 @@ public enum WorkflowJSON {
     }
 
     /// Checks `text` is one JSON value and returns it compacted (sorted keys).
-    public static func validate(_ text: String, what: String) throws -> [UInt8] {
+    package static func validate(_ text: String, what: String) throws -> [UInt8] {
         guard let data = text.data(using: .utf8),
               let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
             throw HostError(.badRequest, "\(what) is not valid JSON: \(text.prefix(80))")

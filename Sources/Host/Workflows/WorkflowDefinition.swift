@@ -9,7 +9,7 @@ import SQL
 ///
 /// Implemented by the workflow plugin; these byte-level requirements carry JSON, and the
 /// extension below offers them with `Codable` values.
-public protocol WorkflowContext: AnyObject, Sendable {
+package protocol WorkflowContext: AnyObject, Sendable {
     var workflowID: String { get }
     var workflowType: String { get }
     /// How many times the workflow function has been started under this workflow id (1 on the
@@ -52,53 +52,53 @@ public protocol WorkflowContext: AnyObject, Sendable {
 }
 
 extension WorkflowContext {
-    public func step<T: Codable & Sendable>(_ name: String, retry: WorkflowRetryPolicy = .default, timeout: Duration? = nil,
+    package func step<T: Codable & Sendable>(_ name: String, retry: WorkflowRetryPolicy = .default, timeout: Duration? = nil,
                                             _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let bytes = try await stepJSON(name, retry: retry, timeout: timeout) { try WorkflowJSON.encode(try await body()) }
         return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of step '\(name)'")
     }
 
     /// One attempt unless `retry` says more (unlike `step`, whose default retries).
-    public func transaction<T: Codable>(_ name: String, retry: WorkflowRetryPolicy = .none,
+    package func transaction<T: Codable>(_ name: String, retry: WorkflowRetryPolicy = .none,
                                         _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
         let bytes = try await transactionJSON(name, retry: retry) { db in try WorkflowJSON.encode(try body(db)) }
         return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of transaction '\(name)'")
     }
 
-    public func sleep(_ duration: Duration) async throws { try await sleep(duration, name: "sleep") }
+    package func sleep(_ duration: Duration) async throws { try await sleep(duration, name: "sleep") }
 
-    public func signal<T: Decodable>(_ name: String, as type: T.Type = JSONValue.self, timeout: Duration? = nil) async throws -> T? {
+    package func signal<T: Decodable>(_ name: String, as type: T.Type = JSONValue.self, timeout: Duration? = nil) async throws -> T? {
         guard let bytes = try await signalJSON(name, timeout: timeout) else { return nil }
         return try WorkflowJSON.decode(T.self, from: bytes, what: "signal '\(name)'")
     }
 
-    public func signal<T: Decodable>(anyOf names: [String], as type: T.Type = JSONValue.self,
+    package func signal<T: Decodable>(anyOf names: [String], as type: T.Type = JSONValue.self,
                                      timeout: Duration? = nil) async throws -> (name: String, value: T)? {
         guard let taken = try await signalJSON(anyOf: names, timeout: timeout) else { return nil }
         return (taken.name, try WorkflowJSON.decode(T.self, from: taken.payload, what: "signal '\(taken.name)'"))
     }
 
-    public func continueAsNew<I: Encodable>(_ input: I) async throws -> Never {
+    package func continueAsNew<I: Encodable>(_ input: I) async throws -> Never {
         try await continueAsNewJSON(try WorkflowJSON.encode(input))
     }
 
     @discardableResult
-    public func startChild<I: Encodable>(_ type: String, id: String? = nil, input: I) async throws -> String {
+    package func startChild<I: Encodable>(_ type: String, id: String? = nil, input: I) async throws -> String {
         try await startChildJSON(type: type, id: id, input: try WorkflowJSON.encode(input))
     }
 
-    public func childResult<O: Decodable>(_ id: String, as type: O.Type = JSONValue.self) async throws -> O {
+    package func childResult<O: Decodable>(_ id: String, as type: O.Type = JSONValue.self) async throws -> O {
         try WorkflowJSON.decode(O.self, from: try await childResultJSON(id: id), what: "the result of child '\(id)'")
     }
 
     /// Starts a child and waits for its result.
-    public func child<I: Encodable, O: Decodable>(_ type: String, id: String? = nil, input: I, as output: O.Type = JSONValue.self) async throws -> O {
+    package func child<I: Encodable, O: Decodable>(_ type: String, id: String? = nil, input: I, as output: O.Type = JSONValue.self) async throws -> O {
         try await childResult(try await startChild(type, id: id, input: input), as: output)
     }
 
     /// Runs one child per input with at most `maxConcurrent` unfinished at a time; results in
     /// input order. A failed child throws `WorkflowChildFailed` once it is reached.
-    public func children<I: Encodable, O: Decodable>(_ type: String, inputs: [(id: String?, input: I)], maxConcurrent: Int,
+    package func children<I: Encodable, O: Decodable>(_ type: String, inputs: [(id: String?, input: I)], maxConcurrent: Int,
                                                      as output: O.Type = JSONValue.self) async throws -> [O] {
         guard maxConcurrent >= 1 && maxConcurrent <= WorkflowLimits.maxConcurrentChildren else {
             throw HostError(.badRequest, "children: maxConcurrent must be within 1...\(WorkflowLimits.maxConcurrentChildren); got \(maxConcurrent)")
@@ -113,24 +113,24 @@ extension WorkflowContext {
         return results
     }
 
-    public func setState<T: Encodable>(_ key: String, _ value: T) async throws {
+    package func setState<T: Encodable>(_ key: String, _ value: T) async throws {
         try await setStateJSON(key, try WorkflowJSON.encode(value))
     }
 }
 
 /// Temporal's retry policy for a step: the wait before attempt n+1 is
 /// `initialInterval × backoffCoefficient^(n-1)`, capped at `maximumInterval`.
-public struct WorkflowRetryPolicy: Sendable, Equatable {
-    public var initialInterval: Duration
-    public var backoffCoefficient: Double
+package struct WorkflowRetryPolicy: Sendable, Equatable {
+    package var initialInterval: Duration
+    package var backoffCoefficient: Double
     /// nil: 100 × `initialInterval` (Temporal's default).
-    public var maximumInterval: Duration?
+    package var maximumInterval: Duration?
     /// Attempts in all, the first included. Unlike Temporal (unlimited), bounded by default.
-    public var maximumAttempts: Int
+    package var maximumAttempts: Int
     /// Error types (`WorkflowApplicationError.type`, else the Swift type's name) not retried.
-    public var nonRetryableErrorTypes: [String]
+    package var nonRetryableErrorTypes: [String]
 
-    public init(initialInterval: Duration = .seconds(1), backoffCoefficient: Double = 2, maximumInterval: Duration? = nil,
+    package init(initialInterval: Duration = .seconds(1), backoffCoefficient: Double = 2, maximumInterval: Duration? = nil,
                 maximumAttempts: Int = 10, nonRetryableErrorTypes: [String] = []) {
         precondition(initialInterval > .zero && backoffCoefficient >= 1 && maximumAttempts >= 1
                      && maximumAttempts <= WorkflowLimits.maxStepAttempts, "bad retry policy")
@@ -141,81 +141,81 @@ public struct WorkflowRetryPolicy: Sendable, Equatable {
         self.nonRetryableErrorTypes = nonRetryableErrorTypes
     }
 
-    public static let `default` = WorkflowRetryPolicy()
+    package static let `default` = WorkflowRetryPolicy()
     /// One attempt only.
-    public static let none = WorkflowRetryPolicy(maximumAttempts: 1)
+    package static let none = WorkflowRetryPolicy(maximumAttempts: 1)
 
     /// Milliseconds to wait after failed attempt `attempt` (1-based).
-    public func delayMilliseconds(afterAttempt attempt: Int) -> Int64 {
+    package func delayMilliseconds(afterAttempt attempt: Int) -> Int64 {
         let initial = Double(WorkflowDurations.milliseconds(initialInterval))
         let cap = Double(maximumInterval.map(WorkflowDurations.milliseconds) ?? Int64(initial * 100))
         let delay = initial * pow(backoffCoefficient, Double(max(0, attempt - 1)))
         return Int64(min(delay, cap).rounded())
     }
 
-    public func retries(errorType: String, attempt: Int) -> Bool {
+    package func retries(errorType: String, attempt: Int) -> Bool {
         attempt < maximumAttempts && !nonRetryableErrorTypes.contains(errorType)
     }
 }
 
 /// An error with a type name of the workflow author's choosing (Temporal's ApplicationFailure):
 /// `nonRetryable` stops retries whatever the policy says.
-public struct WorkflowApplicationError: Error, CustomStringConvertible, Sendable {
-    public let type: String
-    public let message: String
-    public let nonRetryable: Bool
+package struct WorkflowApplicationError: Error, CustomStringConvertible, Sendable {
+    package let type: String
+    package let message: String
+    package let nonRetryable: Bool
 
-    public init(type: String, _ message: String, nonRetryable: Bool = false) {
+    package init(type: String, _ message: String, nonRetryable: Bool = false) {
         self.type = type
         self.message = message
         self.nonRetryable = nonRetryable
     }
 
-    public var description: String { "\(type): \(message)" }
+    package var description: String { "\(type): \(message)" }
 }
 
 /// A step that failed for good (attempts exhausted or not retryable), as the workflow sees it.
-public struct WorkflowStepFailed: Error, CustomStringConvertible, Sendable {
-    public let step: String
-    public let errorType: String
-    public let message: String
-    public let attempts: Int
+package struct WorkflowStepFailed: Error, CustomStringConvertible, Sendable {
+    package let step: String
+    package let errorType: String
+    package let message: String
+    package let attempts: Int
 
-    public init(step: String, errorType: String, message: String, attempts: Int) {
+    package init(step: String, errorType: String, message: String, attempts: Int) {
         self.step = step
         self.errorType = errorType
         self.message = message
         self.attempts = attempts
     }
 
-    public var description: String { "step '\(step)' failed after \(attempts) attempt(s): \(errorType): \(message)" }
+    package var description: String { "step '\(step)' failed after \(attempts) attempt(s): \(errorType): \(message)" }
 }
 
 /// A child run that ended failed or cancelled.
-public struct WorkflowChildFailed: Error, CustomStringConvertible, Sendable {
-    public let childID: String
-    public let status: String
-    public let message: String
+package struct WorkflowChildFailed: Error, CustomStringConvertible, Sendable {
+    package let childID: String
+    package let status: String
+    package let message: String
 
-    public init(childID: String, status: String, message: String) {
+    package init(childID: String, status: String, message: String) {
         self.childID = childID
         self.status = status
         self.message = message
     }
 
-    public var description: String { "child workflow '\(childID)' \(status): \(message)" }
+    package var description: String { "child workflow '\(childID)' \(status): \(message)" }
 }
 
 /// One workflow type: its name, the task queue its runs go to by default, an optional
 /// run timeout, and the function.
-public struct WorkflowDefinition: Sendable {
-    public let type: String
-    public let taskQueue: String
-    public let timeout: Duration?
-    public let run: @Sendable (any WorkflowContext, [UInt8]) async throws -> [UInt8]
+package struct WorkflowDefinition: Sendable {
+    package let type: String
+    package let taskQueue: String
+    package let timeout: Duration?
+    package let run: @Sendable (any WorkflowContext, [UInt8]) async throws -> [UInt8]
 
     /// A workflow whose input is any JSON.
-    public init<Output: Encodable>(
+    package init<Output: Encodable>(
         type: String, taskQueue: String = WorkflowTaskQueue.defaultName, timeout: Duration? = nil,
         _ body: @escaping @Sendable (any WorkflowContext, JSONValue) async throws -> Output
     ) {
@@ -223,7 +223,7 @@ public struct WorkflowDefinition: Sendable {
     }
 
     /// A workflow whose input decodes as `Input` (a run whose input does not decode fails).
-    public init<Input: Decodable, Output: Encodable>(
+    package init<Input: Decodable, Output: Encodable>(
         type: String, taskQueue: String = WorkflowTaskQueue.defaultName, timeout: Duration? = nil,
         input: Input.Type, _ body: @escaping @Sendable (any WorkflowContext, Input) async throws -> Output
     ) {
@@ -240,12 +240,12 @@ public struct WorkflowDefinition: Sendable {
 }
 
 /// A task queue and how many of its runs may execute at once across every replica.
-public struct WorkflowTaskQueue: Sendable, Equatable {
-    public static let defaultName = "default"
-    public let name: String
-    public let maxConcurrentRuns: Int
+package struct WorkflowTaskQueue: Sendable, Equatable {
+    package static let defaultName = "default"
+    package let name: String
+    package let maxConcurrentRuns: Int
 
-    public init(_ name: String, maxConcurrentRuns: Int = WorkflowLimits.maxConcurrentRunsPerQueue) {
+    package init(_ name: String, maxConcurrentRuns: Int = WorkflowLimits.maxConcurrentRunsPerQueue) {
         precondition(WorkflowNames.isValid(name), "bad task queue name '\(name)'")
         precondition((1...WorkflowLimits.maxConcurrentRunsPerQueue).contains(maxConcurrentRuns), "bad maxConcurrentRuns")
         self.name = name
@@ -255,15 +255,15 @@ public struct WorkflowTaskQueue: Sendable, Equatable {
 
 /// A cron schedule declared in code (`Plugin.workflowSchedules`): created when the workflow
 /// plugin starts, and updated when its cron, type, input or queue change.
-public struct WorkflowScheduleDefinition: Sendable {
-    public let name: String
+package struct WorkflowScheduleDefinition: Sendable {
+    package let name: String
     /// Five fields, UTC (e.g. `0 3 1 * *`: 03:00 on the 1st of each month).
-    public let cron: String
-    public let type: String
-    public let input: [UInt8]
-    public let taskQueue: String?
+    package let cron: String
+    package let type: String
+    package let input: [UInt8]
+    package let taskQueue: String?
 
-    public init<I: Encodable>(name: String, cron: String, type: String, input: I, taskQueue: String? = nil) throws {
+    package init<I: Encodable>(name: String, cron: String, type: String, input: I, taskQueue: String? = nil) throws {
         self.name = name
         self.cron = cron
         self.type = type
@@ -278,7 +278,7 @@ public struct WorkflowScheduleDefinition: Sendable {
 /// when `scripts_root` changes.
 /// Starting and signalling runs from anywhere in the host (scripts, other plugins); the workflow
 /// plugin provides it.
-public protocol WorkflowClient: Sendable {
+package protocol WorkflowClient: Sendable {
     /// Starts a run (idempotent by id) and returns its id.
     func startWorkflow(type: String, input: [UInt8], id: String?) async throws -> String
     func signalWorkflow(id: String, name: String, payload: [UInt8]) async throws
@@ -292,30 +292,30 @@ public protocol WorkflowClient: Sendable {
 }
 
 /// Unchecked Sendable: its mutable state is touched only under `lock`.
-public final class WorkflowCatalog: @unchecked Sendable {
+package final class WorkflowCatalog: @unchecked Sendable {
     private let lock = NSLock()
     private var definitions: [String: WorkflowDefinition] = [:]
     private var declaredQueues: [String: WorkflowTaskQueue] = [:]
     private var declaredSchedules: [WorkflowScheduleDefinition] = []
 
-    public init() {}
+    package init() {}
 
-    public func register(_ schedule: WorkflowScheduleDefinition) {
+    package func register(_ schedule: WorkflowScheduleDefinition) {
         lock.withLock { declaredSchedules.append(schedule) }
     }
 
-    public var schedules: [WorkflowScheduleDefinition] { lock.withLock { declaredSchedules } }
+    package var schedules: [WorkflowScheduleDefinition] { lock.withLock { declaredSchedules } }
 
     private var functions: [LuaHostFunction] = []
 
     /// Lua functions the plugins offer to scripts (`ledger.balance`, ...), for Lua workflows.
-    public func register(scriptFunctions: [LuaHostFunction]) {
+    package func register(scriptFunctions: [LuaHostFunction]) {
         lock.withLock { functions += scriptFunctions }
     }
 
-    public var scriptFunctions: [LuaHostFunction] { lock.withLock { functions } }
+    package var scriptFunctions: [LuaHostFunction] { lock.withLock { functions } }
 
-    public func register(_ definition: WorkflowDefinition) {
+    package func register(_ definition: WorkflowDefinition) {
         lock.withLock {
             precondition(definitions[definition.type] == nil, "workflow type \(definition.type) registered twice")
             definitions[definition.type] = definition
@@ -324,7 +324,7 @@ public final class WorkflowCatalog: @unchecked Sendable {
 
     /// Swaps every type starting with `prefix` for `replacements` in one step (the Lua scripts
     /// after a reload): types no longer given are gone (and this process claims none of their runs).
-    public func replace(prefix: String, with replacements: [WorkflowDefinition]) {
+    package func replace(prefix: String, with replacements: [WorkflowDefinition]) {
         lock.withLock {
             for type in definitions.keys where type.hasPrefix(prefix) { definitions[type] = nil }
             for definition in replacements {
@@ -335,15 +335,15 @@ public final class WorkflowCatalog: @unchecked Sendable {
         }
     }
 
-    public func register(_ queue: WorkflowTaskQueue) {
+    package func register(_ queue: WorkflowTaskQueue) {
         lock.withLock { declaredQueues[queue.name] = queue }
     }
 
-    public func definition(_ type: String) -> WorkflowDefinition? { lock.withLock { definitions[type] } }
-    public var types: [String] { lock.withLock { definitions.keys.sorted() } }
+    package func definition(_ type: String) -> WorkflowDefinition? { lock.withLock { definitions[type] } }
+    package var types: [String] { lock.withLock { definitions.keys.sorted() } }
 
     /// Queues named by a definition or declared, with their limits (declared, else the maximum).
-    public var queues: [WorkflowTaskQueue] {
+    package var queues: [WorkflowTaskQueue] {
         lock.withLock {
             var all = declaredQueues
             for definition in definitions.values where all[definition.taskQueue] == nil {
@@ -355,41 +355,41 @@ public final class WorkflowCatalog: @unchecked Sendable {
 }
 
 /// Names of types, queues, steps and signals: 1–200 printable characters without spaces.
-public enum WorkflowNames {
-    public static func isValid(_ name: String) -> Bool {
+package enum WorkflowNames {
+    package static func isValid(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= WorkflowLimits.maxNameBytes && name.unicodeScalars.allSatisfy { $0.value > 32 && $0.value != 127 }
     }
 }
 
 /// Every limit of workflows, with its unit in its name.
-public enum WorkflowLimits {
+package enum WorkflowLimits {
     /// Longest workflow id, type, queue, step or signal name.
-    public static let maxNameBytes = 200
+    package static let maxNameBytes = 200
     /// Largest input, output, step result or signal payload.
-    public static let maxPayloadBytes = 1024 * 1024
+    package static let maxPayloadBytes = 1024 * 1024
     /// Recorded calls (steps, sleeps, signals, children) in one run.
-    public static let maxStepsPerRun = 10_000
-    public static let maxStepAttempts = 1_000
+    package static let maxStepsPerRun = 10_000
+    package static let maxStepAttempts = 1_000
     /// Children a `children` fan-out keeps unfinished at once.
-    public static let maxConcurrentChildren = 100
+    package static let maxConcurrentChildren = 100
     /// Runs of one task queue executing at once, across replicas.
-    public static let maxConcurrentRunsPerQueue = 256
+    package static let maxConcurrentRunsPerQueue = 256
     /// Runs one worker executes at once.
-    public static let maxWorkerConcurrency = 64
+    package static let maxWorkerConcurrency = 64
     /// Runs a worker claims per poll.
-    public static let claimBatchRuns = 32
+    package static let claimBatchRuns = 32
     /// Stored error text.
-    public static let maxErrorBytes = 4_000
+    package static let maxErrorBytes = 4_000
     /// Signals kept for a run that has not taken them yet.
-    public static let maxUnconsumedSignalsPerRun = 1_000
+    package static let maxUnconsumedSignalsPerRun = 1_000
     /// How long a signal-with-start's request id is remembered (a redelivery within it is
     /// ignored); older ones are dropped when the workflow id begins its next run.
-    public static let signalRequestRetentionMilliseconds: Int64 = 30 * 86_400_000
+    package static let signalRequestRetentionMilliseconds: Int64 = 30 * 86_400_000
     /// Runs a list returns when it names no limit.
-    public static let defaultListRuns = 100
+    package static let defaultListRuns = 100
 
     /// The relations between the limits; checked once when a host opens.
-    public static func assertRelations() {
+    package static func assertRelations() {
         precondition(claimBatchRuns <= maxWorkerConcurrency, "a worker claims no more runs than it can execute at once")
         precondition(maxWorkerConcurrency <= maxConcurrentRunsPerQueue, "one worker alone can fill a queue's limit")
         precondition(maxErrorBytes <= maxPayloadBytes, "an error fits where a payload does")
@@ -397,14 +397,14 @@ public enum WorkflowLimits {
     }
 }
 
-public enum WorkflowDurations {
-    public static func milliseconds(_ duration: Duration) -> Int64 {
+package enum WorkflowDurations {
+    package static func milliseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
     /// `90s`, `15m`, `3h`, `2d`, `500ms` or a plain number of seconds.
-    public static func parse(_ text: String) -> Duration? {
+    package static func parse(_ text: String) -> Duration? {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, factor) in units where text.hasSuffix(suffix) {
             if let n = Int64(text.dropLast(suffix.count)), n >= 0, n <= Int64.max / factor / 2 { return .milliseconds(n * factor) }

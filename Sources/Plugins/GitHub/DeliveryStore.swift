@@ -3,23 +3,23 @@ import Host
 import SQL
 
 /// A stored GitHub webhook delivery.
-public struct StoredDelivery: Sendable, Codable {
-    public let deliveryID: String
-    public let event: String
-    public let action: String?
-    public let hookID: String?
-    public let installationID: Int64?
-    public let repository: String?
-    public let receivedAt: String
-    public let bodyBytes: Int
-    public let bodySHA256: String
+package struct StoredDelivery: Sendable, Codable {
+    package let deliveryID: String
+    package let event: String
+    package let action: String?
+    package let hookID: String?
+    package let installationID: Int64?
+    package let repository: String?
+    package let receivedAt: String
+    package let bodyBytes: Int
+    package let bodySHA256: String
     /// The inbox event of the latest dispatch (a redelivery makes a new one).
-    public var eventID: Int64?
-    public let redeliveries: Int
+    package var eventID: Int64?
+    package let redeliveries: Int
     /// How many times the delivery log subscriber has handled it (1 per dispatch).
-    public let handledCount: Int
+    package let handledCount: Int
     /// Filled by the caller from the event bus: received, dispatched, retrying, dead.
-    public var status: String
+    package var status: String
 
     enum CodingKeys: String, CodingKey {
         case deliveryID = "delivery_id", event, action, hookID = "hook_id", installationID = "installation_id", repository
@@ -28,7 +28,7 @@ public struct StoredDelivery: Sendable, Codable {
     }
 
     /// `event.action`, or `event` for events without an action: the bus topic.
-    public var topic: String { action.map { "\(event).\($0)" } ?? event }
+    package var topic: String { action.map { "\(event).\($0)" } ?? event }
 }
 
 /// The GitHub plugin's table of deliveries. Bodies are kept once, here; inbox events point at

@@ -12,16 +12,16 @@ import TenkiCrypto
 /// `GitHubAppLimits.installationTokenRefreshMarginSeconds` of its expiry by `now`; a 401 on a
 /// cached token drops it and retries once with a fresh one. Every HTTP exchange runs on the
 /// HTTP client's own threads, so callers only suspend.
-public final class GitHubAppClient: Sendable {
-    public let configuration: GitHubAppConfiguration
+package final class GitHubAppClient: Sendable {
+    package let configuration: GitHubAppConfiguration
     /// `User-Agent` of every call (GitHub refuses calls without one).
-    public let userAgent: String
+    package let userAgent: String
     private let http: HTTPClient
     private let now: @Sendable () -> Date
     private let tokens = InstallationTokenCache()
 
     /// `now` is the wall clock, injectable so tests move time instead of sleeping.
-    public init(configuration: GitHubAppConfiguration, http: HTTPClient? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+    package init(configuration: GitHubAppConfiguration, http: HTTPClient? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         GitHubAppLimits.assertRelations()
         self.configuration = configuration
         self.userAgent = "tenki-host (GitHub App \(configuration.appID))"
@@ -31,14 +31,14 @@ public final class GitHubAppClient: Sendable {
     }
 
     /// The client for the host's configured App, or nil when `github_app_id` is unset.
-    public static func configured(_ configuration: HostConfiguration, http: HTTPClient? = nil) throws -> GitHubAppClient? {
+    package static func configured(_ configuration: HostConfiguration, http: HTTPClient? = nil) throws -> GitHubAppClient? {
         try GitHubAppConfiguration.from(configuration).map { GitHubAppClient(configuration: $0, http: http) }
     }
 
     // MARK: App authentication
 
     /// A JWT that authenticates as the App: `iat` = now − 60 s, `exp` = now + 9 min, `iss` = the App id.
-    public func appJWT() throws -> String {
+    package func appJWT() throws -> String {
         let seconds = Int64(now().timeIntervalSince1970.rounded(.down))
         return try JWT.rs256(claims: [
             "iat": .integer(seconds - GitHubAppLimits.jwtBackdateSeconds),
@@ -49,7 +49,7 @@ public final class GitHubAppClient: Sendable {
 
     /// A call authenticated as the App itself (`Authorization: Bearer <JWT>`), e.g. `GET /app`
     /// or `GET /repos/{owner}/{repo}/installation`. Non-2xx answers throw `GitHubAPIError`.
-    public func appRequest(method: String, path: String, body: [UInt8]? = nil) async throws -> GitHubAPIResponse {
+    package func appRequest(method: String, path: String, body: [UInt8]? = nil) async throws -> GitHubAPIResponse {
         let response = try await send(method: method, path: path, authorization: "Bearer " + appJWT(), body: body)
         try Self.check(response, method: method, path: path)
         return response
@@ -59,7 +59,7 @@ public final class GitHubAppClient: Sendable {
 
     /// A token for `installationID`: the cached one while it has more than the refresh margin
     /// left, otherwise a new one from `POST /app/installations/{id}/access_tokens`.
-    public func installationToken(_ installationID: Int64) async throws -> GitHubInstallationToken {
+    package func installationToken(_ installationID: Int64) async throws -> GitHubInstallationToken {
         try await installationTokenAndFreshness(installationID).token
     }
 
@@ -90,7 +90,7 @@ public final class GitHubAppClient: Sendable {
     /// A call as the installation (`Authorization: token <installation token>`). `body` is JSON.
     /// A 401 with a cached token drops it and retries once with a new one; any other non-2xx
     /// answer (or a second 401) throws `GitHubAPIError` with GitHub's status and message.
-    public func request(installation installationID: Int64, method: String, path: String, body: [UInt8]? = nil) async throws
+    package func request(installation installationID: Int64, method: String, path: String, body: [UInt8]? = nil) async throws
         -> GitHubAPIResponse {
         let (token, fetched) = try await installationTokenAndFreshness(installationID)
         var response = try await send(method: method, path: path, authorization: "token " + token.token, body: body)
@@ -105,7 +105,7 @@ public final class GitHubAppClient: Sendable {
     }
 
     /// `request` with an `Encodable` body.
-    public func request<Body: Encodable>(installation installationID: Int64, method: String, path: String, json: Body) async throws
+    package func request<Body: Encodable>(installation installationID: Int64, method: String, path: String, json: Body) async throws
         -> GitHubAPIResponse {
         return try await request(installation: installationID, method: method, path: path, body: Array(try JSONCoding.encoder().encode(json)))
     }
@@ -130,7 +130,7 @@ public final class GitHubAppClient: Sendable {
 
     /// Registers a just-in-time runner for the organisation or repository and returns its id
     /// and one-time configuration (`POST .../actions/runners/generate-jitconfig`).
-    public func jitRunnerConfig(installation installationID: Int64, scope: GitHubRunnerScope, name: String, labels: [String],
+    package func jitRunnerConfig(installation installationID: Int64, scope: GitHubRunnerScope, name: String, labels: [String],
                                 runnerGroupID: Int64 = 1, workFolder: String = "_work") async throws -> GitHubJITRunnerConfig {
         guard !name.isEmpty, name.count <= GitHubAppLimits.runnerNameMaxCharacters else {
             throw GitHubAPIError.invalidArgument("runner name must have 1 to \(GitHubAppLimits.runnerNameMaxCharacters) characters")
@@ -161,7 +161,7 @@ public final class GitHubAppClient: Sendable {
     /// `DELETE …/actions/runners/{id}`); returns whether there was one. Frees a name registered
     /// by an attempt that died before it kept the runner's configuration.
     @discardableResult
-    public func removeRunner(installation installationID: Int64, scope: GitHubRunnerScope, name: String) async throws -> Bool {
+    package func removeRunner(installation installationID: Int64, scope: GitHubRunnerScope, name: String) async throws -> Bool {
         guard !name.isEmpty, name.count <= GitHubAppLimits.runnerNameMaxCharacters,
               name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) else {
             throw GitHubAPIError.invalidArgument("runner name '\(name)' is not a plain name")
@@ -177,7 +177,7 @@ public final class GitHubAppClient: Sendable {
     }
 
     /// The brief's form: `org`, or `repo` as `owner/name`.
-    public func jitRunnerConfig(installation installationID: Int64, org: String?, repo: String?, name: String, labels: [String],
+    package func jitRunnerConfig(installation installationID: Int64, org: String?, repo: String?, name: String, labels: [String],
                                 runnerGroupID: Int64 = 1, workFolder: String = "_work") async throws -> GitHubJITRunnerConfig {
         try await jitRunnerConfig(installation: installationID, scope: try GitHubRunnerScope(org: org, repo: repo), name: name,
                                   labels: labels, runnerGroupID: runnerGroupID, workFolder: workFolder)

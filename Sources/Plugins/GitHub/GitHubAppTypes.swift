@@ -3,29 +3,29 @@ import Host
 import TenkiCrypto
 
 /// Limits and timings of the GitHub App client, each with its unit in its name.
-public enum GitHubAppLimits {
+package enum GitHubAppLimits {
     /// Bytes of an unexpected response body quoted in an error.
-    public static let errorBodyExcerptBytes = 200
+    package static let errorBodyExcerptBytes = 200
     /// GitHub refuses an App JWT whose `exp` is more than 10 minutes after `iat`'s "now".
-    public static let jwtMaxLifetimeSeconds: Int64 = 600
+    package static let jwtMaxLifetimeSeconds: Int64 = 600
     /// `iat` is backdated against clock drift between us and GitHub, as GitHub recommends.
-    public static let jwtBackdateSeconds: Int64 = 60
+    package static let jwtBackdateSeconds: Int64 = 60
     /// `exp` after now: under the 10 minutes, with room for drift the other way.
-    public static let jwtLifetimeSeconds: Int64 = 540
+    package static let jwtLifetimeSeconds: Int64 = 540
     /// A cached installation token is replaced this long before its `expires_at` (tokens live 1 hour),
     /// so a token handed out still has time to be used.
-    public static let installationTokenRefreshMarginSeconds: Double = 300
+    package static let installationTokenRefreshMarginSeconds: Double = 300
     /// GitHub's limits on a just-in-time runner: 1 to 100 labels, names up to 64 characters.
-    public static let jitMaxLabels = 100
-    public static let runnerNameMaxCharacters = 64
+    package static let jitMaxLabels = 100
+    package static let runnerNameMaxCharacters = 64
     /// Longest GitHub login, organisation or repository name (repositories: 100).
-    public static let nameMaxCharacters = 100
+    package static let nameMaxCharacters = 100
     /// Whole-request timeout of one API call.
-    public static let requestTimeoutMilliseconds = 30_000
+    package static let requestTimeoutMilliseconds = 30_000
     /// Largest response body read from the API.
-    public static let responseMaxBytes = 8 << 20
+    package static let responseMaxBytes = 8 << 20
     /// API calls in flight at once per client.
-    public static let maxConcurrentRequests = 16
+    package static let maxConcurrentRequests = 16
 
     static func assertRelations() {
         assert(jwtLifetimeSeconds + jwtBackdateSeconds <= jwtMaxLifetimeSeconds, "exp - iat must stay within GitHub's 10 minutes")
@@ -33,16 +33,16 @@ public enum GitHubAppLimits {
 }
 
 /// Who the App is and where its API lives.
-public struct GitHubAppConfiguration: Sendable {
+package struct GitHubAppConfiguration: Sendable {
     /// The App's numeric id or client id: the JWT's `iss`.
-    public var appID: String
-    public var privateKey: RSAPrivateKey
+    package var appID: String
+    package var privateKey: RSAPrivateKey
     /// API root without a trailing slash: `https://api.github.com`, GHES's `https://HOST/api/v3`, or a test peer.
-    public var apiBaseURL: String
+    package var apiBaseURL: String
     /// PEM CA bundle for `apiBaseURL`; nil trusts the system's.
-    public var caBundlePath: String?
+    package var caBundlePath: String?
 
-    public init(appID: String, privateKey: RSAPrivateKey, apiBaseURL: String = "https://api.github.com", caBundlePath: String? = nil) {
+    package init(appID: String, privateKey: RSAPrivateKey, apiBaseURL: String = "https://api.github.com", caBundlePath: String? = nil) {
         precondition(!appID.isEmpty, "a GitHub App id is required")
         var base = apiBaseURL
         while base.hasSuffix("/") { base.removeLast() }
@@ -54,7 +54,7 @@ public struct GitHubAppConfiguration: Sendable {
 
     /// Reads the private key from `privateKeyFile`; a missing, unreadable or bad key is a
     /// configuration error naming the file.
-    public init(appID: String, privateKeyFile: String, apiBaseURL: String = "https://api.github.com", caBundlePath: String? = nil) throws {
+    package init(appID: String, privateKeyFile: String, apiBaseURL: String = "https://api.github.com", caBundlePath: String? = nil) throws {
         guard let pem = try? String(contentsOfFile: privateKeyFile, encoding: .utf8) else {
             throw HostError(.badConfiguration, "github_app_private_key_file: cannot read '\(privateKeyFile)'")
         }
@@ -68,7 +68,7 @@ public struct GitHubAppConfiguration: Sendable {
     }
 
     /// The App configured in the host's configuration, or nil when `github_app_id` is unset.
-    public static func from(_ configuration: HostConfiguration) throws -> GitHubAppConfiguration? {
+    package static func from(_ configuration: HostConfiguration) throws -> GitHubAppConfiguration? {
         guard let appID = configuration.githubAppID else { return nil }
         guard let file = configuration.githubAppPrivateKeyFile else {
             throw HostError(.badConfiguration, "github_app_id is set but github_app_private_key_file is not")
@@ -79,27 +79,27 @@ public struct GitHubAppConfiguration: Sendable {
 }
 
 /// An installation access token and when GitHub says it expires. Its description hides the token.
-public struct GitHubInstallationToken: Sendable, Equatable, CustomStringConvertible {
-    public let installationID: Int64
-    public let token: String
-    public let expiresAt: Date
+package struct GitHubInstallationToken: Sendable, Equatable, CustomStringConvertible {
+    package let installationID: Int64
+    package let token: String
+    package let expiresAt: Date
 
-    public init(installationID: Int64, token: String, expiresAt: Date) {
+    package init(installationID: Int64, token: String, expiresAt: Date) {
         self.installationID = installationID
         self.token = token
         self.expiresAt = expiresAt
     }
 
-    public var description: String { "installation \(installationID) token (expires \(expiresAt))" }
+    package var description: String { "installation \(installationID) token (expires \(expiresAt))" }
 }
 
 /// Where a just-in-time runner registers: an organisation, or one repository.
-public enum GitHubRunnerScope: Sendable, Equatable {
+package enum GitHubRunnerScope: Sendable, Equatable {
     case organization(String)
     case repository(owner: String, name: String)
 
     /// `org` alone, or `repo` as `owner/name` (with `org` nil or the same owner).
-    public init(org: String?, repo: String?) throws {
+    package init(org: String?, repo: String?) throws {
         switch (org, repo) {
         case (let org?, nil):
             self = .organization(org)
@@ -130,22 +130,22 @@ public enum GitHubRunnerScope: Sendable, Equatable {
 
 /// What `generate-jitconfig` returns: the registered runner and its one-time configuration,
 /// which the runner takes as `--jitconfig` (or `ACTIONS_RUNNER_INPUT_JITCONFIG`).
-public struct GitHubJITRunnerConfig: Sendable, Equatable, CustomStringConvertible {
-    public let runnerID: Int64
-    public let runnerName: String
-    public let encodedJITConfig: String
+package struct GitHubJITRunnerConfig: Sendable, Equatable, CustomStringConvertible {
+    package let runnerID: Int64
+    package let runnerName: String
+    package let encodedJITConfig: String
 
-    public var description: String { "runner \(runnerID) '\(runnerName)' (jit config \(encodedJITConfig.utf8.count) bytes)" }
+    package var description: String { "runner \(runnerID) '\(runnerName)' (jit config \(encodedJITConfig.utf8.count) bytes)" }
 }
 
 /// A GitHub API answer: its status and JSON body.
-public struct GitHubAPIResponse: Sendable {
-    public let status: Int
-    public let headers: [(name: String, value: String)]
-    public let body: [UInt8]
+package struct GitHubAPIResponse: Sendable {
+    package let status: Int
+    package let headers: [(name: String, value: String)]
+    package let body: [UInt8]
 
     /// The body decoded as `T`; a mismatch is an `unexpectedResponse` error.
-    public func decode<T: Decodable>(_ type: T.Type, method: String, path: String) throws -> T {
+    package func decode<T: Decodable>(_ type: T.Type, method: String, path: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(body))
         } catch {
@@ -155,13 +155,13 @@ public struct GitHubAPIResponse: Sendable {
     }
 
     /// The body as Foundation JSON (`[String: Any]`, `[Any]`, ...), nil when it is not JSON.
-    public var json: Any? { body.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) }
+    package var json: Any? { body.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) }
 }
 
 /// A GitHub API call that did not succeed: GitHub's status and message, or what was wrong
 /// with the call before it was sent or with the answer.
-public struct GitHubAPIError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: String, Sendable {
+package struct GitHubAPIError: Error, CustomStringConvertible, Sendable {
+    package enum Kind: String, Sendable {
         /// GitHub answered with a status outside 2xx.
         case status
         /// A 2xx answer whose body is not what the endpoint documents.
@@ -170,16 +170,16 @@ public struct GitHubAPIError: Error, CustomStringConvertible, Sendable {
         case invalidArgument = "invalid_argument"
     }
 
-    public let kind: Kind
+    package let kind: Kind
     /// GitHub's HTTP status; 0 when nothing was answered.
-    public let status: Int
+    package let status: Int
     /// GitHub's `message` (e.g. "Bad credentials"), or our own account of what went wrong.
-    public let message: String
-    public let documentationURL: String?
-    public let method: String
-    public let path: String
+    package let message: String
+    package let documentationURL: String?
+    package let method: String
+    package let path: String
 
-    public init(kind: Kind, status: Int, message: String, documentationURL: String? = nil, method: String, path: String) {
+    package init(kind: Kind, status: Int, message: String, documentationURL: String? = nil, method: String, path: String) {
         self.kind = kind
         self.status = status
         self.message = message
@@ -192,7 +192,7 @@ public struct GitHubAPIError: Error, CustomStringConvertible, Sendable {
         GitHubAPIError(kind: .invalidArgument, status: 0, message: message, method: "", path: "")
     }
 
-    public var description: String {
+    package var description: String {
         switch kind {
         case .status: return "GitHub \(method) \(path): \(status) \(message)"
         case .unexpectedResponse: return "GitHub \(method) \(path): unexpected \(status) response: \(message)"

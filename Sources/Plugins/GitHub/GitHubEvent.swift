@@ -4,7 +4,7 @@ import SQL
 
 /// A GitHub webhook event decoded from its payload: the fields the host acts on, with the
 /// whole payload still available on the bus event. Fields GitHub may omit are optional.
-public enum GitHubEvent: Sendable {
+package enum GitHubEvent: Sendable {
     case ping(Ping)
     case installation(Installation)
     case installationRepositories(InstallationRepositories)
@@ -14,109 +14,109 @@ public enum GitHubEvent: Sendable {
     /// An event type the host does not act on (still stored and dispatched).
     case other(type: String)
 
-    public struct Account: Codable, Sendable, Equatable {
-        public let id: Int64
-        public let login: String
-        public let type: String?
+    package struct Account: Codable, Sendable, Equatable {
+        package let id: Int64
+        package let login: String
+        package let type: String?
     }
 
-    public struct InstallationRef: Codable, Sendable, Equatable {
-        public let id: Int64
-        public let account: Account?
-        public let appId: Int64?
-        public let targetType: String?
-        public let suspendedAt: String?
+    package struct InstallationRef: Codable, Sendable, Equatable {
+        package let id: Int64
+        package let account: Account?
+        package let appId: Int64?
+        package let targetType: String?
+        package let suspendedAt: String?
     }
 
-    public struct Repository: Codable, Sendable, Equatable {
-        public let id: Int64
-        public let name: String
-        public let fullName: String
-        public let `private`: Bool?
-        public let owner: Account?
+    package struct Repository: Codable, Sendable, Equatable {
+        package let id: Int64
+        package let name: String
+        package let fullName: String
+        package let `private`: Bool?
+        package let owner: Account?
     }
 
-    public struct Ping: Codable, Sendable {
-        public let zen: String?
-        public let hookId: Int64?
+    package struct Ping: Codable, Sendable {
+        package let zen: String?
+        package let hookId: Int64?
     }
 
-    public struct Installation: Codable, Sendable {
-        public let action: String
-        public let installation: InstallationRef
-        public let repositories: [RepositoryRef]?
-        public let sender: Account?
+    package struct Installation: Codable, Sendable {
+        package let action: String
+        package let installation: InstallationRef
+        package let repositories: [RepositoryRef]?
+        package let sender: Account?
     }
 
-    public struct RepositoryRef: Codable, Sendable, Equatable {
-        public let id: Int64
-        public let name: String
-        public let fullName: String
-        public let `private`: Bool?
+    package struct RepositoryRef: Codable, Sendable, Equatable {
+        package let id: Int64
+        package let name: String
+        package let fullName: String
+        package let `private`: Bool?
     }
 
-    public struct InstallationRepositories: Codable, Sendable {
-        public let action: String
-        public let installation: InstallationRef
-        public let repositoriesAdded: [RepositoryRef]
-        public let repositoriesRemoved: [RepositoryRef]
+    package struct InstallationRepositories: Codable, Sendable {
+        package let action: String
+        package let installation: InstallationRef
+        package let repositoriesAdded: [RepositoryRef]
+        package let repositoriesRemoved: [RepositoryRef]
     }
 
-    public struct WorkflowJob: Codable, Sendable {
-        public let action: String
-        public let workflowJob: Job
-        public let repository: Repository
-        public let installation: InstallationRef?
-        public let organization: Account?
+    package struct WorkflowJob: Codable, Sendable {
+        package let action: String
+        package let workflowJob: Job
+        package let repository: Repository
+        package let installation: InstallationRef?
+        package let organization: Account?
 
-        public struct Job: Codable, Sendable, Equatable {
-            public let id: Int64
-            public let runId: Int64
-            public let runAttempt: Int?
-            public let name: String
-            public let workflowName: String?
-            public let headBranch: String?
-            public let headSha: String?
-            public let status: String
-            public let conclusion: String?
-            public let labels: [String]
-            public let createdAt: String?
-            public let startedAt: String?
-            public let completedAt: String?
-            public let runnerName: String?
-            public let runnerGroupName: String?
+        package struct Job: Codable, Sendable, Equatable {
+            package let id: Int64
+            package let runId: Int64
+            package let runAttempt: Int?
+            package let name: String
+            package let workflowName: String?
+            package let headBranch: String?
+            package let headSha: String?
+            package let status: String
+            package let conclusion: String?
+            package let labels: [String]
+            package let createdAt: String?
+            package let startedAt: String?
+            package let completedAt: String?
+            package let runnerName: String?
+            package let runnerGroupName: String?
         }
     }
 
-    public struct WorkflowRun: Codable, Sendable {
-        public let action: String
-        public let workflowRun: Run
-        public let repository: Repository
-        public let installation: InstallationRef?
+    package struct WorkflowRun: Codable, Sendable {
+        package let action: String
+        package let workflowRun: Run
+        package let repository: Repository
+        package let installation: InstallationRef?
 
-        public struct Run: Codable, Sendable, Equatable {
-            public let id: Int64
-            public let name: String?
-            public let status: String?
-            public let conclusion: String?
-            public let runAttempt: Int?
-            public let headBranch: String?
-            public let event: String?
+        package struct Run: Codable, Sendable, Equatable {
+            package let id: Int64
+            package let name: String?
+            package let status: String?
+            package let conclusion: String?
+            package let runAttempt: Int?
+            package let headBranch: String?
+            package let event: String?
         }
     }
 
-    public struct Push: Codable, Sendable {
-        public let ref: String
-        public let before: String?
-        public let after: String?
-        public let created: Bool?
-        public let deleted: Bool?
-        public let repository: Repository
-        public let installation: InstallationRef?
+    package struct Push: Codable, Sendable {
+        package let ref: String
+        package let before: String?
+        package let after: String?
+        package let created: Bool?
+        package let deleted: Bool?
+        package let repository: Repository
+        package let installation: InstallationRef?
     }
 
     /// Decodes a GitHub event from its type (`X-GitHub-Event`) and raw payload.
-    public static func decode(type: String, payload: [UInt8]) throws -> GitHubEvent {
+    package static func decode(type: String, payload: [UInt8]) throws -> GitHubEvent {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let data = Data(payload)
@@ -138,7 +138,7 @@ public enum GitHubEvent: Sendable {
 
     /// A subscription that hands `handler` the typed event, decoded outside any transaction,
     /// and runs the returned writes in the transaction that records the event as handled.
-    public static func subscription(name: String, topics: [String], committed: (@Sendable () -> Void)? = nil,
+    package static func subscription(name: String, topics: [String], committed: (@Sendable () -> Void)? = nil,
                                     handler: @escaping @Sendable (GitHubEvent, Event) throws -> @Sendable (any SQLConnection) throws -> Void)
         -> EventSubscription
     {
@@ -148,7 +148,7 @@ public enum GitHubEvent: Sendable {
     }
 
     /// Decodes a bus event produced by the GitHub plugin.
-    public static func decode(_ event: Event) throws -> GitHubEvent {
+    package static func decode(_ event: Event) throws -> GitHubEvent {
         try decode(type: event.type, payload: event.payload)
     }
 }
@@ -156,7 +156,7 @@ public enum GitHubEvent: Sendable {
 extension GitHubEvent.WorkflowJob {
     /// Reads a `workflow_job` payload with `JSONScanner`; nil when a required field is missing
     /// or has another type (the caller then decodes it the general way, with its error).
-    public static func scanned(_ payload: [UInt8]) throws -> GitHubEvent.WorkflowJob? {
+    package static func scanned(_ payload: [UInt8]) throws -> GitHubEvent.WorkflowJob? {
         try payload.withUnsafeBytes { bytes -> GitHubEvent.WorkflowJob? in
             let root = ScannedObject(bytes: bytes, members: try JSONScanner.objectMembers(bytes))
             guard let action = root.string("action"), let job = try root.object("workflow_job"), let repo = try root.object("repository"),

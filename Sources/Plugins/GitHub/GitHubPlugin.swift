@@ -10,19 +10,19 @@ import TenkiCrypto
 /// dispatch as typed events (`ping`, `installation`, `installation_repositories`,
 /// `workflow_job`, `workflow_run`, `push`) on the event bus; and, when `github_app_id` is set,
 /// the App client that mints installation tokens and registers just-in-time runners.
-public struct GitHubPlugin: Plugin {
-    public static let name = "github"
+package struct GitHubPlugin: Plugin {
+    package static let name = "github"
     /// The `source` of every bus event this plugin publishes.
-    public static let eventSource = "github"
-    public static var migrations: [Migration] { DeliveryStore.migrations }
-    public static var commands: [any ParsableCommand.Type] { [WebhooksCommand.self] }
+    package static let eventSource = "github"
+    package static var migrations: [Migration] { DeliveryStore.migrations }
+    package static var commands: [any ParsableCommand.Type] { [WebhooksCommand.self] }
 
     let context: HostContext
     let ingress: WebhookIngress
     /// The configured GitHub App, or nil; a bad key fails the start, not the first job.
-    public let app: GitHubAppClient?
+    package let app: GitHubAppClient?
 
-    public init(context: HostContext) async throws {
+    package init(context: HostContext) async throws {
         self.context = context
         let secret = try HostSecrets.githubWebhookSecret(context.configuration)
         ingress = WebhookIngress(secret: Array(secret.utf8), database: context.database, events: context.events,
@@ -36,7 +36,7 @@ public struct GitHubPlugin: Plugin {
     /// Takes a delivery exactly as `POST /webhooks/github` does after reading the request
     /// (signature, size and JSON checks, stored with its inbox event); returns the HTTP status
     /// the route would answer. For in-process load generators and replays.
-    public func receive(headers: [String: String], body: [UInt8]) async throws -> Int {
+    package func receive(headers: [String: String], body: [UInt8]) async throws -> Int {
         do {
             switch try await ingress.receive(headers: headers, body: body, now: Date()) {
             case .accepted: return 202
@@ -47,7 +47,7 @@ public struct GitHubPlugin: Plugin {
         }
     }
 
-    public func addRoutes(to router: HostRouter) {
+    package func addRoutes(to router: HostRouter) {
         let ingress = self.ingress
         let logger = context.logger
         router.post("/webhooks/github") { request, _ -> Response in
@@ -70,7 +70,7 @@ public struct GitHubPlugin: Plugin {
         }
     }
 
-    public var subscriptions: [EventSubscription] {
+    package var subscriptions: [EventSubscription] {
         [
             // Records each dispatch on the delivery, exactly once per dispatch. Consumers decode
             // the typed event (`GitHubEvent.decode`) themselves; this one needs no payload.
@@ -81,7 +81,7 @@ public struct GitHubPlugin: Plugin {
         ]
     }
 
-    public var luaFunctions: [LuaHostFunction] {
+    package var luaFunctions: [LuaHostFunction] {
         let app = self.app
         return [
             // github.request(installation, method, path[, body]) -> { status = 201, body = {...} } as the
@@ -114,43 +114,43 @@ public struct GitHubPlugin: Plugin {
 }
 
 /// Reading and replaying stored deliveries, for the CLI and tests.
-public enum GitHubDeliveries {
-    public static func list(_ host: TenkiHost, event: String? = nil, limit: Int) async throws -> [StoredDelivery] {
+package enum GitHubDeliveries {
+    package static func list(_ host: TenkiHost, event: String? = nil, limit: Int) async throws -> [StoredDelivery] {
         let limit = max(1, min(limit, HostLimits.listMaxRows))
         var deliveries = try await host.database.read { try DeliveryStore.list($0, event: event, limit: limit) }
         try await fillStatus(&deliveries, host)
         return deliveries
     }
 
-    public static func find(_ host: TenkiHost, deliveryID: String) async throws -> StoredDelivery? {
+    package static func find(_ host: TenkiHost, deliveryID: String) async throws -> StoredDelivery? {
         guard let found = try await host.database.read({ try DeliveryStore.find($0, deliveryID: deliveryID) }) else { return nil }
         var one = [found]
         try await fillStatus(&one, host)
         return one[0]
     }
 
-    public static func body(_ host: TenkiHost, deliveryID: String) async throws -> [UInt8]? {
+    package static func body(_ host: TenkiHost, deliveryID: String) async throws -> [UInt8]? {
         try await host.database.read { try DeliveryStore.body($0, deliveryID: deliveryID) }
     }
 
-    public static func headers(_ host: TenkiHost, deliveryID: String) async throws -> [String: String]? {
+    package static func headers(_ host: TenkiHost, deliveryID: String) async throws -> [String: String]? {
         try await host.database.read { try DeliveryStore.headers($0, deliveryID: deliveryID) }
     }
 
-    public struct Stats: Codable, Sendable {
-        public let deliveries: Int
+    package struct Stats: Codable, Sendable {
+        package let deliveries: Int
         /// Inbox events of every source by status (pending, done, dead).
-        public let inbox: [String: Int]
+        package let inbox: [String: Int]
     }
 
-    public static func stats(_ host: TenkiHost) async throws -> Stats {
+    package static func stats(_ host: TenkiHost) async throws -> Stats {
         try await host.database.read { db in
             Stats(deliveries: try DeliveryStore.count(db), inbox: try EventInbox.counts(db))
         }
     }
 
     /// Dispatches a stored delivery again; returns the new inbox event id.
-    public static func redeliver(_ host: TenkiHost, deliveryID: String) async throws -> Int64? {
+    package static func redeliver(_ host: TenkiHost, deliveryID: String) async throws -> Int64? {
         let id = try await host.database.transaction { try DeliveryStore.redeliver($0, deliveryID: deliveryID, now: Date()) }
         host.events.ring()
         return id

@@ -6,22 +6,22 @@ import SQL
 /// One attempt GitHub made to deliver a webhook of the App, as `GET /app/hook/deliveries`
 /// lists it. Redeliveries are attempts of their own, with the `guid` (our delivery id) of the
 /// original and `redelivery` true.
-public struct GitHubHookDelivery: Decodable, Sendable, Equatable {
-    public let id: Int64
+package struct GitHubHookDelivery: Decodable, Sendable, Equatable {
+    package let id: Int64
     /// The `X-GitHub-Delivery` header of the attempt: the same for a delivery and its redeliveries.
-    public let guid: String
-    public let deliveredAt: String?
-    public let redelivery: Bool
+    package let guid: String
+    package let deliveredAt: String?
+    package let redelivery: Bool
     /// Our answer's HTTP status; 0 when nothing answered (timeout, connection refused).
-    public let statusCode: Int
-    public let event: String
-    public let action: String?
-    public let installationID: Int64?
-    public let repositoryID: Int64?
+    package let statusCode: Int
+    package let event: String
+    package let action: String?
+    package let installationID: Int64?
+    package let repositoryID: Int64?
 
-    public var succeeded: Bool { (200..<300).contains(statusCode) }
+    package var succeeded: Bool { (200..<300).contains(statusCode) }
 
-    public init(id: Int64, guid: String, deliveredAt: String? = nil, redelivery: Bool = false, statusCode: Int, event: String,
+    package init(id: Int64, guid: String, deliveredAt: String? = nil, redelivery: Bool = false, statusCode: Int, event: String,
                 action: String? = nil, installationID: Int64? = nil, repositoryID: Int64? = nil) {
         self.id = id; self.guid = guid; self.deliveredAt = deliveredAt; self.redelivery = redelivery; self.statusCode = statusCode
         self.event = event; self.action = action; self.installationID = installationID; self.repositoryID = repositoryID
@@ -32,7 +32,7 @@ public struct GitHubHookDelivery: Decodable, Sendable, Equatable {
         case installationID = "installation_id", repositoryID = "repository_id"
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(id: try c.decode(Int64.self, forKey: .id), guid: try c.decode(String.self, forKey: .guid),
                   deliveredAt: try c.decodeIfPresent(String.self, forKey: .deliveredAt),
@@ -45,19 +45,19 @@ public struct GitHubHookDelivery: Decodable, Sendable, Equatable {
 }
 
 /// Limits of recovering failed deliveries, each with its unit in its name.
-public enum HookDeliveryLimits {
+package enum HookDeliveryLimits {
     /// GitHub's largest page of `GET /app/hook/deliveries`.
-    public static let pageMaxItems = 100
+    package static let pageMaxItems = 100
     /// Pages read per sweep, newest first (GitHub keeps about 3 days of deliveries).
-    public static let sweepMaxPages = 10
+    package static let sweepMaxPages = 10
     /// Redeliveries asked for per sweep.
-    public static let sweepMaxRedeliveries = 100
+    package static let sweepMaxRedeliveries = 100
 }
 
 extension GitHubAppClient {
     /// The App's webhook deliveries, newest first, following the `Link: rel="next"` cursor for
     /// at most `maxPages` pages. Authenticated as the App (JWT), as GitHub requires.
-    public func hookDeliveries(maxPages: Int = HookDeliveryLimits.sweepMaxPages) async throws -> [GitHubHookDelivery] {
+    package func hookDeliveries(maxPages: Int = HookDeliveryLimits.sweepMaxPages) async throws -> [GitHubHookDelivery] {
         var path = "/app/hook/deliveries?per_page=\(HookDeliveryLimits.pageMaxItems)"
         var deliveries: [GitHubHookDelivery] = []
         for _ in 0..<max(1, maxPages) {
@@ -70,7 +70,7 @@ extension GitHubAppClient {
     }
 
     /// Asks GitHub to deliver an attempt's payload again (`POST /app/hook/deliveries/{id}/attempts`, 202).
-    public func redeliverHookDelivery(_ id: Int64) async throws {
+    package func redeliverHookDelivery(_ id: Int64) async throws {
         _ = try await appRequest(method: "POST", path: "/app/hook/deliveries/\(id)/attempts")
     }
 
@@ -95,29 +95,29 @@ extension GitHubAppClient {
 /// GitHub does not resend a failed delivery by itself: this asks for each one once. A failed
 /// delivery is redelivered unless an attempt with its guid succeeded, one of its attempts is
 /// already a redelivery (asked for once, by us or by hand), or we have stored its guid.
-public struct FailedDeliveryRecovery: Sendable {
-    public let client: GitHubAppClient
-    public let database: any Database
-    public let logger: Logger
+package struct FailedDeliveryRecovery: Sendable {
+    package let client: GitHubAppClient
+    package let database: any Database
+    package let logger: Logger
 
-    public init(client: GitHubAppClient, database: any Database, logger: Logger) {
+    package init(client: GitHubAppClient, database: any Database, logger: Logger) {
         self.client = client
         self.database = database
         self.logger = logger
     }
 
     /// What one pass found and did.
-    public struct Outcome: Codable, Sendable, Equatable {
+    package struct Outcome: Codable, Sendable, Equatable {
         /// Attempts listed by GitHub.
-        public var listed = 0
+        package var listed = 0
         /// Guids none of whose attempts succeeded.
-        public var failed = 0
+        package var failed = 0
         /// Failed guids we have stored anyway (the failure came after we committed it).
-        public var alreadyStored = 0
-        public var redelivered = 0
-        public var failures = 0
+        package var alreadyStored = 0
+        package var redelivered = 0
+        package var failures = 0
 
-        public init() {}
+        package init() {}
 
         enum CodingKeys: String, CodingKey {
             case listed, failed, alreadyStored = "already_stored", redelivered, failures
@@ -125,7 +125,7 @@ public struct FailedDeliveryRecovery: Sendable {
     }
 
     /// Lists the App's deliveries and asks for the redelivery of every one that needs it.
-    public func run() async throws -> Outcome {
+    package func run() async throws -> Outcome {
         var outcome = Outcome()
         let deliveries = try await client.hookDeliveries()
         outcome.listed = deliveries.count
@@ -150,7 +150,7 @@ public struct FailedDeliveryRecovery: Sendable {
     }
 
     /// The latest failed attempt of every guid that needs a redelivery, oldest first.
-    public static func toRedeliver(_ deliveries: [GitHubHookDelivery], stored: Set<String>) -> [GitHubHookDelivery] {
+    package static func toRedeliver(_ deliveries: [GitHubHookDelivery], stored: Set<String>) -> [GitHubHookDelivery] {
         var attempts: [String: [GitHubHookDelivery]] = [:]
         for delivery in deliveries { attempts[delivery.guid, default: []].append(delivery) }
         return attempts.compactMap { guid, attempts -> GitHubHookDelivery? in

@@ -6,13 +6,13 @@ import TenkiCrypto
 /// The ledgers and accounts of docs/PRODUCT.md §11. Operator accounts exist once per ledger;
 /// each workspace has a USER account on the money ledger and one on the free-minutes ledger.
 /// Account ids are derived from (ledger, code, owner), so every process finds the same ones.
-public enum ChartOfAccounts {
+package enum ChartOfAccounts {
     /// Money, in micro-cents (1 USD = 100,000,000).
-    public static let moneyLedger: UInt32 = 1
+    package static let moneyLedger: UInt32 = 1
     /// Free minutes, normalised to 2 vCPU, in whole minutes.
-    public static let freeMinutesLedger: UInt32 = 2
+    package static let freeMinutesLedger: UInt32 = 2
 
-    public enum AccountCode: UInt16, CaseIterable, Sendable {
+    package enum AccountCode: UInt16, CaseIterable, Sendable {
         case tenkiReceivable = 1001
         case stripeReceivable = 1010
         case user = 2001
@@ -22,7 +22,7 @@ public enum ChartOfAccounts {
     }
 
     /// Transfer codes.
-    public enum TransferCode: UInt16, CaseIterable, Sendable {
+    package enum TransferCode: UInt16, CaseIterable, Sendable {
         case bankWithdrawal = 1001
         case stripePayment = 1002
         case runnerCharge = 2001
@@ -36,16 +36,16 @@ public enum ChartOfAccounts {
     }
 
     /// Operator accounts on the free-minutes ledger: where grants come from and consumption goes.
-    public static let freeMinutesGrantsCode: UInt16 = 3001
-    public static let freeMinutesConsumedCode: UInt16 = 3002
+    package static let freeMinutesGrantsCode: UInt16 = 3001
+    package static let freeMinutesConsumedCode: UInt16 = 3002
 
-    public static func accountID(ledger: UInt32, code: UInt16, owner: String) -> ID128 {
+    package static func accountID(ledger: UInt32, code: UInt16, owner: String) -> ID128 {
         derivedID("tenki-account:\(ledger):\(code):\(owner)")
     }
 
     /// A stable id named by `text` (the first 128 bits of its SHA-256): how callers give their
     /// accounts and transfers ids every process derives alike, so a retry is `exists`.
-    public static func derivedID(_ text: String) -> ID128 {
+    package static func derivedID(_ text: String) -> ID128 {
         let digest = Digest.sha256(Array(text.utf8))
         var high: UInt64 = 0, low: UInt64 = 0
         for i in 0..<8 { high = high << 8 | UInt64(digest[i]) }
@@ -56,7 +56,7 @@ public enum ChartOfAccounts {
     static let operatorOwner = "operator"
 
     /// The operator accounts, created on first start (creating them again is `exists`).
-    public static var operatorAccounts: [Account] {
+    package static var operatorAccounts: [Account] {
         let money = [AccountCode.tenkiReceivable, .stripeReceivable, .revenue, .stripeFee, .marketingExpense].map {
             Account(id: accountID(ledger: moneyLedger, code: $0.rawValue, owner: operatorOwner), ledger: moneyLedger, code: $0.rawValue)
         }
@@ -66,25 +66,25 @@ public enum ChartOfAccounts {
         return money + minutes
     }
 
-    public static func operatorAccountID(_ code: AccountCode) -> ID128 {
+    package static func operatorAccountID(_ code: AccountCode) -> ID128 {
         accountID(ledger: moneyLedger, code: code.rawValue, owner: operatorOwner)
     }
 
-    public static func freeMinutesOperatorID(_ code: UInt16) -> ID128 {
+    package static func freeMinutesOperatorID(_ code: UInt16) -> ID128 {
         accountID(ledger: freeMinutesLedger, code: code, owner: operatorOwner)
     }
 
     /// A workspace's USER account on the money ledger (it may go negative: it owes).
-    public static func userMoneyAccountID(workspace: String) -> ID128 {
+    package static func userMoneyAccountID(workspace: String) -> ID128 {
         accountID(ledger: moneyLedger, code: AccountCode.user.rawValue, owner: "workspace:" + workspace)
     }
 
     /// A workspace's free-minutes account (it may never go below zero).
-    public static func userMinutesAccountID(workspace: String) -> ID128 {
+    package static func userMinutesAccountID(workspace: String) -> ID128 {
         accountID(ledger: freeMinutesLedger, code: AccountCode.user.rawValue, owner: "workspace:" + workspace)
     }
 
-    public static func workspaceAccounts(_ workspace: String) -> [Account] {
+    package static func workspaceAccounts(_ workspace: String) -> [Account] {
         // Both keep balance history, so a balance as of any past moment has an exact answer.
         [Account(id: userMoneyAccountID(workspace: workspace), ledger: moneyLedger, code: AccountCode.user.rawValue, flags: .history),
          Account(id: userMinutesAccountID(workspace: workspace), ledger: freeMinutesLedger, code: AccountCode.user.rawValue,
@@ -93,18 +93,18 @@ public enum ChartOfAccounts {
 }
 
 /// A workspace's balances as `tenki ledger balance` prints them.
-public struct WorkspaceBalance: Sendable, Codable, Equatable {
-    public let workspace: String
+package struct WorkspaceBalance: Sendable, Codable, Equatable {
+    package let workspace: String
     /// credits_posted − debits_posted of the USER money account; negative means it owes.
-    public let balanceMicros: Int64
+    package let balanceMicros: Int64
     /// credits_pending − debits_pending of the same account.
-    public let pendingMicros: Int64
+    package let pendingMicros: Int64
     /// Free minutes left (posted, less any held by pending transfers).
-    public let freeMinutesRemaining: Int64
+    package let freeMinutesRemaining: Int64
     /// The moment these balances are of (nanoseconds), when asked for a past one.
-    public let asOf: UInt64?
+    package let asOf: UInt64?
 
-    public init(workspace: String, balanceMicros: Int64, pendingMicros: Int64, freeMinutesRemaining: Int64, asOf: UInt64? = nil) {
+    package init(workspace: String, balanceMicros: Int64, pendingMicros: Int64, freeMinutesRemaining: Int64, asOf: UInt64? = nil) {
         self.workspace = workspace
         self.asOf = asOf
         self.balanceMicros = balanceMicros
@@ -120,7 +120,7 @@ public struct WorkspaceBalance: Sendable, Codable, Equatable {
 
 extension LedgerStore {
     /// Creates the operator accounts (idempotent).
-    public func ensureChart(now: UInt64) async throws {
+    package func ensureChart(now: UInt64) async throws {
         let results = try await createAccounts(ChartOfAccounts.operatorAccounts, now: now)
         guard results.allSatisfy({ $0 == .ok || $0 == .exists }) else {
             throw HostError(.internal, "chart of accounts could not be created: \(results)")
@@ -128,7 +128,7 @@ extension LedgerStore {
     }
 
     /// Creates a workspace's accounts if missing (idempotent).
-    public func ensureWorkspace(_ workspace: String, now: UInt64) async throws {
+    package func ensureWorkspace(_ workspace: String, now: UInt64) async throws {
         let results = try await createAccounts(ChartOfAccounts.workspaceAccounts(workspace), now: now)
         guard results.allSatisfy({ $0 == .ok || $0 == .exists }) else {
             throw HostError(.internal, "accounts of workspace \(workspace) could not be created: \(results)")
@@ -136,7 +136,7 @@ extension LedgerStore {
     }
 
     /// Every account, by ledger and code (operator view).
-    public func allAccounts(limit: Int = HostLimits.listMaxRows) async throws -> [Account] {
+    package func allAccounts(limit: Int = HostLimits.listMaxRows) async throws -> [Account] {
         let ids = try await database.read { db in
             try db.query("SELECT id FROM ledger_accounts ORDER BY ledger, code, id LIMIT $1", [.integer(Int64(limit))])
                 .compactMap { ID128(hex: try $0.string("id")) }

@@ -10,16 +10,16 @@ import SQL
 /// The double-entry ledger (TigerBeetle semantics) on SQLite or PostgreSQL: its rules
 /// (`LedgerState`), storage (`LedgerStore`), the chart of accounts of docs/PRODUCT.md §11
 /// (created on first start) and `tenki ledger accounts | balance | transfers`.
-public struct LedgerPlugin: Plugin {
-    public static let name = "ledger"
-    public static var migrations: [Migration] { LedgerStore.migrations }
-    public static var commands: [any ParsableCommand.Type] { [LedgerCommand.self] }
+package struct LedgerPlugin: Plugin {
+    package static let name = "ledger"
+    package static var migrations: [Migration] { LedgerStore.migrations }
+    package static var commands: [any ParsableCommand.Type] { [LedgerCommand.self] }
 
-    public let store: LedgerStore
+    package let store: LedgerStore
     let logger: Logger
     let workspaces: WorkspaceDirectory
 
-    public init(context: HostContext) async throws {
+    package init(context: HostContext) async throws {
         store = LedgerStore(database: context.database)
         workspaces = context.workspaces
         logger = context.logger
@@ -29,7 +29,7 @@ public struct LedgerPlugin: Plugin {
     /// `ledger.balance(workspace)` for scripts: `{ balance_micros, pending_micros,
     /// free_minutes_remaining }`. Policies do not get it: their decisions read only their input,
     /// so a replayed event is decided as it was.
-    public var luaFunctions: [LuaHostFunction] {
+    package var luaFunctions: [LuaHostFunction] {
         let store = self.store
         return [
             LuaHostFunction.waiting(module: "ledger", name: "balance") { arguments in
@@ -46,12 +46,12 @@ public struct LedgerPlugin: Plugin {
     }
 
     /// Pending transfers whose timeout passed are released even when nobody calls.
-    public var services: [any Service] { [LedgerSweeper(store: store, logger: logger)] }
+    package var services: [any Service] { [LedgerSweeper(store: store, logger: logger)] }
 
     /// Read-only views of a workspace: GET /ledger/workspaces/{workspace}/balance[?as_of=T],
     /// .../transfers and .../history with `since`, `until`, `code`, `limit`, `after`, `reversed`,
     /// `debits`, `credits`. A full page carries `Tenki-Next-After`: pass it as `after` for the next.
-    public func addRoutes(to router: HostRouter) {
+    package func addRoutes(to router: HostRouter) {
         let store = self.store
         let workspaces = self.workspaces
         router.get("/ledger/workspaces/:workspace/balance") { request, context -> Response in
@@ -120,7 +120,7 @@ struct LedgerSweeper: Service {
 }
 
 /// Wall-clock nanoseconds for ledger timestamps (the ledger keeps them strictly increasing).
-public enum LedgerClock {
-    public static func nowNanoseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }
+package enum LedgerClock {
+    package static func nowNanoseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }
 }
 

@@ -8,13 +8,13 @@ import SQL
 extension LedgerStore {
     /// Transfers that debit or credit any of `accountIDs` (as the filter's flags say), oldest
     /// first (newest first with `reversed`), at most `filter.limit`.
-    public func getAccountTransfers(_ accountIDs: [ID128], filter: TransferFilter) async throws -> [Transfer] {
+    package func getAccountTransfers(_ accountIDs: [ID128], filter: TransferFilter) async throws -> [Transfer] {
         guard !filter.findsNothing, !accountIDs.isEmpty else { return [] }
         return try await database.read { db in try LedgerStore.transfers(db, accounts: accountIDs, filter: filter) }
     }
 
     /// The balance-history rows of one account with the `history` flag (none for others).
-    public func getAccountBalances(_ accountID: ID128, filter: TransferFilter) async throws -> [AccountBalance] {
+    package func getAccountBalances(_ accountID: ID128, filter: TransferFilter) async throws -> [AccountBalance] {
         guard !filter.findsNothing else { return [] }
         return try await database.read { db in try LedgerStore.balances(db, accounts: [accountID], filter: filter) }
     }
@@ -22,14 +22,14 @@ extension LedgerStore {
     /// An account's balances as of `timestamp`: its last balance-history row at or before it, or
     /// zeros (timestamp 0) when no transfer had touched it by then. Nil when that is unknown:
     /// transfers touched it before its history was kept (or it keeps none).
-    public func balance(of accountID: ID128, asOf timestamp: UInt64) async throws -> AccountBalance? {
+    package func balance(of accountID: ID128, asOf timestamp: UInt64) async throws -> AccountBalance? {
         try await database.read { db in try LedgerStore.balance(db, of: accountID, asOf: timestamp) }
     }
 
     // MARK: workspaces
 
     /// The workspace's balances now.
-    public func balance(workspace: String) async throws -> WorkspaceBalance {
+    package func balance(workspace: String) async throws -> WorkspaceBalance {
         let money = ChartOfAccounts.userMoneyAccountID(workspace: workspace)
         let minutes = ChartOfAccounts.userMinutesAccountID(workspace: workspace)
         let accounts = try await lookupAccounts([money, minutes])
@@ -39,7 +39,7 @@ extension LedgerStore {
     }
 
     /// Several workspaces' balances now, read together (a workspace without accounts has zeros).
-    public func balances(workspaces: [String]) async throws -> [String: WorkspaceBalance] {
+    package func balances(workspaces: [String]) async throws -> [String: WorkspaceBalance] {
         var out: [String: WorkspaceBalance] = [:]
         for chunk in stride(from: 0, to: workspaces.count, by: LedgerLimits.maxBatchEvents / 2) {
             let names = workspaces[chunk..<min(workspaces.count, chunk + LedgerLimits.maxBatchEvents / 2)]
@@ -55,7 +55,7 @@ extension LedgerStore {
     }
 
     /// The workspace's balances as they were at `timestamp`; nil when its history does not reach back that far.
-    public func balance(workspace: String, asOf timestamp: UInt64) async throws -> WorkspaceBalance? {
+    package func balance(workspace: String, asOf timestamp: UInt64) async throws -> WorkspaceBalance? {
         let money = ChartOfAccounts.userMoneyAccountID(workspace: workspace)
         let minutes = ChartOfAccounts.userMinutesAccountID(workspace: workspace)
         let (m, f) = try await database.read { db in
@@ -66,12 +66,12 @@ extension LedgerStore {
     }
 
     /// Transfers touching the workspace's money or free-minutes account.
-    public func transfers(workspace: String, filter: TransferFilter = TransferFilter(limit: LedgerLimits.defaultQueryResults)) async throws -> [Transfer] {
+    package func transfers(workspace: String, filter: TransferFilter = TransferFilter(limit: LedgerLimits.defaultQueryResults)) async throws -> [Transfer] {
         try await getAccountTransfers(ChartOfAccounts.workspaceAccounts(workspace).map(\.id), filter: filter)
     }
 
     /// Balance-history rows of both of the workspace's accounts, merged in time order.
-    public func balanceHistory(workspace: String, filter: TransferFilter) async throws -> [AccountBalance] {
+    package func balanceHistory(workspace: String, filter: TransferFilter) async throws -> [AccountBalance] {
         guard !filter.findsNothing else { return [] }
         let ids = ChartOfAccounts.workspaceAccounts(workspace).map(\.id)
         return try await database.read { db in try LedgerStore.balances(db, accounts: ids, filter: filter) }

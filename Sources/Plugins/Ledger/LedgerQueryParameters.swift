@@ -4,28 +4,28 @@ import Host
 /// The text form of a history query, as the CLI's flags and the HTTP query parameters give it
 /// (`since`, `until`, `code`, `limit`, `after`, `reversed`, `debits`, `credits`, `as_of`), turned
 /// into a `TransferFilter` in one place so both read the same way.
-public struct LedgerQueryParameters: Sendable {
-    public var since: String?
-    public var until: String?
-    public var code: String?
-    public var limit: String?
+package struct LedgerQueryParameters: Sendable {
+    package var since: String?
+    package var until: String?
+    package var code: String?
+    package var limit: String?
     /// The cursor: the timestamp of the last row of the previous page.
-    public var after: String?
-    public var reversed = false
+    package var after: String?
+    package var reversed = false
     /// Only where the account is debited / credited (neither given: both).
-    public var debits = false
-    public var credits = false
+    package var debits = false
+    package var credits = false
 
-    public init(since: String? = nil, until: String? = nil, code: String? = nil, limit: String? = nil, after: String? = nil,
+    package init(since: String? = nil, until: String? = nil, code: String? = nil, limit: String? = nil, after: String? = nil,
                 reversed: Bool = false, debits: Bool = false, credits: Bool = false) {
         (self.since, self.until, self.code, self.limit, self.after) = (since, until, code, limit, after)
         (self.reversed, self.debits, self.credits) = (reversed, debits, credits)
     }
 
     /// Rows a page holds when no limit is given.
-    public static let defaultLimit = 1_000
+    package static let defaultLimit = 1_000
 
-    public func filter() throws -> TransferFilter {
+    package func filter() throws -> TransferFilter {
         var flags: TransferFilter.Flags = []
         if debits { flags.insert(.debits) }
         if credits { flags.insert(.credits) }
@@ -50,15 +50,15 @@ public struct LedgerQueryParameters: Sendable {
     }
 
     /// Reads a boolean query parameter: present and not `false`/`0`.
-    public static func flag(_ value: String?) -> Bool {
+    package static func flag(_ value: String?) -> Bool {
         guard let value else { return false }
         return !["false", "0", "no"].contains(value.lowercased())
     }
 }
 
 /// Ledger timestamps: nanoseconds since 1970, written as that integer or as an ISO 8601 moment.
-public enum LedgerTime {
-    public static func parse(_ text: String, name: String) throws -> UInt64 {
+package enum LedgerTime {
+    package static func parse(_ text: String, name: String) throws -> UInt64 {
         if let nanoseconds = UInt64(text) { return nanoseconds }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

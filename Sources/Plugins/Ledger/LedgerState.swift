@@ -3,19 +3,19 @@
 /// succeed. Linked chains are all-or-nothing; the same id with the same fields is `exists` and
 /// changes nothing; amounts never wrap (an overflow is a result code). The storage around it
 /// loads the accounts and transfers a batch touches, applies the batch here, and writes back.
-public struct LedgerState: Sendable {
-    public enum PendingStatus: String, Sendable { case pending, posted, voided, expired }
+package struct LedgerState: Sendable {
+    package enum PendingStatus: String, Sendable { case pending, posted, voided, expired }
 
-    public private(set) var accounts: [ID128: Account] = [:]
-    public private(set) var transfers: [ID128: Transfer] = [:]
-    public private(set) var pendingStatus: [ID128: PendingStatus] = [:]
+    package private(set) var accounts: [ID128: Account] = [:]
+    package private(set) var transfers: [ID128: Transfer] = [:]
+    package private(set) var pendingStatus: [ID128: PendingStatus] = [:]
     /// The last timestamp assigned (nanoseconds); every new one is strictly greater.
-    public private(set) var lastTimestamp: UInt64 = 0
+    package private(set) var lastTimestamp: UInt64 = 0
     /// The balances after each change of an account with the `history` flag, in the order
     /// applied (append-only; a failed linked chain takes its rows back with it).
-    public private(set) var balanceHistory: [AccountBalance] = []
+    package private(set) var balanceHistory: [AccountBalance] = []
 
-    public init(accounts: [Account] = [], transfers: [Transfer] = [], pendingStatus: [ID128: PendingStatus] = [:], lastTimestamp: UInt64 = 0) {
+    package init(accounts: [Account] = [], transfers: [Transfer] = [], pendingStatus: [ID128: PendingStatus] = [:], lastTimestamp: UInt64 = 0) {
         for account in accounts { self.accounts[account.id] = account }
         for transfer in transfers { self.transfers[transfer.id] = transfer }
         self.pendingStatus = pendingStatus
@@ -73,7 +73,7 @@ public struct LedgerState: Sendable {
 
     // MARK: accounts
 
-    public mutating func createAccounts(_ batch: [Account], now: UInt64) -> [CreateAccountResult] {
+    package mutating func createAccounts(_ batch: [Account], now: UInt64) -> [CreateAccountResult] {
         runBatch(batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
                  chainOpen: .linkedEventChainOpen) { state, account in state.createAccount(account, now: now) }
     }
@@ -109,7 +109,7 @@ public struct LedgerState: Sendable {
 
     // MARK: transfers
 
-    public mutating func createTransfers(_ batch: [Transfer], now: UInt64) -> [CreateTransferResult] {
+    package mutating func createTransfers(_ batch: [Transfer], now: UInt64) -> [CreateTransferResult] {
         transfers.reserveCapacity(transfers.count + batch.count)
         return runBatch(batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
                  chainOpen: .linkedEventChainOpen) { state, transfer in state.createTransfer(transfer, now: now) }
@@ -275,7 +275,7 @@ public struct LedgerState: Sendable {
     /// Releases every pending transfer whose timeout has passed; returns their ids. Nobody needs
     /// to call post or void for the funds to come back. Each expiry takes a timestamp of its own
     /// (as TigerBeetle's), so balance history shows when the funds came back.
-    public mutating func expirePending(now: UInt64) -> [ID128] {
+    package mutating func expirePending(now: UInt64) -> [ID128] {
         var expired: [ID128] = []
         for id in pendingStatus.keys.sorted() where pendingStatus[id] == .pending {
             guard let p = transfers[id], p.timeout != 0, now >= p.timestamp &+ UInt64(p.timeout) * 1_000_000_000 else { continue }
@@ -296,7 +296,7 @@ public struct LedgerState: Sendable {
 
     /// What is wrong with the whole state, if anything: every ledger's posted and pending debits
     /// equal its credits, and no account's balance breaks its own flags.
-    public func invariantViolations() -> [LedgerInvariantViolation] {
+    package func invariantViolations() -> [LedgerInvariantViolation] {
         Self.violations(of: accounts.values, before: [:])
     }
 
@@ -304,7 +304,7 @@ public struct LedgerState: Sendable {
     /// accounts as loaded; an account missing there was created by the batch, from zero). Per
     /// ledger, the posted and pending debits must have moved by exactly as much as the credits;
     /// every account that changed must still satisfy its flags.
-    public func batchViolations(before: [ID128: Account]) -> [LedgerInvariantViolation] {
+    package func batchViolations(before: [ID128: Account]) -> [LedgerInvariantViolation] {
         Self.violations(of: accounts.values.filter { before[$0.id] != $0 }, before: before)
     }
 
@@ -336,20 +336,20 @@ public struct LedgerState: Sendable {
 }
 
 /// A broken rule of double entry. Never expected: the store stops rather than commit one.
-public enum LedgerInvariantViolation: Equatable, Sendable, CustomStringConvertible {
+package enum LedgerInvariantViolation: Equatable, Sendable, CustomStringConvertible {
     /// How far a ledger's debits and credits moved (or stand, for a whole state).
-    public struct Movement: Equatable, Sendable {
-        public init(debitsPosted: Int128 = 0, creditsPosted: Int128 = 0, debitsPending: Int128 = 0, creditsPending: Int128 = 0) {
+    package struct Movement: Equatable, Sendable {
+        package init(debitsPosted: Int128 = 0, creditsPosted: Int128 = 0, debitsPending: Int128 = 0, creditsPending: Int128 = 0) {
             self.debitsPosted = debitsPosted
             self.creditsPosted = creditsPosted
             self.debitsPending = debitsPending
             self.creditsPending = creditsPending
         }
 
-        public var debitsPosted: Int128 = 0
-        public var creditsPosted: Int128 = 0
-        public var debitsPending: Int128 = 0
-        public var creditsPending: Int128 = 0
+        package var debitsPosted: Int128 = 0
+        package var creditsPosted: Int128 = 0
+        package var debitsPending: Int128 = 0
+        package var creditsPending: Int128 = 0
         var isBalanced: Bool { debitsPosted == creditsPosted && debitsPending == creditsPending }
     }
 
@@ -357,7 +357,7 @@ public enum LedgerInvariantViolation: Equatable, Sendable, CustomStringConvertib
     case debitsExceedCredits(account: ID128)
     case creditsExceedDebits(account: ID128)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unbalanced(let ledger, let m):
             return "ledger \(ledger): posted debits \(m.debitsPosted) vs credits \(m.creditsPosted), "

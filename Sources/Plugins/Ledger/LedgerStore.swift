@@ -10,12 +10,12 @@ import SQL
 ///
 /// Concurrent `createTransfers` calls on one store are merged into shared batches (see
 /// `TransferBatcher`): one transaction carries many callers' transfers.
-public struct LedgerStore: Sendable {
-    public let database: any Database
+package struct LedgerStore: Sendable {
+    package let database: any Database
     private let batcher: TransferBatcher
     private let accountCache: LedgerAccountCache
 
-    public init(database: any Database) {
+    package init(database: any Database) {
         LedgerLimits.assertRelations()
         self.database = database
         let accountCache = LedgerAccountCache()
@@ -92,7 +92,7 @@ public struct LedgerStore: Sendable {
     static func s(_ v: UInt64) -> SQLValue { .integer(Int64(bitPattern: v)) }
     static func u(_ row: SQLRow, _ column: String) throws -> UInt64 { UInt64(bitPattern: try row.int(column)) }
 
-    public func createAccounts(_ batch: [Account], now: UInt64) async throws -> [CreateAccountResult] {
+    package func createAccounts(_ batch: [Account], now: UInt64) async throws -> [CreateAccountResult] {
         try LedgerStore.checkSize(batch.count)
         let cache = accountCache
         return try await database.transaction { db in
@@ -106,7 +106,7 @@ public struct LedgerStore: Sendable {
     }
 
     /// Applies a batch: one result per transfer, in order (TigerBeetle's `create_transfers`).
-    public func createTransfers(_ batch: [Transfer], now: UInt64) async throws -> [CreateTransferResult] {
+    package func createTransfers(_ batch: [Transfer], now: UInt64) async throws -> [CreateTransferResult] {
         try LedgerStore.checkSize(batch.count)
         guard !batch.isEmpty else { return [] }
         return try await batcher.submit(batch, now: now)
@@ -136,7 +136,7 @@ public struct LedgerStore: Sendable {
 
     /// Releases every pending transfer whose timeout has passed (the background sweeper).
     @discardableResult
-    public func expirePending(now: UInt64) async throws -> [ID128] {
+    package func expirePending(now: UInt64) async throws -> [ID128] {
         let cache = accountCache
         return try await database.transaction { db in
             let due = try db.query("SELECT id FROM ledger_pending WHERE status = 'pending' AND expires_at <= $1 ORDER BY id LIMIT $2",
@@ -154,11 +154,11 @@ public struct LedgerStore: Sendable {
         }
     }
 
-    public func lookupAccounts(_ ids: [ID128]) async throws -> [Account] {
+    package func lookupAccounts(_ ids: [ID128]) async throws -> [Account] {
         try await database.read { db in try LedgerStore.accounts(db, ids: Set(ids)).sorted { $0.id < $1.id } }
     }
 
-    public func lookupTransfers(_ ids: [ID128]) async throws -> [Transfer] {
+    package func lookupTransfers(_ ids: [ID128]) async throws -> [Transfer] {
         try await database.read { db in try LedgerStore.transfers(db, ids: Set(ids)).sorted { $0.timestamp < $1.timestamp } }
     }
 

@@ -1,24 +1,24 @@
 import Host
 
 /// A 128-bit identifier, as TigerBeetle's: two 64-bit halves, compared as one unsigned number.
-public struct ID128: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public let high: UInt64
-    public let low: UInt64
+package struct ID128: Hashable, Comparable, Sendable, CustomStringConvertible {
+    package let high: UInt64
+    package let low: UInt64
 
-    public init(high: UInt64 = 0, low: UInt64) {
+    package init(high: UInt64 = 0, low: UInt64) {
         self.high = high
         self.low = low
     }
 
-    public static let zero = ID128(low: 0)
-    public static let max = ID128(high: .max, low: .max)
+    package static let zero = ID128(low: 0)
+    package static let max = ID128(high: .max, low: .max)
 
-    public var isZero: Bool { high == 0 && low == 0 }
+    package var isZero: Bool { high == 0 && low == 0 }
 
-    public static func < (a: ID128, b: ID128) -> Bool { (a.high, a.low) < (b.high, b.low) }
+    package static func < (a: ID128, b: ID128) -> Bool { (a.high, a.low) < (b.high, b.low) }
 
     /// 32 lowercase hex digits (how it is stored and shown).
-    public var description: String {
+    package var description: String {
         let digits: [UInt8] = Array("0123456789abcdef".utf8)
         return String(unsafeUninitializedCapacity: 32) { buffer in
             for i in 0..<16 {
@@ -29,7 +29,7 @@ public struct ID128: Hashable, Comparable, Sendable, CustomStringConvertible {
         }
     }
 
-    public init?(hex: String) {
+    package init?(hex: String) {
         guard hex.count == 32, let high = UInt64(hex.prefix(16), radix: 16), let low = UInt64(hex.suffix(16), radix: 16) else { return nil }
         self.init(high: high, low: low)
     }
@@ -37,33 +37,33 @@ public struct ID128: Hashable, Comparable, Sendable, CustomStringConvertible {
 
 /// An account, with TigerBeetle's fields and balances. Amounts are unsigned 64-bit here
 /// (micro-cents on the money ledger, whole minutes on the free-minutes ledger).
-public struct Account: Hashable, Sendable {
-    public struct Flags: OptionSet, Hashable, Sendable {
-        public let rawValue: UInt16
-        public init(rawValue: UInt16) { self.rawValue = rawValue }
-        public static let linked = Flags(rawValue: 1 << 0)
-        public static let debitsMustNotExceedCredits = Flags(rawValue: 1 << 1)
-        public static let creditsMustNotExceedDebits = Flags(rawValue: 1 << 2)
-        public static let history = Flags(rawValue: 1 << 3)
-        public static let closed = Flags(rawValue: 1 << 5)
+package struct Account: Hashable, Sendable {
+    package struct Flags: OptionSet, Hashable, Sendable {
+        package let rawValue: UInt16
+        package init(rawValue: UInt16) { self.rawValue = rawValue }
+        package static let linked = Flags(rawValue: 1 << 0)
+        package static let debitsMustNotExceedCredits = Flags(rawValue: 1 << 1)
+        package static let creditsMustNotExceedDebits = Flags(rawValue: 1 << 2)
+        package static let history = Flags(rawValue: 1 << 3)
+        package static let closed = Flags(rawValue: 1 << 5)
         static let known: Flags = [.linked, .debitsMustNotExceedCredits, .creditsMustNotExceedDebits, .history, .closed]
     }
 
-    public var id: ID128
-    public var debitsPending: UInt64 = 0
-    public var debitsPosted: UInt64 = 0
-    public var creditsPending: UInt64 = 0
-    public var creditsPosted: UInt64 = 0
-    public var userData128: ID128 = .zero
-    public var userData64: UInt64 = 0
-    public var userData32: UInt32 = 0
-    public var ledger: UInt32
-    public var code: UInt16
-    public var flags: Flags = []
+    package var id: ID128
+    package var debitsPending: UInt64 = 0
+    package var debitsPosted: UInt64 = 0
+    package var creditsPending: UInt64 = 0
+    package var creditsPosted: UInt64 = 0
+    package var userData128: ID128 = .zero
+    package var userData64: UInt64 = 0
+    package var userData32: UInt32 = 0
+    package var ledger: UInt32
+    package var code: UInt16
+    package var flags: Flags = []
     /// Assigned by the ledger when created.
-    public var timestamp: UInt64 = 0
+    package var timestamp: UInt64 = 0
 
-    public init(id: ID128, ledger: UInt32, code: UInt16, flags: Flags = [], userData128: ID128 = .zero,
+    package init(id: ID128, ledger: UInt32, code: UInt16, flags: Flags = [], userData128: ID128 = .zero,
                 userData64: UInt64 = 0, userData32: UInt32 = 0) {
         self.id = id
         self.ledger = ledger
@@ -76,35 +76,35 @@ public struct Account: Hashable, Sendable {
 }
 
 /// A transfer, with TigerBeetle's fields and flags.
-public struct Transfer: Hashable, Sendable {
-    public struct Flags: OptionSet, Hashable, Sendable {
-        public let rawValue: UInt16
-        public init(rawValue: UInt16) { self.rawValue = rawValue }
-        public static let linked = Flags(rawValue: 1 << 0)
-        public static let pending = Flags(rawValue: 1 << 1)
-        public static let postPendingTransfer = Flags(rawValue: 1 << 2)
-        public static let voidPendingTransfer = Flags(rawValue: 1 << 3)
-        public static let balancingDebit = Flags(rawValue: 1 << 4)
-        public static let balancingCredit = Flags(rawValue: 1 << 5)
+package struct Transfer: Hashable, Sendable {
+    package struct Flags: OptionSet, Hashable, Sendable {
+        package let rawValue: UInt16
+        package init(rawValue: UInt16) { self.rawValue = rawValue }
+        package static let linked = Flags(rawValue: 1 << 0)
+        package static let pending = Flags(rawValue: 1 << 1)
+        package static let postPendingTransfer = Flags(rawValue: 1 << 2)
+        package static let voidPendingTransfer = Flags(rawValue: 1 << 3)
+        package static let balancingDebit = Flags(rawValue: 1 << 4)
+        package static let balancingCredit = Flags(rawValue: 1 << 5)
         static let known: Flags = [.linked, .pending, .postPendingTransfer, .voidPendingTransfer, .balancingDebit, .balancingCredit]
     }
 
-    public var id: ID128
-    public var debitAccountID: ID128
-    public var creditAccountID: ID128
-    public var amount: UInt64
-    public var pendingID: ID128 = .zero
-    public var userData128: ID128 = .zero
-    public var userData64: UInt64 = 0
-    public var userData32: UInt32 = 0
+    package var id: ID128
+    package var debitAccountID: ID128
+    package var creditAccountID: ID128
+    package var amount: UInt64
+    package var pendingID: ID128 = .zero
+    package var userData128: ID128 = .zero
+    package var userData64: UInt64 = 0
+    package var userData32: UInt32 = 0
     /// Seconds after which a pending transfer is voided by the ledger.
-    public var timeout: UInt32 = 0
-    public var ledger: UInt32
-    public var code: UInt16
-    public var flags: Flags = []
-    public var timestamp: UInt64 = 0
+    package var timeout: UInt32 = 0
+    package var ledger: UInt32
+    package var code: UInt16
+    package var flags: Flags = []
+    package var timestamp: UInt64 = 0
 
-    public init(id: ID128, debitAccountID: ID128, creditAccountID: ID128, amount: UInt64, ledger: UInt32, code: UInt16,
+    package init(id: ID128, debitAccountID: ID128, creditAccountID: ID128, amount: UInt64, ledger: UInt32, code: UInt16,
                 flags: Flags = [], pendingID: ID128 = .zero, timeout: UInt32 = 0, userData128: ID128 = .zero,
                 userData64: UInt64 = 0, userData32: UInt32 = 0) {
         self.id = id
@@ -123,7 +123,7 @@ public struct Transfer: Hashable, Sendable {
 }
 
 /// The outcome of one account in a `createAccounts` batch (TigerBeetle's names).
-public enum CreateAccountResult: String, Sendable, Equatable {
+package enum CreateAccountResult: String, Sendable, Equatable {
     case ok
     case linkedEventFailed = "linked_event_failed"
     case linkedEventChainOpen = "linked_event_chain_open"
@@ -148,7 +148,7 @@ public enum CreateAccountResult: String, Sendable, Equatable {
 }
 
 /// The outcome of one transfer in a `createTransfers` batch (TigerBeetle's names).
-public enum CreateTransferResult: String, Sendable, Equatable {
+package enum CreateTransferResult: String, Sendable, Equatable {
     case ok
     case linkedEventFailed = "linked_event_failed"
     case linkedEventChainOpen = "linked_event_chain_open"
@@ -210,49 +210,49 @@ public enum CreateTransferResult: String, Sendable, Equatable {
 }
 
 /// Limits of the ledger.
-public enum LedgerLimits {
+package enum LedgerLimits {
     /// Pending transfers the expiry sweep releases in one transaction.
-    public static let expirySweepMaxTransfers = 1_000
+    package static let expirySweepMaxTransfers = 1_000
     /// Pause between two expiry sweeps.
-    public static let expirySweepIntervalNanoseconds: UInt64 = 1_000_000_000
+    package static let expirySweepIntervalNanoseconds: UInt64 = 1_000_000_000
     /// Results a query returns when it names no limit.
-    public static let defaultQueryResults = 1_000
+    package static let defaultQueryResults = 1_000
 
     /// The relations between the limits; checked once when a store is made.
-    public static func assertRelations() {
+    package static func assertRelations() {
         precondition(defaultQueryResults <= maxQueryResults, "the default page is a page")
         precondition(HostLimits.listMaxRows <= maxQueryResults, "a listing can be answered by one query")
         precondition(expirySweepMaxTransfers <= maxBatchEvents, "a sweep changes no more than a batch may")
     }
     /// Events per `createAccounts` / `createTransfers` batch (TigerBeetle's current limit).
-    public static let maxBatchEvents = 8_189
+    package static let maxBatchEvents = 8_189
     /// Rows one query returns (transfers or balance-history rows of an account).
-    public static let maxQueryResults = 8_189
+    package static let maxQueryResults = 8_189
     /// Times the transfer batcher yields, waiting for the callers of the last batch to send again
     /// before it starts the next one (it starts sooner once as many wait as went last time).
-    public static let maxBatchGatherYields = 8
+    package static let maxBatchGatherYields = 8
     /// Accounts a store keeps in memory between batches (see `LedgerAccountCache`).
-    public static let maxCachedAccounts = 100_000
+    package static let maxCachedAccounts = 100_000
 }
 
 /// An account's balances right after one change, kept for accounts with the `history` flag
 /// (TigerBeetle's `AccountBalance`, with what caused the change).
-public struct AccountBalance: Hashable, Sendable {
-    public var accountID: ID128
-    public var debitsPending: UInt64
-    public var debitsPosted: UInt64
-    public var creditsPending: UInt64
-    public var creditsPosted: UInt64
+package struct AccountBalance: Hashable, Sendable {
+    package var accountID: ID128
+    package var debitsPending: UInt64
+    package var debitsPosted: UInt64
+    package var creditsPending: UInt64
+    package var creditsPosted: UInt64
     /// The timestamp of the transfer that moved the balances (or of the pending transfer's expiry).
-    public var timestamp: UInt64
+    package var timestamp: UInt64
     /// That transfer (for an expiry: the pending transfer that expired).
-    public var transferID: ID128
+    package var transferID: ID128
     /// That transfer's code.
-    public var code: UInt16
+    package var code: UInt16
     /// Whether the account was that transfer's debit account.
-    public var debited: Bool
+    package var debited: Bool
 
-    public init(accountID: ID128, debitsPending: UInt64, debitsPosted: UInt64, creditsPending: UInt64, creditsPosted: UInt64,
+    package init(accountID: ID128, debitsPending: UInt64, debitsPosted: UInt64, creditsPending: UInt64, creditsPosted: UInt64,
                 timestamp: UInt64, transferID: ID128, code: UInt16, debited: Bool) {
         self.accountID = accountID
         self.debitsPending = debitsPending
@@ -275,27 +275,27 @@ public struct AccountBalance: Hashable, Sendable {
 /// Which of an account's transfers (or balance-history rows) a query returns: TigerBeetle's
 /// `AccountFilter` without the account. Timestamps are inclusive bounds (0 = unbounded); a
 /// page continues from the last timestamp seen with `continuing(after:)`.
-public struct TransferFilter: Hashable, Sendable {
-    public struct Flags: OptionSet, Hashable, Sendable {
-        public let rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
+package struct TransferFilter: Hashable, Sendable {
+    package struct Flags: OptionSet, Hashable, Sendable {
+        package let rawValue: UInt32
+        package init(rawValue: UInt32) { self.rawValue = rawValue }
         /// Transfers where the account is debited.
-        public static let debits = Flags(rawValue: 1 << 0)
+        package static let debits = Flags(rawValue: 1 << 0)
         /// Transfers where the account is credited.
-        public static let credits = Flags(rawValue: 1 << 1)
+        package static let credits = Flags(rawValue: 1 << 1)
         /// Newest first.
-        public static let reversed = Flags(rawValue: 1 << 2)
+        package static let reversed = Flags(rawValue: 1 << 2)
     }
 
     /// Only transfers with this code (0 = any).
-    public var code: UInt16
-    public var timestampMin: UInt64
-    public var timestampMax: UInt64
+    package var code: UInt16
+    package var timestampMin: UInt64
+    package var timestampMax: UInt64
     /// At most this many (capped at `LedgerLimits.maxQueryResults`).
-    public var limit: Int
-    public var flags: Flags
+    package var limit: Int
+    package var flags: Flags
 
-    public init(code: UInt16 = 0, timestampMin: UInt64 = 0, timestampMax: UInt64 = 0, limit: Int = LedgerLimits.maxQueryResults,
+    package init(code: UInt16 = 0, timestampMin: UInt64 = 0, timestampMax: UInt64 = 0, limit: Int = LedgerLimits.maxQueryResults,
                 flags: Flags = [.debits, .credits]) {
         self.code = code
         self.timestampMin = timestampMin
@@ -305,7 +305,7 @@ public struct TransferFilter: Hashable, Sendable {
     }
 
     /// The next page after one whose last row had `cursor` as its timestamp (older for `reversed`).
-    public func continuing(after cursor: UInt64) -> TransferFilter {
+    package func continuing(after cursor: UInt64) -> TransferFilter {
         var next = self
         if flags.contains(.reversed) {
             next.timestampMax = cursor <= 1 ? 1 : min(timestampMax == 0 ? .max : timestampMax, cursor - 1)

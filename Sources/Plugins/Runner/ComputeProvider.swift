@@ -4,7 +4,7 @@ import Host
 /// Where runners come from. `provision` asks for one ephemeral runner for a job and returns a
 /// handle to release it by; both calls may be repeated after a crash and must be idempotent
 /// (the job key names the runner).
-public protocol ComputeProvider: Sendable {
+package protocol ComputeProvider: Sendable {
     var name: String { get }
     func provision(_ job: RunnerJob) async throws -> String
     func release(_ job: RunnerJob, handle: String) async throws
@@ -14,20 +14,20 @@ public protocol ComputeProvider: Sendable {
 /// (`TENKI_JOB_KEY`, `TENKI_JOB_ID`, `TENKI_RUN_ATTEMPT`, `TENKI_INSTALLATION_ID`,
 /// `TENKI_WORKSPACE`, `TENKI_REPOSITORY`, `TENKI_SKU`, `TENKI_LABELS`, `TENKI_RUNNER_NAME`,
 /// and `TENKI_ACTION` = `provision` or `release`). A non-zero exit fails the call.
-public struct LocalProvider: ComputeProvider {
-    public let name = "local"
-    public let command: String?
+package struct LocalProvider: ComputeProvider {
+    package let name = "local"
+    package let command: String?
 
-    public init(command: String?) { self.command = command }
+    package init(command: String?) { self.command = command }
 
-    public static func runnerName(_ job: RunnerJob) -> String { "tenki-\(job.installationID)-\(job.jobID)-\(job.runAttempt)" }
+    package static func runnerName(_ job: RunnerJob) -> String { "tenki-\(job.installationID)-\(job.jobID)-\(job.runAttempt)" }
 
-    public func provision(_ job: RunnerJob) async throws -> String {
+    package func provision(_ job: RunnerJob) async throws -> String {
         try await run(job, action: "provision")
         return LocalProvider.runnerName(job)
     }
 
-    public func release(_ job: RunnerJob, handle: String) async throws {
+    package func release(_ job: RunnerJob, handle: String) async throws {
         try await run(job, action: "release")
     }
 
@@ -61,9 +61,9 @@ public struct LocalProvider: ComputeProvider {
 }
 
 /// No compute at all: jobs are admitted and scheduled but nothing is started (dry runs).
-public struct NoProvider: ComputeProvider {
-    public let name = "none"
-    public init() {}
-    public func provision(_ job: RunnerJob) async throws -> String { "none" }
-    public func release(_ job: RunnerJob, handle: String) async throws {}
+package struct NoProvider: ComputeProvider {
+    package let name = "none"
+    package init() {}
+    package func provision(_ job: RunnerJob) async throws -> String { "none" }
+    package func release(_ job: RunnerJob, handle: String) async throws {}
 }

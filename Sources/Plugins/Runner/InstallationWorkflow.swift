@@ -9,22 +9,22 @@ import SQL
 /// transaction (exactly once) with the same writes as before. `Uninstall` ends it (the workspace
 /// stays); it continues as new every `signalsPerRun` signals, so an installation that lives for
 /// years keeps a short history. The state `installation` shows where it stands.
-public enum InstallationWorkflow {
-    public static let type = "runner.installation"
+package enum InstallationWorkflow {
+    package static let type = "runner.installation"
     /// Signals one run takes before it continues as new (each adds 3 records to its history).
-    public static let signalsPerRun = 100
+    package static let signalsPerRun = 100
 
     /// A signal's writes are retried (a transient database error must not lose it): 1 s doubling
     /// to 5 min, 30 attempts (about 2 h) before the run fails.
     static let applyRetry = WorkflowRetryPolicy(initialInterval: .seconds(1), backoffCoefficient: 2, maximumInterval: .seconds(300),
                                                 maximumAttempts: 30)
 
-    public static func id(_ installationID: Int64) -> String { "installation:\(installationID)" }
+    package static func id(_ installationID: Int64) -> String { "installation:\(installationID)" }
 
     /// `installation.created` (and `new_permissions_accepted`) → Install, `deleted` → Uninstall,
     /// `suspend` → Suspend, `unsuspend` → Unsuspend (back to active; added to the first
     /// four), `installation_repositories.added` → AddRepositories, `removed` → RemoveRepositories.
-    public enum Signal: String, CaseIterable, Sendable {
+    package enum Signal: String, CaseIterable, Sendable {
         case install = "Install", uninstall = "Uninstall", suspend = "Suspend", unsuspend = "Unsuspend"
         case addRepositories = "AddRepositories", removeRepositories = "RemoveRepositories"
 
@@ -40,25 +40,25 @@ public enum InstallationWorkflow {
     }
 
     /// What a signal carries: the webhook's facts.
-    public struct Change: Codable, Sendable, Equatable {
-        public var account: GitHubEvent.Account?
-        public var added: [Repository]
-        public var removed: [Int64]
+    package struct Change: Codable, Sendable, Equatable {
+        package var account: GitHubEvent.Account?
+        package var added: [Repository]
+        package var removed: [Int64]
     }
 
-    public struct Repository: Codable, Sendable, Equatable {
-        public let id: Int64
-        public let fullName: String
+    package struct Repository: Codable, Sendable, Equatable {
+        package let id: Int64
+        package let fullName: String
     }
 
     /// A run's input: what the previous run handed over.
-    public struct Input: Codable, Sendable, Equatable {
-        public var installationID: Int64
-        public var status: String?
+    package struct Input: Codable, Sendable, Equatable {
+        package var installationID: Int64
+        package var status: String?
         /// Signals applied by every run so far.
-        public var signalsApplied: Int
+        package var signalsApplied: Int
 
-        public init(installationID: Int64, status: String?, signalsApplied: Int) {
+        package init(installationID: Int64, status: String?, signalsApplied: Int) {
             self.installationID = installationID
             self.status = status
             self.signalsApplied = signalsApplied
@@ -66,10 +66,10 @@ public enum InstallationWorkflow {
     }
 
     /// The signal one webhook sends: to which installation, which signal, with what.
-    public struct Delivery: Sendable, Equatable {
-        public let installationID: Int64
-        public let signal: Signal
-        public let change: Change
+    package struct Delivery: Sendable, Equatable {
+        package let installationID: Int64
+        package let signal: Signal
+        package let change: Change
     }
 
     static func delivery(_ event: GitHubEvent) throws -> Delivery? {

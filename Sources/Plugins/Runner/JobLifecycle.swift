@@ -2,7 +2,7 @@ import Host
 
 /// Where a job is in its life (`runner_jobs.status`). The order is the order of progress: news
 /// from GitHub never moves a job backwards (a late `in_progress` after `completed` changes nothing).
-public enum JobStatus: String, Sendable, Codable, CaseIterable {
+package enum JobStatus: String, Sendable, Codable, CaseIterable {
     /// Received, not yet admitted.
     case queued
     /// Admission refused it for now (`block_reason`); released when the reason clears.
@@ -32,9 +32,9 @@ public enum JobStatus: String, Sendable, Codable, CaseIterable {
     }
 
     /// Statuses that hold one of the workspace's concurrency slots.
-    public static let holdingSlot: [JobStatus] = [.provisioning, .provisioned, .running]
+    package static let holdingSlot: [JobStatus] = [.provisioning, .provisioned, .running]
     /// Statuses of a job that may still run (the reconciler asks GitHub about these).
-    public static let unfinished: [JobStatus] = [.queued, .blocked, .waiting, .provisioning, .provisioned, .running]
+    package static let unfinished: [JobStatus] = [.queued, .blocked, .waiting, .provisioning, .provisioned, .running]
 
     /// `column = 'a'` or `column IN ('a', 'b')`: the statuses as constants in a statement, so the
     /// planner sees them as it sees literals (raw values are fixed identifiers, never input).
@@ -46,7 +46,7 @@ public enum JobStatus: String, Sendable, Codable, CaseIterable {
 }
 
 /// What a job owes (`runner_jobs.charge_status`).
-public enum ChargeStatus: String, Sendable, Codable, CaseIterable {
+package enum ChargeStatus: String, Sendable, Codable, CaseIterable {
     /// Nothing to charge: it never ran on a runner, or the pricing policy matched no offering.
     case notBillable = "none"
     /// Finished after running: the scheduler prices and posts it.
@@ -58,11 +58,11 @@ public enum ChargeStatus: String, Sendable, Codable, CaseIterable {
 }
 
 /// GitHub's statuses of a job, as its REST API and webhooks name them.
-public enum GitHubJobStatus {
+package enum GitHubJobStatus {
     /// A job in one of these has not started anywhere: it still waits for a runner. The one
     /// definition for the scheduler (is a released job still wanted?) and the reconciler (which
     /// jobs did we miss, which runners are orphaned?).
-    public static let notStarted: Set<String> = ["queued", "waiting", "pending", "requested"]
+    package static let notStarted: Set<String> = ["queued", "waiting", "pending", "requested"]
 }
 
 /// A job's lifecycle as a pure value: its status, its charge status and whether a start was
@@ -70,29 +70,29 @@ public enum GitHubJobStatus {
 /// state, applies the event here and writes the outcome under a guard on the status it read, so
 /// two replicas (or a webhook racing a round) never both move one job. Statements that move many
 /// jobs at once take their guard from `statuses(movedBy:)`.
-public struct JobLifecycle: Sendable, Equatable {
+package struct JobLifecycle: Sendable, Equatable {
     /// nil: no record of the job yet.
-    public private(set) var status: JobStatus?
-    public private(set) var charge: ChargeStatus
+    package private(set) var status: JobStatus?
+    package private(set) var charge: ChargeStatus
     /// Whether a start time is recorded (from an `in_progress` or `completed` report).
-    public private(set) var hasStart: Bool
+    package private(set) var hasStart: Bool
 
-    public init(status: JobStatus?, charge: ChargeStatus = .notBillable, hasStart: Bool = false) {
+    package init(status: JobStatus?, charge: ChargeStatus = .notBillable, hasStart: Bool = false) {
         self.status = status
         self.charge = charge
         self.hasStart = hasStart
     }
 
     /// What GitHub said of a job (a webhook, or the reconciler reading the REST API).
-    public struct Report: Sendable, Equatable {
-        public enum Action: Sendable, Equatable, CaseIterable { case queued, inProgress, completed }
-        public var action: Action
+    package struct Report: Sendable, Equatable {
+        package enum Action: Sendable, Equatable, CaseIterable { case queued, inProgress, completed }
+        package var action: Action
         /// A start time came with it. A queued job's `started_at` is its queue time and never counts.
-        public var reportsStart: Bool
+        package var reportsStart: Bool
         /// A runner's name came with it.
-        public var namesRunner: Bool
+        package var namesRunner: Bool
 
-        public init(_ action: Action, reportsStart: Bool = false, namesRunner: Bool = false) {
+        package init(_ action: Action, reportsStart: Bool = false, namesRunner: Bool = false) {
             self.action = action
             self.reportsStart = action != .queued && reportsStart
             self.namesRunner = namesRunner
@@ -108,7 +108,7 @@ public struct JobLifecycle: Sendable, Equatable {
     }
 
     /// What happens to a job.
-    public enum Event: Sendable, Equatable {
+    package enum Event: Sendable, Equatable {
         /// GitHub reported the job queued, in progress or completed.
         case reported(Report)
         /// The admission policy decided (`allow` and `queue` both wait for a slot).
@@ -141,7 +141,7 @@ public struct JobLifecycle: Sendable, Equatable {
     }
 
     /// A write the store performs for a transition (besides the new status and charge status).
-    public enum Action: Sendable, Equatable {
+    package enum Action: Sendable, Equatable {
         /// A new record with the report's facts.
         case insert
         /// Same or older news: only facts we did not have are filled in.
@@ -173,8 +173,8 @@ public struct JobLifecycle: Sendable, Equatable {
     }
 
     /// The result of applying an event.
-    public struct Transition: Sendable, Equatable {
-        public enum Outcome: Sendable, Equatable {
+    package struct Transition: Sendable, Equatable {
+        package enum Outcome: Sendable, Equatable {
             /// The event applied (the status may or may not move; see the actions).
             case applied
             /// The job is already where this event leads.
@@ -185,15 +185,15 @@ public struct JobLifecycle: Sendable, Equatable {
             case notApplicable
         }
 
-        public var outcome: Outcome
-        public var actions: [Action]
+        package var outcome: Outcome
+        package var actions: [Action]
 
         static func applied(_ actions: Action...) -> Transition { Transition(outcome: .applied, actions: actions) }
         static let notApplicable = Transition(outcome: .notApplicable, actions: [])
     }
 
     /// Applies `event`: the new state is `self`, the writes are the transition's actions.
-    public mutating func apply(_ event: Event) -> Transition {
+    package mutating func apply(_ event: Event) -> Transition {
         if case .reported(let report) = event { return apply(report) }
         guard let current = status else { return .notApplicable }
         switch (current, event) {

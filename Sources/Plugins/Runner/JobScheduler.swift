@@ -31,23 +31,23 @@ struct JobEvent: Sendable {
 /// admission policy, fill free concurrency slots, provision runners, charge completed jobs, and
 /// release runners of finished jobs. Each step is idempotent and safe to run from several
 /// replicas at once: slots are taken under the workspace's row lock, provisioning under a lease.
-public struct JobScheduler: Sendable {
-    public let store: RunnerStore
-    public let ledger: LedgerStore
-    public let policies: PolicyEngine
-    public let provider: any ComputeProvider
-    public let logger: Logger
+package struct JobScheduler: Sendable {
+    package let store: RunnerStore
+    package let ledger: LedgerStore
+    package let policies: PolicyEngine
+    package let provider: any ComputeProvider
+    package let logger: Logger
     /// Asked whether a job released from a block is still queued on GitHub (nil: not asked).
-    public let github: GitHubAppClient?
+    package let github: GitHubAppClient?
     /// Free minutes (normalised to 2 vCPU) every new workspace gets once (docs/PRODUCT.md §3).
-    public static let signupFreeMinutes: UInt64 = 1_000
+    package static let signupFreeMinutes: UInt64 = 1_000
     /// Slots per architecture when the admission policy names no limit.
-    public static let includedSlots: Int64 = 40
+    package static let includedSlots: Int64 = 40
     let backgroundProvisioning = ConcurrencyLimit(limit: RunnerLimits.backgroundProvisioningStepsMax)
     /// The one writer of `runner_jobs`.
     var jobs: JobStore { store.jobStore }
 
-    public init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
+    package init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
                 github: GitHubAppClient? = nil) {
         RunnerLimits.check()
         self.github = github
@@ -59,22 +59,22 @@ public struct JobScheduler: Sendable {
     }
 
     /// What one round did.
-    public struct Round: Sendable, Equatable, Codable {
-        public var credited = 0
-        public var admitted = 0
-        public var blocked = 0
-        public var foreign = 0
-        public var scheduled = 0
-        public var provisioned = 0
-        public var charged = 0
-        public var released = 0
+    package struct Round: Sendable, Equatable, Codable {
+        package var credited = 0
+        package var admitted = 0
+        package var blocked = 0
+        package var foreign = 0
+        package var scheduled = 0
+        package var provisioned = 0
+        package var charged = 0
+        package var released = 0
         /// Abuse verdicts that raised a workspace's recorded action.
-        public var flagged = 0
+        package var flagged = 0
         /// Jobs released from a block that GitHub no longer shows queued: dropped, never run.
-        public var dropped = 0
-        public var failures = 0
+        package var dropped = 0
+        package var failures = 0
 
-        public var didWork: Bool { credited + admitted + blocked + foreign + scheduled + provisioned + charged + released + flagged + dropped > 0 }
+        package var didWork: Bool { credited + admitted + blocked + foreign + scheduled + provisioned + charged + released + flagged + dropped > 0 }
     }
 
     /// One round. With `provisionInBackground` (the service), the runners for the jobs it
@@ -82,7 +82,7 @@ public struct JobScheduler: Sendable {
     /// wait for the provider; at most `RunnerLimits.backgroundProvisioningStepsMax` such tasks run at once, beyond
     /// that the round provisions inline.
     @discardableResult
-    public func runOnce(provisionInBackground: Bool = false) async throws -> Round {
+    package func runOnce(provisionInBackground: Bool = false) async throws -> Round {
         var round = Round()
         try await grantSignupCredits(&round)
         let decided = try await admit(&round)

@@ -7,10 +7,10 @@ import SQL
 /// transition under a guard on the status it started from, so a job another replica or a late
 /// webhook moved meanwhile is left as it is. The scheduler, the reconciler, charging and the
 /// workspace and installation updates ask it; none of them writes the table.
-public struct JobStore: Sendable {
-    public let database: any Database
+package struct JobStore: Sendable {
+    package let database: any Database
 
-    public init(database: any Database) { self.database = database }
+    package init(database: any Database) { self.database = database }
 
     static func now() -> Int64 { RunnerStore.nowMilliseconds() }
 

@@ -8,23 +8,23 @@ import Kubernetes
 /// Pod's spec), then a Pod running it, sized by the job's SKU. Provisioning twice finds the Pod
 /// already there and keeps it, or the Secret and uses it; releasing deletes Pod and Secret,
 /// either being gone is not an error.
-public struct KubernetesProvider: ComputeProvider {
-    public let name = "kubernetes"
-    public let github: GitHubAppClient
-    public let kubernetes: KubernetesClient
-    public let image: String
+package struct KubernetesProvider: ComputeProvider {
+    package let name = "kubernetes"
+    package let github: GitHubAppClient
+    package let kubernetes: KubernetesClient
+    package let image: String
 
-    public init(github: GitHubAppClient, kubernetes: KubernetesClient, image: String) {
+    package init(github: GitHubAppClient, kubernetes: KubernetesClient, image: String) {
         self.github = github
         self.kubernetes = kubernetes
         self.image = image
     }
 
     /// The Pod's and the runner's name: the job's key, DNS-safe.
-    public static func podName(_ job: RunnerJob) -> String { "tenki-\(job.installationID)-\(job.jobID)-\(job.runAttempt)" }
+    package static func podName(_ job: RunnerJob) -> String { "tenki-\(job.installationID)-\(job.jobID)-\(job.runAttempt)" }
 
     /// CPU and memory from SKU ids like `x64-4c-8gb` or `macos-m4-6c` (nil when the id says nothing).
-    public static func resources(sku: String?) -> RunnerPodResources? {
+    package static func resources(sku: String?) -> RunnerPodResources? {
         guard let sku else { return nil }
         var cpu: String?, memory: String?
         for part in sku.split(separator: "-") {
@@ -35,7 +35,7 @@ public struct KubernetesProvider: ComputeProvider {
         return RunnerPodResources(cpu: cpu, memory: memory)
     }
 
-    public func provision(_ job: RunnerJob) async throws -> String {
+    package func provision(_ job: RunnerJob) async throws -> String {
         let pod = KubernetesProvider.podName(job)
         if try await kubernetes.getPod(pod) != nil { return pod }
         let parts = job.repository.split(separator: "/", maxSplits: 1).map(String.init)
@@ -67,7 +67,7 @@ public struct KubernetesProvider: ComputeProvider {
         return pod
     }
 
-    public func release(_ job: RunnerJob, handle: String) async throws {
+    package func release(_ job: RunnerJob, handle: String) async throws {
         let name = handle.isEmpty ? KubernetesProvider.podName(job) : handle
         try await kubernetes.deletePod(name)
         try await kubernetes.deleteSecret(name)

@@ -14,16 +14,16 @@ import SQL
 /// whose job did not start within `orphanTimeoutSeconds`, queueing the job again. Runners of jobs
 /// it closes are released, and the jobs charged at GitHub's `completed_at`, by the scheduler's
 /// next round, as for a `completed` webhook.
-public struct Reconciler: Sendable {
-    public let store: RunnerStore
-    public let github: GitHubAppClient
-    public let provider: any ComputeProvider
-    public let logger: Logger
-    public let orphanTimeoutSeconds: Int64
+package struct Reconciler: Sendable {
+    package let store: RunnerStore
+    package let github: GitHubAppClient
+    package let provider: any ComputeProvider
+    package let logger: Logger
+    package let orphanTimeoutSeconds: Int64
     /// The wall clock, injectable so tests move time instead of sleeping.
-    public let now: @Sendable () -> Date
+    package let now: @Sendable () -> Date
 
-    public init(store: RunnerStore, github: GitHubAppClient, provider: any ComputeProvider, logger: Logger,
+    package init(store: RunnerStore, github: GitHubAppClient, provider: any ComputeProvider, logger: Logger,
                 orphanTimeoutSeconds: Int64 = RunnerLimits.orphanTimeoutSecondsDefault, now: @escaping @Sendable () -> Date = { Date() }) {
         precondition(orphanTimeoutSeconds > 0, "an orphan timeout must be positive")
         self.store = store
@@ -35,25 +35,25 @@ public struct Reconciler: Sendable {
     }
 
     /// What one sweep found and did.
-    public struct Sweep: Codable, Sendable, Equatable {
-        public var deliveries = FailedDeliveryRecovery.Outcome()
+    package struct Sweep: Codable, Sendable, Equatable {
+        package var deliveries = FailedDeliveryRecovery.Outcome()
         /// Jobs whose state was asked for.
-        public var checked = 0
+        package var checked = 0
         /// Jobs GitHub shows running that we did not (their `in_progress` was lost).
-        public var started = 0
+        package var started = 0
         /// Jobs GitHub shows finished that we did not (their `completed` was lost).
-        public var completed = 0
+        package var completed = 0
         /// Jobs GitHub no longer has (404), closed without charge.
-        public var gone = 0
+        package var gone = 0
         /// Queued jobs on installed repositories we never heard of, now recorded.
-        public var discovered = 0
+        package var discovered = 0
         /// Runners released because their job did not start in time; the job waits for a new one.
-        public var orphansRequeued = 0
-        public var failures = 0
+        package var orphansRequeued = 0
+        package var failures = 0
 
-        public init() {}
+        package init() {}
 
-        public var changedJobs: Bool { started + completed + gone + discovered + orphansRequeued > 0 }
+        package var changedJobs: Bool { started + completed + gone + discovered + orphansRequeued > 0 }
 
         enum CodingKeys: String, CodingKey {
             case deliveries, checked, started, completed, gone, discovered, orphansRequeued = "orphans_requeued", failures
@@ -61,7 +61,7 @@ public struct Reconciler: Sendable {
     }
 
     /// One sweep. Failures of single calls are counted and logged, never stop the sweep.
-    public func sweepOnce() async throws -> Sweep {
+    package func sweepOnce() async throws -> Sweep {
         var sweep = Sweep()
         do {
             sweep.deliveries = try await FailedDeliveryRecovery(client: github, database: store.database, logger: logger).run()

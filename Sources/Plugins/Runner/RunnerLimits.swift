@@ -3,48 +3,48 @@ import Host
 /// Every limit of the runner plugin, each with its unit in its name, and the relations between
 /// them checked once (`check()`, run when a scheduler is made and by the tests). Each bounds the
 /// work of one round or sweep, so no round grows with the size of the backlog.
-public enum RunnerLimits {
+package enum RunnerLimits {
     // MARK: scheduler rounds
 
     /// Workspaces granted their signup free minutes per round.
-    public static let workspacesCreditedPerRoundMax = 100
+    package static let workspacesCreditedPerRoundMax = 100
     /// Queued jobs asked through admission per round.
-    public static let jobsAdmittedPerRoundMax = 1_000
+    package static let jobsAdmittedPerRoundMax = 1_000
     /// Workspaces whose waiting jobs are moved into slots in one round's scheduling transaction.
-    public static let workspacesScheduledPerRoundMax = 200
+    package static let workspacesScheduledPerRoundMax = 200
     /// Provisioning requests re-claimed per round (a failed attempt, a dead replica's lease).
-    public static let jobsReprovisionedPerRoundMax = 1_000
+    package static let jobsReprovisionedPerRoundMax = 1_000
     /// Provisioning requests in flight at once, per provisioning step.
-    public static let provisioningRequestsInFlightMax = 32
+    package static let provisioningRequestsInFlightMax = 32
     /// Provisioning steps running in the background at once (see `JobScheduler.runOnce`).
-    public static let backgroundProvisioningStepsMax = 4
+    package static let backgroundProvisioningStepsMax = 4
     /// Finished jobs charged per round.
-    public static let jobsChargedPerRoundMax = 500
+    package static let jobsChargedPerRoundMax = 500
     /// Runners of finished jobs released per round.
-    public static let runnersReleasedPerRoundMax = 200
+    package static let runnersReleasedPerRoundMax = 200
     /// Times a job is priced again because other jobs used the free minutes first.
-    public static let pricingAttemptsPerChargeMax = 4
+    package static let pricingAttemptsPerChargeMax = 4
 
     /// How long a replica owns a job's provisioning before another may take it over.
-    public static let provisioningLeaseMilliseconds: Int64 = 60_000
+    package static let provisioningLeaseMilliseconds: Int64 = 60_000
     /// How long the next attempt waits after the provider failed to give a runner.
-    public static let provisioningRetryDelayMilliseconds: Int64 = 5_000
+    package static let provisioningRetryDelayMilliseconds: Int64 = 5_000
 
     // MARK: reconciliation sweeps
 
     /// Jobs whose real state is asked for per sweep (one API call each), money at stake first.
-    public static let jobsCheckedPerSweepMax = 500
+    package static let jobsCheckedPerSweepMax = 500
     /// Installed repositories scanned per sweep for queued jobs we never heard of.
-    public static let repositoriesScannedPerSweepMax = 200
+    package static let repositoriesScannedPerSweepMax = 200
     /// Workflow runs (one page) looked into per repository and run status.
-    public static let runsPerRepositoryMax = 100
+    package static let runsPerRepositoryMax = 100
     /// Jobs of one run read (one page) when looking for queued jobs we never heard of.
-    public static let jobsPerRunPageMax = 100
+    package static let jobsPerRunPageMax = 100
     /// A job we had news of this recently is not asked about: its webhook may be on its way.
-    public static let quietSecondsBeforeCheck: Int64 = 120
+    package static let quietSecondsBeforeCheck: Int64 = 120
     /// A provisioned runner whose job has not started after this long is released (the default
     /// of `runner_orphan_timeout_seconds`).
-    public static let orphanTimeoutSecondsDefault: Int64 = 600
+    package static let orphanTimeoutSecondsDefault: Int64 = 600
 
     /// The largest page GitHub's REST API returns (`per_page`).
     static let gitHubPageSizeMax = 100

@@ -14,25 +14,25 @@ import WorkflowPlugin
 /// `workflow_job` is recorded, admitted by policy, scheduled into the workspace's concurrency
 /// slots, provisioned on a compute provider and, once completed, priced and charged through the
 /// ledger (free minutes first).
-public struct RunnerPlugin: Plugin {
-    public static let name = "runner"
+package struct RunnerPlugin: Plugin {
+    package static let name = "runner"
     /// The GitHub App client, the ledger store and the workflow engine are theirs, built once.
-    public static var dependencies: [any Plugin.Type] { [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self] }
-    public static var migrations: [Migration] { RunnerStore.migrations }
-    public static var commands: [any ParsableCommand.Type] { [RunnerCommand.self, JobsCommand.self, WorkspacesCommand.self] }
+    package static var dependencies: [any Plugin.Type] { [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self] }
+    package static var migrations: [Migration] { RunnerStore.migrations }
+    package static var commands: [any ParsableCommand.Type] { [RunnerCommand.self, JobsCommand.self, WorkspacesCommand.self] }
 
-    public let store: RunnerStore
-    public let scheduler: JobScheduler
+    package let store: RunnerStore
+    package let scheduler: JobScheduler
     /// Rung after an event changed something, so a round starts without waiting for the next poll.
     let wakeups: Doorbell
     let interval: Int
     /// Sweeps for lost webhooks and orphaned runners; nil without the GitHub App.
-    public let reconciler: Reconciler?
+    package let reconciler: Reconciler?
     let reconcileIntervalSeconds: Int
     /// The workflow plugin's engine: installation events signal their workflow through it.
     let workflowClient: any WorkflowClient
 
-    public init(context: HostContext) async throws {
+    package init(context: HostContext) async throws {
         store = RunnerStore(database: context.database)
         let github = try context.plugins.require(GitHubPlugin.self).app
         let provider = try RunnerPlugin.provider(context.configuration, github: github)
@@ -70,12 +70,12 @@ public struct RunnerPlugin: Plugin {
     }
 
     /// One `runner.installation` workflow per installation (see `InstallationWorkflow`).
-    public var workflows: [WorkflowDefinition] {
+    package var workflows: [WorkflowDefinition] {
         let wakeups = self.wakeups
         return [InstallationWorkflow.definition { wakeups.ring() }]
     }
 
-    public var subscriptions: [EventSubscription] {
+    package var subscriptions: [EventSubscription] {
         let wakeups = self.wakeups, workflowClient = self.workflowClient
         return [
             // Installation events are signals to the installation's workflow, which applies them.
@@ -100,9 +100,9 @@ public struct RunnerPlugin: Plugin {
         ]
     }
 
-    public func metrics() async throws -> [MetricFamily] { try await store.metricFamilies() }
+    package func metrics() async throws -> [MetricFamily] { try await store.metricFamilies() }
 
-    public var services: [any Service] {
+    package var services: [any Service] {
         var services: [any Service] = [RunnerService(scheduler: scheduler, wakeups: wakeups, intervalMilliseconds: interval)]
         if let reconciler, reconcileIntervalSeconds > 0 {
             services.append(ReconcilerService(reconciler: reconciler, intervalSeconds: reconcileIntervalSeconds, wakeups: wakeups))
@@ -111,7 +111,7 @@ public struct RunnerPlugin: Plugin {
     }
 
     /// Read-only views: GET /runner/jobs?status=&workspace= and /runner/workspaces.
-    public func addRoutes(to router: HostRouter) {
+    package func addRoutes(to router: HostRouter) {
         let store = self.store
         router.get("/runner/jobs") { request, _ -> Response in
             let status = request.uri.queryParameters.get("status")

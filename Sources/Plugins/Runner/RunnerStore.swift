@@ -3,44 +3,44 @@ import Host
 import SQL
 
 /// One `workflow_job` attempt, keyed `installation/job/attempt`.
-public struct RunnerJob: Sendable, Codable, Equatable {
-    public var installationID: Int64
-    public var jobID: Int64
-    public var runAttempt: Int64
-    public var workspaceID: String
-    public var repository: String
-    public var name: String
-    public var labels: [String]
-    public var status: JobStatus
-    public var blockReason: String?
-    public var sku: String?
-    public var arch: String?
-    public var priority: Int64
-    public var slotLimit: Int64?
+package struct RunnerJob: Sendable, Codable, Equatable {
+    package var installationID: Int64
+    package var jobID: Int64
+    package var runAttempt: Int64
+    package var workspaceID: String
+    package var repository: String
+    package var name: String
+    package var labels: [String]
+    package var status: JobStatus
+    package var blockReason: String?
+    package var sku: String?
+    package var arch: String?
+    package var priority: Int64
+    package var slotLimit: Int64?
     /// Order of arrival (the inbox event id of its first event).
-    public var enqueueSequence: Int64
-    public var startedAt: String?
-    public var completedAt: String?
-    public var conclusion: String?
-    public var runnerName: String?
-    public var providerHandle: String?
-    public var chargeStatus: ChargeStatus
+    package var enqueueSequence: Int64
+    package var startedAt: String?
+    package var completedAt: String?
+    package var conclusion: String?
+    package var runnerName: String?
+    package var providerHandle: String?
+    package var chargeStatus: ChargeStatus
     /// The commit the job runs for (check runs are attached to it).
-    public var headSha: String?
+    package var headSha: String?
     /// Blocked, then sent back to admission: GitHub is asked whether it still waits.
-    public var releasedFromBlock: Bool = false
+    package var releasedFromBlock: Bool = false
     /// When GitHub queued it (the job's `created_at`).
-    public var queuedAt: String?
+    package var queuedAt: String?
     /// When its first delivery reached us (ms since the epoch).
-    public var receivedAt: Int64?
+    package var receivedAt: Int64?
     /// When a runner was first asked for it (ms since the epoch).
-    public var provisionRequestedAt: Int64?
+    package var provisionRequestedAt: Int64?
 
-    public var key: String { "\(installationID)/\(jobID)/\(runAttempt)" }
+    package var key: String { "\(installationID)/\(jobID)/\(runAttempt)" }
     /// The key as the parameters $1, $2, $3 of a statement on `runner_jobs`.
     var keyValues: [SQLValue] { [.integer(installationID), .integer(jobID), .integer(runAttempt)] }
 
-    public init(installationID: Int64, jobID: Int64, runAttempt: Int64, workspaceID: String, repository: String, name: String,
+    package init(installationID: Int64, jobID: Int64, runAttempt: Int64, workspaceID: String, repository: String, name: String,
                 labels: [String], status: JobStatus, blockReason: String? = nil, sku: String? = nil, arch: String? = nil,
                 priority: Int64 = 0, slotLimit: Int64? = nil, enqueueSequence: Int64 = 0, startedAt: String? = nil,
                 completedAt: String? = nil, conclusion: String? = nil, runnerName: String? = nil, providerHandle: String? = nil,
@@ -66,20 +66,20 @@ public struct RunnerJob: Sendable, Codable, Equatable {
 }
 
 /// A workspace as the runner sees it: who it is and the state admission and pricing read.
-public struct RunnerWorkspace: Sendable, Codable, Equatable {
-    public var id: String
-    public var slug: String
-    public var hasPaymentMethod: Bool
-    public var suspended: Bool
-    public var abuseAction: String?
-    public var addons: [String]
-    public var extraSlotsX64: Int64
-    public var extraSlotsMacOS: Int64
-    public var contract: String?
+package struct RunnerWorkspace: Sendable, Codable, Equatable {
+    package var id: String
+    package var slug: String
+    package var hasPaymentMethod: Bool
+    package var suspended: Bool
+    package var abuseAction: String?
+    package var addons: [String]
+    package var extraSlotsX64: Int64
+    package var extraSlotsMacOS: Int64
+    package var contract: String?
     /// Whether the signup free minutes have been granted in the ledger.
-    public var credited: Bool
+    package var credited: Bool
     /// The payment provider's reference for the workspace's payment method.
-    public var paymentMethodRef: String?
+    package var paymentMethodRef: String?
 
     enum CodingKeys: String, CodingKey {
         case id, slug, hasPaymentMethod = "has_payment_method", suspended, abuseAction = "abuse_action", addons
@@ -91,10 +91,10 @@ public struct RunnerWorkspace: Sendable, Codable, Equatable {
 /// The runner plugin's tables: workspaces, installations, repositories and usage records, and
 /// the reads of jobs (`JobStore` is the one writer of `runner_jobs`). Every write here is one
 /// transaction and idempotent, so redelivered events change nothing.
-public struct RunnerStore: Sendable {
-    public let database: any Database
+package struct RunnerStore: Sendable {
+    package let database: any Database
 
-    public init(database: any Database) { self.database = database }
+    package init(database: any Database) { self.database = database }
 
     /// The writer of `runner_jobs` on the same database.
     var jobStore: JobStore { JobStore(database: database) }
@@ -243,20 +243,20 @@ public struct RunnerStore: Sendable {
         try db.queryOne("SELECT workspace_id FROM runner_installations WHERE id = $1", [.integer(id)]).map { try $0.string("workspace_id") }
     }
 
-    public func workspace(_ idOrSlug: String) async throws -> RunnerWorkspace? {
+    package func workspace(_ idOrSlug: String) async throws -> RunnerWorkspace? {
         try await database.read { db in
             try db.queryOne("SELECT * FROM runner_workspaces WHERE id = $1 OR slug = $1", [.text(idOrSlug)]).map(RunnerStore.workspace(from:))
         }
     }
 
     /// The id of the workspace `name` names (id or slug); nil for no name, an error for an unknown one.
-    public func workspaceID(named name: String?) async throws -> String? {
+    package func workspaceID(named name: String?) async throws -> String? {
         guard let name else { return nil }
         guard let workspace = try await workspace(name) else { throw HostError(.notFound, "no workspace '\(name)'") }
         return workspace.id
     }
 
-    public func workspaces() async throws -> [RunnerWorkspace] {
+    package func workspaces() async throws -> [RunnerWorkspace] {
         try await database.read { db in try db.query("SELECT * FROM runner_workspaces ORDER BY id").map(RunnerStore.workspace(from:)) }
     }
 
@@ -272,16 +272,16 @@ public struct RunnerStore: Sendable {
     /// What billing and operators change about a workspace. A change sends its blocked jobs, and
     /// its jobs waiting for a slot (in their place), back to admission: a payment method, an add-on
     /// or a lifted suspension may clear a block, slots or an abuse verdict change what waits.
-    public struct WorkspaceChange: Sendable {
-        public var hasPaymentMethod: Bool?
-        public var suspended: Bool?
-        public var abuseAction: String??
-        public var addons: [String]?
-        public var extraSlotsX64: Int64?
-        public var extraSlotsMacOS: Int64?
-        public var contract: String??
-        public var paymentMethodRef: String??
-        public init(hasPaymentMethod: Bool? = nil, suspended: Bool? = nil, abuseAction: String?? = nil, addons: [String]? = nil,
+    package struct WorkspaceChange: Sendable {
+        package var hasPaymentMethod: Bool?
+        package var suspended: Bool?
+        package var abuseAction: String??
+        package var addons: [String]?
+        package var extraSlotsX64: Int64?
+        package var extraSlotsMacOS: Int64?
+        package var contract: String??
+        package var paymentMethodRef: String??
+        package init(hasPaymentMethod: Bool? = nil, suspended: Bool? = nil, abuseAction: String?? = nil, addons: [String]? = nil,
                     extraSlotsX64: Int64? = nil, extraSlotsMacOS: Int64? = nil, contract: String?? = nil, paymentMethodRef: String?? = nil) {
             self.hasPaymentMethod = hasPaymentMethod; self.suspended = suspended; self.abuseAction = abuseAction; self.addons = addons
             self.extraSlotsX64 = extraSlotsX64; self.extraSlotsMacOS = extraSlotsMacOS; self.contract = contract
@@ -291,7 +291,7 @@ public struct RunnerStore: Sendable {
 
     /// Applies `change`; returns how many jobs (blocked or waiting for a slot) went back to admission.
     @discardableResult
-    public func update(workspace idOrSlug: String, _ change: WorkspaceChange) async throws -> Int {
+    package func update(workspace idOrSlug: String, _ change: WorkspaceChange) async throws -> Int {
         try await database.transaction { db in
             guard let row = try db.queryOne("SELECT id FROM runner_workspaces WHERE id = $1 OR slug = $1", [.text(idOrSlug)]) else {
                 throw HostError(.notFound, "no workspace '\(idOrSlug)'")
@@ -325,7 +325,7 @@ public struct RunnerStore: Sendable {
 
     // MARK: jobs
 
-    public func jobs(status: JobStatus? = nil, workspace: String? = nil, limit: Int = HostLimits.listMaxRows) async throws -> [RunnerJob] {
+    package func jobs(status: JobStatus? = nil, workspace: String? = nil, limit: Int = HostLimits.listMaxRows) async throws -> [RunnerJob] {
         let (filter, values) = RunnerStore.jobFilter(status: status, workspace: workspace, limit: limit, table: "runner_jobs")
         return try await database.read { db in
             try db.query("SELECT * FROM runner_jobs \(filter)", values).map(RunnerStore.job(from:))
@@ -344,7 +344,7 @@ public struct RunnerStore: Sendable {
         return (filter + "ORDER BY \(table).enqueue_sequence, \(table).job_id LIMIT $\(values.count)", values)
     }
 
-    public func job(installationID: Int64, jobID: Int64, runAttempt: Int64) async throws -> RunnerJob? {
+    package func job(installationID: Int64, jobID: Int64, runAttempt: Int64) async throws -> RunnerJob? {
         try await database.read { db in
             try db.queryOne("SELECT * FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3",
                             [.integer(installationID), .integer(jobID), .integer(runAttempt)]).map(RunnerStore.job(from:))
@@ -369,17 +369,17 @@ public struct RunnerStore: Sendable {
     // MARK: usage
 
     /// A stored charge: the priced decision for one job attempt, and whether the ledger has it.
-    public struct Usage: Sendable, Codable, Equatable {
-        public let key: String
-        public let workspaceID: String
-        public let sku: String?
-        public let billableMinutes: Int64
-        public let freeMinutesConsumed: Int64
-        public let amountMicros: Int64
-        public let policyVersion: String
+    package struct Usage: Sendable, Codable, Equatable {
+        package let key: String
+        package let workspaceID: String
+        package let sku: String?
+        package let billableMinutes: Int64
+        package let freeMinutesConsumed: Int64
+        package let amountMicros: Int64
+        package let policyVersion: String
         /// The decision record (input, output, policy version) as JSON.
-        public let decision: String
-        public let posted: Bool
+        package let decision: String
+        package let posted: Bool
 
         enum CodingKeys: String, CodingKey {
             case key = "usage_key", workspaceID = "workspace_id", sku, billableMinutes = "billable_minutes"
@@ -388,13 +388,13 @@ public struct RunnerStore: Sendable {
         }
     }
 
-    public func usage(key: String) async throws -> Usage? {
+    package func usage(key: String) async throws -> Usage? {
         try await database.read { db in
             try db.queryOne("SELECT * FROM runner_usage WHERE usage_key = $1", [.text(key)]).map(RunnerStore.usage(from:))
         }
     }
 
-    public func usages(workspace: String) async throws -> [Usage] {
+    package func usages(workspace: String) async throws -> [Usage] {
         try await database.read { db in
             try db.query("SELECT * FROM runner_usage WHERE workspace_id = $1 ORDER BY usage_key", [.text(workspace)]).map(RunnerStore.usage(from:))
         }

@@ -7,13 +7,13 @@ import SQL
 /// charged. The public states fold the scheduler's inner steps: waiting for a slot reads as
 /// `queued`, a runner being or having been provisioned as `provisioning`, a completed job whose
 /// conclusion is `cancelled` as `cancelled`.
-public struct JobView: Sendable, Encodable {
-    public var job: RunnerJob
-    public var billableMinutes: Int64
-    public var freeMinutesConsumed: Int64
-    public var amountMicros: Int64
+package struct JobView: Sendable, Encodable {
+    package var job: RunnerJob
+    package var billableMinutes: Int64
+    package var freeMinutesConsumed: Int64
+    package var amountMicros: Int64
 
-    public var state: String {
+    package var state: String {
         switch job.status {
         case .queued, .waiting: return "queued"
         case .blocked: return "blocked"
@@ -25,7 +25,7 @@ public struct JobView: Sendable, Encodable {
     }
 
     /// Why the job is not running: the block's reason, or that it waits for a concurrency slot.
-    public var reason: String? {
+    package var reason: String? {
         switch job.status {
         case .blocked: return job.blockReason
         case .waiting: return "slot_limit"
@@ -38,7 +38,7 @@ public struct JobView: Sendable, Encodable {
         case state, reason, billableMinutes = "billable_minutes", freeMinutesConsumed = "free_minutes_consumed", amountMicros = "amount_micros"
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         try job.encode(to: encoder)
         var container = encoder.container(keyedBy: Keys.self)
         try container.encode(state, forKey: .state)
@@ -51,7 +51,7 @@ public struct JobView: Sendable, Encodable {
 
 extension RunnerStore {
     /// Jobs oldest first with what each was charged (0 until priced).
-    public func jobViews(status: JobStatus? = nil, workspace: String? = nil, limit: Int = HostLimits.listMaxRows) async throws -> [JobView] {
+    package func jobViews(status: JobStatus? = nil, workspace: String? = nil, limit: Int = HostLimits.listMaxRows) async throws -> [JobView] {
         let (filter, values) = RunnerStore.jobFilter(status: status, workspace: workspace, limit: limit, table: "j")
         return try await database.read { db in
             try db.query("""
@@ -69,17 +69,17 @@ extension RunnerStore {
 
 /// GetRunnerMetrics: per workspace and offering, over jobs that finished in a window — how long
 /// they queued (GitHub's queue time to start) and ran, p50 and p90 in seconds, and how many failed.
-public struct JobMetrics: Sendable, Codable, Equatable {
-    public var workspaceID: String
-    public var sku: String
-    public var jobs: Int
-    public var failed: Int
+package struct JobMetrics: Sendable, Codable, Equatable {
+    package var workspaceID: String
+    package var sku: String
+    package var jobs: Int
+    package var failed: Int
     /// failed / jobs, in parts per million (integers end to end).
-    public var failureRatePPM: Int64
-    public var queueSecondsP50: Int64?
-    public var queueSecondsP90: Int64?
-    public var durationSecondsP50: Int64?
-    public var durationSecondsP90: Int64?
+    package var failureRatePPM: Int64
+    package var queueSecondsP50: Int64?
+    package var queueSecondsP90: Int64?
+    package var durationSecondsP50: Int64?
+    package var durationSecondsP90: Int64?
 
     enum CodingKeys: String, CodingKey {
         case workspaceID = "workspace_id", sku, jobs, failed, failureRatePPM = "failure_rate_ppm"
@@ -101,13 +101,13 @@ public struct JobMetrics: Sendable, Codable, Equatable {
 }
 
 /// What is waiting right now, per workspace and offering: the queue depth and its oldest job.
-public struct QueueDepth: Sendable, Codable, Equatable {
-    public var workspaceID: String
+package struct QueueDepth: Sendable, Codable, Equatable {
+    package var workspaceID: String
     /// The offering; `unadmitted` until admission has matched one.
-    public var sku: String
-    public var queued: Int64
-    public var blocked: Int64
-    public var oldestQueuedAgeSeconds: Int64
+    package var sku: String
+    package var queued: Int64
+    package var blocked: Int64
+    package var oldestQueuedAgeSeconds: Int64
 
     enum CodingKeys: String, CodingKey {
         case workspaceID = "workspace_id", sku, queued, blocked, oldestQueuedAgeSeconds = "oldest_queued_age_seconds"
@@ -116,7 +116,7 @@ public struct QueueDepth: Sendable, Codable, Equatable {
 
 extension RunnerStore {
     /// Metrics of jobs completed within the last `windowSeconds` (by when we recorded it).
-    public func jobMetrics(workspace: String? = nil, windowSeconds: Int64 = 86_400) async throws -> [JobMetrics] {
+    package func jobMetrics(workspace: String? = nil, windowSeconds: Int64 = 86_400) async throws -> [JobMetrics] {
         let since = RunnerStore.nowMilliseconds() - windowSeconds * 1000
         let rows = try await database.read { db in
             var values: [SQLValue] = [.integer(since), .integer(Int64(JobMetrics.maxJobsRead))]
@@ -159,7 +159,7 @@ extension RunnerStore {
     }
 
     /// Queued (not yet running, slot or admission pending) and blocked jobs per workspace and offering.
-    public func queueDepths() async throws -> [QueueDepth] {
+    package func queueDepths() async throws -> [QueueDepth] {
         let now = RunnerStore.nowMilliseconds()
         let rows = try await database.query("""
             SELECT workspace_id, COALESCE(sku, 'unadmitted') AS sku,

@@ -5,8 +5,8 @@ import Host
 /// take `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, and lists `a,b`; months and days
 /// also take `jan`..`dec` and `sun`..`sat`; day-of-week 7 is Sunday. As in Vixie cron, when
 /// both day fields are restricted a day matching either one fires.
-public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
-    public let text: String
+package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
+    package let text: String
     let minutes: Set<Int>
     let hours: Set<Int>
     let daysOfMonth: Set<Int>
@@ -15,9 +15,9 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     let dayOfMonthRestricted: Bool
     let dayOfWeekRestricted: Bool
 
-    public var description: String { text }
+    package var description: String { text }
 
-    public init(_ text: String) throws {
+    package init(_ text: String) throws {
         let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard fields.count == 5 else {
             throw HostError(.badRequest, "cron '\(text)' must have 5 fields (minute hour day-of-month month day-of-week); it has \(fields.count)")
@@ -73,7 +73,7 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
 
     /// The first tick strictly after `afterMs` (Unix milliseconds), in Unix milliseconds; nil
     /// if none within five years (e.g. `0 0 31 2 *`).
-    public func next(afterMs: Int64) -> Int64? {
+    package func next(afterMs: Int64) -> Int64? {
         let startMinute = Int64((Double(afterMs) / 60_000).rounded(.down)) + 1
         var day = startMinute.floorDiv(1440)
         let firstMinuteOfDay = Int(startMinute - day * 1440)

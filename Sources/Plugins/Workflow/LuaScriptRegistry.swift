@@ -4,34 +4,34 @@ import Logging
 import ServiceLifecycle
 
 /// What `tenki workflow scripts` and `GET /workflow-scripts` show.
-public struct LuaScriptStatus: Sendable, Codable {
-    public var root: String
-    public var version: String
-    public var loadedAt: String
-    public var files: [String]
-    public var scripts: [Script]
+package struct LuaScriptStatus: Sendable, Codable {
+    package var root: String
+    package var version: String
+    package var loadedAt: String
+    package var files: [String]
+    package var scripts: [Script]
     /// Scripts refused when tenki started (a reload with any error is rejected as a whole).
-    public var refused: [String]
+    package var refused: [String]
     /// Types of scripts removed since start: no event starts them, runs already started finish
     /// with the last version loaded (until tenki restarts).
-    public var retired: [String]
-    public var lastCheckAt: String?
-    public var lastRejection: Rejection?
-    public var reloads: Int
+    package var retired: [String]
+    package var lastCheckAt: String?
+    package var lastRejection: Rejection?
+    package var reloads: Int
 
     /// A change that was not taken: its version hash, when, and every `file:line: reason`.
-    public struct Rejection: Sendable, Codable {
-        public let version: String
-        public let at: String
-        public let errors: [String]
+    package struct Rejection: Sendable, Codable {
+        package let version: String
+        package let at: String
+        package let errors: [String]
     }
 
-    public struct Script: Sendable, Codable {
-        public let type: String
-        public let path: String
-        public let on: [String]
-        public let match: Bool
-        public let taskQueue: String
+    package struct Script: Sendable, Codable {
+        package let type: String
+        package let path: String
+        package let on: [String]
+        package let match: Bool
+        package let taskQueue: String
 
         enum CodingKeys: String, CodingKey { case type, path, on, match, taskQueue = "task_queue" }
     }
@@ -50,8 +50,8 @@ public struct LuaScriptStatus: Sendable, Codable {
 /// started replay with the version loaded when they execute next; a removed script keeps its
 /// last definition (until restart) so its runs finish, but no event starts it any more.
 /// Unchecked Sendable: its mutable state is touched only under `lock`.
-public final class LuaScriptRegistry: @unchecked Sendable {
-    public let root: String
+package final class LuaScriptRegistry: @unchecked Sendable {
+    package let root: String
     let catalog: WorkflowCatalog?
     let logger: Logger
     private let lock = NSLock()
@@ -61,7 +61,7 @@ public final class LuaScriptRegistry: @unchecked Sendable {
     /// The script types in the catalog (the serving ones and the retired ones).
     private var served: [String: WorkflowDefinition] = [:]
 
-    public init(root: String, catalog: WorkflowCatalog?, logger: Logger, now: Date = Date()) {
+    package init(root: String, catalog: WorkflowCatalog?, logger: Logger, now: Date = Date()) {
         self.root = root
         self.catalog = catalog
         self.logger = logger
@@ -81,16 +81,16 @@ public final class LuaScriptRegistry: @unchecked Sendable {
     }
 
     /// The set serving now.
-    public var current: LuaScriptSet { lock.withLock { set } }
-    public var status: LuaScriptStatus { lock.withLock { statusValue } }
+    package var current: LuaScriptSet { lock.withLock { set } }
+    package var status: LuaScriptStatus { lock.withLock { statusValue } }
 
     /// The script workflow types to register: the serving scripts and the retired ones.
-    public var definitions: [WorkflowDefinition] { lock.withLock { served.values.sorted { $0.type < $1.type } } }
+    package var definitions: [WorkflowDefinition] { lock.withLock { served.values.sorted { $0.type < $1.type } } }
 
     /// Re-reads the directory; if its content changed, validates it and swaps it in. Blocking
     /// (Lua): call it from the scripts' own threads.
     @discardableResult
-    public func reload(now: Date = Date()) -> PolicyEngine.ReloadOutcome {
+    package func reload(now: Date = Date()) -> PolicyEngine.ReloadOutcome {
         let candidate = LuaWorkflows.load(root: root)
         let at = Timestamp.iso(ms: Timestamp.ms(now))
         let seen: Bool = lock.withLock {
@@ -132,16 +132,16 @@ public final class LuaScriptRegistry: @unchecked Sendable {
 
 /// Polls `scripts_root` and swaps in valid changes (within one poll interval plus validation
 /// time). The checking runs on the scripts' own threads. Runs until graceful shutdown.
-public struct LuaScriptReloader: Service {
+package struct LuaScriptReloader: Service {
     let registry: LuaScriptRegistry
     let intervalMilliseconds: Int
 
-    public init(registry: LuaScriptRegistry, intervalMilliseconds: Int = PolicyLimits.reloadPollMilliseconds) {
+    package init(registry: LuaScriptRegistry, intervalMilliseconds: Int = PolicyLimits.reloadPollMilliseconds) {
         self.registry = registry
         self.intervalMilliseconds = max(1, intervalMilliseconds)
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let registry = self.registry
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {

@@ -9,43 +9,43 @@ import SQL
 /// `run(input)` function, and optionally `on` (event topics that start a run, one per event),
 /// `match(event)` (a filter: only an event it returns true for starts a run) and `task_queue`.
 /// Its workflow type is `script.<file name without .lua>`.
-public struct LuaWorkflowScript: Sendable {
-    public let path: String
-    public let type: String
-    public let topics: [String]
-    public let taskQueue: String
+package struct LuaWorkflowScript: Sendable {
+    package let path: String
+    package let type: String
+    package let topics: [String]
+    package let taskQueue: String
     /// Whether the script exports `match(event)`.
-    public let hasMatch: Bool
+    package let hasMatch: Bool
 
-    public func handles(topic: String) -> Bool { topics.contains { EventSubscription.pattern($0, matches: topic) } }
+    package func handles(topic: String) -> Bool { topics.contains { EventSubscription.pattern($0, matches: topic) } }
 }
 
 /// The scripts of one directory: every file (for `require`), the scripts that loaded, and
 /// the ones refused with `file:line: reason`.
-public struct LuaScriptSet: Sendable {
-    public let files: [PolicyFile]
-    public let scripts: [LuaWorkflowScript]
-    public let errors: [String]
+package struct LuaScriptSet: Sendable {
+    package let files: [PolicyFile]
+    package let scripts: [LuaWorkflowScript]
+    package let errors: [String]
     /// The first 12 hex digits of SHA-256 over every file's path and text.
-    public let version: String
+    package let version: String
 
-    public init(files: [PolicyFile], scripts: [LuaWorkflowScript], errors: [String]) {
+    package init(files: [PolicyFile], scripts: [LuaWorkflowScript], errors: [String]) {
         self.files = files
         self.scripts = scripts
         self.errors = errors
         version = policyVersion(of: files)
     }
 
-    public static let empty = LuaScriptSet(files: [], scripts: [], errors: [])
+    package static let empty = LuaScriptSet(files: [], scripts: [], errors: [])
 }
 
 /// Limits of one run of a script from the top.
-public enum LuaWorkflowLimits {
-    public static let stateMemoryBytes = 64 << 20
-    public static let driveInstructions: Int64 = 50_000_000
-    public static let driveWallClockNanoseconds: Int64 = 2_000_000_000
+package enum LuaWorkflowLimits {
+    package static let stateMemoryBytes = 64 << 20
+    package static let driveInstructions: Int64 = 50_000_000
+    package static let driveWallClockNanoseconds: Int64 = 2_000_000_000
     /// Script runs executing at once per process.
-    public static let driveThreads = 4
+    package static let driveThreads = 4
 }
 
 enum LuaWorkflows {

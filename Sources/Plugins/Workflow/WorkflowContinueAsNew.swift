@@ -16,7 +16,7 @@ extension WorkflowEngine {
     /// followed by a fresh one, as Temporal's default id reuse policy), then sends it signal
     /// `name`. A `requestID` this id has already taken changes nothing and returns false.
     @discardableResult
-    public func signalWithStart(type: String, input: [UInt8], id: String, signal name: String, payload: [UInt8],
+    package func signalWithStart(type: String, input: [UInt8], id: String, signal name: String, payload: [UInt8],
                                 requestID: String? = nil) async throws -> Bool {
         let sent = try await database.transaction { db in
             try self.signalWithStart(in: db, type: type, input: input, id: id, signal: name, payload: payload, requestID: requestID)

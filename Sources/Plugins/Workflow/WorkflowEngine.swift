@@ -6,19 +6,19 @@ import SQL
 /// Starts, signals, cancels and reads workflow runs, and executes them: claims runnable runs
 /// of every known task queue under a lease and runs their workflow functions. Every process
 /// has one; several processes on one PostgreSQL share the work.
-public final class WorkflowEngine: Sendable {
-    public let database: any Database
-    public let catalog: WorkflowCatalog
-    public let clock: any WorkflowClock
+package final class WorkflowEngine: Sendable {
+    package let database: any Database
+    package let catalog: WorkflowCatalog
+    package let clock: any WorkflowClock
     /// This worker's lease owner id (unique per process).
-    public let owner: String
+    package let owner: String
     let leaseMs: Int64
     let concurrency: Int
     let logger: Logger
     /// Rung when local work becomes runnable (a start, a signal).
     let doorbell = Doorbell()
 
-    public init(database: any Database, catalog: WorkflowCatalog, clock: any WorkflowClock = SystemWorkflowClock(),
+    package init(database: any Database, catalog: WorkflowCatalog, clock: any WorkflowClock = SystemWorkflowClock(),
                 owner: String = "w" + String(UInt64.random(in: 0...UInt64.max), radix: 36), leaseSeconds: Int = 30,
                 concurrency: Int = 8, logger: Logger = Logger(label: "tenki.workflow")) {
         precondition((1...WorkflowLimits.maxWorkerConcurrency).contains(concurrency), "bad workflow concurrency")
@@ -34,14 +34,14 @@ public final class WorkflowEngine: Sendable {
     // MARK: operators' verbs
 
     /// The run a start returned, and whether this start made it (false: the id existed).
-    public struct Started: Sendable {
-        public let run: WorkflowRun
-        public let created: Bool
+    package struct Started: Sendable {
+        package let run: WorkflowRun
+        package let created: Bool
     }
 
     /// Starts a run of `type`. The id is an idempotency key: starting an existing id returns
     /// that run and changes nothing.
-    public func start(type: String, input: [UInt8], id: String? = nil, taskQueue: String? = nil, timeout: Duration? = nil) async throws -> Started {
+    package func start(type: String, input: [UInt8], id: String? = nil, taskQueue: String? = nil, timeout: Duration? = nil) async throws -> Started {
         let plan = try startPlan(type: type, input: input, id: id, taskQueue: taskQueue, timeout: timeout)
         let nowMs = clock.nowMilliseconds()
         let started = try await database.transaction { db in
@@ -77,12 +77,12 @@ public final class WorkflowEngine: Sendable {
         return StartPlan(queue: queue, id: id, timeoutMs: timeoutMs)
     }
 
-    public func start<I: Encodable>(type: String, input: I, id: String? = nil, taskQueue: String? = nil, timeout: Duration? = nil) async throws -> Started {
+    package func start<I: Encodable>(type: String, input: I, id: String? = nil, taskQueue: String? = nil, timeout: Duration? = nil) async throws -> Started {
         try await start(type: type, input: try WorkflowJSON.encode(input), id: id, taskQueue: taskQueue, timeout: timeout)
     }
 
     /// Sends signal `name` to a run that has not ended; it is kept until the run waits for it.
-    public func signal(id: String, name: String, payload: [UInt8]) async throws {
+    package func signal(id: String, name: String, payload: [UInt8]) async throws {
         guard WorkflowNames.isValid(name) else { throw HostError(.badRequest, "bad signal name '\(name)'") }
         guard payload.count <= WorkflowLimits.maxPayloadBytes else {
             throw HostError(.payloadTooLarge, "signal is \(payload.count) bytes; at most \(WorkflowLimits.maxPayloadBytes)")
@@ -101,7 +101,7 @@ public final class WorkflowEngine: Sendable {
     /// Cancels a run and its unfinished children. A running execution stops at its next
     /// durable call. Returns the ids cancelled (empty when the run had already ended).
     @discardableResult
-    public func cancel(id: String) async throws -> [String] {
+    package func cancel(id: String) async throws -> [String] {
         let nowMs = clock.nowMilliseconds()
         return try await database.transaction { db in
             guard try WorkflowStore.load(db, id: id) != nil else { throw HostError(.notFound, "no workflow '\(id)'") }
@@ -109,7 +109,7 @@ public final class WorkflowEngine: Sendable {
         }
     }
 
-    public func run(id: String) async throws -> WorkflowRun {
+    package func run(id: String) async throws -> WorkflowRun {
         guard let run = try await database.read({ try WorkflowStore.load($0, id: id) }) else {
             throw HostError(.notFound, "no workflow '\(id)'")
         }
@@ -117,7 +117,7 @@ public final class WorkflowEngine: Sendable {
     }
 
     /// A run with its recorded calls, children and published state.
-    public func describe(id: String) async throws -> WorkflowDescription {
+    package func describe(id: String) async throws -> WorkflowDescription {
         try await database.read { db in
             guard let run = try WorkflowStore.load(db, id: id) else { throw HostError(.notFound, "no workflow '\(id)'") }
             return WorkflowDescription(run: run, steps: try WorkflowStore.steps(db, workflowID: id),
@@ -126,12 +126,12 @@ public final class WorkflowEngine: Sendable {
         }
     }
 
-    public func list(type: String? = nil, status: WorkflowStatus? = nil, limit: Int = WorkflowLimits.defaultListRuns) async throws -> [WorkflowRun] {
+    package func list(type: String? = nil, status: WorkflowStatus? = nil, limit: Int = WorkflowLimits.defaultListRuns) async throws -> [WorkflowRun] {
         let limit = max(1, min(limit, HostLimits.listMaxRows))
         return try await database.read { try WorkflowStore.list($0, type: type, status: status, limit: limit) }
     }
 
-    public func counts() async throws -> [String: Int] { try await database.read { try WorkflowStore.counts($0) } }
+    package func counts() async throws -> [String: Int] { try await database.read { try WorkflowStore.counts($0) } }
 
     // MARK: execution
 
@@ -153,7 +153,7 @@ public final class WorkflowEngine: Sendable {
     /// Claims what is runnable now (up to the concurrency) and executes it; returns how many
     /// executions ran. Tests call this with a manual clock instead of running the worker.
     @discardableResult
-    public func runOnce() async throws -> Int {
+    package func runOnce() async throws -> Int {
         let claimed = try await claim(limit: concurrency)
         await withTaskGroup(of: Void.self) { group in
             for run in claimed { group.addTask { await self.execute(run) } }
@@ -163,7 +163,7 @@ public final class WorkflowEngine: Sendable {
 
     /// Runs `runOnce` until nothing is runnable at the clock's current time.
     @discardableResult
-    public func drain(maxRounds: Int = 10_000) async throws -> Int {
+    package func drain(maxRounds: Int = 10_000) async throws -> Int {
         var total = 0
         for _ in 0..<maxRounds {
             let ran = try await runOnce()
@@ -235,23 +235,23 @@ public final class WorkflowEngine: Sendable {
 }
 
 /// A run, its recorded calls, its children and its published state.
-public struct WorkflowDescription: Sendable {
-    public let run: WorkflowRun
-    public let steps: [WorkflowStepRecord]
-    public let children: [WorkflowRun]
-    public let state: [(key: String, value: [UInt8])]
+package struct WorkflowDescription: Sendable {
+    package let run: WorkflowRun
+    package let steps: [WorkflowStepRecord]
+    package let children: [WorkflowRun]
+    package let state: [(key: String, value: [UInt8])]
 }
 
 extension WorkflowEngine: WorkflowClient {
-    public func startWorkflow(type: String, input: [UInt8], id: String?) async throws -> String {
+    package func startWorkflow(type: String, input: [UInt8], id: String?) async throws -> String {
         try await start(type: type, input: input, id: id).run.id
     }
 
-    public func signalWorkflow(id: String, name: String, payload: [UInt8]) async throws {
+    package func signalWorkflow(id: String, name: String, payload: [UInt8]) async throws {
         try await signal(id: id, name: name, payload: payload)
     }
 
-    public func signalWithStart(in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
+    package func signalWithStart(in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
                                 payload: [UInt8], requestID: String?) throws -> Bool {
         try signalWithStart(in: db, type: type, input: input, id: id, signal: name, payload: payload, requestID: requestID)
     }

@@ -11,22 +11,22 @@ import SQL
 /// timeouts, cancellation), task queues worked by every replica under leases, cron schedules,
 /// `tenki workflow ...` and `/workflows` over HTTP. Other plugins contribute workflow types
 /// through `Plugin.workflows`; this one runs them.
-public struct WorkflowPlugin: Plugin {
-    public static let name = "workflow"
-    public static var migrations: [Migration] { WorkflowStore.migrations }
-    public static var commands: [any ParsableCommand.Type] { [WorkflowCommand.self] }
+package struct WorkflowPlugin: Plugin {
+    package static let name = "workflow"
+    package static var migrations: [Migration] { WorkflowStore.migrations }
+    package static var commands: [any ParsableCommand.Type] { [WorkflowCommand.self] }
 
-    public let engine: WorkflowEngine
+    package let engine: WorkflowEngine
     let catalog: WorkflowCatalog
     /// Lua workflows under `scripts_root`, reloaded when the directory changes.
-    public let scriptRegistry: LuaScriptRegistry
+    package let scriptRegistry: LuaScriptRegistry
     /// The scripts serving now.
-    public var scripts: LuaScriptSet { scriptRegistry.current }
+    package var scripts: LuaScriptSet { scriptRegistry.current }
     let configuration: HostConfiguration
     let database: any Database
     let logger: Logger
 
-    public init(context: HostContext) async throws {
+    package init(context: HostContext) async throws {
         configuration = context.configuration
         catalog = context.workflows
         database = context.database
@@ -40,25 +40,25 @@ public struct WorkflowPlugin: Plugin {
         }
     }
 
-    public var workflows: [WorkflowDefinition] {
+    package var workflows: [WorkflowDefinition] {
         (configuration.workflowTestTypes ? TestWorkflows.definitions : []) + scriptRegistry.definitions
     }
 
     /// One durable run per event matching a serving script's `on` topics (and `match`): one
     /// subscription for every script, taking only the topics the serving scripts listen to.
-    public var subscriptions: [EventSubscription] {
+    package var subscriptions: [EventSubscription] {
         let registry = scriptRegistry, catalog = self.catalog
         return [LuaWorkflows.subscription(current: { registry.current }, database: database, functions: { catalog.scriptFunctions }, logger: logger)]
     }
 
-    public var services: [any Service] {
+    package var services: [any Service] {
         let reloader = LuaScriptReloader(registry: scriptRegistry, intervalMilliseconds: configuration.scriptsReloadPollMilliseconds)
         guard configuration.workflowWorker else { return [reloader] }
         return [reloader, WorkflowWorker(engine: engine, pollIntervalMilliseconds: configuration.workflowPollIntervalMilliseconds),
                 WorkflowSchedulerService(engine: engine, pollIntervalMilliseconds: 1_000)]
     }
 
-    public func addRoutes(to router: HostRouter) {
+    package func addRoutes(to router: HostRouter) {
         WorkflowRoutes(engine: engine).add(to: router)
         let registry = scriptRegistry
         router.get("/workflow-scripts") { _, _ -> Response in

@@ -5,14 +5,14 @@ import ServiceLifecycle
 import SQL
 
 /// A cron schedule that starts a workflow type with a fixed input at every tick.
-public struct WorkflowSchedule: Sendable {
-    public let name: String
-    public let cron: CronExpression
-    public let workflowType: String
-    public let taskQueue: String
-    public let input: [UInt8]
-    public let nextTickMs: Int64
-    public let paused: Bool
+package struct WorkflowSchedule: Sendable {
+    package let name: String
+    package let cron: CronExpression
+    package let workflowType: String
+    package let taskQueue: String
+    package let input: [UInt8]
+    package let nextTickMs: Int64
+    package let paused: Bool
 }
 
 /// Schedules: stored in `workflow_schedules`; each tick fires exactly once however many
@@ -23,7 +23,7 @@ extension WorkflowEngine {
     /// Creates the schedules plugins declare, and updates those whose cron, type, input or
     /// queue changed (their next tick is then recomputed); returns what was refused.
     @discardableResult
-    public func ensureDeclaredSchedules() async -> [String] {
+    package func ensureDeclaredSchedules() async -> [String] {
         var refused: [String] = []
         for schedule in catalog.schedules {
             do {
@@ -39,7 +39,7 @@ extension WorkflowEngine {
 
     /// Creates or replaces a schedule. With `onlyIfChanged`, an identical existing schedule is
     /// left alone (its next tick kept).
-    public func createSchedule(name: String, cron text: String, type: String, input: [UInt8], taskQueue: String? = nil,
+    package func createSchedule(name: String, cron text: String, type: String, input: [UInt8], taskQueue: String? = nil,
                                onlyIfChanged: Bool = false) async throws -> WorkflowSchedule {
         guard WorkflowNames.isValid(name), !name.contains("@") else {
             throw HostError(.badRequest, "bad schedule name '\(name)': 1-200 characters, no spaces or '@'")
@@ -70,12 +70,12 @@ extension WorkflowEngine {
                                 paused: stored.1)
     }
 
-    public func deleteSchedule(name: String) async throws {
+    package func deleteSchedule(name: String) async throws {
         let deleted = try await database.transaction { try $0.execute("DELETE FROM workflow_schedules WHERE name = $1", [.text(name)]) }
         guard deleted == 1 else { throw HostError(.notFound, "no schedule '\(name)'") }
     }
 
-    public func schedules() async throws -> [WorkflowSchedule] {
+    package func schedules() async throws -> [WorkflowSchedule] {
         try await database.read { db in
             try db.query("SELECT name, cron, workflow_type, task_queue, input, next_tick_ms, paused FROM workflow_schedules ORDER BY name")
                 .map { row in
@@ -87,7 +87,7 @@ extension WorkflowEngine {
     }
 
     /// The id of the run a schedule starts for a tick: `<schedule>@<YYYY-MM-DDThh:mmZ>`.
-    public static func scheduledRunID(schedule: String, tickMs: Int64) -> String {
+    package static func scheduledRunID(schedule: String, tickMs: Int64) -> String {
         let minute = tickMs.floorDiv(60_000)
         let (y, m, d) = CronExpression.civil(days: minute.floorDiv(1440))
         let minuteOfDay = Int(minute.floorMod(1440))
@@ -97,7 +97,7 @@ extension WorkflowEngine {
 
     /// Fires every due schedule once; returns the ids of the runs this call started.
     @discardableResult
-    public func fireDueSchedules() async throws -> [String] {
+    package func fireDueSchedules() async throws -> [String] {
         let nowMs = clock.nowMilliseconds()
         let due = try await database.read { db in
             try db.query("SELECT name FROM workflow_schedules WHERE paused = 0 AND next_tick_ms <= $1 ORDER BY name", [.integer(nowMs)])

@@ -3,33 +3,33 @@ import Host
 
 /// Where a run is in its life. `sleeping` covers every parked wait: a durable timer, a retry's
 /// backoff, a signal and a child.
-public enum WorkflowStatus: String, Sendable, Codable, CaseIterable {
+package enum WorkflowStatus: String, Sendable, Codable, CaseIterable {
     case pending, running, sleeping, completed, failed, cancelled
 
-    public var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
+    package var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
 }
 
 /// One run as stored.
-public struct WorkflowRun: Sendable {
-    public let id: String
-    public let type: String
-    public let taskQueue: String
-    public let status: WorkflowStatus
-    public let input: [UInt8]
-    public let output: [UInt8]?
-    public let error: String?
-    public let parentID: String?
+package struct WorkflowRun: Sendable {
+    package let id: String
+    package let type: String
+    package let taskQueue: String
+    package let status: WorkflowStatus
+    package let input: [UInt8]
+    package let output: [UInt8]?
+    package let error: String?
+    package let parentID: String?
     /// Times the workflow function has been started under this id (replays after waits and
     /// crashes included; it keeps counting across runs, as the lease's fencing token).
-    public let executions: Int
+    package let executions: Int
     /// 1, then one more after each continue-as-new or each start after an earlier run ended.
-    public let runNumber: Int
-    public let dueAtMs: Int64?
-    public let deadlineAtMs: Int64?
+    package let runNumber: Int
+    package let dueAtMs: Int64?
+    package let deadlineAtMs: Int64?
     let wakeSeq: Int64
-    public let createdAtMs: Int64
-    public let updatedAtMs: Int64
-    public let finishedAtMs: Int64?
+    package let createdAtMs: Int64
+    package let updatedAtMs: Int64
+    package let finishedAtMs: Int64?
 }
 
 /// Who holds a run: the worker and the execution number its claim produced (the fencing token).
@@ -39,20 +39,20 @@ struct WorkflowLease: Sendable, Equatable {
 }
 
 /// One recorded call of a run: a step, transaction, sleep, signal wait, child or state write.
-public struct WorkflowStepRecord: Sendable {
-    public let seq: Int
+package struct WorkflowStepRecord: Sendable {
+    package let seq: Int
     /// `step`, `transaction`, `sleep`, `signal`, `child`, `child_result`, `state`, `now`.
-    public let kind: String
-    public let name: String
+    package let kind: String
+    package let name: String
     /// `completed`, `failed`, `retrying` (waiting for its next attempt) or `waiting`.
-    public var status: String
-    public var output: [UInt8]?
-    public var errorType: String?
-    public var error: String?
-    public var attempts: Int
-    public var wakeAtMs: Int64?
-    public let startedAtMs: Int64
-    public var finishedAtMs: Int64?
+    package var status: String
+    package var output: [UInt8]?
+    package var errorType: String?
+    package var error: String?
+    package var attempts: Int
+    package var wakeAtMs: Int64?
+    package let startedAtMs: Int64
+    package var finishedAtMs: Int64?
 }
 
 /// Why an execution stops without an ordinary result. Thrown through the workflow function
@@ -79,41 +79,41 @@ enum WorkflowHalt: Error, CustomStringConvertible {
 }
 
 /// A step that ran longer than its start-to-close timeout (retryable).
-public struct WorkflowStepTimeout: Error, CustomStringConvertible {
-    public let step: String
-    public let milliseconds: Int64
-    public var description: String { "step '\(step)' did not finish within \(milliseconds) ms" }
+package struct WorkflowStepTimeout: Error, CustomStringConvertible {
+    package let step: String
+    package let milliseconds: Int64
+    package var description: String { "step '\(step)' did not finish within \(milliseconds) ms" }
 }
 
 /// The time workflows see. Production uses the system clock; tests move a `ManualWorkflowClock`.
-public protocol WorkflowClock: Sendable {
+package protocol WorkflowClock: Sendable {
     func nowMilliseconds() -> Int64
     /// Returns after `milliseconds` of this clock's time, or throws when the task is cancelled.
     func sleep(milliseconds: Int64) async throws
 }
 
-public struct SystemWorkflowClock: WorkflowClock {
-    public init() {}
-    public func nowMilliseconds() -> Int64 { Timestamp.ms(Date()) }
-    public func sleep(milliseconds: Int64) async throws { try await Task.sleep(nanoseconds: UInt64(max(0, milliseconds)) * 1_000_000) }
+package struct SystemWorkflowClock: WorkflowClock {
+    package init() {}
+    package func nowMilliseconds() -> Int64 { Timestamp.ms(Date()) }
+    package func sleep(milliseconds: Int64) async throws { try await Task.sleep(nanoseconds: UInt64(max(0, milliseconds)) * 1_000_000) }
 }
 
 /// A clock that moves only when told: `advance(by:)` wakes the sleepers it passes.
 /// Unchecked Sendable: its state is touched only under `lock`.
-public final class ManualWorkflowClock: WorkflowClock, @unchecked Sendable {
+package final class ManualWorkflowClock: WorkflowClock, @unchecked Sendable {
     private let lock = NSLock()
     private var now: Int64
     private var sleepers: [(id: UInt64, until: Int64, continuation: CheckedContinuation<Void, any Error>)] = []
     private var nextID: UInt64 = 0
 
-    public init(startMilliseconds: Int64 = 1_767_225_600_000) { now = startMilliseconds }  // 2026-01-01T00:00:00Z
+    package init(startMilliseconds: Int64 = 1_767_225_600_000) { now = startMilliseconds }  // 2026-01-01T00:00:00Z
 
-    public func nowMilliseconds() -> Int64 { lock.withLock { now } }
+    package func nowMilliseconds() -> Int64 { lock.withLock { now } }
 
     /// Tasks waiting in `sleep`.
-    public var sleeperCount: Int { lock.withLock { sleepers.count } }
+    package var sleeperCount: Int { lock.withLock { sleepers.count } }
 
-    public func advance(by duration: Duration) {
+    package func advance(by duration: Duration) {
         let due: [CheckedContinuation<Void, any Error>] = lock.withLock {
             now += WorkflowDurations.milliseconds(duration)
             let ready = sleepers.filter { $0.until <= now }
@@ -123,7 +123,7 @@ public final class ManualWorkflowClock: WorkflowClock, @unchecked Sendable {
         due.forEach { $0.resume() }
     }
 
-    public func sleep(milliseconds: Int64) async throws {
+    package func sleep(milliseconds: Int64) async throws {
         let id: UInt64 = lock.withLock { nextID += 1; return nextID }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
