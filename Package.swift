@@ -65,6 +65,7 @@ let package = Package(
                                                     "HTTPClient", "TenkiCrypto", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TidyTests", dependencies: ["TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["SQL", "HTTPClient"], path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
     ]
