@@ -73,6 +73,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport", hummingbirdTesting],
                     swiftSettings: swiftSettings),
+        .testTarget(name: "TidyTests", dependencies: ["TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .target(name: "PluginTestSupport", dependencies: ["TestSupport", "GitHubPlugin", "Kubernetes", "HTTPClient", "TenkiCrypto"],
                 path: "Tests/PluginTestSupport", swiftSettings: swiftSettings),
