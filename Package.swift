@@ -15,7 +15,7 @@ let package = Package(
     name: "tenki-host",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "tenki", targets: ["tenki"]),
+        .executable(name: "tenki", targets: ["tenki"])
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
@@ -37,27 +37,38 @@ let package = Package(
         // MARK: safe Swift modules over them
         .target(name: "BlockingPool", path: "Sources/Bindings/BlockingPool", swiftSettings: swiftSettings),
         .target(name: "Lua", dependencies: ["CLua", "CLuaShim"], path: "Sources/Bindings/Lua", swiftSettings: swiftSettings),
-        .target(name: "SQL", dependencies: ["CSQLite", "CSQLiteShim", "CLibPQ", "BlockingPool", .product(name: "Logging", package: "swift-log")],
-                path: "Sources/Bindings/SQL", swiftSettings: swiftSettings),
-        .target(name: "HTTPClient", dependencies: ["CCurl", "CCurlShim", "BlockingPool"], path: "Sources/Bindings/HTTPClient", swiftSettings: swiftSettings),
+        .target(
+            name: "SQL", dependencies: ["CSQLite", "CSQLiteShim", "CLibPQ", "BlockingPool", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Bindings/SQL", swiftSettings: swiftSettings),
+        .target(
+            name: "HTTPClient", dependencies: ["CCurl", "CCurlShim", "BlockingPool"], path: "Sources/Bindings/HTTPClient",
+            swiftSettings: swiftSettings),
         .target(name: "TenkiCrypto", dependencies: ["CCrypto"], path: "Sources/Bindings/Crypto", swiftSettings: swiftSettings),
         .target(name: "Kubernetes", dependencies: ["HTTPClient"], path: "Sources/Bindings/Kubernetes", swiftSettings: swiftSettings),
 
         // MARK: kernel and plugins
-        .target(name: "Host", dependencies: [
-            "Lua", "SQL", "HTTPClient", "TenkiCrypto",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], path: "Sources/Host", swiftSettings: swiftSettings),
-        .target(name: "GitHubPlugin", dependencies: ["Host", "HTTPClient", "TenkiCrypto"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
+        .target(
+            name: "Host",
+            dependencies: [
+                "Lua", "SQL", "HTTPClient", "TenkiCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ], path: "Sources/Host", swiftSettings: swiftSettings),
+        .target(
+            name: "GitHubPlugin", dependencies: ["Host", "HTTPClient", "TenkiCrypto"], path: "Sources/Plugins/GitHub", swiftSettings: swiftSettings),
         .target(name: "LedgerPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Ledger", swiftSettings: swiftSettings),
-        .target(name: "WorkflowPlugin", dependencies: ["Host", "SQL", "Lua", "BlockingPool"], path: "Sources/Plugins/Workflow", swiftSettings: swiftSettings),
-        .target(name: "RunnerPlugin", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "Kubernetes", "SQL", "TenkiCrypto", "HTTPClient"],
-                path: "Sources/Plugins/Runner", swiftSettings: swiftSettings),
-        .executableTarget(name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "RunnerPlugin"],
-                          path: "Sources/tenki", swiftSettings: swiftSettings),
+        .target(
+            name: "WorkflowPlugin", dependencies: ["Host", "SQL", "Lua", "BlockingPool"], path: "Sources/Plugins/Workflow",
+            swiftSettings: swiftSettings),
+        .target(
+            name: "RunnerPlugin",
+            dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "Kubernetes", "SQL", "TenkiCrypto", "HTTPClient"],
+            path: "Sources/Plugins/Runner", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "RunnerPlugin"],
+            path: "Sources/tenki", swiftSettings: swiftSettings),
 
         // MARK: tests (one target per module; route tests run the router in-process with HummingbirdTesting)
         .testTarget(name: "LuaTests", dependencies: ["Lua"], swiftSettings: swiftSettings),
@@ -65,20 +76,34 @@ let package = Package(
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TenkiCryptoTests", dependencies: ["TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "SQL", "TestSupport", hummingbirdTesting], swiftSettings: swiftSettings),
-        .testTarget(name: "GitHubPluginTests", dependencies: ["GitHubPlugin", "Host", "Lua", "SQL", "TenkiCrypto", "HTTPClient", "TestSupport", "PluginTestSupport", hummingbirdTesting],
-                    swiftSettings: swiftSettings),
-        .testTarget(name: "LedgerTests", dependencies: ["LedgerPlugin", "Host", "SQL", "TestSupport", hummingbirdTesting], swiftSettings: swiftSettings),
-        .testTarget(name: "RunnerTests", dependencies: ["RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "WorkflowPlugin", "Kubernetes", "Host", "SQL",
-                                                    "HTTPClient", "TenkiCrypto", "TestSupport", "PluginTestSupport", hummingbirdTesting],
-                    swiftSettings: swiftSettings),
-        .testTarget(name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport", hummingbirdTesting],
-                    swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GitHubPluginTests",
+            dependencies: [
+                "GitHubPlugin", "Host", "Lua", "SQL", "TenkiCrypto", "HTTPClient", "TestSupport", "PluginTestSupport", hummingbirdTesting,
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "LedgerTests", dependencies: ["LedgerPlugin", "Host", "SQL", "TestSupport", hummingbirdTesting], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RunnerTests",
+            dependencies: [
+                "RunnerPlugin", "LedgerPlugin", "GitHubPlugin", "WorkflowPlugin", "Kubernetes", "Host", "SQL",
+                "HTTPClient", "TenkiCrypto", "TestSupport", "PluginTestSupport", hummingbirdTesting,
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport", hummingbirdTesting],
+            swiftSettings: swiftSettings),
         .testTarget(name: "TidyTests", dependencies: ["TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
-        .target(name: "PluginTestSupport", dependencies: ["TestSupport", "GitHubPlugin", "Kubernetes", "HTTPClient", "TenkiCrypto"],
-                path: "Tests/PluginTestSupport", swiftSettings: swiftSettings),
-        .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "HTTPClient", "TestSupport", "PluginTestSupport"], swiftSettings: swiftSettings),
-        .target(name: "TestSupport", dependencies: ["Host", "SQL", "HTTPClient", .product(name: "Hummingbird", package: "hummingbird"), hummingbirdTesting],
-                path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
+        .target(
+            name: "PluginTestSupport", dependencies: ["TestSupport", "GitHubPlugin", "Kubernetes", "HTTPClient", "TenkiCrypto"],
+            path: "Tests/PluginTestSupport", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KubernetesTests", dependencies: ["Kubernetes", "HTTPClient", "TestSupport", "PluginTestSupport"], swiftSettings: swiftSettings),
+        .target(
+            name: "TestSupport",
+            dependencies: ["Host", "SQL", "HTTPClient", .product(name: "Hummingbird", package: "hummingbird"), hummingbirdTesting],
+            path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
     ]
 )

@@ -79,16 +79,22 @@ package struct HostConfiguration: Sendable, Equatable {
         ("database_pool_size", { $0.databasePoolSize = try int($1, "database_pool_size", 1...HostLimits.databaseMaxPoolSize) }),
         ("github_webhook_secret", { $0.githubWebhookSecret = $1.isEmpty ? nil : $1 }),
         ("webhook_max_body_bytes", { $0.webhookMaxBodyBytes = try int($1, "webhook_max_body_bytes", 1...HostLimits.webhookMaxBodyBytes) }),
-        ("log_level", {
-            guard let level = Logger.Level(rawValue: $1.lowercased()) else {
-                throw HostError(.badConfiguration, "log_level must be one of trace, debug, info, notice, warning, error, critical; got '\($1)'")
+        (
+            "log_level",
+            {
+                guard let level = Logger.Level(rawValue: $1.lowercased()) else {
+                    throw HostError(.badConfiguration, "log_level must be one of trace, debug, info, notice, warning, error, critical; got '\($1)'")
+                }
+                $0.logLevel = level
             }
-            $0.logLevel = level
-        }),
-        ("log_format", {
-            guard ["text", "json"].contains($1) else { throw HostError(.badConfiguration, "log_format must be text or json; got '\($1)'") }
-            $0.logFormat = $1
-        }),
+        ),
+        (
+            "log_format",
+            {
+                guard ["text", "json"].contains($1) else { throw HostError(.badConfiguration, "log_format must be text or json; got '\($1)'") }
+                $0.logFormat = $1
+            }
+        ),
         ("policy_root", { $0.policyRoot = $1 }),
         ("scripts_root", { $0.scriptsRoot = $1 }),
         ("scripts_reload_poll_ms", { $0.scriptsReloadPollMilliseconds = try int($1, "scripts_reload_poll_ms", 10...600_000) }),
@@ -96,19 +102,30 @@ package struct HostConfiguration: Sendable, Equatable {
         ("inbox_poll_interval_ms", { $0.inboxPollIntervalMilliseconds = try int($1, "inbox_poll_interval_ms", 10...60_000) }),
         ("inbox_lease_seconds", { $0.inboxLeaseSeconds = try int($1, "inbox_lease_seconds", 1...3_600) }),
         ("inbox_concurrency", { $0.inboxConcurrency = try int($1, "inbox_concurrency", 1...HostLimits.inboxMaxConcurrentEvents) }),
-        ("runner_provider", {
-            guard ["local", "kubernetes", "none"].contains($1) else {
-                throw HostError(.badConfiguration, "runner_provider must be local, kubernetes or none; got '\($1)'")
+        (
+            "runner_provider",
+            {
+                guard ["local", "kubernetes", "none"].contains($1) else {
+                    throw HostError(.badConfiguration, "runner_provider must be local, kubernetes or none; got '\($1)'")
+                }
+                $0.runnerProvider = $1
             }
-            $0.runnerProvider = $1
-        }),
-        ("script_http_allowed_hosts", {
-            $0.scriptHTTPAllowedHosts = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }),
-        ("runner_image", {
-            guard !$1.isEmpty, !$1.contains(where: \.isWhitespace) else { throw HostError(.badConfiguration, "runner_image must be an image reference; got '\($1)'") }
-            $0.runnerImage = $1
-        }),
+        ),
+        (
+            "script_http_allowed_hosts",
+            {
+                $0.scriptHTTPAllowedHosts = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            }
+        ),
+        (
+            "runner_image",
+            {
+                guard !$1.isEmpty, !$1.contains(where: \.isWhitespace) else {
+                    throw HostError(.badConfiguration, "runner_image must be an image reference; got '\($1)'")
+                }
+                $0.runnerImage = $1
+            }
+        ),
         ("runner_local_command", { $0.runnerLocalCommand = $1.isEmpty ? nil : $1 }),
         ("runner_scheduler_interval_ms", { $0.runnerSchedulerIntervalMilliseconds = try int($1, "runner_scheduler_interval_ms", 10...60_000) }),
         ("runner_reconcile_interval_seconds", { $0.runnerReconcileIntervalSeconds = try int($1, "runner_reconcile_interval_seconds", 0...86_400) }),
@@ -118,27 +135,34 @@ package struct HostConfiguration: Sendable, Equatable {
         ("workflow_lease_seconds", { $0.workflowLeaseSeconds = try int($1, "workflow_lease_seconds", 1...3_600) }),
         ("workflow_concurrency", { $0.workflowConcurrency = try int($1, "workflow_concurrency", 1...WorkflowLimits.maxWorkerConcurrency) }),
         ("workflow_test_types", { $0.workflowTestTypes = try bool($1, "workflow_test_types") }),
-        ("github_app_id", {
-            let id = $1.trimmingCharacters(in: .whitespaces)
-            // The numeric App id or its client id (`Iv23li...`); either is a valid JWT issuer.
-            guard id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == ".") }) else {
-                throw HostError(.badConfiguration, "github_app_id must be the App's id or client id; got '\($1)'")
+        (
+            "github_app_id",
+            {
+                let id = $1.trimmingCharacters(in: .whitespaces)
+                // The numeric App id or its client id (`Iv23li...`); either is a valid JWT issuer.
+                guard id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == ".") }) else {
+                    throw HostError(.badConfiguration, "github_app_id must be the App's id or client id; got '\($1)'")
+                }
+                $0.githubAppID = id.isEmpty ? nil : id
             }
-            $0.githubAppID = id.isEmpty ? nil : id
-        }),
+        ),
         ("github_app_private_key_file", { $0.githubAppPrivateKeyFile = $1.isEmpty ? nil : $1 }),
         ("github_api_url", { $0.githubAPIURL = try url($1, "github_api_url") }),
         ("github_api_ca_file", { $0.githubAPICAFile = $1.isEmpty ? nil : $1 }),
         ("kubernetes_api_url", { $0.kubernetesAPIURL = $1.isEmpty ? nil : try url($1, "kubernetes_api_url") }),
         ("kubernetes_token_file", { $0.kubernetesTokenFile = $1.isEmpty ? nil : $1 }),
         ("kubernetes_ca_file", { $0.kubernetesCAFile = $1.isEmpty ? nil : $1 }),
-        ("kubernetes_namespace", {
-            // A DNS-1123 label, as Kubernetes requires of a namespace.
-            let valid = (1...63).contains($1.count) && $1.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
-                && $1.first != "-" && $1.last != "-"
-            guard valid else { throw HostError(.badConfiguration, "kubernetes_namespace must be a DNS-1123 label; got '\($1)'") }
-            $0.kubernetesNamespace = $1
-        }),
+        (
+            "kubernetes_namespace",
+            {
+                // A DNS-1123 label, as Kubernetes requires of a namespace.
+                let valid =
+                    (1...63).contains($1.count) && $1.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
+                    && $1.first != "-" && $1.last != "-"
+                guard valid else { throw HostError(.badConfiguration, "kubernetes_namespace must be a DNS-1123 label; got '\($1)'") }
+                $0.kubernetesNamespace = $1
+            }
+        ),
     ]
 
     /// An http(s) URL without a trailing slash.
@@ -172,7 +196,8 @@ package struct HostConfiguration: Sendable, Equatable {
     /// Sets one key from text, as every source does.
     package mutating func set(_ key: String, _ value: String, source: String) throws {
         guard let setter = HostConfiguration.setters.first(where: { $0.key == key }) else {
-            throw HostError(.badConfiguration, "\(source): unknown configuration key '\(key)' (known: \(HostConfiguration.keys.joined(separator: ", ")))")
+            throw HostError(
+                .badConfiguration, "\(source): unknown configuration key '\(key)' (known: \(HostConfiguration.keys.joined(separator: ", ")))")
         }
         do {
             try setter.set(&self, value)
@@ -183,8 +208,10 @@ package struct HostConfiguration: Sendable, Equatable {
 
     /// Resolves the configuration from its sources. `file` is the `--config` path; without one,
     /// `TENKI_CONFIG` or `./tenki.toml` (if present) is read.
-    package static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
-                            flags: [String: String] = [:]) throws -> HostConfiguration {
+    package static func load(
+        file: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+        flags: [String: String] = [:]
+    ) throws -> HostConfiguration {
         var configuration = HostConfiguration()
         let path = file ?? environment["TENKI_CONFIG"] ?? (FileManager.default.fileExists(atPath: "tenki.toml") ? "tenki.toml" : nil)
         if let path {
@@ -235,7 +262,10 @@ package enum FlatTOML {
                 var closed = false
                 var rest = ""
                 for ch in value.dropFirst() {
-                    if closed { rest.append(ch); continue }
+                    if closed {
+                        rest.append(ch)
+                        continue
+                    }
                     if escaped {
                         switch ch {
                         case "n": out.append("\n")

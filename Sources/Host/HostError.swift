@@ -56,13 +56,13 @@ package struct HostError: Error, CustomStringConvertible, Sendable {
     /// The process exit code a CLI command ends with.
     package var exitCode: Int32 {
         switch code {
-        case .badRequest: return 64        // EX_USAGE
+        case .badRequest: return 64  // EX_USAGE
         case .payloadTooLarge, .headersTooLarge, .rejected: return 65  // EX_DATAERR
-        case .notFound: return 66          // EX_NOINPUT
-        case .unavailable: return 69       // EX_UNAVAILABLE
-        case .internal: return 70          // EX_SOFTWARE
-        case .notFinished: return 75       // EX_TEMPFAIL
-        case .unauthorized: return 77      // EX_NOPERM
+        case .notFound: return 66  // EX_NOINPUT
+        case .unavailable: return 69  // EX_UNAVAILABLE
+        case .internal: return 70  // EX_SOFTWARE
+        case .notFinished: return 75  // EX_TEMPFAIL
+        case .unauthorized: return 77  // EX_NOPERM
         case .badConfiguration: return 78  // EX_CONFIG
         case .failed: return 1
         }
@@ -88,7 +88,8 @@ extension HostError {
 
     /// The code answering with `status` (400 for any other 4xx, 500 for any other 5xx).
     init(status: HTTPResponse.Status) {
-        let code = Code.allCases.first { HostError($0, "").status == status }
+        let code =
+            Code.allCases.first { HostError($0, "").status == status }
             ?? (status.code < 500 ? .badRequest : .internal)
         let message = status == .contentTooLarge ? "the body is larger than this route takes" : status.reasonPhrase.lowercased()
         self.init(code, message)

@@ -31,8 +31,9 @@ package enum HostLimits {
     package static func assertRelations() {
         precondition(webhookMaxStoredHeaderBytes < webhookMaxBodyBytes, "headers are kept beside bodies, smaller")
         precondition(inboxRecentPayloadBytes >= webhookMaxBodyBytes, "the payload memory must hold at least one largest body")
-        precondition(scriptHTTPMinTimeoutMilliseconds <= scriptHTTPDefaultTimeoutSeconds * 1_000
-                         && scriptHTTPDefaultTimeoutSeconds * 1_000 <= scriptHTTPMaxTimeoutMilliseconds, "default timeout within its range")
+        precondition(
+            scriptHTTPMinTimeoutMilliseconds <= scriptHTTPDefaultTimeoutSeconds * 1_000
+                && scriptHTTPDefaultTimeoutSeconds * 1_000 <= scriptHTTPMaxTimeoutMilliseconds, "default timeout within its range")
         precondition(listMaxRows >= 1, "a page holds at least one row")
     }
 }

@@ -4,8 +4,8 @@ import HTTPClient
 import Hummingbird
 import Logging
 import Lua
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 
 /// The router plugins add their HTTP routes to.
 package typealias HostRouter = Router<BasicRequestContext>
@@ -29,8 +29,10 @@ package struct HostContext: Sendable {
     /// shared parts they own (the GitHub App client, the ledger store, the workflow engine).
     package internal(set) var plugins = PluginRegistry()
 
-    package init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient,
-                policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog(), workspaces: WorkspaceDirectory = WorkspaceDirectory()) {
+    package init(
+        configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger, httpClient: HTTPClient,
+        policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog(), workspaces: WorkspaceDirectory = WorkspaceDirectory()
+    ) {
         self.workspaces = workspaces
         self.configuration = configuration
         self.database = database
@@ -60,8 +62,10 @@ package struct LuaHostFunction: Sendable {
     /// A function whose work is async (a database read, an HTTP call). Scripts run on threads of
     /// their own, so the calling thread waits for it; never offer one to code evaluated on the
     /// cooperative pool (policies), where the wait could starve the work it waits for.
-    package static func waiting(module: String, name: String,
-                               _ body: @escaping @Sendable ([LuaValue]) async throws -> [LuaValue]) -> LuaHostFunction {
+    package static func waiting(
+        module: String, name: String,
+        _ body: @escaping @Sendable ([LuaValue]) async throws -> [LuaValue]
+    ) -> LuaHostFunction {
         LuaHostFunction(module: module, name: name, readOnly: false) { arguments in
             /// Unchecked Sendable: written by the detached task before `done.signal()` and read
             /// only after `done.wait()`; the semaphore orders the two.

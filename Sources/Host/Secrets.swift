@@ -19,8 +19,11 @@ package enum HostSecrets {
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let secret = Hex.encode(Digest.randomBytes(32))
-        guard FileManager.default.createFile(atPath: path, contents: Data((secret + "\n").utf8),
-                                             attributes: [.posixPermissions: 0o600]) else {
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data((secret + "\n").utf8),
+                attributes: [.posixPermissions: 0o600])
+        else {
             throw HostError(.badConfiguration, "cannot write \(path)")
         }
         return secret

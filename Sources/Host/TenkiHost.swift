@@ -3,8 +3,8 @@ import HTTPClient
 import Hummingbird
 import Logging
 import Lua
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 
 /// The assembled host: storage opened and migrated, the event bus, and the plugins.
 package final class TenkiHost: Sendable {
@@ -20,8 +20,10 @@ package final class TenkiHost: Sendable {
     package let workspaces: WorkspaceDirectory
 
     /// Opens the database, applies every pending migration (kernel first) and builds the plugins.
-    package static func open(_ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
-                            logger: Logger = Logger(label: "tenki")) async throws -> TenkiHost {
+    package static func open(
+        _ configuration: HostConfiguration, plugins pluginTypes: [any Plugin.Type] = PluginCatalog.plugins,
+        logger: Logger = Logger(label: "tenki")
+    ) async throws -> TenkiHost {
         try PluginCatalog.checkOrder(pluginTypes)
         HostLimits.assertRelations()
         SQLLimits.assertRelations()
@@ -35,8 +37,9 @@ package final class TenkiHost: Sendable {
         let httpClient = HTTPClient()
         let workflows = WorkflowCatalog()
         let workspaces = WorkspaceDirectory()
-        var context = HostContext(configuration: configuration, database: database, events: events, logger: logger,
-                                  httpClient: httpClient, policies: policies, workflows: workflows, workspaces: workspaces)
+        var context = HostContext(
+            configuration: configuration, database: database, events: events, logger: logger,
+            httpClient: httpClient, policies: policies, workflows: workflows, workspaces: workspaces)
         for type in pluginTypes {
             let plugin = try await type.init(context: context)
             plugin.subscriptions.forEach(events.subscribe)
@@ -50,13 +53,16 @@ package final class TenkiHost: Sendable {
             plugin.workflowSchedules.forEach(workflows.register)
             workflows.register(scriptFunctions: plugin.luaFunctions)
         }
-        return TenkiHost(configuration: configuration, database: database, events: events, logger: logger,
-                         httpClient: httpClient, plugins: plugins, policies: policies, workflows: workflows, workspaces: workspaces)
+        return TenkiHost(
+            configuration: configuration, database: database, events: events, logger: logger,
+            httpClient: httpClient, plugins: plugins, policies: policies, workflows: workflows, workspaces: workspaces)
     }
 
-    init(configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger,
-         httpClient: HTTPClient, plugins: [any Plugin], policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog(),
-         workspaces: WorkspaceDirectory = WorkspaceDirectory()) {
+    init(
+        configuration: HostConfiguration, database: any Database, events: EventBus, logger: Logger,
+        httpClient: HTTPClient, plugins: [any Plugin], policies: PolicyEngine, workflows: WorkflowCatalog = WorkflowCatalog(),
+        workspaces: WorkspaceDirectory = WorkspaceDirectory()
+    ) {
         self.workspaces = workspaces
         self.configuration = configuration
         self.database = database
@@ -84,8 +90,13 @@ package final class TenkiHost: Sendable {
     @discardableResult
     package static func migrate(_ database: any Database, plugins: [any Plugin.Type]) async throws -> [(String, [Int])] {
         var applied: [(String, [Int])] = []
-        applied.append(("host", try await Migrator.migrate(database, plugin: "host",
-                                                           migrations: EventInbox.migrations + PolicyHistoryStore.migrations)))
+        applied.append(
+            (
+                "host",
+                try await Migrator.migrate(
+                    database, plugin: "host",
+                    migrations: EventInbox.migrations + PolicyHistoryStore.migrations)
+            ))
         for plugin in plugins {
             applied.append((plugin.name, try await Migrator.migrate(database, plugin: plugin.name, migrations: plugin.migrations)))
         }
@@ -123,8 +134,9 @@ package final class TenkiHost: Sendable {
             for plugin in plugins {
                 for family in try await plugin.metrics() { text += family.text }
             }
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         plugins.forEach { $0.addRoutes(to: router) }
         return router
@@ -167,11 +179,13 @@ struct RequestLogMiddleware: RouterMiddleware {
         let start = ContinuousClock.now
         let response = try await next(request, context)
         if logger.logLevel <= .debug {
-            logger.debug("request", metadata: [
-                "method": .string(request.method.rawValue), "path": .string(request.uri.path),
-                "status": .stringConvertible(response.status.code),
-                "ms": .stringConvertible((ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000_000),
-            ])
+            logger.debug(
+                "request",
+                metadata: [
+                    "method": .string(request.method.rawValue), "path": .string(request.uri.path),
+                    "status": .stringConvertible(response.status.code),
+                    "ms": .stringConvertible((ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000_000),
+                ])
         }
         return response
     }
@@ -181,8 +195,9 @@ struct RequestLogMiddleware: RouterMiddleware {
 package enum JSONResponse {
     package static func make(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// A body already written as JSON (hot paths avoid JSONSerialization).

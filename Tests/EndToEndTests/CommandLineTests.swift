@@ -44,8 +44,11 @@ struct CommandLineTests {
         let past = try TenkiProcess.run(["ledger", "balance", "--workspace", "acme", "--as-of", "2026-01-01T00:00:00Z", "--json"] + storage)
         #expect(past.status == 0, "\(past.error)")
         #expect(past.output.contains("\"as_of\" : 1767225600000000000"))
-        let filtered = try TenkiProcess.run(["ledger", "transfers", "--workspace", "acme", "--since", "2026-01-01", "--code", "2001",
-                                             "--limit", "10", "--reversed", "--json"] + storage)
+        let filtered = try TenkiProcess.run(
+            [
+                "ledger", "transfers", "--workspace", "acme", "--since", "2026-01-01", "--code", "2001",
+                "--limit", "10", "--reversed", "--json",
+            ] + storage)
         #expect(filtered.status == 0, "\(filtered.error)")
         let history = try TenkiProcess.run(["ledger", "history", "--workspace", "acme", "--json"] + storage)
         #expect(history.status == 0, "\(history.error)")
@@ -62,7 +65,8 @@ struct CommandLineTests {
         #expect(response.bodyText.contains("\"balance_micros\":0"))
         let transfers = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/transfers")
         #expect(transfers.status == 200 && transfers.bodyText == "[]")
-        let filtered = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/transfers?since=2026-01-01&code=2001&limit=5&reversed=true")
+        let filtered = try await HTTPClient().get(
+            server.baseURL + "/ledger/workspaces/acme/transfers?since=2026-01-01&code=2001&limit=5&reversed=true")
         #expect(filtered.status == 200 && filtered.bodyText == "[]")
         let badLimit = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/acme/transfers?limit=0")
         #expect(badLimit.status == 400 && badLimit.bodyText.contains("limit must be"))
@@ -104,8 +108,9 @@ struct CommandLineTests {
         let fixture = try Fixtures.github()[0]
         let file = directory + "/payload.json"
         FileManager.default.createFile(atPath: file, contents: Data(fixture.body))
-        let signed = try TenkiProcess.run(["webhooks", "sign", file, "--data-dir", directory + "/data"],
-                                          environment: ["TENKI_GITHUB_WEBHOOK_SECRET": ""])
+        let signed = try TenkiProcess.run(
+            ["webhooks", "sign", file, "--data-dir", directory + "/data"],
+            environment: ["TENKI_GITHUB_WEBHOOK_SECRET": ""])
         #expect(signed.status == 0)
         #expect(signed.output.hasPrefix("sha256=") && signed.output.count == 72)
         let secretFile = directory + "/data/github-webhook-secret"

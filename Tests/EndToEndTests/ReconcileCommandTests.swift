@@ -17,12 +17,18 @@ struct ReconcileCommandTests {
         let keys = try TestRSAKeyPair.shared.get()
         let github = try PeerServer.start(script: "fake_github.py", arguments: ["--app-id", "424242", "--public-key", keys.publicKeyPath])
         let http = HTTPClient()
-        let seeded = try await http.send(OutboundRequest(method: "POST", url: github.baseURL + "/_fake/deliveries", body: Array("""
-            {"deliveries": [{"guid": "lost-1", "status_code": 503, "action": "queued"}, {"guid": "fine-1", "status_code": 202}]}
-            """.utf8)))
+        let seeded = try await http.send(
+            OutboundRequest(
+                method: "POST", url: github.baseURL + "/_fake/deliveries",
+                body: Array(
+                    """
+                    {"deliveries": [{"guid": "lost-1", "status_code": 503, "action": "queued"}, {"guid": "fine-1", "status_code": 202}]}
+                    """.utf8)))
         #expect(seeded.status == 200)
-        let app = ["--set", "github_app_id=424242", "--set", "github_app_private_key_file=\(keys.privateKeyPath)",
-                   "--set", "github_api_url=\(github.baseURL)"]
+        let app = [
+            "--set", "github_app_id=424242", "--set", "github_app_private_key_file=\(keys.privateKeyPath)",
+            "--set", "github_api_url=\(github.baseURL)",
+        ]
         let result = try TenkiProcess.run(["runner", "reconcile"] + storage + app)
         #expect(result.status == 0, "\(result.error)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any], "\(result.output)")
@@ -30,7 +36,8 @@ struct ReconcileCommandTests {
         #expect(deliveries["listed"] as? Int == 2 && deliveries["failed"] as? Int == 1 && deliveries["redelivered"] as? Int == 1)
         #expect(summary["failures"] as? Int == 0 && summary["checked"] as? Int == 0)
         let requests = try JSONSerialization.jsonObject(with: Data(try await http.get(github.baseURL + "/_fake/requests").body)) as? [[String: Any]]
-        #expect(requests?.filter { $0["method"] as? String == "POST" }.compactMap { $0["path"] as? String }
-            == ["/app/hook/deliveries/9001/attempts"])
+        #expect(
+            requests?.filter { $0["method"] as? String == "POST" }.compactMap { $0["path"] as? String }
+                == ["/app/hook/deliveries/9001/attempts"])
     }
 }

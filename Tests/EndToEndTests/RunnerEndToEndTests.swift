@@ -8,16 +8,28 @@ import Testing
 /// the local provider, the job charged in the ledger, all read back through the CLI.
 @Suite("Runner jobs through a running tenki serve")
 struct RunnerEndToEndTests {
-    static func job(_ action: String, id: Int64, labels: [String], started: String? = nil, completed: String? = nil,
-                    created: String = "2026-01-05T09:59:30Z") -> [UInt8] {
-        var job: [String: Any] = ["id": id, "run_id": 5000 + id, "run_attempt": 1, "name": "test", "workflow_name": "CI",
-                                  "status": action, "labels": labels, "created_at": created]
-        if let started { job["started_at"] = started; job["runner_name"] = "tenki-runner-\(id)" }
-        if let completed { job["completed_at"] = completed; job["conclusion"] = "success" }
+    static func job(
+        _ action: String, id: Int64, labels: [String], started: String? = nil, completed: String? = nil,
+        created: String = "2026-01-05T09:59:30Z"
+    ) -> [UInt8] {
+        var job: [String: Any] = [
+            "id": id, "run_id": 5000 + id, "run_attempt": 1, "name": "test", "workflow_name": "CI",
+            "status": action, "labels": labels, "created_at": created,
+        ]
+        if let started {
+            job["started_at"] = started
+            job["runner_name"] = "tenki-runner-\(id)"
+        }
+        if let completed {
+            job["completed_at"] = completed
+            job["conclusion"] = "success"
+        }
         let payload: [String: Any] = [
             "action": action, "workflow_job": job, "installation": ["id": 957387],
-            "repository": ["id": 1296269, "name": "Hello-World", "full_name": "Codertocat/Hello-World",
-                           "owner": ["id": 21031067, "login": "Codertocat", "type": "User"]],
+            "repository": [
+                "id": 1_296_269, "name": "Hello-World", "full_name": "Codertocat/Hello-World",
+                "owner": ["id": 21_031_067, "login": "Codertocat", "type": "User"],
+            ],
         ]
         return Array(try! JSONSerialization.data(withJSONObject: payload))
     }
@@ -40,8 +52,10 @@ struct RunnerEndToEndTests {
     func mainPath(_ kind: DriverKind) async throws {
         let harness = try WebhookIngressTests.Harness(kind)
         let log = harness.test.directory + "/provider.log"
-        let server = try await harness.serve(["TENKI_RUNNER_LOCAL_COMMAND": "echo \"$TENKI_ACTION $TENKI_JOB_KEY\" >> '\(log)'",
-                                              "TENKI_RUNNER_SCHEDULER_INTERVAL_MS": "50"])
+        let server = try await harness.serve([
+            "TENKI_RUNNER_LOCAL_COMMAND": "echo \"$TENKI_ACTION $TENKI_JOB_KEY\" >> '\(log)'",
+            "TENKI_RUNNER_SCHEDULER_INTERVAL_MS": "50",
+        ])
         defer { server.kill() }
         let install = try Fixtures.github().first { $0.file == "installation.created.payload.json" }!
         var deliveries: [(String, [UInt8])] = [("installation", install.body)]
@@ -65,7 +79,8 @@ struct RunnerEndToEndTests {
         let listed = try TenkiProcess.run(["workflow", "list", "--type", "runner.installation"] + storage)
         #expect(listed.status == 0 && listed.output.hasPrefix("installation:957387  runner.installation  sleeping"), "\(listed.output)")
 
-        let started = "2026-01-05T10:00:00Z", completed = "2026-01-05T10:04:10Z"
+        let started = "2026-01-05T10:00:00Z"
+        let completed = "2026-01-05T10:04:10Z"
         for action in ["in_progress", "completed"] {
             let body = Self.job(action, id: 42, labels: ["tenki-8c-16gb"], started: started, completed: action == "completed" ? completed : nil)
             let id = UUID().uuidString
@@ -73,9 +88,10 @@ struct RunnerEndToEndTests {
             // A redelivery of the same delivery id is a 200 duplicate with no effect.
             #expect(try await WebhookIngressTests.post(server, event: "workflow_job", delivery: id, body: body).status == 200)
         }
-        let usage = try await Self.waitFor(["runner", "usage", "--workspace", "ws-21031067", "--json"] + storage) { json in
-            (json as? [[String: Any]])?.first?["posted"] as? Bool == true
-        } as? [[String: Any]]
+        let usage =
+            try await Self.waitFor(["runner", "usage", "--workspace", "ws-21031067", "--json"] + storage) { json in
+                (json as? [[String: Any]])?.first?["posted"] as? Bool == true
+            } as? [[String: Any]]
         // 4 min 10 s bills as 5 minutes; 8 vCPU takes 4 free minutes a minute.
         #expect(usage?.first?["billable_minutes"] as? Int == 5)
         #expect(usage?.first?["free_minutes_consumed"] as? Int == 20)
@@ -94,17 +110,20 @@ struct RunnerEndToEndTests {
         _ = try await Self.waitFor(["jobs", "list", "--json"] + storage) { _ in
             (try? String(contentsOfFile: log, encoding: .utf8)) == "provision 957387/42/1\nrelease 957387/42/1\n"
         }
-        let jobs = try await Self.waitFor(["jobs", "list", "--workspace", "ws-21031067", "--json"] + storage) { json in
-            (json as? [[String: Any]])?.first?["state"] as? String == "completed"
-        } as? [[String: Any]]
-        #expect(jobs?.first?["billable_minutes"] as? Int == 5 && jobs?.first?["amount_micros"] as? Int == 0
+        let jobs =
+            try await Self.waitFor(["jobs", "list", "--workspace", "ws-21031067", "--json"] + storage) { json in
+                (json as? [[String: Any]])?.first?["state"] as? String == "completed"
+            } as? [[String: Any]]
+        #expect(
+            jobs?.first?["billable_minutes"] as? Int == 5 && jobs?.first?["amount_micros"] as? Int == 0
                 && jobs?.first?["run_attempt"] as? Int == 1 && jobs?.first?["sku"] as? String == "x64-8c-16gb")
 
         // Job metrics: queued 30 s before it started, ran 250 s, did not fail.
         let metrics = try TenkiProcess.run(["jobs", "metrics", "--workspace", "codertocat", "--json"] + storage)
         let report = try JSONSerialization.jsonObject(with: Data(metrics.output.utf8)) as? [String: Any]
         let row = (report?["jobs"] as? [[String: Any]])?.first
-        #expect(row?["queue_seconds_p50"] as? Int == 30 && row?["duration_seconds_p90"] as? Int == 250
+        #expect(
+            row?["queue_seconds_p50"] as? Int == 30 && row?["duration_seconds_p90"] as? Int == 250
                 && row?["jobs"] as? Int == 1 && row?["failure_rate_ppm"] as? Int == 0, "\(metrics.output)\(metrics.error)")
         let scrape = String(decoding: try await HTTPClient().get(server.baseURL + "/metrics").body, as: UTF8.self)
         #expect(scrape.contains("# TYPE tenki_runner_queue_depth gauge"))
@@ -116,16 +135,21 @@ struct RunnerEndToEndTests {
     func freeMinutesRunOut(_ kind: DriverKind) async throws {
         let harness = try WebhookIngressTests.Harness(kind)
         let log = harness.test.directory + "/provider.log"
-        let server = try await harness.serve(["TENKI_RUNNER_LOCAL_COMMAND": "echo \"$TENKI_ACTION $TENKI_JOB_KEY\" >> '\(log)'",
-                                              "TENKI_RUNNER_SCHEDULER_INTERVAL_MS": "50"])
+        let server = try await harness.serve([
+            "TENKI_RUNNER_LOCAL_COMMAND": "echo \"$TENKI_ACTION $TENKI_JOB_KEY\" >> '\(log)'",
+            "TENKI_RUNNER_SCHEDULER_INTERVAL_MS": "50",
+        ])
         defer { server.kill() }
         let storage = harness.storageArguments
         let install = try Fixtures.github().first { $0.file == "installation.created.payload.json" }!
         #expect(try await WebhookIngressTests.post(server, event: "installation", delivery: UUID().uuidString, body: install.body).status == 202)
         // 8 vCPU for 250 minutes: 4 free minutes a minute takes all 1,000 signup minutes.
         let labels = ["tenki-8c-16gb"]
-        #expect(try await WebhookIngressTests.post(server, event: "workflow_job", delivery: UUID().uuidString,
-                                                   body: Self.job("queued", id: 1, labels: labels)).status == 202)
+        #expect(
+            try await WebhookIngressTests.post(
+                server, event: "workflow_job", delivery: UUID().uuidString,
+                body: Self.job("queued", id: 1, labels: labels)
+            ).status == 202)
         _ = try await Self.waitFor(["jobs", "list", "--workspace", "codertocat", "--json"] + storage) { json in
             (json as? [[String: Any]])?.first?["state"] as? String == "provisioning"
         }
@@ -139,11 +163,15 @@ struct RunnerEndToEndTests {
         _ = try await Self.waitFor(["ledger", "balance", "--workspace", "codertocat", "--json"] + storage) { json in
             (json as? [String: Any])?["free_minutes_remaining"] as? Int == 0
         }
-        #expect(try await WebhookIngressTests.post(server, event: "workflow_job", delivery: UUID().uuidString,
-                                                   body: Self.job("queued", id: 2, labels: labels)).status == 202)
-        let jobs = try await Self.waitFor(["jobs", "list", "--workspace", "codertocat", "--json"] + storage) { json in
-            (json as? [[String: Any]])?.first { $0["job_id"] as? Int == 2 }?["state"] as? String == "blocked"
-        } as? [[String: Any]]
+        #expect(
+            try await WebhookIngressTests.post(
+                server, event: "workflow_job", delivery: UUID().uuidString,
+                body: Self.job("queued", id: 2, labels: labels)
+            ).status == 202)
+        let jobs =
+            try await Self.waitFor(["jobs", "list", "--workspace", "codertocat", "--json"] + storage) { json in
+                (json as? [[String: Any]])?.first { $0["job_id"] as? Int == 2 }?["state"] as? String == "blocked"
+            } as? [[String: Any]]
         let blocked = jobs?.first { $0["job_id"] as? Int == 2 }
         #expect(blocked?["reason"] as? String == "payment_method_required")
         let first = jobs?.first { $0["job_id"] as? Int == 1 }
@@ -163,7 +191,8 @@ struct RunnerEndToEndTests {
         }
         let workspaces = try TenkiProcess.run(["workspaces", "list", "--json"] + storage)
         let list = try JSONSerialization.jsonObject(with: Data(workspaces.output.utf8)) as? [[String: Any]]
-        #expect(list?.first?["slug"] as? String == "codertocat" && list?.first?["payment_method_ref"] as? String == "pm_card_visa"
+        #expect(
+            list?.first?["slug"] as? String == "codertocat" && list?.first?["payment_method_ref"] as? String == "pm_card_visa"
                 && list?.first?["has_payment_method"] as? Bool == true)
         // Unknown workspaces are an error, not an empty list.
         let unknown = try TenkiProcess.run(["jobs", "list", "--workspace", "nobody", "--json"] + storage)

@@ -20,14 +20,16 @@ struct WebhookIngressTests {
         init(_ kind: DriverKind) throws { test = try TestDatabase.make(kind) }
 
         func serve(_ environment: [String: String] = [:], port: Int? = nil) async throws -> TenkiProcess {
-            try await TenkiProcess.serve(dataDir: dataDir, databaseURL: databaseURL, secret: WebhookIngressTests.secret,
-                                         environment: environment, port: port)
+            try await TenkiProcess.serve(
+                dataDir: dataDir, databaseURL: databaseURL, secret: WebhookIngressTests.secret,
+                environment: environment, port: port)
         }
 
         /// `tenki webhooks list --json`, keyed by delivery id.
         func deliveries() throws -> [String: [String: Any]] {
-            let result = try TenkiProcess.run(["webhooks", "list", "--json", "--limit", "1000"] + storageArguments,
-                                              environment: ["TENKI_GITHUB_WEBHOOK_SECRET": WebhookIngressTests.secret])
+            let result = try TenkiProcess.run(
+                ["webhooks", "list", "--json", "--limit", "1000"] + storageArguments,
+                environment: ["TENKI_GITHUB_WEBHOOK_SECRET": WebhookIngressTests.secret])
             guard result.status == 0 else { throw MissingDependency(description: "webhooks list failed: \(result.error)") }
             let array = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]] ?? []
             var byID: [String: [String: Any]] = [:]
@@ -50,8 +52,10 @@ struct WebhookIngressTests {
         }
     }
 
-    static func post(_ server: TenkiProcess, event: String?, delivery: String?, body: [UInt8], signature: String? = "sign",
-                     extraHeaders: [(name: String, value: String)] = []) async throws -> OutboundResponse {
+    static func post(
+        _ server: TenkiProcess, event: String?, delivery: String?, body: [UInt8], signature: String? = "sign",
+        extraHeaders: [(name: String, value: String)] = []
+    ) async throws -> OutboundResponse {
         var headers: [(name: String, value: String)] = [(name: "Content-Type", value: "application/json")]
         if let event { headers.append((name: "X-GitHub-Event", value: event)) }
         if let delivery { headers.append((name: "X-GitHub-Delivery", value: delivery)) }
@@ -60,8 +64,10 @@ struct WebhookIngressTests {
             headers.append((name: "X-Hub-Signature-256", value: value))
         }
         headers += extraHeaders
-        return try await HTTPClient().send(OutboundRequest(method: "POST", url: server.baseURL + "/webhooks/github",
-                                                           headers: headers, body: body, timeoutMilliseconds: 60_000))
+        return try await HTTPClient().send(
+            OutboundRequest(
+                method: "POST", url: server.baseURL + "/webhooks/github",
+                headers: headers, body: body, timeoutMilliseconds: 60_000))
     }
 
     static func action(of body: [UInt8]) -> String? {
@@ -121,11 +127,13 @@ struct WebhookIngressTests {
         expectRejected(try await Self.post(server, event: "workflow_job", delivery: "b1", body: good, signature: nil), 401, "signature_missing")
         let wrong = WebhookSignature.gitHubHeader(secret: Array("not the secret".utf8), body: good)
         expectRejected(try await Self.post(server, event: "workflow_job", delivery: "b2", body: good, signature: wrong), 401, "signature_mismatch")
-        expectRejected(try await Self.post(server, event: "workflow_job", delivery: "b3", body: good, signature: "sha1=abc"), 401, "signature_malformed")
+        expectRejected(
+            try await Self.post(server, event: "workflow_job", delivery: "b3", body: good, signature: "sha1=abc"), 401, "signature_malformed")
         // A valid signature over other bytes than the ones sent.
         let tampered = good + Array(" ".utf8)
         let signedOriginal = WebhookSignature.gitHubHeader(secret: Array(Self.secret.utf8), body: good)
-        expectRejected(try await Self.post(server, event: "workflow_job", delivery: "b4", body: tampered, signature: signedOriginal), 401, "signature_mismatch")
+        expectRejected(
+            try await Self.post(server, event: "workflow_job", delivery: "b4", body: tampered, signature: signedOriginal), 401, "signature_mismatch")
         expectRejected(try await Self.post(server, event: nil, delivery: "b5", body: good), 400, "event_missing")
         expectRejected(try await Self.post(server, event: "workflow_job", delivery: nil, body: good), 400, "delivery_missing")
         expectRejected(try await Self.post(server, event: "workflow_job", delivery: "b7", body: Array("{\"action\": ".utf8)), 400, "malformed_json")
@@ -134,8 +142,10 @@ struct WebhookIngressTests {
         let oversize = [UInt8](repeating: 0x20, count: 25 * 1024 * 1024 + 1)
         expectRejected(try await Self.post(server, event: "workflow_job", delivery: "b10", body: oversize), 413, "payload_too_large")
         // Without Content-Length (chunked), the limit holds while reading.
-        expectRejected(try await Self.post(server, event: "workflow_job", delivery: "b11", body: oversize,
-                                           extraHeaders: [(name: "Transfer-Encoding", value: "chunked")]), 413, "payload_too_large")
+        expectRejected(
+            try await Self.post(
+                server, event: "workflow_job", delivery: "b11", body: oversize,
+                extraHeaders: [(name: "Transfer-Encoding", value: "chunked")]), 413, "payload_too_large")
         // Exactly at the limit is accepted as far as size goes (then fails as JSON).
         let atLimit = [UInt8](repeating: 0x20, count: 25 * 1024 * 1024)
         expectRejected(try await Self.post(server, event: "workflow_job", delivery: "b12", body: atLimit), 400, "malformed_json")
@@ -208,7 +218,8 @@ struct WebhookIngressTests {
         let server = try await harness.serve()
         let body = try Fixtures.github().first { $0.event == "workflow_job" }!.body
         let signature = WebhookSignature.gitHubHeader(secret: Array(Self.secret.utf8), body: body)
-        let head = "POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        let head =
+            "POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + "X-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: in-flight-1\r\nX-Hub-Signature-256: \(signature)\r\n"
             + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         let socket = try RawSocket(port: server.port)

@@ -1,8 +1,8 @@
 import Foundation
 import GitHubPlugin
 import Host
-import TenkiCrypto
 import PluginTestSupport
+import TenkiCrypto
 import TestSupport
 import Testing
 
@@ -108,8 +108,9 @@ struct GitHubAppClientTests {
             for index in 0..<24 {
                 group.addTask {
                     if index.isMultiple(of: 2) { return try await client.installationToken(9).token }
-                    let response = try await client.jitRunnerConfig(installation: 9, scope: .organization("acme"),
-                                                                    name: "runner-\(index)", labels: ["tenki-2c-4gb"])
+                    let response = try await client.jitRunnerConfig(
+                        installation: 9, scope: .organization("acme"),
+                        name: "runner-\(index)", labels: ["tenki-2c-4gb"])
                     return String(response.runnerID)
                 }
             }
@@ -156,8 +157,9 @@ struct GitHubAppClientTests {
     func jitConfigOrganization() async throws {
         let fake = try FakeGitHub()
         let client = try await fake.client()
-        let config = try await client.jitRunnerConfig(installation: 11, scope: .organization("acme"), name: "tenki-job-1",
-                                                      labels: ["self-hosted", "tenki-4c-8gb"])
+        let config = try await client.jitRunnerConfig(
+            installation: 11, scope: .organization("acme"), name: "tenki-job-1",
+            labels: ["self-hosted", "tenki-4c-8gb"])
         #expect(config.runnerID >= 1000 && config.runnerName == "tenki-job-1")
         let decoded = try #require(Data(base64Encoded: config.encodedJITConfig))
         let inner = try JSONSerialization.jsonObject(with: decoded) as? [String: Any]
@@ -182,11 +184,13 @@ struct GitHubAppClientTests {
     func jitConfigRepository() async throws {
         let fake = try FakeGitHub()
         let client = try await fake.client()
-        let config = try await client.jitRunnerConfig(installation: 12, org: nil, repo: "acme/widgets", name: "tenki-job-2",
-                                                      labels: ["tenki-2c-4gb"], runnerGroupID: 3, workFolder: "work")
+        let config = try await client.jitRunnerConfig(
+            installation: 12, org: nil, repo: "acme/widgets", name: "tenki-job-2",
+            labels: ["tenki-2c-4gb"], runnerGroupID: 3, workFolder: "work")
         let inner = try JSONSerialization.jsonObject(with: try #require(Data(base64Encoded: config.encodedJITConfig))) as? [String: Any]
         #expect(inner?["scope"] as? String == "repo:acme/widgets")
-        let call = try #require(FakeGitHub.apiRequests(try await fake.requests(), path: "/repos/acme/widgets/actions/runners/generate-jitconfig").first)
+        let call = try #require(
+            FakeGitHub.apiRequests(try await fake.requests(), path: "/repos/acme/widgets/actions/runners/generate-jitconfig").first)
         let body = try #require(call["body"] as? [String: Any])
         #expect(body["runner_group_id"] as? Int == 3 && body["work_folder"] as? String == "work")
         #expect(body["labels"] as? [String] == ["tenki-2c-4gb"])

@@ -30,7 +30,7 @@ struct GitHubPluginTests {
             case ("installation_repositories", .installationRepositories(let e)):
                 #expect(!(e.repositoriesAdded + e.repositoriesRemoved).isEmpty)
             case ("workflow_job", .workflowJob(let e)):
-                #expect(e.workflowJob.id == 289782451 || e.workflowJob.id > 0)
+                #expect(e.workflowJob.id == 289_782_451 || e.workflowJob.id > 0)
                 #expect(!e.workflowJob.labels.isEmpty)
             case ("workflow_run", .workflowRun(let e)): #expect(e.workflowRun.id > 0)
             case ("push", .push(let e)): #expect(e.ref.hasPrefix("refs/"))
@@ -74,8 +74,10 @@ struct GitHubPluginTests {
         let plugin = try #require(host.plugin(GitHubPlugin.self))
         let body = Array(#"{"zen":"Keep it logically awesome."}"#.utf8)
         func headers(userAgent: String, delivery: String) -> [String: String] {
-            ["x-github-event": "ping", "x-github-delivery": delivery, "user-agent": userAgent,
-             "x-hub-signature-256": WebhookSignature.gitHubHeader(secret: Array("s".utf8), body: body)]
+            [
+                "x-github-event": "ping", "x-github-delivery": delivery, "user-agent": userAgent,
+                "x-hub-signature-256": WebhookSignature.gitHubHeader(secret: Array("s".utf8), body: body),
+            ]
         }
         let big = String(repeating: "a", count: HostLimits.webhookMaxStoredHeaderBytes)
         #expect(try await plugin.receive(headers: headers(userAgent: big, delivery: "big"), body: body) == 431)
@@ -90,18 +92,20 @@ struct GitHubPluginTests {
         let test = try TestDatabase.make(.sqlite)
         let host = try await Self.openHost(test)
         try await host.database.execute("CREATE TABLE jobs_seen (job_id BIGINT NOT NULL, action TEXT NOT NULL)")
-        host.events.subscribe(GitHubEvent.subscription(name: "test.jobs", topics: ["workflow_job.*"]) { typed, _ in
-            guard case .workflowJob(let job) = typed else { return { _ in } }
-            return { db in
-                try db.execute("INSERT INTO jobs_seen (job_id, action) VALUES ($1, $2)", [.integer(job.workflowJob.id), .text(job.action)])
-            }
-        })
+        host.events.subscribe(
+            GitHubEvent.subscription(name: "test.jobs", topics: ["workflow_job.*"]) { typed, _ in
+                guard case .workflowJob(let job) = typed else { return { _ in } }
+                return { db in
+                    try db.execute("INSERT INTO jobs_seen (job_id, action) VALUES ($1, $2)", [.integer(job.workflowJob.id), .text(job.action)])
+                }
+            })
         let fixtures = try Fixtures.github()
         try await host.database.transaction { db in
             for (index, fixture) in fixtures.enumerated() {
                 let action = (try? JSONSerialization.jsonObject(with: Data(fixture.body)) as? [String: Any])?["action"] as? String
-                try EventInbox.publish(in: db, topic: action.map { "\(fixture.event).\($0)" } ?? fixture.event,
-                                       source: "github", sourceID: "t\(index)", payload: fixture.body)
+                try EventInbox.publish(
+                    in: db, topic: action.map { "\(fixture.event).\($0)" } ?? fixture.event,
+                    source: "github", sourceID: "t\(index)", payload: fixture.body)
             }
         }
         let dispatcher = host.events.dispatcher()
@@ -132,7 +136,8 @@ struct WorkflowJobScanTests {
         #expect(fixtures.count >= 3)
         for fixture in fixtures {
             guard case .workflowJob(let scanned) = try GitHubEvent.decode(type: "workflow_job", payload: fixture.body) else {
-                Issue.record("\(fixture.file) did not decode as a workflow_job"); continue
+                Issue.record("\(fixture.file) did not decode as a workflow_job")
+                continue
             }
             #expect(Self.same(scanned, try Self.reference(fixture.body)), "\(fixture.file)")
             #expect(try GitHubEvent.WorkflowJob.scanned(fixture.body) != nil, "the scanned path read \(fixture.file)")
@@ -147,7 +152,8 @@ struct WorkflowJobScanTests {
             object["organization"] = ["id": 42, "login": "Acme", "type": "Organization"]
             let edited = Array(try JSONSerialization.data(withJSONObject: object))
             guard case .workflowJob(let again) = try GitHubEvent.decode(type: "workflow_job", payload: edited) else {
-                Issue.record("edited \(fixture.file) did not decode"); continue
+                Issue.record("edited \(fixture.file) did not decode")
+                continue
             }
             #expect(Self.same(again, try Self.reference(edited)) && again.workflowJob.name == "build \"äöü\" \\ \u{1F680}\n")
             #expect(try GitHubEvent.WorkflowJob.scanned(edited)?.workflowJob.labels == ["tenki-2c-4gb", "gpu\t\"x\""])
@@ -156,9 +162,13 @@ struct WorkflowJobScanTests {
 
     @Test("a payload missing a required field is refused as the general decoder refuses it")
     func missingField() throws {
-        let body = Array(#"{"action":"queued","workflow_job":{"id":1,"name":"x","status":"queued","labels":[]},"repository":{"id":2,"name":"r","full_name":"o/r"}}"#.utf8)
+        let body = Array(
+            (#"{"action":"queued","workflow_job":{"id":1,"name":"x","status":"queued","labels":[]},"repository":{"id":2,"name":"r","#
+                + #""full_name":"o/r"}}"#).utf8)
         #expect(throws: (any Error).self) { try GitHubEvent.decode(type: "workflow_job", payload: body) }
-        let wrongType = Array(#"{"action":"queued","workflow_job":{"id":"1","run_id":1,"name":"x","status":"queued","labels":[]},"repository":{"id":2,"name":"r","full_name":"o/r"}}"#.utf8)
+        let wrongType = Array(
+            (#"{"action":"queued","workflow_job":{"id":"1","run_id":1,"name":"x","status":"queued","labels":[]},"repository":{"id":2,"#
+                + #""name":"r","full_name":"o/r"}}"#).utf8)
         #expect(throws: (any Error).self) { try GitHubEvent.decode(type: "workflow_job", payload: wrongType) }
         #expect(try GitHubEvent.WorkflowJob.scanned(wrongType) == nil)
     }

@@ -22,8 +22,10 @@ struct WebhookRouteTests {
 
     static func job() throws -> [UInt8] { try Fixtures.github().first { $0.event == "workflow_job" }!.body }
 
-    static func post(_ client: some TestClientProtocol, body: [UInt8], delivery: String = UUID().uuidString, event: String? = "workflow_job",
-                     signature: String? = nil, _ check: @escaping (TestResponse) async throws -> Void) async throws {
+    static func post(
+        _ client: some TestClientProtocol, body: [UInt8], delivery: String = UUID().uuidString, event: String? = "workflow_job",
+        signature: String? = nil, _ check: @escaping (TestResponse) async throws -> Void
+    ) async throws {
         var headers: HTTPFields = [.contentType: "application/json"]
         headers[HTTPFields.Element.Name("X-GitHub-Delivery")!] = delivery
         if let event { headers[HTTPFields.Element.Name("X-GitHub-Event")!] = event }

@@ -18,9 +18,10 @@ struct HTTPClientTests {
         let client = HTTPClient()
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let body: [UInt8]? = method == "GET" ? nil : Array("payload of \(method)".utf8)
-            let response = try await client.send(OutboundRequest(
-                method: method, url: "http://127.0.0.1:\(peer.port)/echo?x=1",
-                headers: [(name: "X-Tenki", value: "hello"), (name: "Content-Type", value: "text/plain")], body: body))
+            let response = try await client.send(
+                OutboundRequest(
+                    method: method, url: "http://127.0.0.1:\(peer.port)/echo?x=1",
+                    headers: [(name: "X-Tenki", value: "hello"), (name: "Content-Type", value: "text/plain")], body: body))
             #expect(response.status == 200)
             #expect(response.header("x-echo") == "yes")
             let echo = try JSONDecoder().decode(Echo.self, from: Data(response.body))

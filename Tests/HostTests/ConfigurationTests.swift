@@ -21,13 +21,13 @@ struct ConfigurationTests {
         let directory = try TemporaryDirectory.make(prefix: "tenki-config")
         let file = directory + "/tenki.toml"
         try """
-            # Tenki Host
-            port = 9000
-            data_dir = "/var/lib/tenki"   # comment after a value
-            log_level = "debug"
-            dispatch = false
-            github_webhook_secret = "from \\"file\\""
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+        # Tenki Host
+        port = 9000
+        data_dir = "/var/lib/tenki"   # comment after a value
+        log_level = "debug"
+        dispatch = false
+        github_webhook_secret = "from \\"file\\""
+        """.write(toFile: file, atomically: true, encoding: .utf8)
         let fromFile = try HostConfiguration.load(file: file, environment: [:])
         #expect(fromFile.port == 9000)
         #expect(fromFile.dataDir == "/var/lib/tenki")
@@ -67,7 +67,9 @@ struct ConfigurationTests {
         #expect(config.scriptsReloadPollMilliseconds == 40)
         #expect(config.inboxPollIntervalMilliseconds == 100 && config.inboxLeaseSeconds == 5 && config.inboxConcurrency == 2)
         #expect(config.scriptHTTPAllowedHosts == ["api.example.com", "hooks.example.org"])
-        #expect(config.runnerProvider == "none" && config.runnerImage == "example/runner:1" && config.runnerLocalCommand == "true" && config.runnerSchedulerIntervalMilliseconds == 20)
+        #expect(
+            config.runnerProvider == "none" && config.runnerImage == "example/runner:1" && config.runnerLocalCommand == "true"
+                && config.runnerSchedulerIntervalMilliseconds == 20)
         #expect(config.runnerReconcileIntervalSeconds == 0 && config.runnerOrphanTimeoutSeconds == 120)
         #expect(!config.workflowWorker && config.workflowPollIntervalMilliseconds == 50 && config.workflowLeaseSeconds == 7)
         #expect(config.workflowConcurrency == 3 && config.workflowTestTypes)

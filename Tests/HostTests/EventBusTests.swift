@@ -35,9 +35,12 @@ struct EventBusTests {
         let (db, bus) = try await Self.makeBus(test)
         for name in ["jobs", "all"] {
             let topics = name == "jobs" ? ["workflow_job.*"] : ["*"]
-            bus.subscribe(EventSubscription(name: name, topics: topics, handler: .transactional { event, tx in
-                try tx.execute("INSERT INTO effects (event_id, subscriber) VALUES ($1, $2)", [.integer(event.id), .text(name)])
-            }))
+            bus.subscribe(
+                EventSubscription(
+                    name: name, topics: topics,
+                    handler: .transactional { event, tx in
+                        try tx.execute("INSERT INTO effects (event_id, subscriber) VALUES ($1, $2)", [.integer(event.id), .text(name)])
+                    }))
         }
         let ids = try await Self.publish(db, ["workflow_job.queued", "push", "workflow_job.completed"])
         let dispatcher = bus.dispatcher()
@@ -56,16 +59,22 @@ struct EventBusTests {
         let test = try TestDatabase.make(kind)
         let (db, bus) = try await Self.makeBus(test)
         let failuresLeft = LockedBox(1)
-        bus.subscribe(EventSubscription(name: "steady", topics: ["*"], handler: .transactional { event, tx in
-            try tx.execute("INSERT INTO effects (event_id, subscriber) VALUES ($1, 'steady')", [.integer(event.id)])
-        }))
+        bus.subscribe(
+            EventSubscription(
+                name: "steady", topics: ["*"],
+                handler: .transactional { event, tx in
+                    try tx.execute("INSERT INTO effects (event_id, subscriber) VALUES ($1, 'steady')", [.integer(event.id)])
+                }))
         struct Flaky: Error {}
-        bus.subscribe(EventSubscription(name: "flaky", topics: ["*"], handler: .async { _ in
-            if failuresLeft.value > 0 {
-                failuresLeft.value -= 1
-                throw Flaky()
-            }
-        }))
+        bus.subscribe(
+            EventSubscription(
+                name: "flaky", topics: ["*"],
+                handler: .async { _ in
+                    if failuresLeft.value > 0 {
+                        failuresLeft.value -= 1
+                        throw Flaky()
+                    }
+                }))
         let ids = try await Self.publish(db, ["ping"])
         let dispatcher = bus.dispatcher()
         #expect(try await dispatcher.dispatchOnce() == 1)
@@ -106,9 +115,12 @@ struct EventBusTests {
         let (db, bus) = try await Self.makeBus(test)
         bus.registerPayloadLoader(source: "ext") { _, id in Array("{\"id\":\"\(id)\"}".utf8) }
         let seen = LockedBox<[String]>([])
-        bus.subscribe(EventSubscription(name: "reader", source: "ext", topics: ["*"], handler: .async { event in
-            seen.value.append(String(decoding: event.payload, as: UTF8.self))
-        }))
+        bus.subscribe(
+            EventSubscription(
+                name: "reader", source: "ext", topics: ["*"],
+                handler: .async { event in
+                    seen.value.append(String(decoding: event.payload, as: UTF8.self))
+                }))
         _ = try await db.transaction { try EventInbox.publish(in: $0, topic: "thing.made", source: "ext", sourceID: "abc", payload: nil) }
         _ = try await Self.publish(db, ["thing.made"], source: "other")
         #expect(try await bus.dispatcher().dispatchOnce() == 2)
@@ -142,9 +154,12 @@ struct RecentPayloadsTests {
         cache.put("k10", Array(repeating: 10, count: 200))  // 1,100 bytes: k0 goes
         #expect(cache.take("k0") == nil && cache.take("k1") == Array(repeating: 1, count: 100))
         #expect(cache.heldBytes <= 1_000)
-        cache.put("big", Array(repeating: 0, count: 251))    // over a quarter of the budget
+        cache.put("big", Array(repeating: 0, count: 251))  // over a quarter of the budget
         #expect(cache.take("big") == nil)
-        for i in 11..<5_000 { cache.put("k\(i)", [1]); _ = cache.take("k\(i)") }
+        for i in 11..<5_000 {
+            cache.put("k\(i)", [1])
+            _ = cache.take("k\(i)")
+        }
         #expect(cache.take("k10")?.count == 200)
     }
 }

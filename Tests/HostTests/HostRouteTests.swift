@@ -74,11 +74,13 @@ struct HostRouteTests {
 /// Each code's one HTTP status and one exit code, and how other errors map onto the codes.
 @Suite("HostError: statuses and exit codes")
 struct HostErrorTests {
-    @Test("every code has its status and exit code", arguments: [
-        (HostError.Code.badRequest, 400, 64), (.unauthorized, 401, 77), (.notFound, 404, 66), (.payloadTooLarge, 413, 65),
-        (.rejected, 422, 65), (.notFinished, 409, 75), (.failed, 409, 1), (.unavailable, 503, 69), (.badConfiguration, 500, 78),
-        (.internal, 500, 70),
-    ] as [(HostError.Code, Int, Int32)])
+    @Test(
+        "every code has its status and exit code",
+        arguments: [
+            (HostError.Code.badRequest, 400, 64), (.unauthorized, 401, 77), (.notFound, 404, 66), (.payloadTooLarge, 413, 65),
+            (.rejected, 422, 65), (.notFinished, 409, 75), (.failed, 409, 1), (.unavailable, 503, 69), (.badConfiguration, 500, 78),
+            (.internal, 500, 70),
+        ] as [(HostError.Code, Int, Int32)])
     func table(_ code: HostError.Code, _ status: Int, _ exitCode: Int32) {
         let error = HostError(code, "m")
         #expect(error.status.code == status)

@@ -17,24 +17,30 @@ struct JSONScannerTests {
         }
     }
 
-    @Test("valid documents are accepted and their members located", arguments: [
-        (#"{}"#, [:]),
-        (#" { "a" : 1 } "#, ["a": "1"]),
-        (#"{"a":[1,2.5,-3e10,0.0E+1,true,false,null,{"b":"c"}],"d":"\u00e9\n\"\\\/"}"#,
-         ["a": #"[1,2.5,-3e10,0.0E+1,true,false,null,{"b":"c"}]"#, "d": #""\u00e9\n\"\\\/""#]),
-        ("{\"ünï\":\"cödé 😀\"}", ["ünï": "\"cödé 😀\""]),
-        (#"{"x":{"y":[]} ,"z":-0.5e-3}"#, ["x": #"{"y":[]}"#, "z": "-0.5e-3"]),
-    ] as [(String, [String: String])])
+    @Test(
+        "valid documents are accepted and their members located",
+        arguments: [
+            (#"{}"#, [:]),
+            (#" { "a" : 1 } "#, ["a": "1"]),
+            (
+                #"{"a":[1,2.5,-3e10,0.0E+1,true,false,null,{"b":"c"}],"d":"\u00e9\n\"\\\/"}"#,
+                ["a": #"[1,2.5,-3e10,0.0E+1,true,false,null,{"b":"c"}]"#, "d": #""\u00e9\n\"\\\/""#]
+            ),
+            ("{\"ünï\":\"cödé 😀\"}", ["ünï": "\"cödé 😀\""]),
+            (#"{"x":{"y":[]} ,"z":-0.5e-3}"#, ["x": #"{"y":[]}"#, "z": "-0.5e-3"]),
+        ] as [(String, [String: String])])
     func valid(_ text: String, expected: [String: String]) throws {
         // Keys are the raw bytes between the quotes; values are the exact text of the value.
         #expect(try Self.members(text) == expected)
     }
 
-    @Test("invalid documents are rejected", arguments: [
-        "", " ", "[]", "1", "\"x\"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "{\"a\":01}", "{\"a\":1.}",
-        "{\"a\":.5}", "{\"a\":-}", "{\"a\":tru}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"tab\there\"}",
-        "{\"a\":1} {}", "{\"a\":[1 2]}", "{\"a\":'x'}", "{\"a\":NaN}",
-    ])
+    @Test(
+        "invalid documents are rejected",
+        arguments: [
+            "", " ", "[]", "1", "\"x\"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "{\"a\":01}", "{\"a\":1.}",
+            "{\"a\":.5}", "{\"a\":-}", "{\"a\":tru}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"tab\there\"}",
+            "{\"a\":1} {}", "{\"a\":[1 2]}", "{\"a\":'x'}", "{\"a\":NaN}",
+        ])
     func invalid(_ text: String) {
         #expect(throws: JSONScanner.SyntaxError.self) { try Self.members(text) }
     }
@@ -60,7 +66,7 @@ struct JSONScannerTests {
             let installation = try #require(JSONScanner.member("installation", in: members, bytes: raw))
             let fields = try #require(try JSONScanner.members(of: installation.value, in: raw))
             let id = try #require(JSONScanner.member("id", in: fields, bytes: raw))
-            #expect(JSONScanner.integer(at: id.value, in: raw) == 3456996)
+            #expect(JSONScanner.integer(at: id.value, in: raw) == 3_456_996)
             #expect(JSONScanner.member("missing", in: members, bytes: raw) == nil)
         }
         #expect(JSONScanner.quote("a\"b\\c\n\u{1}") == #""a\"b\\c\n\u0001""#)

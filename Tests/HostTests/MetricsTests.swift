@@ -5,17 +5,20 @@ import Testing
 struct MetricsTests {
     @Test("a family renders HELP, TYPE and samples with escaped label values")
     func rendersAndEscapes() {
-        let family = MetricFamily(name: "tenki_runner_queue_depth", help: "Jobs waiting\nper workspace", kind: .gauge, samples: [
-            .init(labels: [("workspace", #"a"b\c"#), ("sku", "x64\n2c")], value: 3),
-            .init(labels: [], value: 0.25),
-        ])
-        #expect(family.text == """
-            # HELP tenki_runner_queue_depth Jobs waiting\\nper workspace
-            # TYPE tenki_runner_queue_depth gauge
-            tenki_runner_queue_depth{workspace="a\\"b\\\\c",sku="x64\\n2c"} 3
-            tenki_runner_queue_depth 0.25
+        let family = MetricFamily(
+            name: "tenki_runner_queue_depth", help: "Jobs waiting\nper workspace", kind: .gauge,
+            samples: [
+                .init(labels: [("workspace", #"a"b\c"#), ("sku", "x64\n2c")], value: 3),
+                .init(labels: [], value: 0.25),
+            ])
+        #expect(
+            family.text == """
+                # HELP tenki_runner_queue_depth Jobs waiting\\nper workspace
+                # TYPE tenki_runner_queue_depth gauge
+                tenki_runner_queue_depth{workspace="a\\"b\\\\c",sku="x64\\n2c"} 3
+                tenki_runner_queue_depth 0.25
 
-            """)
+                """)
     }
 
     @Test("summary suffixes and special values", arguments: [(Double.nan, "NaN"), (.infinity, "+Inf"), (-.infinity, "-Inf"), (1e20, "1e+20")])

@@ -17,9 +17,10 @@ struct KubernetesClientTests {
     }
 
     static func manifest(_ name: String, jobID: String = "job-1") throws -> [UInt8] {
-        try KubernetesClient.runnerPodManifest(name: name, jobID: jobID, image: "ghcr.io/actions/actions-runner:2.321.0",
-                                               jitConfig: "eyJqaXQiOiJjb25maWcifQ==", labels: ["tenki.dev/sku": "x64-2c-4gb"],
-                                               resources: RunnerPodResources(cpu: "2", memory: "4Gi"))
+        try KubernetesClient.runnerPodManifest(
+            name: name, jobID: jobID, image: "ghcr.io/actions/actions-runner:2.321.0",
+            jitConfig: "eyJqaXQiOiJjb25maWcifQ==", labels: ["tenki.dev/sku": "x64-2c-4gb"],
+            resources: RunnerPodResources(cpu: "2", memory: "4Gi"))
     }
 
     @Test("the runner Pod manifest is an ephemeral actions-runner Pod with the JIT config in its environment")
@@ -29,8 +30,11 @@ struct KubernetesClientTests {
         let metadata = try #require(pod["metadata"] as? [String: Any])
         #expect(metadata["name"] as? String == "tenki-runner-1")
         let labels = try #require(metadata["labels"] as? [String: String])
-        #expect(labels == ["tenki.dev/job-id": "4711", "tenki.dev/sku": "x64-2c-4gb", "app.kubernetes.io/managed-by": "tenki",
-                           "app.kubernetes.io/component": "runner"])
+        #expect(
+            labels == [
+                "tenki.dev/job-id": "4711", "tenki.dev/sku": "x64-2c-4gb", "app.kubernetes.io/managed-by": "tenki",
+                "app.kubernetes.io/component": "runner",
+            ])
         let spec = try #require(pod["spec"] as? [String: Any])
         #expect(spec["restartPolicy"] as? String == "Never")
         #expect(spec["automountServiceAccountToken"] as? Bool == false)
@@ -40,8 +44,11 @@ struct KubernetesClientTests {
         #expect(container["command"] as? [String] == ["/home/runner/run.sh"])
         #expect(container["env"] as? [[String: String]] == [["name": "ACTIONS_RUNNER_INPUT_JITCONFIG", "value": "eyJqaXQiOiJjb25maWcifQ=="]])
         // Read from a Secret instead, the value is not in the manifest at all.
-        let fromSecret = try JSONSerialization.jsonObject(with: Data(try KubernetesClient.runnerPodManifest(
-            name: "tenki-1-2-3", jobID: "1.2.3", image: "runner", jitConfig: "", jitConfigSecret: "tenki-1-2-3"))) as? [String: Any]
+        let fromSecret =
+            try JSONSerialization.jsonObject(
+                with: Data(
+                    try KubernetesClient.runnerPodManifest(
+                        name: "tenki-1-2-3", jobID: "1.2.3", image: "runner", jitConfig: "", jitConfigSecret: "tenki-1-2-3"))) as? [String: Any]
         let env = (((fromSecret?["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first?["env"] as? [[String: Any]])?.first
         #expect(((env?["valueFrom"] as? [String: Any])?["secretKeyRef"] as? [String: String]) == ["name": "tenki-1-2-3", "key": "jitconfig"])
         #expect(throws: KubernetesError.self) {
@@ -73,12 +80,13 @@ struct KubernetesClientTests {
         #expect(try await client.getPod("tenki-runner-1") == nil)
 
         let requests = try await fake.requests()
-        #expect(requests.map { "\($0["method"]!) \($0["path"]!)" } == [
-            "POST /api/v1/namespaces/runners/pods",
-            "GET /api/v1/namespaces/runners/pods/tenki-runner-1",
-            "DELETE /api/v1/namespaces/runners/pods/tenki-runner-1",
-            "GET /api/v1/namespaces/runners/pods/tenki-runner-1",
-        ])
+        #expect(
+            requests.map { "\($0["method"]!) \($0["path"]!)" } == [
+                "POST /api/v1/namespaces/runners/pods",
+                "GET /api/v1/namespaces/runners/pods/tenki-runner-1",
+                "DELETE /api/v1/namespaces/runners/pods/tenki-runner-1",
+                "GET /api/v1/namespaces/runners/pods/tenki-runner-1",
+            ])
         for request in requests {
             #expect((request["headers"] as? [String: String])?["authorization"] == "Bearer " + FakeKubernetes.token)
         }
@@ -105,7 +113,9 @@ struct KubernetesClientTests {
         let noImage = Array(#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{"containers":[{"name":"runner"}]}}"#.utf8)
         let invalid = await Self.kubernetesError { try await client.createPod(noImage) }
         #expect(invalid?.status == 422 && invalid?.reason == "Invalid" && invalid?.message.contains("image") == true)
-        let badPolicy = Array(#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{"restartPolicy":"Sometimes","containers":[{"name":"r","image":"i"}]}}"#.utf8)
+        let badPolicy = Array(
+            #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{"restartPolicy":"Sometimes","containers":[{"name":"r","image":"i"}]}}"#
+                .utf8)
         let policy = await Self.kubernetesError { try await client.createPod(badPolicy) }
         #expect(policy?.status == 422 && policy?.message.contains("restartPolicy") == true)
         let notAPod = Array(#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x"},"spec":{}}"#.utf8)
@@ -134,8 +144,10 @@ struct KubernetesClientTests {
         let missingFile = fake.client(credential: .tokenFile(fake.directory + "/nope"))
         #expect(await Self.kubernetesError { _ = try await missingFile.getPod("a") }?.reason == "BadCredential")
 
-        let untrusted = KubernetesClient(configuration: KubernetesConfiguration(apiServerURL: fake.url, credential: .token(FakeKubernetes.token),
-                                                                                caFile: nil, namespace: "runners"))
+        let untrusted = KubernetesClient(
+            configuration: KubernetesConfiguration(
+                apiServerURL: fake.url, credential: .token(FakeKubernetes.token),
+                caFile: nil, namespace: "runners"))
         let error = await #expect(throws: HTTPClientError.self) { _ = try await untrusted.getPod("a") }
         #expect(error?.kind == .tls)
     }

@@ -92,7 +92,8 @@ struct LedgerModel {
         if t.ledger != dr.ledger { return .transferMustHaveTheSameLedgerAsAccounts }
         if let e = transfers[t.id] { return compare(t, existing: e) }
         let pending = t.flags.contains(.pending)
-        let d = dr.balances, c = cr.balances
+        let d = dr.balances
+        let c = cr.balances
         if dr.flags.contains(.debitsMustNotExceedCredits) && d.debitsPending + d.debitsPosted + t.amount > d.creditsPosted { return .exceedsCredits }
         if cr.flags.contains(.creditsMustNotExceedDebits) && c.creditsPending + c.creditsPosted + t.amount > c.debitsPosted { return .exceedsDebits }
         if pending {

@@ -49,17 +49,22 @@ extension LedgerModelTests {
             counter.value += 1
             let file = folder + "/batches-\(counter.value)-\(UInt64.random(in: 0...UInt64.max)).json"
             try JSONEncoder().encode(batches.map { $0.map(CreateTransfersJSON.init) }).write(to: URL(fileURLWithPath: file))
-            let arguments = ["ledger", "create-transfers", "--file", file, "--now", String(now), "--data-dir", folder + "/data",
-                             "--database-url", test.url]
+            let arguments = [
+                "ledger", "create-transfers", "--file", file, "--now", String(now), "--data-dir", folder + "/data",
+                "--database-url", test.url,
+            ]
             let (status, output, error) = try await Self.runDetached(arguments)
             guard status == 0, let data = output.data(using: .utf8),
-                  let names = try? JSONDecoder().decode([[String]].self, from: data) else {
+                let names = try? JSONDecoder().decode([[String]].self, from: data)
+            else {
                 throw MissingDependency(description: "tenki ledger create-transfers exited \(status): \(error) \(output)")
             }
-            return try names.map { try $0.map { name in
-                guard let result = CreateTransferResult(rawValue: name) else { throw MissingDependency(description: "unknown result \(name)") }
-                return result
-            } }
+            return try names.map {
+                try $0.map { name in
+                    guard let result = CreateTransferResult(rawValue: name) else { throw MissingDependency(description: "unknown result \(name)") }
+                    return result
+                }
+            }
         }
         // The chart each process ensures on start exists already, so no process moves the ledger's clock.
         try await store.ensureChart(now: ModelRun.now(0))
@@ -102,9 +107,10 @@ struct CreateTransfersJSON: Encodable {
 /// One randomised run.
 struct ModelRun {
     let seed: UInt64
-    static let start: UInt64 = 1_000_000_000_000   // ns; phase k applies at start + k × phase
+    static let start: UInt64 = 1_000_000_000_000  // ns; phase k applies at start + k × phase
     static var phase: UInt64 { LedgerModel.phaseSeconds * 1_000_000_000 }
-    static let shared: [Account] = [Account(id: ID128(high: 3, low: 1), ledger: 1, code: 1)]
+    static let shared: [Account] =
+        [Account(id: ID128(high: 3, low: 1), ledger: 1, code: 1)]
         + (2...4).map { Account(id: ID128(high: 3, low: UInt64($0)), ledger: 1, code: 2, flags: .debitsMustNotExceedCredits) }
 
     static func now(_ phase: Int) -> UInt64 { start + UInt64(phase) * Self.phase }
@@ -132,7 +138,8 @@ struct ModelRun {
         #expect(try await stores[0].createAccounts(everyAccount, now: Self.now(0)).allSatisfy { $0 == .ok })
         // The shared accounts start with money to spend.
         let funding = Self.shared.dropFirst().enumerated().map { n, a in
-            Transfer(id: ID128(high: 4, low: UInt64(n + 1)), debitAccountID: Self.shared[0].id, creditAccountID: a.id, amount: 2_000, ledger: 1, code: 1)
+            Transfer(
+                id: ID128(high: 4, low: UInt64(n + 1)), debitAccountID: Self.shared[0].id, creditAccountID: a.id, amount: 2_000, ledger: 1, code: 1)
         }
         #expect(try await stores[0].createTransfers(funding, now: Self.now(0)) == [.ok, .ok, .ok])
 
@@ -155,8 +162,9 @@ struct ModelRun {
         let stored = try await stores[0].lookupAccounts(everyAccount.map(\.id))
         var balances: [ID128: LedgerModel.Balances] = [:]
         for a in stored {
-            balances[a.id] = LedgerModel.Balances(debitsPending: a.debitsPending, debitsPosted: a.debitsPosted,
-                                                  creditsPending: a.creditsPending, creditsPosted: a.creditsPosted)
+            balances[a.id] = LedgerModel.Balances(
+                debitsPending: a.debitsPending, debitsPosted: a.debitsPosted,
+                creditsPending: a.creditsPending, creditsPosted: a.creditsPosted)
         }
         for client in clients {
             client.model.expire(phase: LedgerModelTests.phases)
@@ -165,11 +173,12 @@ struct ModelRun {
 
         // Everything, shared pool included: replay what was stored, in timestamp order.
         let transfers = try await db.query("SELECT * FROM ledger_transfers ORDER BY timestamp").map { row -> Transfer in
-            var t = Transfer(id: ID128(hex: try row.string("id"))!, debitAccountID: ID128(hex: try row.string("debit_account_id"))!,
-                             creditAccountID: ID128(hex: try row.string("credit_account_id"))!, amount: UInt64(try row.int("amount")),
-                             ledger: UInt32(try row.int("ledger")), code: UInt16(try row.int("code")),
-                             flags: Transfer.Flags(rawValue: UInt16(try row.int("flags"))), pendingID: ID128(hex: try row.string("pending_id")) ?? .zero,
-                             timeout: UInt32(try row.int("timeout")))
+            var t = Transfer(
+                id: ID128(hex: try row.string("id"))!, debitAccountID: ID128(hex: try row.string("debit_account_id"))!,
+                creditAccountID: ID128(hex: try row.string("credit_account_id"))!, amount: UInt64(try row.int("amount")),
+                ledger: UInt32(try row.int("ledger")), code: UInt16(try row.int("code")),
+                flags: Transfer.Flags(rawValue: UInt16(try row.int("flags"))), pendingID: ID128(hex: try row.string("pending_id")) ?? .zero,
+                timeout: UInt32(try row.int("timeout")))
             t.timestamp = UInt64(try row.int("timestamp"))
             return t
         }
@@ -201,12 +210,14 @@ struct ModelRun {
 
         // The run exercised what it is meant to (a generator that drifted would pass vacuously).
         let seen = Set(clients.flatMap(\.seen))
-        let wanted: [CreateTransferResult] = [.ok, .exists, .existsWithDifferentAmount, .existsWithDifferentCode, .exceedsCredits, .exceedsDebits,
-                                             .linkedEventFailed, .linkedEventChainOpen, .accountsMustHaveTheSameLedger,
-                                             .transferMustHaveTheSameLedgerAsAccounts, .debitAccountNotFound, .creditAccountNotFound,
-                                             .accountsMustBeDifferent, .pendingTransferNotFound, .pendingTransferNotPending,
-                                             .pendingTransferAlreadyPosted, .pendingTransferAlreadyVoided, .pendingTransferExpired,
-                                             .exceedsPendingTransferAmount, .pendingTransferHasDifferentAmount]
+        let wanted: [CreateTransferResult] = [
+            .ok, .exists, .existsWithDifferentAmount, .existsWithDifferentCode, .exceedsCredits, .exceedsDebits,
+            .linkedEventFailed, .linkedEventChainOpen, .accountsMustHaveTheSameLedger,
+            .transferMustHaveTheSameLedgerAsAccounts, .debitAccountNotFound, .creditAccountNotFound,
+            .accountsMustBeDifferent, .pendingTransferNotFound, .pendingTransferNotPending,
+            .pendingTransferAlreadyPosted, .pendingTransferAlreadyVoided, .pendingTransferExpired,
+            .exceedsPendingTransferAmount, .pendingTransferHasDifferentAmount,
+        ]
         #expect(wanted.filter { !seen.contains($0) }.isEmpty, "seed \(seed): never produced \(wanted.filter { !seen.contains($0) })")
         #expect(clients.map(\.sent).reduce(0, +) >= 2_000)
         #expect(sharedOK.count > 50 && clients.flatMap(\.sharedResults).contains { $0.1 == .exceedsCredits })
@@ -227,9 +238,9 @@ final class ModelClient: @unchecked Sendable {
     private(set) var sent = 0
 
     private var counter: UInt64 = 0
-    private var earlier: [Transfer] = []          // owned events sent, for duplicates
-    private var pendings: [Transfer] = []         // owned pending transfers sent
-    private var sharedPendings: [Transfer] = []   // shared pending transfers stored
+    private var earlier: [Transfer] = []  // owned events sent, for duplicates
+    private var pendings: [Transfer] = []  // owned pending transfers sent
+    private var sharedPendings: [Transfer] = []  // shared pending transfers stored
 
     init(number: Int, seed: UInt64) {
         self.number = number
@@ -238,25 +249,34 @@ final class ModelClient: @unchecked Sendable {
             Account(id: ID128(high: 1, low: UInt64(number) * 100 + k), ledger: ledger, code: 10, flags: flags)
         }
         // 1 may go anywhere, 2 and 3 must not overdraw, 4 must not be credited past its debits, 5 is on ledger 2.
-        accounts = [account(1), account(2, flags: .debitsMustNotExceedCredits), account(3, flags: .debitsMustNotExceedCredits),
-                    account(4, flags: .creditsMustNotExceedDebits), account(5, ledger: 2)]
+        accounts = [
+            account(1), account(2, flags: .debitsMustNotExceedCredits), account(3, flags: .debitsMustNotExceedCredits),
+            account(4, flags: .creditsMustNotExceedDebits), account(5, ledger: 2),
+        ]
         for a in accounts { model.addAccount(a) }
     }
 
     private func owned(_ k: Int) -> ID128 { k == 9 ? ID128(high: 1, low: UInt64(number) * 100 + 9) : accounts[k - 1].id }
-    private func nextID(high: UInt64) -> ID128 { counter += 1; return ID128(high: high, low: UInt64(number) << 40 | counter) }
+    private func nextID(high: UInt64) -> ID128 {
+        counter += 1
+        return ID128(high: high, low: UInt64(number) << 40 | counter)
+    }
     private func roll(_ n: Int) -> Int { Int.random(in: 0..<n, using: &random) }
     private func amount(_ range: ClosedRange<UInt64>) -> UInt64 { UInt64.random(in: range, using: &random) }
 
-    private func plain(_ from: ID128, _ to: ID128, _ amount: UInt64, ledger: UInt32 = 1, flags: Transfer.Flags = [], timeout: UInt32 = 0,
-                       high: UInt64 = 2) -> Transfer {
-        Transfer(id: nextID(high: high), debitAccountID: from, creditAccountID: to, amount: amount, ledger: ledger, code: 20, flags: flags,
-                 timeout: timeout)
+    private func plain(
+        _ from: ID128, _ to: ID128, _ amount: UInt64, ledger: UInt32 = 1, flags: Transfer.Flags = [], timeout: UInt32 = 0,
+        high: UInt64 = 2
+    ) -> Transfer {
+        Transfer(
+            id: nextID(high: high), debitAccountID: from, creditAccountID: to, amount: amount, ledger: ledger, code: 20, flags: flags,
+            timeout: timeout)
     }
 
     private func resolve(_ p: Transfer, post: Bool, amount: UInt64, high: UInt64 = 2) -> Transfer {
-        Transfer(id: nextID(high: high), debitAccountID: .zero, creditAccountID: .zero, amount: amount, ledger: 0, code: 0,
-                 flags: post ? .postPendingTransfer : .voidPendingTransfer, pendingID: p.id)
+        Transfer(
+            id: nextID(high: high), debitAccountID: .zero, creditAccountID: .zero, amount: amount, ledger: 0, code: 0,
+            flags: post ? .postPendingTransfer : .voidPendingTransfer, pendingID: p.id)
     }
 
     /// An event on this client's own accounts; some must fail, and the model says how.
@@ -284,7 +304,7 @@ final class ModelClient: @unchecked Sendable {
             let p = pendings[roll(pendings.count)]
             t = resolve(p, post: false, amount: [0, p.amount, p.amount + 1][roll(3)])
         case 54..<57:
-            t = resolve(plain(owned(1), owned(2), 1), post: roll(2) == 0, amount: 0)   // names a transfer never sent
+            t = resolve(plain(owned(1), owned(2), 1), post: roll(2) == 0, amount: 0)  // names a transfer never sent
         case 57..<61:
             t = roll(2) == 0 ? plain(owned(1), owned(5), amount(1...9)) : plain(owned(1), owned(2), amount(1...9), ledger: 2)
         case 61..<64:
@@ -358,7 +378,10 @@ final class ModelClient: @unchecked Sendable {
             for (k, i) in ownedIndexes.enumerated() {
                 seen.insert(results[i])
                 if results[i] != expected[k] {
-                    mismatches.append("client \(number) phase \(phase) event \(i) \(events[i].id) flags \(events[i].flags.rawValue): got \(results[i]), model \(expected[k])")
+                    mismatches.append(
+                        "client \(number) phase \(phase) event \(i) \(events[i].id) flags \(events[i].flags.rawValue): got \(results[i]), model "
+                            + "\(expected[k])"
+                    )
                 }
             }
             let owned = Set(ownedIndexes)

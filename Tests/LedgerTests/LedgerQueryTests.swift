@@ -8,14 +8,19 @@ private func id(_ n: UInt64) -> ID128 { ID128(low: n) }
 /// Account 1 keeps history, 2 does not, 3 is the counterparty. Transfer n is applied at time
 /// n × 1,000 (so that is its timestamp), with code 10 + n % 3.
 private func seed(_ store: LedgerStore) async throws -> [Transfer] {
-    #expect(try await store.createAccounts([Account(id: id(1), ledger: 1, code: 2001, flags: .history),
-                                            Account(id: id(2), ledger: 1, code: 2001),
-                                            Account(id: id(3), ledger: 1, code: 1001)], now: 100) == [.ok, .ok, .ok])
+    #expect(
+        try await store.createAccounts(
+            [
+                Account(id: id(1), ledger: 1, code: 2001, flags: .history),
+                Account(id: id(2), ledger: 1, code: 2001),
+                Account(id: id(3), ledger: 1, code: 1001),
+            ], now: 100) == [.ok, .ok, .ok])
     var sent: [Transfer] = []
     for n in UInt64(1)...20 {
         let (from, to): (UInt64, UInt64) = n % 4 == 0 ? (1, 3) : (n % 2 == 0 ? (3, 2) : (3, 1))
-        let t = Transfer(id: id(100 + n), debitAccountID: id(from), creditAccountID: id(to), amount: n * 1_000_000, ledger: 1,
-                         code: UInt16(10 + n % 3))
+        let t = Transfer(
+            id: id(100 + n), debitAccountID: id(from), creditAccountID: id(to), amount: n * 1_000_000, ledger: 1,
+            code: UInt16(10 + n % 3))
         #expect(try await store.createTransfers([t], now: n * 1_000) == [.ok])
         var stored = t
         stored.timestamp = n * 1_000
@@ -66,7 +71,7 @@ struct LedgerQueryTests {
                 filter = filter.continuing(after: last.timestamp)
             }
             #expect(seen == (flags.contains(.reversed) ? sent.reversed() : sent))
-            #expect(pages == 7)   // 20 transfers, 3 a page, the last one short
+            #expect(pages == 7)  // 20 transfers, 3 a page, the last one short
         }
         await db.close()
     }
@@ -76,18 +81,22 @@ struct LedgerQueryTests {
         let (test, db, store) = try await LedgerStoreTests.open(kind)
         defer { withExtendedLifetime(test) {} }
         let sent = try await seed(store)
-        var debits: UInt64 = 0, credits: UInt64 = 0
+        var debits: UInt64 = 0
+        var credits: UInt64 = 0
         var expected: [AccountBalance] = []
         for t in sent where t.debitAccountID == id(1) || t.creditAccountID == id(1) {
             if t.debitAccountID == id(1) { debits += t.amount } else { credits += t.amount }
-            expected.append(AccountBalance(accountID: id(1), debitsPending: 0, debitsPosted: debits, creditsPending: 0, creditsPosted: credits,
-                                           timestamp: t.timestamp, transferID: t.id, code: t.code, debited: t.debitAccountID == id(1)))
+            expected.append(
+                AccountBalance(
+                    accountID: id(1), debitsPending: 0, debitsPosted: debits, creditsPending: 0, creditsPosted: credits,
+                    timestamp: t.timestamp, transferID: t.id, code: t.code, debited: t.debitAccountID == id(1)))
         }
         #expect(try await store.getAccountBalances(id(1), filter: TransferFilter()) == expected)
         #expect(try await store.getAccountBalances(id(1), filter: TransferFilter(flags: .debits)) == expected.filter(\.debited))
-        #expect(try await store.getAccountBalances(id(1), filter: TransferFilter(code: 12, flags: [.credits, .reversed]))
+        #expect(
+            try await store.getAccountBalances(id(1), filter: TransferFilter(code: 12, flags: [.credits, .reversed]))
                 == expected.filter { !$0.debited && $0.code == 12 }.reversed())
-        #expect(try await store.getAccountBalances(id(2), filter: TransferFilter()).isEmpty)   // no history flag
+        #expect(try await store.getAccountBalances(id(2), filter: TransferFilter()).isEmpty)  // no history flag
 
         // As of a moment: the last change at or before it.
         for moment in stride(from: UInt64(500), through: 21_000, by: 500) {
@@ -106,14 +115,20 @@ struct LedgerQueryTests {
         let (test, db, store) = try await LedgerStoreTests.open(kind)
         defer { withExtendedLifetime(test) {} }
         let second: UInt64 = 1_000_000_000
-        _ = try await store.createAccounts([Account(id: id(1), ledger: 1, code: 2001, flags: .history), Account(id: id(3), ledger: 1, code: 1001)],
-                                           now: second)
+        _ = try await store.createAccounts(
+            [Account(id: id(1), ledger: 1, code: 2001, flags: .history), Account(id: id(3), ledger: 1, code: 1001)],
+            now: second)
         let hold = { (n: UInt64, amount: UInt64) in
             Transfer(id: id(n), debitAccountID: id(1), creditAccountID: id(3), amount: amount, ledger: 1, code: 7, flags: .pending, timeout: 5)
         }
         #expect(try await store.createTransfers([hold(10, 40), hold(11, 60)], now: 2 * second) == [.ok, .ok])
-        #expect(try await store.createTransfers([Transfer(id: id(12), debitAccountID: .zero, creditAccountID: .zero, amount: 25, ledger: 0, code: 0,
-                                                          flags: .postPendingTransfer, pendingID: id(10))], now: 3 * second) == [.ok])
+        #expect(
+            try await store.createTransfers(
+                [
+                    Transfer(
+                        id: id(12), debitAccountID: .zero, creditAccountID: .zero, amount: 25, ledger: 0, code: 0,
+                        flags: .postPendingTransfer, pendingID: id(10))
+                ], now: 3 * second) == [.ok])
         #expect(try await store.expirePending(now: 10 * second) == [id(11)])
         let rows = try await store.getAccountBalances(id(1), filter: TransferFilter())
         #expect(rows.map(\.debitsPending) == [40, 100, 60, 0])
@@ -136,9 +151,10 @@ struct LedgerQueryTests {
         let receivable = ChartOfAccounts.operatorAccountID(.stripeReceivable)
         for n in UInt64(1)...6 {
             let charge = n % 2 == 1
-            let t = Transfer(id: id(n), debitAccountID: charge ? money : receivable, creditAccountID: charge ? revenue : money,
-                             amount: 1_000_000 * n, ledger: ChartOfAccounts.moneyLedger,
-                             code: charge ? ChartOfAccounts.TransferCode.runnerCharge.rawValue : ChartOfAccounts.TransferCode.stripePayment.rawValue)
+            let t = Transfer(
+                id: id(n), debitAccountID: charge ? money : receivable, creditAccountID: charge ? revenue : money,
+                amount: 1_000_000 * n, ledger: ChartOfAccounts.moneyLedger,
+                code: charge ? ChartOfAccounts.TransferCode.runnerCharge.rawValue : ChartOfAccounts.TransferCode.stripePayment.rawValue)
             #expect(try await store.createTransfers([t], now: n * 1_000) == [.ok])
         }
         let payments = try await store.transfers(workspace: "acme", filter: TransferFilter(code: ChartOfAccounts.TransferCode.stripePayment.rawValue))
@@ -156,10 +172,15 @@ struct LedgerQueryTests {
 
     @Test("query parameters read timestamps as nanoseconds or ISO 8601 and refuse bad values")
     func parameters() throws {
-        let filter = try LedgerQueryParameters(since: "2026-11-01T00:00:00Z", until: "1800000000000000000", code: "2001", limit: "50",
-                                               reversed: true, debits: true).filter()
-        #expect(filter == TransferFilter(code: 2001, timestampMin: 1_793_491_200_000_000_000, timestampMax: 1_800_000_000_000_000_000,
-                                         limit: 50, flags: [.debits, .reversed]))
+        let filter = try LedgerQueryParameters(
+            since: "2026-11-01T00:00:00Z", until: "1800000000000000000", code: "2001", limit: "50",
+            reversed: true, debits: true
+        ).filter()
+        #expect(
+            filter
+                == TransferFilter(
+                    code: 2001, timestampMin: 1_793_491_200_000_000_000, timestampMax: 1_800_000_000_000_000_000,
+                    limit: 50, flags: [.debits, .reversed]))
         #expect(try LedgerQueryParameters(after: "41").filter().timestampMin == 42)
         #expect(try LedgerQueryParameters(after: "41", reversed: true).filter().timestampMax == 40)
         #expect(throws: (any Error).self) { try LedgerQueryParameters(limit: "0").filter() }

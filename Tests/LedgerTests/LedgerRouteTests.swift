@@ -22,9 +22,10 @@ struct LedgerRouteTests {
         let receivable = ChartOfAccounts.operatorAccountID(.stripeReceivable)
         for n in UInt64(1)...3 {
             let charge = n % 2 == 1
-            let transfer = Transfer(id: ID128(high: 7, low: n), debitAccountID: charge ? money : receivable, creditAccountID: charge ? revenue : money,
-                                    amount: 1_000_000 * n, ledger: ChartOfAccounts.moneyLedger,
-                                    code: charge ? ChartOfAccounts.TransferCode.runnerCharge.rawValue : ChartOfAccounts.TransferCode.stripePayment.rawValue)
+            let transfer = Transfer(
+                id: ID128(high: 7, low: n), debitAccountID: charge ? money : receivable, creditAccountID: charge ? revenue : money,
+                amount: 1_000_000 * n, ledger: ChartOfAccounts.moneyLedger,
+                code: charge ? ChartOfAccounts.TransferCode.runnerCharge.rawValue : ChartOfAccounts.TransferCode.stripePayment.rawValue)
             #expect(try await store.createTransfers([transfer], now: LedgerClock.nowNanoseconds()) == [.ok])
         }
         return try await store.transfers(workspace: "acme").first!.timestamp
@@ -38,12 +39,14 @@ struct LedgerRouteTests {
         try await TestHosts.routes(host) { client in
             try await client.execute(uri: "/ledger/workspaces/acme/balance", method: .get) { response in
                 #expect(response.status == .ok)
-                #expect(RouteAnswers.text(response)
+                #expect(
+                    RouteAnswers.text(response)
                         == #"{"balance_micros":-2000000,"free_minutes_remaining":0,"pending_micros":0,"workspace":"acme"}"#)
             }
             try await client.execute(uri: "/ledger/workspaces/acme/balance?as_of=\(first)", method: .get) { response in
                 #expect(response.status == .ok)
-                #expect(RouteAnswers.text(response)
+                #expect(
+                    RouteAnswers.text(response)
                         == #"{"as_of":\#(first),"balance_micros":-1000000,"free_minutes_remaining":0,"pending_micros":0,"workspace":"acme"}"#)
             }
             try await client.execute(uri: "/ledger/workspaces/acme/transfers?limit=2", method: .get) { response in
@@ -84,8 +87,12 @@ struct LedgerRouteTests {
         let test = try TestDatabase.make(kind)
         let (host, _) = try await Self.openHost(test)
         try await TestHosts.routes(host) { client in
-            try await TestHosts.expectUnavailable(client, test, host, uris: ["/ledger/workspaces/acme/balance", "/ledger/workspaces/acme/transfers",
-                                                                           "/ledger/workspaces/acme/history"])
+            try await TestHosts.expectUnavailable(
+                client, test, host,
+                uris: [
+                    "/ledger/workspaces/acme/balance", "/ledger/workspaces/acme/transfers",
+                    "/ledger/workspaces/acme/history",
+                ])
         }
     }
 }

@@ -7,20 +7,24 @@ private func id(_ n: UInt64) -> ID128 { ID128(low: n) }
 /// and 9 on ledger 2.
 private func ledger() -> LedgerState {
     var state = LedgerState()
-    let results = state.createAccounts([
-        Account(id: id(1), ledger: 1, code: 1001),
-        Account(id: id(2), ledger: 1, code: 2001, flags: .debitsMustNotExceedCredits),
-        Account(id: id(3), ledger: 1, code: 2001, flags: .debitsMustNotExceedCredits),
-        Account(id: id(9), ledger: 2, code: 2001),
-    ], now: 1_000)
+    let results = state.createAccounts(
+        [
+            Account(id: id(1), ledger: 1, code: 1001),
+            Account(id: id(2), ledger: 1, code: 2001, flags: .debitsMustNotExceedCredits),
+            Account(id: id(3), ledger: 1, code: 2001, flags: .debitsMustNotExceedCredits),
+            Account(id: id(9), ledger: 2, code: 2001),
+        ], now: 1_000)
     precondition(results.allSatisfy { $0 == .ok })
     return state
 }
 
-private func transfer(_ n: UInt64, _ from: UInt64, _ to: UInt64, _ amount: UInt64, flags: Transfer.Flags = [],
-                      pending: UInt64 = 0, timeout: UInt32 = 0, ledger: UInt32 = 1) -> Transfer {
-    Transfer(id: id(n), debitAccountID: id(from), creditAccountID: id(to), amount: amount, ledger: ledger, code: 2001,
-             flags: flags, pendingID: id(pending), timeout: timeout)
+private func transfer(
+    _ n: UInt64, _ from: UInt64, _ to: UInt64, _ amount: UInt64, flags: Transfer.Flags = [],
+    pending: UInt64 = 0, timeout: UInt32 = 0, ledger: UInt32 = 1
+) -> Transfer {
+    Transfer(
+        id: id(n), debitAccountID: id(from), creditAccountID: id(to), amount: amount, ledger: ledger, code: 2001,
+        flags: flags, pendingID: id(pending), timeout: timeout)
 }
 
 @Suite("Ledger rules (TigerBeetle semantics)")
@@ -28,20 +32,24 @@ struct LedgerStateTests {
     @Test("account creation results")
     func accountResults() {
         var state = ledger()
-        let results = state.createAccounts([
-            Account(id: id(0), ledger: 1, code: 1),
-            Account(id: .max, ledger: 1, code: 1),
-            Account(id: id(20), ledger: 0, code: 1),
-            Account(id: id(21), ledger: 1, code: 0),
-            Account(id: id(22), ledger: 1, code: 1, flags: [.debitsMustNotExceedCredits, .creditsMustNotExceedDebits]),
-            Account(id: id(1), ledger: 1, code: 1001),
-            Account(id: id(1), ledger: 1, code: 7),
-            Account(id: id(1), ledger: 3, code: 1001),
-            Account(id: id(2), ledger: 1, code: 2001),
-        ], now: 2_000)
-        #expect(results == [.idMustNotBeZero, .idMustNotBeIntMax, .ledgerMustNotBeZero, .codeMustNotBeZero,
-                            .flagsAreMutuallyExclusive, .exists, .existsWithDifferentCode, .existsWithDifferentLedger,
-                            .existsWithDifferentFlags])
+        let results = state.createAccounts(
+            [
+                Account(id: id(0), ledger: 1, code: 1),
+                Account(id: .max, ledger: 1, code: 1),
+                Account(id: id(20), ledger: 0, code: 1),
+                Account(id: id(21), ledger: 1, code: 0),
+                Account(id: id(22), ledger: 1, code: 1, flags: [.debitsMustNotExceedCredits, .creditsMustNotExceedDebits]),
+                Account(id: id(1), ledger: 1, code: 1001),
+                Account(id: id(1), ledger: 1, code: 7),
+                Account(id: id(1), ledger: 3, code: 1001),
+                Account(id: id(2), ledger: 1, code: 2001),
+            ], now: 2_000)
+        #expect(
+            results == [
+                .idMustNotBeZero, .idMustNotBeIntMax, .ledgerMustNotBeZero, .codeMustNotBeZero,
+                .flagsAreMutuallyExclusive, .exists, .existsWithDifferentCode, .existsWithDifferentLedger,
+                .existsWithDifferentFlags,
+            ])
     }
 
     @Test("a posted transfer moves balances; the same id again is exists and changes nothing")
@@ -57,21 +65,23 @@ struct LedgerStateTests {
         #expect(state.invariantViolations().isEmpty)
     }
 
-    @Test("transfer validation results", arguments: [
-        (transfer(0, 1, 2, 1), CreateTransferResult.idMustNotBeZero),
-        (transfer(101, 1, 1, 1), .accountsMustBeDifferent),
-        (transfer(102, 0, 2, 1), .debitAccountIDMustNotBeZero),
-        (transfer(103, 1, 77, 1), .creditAccountNotFound),
-        (transfer(104, 77, 2, 1), .debitAccountNotFound),
-        (transfer(105, 1, 9, 1), .accountsMustHaveTheSameLedger),
-        (transfer(106, 1, 2, 1, ledger: 2), .transferMustHaveTheSameLedgerAsAccounts),
-        (transfer(107, 2, 1, 1), .exceedsCredits),
-        (transfer(108, 1, 2, 1, timeout: 5), .timeoutReservedForPendingTransfer),
-        (transfer(109, 1, 2, 1, pending: 5), .pendingIDMustBeZero),
-        (transfer(110, 1, 2, 1, flags: [.pending, .postPendingTransfer]), .flagsAreMutuallyExclusive),
-        (transfer(111, 1, 2, 1, flags: .postPendingTransfer, pending: 999), .pendingTransferNotFound),
-        (transfer(112, 1, 2, 1, flags: Transfer.Flags(rawValue: 1 << 9)), .reservedFlag),
-    ])
+    @Test(
+        "transfer validation results",
+        arguments: [
+            (transfer(0, 1, 2, 1), CreateTransferResult.idMustNotBeZero),
+            (transfer(101, 1, 1, 1), .accountsMustBeDifferent),
+            (transfer(102, 0, 2, 1), .debitAccountIDMustNotBeZero),
+            (transfer(103, 1, 77, 1), .creditAccountNotFound),
+            (transfer(104, 77, 2, 1), .debitAccountNotFound),
+            (transfer(105, 1, 9, 1), .accountsMustHaveTheSameLedger),
+            (transfer(106, 1, 2, 1, ledger: 2), .transferMustHaveTheSameLedgerAsAccounts),
+            (transfer(107, 2, 1, 1), .exceedsCredits),
+            (transfer(108, 1, 2, 1, timeout: 5), .timeoutReservedForPendingTransfer),
+            (transfer(109, 1, 2, 1, pending: 5), .pendingIDMustBeZero),
+            (transfer(110, 1, 2, 1, flags: [.pending, .postPendingTransfer]), .flagsAreMutuallyExclusive),
+            (transfer(111, 1, 2, 1, flags: .postPendingTransfer, pending: 999), .pendingTransferNotFound),
+            (transfer(112, 1, 2, 1, flags: Transfer.Flags(rawValue: 1 << 9)), .reservedFlag),
+        ])
     func transferResults(_ t: Transfer, _ expected: CreateTransferResult) {
         var state = ledger()
         #expect(state.createTransfers([t], now: 2_000) == [expected])
@@ -91,13 +101,14 @@ struct LedgerStateTests {
     @Test("a linked chain is all or nothing; an open chain fails")
     func linkedChains() {
         var state = ledger()
-        let results = state.createTransfers([
-            transfer(1, 1, 2, 100, flags: .linked),
-            transfer(2, 2, 3, 60, flags: .linked),
-            transfer(3, 3, 2, 999),                 // exceeds 3's credits: the whole chain fails
-            transfer(4, 1, 3, 10),                  // independent, succeeds
-            transfer(5, 1, 2, 5, flags: .linked),   // chain left open at the end of the batch
-        ], now: 2_000)
+        let results = state.createTransfers(
+            [
+                transfer(1, 1, 2, 100, flags: .linked),
+                transfer(2, 2, 3, 60, flags: .linked),
+                transfer(3, 3, 2, 999),  // exceeds 3's credits: the whole chain fails
+                transfer(4, 1, 3, 10),  // independent, succeeds
+                transfer(5, 1, 2, 5, flags: .linked),  // chain left open at the end of the batch
+            ], now: 2_000)
         #expect(results == [.linkedEventFailed, .linkedEventFailed, .exceedsCredits, .ok, .linkedEventChainOpen])
         #expect(state.transfers[id(1)] == nil && state.transfers[id(2)] == nil)
         #expect(state.accounts[id(2)]?.creditsPosted == 0)
@@ -106,8 +117,11 @@ struct LedgerStateTests {
         #expect(chain == [.ok, .ok])
         #expect(state.accounts[id(2)]?.creditsPosted == 100 && state.accounts[id(2)]?.debitsPosted == 60)
         // An open chain's last event says so even after an earlier member failed (TigerBeetle's order).
-        let broken = state.createTransfers([transfer(8, 3, 2, 999, flags: .linked), transfer(9, 1, 2, 5, flags: .linked),
-                                            transfer(10, 1, 2, 5, flags: .linked)], now: 4_000)
+        let broken = state.createTransfers(
+            [
+                transfer(8, 3, 2, 999, flags: .linked), transfer(9, 1, 2, 5, flags: .linked),
+                transfer(10, 1, 2, 5, flags: .linked),
+            ], now: 4_000)
         #expect(broken == [.exceedsCredits, .linkedEventFailed, .linkedEventChainOpen])
     }
 
@@ -120,12 +134,14 @@ struct LedgerStateTests {
         #expect(state.accounts[id(2)]?.debitsPending == 80)
         // Pending funds count against the balance.
         #expect(state.createTransfers([transfer(11, 2, 3, 30)], now: 3 * second) == [.exceedsCredits])
-        #expect(state.createTransfers([transfer(12, 0, 0, 81, flags: .postPendingTransfer, pending: 10)], now: 4 * second)
+        #expect(
+            state.createTransfers([transfer(12, 0, 0, 81, flags: .postPendingTransfer, pending: 10)], now: 4 * second)
                 == [.exceedsPendingTransferAmount])
         #expect(state.createTransfers([transfer(13, 0, 0, 50, flags: .postPendingTransfer, pending: 10)], now: 5 * second) == [.ok])
         #expect(state.accounts[id(2)]?.debitsPending == 0 && state.accounts[id(2)]?.debitsPosted == 50)
         #expect(state.accounts[id(3)]?.creditsPosted == 50)
-        #expect(state.createTransfers([transfer(14, 0, 0, 0, flags: .voidPendingTransfer, pending: 10)], now: 6 * second)
+        #expect(
+            state.createTransfers([transfer(14, 0, 0, 0, flags: .voidPendingTransfer, pending: 10)], now: 6 * second)
                 == [.pendingTransferAlreadyPosted])
         // Void.
         #expect(state.createTransfers([transfer(20, 2, 3, 40, flags: .pending)], now: 7 * second) == [.ok])
@@ -136,7 +152,8 @@ struct LedgerStateTests {
         #expect(state.expirePending(now: 15 * second).isEmpty)
         #expect(state.expirePending(now: 19 * second) == [id(30)])
         #expect(state.accounts[id(2)]?.debitsPending == 0)
-        #expect(state.createTransfers([transfer(31, 0, 0, 0, flags: .postPendingTransfer, pending: 30)], now: 20 * second)
+        #expect(
+            state.createTransfers([transfer(31, 0, 0, 0, flags: .postPendingTransfer, pending: 30)], now: 20 * second)
                 == [.pendingTransferExpired])
         #expect(state.invariantViolations().isEmpty)
     }
@@ -168,8 +185,10 @@ struct LedgerStateTests {
                 var flags: Transfer.Flags = []
                 if Int.random(in: 0..<4, using: &generator) == 0 { flags.insert(.linked) }
                 if Int.random(in: 0..<5, using: &generator) == 0 { flags.insert(.pending) }
-                batch.append(transfer(nextID, from, to, UInt64.random(in: 0...500, using: &generator), flags: flags,
-                                      timeout: flags.contains(.pending) ? UInt32.random(in: 0...30, using: &generator) : 0))
+                batch.append(
+                    transfer(
+                        nextID, from, to, UInt64.random(in: 0...500, using: &generator), flags: flags,
+                        timeout: flags.contains(.pending) ? UInt32.random(in: 0...30, using: &generator) : 0))
             }
             now += UInt64.random(in: 1...5, using: &generator) * second
             let results = state.createTransfers(batch, now: now)
@@ -205,9 +224,10 @@ struct LedgerStateTests {
         var broken = a2
         broken.creditsPosted += 10
         let oneSided = LedgerState(accounts: [a1, broken])
-        #expect(oneSided.batchViolations(before: before) == [
-            .unbalanced(ledger: 1, LedgerInvariantViolation.Movement(creditsPosted: 10)),
-        ])
+        #expect(
+            oneSided.batchViolations(before: before) == [
+                .unbalanced(ledger: 1, LedgerInvariantViolation.Movement(creditsPosted: 10))
+            ])
         // So is an account that ends up breaking its own flags, even when the ledger balances.
         var overdrawn = a2
         overdrawn.debitsPosted = 800
@@ -217,8 +237,9 @@ struct LedgerStateTests {
         // Accounts the batch created start from zero.
         var created = Account(id: id(7), ledger: 2, code: 2001)
         created.debitsPending = 5
-        #expect(LedgerState(accounts: [a1, a2, created]).batchViolations(before: before) == [
-            .unbalanced(ledger: 2, LedgerInvariantViolation.Movement(debitsPending: 5)),
-        ])
+        #expect(
+            LedgerState(accounts: [a1, a2, created]).batchViolations(before: before) == [
+                .unbalanced(ledger: 2, LedgerInvariantViolation.Movement(debitsPending: 5))
+            ])
     }
 }

@@ -22,8 +22,10 @@ struct LedgerStoreTests {
         let accounts = [Account(id: id(1), ledger: 1, code: 1001), Account(id: id(2), ledger: 1, code: 2001, flags: .debitsMustNotExceedCredits)]
         #expect(try await store.createAccounts(accounts, now: 10) == [.ok, .ok])
         #expect(try await store.createAccounts(accounts, now: 11) == [.exists, .exists])
-        let batch = [Transfer(id: id(100), debitAccountID: id(1), creditAccountID: id(2), amount: 3_000_000, ledger: 1, code: 2001),
-                     Transfer(id: id(101), debitAccountID: id(2), creditAccountID: id(1), amount: 5_000_000, ledger: 1, code: 2001)]
+        let batch = [
+            Transfer(id: id(100), debitAccountID: id(1), creditAccountID: id(2), amount: 3_000_000, ledger: 1, code: 2001),
+            Transfer(id: id(101), debitAccountID: id(2), creditAccountID: id(1), amount: 5_000_000, ledger: 1, code: 2001),
+        ]
         #expect(try await store.createTransfers(batch, now: 20) == [.ok, .exceedsCredits])
         #expect(try await store.createTransfers(batch, now: 21) == [.exists, .exceedsCredits])
         let loaded = try await store.lookupAccounts([id(1), id(2)])
@@ -40,16 +42,23 @@ struct LedgerStoreTests {
         let (test, db, first) = try await Self.open(kind)
         defer { withExtendedLifetime(test) {} }
         let second = LedgerStore(database: db)
-        let other = try test.open(poolSize: 2)   // another pool: as another process would
+        let other = try test.open(poolSize: 2)  // another pool: as another process would
         let third = LedgerStore(database: other)
-        _ = try await first.createAccounts([Account(id: id(1), ledger: 1, code: 1),
-                                            Account(id: id(2), ledger: 1, code: 1, flags: .debitsMustNotExceedCredits)], now: 10)
+        _ = try await first.createAccounts(
+            [
+                Account(id: id(1), ledger: 1, code: 1),
+                Account(id: id(2), ledger: 1, code: 1, flags: .debitsMustNotExceedCredits),
+            ], now: 10)
         func move(_ store: LedgerStore, _ n: UInt64, from: UInt64, to: UInt64, _ amount: UInt64) async throws -> CreateTransferResult {
-            try await store.createTransfers([Transfer(id: id(100 + n), debitAccountID: id(from), creditAccountID: id(to), amount: amount,
-                                                      ledger: 1, code: 1)], now: 20 + n)[0]
+            try await store.createTransfers(
+                [
+                    Transfer(
+                        id: id(100 + n), debitAccountID: id(from), creditAccountID: id(to), amount: amount,
+                        ledger: 1, code: 1)
+                ], now: 20 + n)[0]
         }
-        #expect(try await move(first, 1, from: 1, to: 2, 50) == .ok)       // first caches both accounts
-        #expect(try await move(second, 2, from: 2, to: 1, 50) == .ok)      // account 2 is empty again
+        #expect(try await move(first, 1, from: 1, to: 2, 50) == .ok)  // first caches both accounts
+        #expect(try await move(second, 2, from: 2, to: 1, 50) == .ok)  // account 2 is empty again
         #expect(try await move(first, 3, from: 2, to: 1, 1) == .exceedsCredits)
         #expect(try await move(third, 4, from: 1, to: 2, 20) == .ok)
         #expect(try await move(first, 5, from: 2, to: 1, 20) == .ok)
@@ -77,19 +86,39 @@ struct LedgerStoreTests {
         defer { withExtendedLifetime(test) {} }
         let s: UInt64 = 1_000_000_000
         _ = try await store.createAccounts([Account(id: id(1), ledger: 1, code: 1), Account(id: id(2), ledger: 1, code: 1)], now: s)
-        #expect(try await store.createTransfers([Transfer(id: id(10), debitAccountID: id(1), creditAccountID: id(2), amount: 70,
-                                                          ledger: 1, code: 1, flags: .pending, timeout: 5)], now: 2 * s) == [.ok])
-        #expect(try await store.createTransfers([Transfer(id: id(11), debitAccountID: id(1), creditAccountID: id(2), amount: 30,
-                                                          ledger: 1, code: 1, flags: .pending, timeout: 5)], now: 2 * s) == [.ok])
-        #expect(try await store.createTransfers([Transfer(id: id(12), debitAccountID: .zero, creditAccountID: .zero, amount: 0, ledger: 0,
-                                                          code: 0, flags: .postPendingTransfer, pendingID: id(10))], now: 3 * s) == [.ok])
+        #expect(
+            try await store.createTransfers(
+                [
+                    Transfer(
+                        id: id(10), debitAccountID: id(1), creditAccountID: id(2), amount: 70,
+                        ledger: 1, code: 1, flags: .pending, timeout: 5)
+                ], now: 2 * s) == [.ok])
+        #expect(
+            try await store.createTransfers(
+                [
+                    Transfer(
+                        id: id(11), debitAccountID: id(1), creditAccountID: id(2), amount: 30,
+                        ledger: 1, code: 1, flags: .pending, timeout: 5)
+                ], now: 2 * s) == [.ok])
+        #expect(
+            try await store.createTransfers(
+                [
+                    Transfer(
+                        id: id(12), debitAccountID: .zero, creditAccountID: .zero, amount: 0, ledger: 0,
+                        code: 0, flags: .postPendingTransfer, pendingID: id(10))
+                ], now: 3 * s) == [.ok])
         #expect(try await store.expirePending(now: 4 * s).isEmpty)
         #expect(try await store.expirePending(now: 8 * s) == [id(11)])
         let accounts = try await store.lookupAccounts([id(1), id(2)])
         #expect(accounts[0].debitsPending == 0 && accounts[0].debitsPosted == 70)
         #expect(accounts[1].creditsPending == 0 && accounts[1].creditsPosted == 70)
-        #expect(try await store.createTransfers([Transfer(id: id(13), debitAccountID: .zero, creditAccountID: .zero, amount: 0, ledger: 0,
-                                                          code: 0, flags: .voidPendingTransfer, pendingID: id(11))], now: 9 * s)
+        #expect(
+            try await store.createTransfers(
+                [
+                    Transfer(
+                        id: id(13), debitAccountID: .zero, creditAccountID: .zero, amount: 0, ledger: 0,
+                        code: 0, flags: .voidPendingTransfer, pendingID: id(11))
+                ], now: 9 * s)
                 == [.pendingTransferExpired])
         await db.close()
     }
@@ -102,17 +131,23 @@ struct LedgerStoreTests {
         for n in 2...6 { accounts.append(Account(id: id(UInt64(n)), ledger: 1, code: 2001, flags: .debitsMustNotExceedCredits)) }
         _ = try await store.createAccounts(accounts, now: 1)
         let counter = LockedBox<UInt64>(1_000)
-        func nextID() -> UInt64 { counter.value += 1; return counter.value }
+        func nextID() -> UInt64 {
+            counter.value += 1
+            return counter.value
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for client in 0..<6 {
                 group.addTask {
                     for round in 0..<25 {
                         var batch: [Transfer] = []
                         for _ in 0..<8 {
-                            let from = UInt64.random(in: 1...6), to = UInt64.random(in: 1...6)
-                            batch.append(Transfer(id: id(nextID()), debitAccountID: id(from), creditAccountID: id(to),
-                                                  amount: UInt64.random(in: 1...1_000), ledger: 1, code: 2001,
-                                                  flags: Bool.random() ? .linked : []))
+                            let from = UInt64.random(in: 1...6)
+                            let to = UInt64.random(in: 1...6)
+                            batch.append(
+                                Transfer(
+                                    id: id(nextID()), debitAccountID: id(from), creditAccountID: id(to),
+                                    amount: UInt64.random(in: 1...1_000), ledger: 1, code: 2001,
+                                    flags: Bool.random() ? .linked : []))
                         }
                         batch[batch.count - 1].flags = []
                         let results = try await store.createTransfers(batch, now: UInt64(client * 1_000 + round))
@@ -130,7 +165,8 @@ struct LedgerStoreTests {
             expected[try row.string("credit_account_id"), default: (0, 0)].credits += amount
         }
         let balances = try await store.lookupAccounts((1...6).map { id(UInt64($0)) })
-        var totalDebits: UInt64 = 0, totalCredits: UInt64 = 0
+        var totalDebits: UInt64 = 0
+        var totalCredits: UInt64 = 0
         for account in balances {
             let e = expected[account.id.description] ?? (0, 0)
             #expect(Int64(account.debitsPosted) == e.debits && Int64(account.creditsPosted) == e.credits)
@@ -167,31 +203,36 @@ struct ChartTests {
         let (test, db, store) = try await LedgerStoreTests.open(kind)
         defer { withExtendedLifetime(test) {} }
         try await store.ensureChart(now: 1)
-        try await store.ensureChart(now: 2)   // idempotent
+        try await store.ensureChart(now: 2)  // idempotent
         try await store.ensureWorkspace("acme", now: 3)
         let money = ChartOfAccounts.userMoneyAccountID(workspace: "acme")
         let minutes = ChartOfAccounts.userMinutesAccountID(workspace: "acme")
-        let results = try await store.createTransfers([
-            // Signup credit: 1,000 free minutes.
-            Transfer(id: ID128(low: 1), debitAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesGrantsCode),
-                     creditAccountID: minutes, amount: 1_000, ledger: ChartOfAccounts.freeMinutesLedger,
-                     code: ChartOfAccounts.TransferCode.signupCredit.rawValue, flags: .linked),
-            // A job: 20 free minutes and $0.03, posted together.
-            Transfer(id: ID128(low: 2), debitAccountID: minutes,
-                     creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode), amount: 20,
-                     ledger: ChartOfAccounts.freeMinutesLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue, flags: .linked),
-            Transfer(id: ID128(low: 3), debitAccountID: money, creditAccountID: ChartOfAccounts.operatorAccountID(.revenue),
-                     amount: 3_000_000, ledger: ChartOfAccounts.moneyLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue),
-            // More free minutes than are left: refused, nothing moves.
-            Transfer(id: ID128(low: 4), debitAccountID: minutes,
-                     creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode), amount: 5_000,
-                     ledger: ChartOfAccounts.freeMinutesLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue),
-        ], now: 10)
+        let results = try await store.createTransfers(
+            [
+                // Signup credit: 1,000 free minutes.
+                Transfer(
+                    id: ID128(low: 1), debitAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesGrantsCode),
+                    creditAccountID: minutes, amount: 1_000, ledger: ChartOfAccounts.freeMinutesLedger,
+                    code: ChartOfAccounts.TransferCode.signupCredit.rawValue, flags: .linked),
+                // A job: 20 free minutes and $0.03, posted together.
+                Transfer(
+                    id: ID128(low: 2), debitAccountID: minutes,
+                    creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode), amount: 20,
+                    ledger: ChartOfAccounts.freeMinutesLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue, flags: .linked),
+                Transfer(
+                    id: ID128(low: 3), debitAccountID: money, creditAccountID: ChartOfAccounts.operatorAccountID(.revenue),
+                    amount: 3_000_000, ledger: ChartOfAccounts.moneyLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue),
+                // More free minutes than are left: refused, nothing moves.
+                Transfer(
+                    id: ID128(low: 4), debitAccountID: minutes,
+                    creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode), amount: 5_000,
+                    ledger: ChartOfAccounts.freeMinutesLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue),
+            ], now: 10)
         #expect(results == [.ok, .ok, .ok, .exceedsCredits])
         let balance = try await store.balance(workspace: "acme")
         #expect(balance == WorkspaceBalance(workspace: "acme", balanceMicros: -3_000_000, pendingMicros: 0, freeMinutesRemaining: 980))
         #expect(try await store.transfers(workspace: "acme").map(\.id) == [ID128(low: 1), ID128(low: 2), ID128(low: 3)])
-        #expect(try await store.allAccounts().count == 9)   // 7 operator + 2 for the workspace
+        #expect(try await store.allAccounts().count == 9)  // 7 operator + 2 for the workspace
         await db.close()
     }
 }

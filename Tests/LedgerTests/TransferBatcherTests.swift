@@ -1,6 +1,7 @@
-@testable import LedgerPlugin
 import TestSupport
 import Testing
+
+@testable import LedgerPlugin
 
 private func id(_ n: UInt64) -> ID128 { ID128(low: n) }
 
@@ -26,8 +27,9 @@ struct TransferBatcherTests {
     @Test("concurrent callers share batches; each gets its own results; an open chain ends its batch")
     func merging() async throws {
         var initial = LedgerState()
-        _ = initial.createAccounts([Account(id: id(1), ledger: 1, code: 1), Account(id: id(2), ledger: 1, code: 1, flags: .debitsMustNotExceedCredits)],
-                                   now: 1)
+        _ = initial.createAccounts(
+            [Account(id: id(1), ledger: 1, code: 1), Account(id: id(2), ledger: 1, code: 1, flags: .debitsMustNotExceedCredits)],
+            now: 1)
         let state = LockedBox(initial)
         let batches = LockedBox<[[Transfer]]>([])
         let gate = Gate()
@@ -44,16 +46,17 @@ struct TransferBatcherTests {
             for c in UInt64(0)..<UInt64(callers) {
                 group.addTask {
                     let t = { (n: UInt64, from: UInt64, to: UInt64, amount: UInt64, flags: Transfer.Flags) in
-                        Transfer(id: id(1_000 * (c + 1) + n), debitAccountID: id(from), creditAccountID: id(to), amount: amount, ledger: 1,
-                                 code: 1, flags: flags)
+                        Transfer(
+                            id: id(1_000 * (c + 1) + n), debitAccountID: id(from), creditAccountID: id(to), amount: amount, ledger: 1,
+                            code: 1, flags: flags)
                     }
                     let sent: [Transfer]
                     let expected: [CreateTransferResult]
                     switch c % 4 {
-                    case 0:   // left open: fails whole, whatever follows it in the merged batch
+                    case 0:  // left open: fails whole, whatever follows it in the merged batch
                         sent = [t(1, 1, 2, 5, .linked), t(2, 1, 2, 5, .linked)]
                         expected = [.linkedEventFailed, .linkedEventChainOpen]
-                    case 1:   // a chain whose second member overdraws
+                    case 1:  // a chain whose second member overdraws
                         sent = [t(1, 1, 2, 5, .linked), t(2, 2, 1, 1_000_000, [])]
                         expected = [.linkedEventFailed, .exceedsCredits]
                     default:
@@ -72,7 +75,7 @@ struct TransferBatcherTests {
         let seen = batches.value
         let events = seen.map(\.count).reduce(0, +)
         #expect(events == 60)
-        #expect(seen.count <= 2 + callers / 4)   // merged: at most one break per open chain
+        #expect(seen.count <= 2 + callers / 4)  // merged: at most one break per open chain
         for batch in seen {
             // Inside a merged batch, only the last request may leave a chain open.
             var openChains: [Int] = []

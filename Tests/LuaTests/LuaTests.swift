@@ -122,16 +122,20 @@ struct LuaTests {
     @Test("the sandbox's coroutine.wrap and resume keep their meaning")
     func coroutineSemantics() throws {
         let lua = try LuaState(limits: LuaLimits(instructions: 1_000_000))
-        #expect(try lua.run("""
-            local gen = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
-            return gen(1), gen(10)
-            """) == [2, 20])
-        #expect(try lua.run("""
-            local co = coroutine.create(function(x) coroutine.yield(x) error('boom') end)
-            local ok1, v = coroutine.resume(co, 7)
-            local ok2, e = coroutine.resume(co)
-            return ok1, v, ok2, coroutine.status(co)
-            """) == [true, 7, false, "dead"])
+        #expect(
+            try lua.run(
+                """
+                local gen = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+                return gen(1), gen(10)
+                """) == [2, 20])
+        #expect(
+            try lua.run(
+                """
+                local co = coroutine.create(function(x) coroutine.yield(x) error('boom') end)
+                local ok1, v = coroutine.resume(co, 7)
+                local ok2, e = coroutine.resume(co)
+                return ok1, v, ok2, coroutine.status(co)
+                """) == [true, 7, false, "dead"])
         let error = try #require(throws: LuaError.self) {
             try lua.run("local f = coroutine.wrap(function() error('inside') end) f()", chunkName: "=wrap")
         }
@@ -168,7 +172,8 @@ struct LuaTests {
     @Test("the sandbox offers no io, os, debug, loadfile, dofile, string.dump or bytecode")
     func sandboxAllowList() throws {
         let lua = try LuaState()
-        let results = try lua.run("""
+        let results = try lua.run(
+            """
             return io == nil, os == nil, debug == nil, package == nil, loadfile == nil, dofile == nil,
                    string.dump == nil, getmetatable('') == false
             """)

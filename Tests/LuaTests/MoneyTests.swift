@@ -9,10 +9,12 @@ struct MoneyTests {
         return lua
     }
 
-    @Test("decimal strings parse to exact micro-cents", arguments: [
-        ("0.003", Int64(300_000)), ("0.0015", 150_000), ("39", 3_900_000_000), ("0.20", 20_000_000), ("-1.5", -150_000_000),
-        ("0.00000001", 1), ("92233720368.54775807", Int64.max),
-    ])
+    @Test(
+        "decimal strings parse to exact micro-cents",
+        arguments: [
+            ("0.003", Int64(300_000)), ("0.0015", 150_000), ("39", 3_900_000_000), ("0.20", 20_000_000), ("-1.5", -150_000_000),
+            ("0.00000001", 1), ("92233720368.54775807", Int64.max),
+        ])
     func parse(_ text: String, _ micros: Int64) throws {
         #expect(try Self.lua().run("return money.parse('\(text)')") == [.integer(micros)])
     }
@@ -25,8 +27,10 @@ struct MoneyTests {
     @Test("overflow raises instead of wrapping")
     func overflow() throws {
         let lua = try Self.lua()
-        for code in ["money.mul(math.maxinteger, 2)", "money.add(math.maxinteger, 1)", "money.sub(math.mininteger, 1)",
-                     "money.usd(math.maxinteger)", "money.muldiv(math.maxinteger, 3, 2, 'down')"] {
+        for code in [
+            "money.mul(math.maxinteger, 2)", "money.add(math.maxinteger, 1)", "money.sub(math.mininteger, 1)",
+            "money.usd(math.maxinteger)", "money.muldiv(math.maxinteger, 3, 2, 'down')",
+        ] {
             let error = try #require(throws: LuaError.self) { try lua.run("return \(code)") }
             #expect(error.message.contains("overflow"), "\(code): \(error.message)")
         }
@@ -42,10 +46,12 @@ struct MoneyTests {
         #expect(throws: LuaError.self) { try lua.run("return money.add(1.0, 1)") }
     }
 
-    @Test("division rounds only as asked", arguments: [
-        ("down", [Int64(3), -3, 2]), ("up", [4, -4, 3]), ("half_up", [4, -4, 3]), ("half_even", [4, -4, 2]),
-        ("floor", [3, -4, 2]), ("ceil", [4, -3, 3]),
-    ])
+    @Test(
+        "division rounds only as asked",
+        arguments: [
+            ("down", [Int64(3), -3, 2]), ("up", [4, -4, 3]), ("half_up", [4, -4, 3]), ("half_even", [4, -4, 2]),
+            ("floor", [3, -4, 2]), ("ceil", [4, -3, 3]),
+        ])
     func rounding(_ mode: String, _ expected: [Int64]) throws {
         let lua = try Self.lua()
         // 7/2 = 3.5, -7/2 = -3.5, 5/2 = 2.5
@@ -60,7 +66,8 @@ struct MoneyTests {
         let lua = try Self.lua()
         #expect(try lua.run("return money.percent(money.usd(100), '12.5', 'half_up')") == [.integer(1_250_000_000)])
         #expect(try lua.run("return money.percent(money.usd(10), 50, 'down')") == [.integer(500_000_000)])
-        #expect(try lua.run("return money.format(4500000), money.format(213333333), money.format(-150000000, 0), money.format(300000, 4)")
+        #expect(
+            try lua.run("return money.format(4500000), money.format(213333333), money.format(-150000000, 0), money.format(300000, 4)")
                 == ["$0.05", "$2.13", "-$2", "$0.0030"])
     }
 

@@ -100,8 +100,10 @@ package struct FakeGitHub {
 
     @discardableResult
     private func control(_ method: String, _ path: String, _ body: [String: Any]) async throws -> OutboundResponse {
-        let response = try await http.send(OutboundRequest(method: method, url: peer.baseURL + path,
-                                                           body: Array(try JSONSerialization.data(withJSONObject: body))))
+        let response = try await http.send(
+            OutboundRequest(
+                method: method, url: peer.baseURL + path,
+                body: Array(try JSONSerialization.data(withJSONObject: body))))
         guard response.status == 200 else { throw MissingDependency(description: "fake GitHub \(path): \(response.status) \(response.bodyText)") }
         return response
     }

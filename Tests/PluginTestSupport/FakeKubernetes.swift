@@ -20,10 +20,15 @@ package struct FakeKubernetes {
 
     package var url: String { "https://127.0.0.1:\(peer.port)" }
 
-    package func client(namespace: String = "runners", credential: KubernetesConfiguration.Credential = .token(FakeKubernetes.token))
-        -> KubernetesClient {
-        KubernetesClient(configuration: KubernetesConfiguration(apiServerURL: url + "/", credential: credential, caFile: certificate,
-                                                                namespace: namespace))
+    package func client(
+        namespace: String = "runners", credential: KubernetesConfiguration.Credential = .token(FakeKubernetes.token)
+    )
+        -> KubernetesClient
+    {
+        KubernetesClient(
+            configuration: KubernetesConfiguration(
+                apiServerURL: url + "/", credential: credential, caFile: certificate,
+                namespace: namespace))
     }
 
     package func requests() async throws -> [[String: Any]] {
@@ -32,8 +37,10 @@ package struct FakeKubernetes {
     }
 
     package func setPhase(_ namespace: String, _ name: String, _ phase: String) async throws {
-        let response = try await http.send(OutboundRequest(method: "POST", url: url + "/_fake/pods/\(namespace)/\(name)/phase",
-                                                           body: Array("{\"phase\":\"\(phase)\"}".utf8), caBundlePath: certificate))
+        let response = try await http.send(
+            OutboundRequest(
+                method: "POST", url: url + "/_fake/pods/\(namespace)/\(name)/phase",
+                body: Array("{\"phase\":\"\(phase)\"}".utf8), caBundlePath: certificate))
         guard response.status == 200 else { throw MissingDependency(description: "fake kubernetes phase: \(response.bodyText)") }
     }
 }

@@ -22,7 +22,7 @@ struct InstallationWorkflowTests {
         let repositories = ids.map { ["id": $0, "name": "repo-\($0)", "full_name": "Codertocat/repo-\($0)", "private": false] as [String: Any] }
         let payload: [String: Any] = [
             "action": action,
-            "installation": ["id": RunnerHarness.installation, "account": ["id": 21031067, "login": "Codertocat", "type": "User"]],
+            "installation": ["id": RunnerHarness.installation, "account": ["id": 21_031_067, "login": "Codertocat", "type": "User"]],
             "repository_selection": "selected",
             "repositories_added": action == "added" ? repositories : [],
             "repositories_removed": action == "removed" ? repositories : [],
@@ -31,8 +31,10 @@ struct InstallationWorkflowTests {
     }
 
     static func repositoryNames(_ h: RunnerHarness) async throws -> [String] {
-        try await h.host.database.query("SELECT full_name FROM runner_repositories WHERE installation_id = $1 ORDER BY full_name",
-                                        [.integer(RunnerHarness.installation)]).map { try $0.string("full_name") }
+        try await h.host.database.query(
+            "SELECT full_name FROM runner_repositories WHERE installation_id = $1 ORDER BY full_name",
+            [.integer(RunnerHarness.installation)]
+        ).map { try $0.string("full_name") }
     }
 
     static func status(_ h: RunnerHarness) async throws -> String? {
@@ -50,8 +52,9 @@ struct InstallationWorkflowTests {
         return try WorkflowJSON.decode(InstallationWorkflow.Input.self, from: value, what: "state")
     }
 
-    @Test("install, add and remove repositories, suspend, unsuspend, uninstall: applied in order by one run; a redelivery applies nothing",
-          arguments: DriverKind.allCases)
+    @Test(
+        "install, add and remove repositories, suspend, unsuspend, uninstall: applied in order by one run; a redelivery applies nothing",
+        arguments: DriverKind.allCases)
     func lifecycle(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
@@ -79,7 +82,8 @@ struct InstallationWorkflowTests {
         #expect(try await Self.status(h) == "active")
         #expect(try await Self.job(h, 1)?.status == .queued)
         #expect(try await h.runner.scheduler.runOnce().provisioned == 1)
-        #expect(try await Self.state(h) == InstallationWorkflow.Input(installationID: RunnerHarness.installation, status: "active", signalsApplied: 5))
+        #expect(
+            try await Self.state(h) == InstallationWorkflow.Input(installationID: RunnerHarness.installation, status: "active", signalsApplied: 5))
         let names = try await h.workflows.describe(id: Self.workflowID).steps.filter { $0.kind == "transaction" }.map(\.name)
         #expect(names == ["Install", "AddRepositories", "RemoveRepositories", "Suspend", "Unsuspend"])
 
@@ -105,8 +109,9 @@ struct InstallationWorkflowTests {
         #expect(try await Self.repositoryNames(h) == ["Codertocat/Hello-World", "Codertocat/repo-8"])
     }
 
-    @Test("an installation's run continues as new every 100 signals: 230 webhooks, three runs, a short history, nothing lost",
-          arguments: DriverKind.allCases)
+    @Test(
+        "an installation's run continues as new every 100 signals: 230 webhooks, three runs, a short history, nothing lost",
+        arguments: DriverKind.allCases)
     func continuesAsNew(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
@@ -117,7 +122,8 @@ struct InstallationWorkflowTests {
         #expect(description.run.runNumber == 3 && description.run.status == .sleeping)
         #expect(description.steps.count == 3 * 30 + 1)  // run 3 took 30 signals (3 records each) and waits for the next
         #expect(try await Self.repositoryNames(h).count == 230)
-        #expect(try await Self.state(h) == InstallationWorkflow.Input(installationID: RunnerHarness.installation, status: "active", signalsApplied: 230))
+        #expect(
+            try await Self.state(h) == InstallationWorkflow.Input(installationID: RunnerHarness.installation, status: "active", signalsApplied: 230))
         #expect(try WorkflowJSON.decode(InstallationWorkflow.Input.self, from: description.run.input, what: "input").signalsApplied == 200)
     }
 }

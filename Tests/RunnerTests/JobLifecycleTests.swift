@@ -1,6 +1,7 @@
 import Host
-@testable import RunnerPlugin
 import Testing
+
+@testable import RunnerPlugin
 
 /// The job lifecycle as a table: every (state, event) pair, then charges, duplicates and
 /// every order of GitHub's news.
@@ -18,10 +19,13 @@ struct JobLifecycleTests {
     /// `+s` inserted as s, `>s` moved to s, `=` applied without moving, `dup` duplicate,
     /// `old` stale news (facts filled in), `-` not applicable (nothing changes).
     static let table: [(String, Event, [String])] = [
-        //                                             none          queued        blocked       waiting          provisioning    provisioned   running       completed     foreign
+        // Columns: none, queued, blocked, waiting, provisioning, provisioned, running, completed, foreign.
         ("reported queued", .reported(Report(.queued)), ["+queued", "dup", "old", "old", "old", "old", "old", "old", "old"]),
         ("reported in_progress", .reported(started), ["+running", ">running", ">running", ">running", ">running", ">running", "dup", "old", "old"]),
-        ("reported completed", .reported(finished), ["+completed", ">completed", ">completed", ">completed", ">completed", ">completed", ">completed", "dup", "old"]),
+        (
+            "reported completed", .reported(finished),
+            ["+completed", ">completed", ">completed", ">completed", ">completed", ">completed", ">completed", "dup", "old"]
+        ),
         ("admitted allow", .admitted(.allow), ["-", ">waiting", "-", "-", "-", "-", "-", "-", "-"]),
         ("admitted queue", .admitted(.queue), ["-", ">waiting", "-", "-", "-", "-", "-", "-", "-"]),
         ("admitted block", .admitted(.block), ["-", ">blocked", "-", "-", "-", "-", "-", "-", "-"]),
@@ -69,9 +73,12 @@ struct JobLifecycleTests {
     @Test("the table names every kind of event")
     func tableCoversEveryEvent() {
         let verdicts: [AdmissionDecision.Verdict] = [.allow, .queue, .block, .foreign]
-        let events: [Event] = [.reported(Report(.queued)), .reported(Self.started), .reported(Self.finished)] + verdicts.map(Event.admitted)
-            + [.blockCleared, .workspaceChanged, .closedOnGitHub, .slotTaken, .provisioningLeased, .runnerProvisioned, .provisioningFailed,
-               .orphanTimedOut, .runnerReleased] + [ChargeStatus.charged, .failed, .notBillable].map(Event.chargeSettled)
+        let events: [Event] =
+            [.reported(Report(.queued)), .reported(Self.started), .reported(Self.finished)] + verdicts.map(Event.admitted)
+            + [
+                .blockCleared, .workspaceChanged, .closedOnGitHub, .slotTaken, .provisioningLeased, .runnerProvisioned, .provisioningFailed,
+                .orphanTimedOut, .runnerReleased,
+            ] + [ChargeStatus.charged, .failed, .notBillable].map(Event.chargeSettled)
         #expect(Self.table.map(\.1) == events)
     }
 
@@ -121,8 +128,9 @@ struct JobLifecycleTests {
         for (state, hasStart, reportsStart, namesRunner, charge) in rows {
             var lifecycle = JobLifecycle(status: state, hasStart: hasStart)
             _ = lifecycle.apply(.reported(Report(.completed, reportsStart: reportsStart, namesRunner: namesRunner)))
-            #expect(lifecycle.status == .completed && lifecycle.charge == charge,
-                    "\(state?.rawValue ?? "none") start \(hasStart)/\(reportsStart) runner \(namesRunner)")
+            #expect(
+                lifecycle.status == .completed && lifecycle.charge == charge,
+                "\(state?.rawValue ?? "none") start \(hasStart)/\(reportsStart) runner \(namesRunner)")
         }
         // A queued report's start is its queue time: it never makes a job billable.
         #expect(Report(.queued, reportsStart: true).reportsStart == false)
@@ -159,8 +167,10 @@ struct JobLifecycleTests {
         }
         // Once admitted and running on our runner, a late queued or in_progress changes nothing.
         var lifecycle = JobLifecycle(status: nil)
-        for event: Event in [.reported(Report(.queued)), .admitted(.allow), .slotTaken, .runnerProvisioned, .reported(Self.started),
-                             .reported(Report(.queued)), .reported(Self.started), .runnerProvisioned, .slotTaken] {
+        for event: Event in [
+            .reported(Report(.queued)), .admitted(.allow), .slotTaken, .runnerProvisioned, .reported(Self.started),
+            .reported(Report(.queued)), .reported(Self.started), .runnerProvisioned, .slotTaken,
+        ] {
             _ = lifecycle.apply(event)
         }
         #expect(lifecycle == JobLifecycle(status: .running, charge: .notBillable, hasStart: true))

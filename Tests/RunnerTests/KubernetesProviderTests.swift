@@ -1,18 +1,19 @@
 import Foundation
 import GitHubPlugin
 import Kubernetes
-import RunnerPlugin
 import PluginTestSupport
+import RunnerPlugin
 import TestSupport
 import Testing
 
 @Suite("Kubernetes compute provider against fake GitHub and Kubernetes API servers")
 struct KubernetesProviderTests {
     static func job(sku: String? = "x64-4c-8gb", jobID: Int64 = 42) -> RunnerJob {
-        RunnerJob(installationID: 957387, jobID: jobID, runAttempt: 1, workspaceID: "ws-21031067", repository: "Codertocat/Hello-World",
-                  name: "build", labels: ["tenki-4c-8gb"], status: .provisioning, blockReason: nil, sku: sku, arch: "x64", priority: 0,
-                  slotLimit: 40, enqueueSequence: 1, startedAt: nil, completedAt: nil, conclusion: nil, runnerName: nil,
-                  providerHandle: nil, chargeStatus: .notBillable)
+        RunnerJob(
+            installationID: 957387, jobID: jobID, runAttempt: 1, workspaceID: "ws-21031067", repository: "Codertocat/Hello-World",
+            name: "build", labels: ["tenki-4c-8gb"], status: .provisioning, blockReason: nil, sku: sku, arch: "x64", priority: 0,
+            slotLimit: 40, enqueueSequence: 1, startedAt: nil, completedAt: nil, conclusion: nil, runnerName: nil,
+            providerHandle: nil, chargeStatus: .notBillable)
     }
 
     @Test("a job gets a just-in-time runner for its repository in a Pod sized by its SKU; again is the same Pod; release deletes it once")
@@ -28,8 +29,9 @@ struct KubernetesProviderTests {
         let pod = try #require(try await pods.getPod(handle))
         #expect(pod.labels["tenki.dev/workspace"] == "ws-21031067" && pod.labels["tenki.dev/job-id"] == "957387.42.1")
         // The runner was registered for the job's repository, under the Pod's name, with its labels.
-        let calls = FakeGitHub.apiRequests(try await github.requests(),
-                                                     path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig")
+        let calls = FakeGitHub.apiRequests(
+            try await github.requests(),
+            path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig")
         let body = try #require(calls.first?["body"] as? [String: Any])
         #expect(calls.count == 1 && body["name"] as? String == handle && body["labels"] as? [String] == ["tenki-4c-8gb"])
         // The JIT configuration goes into a Secret of the Pod's name first, then the Pod reads it
@@ -60,7 +62,7 @@ struct KubernetesProviderTests {
         #expect(try await pods.getPod(handle) == nil)
         let deletes = try await kubernetes.requests().filter { $0["method"] as? String == "DELETE" }.compactMap { $0["path"] as? String }
         #expect(deletes == ["/api/v1/namespaces/runners/pods/\(handle)", "/api/v1/namespaces/runners/secrets/\(handle)"])
-        try await provider.release(job, handle: handle) // already gone: not an error
+        try await provider.release(job, handle: handle)  // already gone: not an error
 
         // An attempt that died after registering the runner (its Secret written) but before its
         // Pod: the retry uses the Secret's configuration — GitHub takes a runner name only once.
@@ -68,21 +70,28 @@ struct KubernetesProviderTests {
         try await pods.applySecret(KubernetesProvider.podName(again), stringData: ["jitconfig": "earlier-config"])
         #expect(try await provider.provision(again) == "tenki-957387-43-1")
         #expect(try await pods.secretData("tenki-957387-43-1") == ["jitconfig": "earlier-config"])
-        #expect(FakeGitHub.apiRequests(try await github.requests(),
-                                                 path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig").count == 1)
+        #expect(
+            FakeGitHub.apiRequests(
+                try await github.requests(),
+                path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig"
+            ).count == 1)
         #expect(try await pods.getPod("tenki-957387-43-1") != nil)
 
         // One that died right after GitHub registered the runner, before writing the Secret: the
         // name is taken (409), so the runner is unregistered and registered again.
         let lost = Self.job(jobID: 44)
         let app = try await github.client()
-        _ = try await app.jitRunnerConfig(installation: 957387, scope: .repository(owner: "Codertocat", name: "Hello-World"),
-                                          name: KubernetesProvider.podName(lost), labels: ["tenki-4c-8gb"])
+        _ = try await app.jitRunnerConfig(
+            installation: 957387, scope: .repository(owner: "Codertocat", name: "Hello-World"),
+            name: KubernetesProvider.podName(lost), labels: ["tenki-4c-8gb"])
         #expect(try await provider.provision(lost) == "tenki-957387-44-1")
         let seen = try await github.requests()
         #expect(FakeGitHub.apiRequests(seen, path: "/repos/Codertocat/Hello-World/actions/runners/generate-jitconfig").count == 4)
         #expect(FakeGitHub.apiRequests(seen, path: "/repos/Codertocat/Hello-World/actions/runners?name=tenki-957387-44-1").count == 1)
-        #expect(seen.contains { ($0["method"] as? String) == "DELETE" && (($0["path"] as? String) ?? "").hasPrefix("/repos/Codertocat/Hello-World/actions/runners/") })
+        #expect(
+            seen.contains {
+                ($0["method"] as? String) == "DELETE" && (($0["path"] as? String) ?? "").hasPrefix("/repos/Codertocat/Hello-World/actions/runners/")
+            })
         #expect(try await pods.secretData("tenki-957387-44-1")?["jitconfig"]?.isEmpty == false)
     }
 

@@ -1,10 +1,10 @@
 import Foundation
 import GitHubPlugin
-import LedgerPlugin
 import Host
+import LedgerPlugin
+import PluginTestSupport
 import RunnerPlugin
 import SQL
-import PluginTestSupport
 import TestSupport
 import Testing
 import WorkflowPlugin
@@ -22,8 +22,9 @@ struct ReconcilerRig {
         github = try FakeGitHub()
         clock = ManualClock(Date())
         let clock = self.clock
-        reconciler = Reconciler(store: h.runner.store, github: try await github.client(), provider: h.runner.scheduler.provider,
-                                logger: h.host.logger, orphanTimeoutSeconds: 600, now: { clock.now })
+        reconciler = Reconciler(
+            store: h.runner.store, github: try await github.client(), provider: h.runner.scheduler.provider,
+            logger: h.host.logger, orphanTimeoutSeconds: 600, now: { clock.now })
         try await h.installFixture()
     }
 
@@ -59,8 +60,12 @@ struct ReconcilerTests {
         for id: Int64 in [5, 6] {
             try await rig.github.seedJob(ReconcilerRig.repository, id, ["status": "queued", "labels": ["tenki-2c-4gb"], "run_id": 500])
         }
-        try await rig.github.seedJob(ReconcilerRig.repository, 7, ["status": "completed", "conclusion": "success", "labels": ["tenki-2c-4gb"],
-                                                                    "run_id": 700, "completed_at": "2026-01-05T10:00:00Z"])
+        try await rig.github.seedJob(
+            ReconcilerRig.repository, 7,
+            [
+                "status": "completed", "conclusion": "success", "labels": ["tenki-2c-4gb"],
+                "run_id": 700, "completed_at": "2026-01-05T10:00:00Z",
+            ])
         let sweep = try await rig.sweep(after: 0)
         #expect(sweep.discovered == 1 && sweep.failures == 0)
         let found = try #require(try await rig.job(5))
@@ -82,8 +87,9 @@ struct ReconcilerTests {
         #expect(listed.allSatisfy { ($0["headers"] as? [String: String])?["authorization"]?.hasPrefix("token ghs_") == true })
     }
 
-    @Test("a completed webhook never came: the job closes at GitHub's completed_at, its runner is released, it is charged once",
-          arguments: DriverKind.allCases)
+    @Test(
+        "a completed webhook never came: the job closes at GitHub's completed_at, its runner is released, it is charged once",
+        arguments: DriverKind.allCases)
     func lostCompleted(_ kind: DriverKind) async throws {
         let rig = try await ReconcilerRig(kind)
         defer { withExtendedLifetime(rig) {} }
@@ -94,10 +100,12 @@ struct ReconcilerTests {
         let started = RunnerHarness.time(minute: 0)
         try await rig.h.deliver("workflow_job", RunnerHarness.job("in_progress", id: 1, labels: labels, started: started, runner: "r1"))
         for id: Int64 in [1, 2] {
-            try await rig.github.seedJob(ReconcilerRig.repository, id, [
-                "status": "completed", "conclusion": "success", "labels": labels, "started_at": started,
-                "completed_at": "2026-01-05T10:09:31Z", "runner_name": "r\(id)",
-            ])
+            try await rig.github.seedJob(
+                ReconcilerRig.repository, id,
+                [
+                    "status": "completed", "conclusion": "success", "labels": labels, "started_at": started,
+                    "completed_at": "2026-01-05T10:09:31Z", "runner_name": "r\(id)",
+                ])
         }
         // News younger than the quiet period is not asked about: its webhook may be on its way.
         #expect(try await rig.sweep(after: 30).checked == 0)
@@ -115,17 +123,21 @@ struct ReconcilerTests {
         #expect(try rig.providerLines().filter { $0.hasPrefix("release ") }.count == 2)
 
         // The late webhook arrives after all (with another completed_at), and a sweep runs again: nothing twice.
-        try await rig.h.deliver("workflow_job", RunnerHarness.job("completed", id: 1, labels: labels, started: started,
-                                                                completed: "2026-01-05T10:30:00Z", runner: "r1"))
+        try await rig.h.deliver(
+            "workflow_job",
+            RunnerHarness.job(
+                "completed", id: 1, labels: labels, started: started,
+                completed: "2026-01-05T10:30:00Z", runner: "r1"))
         #expect(try await rig.sweep(after: 300).checked == 0)
         #expect(try await rig.h.runner.scheduler.runOnce().didWork == false)
         #expect(try await rig.job(1)?.completedAt == "2026-01-05T10:09:31Z")
-        #expect(try await rig.h.ledger.transfers(workspace: rig.h.workspaceID).count == 3) // signup credit + two jobs' minutes
+        #expect(try await rig.h.ledger.transfers(workspace: rig.h.workspaceID).count == 3)  // signup credit + two jobs' minutes
         #expect(try await rig.h.ledger.balance(workspace: rig.h.workspaceID).freeMinutesRemaining == 960)
     }
 
-    @Test("a runner whose job never started is released after the timeout and the job gets a new one; a job GitHub lost is closed",
-          arguments: DriverKind.allCases)
+    @Test(
+        "a runner whose job never started is released after the timeout and the job gets a new one; a job GitHub lost is closed",
+        arguments: DriverKind.allCases)
     func orphanedRunner(_ kind: DriverKind) async throws {
         let rig = try await ReconcilerRig(kind)
         defer { withExtendedLifetime(rig) {} }
@@ -135,15 +147,19 @@ struct ReconcilerTests {
         // Job 2 is gone from GitHub (its run deleted): 404. Job 3 started without our hearing of it,
         // on job 4's runner (a runner takes any job its labels match): that runner is busy, not orphaned.
         let runner4 = "tenki-\(RunnerHarness.installation)-4-1"
-        try await rig.github.seedJob(ReconcilerRig.repository, 3, ["status": "in_progress", "labels": ["tenki-2c-4gb"],
-                                                                    "started_at": RunnerHarness.time(minute: 1), "runner_name": runner4])
+        try await rig.github.seedJob(
+            ReconcilerRig.repository, 3,
+            [
+                "status": "in_progress", "labels": ["tenki-2c-4gb"],
+                "started_at": RunnerHarness.time(minute: 1), "runner_name": runner4,
+            ])
         let early = try await rig.sweep(after: 300)
         #expect(early.orphansRequeued == 0 && early.gone == 1 && early.started == 1)
         let gone = try #require(try await rig.job(2))
         #expect(gone.status == .completed && gone.conclusion == "gone_from_github" && gone.chargeStatus == .notBillable)
         let started = try #require(try await rig.job(3))
         #expect(started.status == .running && started.startedAt == RunnerHarness.time(minute: 1) && started.runnerName == runner4)
-        #expect(try await rig.h.runner.scheduler.runOnce().released == 1) // job 2's runner
+        #expect(try await rig.h.runner.scheduler.runOnce().released == 1)  // job 2's runner
 
         // Past the 600 s timeout (the test's clock moves; the jobs' own times are real ones, a little later).
         let late = try await rig.sweep(after: 400)
@@ -157,13 +173,15 @@ struct ReconcilerTests {
         #expect(try rig.providerLines().filter { $0.hasPrefix("provision \(Self.key(1)) ") }.count == 2)
     }
 
-    @Test("a failed delivery is redelivered once; ones that succeeded, were redelivered or that we stored are not",
-          arguments: DriverKind.allCases)
+    @Test(
+        "a failed delivery is redelivered once; ones that succeeded, were redelivered or that we stored are not",
+        arguments: DriverKind.allCases)
     func failedDeliveries(_ kind: DriverKind) async throws {
         let rig = try await ReconcilerRig(kind)
         defer { withExtendedLifetime(rig) {} }
         // A delivery we committed even though GitHub saw it fail (our answer timed out afterwards).
-        _ = try await rig.h.host.database.execute("""
+        _ = try await rig.h.host.database.execute(
+            """
             INSERT INTO github_deliveries (delivery_id, event, headers, body, body_sha256, received_at_ms)
             VALUES ('stored-1', 'workflow_job', '{}', $1, 'x', 0)
             """, [.blob(Array("{}".utf8))])
@@ -183,8 +201,9 @@ struct ReconcilerTests {
         #expect(sweep.deliveries.listed == 9 && sweep.deliveries.failed == 4 && sweep.deliveries.alreadyStored == 1)
         #expect(sweep.deliveries.redelivered == 2 && sweep.deliveries.failures == 0)
         let attempts = try await rig.requests("POST", pathPrefix: "/app/hook/deliveries/")
-        #expect(attempts.compactMap { $0["path"] as? String }.sorted()
-            == ["/app/hook/deliveries/\(ids[0])/attempts", "/app/hook/deliveries/\(ids[2])/attempts"], "lost-1, and lost-2's latest attempt")
+        #expect(
+            attempts.compactMap { $0["path"] as? String }.sorted()
+                == ["/app/hook/deliveries/\(ids[0])/attempts", "/app/hook/deliveries/\(ids[2])/attempts"], "lost-1, and lost-2's latest attempt")
         #expect(attempts.allSatisfy { ($0["jwt_claims"] as? [String: Any])?["iss"] as? String == FakeGitHub.appID }, "as the App, with its JWT")
         // Five pages of two, followed through the Link header's cursor.
         #expect(try await rig.requests("GET", pathPrefix: "/app/hook/deliveries").count == 5)

@@ -1,5 +1,6 @@
-@testable import RunnerPlugin
 import Testing
+
+@testable import RunnerPlugin
 
 @Suite("Runner limits")
 struct RunnerLimitsTests {

@@ -3,9 +3,9 @@ import GitHubPlugin
 import Host
 import LedgerPlugin
 import Logging
+import PluginTestSupport
 import RunnerPlugin
 import SQL
-import PluginTestSupport
 import TestSupport
 import Testing
 import WorkflowPlugin
@@ -20,7 +20,7 @@ final class RunnerHarness: Sendable {
     let workflows: WorkflowEngine
     let ledger: LedgerStore
     let providerLog: String
-    static let installation: Int64 = 957387 // the installation of the fixture installation.created
+    static let installation: Int64 = 957387  // the installation of the fixture installation.created
 
     init(_ kind: DriverKind) async throws {
         test = try TestDatabase.make(kind)
@@ -34,8 +34,9 @@ final class RunnerHarness: Sendable {
         configuration.runnerLocalCommand = "echo \"$TENKI_ACTION $TENKI_JOB_KEY $TENKI_SKU\" >> '\(providerLog)'"
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        host = try await TenkiHost.open(configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self],
-                                        logger: logger)
+        host = try await TenkiHost.open(
+            configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self],
+            logger: logger)
         runner = try #require(host.plugin(RunnerPlugin.self))
         workflows = try #require(host.plugin(WorkflowPlugin.self)).engine
         ledger = LedgerStore(database: host.database)
@@ -68,8 +69,10 @@ final class RunnerHarness: Sendable {
         try await deliver("installation", fixture.body)
     }
 
-    static func job(_ action: String, id: Int64, labels: [String], started: String? = nil, completed: String? = nil,
-                    runner: String? = nil, attempt: Int = 1) -> [UInt8] {
+    static func job(
+        _ action: String, id: Int64, labels: [String], started: String? = nil, completed: String? = nil,
+        runner: String? = nil, attempt: Int = 1
+    ) -> [UInt8] {
         var job: [String: Any] = [
             "id": id, "run_id": 1000 + id, "run_attempt": attempt, "name": "build \(id)", "workflow_name": "CI", "head_branch": "main",
             "status": action == "in_progress" ? "in_progress" : action, "labels": labels, "created_at": "2026-01-05T09:59:00Z",
@@ -78,12 +81,17 @@ final class RunnerHarness: Sendable {
         if let started { job["started_at"] = started }
         // As GitHub does: a queued job's started_at is its queue time, not when it runs.
         if action == "queued" { job["started_at"] = "2026-01-01T00:00:00Z" }
-        if let completed { job["completed_at"] = completed; job["conclusion"] = "success" }
+        if let completed {
+            job["completed_at"] = completed
+            job["conclusion"] = "success"
+        }
         if let runner { job["runner_name"] = runner }
         let payload: [String: Any] = [
             "action": action, "workflow_job": job,
-            "repository": ["id": 1296269, "name": "Hello-World", "full_name": "Codertocat/Hello-World", "private": false,
-                           "owner": ["id": 21031067, "login": "Codertocat", "type": "User"]],
+            "repository": [
+                "id": 1_296_269, "name": "Hello-World", "full_name": "Codertocat/Hello-World", "private": false,
+                "owner": ["id": 21_031_067, "login": "Codertocat", "type": "User"],
+            ],
             "installation": ["id": installation],
         ]
         return Array(try! JSONSerialization.data(withJSONObject: payload))
@@ -92,9 +100,11 @@ final class RunnerHarness: Sendable {
     /// queued → in_progress → completed for one job, with `minutes` of run time.
     func runJob(_ id: Int64, labels: [String], minutes: Int, startMinute: Int = 0) async throws {
         try await deliver("workflow_job", Self.job("queued", id: id, labels: labels))
-        let started = Self.time(minute: startMinute), completed = Self.time(minute: startMinute + minutes)
+        let started = Self.time(minute: startMinute)
+        let completed = Self.time(minute: startMinute + minutes)
         try await deliver("workflow_job", Self.job("in_progress", id: id, labels: labels, started: started, runner: "tenki-\(id)"))
-        try await deliver("workflow_job", Self.job("completed", id: id, labels: labels, started: started, completed: completed, runner: "tenki-\(id)"))
+        try await deliver(
+            "workflow_job", Self.job("completed", id: id, labels: labels, started: started, completed: completed, runner: "tenki-\(id)"))
     }
 
     static func time(minute: Int) -> String {
@@ -103,8 +113,9 @@ final class RunnerHarness: Sendable {
 
     /// A scheduler that asks `github` whether released jobs still wait, with no compute provider.
     func scheduler(askingGitHub github: FakeGitHub) async throws -> JobScheduler {
-        JobScheduler(store: runner.store, ledger: ledger, policies: host.policies, provider: NoProvider(), logger: host.logger,
-                     github: try await github.client())
+        JobScheduler(
+            store: runner.store, ledger: ledger, policies: host.policies, provider: NoProvider(), logger: host.logger,
+            github: try await github.client())
     }
 
     var workspaceID: String { "ws-21031067" }
@@ -119,15 +130,16 @@ struct RunnerPluginTests {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
         try await h.installFixture()
-        try await h.installFixture() // redelivered: nothing new
+        try await h.installFixture()  // redelivered: nothing new
         let workspaces = try await h.runner.store.workspaces()
         #expect(workspaces.map(\.slug) == ["codertocat"])
         let round = try await h.runner.scheduler.runOnce()
         #expect(round.credited == 1)
         #expect(try await h.runner.scheduler.runOnce().credited == 0)
         #expect(try await h.ledger.balance(workspace: h.workspaceID).freeMinutesRemaining == 1_000)
-        let repos = try await h.host.database.query("SELECT full_name FROM runner_repositories WHERE installation_id = $1",
-                                                   [.integer(RunnerHarness.installation)])
+        let repos = try await h.host.database.query(
+            "SELECT full_name FROM runner_repositories WHERE installation_id = $1",
+            [.integer(RunnerHarness.installation)])
         #expect(try repos.map { try $0.string("full_name") } == ["Codertocat/Hello-World"])
     }
 
@@ -144,11 +156,15 @@ struct RunnerPluginTests {
         #expect(provisioned.status == .provisioned && provisioned.sku == "x64-4c-8gb" && provisioned.arch == "x64")
         #expect(try String(contentsOfFile: h.providerLog, encoding: .utf8) == "provision \(RunnerHarness.installation)/1/1 x64-4c-8gb\n")
 
-        let started = RunnerHarness.time(minute: 0), completed = "2026-01-05T10:09:31Z"
+        let started = RunnerHarness.time(minute: 0)
+        let completed = "2026-01-05T10:09:31Z"
         try await h.deliver("workflow_job", RunnerHarness.job("in_progress", id: 1, labels: ["tenki-4c-8gb"], started: started, runner: "r1"))
         #expect(try await h.count(.running) == 1)
-        try await h.deliver("workflow_job", RunnerHarness.job("completed", id: 1, labels: ["tenki-4c-8gb"], started: started,
-                                                            completed: completed, runner: "r1"))
+        try await h.deliver(
+            "workflow_job",
+            RunnerHarness.job(
+                "completed", id: 1, labels: ["tenki-4c-8gb"], started: started,
+                completed: completed, runner: "r1"))
         let done = try await h.runner.scheduler.runOnce()
         #expect(done.charged == 1 && done.released == 1)
         // 9 min 31 s bills as 10 minutes; 4 vCPU takes 2 free minutes a minute.
@@ -159,7 +175,7 @@ struct RunnerPluginTests {
         #expect(try String(contentsOfFile: h.providerLog, encoding: .utf8).hasSuffix("release \(RunnerHarness.installation)/1/1 x64-4c-8gb\n"))
         // Nothing more to do, and nothing charged twice.
         #expect(try await h.runner.scheduler.runOnce().didWork == false)
-        #expect(try await h.ledger.transfers(workspace: h.workspaceID).count == 2) // signup credit + the job's minutes
+        #expect(try await h.ledger.transfers(workspace: h.workspaceID).count == 2)  // signup credit + the job's minutes
     }
 
     @Test("duplicate and out-of-order deliveries: completed before in_progress, the same event twice", arguments: DriverKind.allCases)
@@ -168,11 +184,14 @@ struct RunnerPluginTests {
         defer { withExtendedLifetime(h) {} }
         try await h.installFixture()
         let labels = ["tenki-2c-4gb"]
-        let started = RunnerHarness.time(minute: 0), completed = RunnerHarness.time(minute: 7)
-        try await h.deliver("workflow_job", RunnerHarness.job("completed", id: 7, labels: labels, started: started, completed: completed, runner: "r"))
+        let started = RunnerHarness.time(minute: 0)
+        let completed = RunnerHarness.time(minute: 7)
+        try await h.deliver(
+            "workflow_job", RunnerHarness.job("completed", id: 7, labels: labels, started: started, completed: completed, runner: "r"))
         try await h.deliver("workflow_job", RunnerHarness.job("in_progress", id: 7, labels: labels, started: started, runner: "r"))
         try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 7, labels: labels))
-        try await h.deliver("workflow_job", RunnerHarness.job("completed", id: 7, labels: labels, started: started, completed: completed, runner: "r"))
+        try await h.deliver(
+            "workflow_job", RunnerHarness.job("completed", id: 7, labels: labels, started: started, completed: completed, runner: "r"))
         let job = try #require(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 7, runAttempt: 1))
         #expect(job.status == .completed && job.startedAt == started && job.completedAt == completed)
         #expect(try await h.runner.scheduler.runOnce().charged == 1)
@@ -183,7 +202,9 @@ struct RunnerPluginTests {
         try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 8, labels: labels))
         try await h.deliver("workflow_job", RunnerHarness.job("completed", id: 8, labels: labels, completed: completed))
         #expect(try await h.runner.scheduler.runOnce().charged == 0)
-        #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 8, runAttempt: 1)?.chargeStatus == ChargeStatus.notBillable)
+        #expect(
+            try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 8, runAttempt: 1)?.chargeStatus
+                == ChargeStatus.notBillable)
         // A second run attempt is its own job.
         try await h.runJob(7, labels: labels, minutes: 3)
         _ = try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 7, labels: labels, attempt: 2))
@@ -208,8 +229,11 @@ struct RunnerPluginTests {
         try await h.runner.store.update(workspace: "codertocat", .init(addons: ["macos-m4"]))
         for id in 1...10 {
             // Job `id` finishes; the oldest waiting job (40 + id) takes its slot.
-            try await h.deliver("workflow_job", RunnerHarness.job("completed", id: Int64(id), labels: ["tenki-2c-4gb"],
-                                                                started: RunnerHarness.time(minute: 0), completed: RunnerHarness.time(minute: 1), runner: "r"))
+            try await h.deliver(
+                "workflow_job",
+                RunnerHarness.job(
+                    "completed", id: Int64(id), labels: ["tenki-2c-4gb"],
+                    started: RunnerHarness.time(minute: 0), completed: RunnerHarness.time(minute: 1), runner: "r"))
             let next = try await h.runner.scheduler.runOnce()
             #expect(next.scheduled == 1, "after job \(id) completed")
             let started = try #require(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: Int64(40 + id), runAttempt: 1))
@@ -219,8 +243,9 @@ struct RunnerPluginTests {
         #expect(try await h.count(.waiting) == 0)
     }
 
-    @Test("jobs waiting for a slot are judged again when the workspace changes: new slots, an abuse verdict",
-          arguments: DriverKind.allCases)
+    @Test(
+        "jobs waiting for a slot are judged again when the workspace changes: new slots, an abuse verdict",
+        arguments: DriverKind.allCases)
     func waitingJobsTakeWorkspaceChanges(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
@@ -239,8 +264,11 @@ struct RunnerPluginTests {
         #expect(try await h.runner.scheduler.runOnce().scheduled == 9)
         #expect(try await h.count(.waiting) == 1)
         try await h.runner.store.update(workspace: "codertocat", .init(abuseAction: .some("suspend")))
-        try await h.deliver("workflow_job", RunnerHarness.job("completed", id: 1, labels: ["tenki-2c-4gb"],
-                                                            started: RunnerHarness.time(minute: 0), completed: RunnerHarness.time(minute: 1), runner: "r"))
+        try await h.deliver(
+            "workflow_job",
+            RunnerHarness.job(
+                "completed", id: 1, labels: ["tenki-2c-4gb"],
+                started: RunnerHarness.time(minute: 0), completed: RunnerHarness.time(minute: 1), runner: "r"))
         let round = try await h.runner.scheduler.runOnce()
         #expect(round.blocked == 1 && round.scheduled == 0)
         #expect(try await h.runner.store.jobs(status: .blocked).map(\.blockReason) == ["abuse"])
@@ -250,8 +278,9 @@ struct RunnerPluginTests {
     func twoReplicas(_ kind: DriverKind) async throws {
         let h = try await RunnerHarness(kind)
         defer { withExtendedLifetime(h) {} }
-        let second = try await TenkiHost.open(h.host.configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self],
-                                              logger: h.host.logger)
+        let second = try await TenkiHost.open(
+            h.host.configuration, plugins: [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self],
+            logger: h.host.logger)
         let other = try #require(second.plugin(RunnerPlugin.self))
         try await h.installFixture()
         try await h.runner.store.update(workspace: "codertocat", .init(hasPaymentMethod: true))
@@ -296,7 +325,8 @@ struct RunnerPluginTests {
         try await h.runner.store.update(workspace: "codertocat", .init(suspended: true))
         try await h.deliver("workflow_job", RunnerHarness.job("queued", id: 3, labels: ["tenki-2c-4gb"]))
         _ = try await h.runner.scheduler.runOnce()
-        #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 3, runAttempt: 1)?.blockReason == "workspace_suspended")
+        #expect(
+            try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 3, runAttempt: 1)?.blockReason == "workspace_suspended")
         try await h.runner.store.update(workspace: "codertocat", .init(suspended: false))
         _ = try await h.runner.scheduler.runOnce()
         #expect(try await h.runner.store.job(installationID: RunnerHarness.installation, jobID: 3, runAttempt: 1)?.status == .provisioned)
@@ -401,17 +431,23 @@ struct RunnerPluginTests {
         for id in 1...78 {
             let labels = [["tenki-2c-4gb"], ["tenki-premium-4c-8gb"], ["tenki-64c-256gb"]][id % 3]
             if id % 9 == 0 {
-                deliveries += [RunnerHarness.job("queued", id: Int64(id), labels: labels),
-                               RunnerHarness.job("completed", id: Int64(id), labels: labels, completed: RunnerHarness.time(minute: id * 10))]
+                deliveries += [
+                    RunnerHarness.job("queued", id: Int64(id), labels: labels),
+                    RunnerHarness.job("completed", id: Int64(id), labels: labels, completed: RunnerHarness.time(minute: id * 10)),
+                ]
                 continue
             }
             for attempt in 1...(id % 10 == 0 ? 2 : 1) {
                 let start = id * 10 - 9 + attempt - 1
-                let started = RunnerHarness.time(minute: start), completed = RunnerHarness.time(minute: start + 1 + (id * 7) % 9)
-                deliveries += [RunnerHarness.job("queued", id: Int64(id), labels: labels, attempt: attempt),
-                               RunnerHarness.job("in_progress", id: Int64(id), labels: labels, started: started, runner: "r\(id)", attempt: attempt),
-                               RunnerHarness.job("completed", id: Int64(id), labels: labels, started: started, completed: completed,
-                                                 runner: "r\(id)", attempt: attempt)]
+                let started = RunnerHarness.time(minute: start)
+                let completed = RunnerHarness.time(minute: start + 1 + (id * 7) % 9)
+                deliveries += [
+                    RunnerHarness.job("queued", id: Int64(id), labels: labels, attempt: attempt),
+                    RunnerHarness.job("in_progress", id: Int64(id), labels: labels, started: started, runner: "r\(id)", attempt: attempt),
+                    RunnerHarness.job(
+                        "completed", id: Int64(id), labels: labels, started: started, completed: completed,
+                        runner: "r\(id)", attempt: attempt),
+                ]
             }
         }
         for delivery in deliveries { try await h.deliver("workflow_job", delivery) }

@@ -10,13 +10,17 @@ struct SQLTests {
         let test = try TestDatabase.make(kind)
         let db = try test.open()
         defer { Task { await db.close() } }
-        try await db.transaction { try $0.executeScript(kind == .sqlite
-            ? "CREATE TABLE t (id BIGINT PRIMARY KEY, d DOUBLE PRECISION, s TEXT, b BLOB, n TEXT)"
-            : "CREATE TABLE t (id BIGINT PRIMARY KEY, d DOUBLE PRECISION, s TEXT, b BYTEA, n TEXT)") }
+        try await db.transaction {
+            try $0.executeScript(
+                kind == .sqlite
+                    ? "CREATE TABLE t (id BIGINT PRIMARY KEY, d DOUBLE PRECISION, s TEXT, b BLOB, n TEXT)"
+                    : "CREATE TABLE t (id BIGINT PRIMARY KEY, d DOUBLE PRECISION, s TEXT, b BYTEA, n TEXT)")
+        }
         let blob: [UInt8] = [0, 1, 2, 255, 0, 39, 92]
         let text = "it's \"quoted\" $1 ? ünïcödé"
-        try await db.execute("INSERT INTO t (id, d, s, b, n) VALUES ($1, $2, $3, $4, $5)",
-                             [.integer(Int64.max), .double(2.5), .text(text), .blob(blob), .null])
+        try await db.execute(
+            "INSERT INTO t (id, d, s, b, n) VALUES ($1, $2, $3, $4, $5)",
+            [.integer(Int64.max), .double(2.5), .text(text), .blob(blob), .null])
         let row = try #require(try await db.query("SELECT id, d, s, b, n FROM t WHERE id = $1", [.integer(Int64.max)]).first)
         #expect(try row.int("id") == Int64.max)
         #expect(row["d"] == .double(2.5))
@@ -198,7 +202,8 @@ struct SQLTests {
         return printed.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test("what the SQLite writer commits is in its files for another process, through a transaction larger than its cache and many checkpoint rounds")
+    @Test(
+        "what the SQLite writer commits is in its files for another process, through a transaction larger than its cache and many checkpoint rounds")
     func sqliteWALBufferingWritesThrough() async throws {
         let test = try TestDatabase.make(.sqlite)
         let path = test.directory + "/tenki.db"
@@ -216,17 +221,23 @@ struct SQLTests {
         // Read back inside the transaction: spilled pages come from the WAL, some still buffered.
         let readBack = try await db.transaction { tx -> Int in
             for id in 0..<40 { try tx.execute("INSERT INTO w (id, data) VALUES ($1, $2)", [.integer(Int64(id)), .blob(data(id, bytes: 1 << 20))]) }
-            return try (0..<40).filter { id in try tx.query("SELECT data FROM w WHERE id = $1", [.integer(Int64(id))])[0].bytes("data") == data(id, bytes: 1 << 20) }.count
+            return try (0..<40).filter { id in
+                try tx.query("SELECT data FROM w WHERE id = $1", [.integer(Int64(id))])[0].bytes("data") == data(id, bytes: 1 << 20)
+            }.count
         }
         #expect(readBack == 40)
         // Then many small commits in groups, and some one at a time.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for id in 40..<3_040 {
-                group.addTask { try await db.execute("INSERT INTO w (id, data) VALUES ($1, $2)", [.integer(Int64(id)), .blob(data(id, bytes: 2_048))]) }
+                group.addTask {
+                    try await db.execute("INSERT INTO w (id, data) VALUES ($1, $2)", [.integer(Int64(id)), .blob(data(id, bytes: 2_048))])
+                }
             }
             try await group.waitForAll()
         }
-        for id in 3_040..<3_240 { try await db.execute("INSERT INTO w (id, data) VALUES ($1, $2)", [.integer(Int64(id)), .blob(data(id, bytes: 2_048))]) }
+        for id in 3_040..<3_240 {
+            try await db.execute("INSERT INTO w (id, data) VALUES ($1, $2)", [.integer(Int64(id)), .blob(data(id, bytes: 2_048))])
+        }
         #expect(try await db.query("SELECT COUNT(*) AS n FROM w")[0].int("n") == 3_240)
         #expect(try await db.query("SELECT data FROM w WHERE id = 39")[0].bytes("data") == data(39, bytes: 1 << 20))
         // Python's own SQLite, in another process, reads the files while the writer is still open
@@ -258,7 +269,7 @@ struct SQLTests {
         let test = try TestDatabase.make(.sqlite)
         let path = test.directory + "/tenki.db"
         let a = try SQLiteDatabase(path: path)
-        let b = try SQLiteDatabase(path: path)   // another writer on the file, as another process would be
+        let b = try SQLiteDatabase(path: path)  // another writer on the file, as another process would be
         try await a.execute("CREATE TABLE r (id BIGINT PRIMARY KEY, who TEXT NOT NULL, data BLOB NOT NULL)")
         struct Abandon: Error {}
         // A small page cache spills A's pages to the WAL at once; the transaction then rolls back

@@ -13,8 +13,9 @@ struct RSASigningTests {
         return status == 0 && String(decoding: output, as: UTF8.self).contains("Verified OK")
     }
 
-    @Test("PKCS#1 and PKCS#8 keys sign exactly as openssl does, and openssl verifies with the public key",
-          arguments: [TestRSAKeyPair.Format.pkcs1, .pkcs8])
+    @Test(
+        "PKCS#1 and PKCS#8 keys sign exactly as openssl does, and openssl verifies with the public key",
+        arguments: [TestRSAKeyPair.Format.pkcs1, .pkcs8])
     func signsLikeOpenSSL(format: TestRSAKeyPair.Format) throws {
         let directory = try TemporaryDirectory.make(prefix: "tenki-rsa")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -104,8 +105,10 @@ struct RSASigningTests {
 
         // An encrypted key is refused without asking for a passphrase.
         let encryptedPath = directory + "/encrypted.pem"
-        try OpenSSLTool.require(["pkey", "-in", try TestRSAKeyPair.shared.get().privateKeyPath, "-aes256", "-passout", "pass:secret",
-                                 "-out", encryptedPath])
+        try OpenSSLTool.require([
+            "pkey", "-in", try TestRSAKeyPair.shared.get().privateKeyPath, "-aes256", "-passout", "pass:secret",
+            "-out", encryptedPath,
+        ])
         let encrypted = failure(try String(contentsOfFile: encryptedPath, encoding: .utf8))
         #expect(encrypted?.kind == .badKey && encrypted?.message.contains("encrypted") == true)
     }

@@ -18,8 +18,10 @@ package enum RouteAnswers {
     /// Expects `status` and the host's one error shape, `{"error": reason, "message": text}`
     /// and nothing else; returns the message.
     @discardableResult
-    package static func expectError(_ response: TestResponse, _ status: HTTPResponse.Status, _ reason: String,
-                                   sourceLocation: SourceLocation = #_sourceLocation) -> String {
+    package static func expectError(
+        _ response: TestResponse, _ status: HTTPResponse.Status, _ reason: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) -> String {
         #expect(response.status == status, "\(text(response))", sourceLocation: sourceLocation)
         #expect(response.headers[.contentType] == "application/json", sourceLocation: sourceLocation)
         let object = json(response) as? [String: Any]

@@ -42,8 +42,10 @@ package final class TenkiProcess: Sendable {
     static let startups = StartupGate(width: 2)
 
     /// Starts `tenki serve` and waits until `/healthz` answers.
-    package static func serve(dataDir: String, databaseURL: String?, secret: String, environment: [String: String] = [:],
-                             port: Int? = nil) async throws -> TenkiProcess {
+    package static func serve(
+        dataDir: String, databaseURL: String?, secret: String, environment: [String: String] = [:],
+        port: Int? = nil
+    ) async throws -> TenkiProcess {
         await startups.enter()
         defer { startups.leave() }
         let port = port ?? freePort()
@@ -74,7 +76,8 @@ package final class TenkiProcess: Sendable {
                 throw MissingDependency(description: "tenki serve exited with \(process.terminationStatus): \(server.log)")
             }
             if let response = try? await client.send(OutboundRequest(url: server.baseURL + "/healthz", timeoutMilliseconds: 1_000)),
-               response.status == 200 {
+                response.status == 200
+            {
                 return server
             }
             try await Task.sleep(nanoseconds: 50_000_000)

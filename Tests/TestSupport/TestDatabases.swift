@@ -31,7 +31,8 @@ package final class TestDatabase: Sendable {
             return TestDatabase(kind: kind, url: "sqlite:" + directory + "/tenki.db", directory: directory, dropName: nil)
         case .postgres:
             guard let admin = ProcessInfo.processInfo.environment["TENKI_TEST_POSTGRES_URL"], !admin.isEmpty else {
-                throw MissingDependency(description: "TENKI_TEST_POSTGRES_URL is not set: run the tests with tools/test.sh, which starts a throwaway PostgreSQL")
+                throw MissingDependency(
+                    description: "TENKI_TEST_POSTGRES_URL is not set: run the tests with tools/test.sh, which starts a throwaway PostgreSQL")
             }
             let name = "tenki_t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
             try PostgresAdmin.run(admin, "CREATE DATABASE \(name)")

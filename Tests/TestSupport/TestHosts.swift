@@ -6,8 +6,10 @@ import Testing
 
 /// Hosts for in-process route tests: a test database, quiet logs, the given plugins.
 package enum TestHosts {
-    package static func open(_ test: TestDatabase, plugins: [any Plugin.Type],
-                            configure: (inout HostConfiguration) -> Void = { _ in }) async throws -> TenkiHost {
+    package static func open(
+        _ test: TestDatabase, plugins: [any Plugin.Type],
+        configure: (inout HostConfiguration) -> Void = { _ in }
+    ) async throws -> TenkiHost {
         var configuration = HostConfiguration()
         configuration.dataDir = test.directory
         configuration.databaseURL = test.url
@@ -26,8 +28,10 @@ package enum TestHosts {
     }
 
     /// Takes the database away, then expects each GET of `uris` to answer a clean 503.
-    package static func expectUnavailable(_ client: any TestClientProtocol, _ test: TestDatabase, _ host: TenkiHost, uris: [String],
-                                         sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    package static func expectUnavailable(
+        _ client: any TestClientProtocol, _ test: TestDatabase, _ host: TenkiHost, uris: [String],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         try await test.takeAway(from: host.database)
         for uri in uris {
             try await client.execute(uri: uri, method: .get) { response in

@@ -4,6 +4,7 @@ import Logging
 import SQL
 import TestSupport
 import Testing
+
 @testable import WorkflowPlugin
 
 @Suite("Lua workflow scripts")
@@ -107,13 +108,15 @@ struct LuaWorkflowTests {
         #expect(output["n"] == .number(42) && output["answer"] == .object(["by": .string("lua")]))
         #expect(output["boom"]?.stringValue?.contains("step 'boom' failed after 1 attempt(s): LuaError: greet.lua:8: kaput") == true)
         let steps = try await engine.describe(id: "g").steps
-        #expect(steps.map { "\($0.kind) \($0.name) \($0.attempts)" } == ["step double 1", "sleep sleep 1", "signal go 1", "step boom 1", "state phase 1"])
+        #expect(
+            steps.map { "\($0.kind) \($0.name) \($0.attempts)" } == ["step double 1", "sleep sleep 1", "signal go 1", "step boom 1", "state phase 1"])
         await h.close()
     }
 
     @Test("a script continues as new: its next run starts from the input it handed over, with signals kept", arguments: DriverKind.allCases)
     func continueAsNew(_ kind: DriverKind) async throws {
-        let set = try Self.scripts(["tally.lua": """
+        let set = try Self.scripts([
+            "tally.lua": """
             return {
               run = function(input)
                 local total = input.total or 0
@@ -125,7 +128,8 @@ struct LuaWorkflowTests {
                 workflow.continue_as_new({total = total})
               end,
             }
-            """])
+            """
+        ])
         let h = try await WorkflowHarness(kind, definitions: set.scripts.map { LuaWorkflows.definition($0, files: set.files) })
         let engine = h.engine()
         _ = try await engine.start(type: "script.tally", input: Array("{}".utf8), id: "t")
@@ -148,13 +152,13 @@ struct LuaWorkflowTests {
         let set = try Self.scripts([
             "waiter.lua": "return { run = function(input) return { got = workflow.signal('go'), n = input.n } end }",
             "boss.lua": """
-                return { run = function(input)
-                  local id = workflow.start("script.waiter", {n = 7})
-                  workflow.sleep(5)
-                  workflow.send_signal(id, "go", {from = "boss"})
-                  return {started = id}
-                end }
-                """,
+            return { run = function(input)
+              local id = workflow.start("script.waiter", {n = 7})
+              workflow.sleep(5)
+              workflow.send_signal(id, "go", {from = "boss"})
+              return {started = id}
+            end }
+            """,
         ])
         #expect(set.errors.isEmpty, "\(set.errors)")
         let h = try await WorkflowHarness(kind)
@@ -179,13 +183,17 @@ struct LuaWorkflowTests {
 
     @Test("scripts call the plugins' Lua functions (inside steps)")
     func hostFunctions() async throws {
-        let set = try Self.scripts(["sum.lua": """
+        let set = try Self.scripts([
+            "sum.lua": """
             return { run = function(input) return workflow.step("add", function() return demo.add(input.a, input.b) end) end }
-            """])
+            """
+        ])
         let h = try await WorkflowHarness(.sqlite)
-        h.catalog.register(scriptFunctions: [LuaHostFunction(module: "demo", name: "add", readOnly: false) { arguments in
-            [.integer((arguments[0].integerValue ?? 0) + (arguments[1].integerValue ?? 0))]
-        }])
+        h.catalog.register(scriptFunctions: [
+            LuaHostFunction(module: "demo", name: "add", readOnly: false) { arguments in
+                [.integer((arguments[0].integerValue ?? 0) + (arguments[1].integerValue ?? 0))]
+            }
+        ])
         set.scripts.map { LuaWorkflows.definition($0, files: set.files, catalog: h.catalog) }.forEach(h.catalog.register)
         let engine = h.engine()
         _ = try await engine.start(type: "script.sum", input: Array(#"{"a":2,"b":40}"#.utf8), id: "sum")
@@ -221,8 +229,9 @@ struct LuaWorkflowTests {
     @Test("a matching event starts one run per delivery, redelivered or not", arguments: DriverKind.allCases)
     func webhookTriggered(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
-        let registry = LuaScriptRegistry(root: try Self.directory(["greet.lua": Self.greet, "lib/util.lua": Self.util]), catalog: h.catalog,
-                                         logger: Self.quietLogger)
+        let registry = LuaScriptRegistry(
+            root: try Self.directory(["greet.lua": Self.greet, "lib/util.lua": Self.util]), catalog: h.catalog,
+            logger: Self.quietLogger)
         h.catalog.replace(prefix: "script.", with: registry.definitions)
         let bus = Self.bus(h, registry)
         var ids: [String: Int64] = [:]
@@ -251,12 +260,13 @@ struct LuaWorkflowTests {
     @Test("'match' filters the events that start runs; an error in it is logged and starts nothing, once", arguments: DriverKind.allCases)
     func match(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
-        let registry = LuaScriptRegistry(root: try Self.directory([
-            "picky.lua": Self.picky,
-            "broken.lua": """
+        let registry = LuaScriptRegistry(
+            root: try Self.directory([
+                "picky.lua": Self.picky,
+                "broken.lua": """
                 return { on = {"workflow_job.queued"}, match = function(event) error("no match today") end, run = function() end }
                 """,
-        ]), catalog: h.catalog, logger: Self.quietLogger)
+            ]), catalog: h.catalog, logger: Self.quietLogger)
         #expect(registry.current.errors.isEmpty && registry.current.scripts.map(\.hasMatch) == [true, true], "\(registry.current.errors)")
         h.catalog.replace(prefix: "script.", with: registry.definitions)
         let bus = Self.bus(h, registry)
@@ -275,8 +285,9 @@ struct LuaWorkflowTests {
         await h.close()
     }
 
-    @Test("a new script starts handling its events without a restart; a broken edit is rejected and the old one keeps serving",
-          arguments: DriverKind.allCases)
+    @Test(
+        "a new script starts handling its events without a restart; a broken edit is rejected and the old one keeps serving",
+        arguments: DriverKind.allCases)
     func hotReload(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
         let root = try Self.directory(["lib/util.lua": Self.util])

@@ -3,6 +3,7 @@ import Host
 import SQL
 import TestSupport
 import Testing
+
 @testable import WorkflowPlugin
 
 @Suite("Workflow continue-as-new and signal-with-start")
@@ -20,10 +21,13 @@ struct WorkflowContinueAsNewTests {
             for _ in 0..<tally.perRun {
                 guard let taken = try await ctx.signal(anyOf: ["add", "stop"], as: Int.self) else { continue }
                 if taken.name == "stop" { return tally.total }
-                let id = ctx.workflowID, run = ctx.runNumber, before = tally.total
+                let id = ctx.workflowID
+                let run = ctx.runNumber
+                let before = tally.total
                 tally.total = try await ctx.transaction("count") { db -> Int in
-                    try db.execute("INSERT INTO effects (workflow_id, value, run) VALUES ($1, $2, $3)",
-                                   [.text(id), .integer(Int64(taken.value)), .integer(Int64(run))])
+                    try db.execute(
+                        "INSERT INTO effects (workflow_id, value, run) VALUES ($1, $2, $3)",
+                        [.text(id), .integer(Int64(taken.value)), .integer(Int64(run))])
                     return before + taken.value
                 }
             }
@@ -40,13 +44,17 @@ struct WorkflowContinueAsNewTests {
     struct Effects: Equatable, CustomStringConvertible {
         let count: Int64
         let sum: Int64
-        init(_ count: Int64, _ sum: Int64) { self.count = count; self.sum = sum }
+        init(_ count: Int64, _ sum: Int64) {
+            self.count = count
+            self.sum = sum
+        }
         var description: String { "\(count) effect(s) adding up to \(sum)" }
     }
 
     static func effects(_ h: WorkflowHarness, _ id: String) async throws -> Effects {
-        let row = try await h.database.query("SELECT COUNT(*) AS n, COALESCE(SUM(value), 0) AS total FROM effects WHERE workflow_id = $1",
-                                             [.text(id)])[0]
+        let row = try await h.database.query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(value), 0) AS total FROM effects WHERE workflow_id = $1",
+            [.text(id)])[0]
         return Effects(try row.int("n"), try row.int("total"))
     }
 
@@ -144,7 +152,9 @@ struct WorkflowContinueAsNewTests {
         let engine = h.engine()
         let input = try WorkflowJSON.encode(Tally(total: 0, perRun: 100))
         #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d1"))
-        #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d1") == false)
+        #expect(
+            try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d1")
+                == false)
         #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("2".utf8), requestID: "d2"))
         try await engine.drain()
         #expect(try await Self.effects(h, "sws") == Effects(2, 3))
@@ -161,18 +171,23 @@ struct WorkflowContinueAsNewTests {
         #expect(run.status == .sleeping)
         #expect(try await Self.effects(h, "sws") == Effects(3, 7))  // the ended run's leftover signal went with it
         // A request id is remembered across runs; another type under the same id is refused.
-        #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d1") == false)
+        #expect(
+            try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d1")
+                == false)
         // Request ids are kept 30 days: the next run after that forgets older ones.
         h.clock.advance(by: .seconds(31 * 86_400))
         try await engine.signal(id: "sws", name: "stop", payload: Array("0".utf8))
         try await engine.drain()
         #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d4"))
         #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d1"))
-        #expect(try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d4") == false)
+        #expect(
+            try await engine.signalWithStart(type: "Counter", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d4")
+                == false)
         run = try await engine.run(id: "sws")
         h.catalog.register(WorkflowDefinition(type: "Other") { _, input in input })
-        await #expect { try await engine.signalWithStart(type: "Other", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d9") }
-            throws: { error in "\(error)".contains("already used by a Counter run") }
+        await #expect {
+            try await engine.signalWithStart(type: "Other", input: input, id: "sws", signal: "add", payload: Array("1".utf8), requestID: "d9")
+        } throws: { error in "\(error)".contains("already used by a Counter run") }
         let described = try await engine.describe(id: "sws")
         #expect(WorkflowViews.describeText(described).contains("run         3"))
         #expect(WorkflowViews.run(run)["run_number"] as? Int == 3)

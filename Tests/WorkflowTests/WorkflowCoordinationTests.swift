@@ -3,6 +3,7 @@ import Host
 import SQL
 import TestSupport
 import Testing
+
 @testable import WorkflowPlugin
 
 @Suite("Workflow signals, children, cancellation, task queues and schedules")
@@ -50,22 +51,25 @@ struct WorkflowCoordinationTests {
     @Test("children fan out with at most N unfinished, and results come back in order", arguments: DriverKind.allCases)
     func children(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
-        h.catalog.register(WorkflowDefinition(type: "Double", input: Int.self) { ctx, n in
-            try await ctx.step("double") { () async throws -> Int in
-                h.ran(ctx, "double")
-                return n * 2
-            }
-        })
-        h.catalog.register(WorkflowDefinition(type: "FanOut", input: [Int].self) { ctx, numbers in
-            let results = try await ctx.children("Double", inputs: numbers.map { (id: nil, input: $0) }, maxConcurrent: 2, as: Int.self)
-            return results.reduce(0, +)
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Double", input: Int.self) { ctx, n in
+                try await ctx.step("double") { () async throws -> Int in
+                    h.ran(ctx, "double")
+                    return n * 2
+                }
+            })
+        h.catalog.register(
+            WorkflowDefinition(type: "FanOut", input: [Int].self) { ctx, numbers in
+                let results = try await ctx.children("Double", inputs: numbers.map { (id: nil, input: $0) }, maxConcurrent: 2, as: Int.self)
+                return results.reduce(0, +)
+            })
         let engine = h.engine()
         _ = try await engine.start(type: "FanOut", input: [1, 2, 3, 4, 5], id: "parent")
         var rounds = 0
         while try await engine.runOnce() > 0 {
             rounds += 1
-            let open = try await h.database.query("""
+            let open = try await h.database.query(
+                """
                 SELECT COUNT(*) AS n FROM workflow_runs WHERE parent_id = 'parent' AND status NOT IN ('completed', 'failed', 'cancelled')
                 """)
             #expect(try open[0].int("n") <= 2)
@@ -81,13 +85,15 @@ struct WorkflowCoordinationTests {
     @Test("a failed child fails its parent's wait; cancelling a parent cancels its children", arguments: DriverKind.allCases)
     func childFailureAndCancel(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind, definitions: [Self.waiter()])
-        h.catalog.register(WorkflowDefinition(type: "Broken") { _, _ -> Int in
-            throw WorkflowApplicationError(type: "Broken", "always", nonRetryable: true)
-        })
-        h.catalog.register(WorkflowDefinition(type: "Parent") { ctx, input in
-            let child = input["child"]?.stringValue ?? "Broken"
-            return try await ctx.child(child, id: ctx.workflowID + "-kid", input: JSONValue.object([:]))
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Broken") { _, _ -> Int in
+                throw WorkflowApplicationError(type: "Broken", "always", nonRetryable: true)
+            })
+        h.catalog.register(
+            WorkflowDefinition(type: "Parent") { ctx, input in
+                let child = input["child"]?.stringValue ?? "Broken"
+                return try await ctx.child(child, id: ctx.workflowID + "-kid", input: JSONValue.object([:]))
+            })
         let engine = h.engine()
         _ = try await engine.start(type: "Parent", input: JSONValue.object(["child": .string("Broken")]), id: "p1")
         _ = try await engine.start(type: "Parent", input: JSONValue.object(["child": .string("Approval")]), id: "p2")
@@ -104,9 +110,10 @@ struct WorkflowCoordinationTests {
 
         // A child id taken by an unrelated run is refused; children left unfinished end with their parent.
         _ = try await engine.start(type: "Approval", input: JSONValue.object([:]), id: "p3-kid")
-        h.catalog.register(WorkflowDefinition(type: "Leaves") { ctx, _ in
-            try await ctx.startChild("Approval", id: ctx.workflowID + "-kid", input: JSONValue.object([:]))
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Leaves") { ctx, _ in
+                try await ctx.startChild("Approval", id: ctx.workflowID + "-kid", input: JSONValue.object([:]))
+            })
         _ = try await engine.start(type: "Parent", input: JSONValue.object(["child": .string("Approval")]), id: "p3")
         _ = try await engine.start(type: "Leaves", input: JSONValue.null, id: "p4")
         try await engine.drain()
@@ -120,10 +127,12 @@ struct WorkflowCoordinationTests {
     @Test("a queue's limit holds across workers, and a dead worker's runs are taken when its lease expires", arguments: DriverKind.allCases)
     func queueLimitAndLeases(_ kind: DriverKind) async throws {
         let queue = WorkflowTaskQueue("BILLING_TASK_QUEUE", maxConcurrentRuns: 2)
-        let h = try await WorkflowHarness(kind, definitions: [WorkflowDefinition(type: "Bill", taskQueue: queue.name) { _, input in input }],
-                                          queues: [queue])
+        let h = try await WorkflowHarness(
+            kind, definitions: [WorkflowDefinition(type: "Bill", taskQueue: queue.name) { _, input in input }],
+            queues: [queue])
         let other = try h.test.open()
-        let first = h.engine(owner: "replica-1"), second = h.engine(owner: "replica-2", database: other)
+        let first = h.engine(owner: "replica-1")
+        let second = h.engine(owner: "replica-2", database: other)
         for n in 0..<5 { _ = try await first.start(type: "Bill", input: Array("\(n)".utf8), id: "bill-\(n)") }
         let taken = try await first.claim(limit: 8)
         #expect(taken.count == 2)
@@ -147,13 +156,14 @@ struct WorkflowCoordinationTests {
     func sameWorkerReclaim(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
         try await h.database.execute("CREATE TABLE effects (workflow_id TEXT NOT NULL)")
-        h.catalog.register(WorkflowDefinition(type: "Once") { ctx, _ in
-            let id = ctx.workflowID
-            return try await ctx.transaction("write") { db -> Int in
-                try db.execute("INSERT INTO effects (workflow_id) VALUES ($1)", [.text(id)])
-                return 1
-            }
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Once") { ctx, _ in
+                let id = ctx.workflowID
+                return try await ctx.transaction("write") { db -> Int in
+                    try db.execute("INSERT INTO effects (workflow_id) VALUES ($1)", [.text(id)])
+                    return 1
+                }
+            })
         let engine = h.engine()
         _ = try await engine.start(type: "Once", input: JSONValue.null, id: "once")
         let stale = try #require(try await engine.claim(limit: 1).first)
@@ -172,8 +182,10 @@ struct WorkflowCoordinationTests {
     func scheduleOncePerTick(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind, definitions: [WorkflowDefinition(type: "Cycle") { _, input in input }])
         let other = try h.test.open()
-        let a = h.engine(owner: "replica-a"), b = h.engine(owner: "replica-b", database: other)
-        let schedule = try await a.createSchedule(name: "billing-cycle", cron: "*/5 * * * *", type: "Cycle", input: Array(#"{"luxor_only":false}"#.utf8))
+        let a = h.engine(owner: "replica-a")
+        let b = h.engine(owner: "replica-b", database: other)
+        let schedule = try await a.createSchedule(
+            name: "billing-cycle", cron: "*/5 * * * *", type: "Cycle", input: Array(#"{"luxor_only":false}"#.utf8))
         #expect(schedule.nextTickMs == h.clock.nowMilliseconds() + 300_000)
         var fired: [String] = []
         for _ in 0..<3 {

@@ -3,6 +3,7 @@ import Host
 import SQL
 import TestSupport
 import Testing
+
 @testable import WorkflowPlugin
 
 @Suite("Workflow engine: steps, retries, durable sleep, replay")
@@ -53,11 +54,13 @@ struct WorkflowEngineTests {
         #expect(try await second.drain() == 1)
         run = try await second.run(id: "order-1")
         #expect(run.status == .completed)
-        #expect(try WorkflowJSON.decode([String: String].self, from: run.output ?? [], what: "output")
+        #expect(
+            try WorkflowJSON.decode([String: String].self, from: run.output ?? [], what: "output")
                 == ["charged": "charged 3 runner-minutes", "shipped": "yes"])
         #expect(h.count("order-1", "reserve") == 1 && h.count("order-1", "charge") == 1 && h.count("order-1", "ship") == 1)
         let description = try await second.describe(id: "order-1")
-        #expect(description.steps.map { "\($0.kind) \($0.name) \($0.status)" }
+        #expect(
+            description.steps.map { "\($0.kind) \($0.name) \($0.status)" }
                 == ["step reserve completed", "step charge completed", "sleep sleep completed", "step ship completed"])
         #expect(run.executions == 2)
         await h.close()
@@ -90,13 +93,14 @@ struct WorkflowEngineTests {
     func retryBackoff(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
         let policy = WorkflowRetryPolicy(initialInterval: .seconds(1), backoffCoefficient: 2, maximumInterval: .seconds(3), maximumAttempts: 5)
-        h.catalog.register(WorkflowDefinition(type: "Flaky") { ctx, _ in
-            try await ctx.step("call", retry: policy) { () async throws -> Int in
-                let attempt = h.ran(ctx, "call")
-                if attempt < 4 { throw Flaky() }
-                return attempt
-            }
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Flaky") { ctx, _ in
+                try await ctx.step("call", retry: policy) { () async throws -> Int in
+                    let attempt = h.ran(ctx, "call")
+                    if attempt < 4 { throw Flaky() }
+                    return attempt
+                }
+            })
         let engine = h.engine()
         _ = try await engine.start(type: "Flaky", input: JSONValue.null, id: "f")
         var waits: [Int64] = []
@@ -123,15 +127,17 @@ struct WorkflowEngineTests {
         let h = try await WorkflowHarness(kind)
         try await h.database.execute("CREATE TABLE effects (workflow_id TEXT NOT NULL)")
         let policy = WorkflowRetryPolicy(initialInterval: .seconds(2), backoffCoefficient: 2, maximumAttempts: 3)
-        h.catalog.register(WorkflowDefinition(type: "Write") { ctx, input in
-            let id = ctx.workflowID, failures = input.intValue ?? 0
-            return try await ctx.transaction("write", retry: policy) { db -> Int in
-                try db.execute("INSERT INTO effects (workflow_id) VALUES ($1)", [.text(id)])
-                let attempt = h.ran(ctx, "write")
-                if attempt <= failures { throw Flaky() }  // after the insert: it must roll back
-                return attempt
-            }
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Write") { ctx, input in
+                let id = ctx.workflowID
+                let failures = input.intValue ?? 0
+                return try await ctx.transaction("write", retry: policy) { db -> Int in
+                    try db.execute("INSERT INTO effects (workflow_id) VALUES ($1)", [.text(id)])
+                    let attempt = h.ran(ctx, "write")
+                    if attempt <= failures { throw Flaky() }  // after the insert: it must roll back
+                    return attempt
+                }
+            })
         let engine = h.engine()
         _ = try await engine.start(type: "Write", input: JSONValue.number(2), id: "twice-flaky")
         _ = try await engine.start(type: "Write", input: JSONValue.number(5), id: "always-flaky")
@@ -154,28 +160,31 @@ struct WorkflowEngineTests {
     @Test("non-retryable errors and exhausted attempts fail the step; the workflow may handle it", arguments: DriverKind.allCases)
     func stepFailures(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
-        h.catalog.register(WorkflowDefinition(type: "Declined") { ctx, _ in
-            try await ctx.step("charge") { () async throws -> Int in
-                h.ran(ctx, "charge")
-                throw WorkflowApplicationError(type: "CardDeclined", "card declined", nonRetryable: true)
-            }
-        })
-        h.catalog.register(WorkflowDefinition(type: "Listed") { ctx, _ in
-            try await ctx.step("charge", retry: WorkflowRetryPolicy(nonRetryableErrorTypes: ["Flaky"])) { () async throws -> Int in
-                h.ran(ctx, "charge")
-                throw Flaky()
-            }
-        })
-        h.catalog.register(WorkflowDefinition(type: "Compensates") { ctx, _ in
-            do {
-                return try await ctx.step("charge", retry: .none) { () async throws -> String in
+        h.catalog.register(
+            WorkflowDefinition(type: "Declined") { ctx, _ in
+                try await ctx.step("charge") { () async throws -> Int in
+                    h.ran(ctx, "charge")
+                    throw WorkflowApplicationError(type: "CardDeclined", "card declined", nonRetryable: true)
+                }
+            })
+        h.catalog.register(
+            WorkflowDefinition(type: "Listed") { ctx, _ in
+                try await ctx.step("charge", retry: WorkflowRetryPolicy(nonRetryableErrorTypes: ["Flaky"])) { () async throws -> Int in
                     h.ran(ctx, "charge")
                     throw Flaky()
                 }
-            } catch let failed as WorkflowStepFailed {
-                return try await ctx.step("refund") { "refunded after \(failed.errorType)" }
-            }
-        })
+            })
+        h.catalog.register(
+            WorkflowDefinition(type: "Compensates") { ctx, _ in
+                do {
+                    return try await ctx.step("charge", retry: .none) { () async throws -> String in
+                        h.ran(ctx, "charge")
+                        throw Flaky()
+                    }
+                } catch let failed as WorkflowStepFailed {
+                    return try await ctx.step("refund") { "refunded after \(failed.errorType)" }
+                }
+            })
         let engine = h.engine()
         for type in ["Declined", "Listed", "Compensates"] { _ = try await engine.start(type: type, input: JSONValue.null, id: type) }
         try await engine.drain()
@@ -192,18 +201,20 @@ struct WorkflowEngineTests {
     @Test("a recovered run whose code asks for another step at a recorded position fails clearly", arguments: DriverKind.allCases)
     func nondeterminism(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
-        h.catalog.register(WorkflowDefinition(type: "Evolving") { ctx, _ in
-            _ = try await ctx.step("a") { 1 }
-            try await ctx.sleep(.seconds(60))
-            return 1
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Evolving") { ctx, _ in
+                _ = try await ctx.step("a") { 1 }
+                try await ctx.sleep(.seconds(60))
+                return 1
+            })
         _ = try await h.engine().start(type: "Evolving", input: JSONValue.null, id: "ev")
         try await h.engine().drain()
         let changed = WorkflowCatalog()
-        changed.register(WorkflowDefinition(type: "Evolving") { ctx, _ in
-            _ = try await ctx.step("b") { 2 }
-            return 2
-        })
+        changed.register(
+            WorkflowDefinition(type: "Evolving") { ctx, _ in
+                _ = try await ctx.step("b") { 2 }
+                return 2
+            })
         h.clock.advance(by: .seconds(60))
         let engine = h.engine(owner: "new-code", catalog: changed)
         try await engine.drain()
@@ -216,10 +227,11 @@ struct WorkflowEngineTests {
     @Test("a run past its timeout fails, even while it sleeps", arguments: DriverKind.allCases)
     func workflowTimeout(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
-        h.catalog.register(WorkflowDefinition(type: "Slow") { ctx, _ in
-            try await ctx.sleep(.seconds(7_200))
-            return "woke"
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Slow") { ctx, _ in
+                try await ctx.sleep(.seconds(7_200))
+                return "woke"
+            })
         let engine = h.engine()
         _ = try await engine.start(type: "Slow", input: JSONValue.null, id: "slow", timeout: .seconds(3_600))
         try await engine.drain()
@@ -235,12 +247,13 @@ struct WorkflowEngineTests {
     func stepTimeout() async throws {
         let h = try await WorkflowHarness(.sqlite)
         let clock = h.clock
-        h.catalog.register(WorkflowDefinition(type: "Hangs") { ctx, _ in
-            try await ctx.step("hang", retry: .none, timeout: .seconds(5)) { () async throws -> Int in
-                try await clock.sleep(milliseconds: 3_600_000)
-                return 1
-            }
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Hangs") { ctx, _ in
+                try await ctx.step("hang", retry: .none, timeout: .seconds(5)) { () async throws -> Int in
+                    try await clock.sleep(milliseconds: 3_600_000)
+                    return 1
+                }
+            })
         let engine = h.engine()
         _ = try await engine.start(type: "Hangs", input: JSONValue.null, id: "hang")
         let running = Task { try await engine.runOnce() }
@@ -256,12 +269,13 @@ struct WorkflowEngineTests {
     @Test("published state is readable while the run sleeps", arguments: DriverKind.allCases)
     func state(_ kind: DriverKind) async throws {
         let h = try await WorkflowHarness(kind)
-        h.catalog.register(WorkflowDefinition(type: "Progress") { ctx, _ in
-            try await ctx.setState("progress", ["done": 1, "of": 2])
-            try await ctx.sleep(.seconds(10))
-            try await ctx.setState("progress", ["done": 2, "of": 2])
-            return "ok"
-        })
+        h.catalog.register(
+            WorkflowDefinition(type: "Progress") { ctx, _ in
+                try await ctx.setState("progress", ["done": 1, "of": 2])
+                try await ctx.sleep(.seconds(10))
+                try await ctx.setState("progress", ["done": 2, "of": 2])
+                return "ok"
+            })
         let engine = h.engine()
         _ = try await engine.start(type: "Progress", input: JSONValue.null, id: "p")
         try await engine.drain()

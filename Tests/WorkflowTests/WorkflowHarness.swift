@@ -3,6 +3,7 @@ import Host
 import Logging
 import SQL
 import TestSupport
+
 @testable import WorkflowPlugin
 
 /// A migrated database (SQLite or PostgreSQL), a manual clock and engines on them.
@@ -22,12 +23,15 @@ final class WorkflowHarness: Sendable {
         queues.forEach(catalog.register)
     }
 
-    func engine(owner: String = "worker-1", catalog: WorkflowCatalog? = nil, database: (any Database)? = nil,
-                concurrency: Int = 8) -> WorkflowEngine {
+    func engine(
+        owner: String = "worker-1", catalog: WorkflowCatalog? = nil, database: (any Database)? = nil,
+        concurrency: Int = 8
+    ) -> WorkflowEngine {
         var logger = Logger(label: "test")
         logger.logLevel = ProcessInfo.processInfo.environment["WF_TEST_LOG"] != nil ? .debug : .critical
-        return WorkflowEngine(database: database ?? self.database, catalog: catalog ?? self.catalog, clock: clock, owner: owner,
-                              leaseSeconds: 30, concurrency: concurrency, logger: logger)
+        return WorkflowEngine(
+            database: database ?? self.database, catalog: catalog ?? self.catalog, clock: clock, owner: owner,
+            leaseSeconds: 30, concurrency: concurrency, logger: logger)
     }
 
     /// Counts a body's run and returns the count.

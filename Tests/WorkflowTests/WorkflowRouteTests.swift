@@ -72,7 +72,8 @@ struct WorkflowRouteTests {
                     RouteAnswers.expectError(response, .notFound, "not_found")
                 }
             }
-            try await client.execute(uri: "/workflows", method: .post, body: Self.body(#"{"type":"\#(Self.type)","input":"\#(oversize)"}"#)) { response in
+            try await client.execute(uri: "/workflows", method: .post, body: Self.body(#"{"type":"\#(Self.type)","input":"\#(oversize)"}"#)) {
+                response in
                 let message = RouteAnswers.expectError(response, .contentTooLarge, "payload_too_large")
                 #expect(!message.contains("NIO"))
             }
@@ -91,7 +92,8 @@ struct WorkflowRouteTests {
             try await client.execute(uri: "/workflow-schedules", method: .post, body: schedule) { response in
                 #expect(response.status == .created, "\(RouteAnswers.text(response))")
             }
-            try await client.execute(uri: "/workflow-schedules", method: .post, body: Self.body(#"{"name":"bad","cron":"* *","type":"x"}"#)) { response in
+            try await client.execute(uri: "/workflow-schedules", method: .post, body: Self.body(#"{"name":"bad","cron":"* *","type":"x"}"#)) {
+                response in
                 RouteAnswers.expectError(response, .badRequest, "bad_request")
             }
             try await client.execute(uri: "/workflow-schedules", method: .get) { response in

@@ -18,13 +18,16 @@ struct WorkflowServeTests {
     }
 
     static func cli(_ test: TestDatabase, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        try TenkiProcess.run(["workflow"] + arguments + ["--data-dir", test.directory + "/data", "--database-url", test.url],
-                             environment: environment)
+        try TenkiProcess.run(
+            ["workflow"] + arguments + ["--data-dir", test.directory + "/data", "--database-url", test.url],
+            environment: environment)
     }
 
     /// Waits (polling, generous deadline) until `condition` holds on the database.
-    static func waitUntil(_ db: any Database, _ what: String, timeoutSeconds: Double = 90,
-                          _ condition: @escaping @Sendable (any SQLConnection) throws -> Bool) async throws {
+    static func waitUntil(
+        _ db: any Database, _ what: String, timeoutSeconds: Double = 90,
+        _ condition: @escaping @Sendable (any SQLConnection) throws -> Bool
+    ) async throws {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while try await !db.read(condition) {
             guard Date() < deadline else {
@@ -39,16 +42,18 @@ struct WorkflowServeTests {
         Int(try db.queryOne(sql)?.int("n") ?? 0)
     }
 
-    @Test("SIGKILL while 100 runs are partway through 3 steps and a sleep: after a restart all complete, no step twice",
-          arguments: DriverKind.allCases)
+    @Test(
+        "SIGKILL while 100 runs are partway through 3 steps and a sleep: after a restart all complete, no step twice",
+        arguments: DriverKind.allCases)
     func crashRecovery(_ kind: DriverKind) async throws {
         let test = try TestDatabase.make(kind)
         var server = try await Self.serve(test)
         let client = HTTPClient()
         for n in 0..<100 {
             let body = #"{"type":"tenki.test.three_steps","id":"crash-\#(n)","input":{"sleep_ms":1500,"step_delay_ms":5}}"#
-            let response = try await client.post(server.baseURL + "/workflows", headers: [(name: "Content-Type", value: "application/json")],
-                                                 body: Array(body.utf8))
+            let response = try await client.post(
+                server.baseURL + "/workflows", headers: [(name: "Content-Type", value: "application/json")],
+                body: Array(body.utf8))
             #expect(response.status == 201, "\(response.bodyText)")
         }
         let db = try test.open(poolSize: 2)
@@ -57,8 +62,10 @@ struct WorkflowServeTests {
         }
         server.kill()
         let atKill = try await db.read { db in
-            (effects: try Self.count(db, "SELECT COUNT(*) AS n FROM workflow_test_effects"),
-             completed: try Self.count(db, "SELECT COUNT(*) AS n FROM workflow_runs WHERE status = 'completed'"))
+            (
+                effects: try Self.count(db, "SELECT COUNT(*) AS n FROM workflow_test_effects"),
+                completed: try Self.count(db, "SELECT COUNT(*) AS n FROM workflow_runs WHERE status = 'completed'")
+            )
         }
         #expect(atKill.effects < 300 && atKill.completed < 100, "the kill came too late to test anything: \(atKill)")
 
@@ -66,7 +73,8 @@ struct WorkflowServeTests {
         try await Self.waitUntil(db, "every run completed") { db in
             try Self.count(db, "SELECT COUNT(*) AS n FROM workflow_runs WHERE status = 'completed'") == 100
         }
-        let twice = try await db.query("""
+        let twice = try await db.query(
+            """
             SELECT workflow_id, step, COUNT(*) AS n FROM workflow_test_effects GROUP BY workflow_id, step HAVING COUNT(*) > 1
             """)
         #expect(twice.isEmpty, "steps that ran twice: \(twice.map { "\($0["workflow_id"]) \($0["step"])" })")
@@ -184,8 +192,9 @@ struct WorkflowServeTests {
         #expect(server.terminate() == 0)
     }
 
-    @Test("a running tenki serve reloads scripts_root: a new script runs, a broken edit is rejected and the old one keeps serving",
-          arguments: DriverKind.allCases)
+    @Test(
+        "a running tenki serve reloads scripts_root: a new script runs, a broken edit is rejected and the old one keeps serving",
+        arguments: DriverKind.allCases)
     func scriptsHotReload(_ kind: DriverKind) async throws {
         let test = try TestDatabase.make(kind)
         defer { withExtendedLifetime(test) {} }
@@ -212,11 +221,15 @@ struct WorkflowServeTests {
         }
         func runToEnd(_ id: String, _ input: String) async throws -> (status: Int32, output: String, error: String) {
             let body = #"{"type":"script.echo","id":"\#(id)","input":\#(input)}"#
-            let response = try await client.post(server.baseURL + "/workflows", headers: [(name: "Content-Type", value: "application/json")],
-                                                 body: Array(body.utf8))
+            let response = try await client.post(
+                server.baseURL + "/workflows", headers: [(name: "Content-Type", value: "application/json")],
+                body: Array(body.utf8))
             #expect(response.status == 201, "\(response.bodyText)")
-            return try TenkiProcess.run(["workflow", "result", id, "--wait", "--wait-seconds", "90", "--data-dir", test.directory + "/data",
-                                         "--database-url", test.url], environment: environment)
+            return try TenkiProcess.run(
+                [
+                    "workflow", "result", id, "--wait", "--wait-seconds", "90", "--data-dir", test.directory + "/data",
+                    "--database-url", test.url,
+                ], environment: environment)
         }
         let first = try await status()
         #expect((first["scripts"] as? [Any])?.isEmpty == true, "\(first)")
@@ -235,7 +248,8 @@ struct WorkflowServeTests {
         #expect(r.status == 0 && r.output.contains(#"{"echo":2}"#), "\(r.output) \(r.error)")
 
         // The CLI checks the directory as a reload would take it.
-        r = try TenkiProcess.run(["workflow", "scripts", "--data-dir", test.directory + "/data", "--database-url", test.url], environment: environment)
+        r = try TenkiProcess.run(
+            ["workflow", "scripts", "--data-dir", test.directory + "/data", "--database-url", test.url], environment: environment)
         #expect(r.status == 65 && r.output.contains("refused  echo.lua:1:"), "\(r.status) \(r.output) \(r.error)")
         #expect(server.terminate() == 0)
     }

@@ -7,8 +7,9 @@ package enum Digest {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         key.withUnsafeBytes { keyBytes in
-            _ = HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count),
-                     message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count, &out, &length)
+            _ = HMAC(
+                EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count),
+                message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count, &out, &length)
         }
         return Array(out.prefix(Int(length)))
     }

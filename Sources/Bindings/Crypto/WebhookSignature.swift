@@ -41,8 +41,10 @@ package enum StripeSignature {
 
     /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "t.payload")>[,v1=...]`.
     /// Only `v1` counts; the timestamp must be within `toleranceSeconds` of `now`.
-    package static func verify(secret: [UInt8], payload: [UInt8], header: String?, now: Int64,
-                               toleranceSeconds: Int64 = 300) -> Verdict {
+    package static func verify(
+        secret: [UInt8], payload: [UInt8], header: String?, now: Int64,
+        toleranceSeconds: Int64 = 300
+    ) -> Verdict {
         guard let header, !header.isEmpty else { return .missing }
         var timestamp: Int64?
         var signatures: [[UInt8]] = []

@@ -1,5 +1,5 @@
-import CCurl
 import BlockingPool
+import CCurl
 import CCurlShim
 import Foundation
 
@@ -17,10 +17,12 @@ package struct OutboundRequest: Sendable {
     /// Turning this off is for tests against self-signed peers only.
     package var verifyTLS: Bool
 
-    package init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
-                timeoutMilliseconds: Int = HTTPClientLimits.defaultTimeoutMilliseconds,
-                connectTimeoutMilliseconds: Int = HTTPClientLimits.defaultConnectTimeoutMilliseconds,
-                caBundlePath: String? = nil, verifyTLS: Bool = true) {
+    package init(
+        method: String = "GET", url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
+        timeoutMilliseconds: Int = HTTPClientLimits.defaultTimeoutMilliseconds,
+        connectTimeoutMilliseconds: Int = HTTPClientLimits.defaultConnectTimeoutMilliseconds,
+        caBundlePath: String? = nil, verifyTLS: Bool = true
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -146,7 +148,9 @@ package final class HTTPClient: @unchecked Sendable {
         try set(CURLOPT_SSL_VERIFYHOST, request.verifyTLS ? 2 : 0)
         if let ca = request.caBundlePath { try set(CURLOPT_CAINFO, ca) }
         let method = request.method.uppercased()
-        if method == "HEAD" { try set(CURLOPT_NOBODY, 1) } else if method != "GET" || request.body != nil {
+        if method == "HEAD" {
+            try set(CURLOPT_NOBODY, 1)
+        } else if method != "GET" || request.body != nil {
             try set(CURLOPT_CUSTOMREQUEST, method)
         }
         for header in request.headers {
@@ -163,8 +167,9 @@ package final class HTTPClient: @unchecked Sendable {
         let rc: CURLcode = body.withUnsafeBytes { raw in
             if request.body != nil {
                 _ = tenki_curl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(raw.count))
-                _ = tenki_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS,
-                                              UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                _ = tenki_curl_setopt_pointer(
+                    handle, CURLOPT_POSTFIELDS,
+                    UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
             }
             return curl_easy_perform(handle)
         }
@@ -183,9 +188,11 @@ package final class HTTPClient: @unchecked Sendable {
         switch rc {
         case CURLE_OPERATION_TIMEDOUT: kind = .timeout
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_GOT_NOTHING,
-             CURLE_SEND_ERROR, CURLE_RECV_ERROR: kind = .connection
+            CURLE_SEND_ERROR, CURLE_RECV_ERROR:
+            kind = .connection
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-             CURLE_SSL_CACERT_BADFILE: kind = .tls
+            CURLE_SSL_CACERT_BADFILE:
+            kind = .tls
         case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_FUNCTION_ARGUMENT: kind = .invalidRequest
         default: kind = .other
         }

@@ -48,9 +48,10 @@ package struct KubernetesConfiguration: Sendable {
     /// From the host's keys: a missing token or CA file falls back to the in-cluster service
     /// account's, which is what a Pod running `tenki` has.
     package static func resolve(apiServerURL: String, tokenFile: String?, caFile: String?, namespace: String) -> KubernetesConfiguration {
-        KubernetesConfiguration(apiServerURL: apiServerURL,
-                                credential: .tokenFile(tokenFile ?? serviceAccountDirectory + "/token"),
-                                caFile: caFile ?? serviceAccountDirectory + "/ca.crt", namespace: namespace)
+        KubernetesConfiguration(
+            apiServerURL: apiServerURL,
+            credential: .tokenFile(tokenFile ?? serviceAccountDirectory + "/token"),
+            caFile: caFile ?? serviceAccountDirectory + "/ca.crt", namespace: namespace)
     }
 }
 
@@ -91,8 +92,11 @@ package final class KubernetesClient: Sendable {
 
     package init(configuration: KubernetesConfiguration, http: HTTPClient? = nil) {
         self.configuration = configuration
-        self.http = http ?? HTTPClient(maxConcurrentRequests: KubernetesLimits.maxConcurrentRequests,
-                                       maxResponseBytes: KubernetesLimits.responseMaxBytes, userAgent: "tenki-host")
+        self.http =
+            http
+            ?? HTTPClient(
+                maxConcurrentRequests: KubernetesLimits.maxConcurrentRequests,
+                maxResponseBytes: KubernetesLimits.responseMaxBytes, userAgent: "tenki-host")
     }
 
     private var podsPath: String { "/api/v1/namespaces/\(configuration.namespace)/pods" }
@@ -102,8 +106,10 @@ package final class KubernetesClient: Sendable {
     /// of that name exists (409 → PUT): afterwards it holds exactly these values.
     package func applySecret(_ name: String, stringData: [String: String], labels: [String: String] = [:]) async throws {
         let checked = try Self.checkedName(name, operation: "apply secret")
-        let secret: [String: Any] = ["apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                                     "metadata": ["name": checked, "labels": labels], "stringData": stringData]
+        let secret: [String: Any] = [
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": ["name": checked, "labels": labels], "stringData": stringData,
+        ]
         let body = Array(try JSONSerialization.data(withJSONObject: secret, options: [.sortedKeys]))
         let created = try await send("POST", secretsPath, body: body, operation: "create secret \(name)")
         if created.status == 201 || created.status == 200 || created.status == 202 { return }
@@ -122,7 +128,8 @@ package final class KubernetesClient: Sendable {
         var values: [String: String] = [:]
         for (key, value) in (object?["data"] as? [String: String]) ?? [:] {
             guard let bytes = Data(base64Encoded: value) else {
-                throw KubernetesError(status: 200, reason: "BadResponse", message: "secret \(name) key \(key) is not base64", operation: "get secret \(name)")
+                throw KubernetesError(
+                    status: 200, reason: "BadResponse", message: "secret \(name) key \(key) is not base64", operation: "get secret \(name)")
             }
             values[key] = String(decoding: bytes, as: UTF8.self)
         }
@@ -185,8 +192,9 @@ package final class KubernetesClient: Sendable {
             let data = (try? handle.read(upToCount: KubernetesLimits.tokenFileMaxBytes + 1)) ?? Data()
             let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !token.isEmpty, data.count <= KubernetesLimits.tokenFileMaxBytes else {
-                throw KubernetesError(status: 0, reason: "BadCredential", message: "token file '\(path)' is empty or too large",
-                                      operation: operation)
+                throw KubernetesError(
+                    status: 0, reason: "BadCredential", message: "token file '\(path)' is empty or too large",
+                    operation: operation)
             }
             return token
         }
@@ -198,9 +206,11 @@ package final class KubernetesClient: Sendable {
             ("Accept", "application/json"),
         ]
         if body != nil { headers.append(("Content-Type", "application/json")) }
-        return try await http.send(OutboundRequest(method: method, url: configuration.apiServerURL + path, headers: headers, body: body,
-                                                   timeoutMilliseconds: KubernetesLimits.requestTimeoutMilliseconds,
-                                                   caBundlePath: configuration.caFile))
+        return try await http.send(
+            OutboundRequest(
+                method: method, url: configuration.apiServerURL + path, headers: headers, body: body,
+                timeoutMilliseconds: KubernetesLimits.requestTimeoutMilliseconds,
+                caBundlePath: configuration.caFile))
     }
 
     private struct StatusAnswer: Decodable {
@@ -211,8 +221,10 @@ package final class KubernetesClient: Sendable {
     /// The API's `Status` object (`reason`, `message`) as an error.
     static func failure(_ response: OutboundResponse, operation: String) -> KubernetesError {
         let status = try? JSONDecoder().decode(StatusAnswer.self, from: Data(response.body))
-        return KubernetesError(status: response.status, reason: status?.reason ?? "HTTP\(response.status)",
-                               message: status?.message ?? String(decoding: response.body.prefix(KubernetesLimits.errorBodyExcerptBytes), as: UTF8.self), operation: operation)
+        return KubernetesError(
+            status: response.status, reason: status?.reason ?? "HTTP\(response.status)",
+            message: status?.message ?? String(decoding: response.body.prefix(KubernetesLimits.errorBodyExcerptBytes), as: UTF8.self),
+            operation: operation)
     }
 
     private struct PodAnswer: Decodable {
@@ -230,19 +242,22 @@ package final class KubernetesClient: Sendable {
 
     static func pod(from response: OutboundResponse, operation: String) throws -> KubernetesPod {
         guard let answer = try? JSONDecoder().decode(PodAnswer.self, from: Data(response.body)), answer.kind == nil || answer.kind == "Pod" else {
-            throw KubernetesError(status: response.status, reason: "UnexpectedResponse", message: "the answer is not a Pod",
-                                  operation: operation)
+            throw KubernetesError(
+                status: response.status, reason: "UnexpectedResponse", message: "the answer is not a Pod",
+                operation: operation)
         }
-        return KubernetesPod(name: answer.metadata.name, namespace: answer.metadata.namespace ?? "",
-                             phase: answer.status?.phase.flatMap(KubernetesPodPhase.init(rawValue:)) ?? .pending,
-                             labels: answer.metadata.labels ?? [:], deleting: answer.metadata.deletionTimestamp != nil)
+        return KubernetesPod(
+            name: answer.metadata.name, namespace: answer.metadata.namespace ?? "",
+            phase: answer.status?.phase.flatMap(KubernetesPodPhase.init(rawValue:)) ?? .pending,
+            labels: answer.metadata.labels ?? [:], deleting: answer.metadata.deletionTimestamp != nil)
     }
 
     /// A DNS-1123 subdomain, as Kubernetes requires of a Pod name (and as a URL path segment needs).
     static func checkedName(_ name: String, operation: String) throws -> String {
         guard isDNSSubdomain(name) else {
-            throw KubernetesError(status: 0, reason: "BadRequest", message: "'\(name)' is not a valid Pod name (DNS-1123 subdomain)",
-                                  operation: operation)
+            throw KubernetesError(
+                status: 0, reason: "BadRequest", message: "'\(name)' is not a valid Pod name (DNS-1123 subdomain)",
+                operation: operation)
         }
         return name
     }

@@ -31,9 +31,11 @@ extension KubernetesClient {
     /// naming the Tenki job. Throws for a name or label Kubernetes would refuse.
     /// With `jitConfigSecret`, the variable is read from that Secret's `jitconfig` key instead
     /// (`jitConfig` is then not used): the credential stays out of the Pod's spec.
-    package static func runnerPodManifest(name: String, jobID: String, image: String, jitConfig: String, jitConfigSecret: String? = nil,
-                                         labels: [String: String] = [:], resources: RunnerPodResources? = nil,
-                                         activeDeadlineSeconds: Int = runnerPodMaxRuntimeSeconds) throws -> [UInt8] {
+    package static func runnerPodManifest(
+        name: String, jobID: String, image: String, jitConfig: String, jitConfigSecret: String? = nil,
+        labels: [String: String] = [:], resources: RunnerPodResources? = nil,
+        activeDeadlineSeconds: Int = runnerPodMaxRuntimeSeconds
+    ) throws -> [UInt8] {
         let operation = "build runner pod manifest"
         _ = try checkedName(name, operation: operation)
         guard !image.isEmpty, !image.contains(where: \.isWhitespace) else {
@@ -48,16 +50,19 @@ extension KubernetesClient {
         allLabels[managedByLabel] = "tenki"
         allLabels[componentLabel] = "runner"
         for (key, value) in allLabels where !isLabelValue(value) {
-            throw KubernetesError(status: 0, reason: "BadRequest",
-                                  message: "label \(key)='\(value)' is not a valid label value (≤ 63 of [A-Za-z0-9-_.])", operation: operation)
+            throw KubernetesError(
+                status: 0, reason: "BadRequest",
+                message: "label \(key)='\(value)' is not a valid label value (≤ 63 of [A-Za-z0-9-_.])", operation: operation)
         }
         var container: [String: Any] = [
             "name": "runner",
             "image": image,
             "command": ["/home/runner/run.sh"],
-            "env": [jitConfigSecret.map { secret -> [String: Any] in
-                ["name": jitConfigEnvironmentVariable, "valueFrom": ["secretKeyRef": ["name": secret, "key": jitConfigSecretKey]]]
-            } ?? ["name": jitConfigEnvironmentVariable, "value": jitConfig]],
+            "env": [
+                jitConfigSecret.map { secret -> [String: Any] in
+                    ["name": jitConfigEnvironmentVariable, "valueFrom": ["secretKeyRef": ["name": secret, "key": jitConfigSecretKey]]]
+                } ?? ["name": jitConfigEnvironmentVariable, "value": jitConfig]
+            ],
         ]
         if let resources {
             let quantities = ["cpu": resources.cpu, "memory": resources.memory]

@@ -137,13 +137,16 @@ package final class LuaState {
     package func callToReference(_ name: String, _ arguments: [LuaValue]) throws -> LuaReference {
         let top = lua_gettop(L)
         try pushGlobalFunction(name, restoringTo: top)
-        return try protectedCall(base: top, pushArguments: {
-            try arguments.forEach { try push($0) }
-            return Int32(arguments.count)
-        }, readResults: {
-            lua_settop(L, top + 1)
-            return LuaReference(id: Int32(luaL_ref(L, TENKI_LUA_REGISTRYINDEX)))
-        })
+        return try protectedCall(
+            base: top,
+            pushArguments: {
+                try arguments.forEach { try push($0) }
+                return Int32(arguments.count)
+            },
+            readResults: {
+                lua_settop(L, top + 1)
+                return LuaReference(id: Int32(luaL_ref(L, TENKI_LUA_REGISTRYINDEX)))
+            })
     }
 
     package func release(_ reference: LuaReference) {
@@ -230,7 +233,10 @@ package final class LuaState {
         try withHostSection {
             lua_rawgeti(L, TENKI_LUA_REGISTRYINDEX, lua_Integer(LUA_RIDX_GLOBALS))
             lua_pushstring(L, name)
-            do { try push(value) } catch { lua_settop(L, -3); throw error }
+            do { try push(value) } catch {
+                lua_settop(L, -3)
+                throw error
+            }
             lua_rawset(L, -3)
             lua_settop(L, -2)
         }
@@ -306,4 +312,3 @@ private let luaSwiftTrampoline: tenki_lua_swift_callback = { state, context in
     let box = Unmanaged<FunctionBox>.fromOpaque(context).takeUnretainedValue()
     return LuaStack(L: state).invoke(box)
 }
-

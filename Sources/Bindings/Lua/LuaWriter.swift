@@ -227,12 +227,15 @@ extension LuaState {
     package func call<T>(_ reference: LuaReference, writing: (LuaWriter) throws -> Void, reading: (LuaReader) throws -> T) throws -> T {
         let top = lua_gettop(L)
         try pushFunction(reference, restoringTo: top)
-        return try protectedCall(base: top, pushArguments: {
-            try writing(LuaWriter(L: L))
-            return 1
-        }, readResults: {
-            let isTable = lua_type(L, top + 1) == LUA_TTABLE
-            return try reading(LuaReader(L: L, index: isTable ? top + 1 : 0))
-        })
+        return try protectedCall(
+            base: top,
+            pushArguments: {
+                try writing(LuaWriter(L: L))
+                return 1
+            },
+            readResults: {
+                let isTable = lua_type(L, top + 1) == LUA_TTABLE
+                return try reading(LuaReader(L: L, index: isTable ? top + 1 : 0))
+            })
     }
 }

@@ -124,8 +124,11 @@ package enum DatabaseFactory {
             return try PostgresDatabase(url: url, poolSize: poolSize)
         }
         var path = url
-        if path.hasPrefix("sqlite://") { path = String(path.dropFirst("sqlite://".count)) }
-        else if path.hasPrefix("sqlite:") { path = String(path.dropFirst("sqlite:".count)) }
+        if path.hasPrefix("sqlite://") {
+            path = String(path.dropFirst("sqlite://".count))
+        } else if path.hasPrefix("sqlite:") {
+            path = String(path.dropFirst("sqlite:".count))
+        }
         guard !path.isEmpty else { throw SQLError(.configuration, "empty SQLite path in '\(url)'") }
         return try SQLiteDatabase(path: path)
     }

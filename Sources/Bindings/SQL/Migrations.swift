@@ -43,7 +43,8 @@ package enum Migrator {
         precondition(Set(sorted.map(\.version)).count == sorted.count, "duplicate migration versions in \(plugin)")
         let dialect = database.dialect
         return try await database.transaction { db in
-            try db.executeScript("""
+            try db.executeScript(
+                """
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     plugin TEXT NOT NULL,
                     version BIGINT NOT NULL,
@@ -72,8 +73,10 @@ package enum Migrator {
                 try db.executeScript(migration.sql(for: dialect))
                 try db.execute(
                     "INSERT INTO schema_migrations (plugin, version, name, checksum, applied_at) VALUES ($1, $2, $3, $4, $5)",
-                    [.text(plugin), .integer(Int64(migration.version)), .text(migration.name), .text(checksum),
-                     .text(ISO8601DateFormatter().string(from: Date()))])
+                    [
+                        .text(plugin), .integer(Int64(migration.version)), .text(migration.name), .text(checksum),
+                        .text(ISO8601DateFormatter().string(from: Date())),
+                    ])
                 done.append(migration.version)
             }
             return done

@@ -98,7 +98,10 @@ final class PostgresConnection: SQLConnection {
         }
         for value in parameters {
             switch value {
-            case .null: offsets.append(-1); lengths.append(0); formats.append(0)
+            case .null:
+                offsets.append(-1)
+                lengths.append(0)
+                formats.append(0)
             case .integer(let i): appendText(String(i).utf8)
             case .double(let d): appendText("\(d)".utf8)
             case .text(let t): appendText(t.utf8)
@@ -106,7 +109,8 @@ final class PostgresConnection: SQLConnection {
                 offsets.append(buffer.count)
                 for byte in b { buffer.append(CChar(bitPattern: byte)) }
                 buffer.append(0)
-                lengths.append(Int32(b.count)); formats.append(1)
+                lengths.append(Int32(b.count))
+                formats.append(1)
             }
         }
         let result: OpaquePointer? = buffer.withUnsafeBufferPointer { base in
@@ -143,14 +147,17 @@ final class PostgresConnection: SQLConnection {
             var values: [SQLValue] = []
             values.reserveCapacity(Int(fieldCount))
             for field in 0..<fieldCount {
-                if PQgetisnull(result, row, field) != 0 { values.append(.null); continue }
+                if PQgetisnull(result, row, field) != 0 {
+                    values.append(.null)
+                    continue
+                }
                 let length = Int(PQgetlength(result, row, field))
                 let raw = PQgetvalue(result, row, field)!
                 let text = String(decoding: UnsafeRawBufferPointer(start: raw, count: length), as: UTF8.self)
                 switch types[Int(field)] {
-                case 16: values.append(.integer(text == "t" ? 1 : 0))            // bool
+                case 16: values.append(.integer(text == "t" ? 1 : 0))  // bool
                 case 20, 21, 23, 26: values.append(.integer(Int64(text) ?? 0))  // int8, int2, int4, oid
-                case 700, 701: values.append(.double(Double(text) ?? 0))          // float4, float8
+                case 700, 701: values.append(.double(Double(text) ?? 0))  // float4, float8
                 case 17: values.append(.blob(PostgresConnection.decodeByteaHex(text)))
                 default: values.append(.text(text))
                 }

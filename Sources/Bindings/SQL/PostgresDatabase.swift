@@ -51,7 +51,10 @@ package final class PostgresDatabase: Database, @unchecked Sendable {
         enum Next { case slot(Slot), open(Int), wait }
         let next: Next = lock.withLock {
             if let slot = idle.popLast() { return .slot(slot) }
-            if opened < poolSize { opened += 1; return .open(opened - 1) }
+            if opened < poolSize {
+                opened += 1
+                return .open(opened - 1)
+            }
             return .wait
         }
         switch next {

@@ -11,7 +11,8 @@ final class SQLiteConnection: SQLConnection {
     private var statements: [String: OpaquePointer] = [:]
 
     init(path: String, readOnly: Bool) throws {
-        let flags = readOnly
+        let flags =
+            readOnly
             ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         // Writers gather each commit's WAL writes into one (see tenki_sqlite_vfs.c).
@@ -38,7 +39,8 @@ final class SQLiteConnection: SQLConnection {
             // undo work inside an open transaction (never read after a crash): in memory they
             // cost a copy instead of a write to a temporary file.
             _ = try query("PRAGMA journal_mode=WAL")
-            try executeScript("""
+            try executeScript(
+                """
                 PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-\(SQLLimits.sqliteWriterCacheKibibytes);
                 PRAGMA temp_store=MEMORY;
                 """)
@@ -59,8 +61,10 @@ final class SQLiteConnection: SQLConnection {
 
     /// Stops SQLite from checkpointing inside commits and reports WAL growth instead: the
     /// callback gets the WAL's page count after each commit (see `SQLiteDatabase`).
-    func onWALCommit(context: UnsafeMutableRawPointer,
-                     _ callback: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32) {
+    func onWALCommit(
+        context: UnsafeMutableRawPointer,
+        _ callback: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32
+    ) {
         sqlite3_wal_hook(handle, callback, context)
     }
 
@@ -102,8 +106,9 @@ final class SQLiteConnection: SQLConnection {
             statements.removeAll()
         }
         var statement: OpaquePointer?
-        let rc = sqlite3_prepare_v3(handle, SQLiteConnection.rewritePlaceholders(sql), -1,
-                                    UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        let rc = sqlite3_prepare_v3(
+            handle, SQLiteConnection.rewritePlaceholders(sql), -1,
+            UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard rc == SQLITE_OK, let statement else { throw error(rc, sql: sql) }
         statements[sql] = statement
         return statement
@@ -119,7 +124,10 @@ final class SQLiteConnection: SQLConnection {
         var plain: [UInt8] = []
         numbered.reserveCapacity(bytes.count)
         plain.reserveCapacity(bytes.count)
-        let dollar = UInt8(ascii: "$"), question = UInt8(ascii: "?"), zero = UInt8(ascii: "0"), nine = UInt8(ascii: "9")
+        let dollar = UInt8(ascii: "$")
+        let question = UInt8(ascii: "?")
+        let zero = UInt8(ascii: "0")
+        let nine = UInt8(ascii: "9")
         var quote: UInt8 = 0
         var count = 0
         var sequential = true
@@ -166,8 +174,9 @@ final class SQLiteConnection: SQLConnection {
             case .text(let t): rc = sqlite3_bind_text(statement, index, t, Int32(t.utf8.count), SQLITE_TRANSIENT)
             case .blob(let b):
                 rc = b.withUnsafeBytes { raw in
-                    sqlite3_bind_blob64(statement, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
-                                        sqlite3_uint64(raw.count), SQLITE_TRANSIENT)
+                    sqlite3_bind_blob64(
+                        statement, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+                        sqlite3_uint64(raw.count), SQLITE_TRANSIENT)
                 }
             }
             if rc != SQLITE_OK { throw error(rc, sql: sql) }
@@ -177,7 +186,10 @@ final class SQLiteConnection: SQLConnection {
     @discardableResult
     func execute(_ sql: String, _ parameters: [SQLValue]) throws -> Int {
         let statement = try prepare(sql)
-        defer { sqlite3_reset(statement); sqlite3_clear_bindings(statement) }
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
         try bind(statement, parameters, sql: sql)
         while true {
             let rc = sqlite3_step(statement)
@@ -189,7 +201,10 @@ final class SQLiteConnection: SQLConnection {
 
     func query(_ sql: String, _ parameters: [SQLValue]) throws -> [SQLRow] {
         let statement = try prepare(sql)
-        defer { sqlite3_reset(statement); sqlite3_clear_bindings(statement) }
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
         try bind(statement, parameters, sql: sql)
         let count = sqlite3_column_count(statement)
         let columns = (0..<count).map { String(cString: sqlite3_column_name(statement, $0)) }

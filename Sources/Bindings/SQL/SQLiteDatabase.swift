@@ -47,8 +47,10 @@ package final class SQLiteDatabase: Database, @unchecked Sendable {
 
     /// Opens (creating if needed) the database file and its parent directory. The checkpoint
     /// thresholds are `SQLLimits`' unless a test wants many rounds from little data.
-    package init(path: String, readers readerCount: Int = 4, checkpointWALPages: Int = SQLLimits.sqliteCheckpointWALPages,
-                writerCheckpointWALPages: Int = SQLLimits.sqliteWriterCheckpointWALPages) throws {
+    package init(
+        path: String, readers readerCount: Int = 4, checkpointWALPages: Int = SQLLimits.sqliteCheckpointWALPages,
+        writerCheckpointWALPages: Int = SQLLimits.sqliteWriterCheckpointWALPages
+    ) throws {
         self.path = path
         self.checkpointWALPages = checkpointWALPages
         self.writerCheckpointWALPages = writerCheckpointWALPages
@@ -98,7 +100,7 @@ package final class SQLiteDatabase: Database, @unchecked Sendable {
     /// only the few pages it copied. It runs after the commit's callers are answered (this hook
     /// runs inside COMMIT), so only the transactions queued behind it wait for it.
     private func walGrew(pages: Int) {
-        if pages < walPagesBefore { walRound += 1 }   // the WAL started over
+        if pages < walPagesBefore { walRound += 1 }  // the WAL started over
         walPagesBefore = pages
         guard pages >= checkpointWALPages else { return }
         enum Step { case none, background, writer }
@@ -210,7 +212,7 @@ package final class SQLiteDatabase: Database, @unchecked Sendable {
                     results.append(.failure(error))
                 }
             } else {
-                var lost: Int?   // the write whose failure took the whole transaction with it
+                var lost: Int?  // the write whose failure took the whole transaction with it
                 for (index, write) in group.enumerated() {
                     do {
                         try writer.execute("SAVEPOINT tenki_group")
@@ -232,7 +234,7 @@ package final class SQLiteDatabase: Database, @unchecked Sendable {
                 if let lost {
                     try? writer.executeScript("ROLLBACK")
                     group[lost].complete(results[lost])
-                    group.remove(at: lost)   // the others run again, in a new transaction
+                    group.remove(at: lost)  // the others run again, in a new transaction
                     if group.isEmpty { return }
                     attempt = 0
                     continue
@@ -240,7 +242,7 @@ package final class SQLiteDatabase: Database, @unchecked Sendable {
             }
             do {
                 if group.count == 1, case .failure = results[0] {
-                    try? writer.execute("ROLLBACK")   // SQLite may have rolled back already
+                    try? writer.execute("ROLLBACK")  // SQLite may have rolled back already
                 } else {
                     try writer.execute("COMMIT")
                 }
@@ -255,7 +257,8 @@ package final class SQLiteDatabase: Database, @unchecked Sendable {
             for (write, result) in zip(group, results) {
                 // A body that hit a busy lock (another process) is run again in the next group.
                 if case .failure(let error as SQLError) = result, error.isRetryable,
-                   write.attempts < SQLLimits.maxTransactionAttempts {
+                    write.attempts < SQLLimits.maxTransactionAttempts
+                {
                     write.attempts += 1
                     retryLater.append(write)
                 } else {

@@ -20,14 +20,18 @@ package struct BenchCommand: AsyncParsableCommand {
             logger.logLevel = .critical
             let engine = PolicyEngine(source: DirectoryPolicySource(root: configuration.policyRoot), logger: logger)
             let version = try engine.loadForCommand()
-            let input = JobPriceInput(labels: ["tenki-premium-4c-8gb"], startedAt: "2026-01-05T10:00:00Z", completedAt: "2026-01-05T10:09:31Z",
-                                      workspace: .init(freeMinutesRemaining: 6, hasPaymentMethod: true, addons: ["priority-queue-boost"]))
+            let input = JobPriceInput(
+                labels: ["tenki-premium-4c-8gb"], startedAt: "2026-01-05T10:00:00Z", completedAt: "2026-01-05T10:09:31Z",
+                workspace: .init(freeMinutesRemaining: 6, hasPaymentMethod: true, addons: ["priority-queue-boost"]))
             let machine = try MachineFacts.measure(directory: configuration.dataDir)
             var runs: [String] = []
             for threads in [1, ProcessInfo.processInfo.activeProcessorCount] {
                 runs.append(run(engine: engine, input: input, threads: threads))
             }
-            print("{\"benchmark\":\"policy_price\",\"machine\":\(machine.json),\"policy_version\":\"\(version)\",\"seconds_per_run\":\(seconds),\"runs\":[\(runs.joined(separator: ","))]}")
+            print(
+                "{\"benchmark\":\"policy_price\",\"machine\":\(machine.json),\"policy_version\":\"\(version)\",\"seconds_per_run\":\(seconds),"
+                    + "\"runs\":[\(runs.joined(separator: ","))]}"
+            )
         }
 
         func run(engine: PolicyEngine, input: JobPriceInput, threads: Int) -> String {
@@ -78,9 +82,12 @@ package struct BenchCommand: AsyncParsableCommand {
             // Evaluations per second of CPU the evaluating threads actually got: what one core
             // does, whatever else the machine runs meanwhile.
             let cpuSeconds = Double(results.reduce(0) { $0 + $1.cpuNanoseconds }) / 1e9
-            return String(format: "{\"threads\":%d,\"evaluations\":%d,\"failures\":%d,\"per_second\":%.0f,\"per_cpu_second\":%.0f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}",
-                          threads, total, failures, Double(total) / seconds, Double(total) / max(cpuSeconds, 1e-9),
-                          percentile(0.5), percentile(0.99), percentile(1.0 - 1e-9))
+            return String(
+                format:
+                    "{\"threads\":%d,\"evaluations\":%d,\"failures\":%d,\"per_second\":%.0f,\"per_cpu_second\":%.0f,\"p50_us\":%.2f,\"p99_us\":%.2f,"
+                    + "\"max_us\":%.2f}",
+                threads, total, failures, Double(total) / seconds, Double(total) / max(cpuSeconds, 1e-9),
+                percentile(0.5), percentile(0.99), percentile(1.0 - 1e-9))
         }
     }
 
@@ -127,8 +134,10 @@ package struct BenchCommand: AsyncParsableCommand {
                 latencies.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
             }
             latencies.sort()
-            print(String(format: "{\"benchmark\":\"policy_reload\",\"machine\":%@,\"changes\":%d,\"p50_ms\":%.1f,\"max_ms\":%.1f,\"poll_interval_ms\":%d}",
-                         machine.json, changes, latencies[latencies.count / 2], latencies.last ?? 0, PolicyLimits.reloadPollMilliseconds))
+            print(
+                String(
+                    format: "{\"benchmark\":\"policy_reload\",\"machine\":%@,\"changes\":%d,\"p50_ms\":%.1f,\"max_ms\":%.1f,\"poll_interval_ms\":%d}",
+                    machine.json, changes, latencies[latencies.count / 2], latencies.last ?? 0, PolicyLimits.reloadPollMilliseconds))
         }
     }
 }

@@ -23,4 +23,3 @@ package enum CommandErrors {
         return ExitCode(answer.exitCode)
     }
 }
-

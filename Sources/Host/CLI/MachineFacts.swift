@@ -31,8 +31,9 @@ package struct MachineFacts: Sendable {
         }
         samples.sort()
         func quantile(_ q: Double) -> Double { samples[min(samples.count - 1, Int(Double(samples.count) * q))] }
-        return MachineFacts(cores: ProcessInfo.processInfo.activeProcessorCount,
-                            fdatasyncP50Milliseconds: quantile(0.5), fdatasyncP99Milliseconds: quantile(0.99))
+        return MachineFacts(
+            cores: ProcessInfo.processInfo.activeProcessorCount,
+            fdatasyncP50Milliseconds: quantile(0.5), fdatasyncP99Milliseconds: quantile(0.99))
     }
 
     /// `{"cores":2,"fdatasync_p50_ms":0.512,"fdatasync_p99_ms":1.873}`

@@ -1,8 +1,8 @@
 import ArgumentParser
+import CCurl
+import CLibPQ
 import CLua
 import CSQLite
-import CLibPQ
-import CCurl
 import Foundation
 
 /// The version of this build.

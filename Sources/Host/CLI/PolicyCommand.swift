@@ -92,23 +92,33 @@ package struct PolicyCommand: AsyncParsableCommand {
                 try dryRun(JobPriceInput.self, text, { try engine.priceJob($0).price }) { price in
                     guard price.matched else { return ["not ours: the job's labels match no offering; it costs nothing"] }
                     return ["\(price.sku ?? "?"): \(price.billableMinutes) billable minute(s), \(price.freeMinutesConsumed) free minute(s) used"]
-                        + price.lines.map { "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros, decimals: 4)) = \(MoneyText.usd($0.amountMicros, decimals: 4))" }
+                        + price.lines.map {
+                            "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros, decimals: 4)) = "
+                                + "\(MoneyText.usd($0.amountMicros, decimals: 4))"
+                        }
                         + ["total \(MoneyText.usd(price.amountMicros, decimals: 4)) (policy version \(price.policyVersion))"]
                 }
             case "admit":
                 try dryRun(AdmissionInput.self, text, engine.admitJob) { a in
-                    ["\(a.verdict.rawValue)\(a.reason.map { " (\($0))" } ?? "")\(a.sku.map { " on \($0)" } ?? "")"
-                        + "\(a.slotLimit.map { ", slot limit \($0)" } ?? ""), priority \(a.priority) (policy version \(a.policyVersion))"]
+                    [
+                        "\(a.verdict.rawValue)\(a.reason.map { " (\($0))" } ?? "")\(a.sku.map { " on \($0)" } ?? "")"
+                            + "\(a.slotLimit.map { ", slot limit \($0)" } ?? ""), priority \(a.priority) (policy version \(a.policyVersion))"
+                    ]
                 }
             case "lines":
                 try dryRun(MonthlyLinesInput.self, text, engine.monthlyLines) { lines in
-                    lines.lines.map { "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros)) = \(MoneyText.usd($0.amountMicros))" }
+                    lines.lines.map {
+                        "  \($0.description): \($0.quantity) × \(MoneyText.usd($0.unitPriceMicros)) = \(MoneyText.usd($0.amountMicros))"
+                    }
                         + ["total \(MoneyText.usd(lines.totalMicros)) (policy version \(lines.policyVersion))"]
                 }
             case "consume":
                 try dryRun(JobPriceInput.self, text, engine.consumeFreeMinutes) { c in
                     guard c.matched else { return ["not ours: the job's labels match no offering"] }
-                    return ["\(c.billableMinutes) billable minute(s): \(c.freeMinutesConsumed) free minute(s) consumed, \(c.chargedMinutes) minute(s) charged in money (policy version \(c.policyVersion))"]
+                    return [
+                        "\(c.billableMinutes) billable minute(s): \(c.freeMinutesConsumed) free minute(s) consumed, \(c.chargedMinutes) minute(s) "
+                            + "charged in money (policy version \(c.policyVersion))"
+                    ]
                 }
             case "eligible":
                 try dryRun(EligibilityRequest.self, text, engine.eligibility) { e in
@@ -116,20 +126,29 @@ package struct PolicyCommand: AsyncParsableCommand {
                 }
             case "abuse-signup":
                 try dryRun(SignupInput.self, text, engine.abuseOnSignup) { v in
-                    ["\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", ")) + " (policy version \(v.policyVersion))"]
+                    [
+                        "\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", "))
+                            + " (policy version \(v.policyVersion))"
+                    ]
                 }
             case "abuse-job":
                 try dryRun(JobActivity.self, text, engine.abuseOnJob) { v in
-                    ["\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", ")) + " (policy version \(v.policyVersion))"]
+                    [
+                        "\(v.action.rawValue), score \(v.score)" + (v.reasons.isEmpty ? "" : ": " + v.reasons.joined(separator: ", "))
+                            + " (policy version \(v.policyVersion))"
+                    ]
                 }
             default:
-                throw HostError(.badRequest, "unknown decision '\(decision)' (known: price, consume, admit, lines, eligible, abuse-signup, abuse-job)")
+                throw HostError(
+                    .badRequest, "unknown decision '\(decision)' (known: price, consume, admit, lines, eligible, abuse-signup, abuse-job)")
             }
         }
 
         /// Decodes the input, runs the decision, prints JSON or the human lines.
-        func dryRun<I: Decodable, O: Encodable>(_ type: I.Type, _ text: String, _ decide: (I) throws -> O,
-                                                 human: (O) -> [String]) throws {
+        func dryRun<I: Decodable, O: Encodable>(
+            _ type: I.Type, _ text: String, _ decide: (I) throws -> O,
+            human: (O) -> [String]
+        ) throws {
             let input: I
             do {
                 input = try JSONDecoder().decode(I.self, from: Data(text.utf8))
@@ -173,11 +192,15 @@ package struct PolicyCommand: AsyncParsableCommand {
                 let set = PolicySet(files: entry.files, loadedAt: entry.activatedAt)
                 let schedule = PolicyEngine.validateAndSchedule(set).schedule
                 let scheduled = schedule.sorted { $0.key < $1.key }.flatMap { policy, files in
-                    files.map { Row.Scheduled(policy: policy, file: $0.path,
-                                              effectiveFrom: $0.effectiveFrom == Int64.min ? nil : Timestamp.iso(ms: $0.effectiveFrom * 1000)) }
+                    files.map {
+                        Row.Scheduled(
+                            policy: policy, file: $0.path,
+                            effectiveFrom: $0.effectiveFrom == Int64.min ? nil : Timestamp.iso(ms: $0.effectiveFrom * 1000))
+                    }
                 }
-                return Row(version: entry.version, activatedAt: Timestamp.iso(ms: Timestamp.ms(entry.activatedAt)),
-                           files: entry.files.map(\.path), scheduled: scheduled)
+                return Row(
+                    version: entry.version, activatedAt: Timestamp.iso(ms: Timestamp.ms(entry.activatedAt)),
+                    files: entry.files.map(\.path), scheduled: scheduled)
             }
             if json {
                 print(try JSONCoding.text(rows, pretty: true))
@@ -196,7 +219,8 @@ package struct PolicyCommand: AsyncParsableCommand {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Ask a running `tenki serve` which policy version it serves and what it last rejected.")
+        static let configuration = CommandConfiguration(
+            abstract: "Ask a running `tenki serve` which policy version it serves and what it last rejected.")
         @Option(help: "The server's base URL.") var url = "http://127.0.0.1:8080"
 
         func run() async throws {

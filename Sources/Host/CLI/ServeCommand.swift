@@ -31,10 +31,12 @@ package struct ServeCommand: AsyncParsableCommand {
         }
         defer { withExtendedLifetime(lock) {} }
         let host = try await TenkiHost.open(configuration, logger: logger)
-        logger.info("tenki serve starting", metadata: [
-            "version": .string(TenkiVersion.current), "database": .string(host.database.displayName),
-            "plugins": .string(host.plugins.map { type(of: $0).name }.joined(separator: ",")),
-        ])
+        logger.info(
+            "tenki serve starting",
+            metadata: [
+                "version": .string(TenkiVersion.current), "database": .string(host.database.displayName),
+                "plugins": .string(host.plugins.map { type(of: $0).name }.joined(separator: ",")),
+            ])
         try await host.serve()
         logger.info("tenki serve stopped")
     }

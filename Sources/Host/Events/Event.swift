@@ -57,8 +57,10 @@ package struct EventSubscription: Sendable {
     /// service that reads them: woken earlier, it could look before the commit and miss them).
     package let committed: (@Sendable () -> Void)?
 
-    package init(name: String, source: String? = nil, topics: [String], needsPayload: Bool = true,
-                wants: (@Sendable (_ topic: String) -> Bool)? = nil, committed: (@Sendable () -> Void)? = nil, handler: Handler) {
+    package init(
+        name: String, source: String? = nil, topics: [String], needsPayload: Bool = true,
+        wants: (@Sendable (_ topic: String) -> Bool)? = nil, committed: (@Sendable () -> Void)? = nil, handler: Handler
+    ) {
         self.committed = committed
         self.name = name
         self.source = source

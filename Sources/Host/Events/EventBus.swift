@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 
 /// Loads an event's payload when its producer stored it elsewhere (e.g. a webhook body kept
 /// once in the GitHub plugin's own table).
@@ -26,8 +26,10 @@ package final class EventBus: @unchecked Sendable {
     /// them back (a miss, e.g. after a restart or on another replica, reads them as usual).
     let recentPayloads = RecentPayloads(maxBytes: HostLimits.inboxRecentPayloadBytes)
 
-    package init(database: any Database, configuration: HostConfiguration, logger: Logger,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+    package init(
+        database: any Database, configuration: HostConfiguration, logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.database = database
         self.configuration = configuration
         self.logger = logger
@@ -115,8 +117,9 @@ package struct EventDispatcher: Service {
         let claim: @Sendable () async throws -> [EventInbox.Claimed] = {
             let nowMs = Timestamp.ms(bus.now())
             return try await bus.database.transaction { db in
-                try EventInbox.claim(db, owner: owner, nowMs: nowMs, leaseMs: Int64(config.inboxLeaseSeconds) * 1000,
-                                     limit: HostLimits.inboxClaimBatchEvents)
+                try EventInbox.claim(
+                    db, owner: owner, nowMs: nowMs, leaseMs: Int64(config.inboxLeaseSeconds) * 1000,
+                    limit: HostLimits.inboxClaimBatchEvents)
             }
         }
         var waiting = try await claim()
@@ -166,12 +169,13 @@ package struct EventDispatcher: Service {
                 payload = bus.recentPayloads.take(claimed.source + "\u{0}" + claimed.sourceID)
                 if payload == nil { payload = try await bus.database.read { try loader($0, claimed.sourceID) } }
             }
-            let event = Event(id: claimed.id, topic: claimed.topic, source: claimed.source, sourceID: claimed.sourceID,
-                              payload: payload ?? [], createdAt: Date(timeIntervalSince1970: Double(claimed.createdAtMs) / 1000),
-                              attempt: claimed.attempts)
+            let event = Event(
+                id: claimed.id, topic: claimed.topic, source: claimed.source, sourceID: claimed.sourceID,
+                payload: payload ?? [], createdAt: Date(timeIntervalSince1970: Double(claimed.createdAtMs) / 1000),
+                attempt: claimed.attempts)
             // A first claim has no progress to skip; a later one skips subscribers already done.
-            let done: Set<String> = claimed.attempts <= 1 ? [] :
-                try await bus.database.read { try EventInbox.handledSubscribers($0, eventID: claimed.id) }
+            let done: Set<String> =
+                claimed.attempts <= 1 ? [] : try await bus.database.read { try EventInbox.handledSubscribers($0, eventID: claimed.id) }
             let now = bus.now
             var writes: [(name: String, apply: @Sendable (any SQLConnection) throws -> Void)] = []
             for subscription in subscriptions where !done.contains(subscription.name) {
@@ -201,13 +205,16 @@ package struct EventDispatcher: Service {
         } catch {
             let backoff = min(HostLimits.inboxMaxBackoffSeconds, 1 << min(claimed.attempts, 16))
             let retryAt = Timestamp.ms(bus.now()) + Int64(backoff) * 1000
-            bus.logger.warning("event handler failed", metadata: [
-                "event": .stringConvertible(claimed.id), "topic": .string(claimed.topic),
-                "attempt": .stringConvertible(claimed.attempts), "error": .string("\(error)"),
-            ])
+            bus.logger.warning(
+                "event handler failed",
+                metadata: [
+                    "event": .stringConvertible(claimed.id), "topic": .string(claimed.topic),
+                    "attempt": .stringConvertible(claimed.attempts), "error": .string("\(error)"),
+                ])
             _ = try? await bus.database.transaction { db in
-                try EventInbox.fail(db, eventID: claimed.id, owner: owner, error: "\(error)", retryAtMs: retryAt,
-                                    maxAttempts: HostLimits.inboxMaxAttempts)
+                try EventInbox.fail(
+                    db, eventID: claimed.id, owner: owner, error: "\(error)", retryAtMs: retryAt,
+                    maxAttempts: HostLimits.inboxMaxAttempts)
             }
         }
     }
@@ -225,7 +232,10 @@ package final class Doorbell: @unchecked Sendable {
 
     package func ring() {
         let waiting: CheckedContinuation<Void, Never>? = lock.withLock {
-            if let waiter { self.waiter = nil; return waiter }
+            if let waiter {
+                self.waiter = nil
+                return waiter
+            }
             rung = true
             return nil
         }
@@ -235,12 +245,18 @@ package final class Doorbell: @unchecked Sendable {
     package func wait(timeoutMilliseconds: Int) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let (resumeNow, ticket): (Bool, Int) = lock.withLock {
-                if rung { rung = false; return (true, 0) }
+                if rung {
+                    rung = false
+                    return (true, 0)
+                }
                 generation += 1
                 waiter = continuation
                 return (false, generation)
             }
-            if resumeNow { continuation.resume(); return }
+            if resumeNow {
+                continuation.resume()
+                return
+            }
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeoutMilliseconds)) {
                 let expired: CheckedContinuation<Void, Never>? = self.lock.withLock {
                     guard self.generation == ticket, let waiter = self.waiter else { return nil }
@@ -306,7 +322,11 @@ package final class RecentPayloads: @unchecked Sendable {
 
     /// Drops the keys already consumed from the front of the order once they are most of it.
     private func compact() {
-        if entries.isEmpty { order.removeAll(keepingCapacity: true); head = 0; return }
+        if entries.isEmpty {
+            order.removeAll(keepingCapacity: true)
+            head = 0
+            return
+        }
         if head > 1_024 && head * 2 > order.count {
             order.removeFirst(head)
             head = 0

@@ -6,40 +6,45 @@ import SQL
 /// replicas share the work), and marked handled per subscriber.
 package enum EventInbox {
     static let migrations: [Migration] = [
-        Migration(1, "event inbox", sql: """
-            CREATE TABLE event_inbox (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                topic TEXT NOT NULL,
-                source TEXT NOT NULL,
-                source_id TEXT NOT NULL,
-                payload BLOB,
-                status TEXT NOT NULL DEFAULT 'pending',
-                attempts INTEGER NOT NULL DEFAULT 0,
-                next_attempt_at_ms BIGINT NOT NULL,
-                lease_owner TEXT,
-                lease_until_ms BIGINT,
-                last_error TEXT,
-                created_at_ms BIGINT NOT NULL,
-                handled_at_ms BIGINT
-            );
-            CREATE INDEX event_inbox_pending ON event_inbox (next_attempt_at_ms, id) WHERE status = 'pending';
-            CREATE INDEX event_inbox_source ON event_inbox (source, source_id);
-            CREATE TABLE event_handled (
-                event_id BIGINT NOT NULL,
-                subscriber TEXT NOT NULL,
-                handled_at_ms BIGINT NOT NULL,
-                PRIMARY KEY (event_id, subscriber)
-            );
-            """),
+        Migration(
+            1, "event inbox",
+            sql: """
+                CREATE TABLE event_inbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    topic TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    source_id TEXT NOT NULL,
+                    payload BLOB,
+                    status TEXT NOT NULL DEFAULT 'pending',
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at_ms BIGINT NOT NULL,
+                    lease_owner TEXT,
+                    lease_until_ms BIGINT,
+                    last_error TEXT,
+                    created_at_ms BIGINT NOT NULL,
+                    handled_at_ms BIGINT
+                );
+                CREATE INDEX event_inbox_pending ON event_inbox (next_attempt_at_ms, id) WHERE status = 'pending';
+                CREATE INDEX event_inbox_source ON event_inbox (source, source_id);
+                CREATE TABLE event_handled (
+                    event_id BIGINT NOT NULL,
+                    subscriber TEXT NOT NULL,
+                    handled_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (event_id, subscriber)
+                );
+                """)
     ]
 
     /// Adds an event inside the caller's transaction, so it exists exactly when the caller's
     /// own write does. A nil payload is read at dispatch time from the source's payload loader.
     @discardableResult
-    package static func publish(in db: any SQLConnection, topic: String, source: String, sourceID: String,
-                               payload: [UInt8]?, now: Date = Date()) throws -> Int64 {
+    package static func publish(
+        in db: any SQLConnection, topic: String, source: String, sourceID: String,
+        payload: [UInt8]?, now: Date = Date()
+    ) throws -> Int64 {
         let nowMs = Int64(now.timeIntervalSince1970 * 1000)
-        let rows = try db.query("""
+        let rows = try db.query(
+            """
             INSERT INTO event_inbox (topic, source, source_id, payload, next_attempt_at_ms, created_at_ms)
             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id
             """, [.text(topic), .text(source), .text(sourceID), payload.map { .blob($0) } ?? .null, .integer(nowMs)])
@@ -58,7 +63,8 @@ package enum EventInbox {
 
     static func claim(_ db: any SQLConnection, owner: String, nowMs: Int64, leaseMs: Int64, limit: Int) throws -> [Claimed] {
         let lock = db.dialect == .postgres ? "FOR UPDATE SKIP LOCKED" : ""
-        let rows = try db.query("""
+        let rows = try db.query(
+            """
             UPDATE event_inbox SET lease_owner = $1, lease_until_ms = $2, attempts = attempts + 1
             WHERE id IN (
                 SELECT id FROM event_inbox
@@ -67,38 +73,47 @@ package enum EventInbox {
             RETURNING id, topic, source, source_id, payload, created_at_ms, attempts
             """, [.text(owner), .integer(nowMs + leaseMs), .integer(nowMs), .integer(Int64(limit))])
         return try rows.map { row in
-            Claimed(id: try row.int("id"), topic: try row.string("topic"), source: try row.string("source"),
-                    sourceID: try row.string("source_id"), payload: row["payload"].isNull ? nil : try row.bytes("payload"),
-                    createdAtMs: try row.int("created_at_ms"), attempts: Int(try row.int("attempts")))
+            Claimed(
+                id: try row.int("id"), topic: try row.string("topic"), source: try row.string("source"),
+                sourceID: try row.string("source_id"), payload: row["payload"].isNull ? nil : try row.bytes("payload"),
+                createdAtMs: try row.int("created_at_ms"), attempts: Int(try row.int("attempts")))
         }.sorted { $0.id < $1.id }
     }
 
     /// Records that `subscriber` handled `eventID`; false if it already had.
     static func markHandled(_ db: any SQLConnection, eventID: Int64, subscriber: String, nowMs: Int64) throws -> Bool {
-        try db.execute("""
+        try db.execute(
+            """
             INSERT INTO event_handled (event_id, subscriber, handled_at_ms) VALUES ($1, $2, $3)
             ON CONFLICT (event_id, subscriber) DO NOTHING
             """, [.integer(eventID), .text(subscriber), .integer(nowMs)]) == 1
     }
 
     static func handledSubscribers(_ db: any SQLConnection, eventID: Int64) throws -> Set<String> {
-        Set(try db.query("SELECT subscriber FROM event_handled WHERE event_id = $1", [.integer(eventID)])
-            .map { try $0.string("subscriber") })
+        Set(
+            try db.query("SELECT subscriber FROM event_handled WHERE event_id = $1", [.integer(eventID)])
+                .map { try $0.string("subscriber") })
     }
 
     static func complete(_ db: any SQLConnection, eventID: Int64, owner: String, nowMs: Int64) throws {
-        try db.execute("""
+        try db.execute(
+            """
             UPDATE event_inbox SET status = 'done', handled_at_ms = $3, lease_owner = NULL, lease_until_ms = NULL, last_error = NULL
             WHERE id = $1 AND lease_owner = $2
             """, [.integer(eventID), .text(owner), .integer(nowMs)])
     }
 
     static func fail(_ db: any SQLConnection, eventID: Int64, owner: String, error: String, retryAtMs: Int64, maxAttempts: Int) throws {
-        try db.execute("""
+        try db.execute(
+            """
             UPDATE event_inbox SET lease_owner = NULL, lease_until_ms = NULL, last_error = $3, next_attempt_at_ms = $4,
                 status = CASE WHEN attempts >= $5 THEN 'dead' ELSE 'pending' END
             WHERE id = $1 AND lease_owner = $2
-            """, [.integer(eventID), .text(owner), .text(String(error.prefix(HostLimits.inboxMaxStoredErrorCharacters))), .integer(retryAtMs), .integer(Int64(maxAttempts))])
+            """,
+            [
+                .integer(eventID), .text(owner), .text(String(error.prefix(HostLimits.inboxMaxStoredErrorCharacters))), .integer(retryAtMs),
+                .integer(Int64(maxAttempts)),
+            ])
     }
 
     /// Drops every lease (used at start by the single process that owns a SQLite file).
@@ -110,18 +125,24 @@ package enum EventInbox {
     package static func records(_ db: any SQLConnection, ids: [Int64]) throws -> [Int64: EventRecord] {
         var result: [Int64: EventRecord] = [:]
         for id in ids {
-            guard let row = try db.queryOne("""
-                SELECT id, topic, source, source_id, status, attempts, last_error, created_at_ms, handled_at_ms
-                FROM event_inbox WHERE id = $1
-                """, [.integer(id)]) else { continue }
-            let handled = try db.query("SELECT subscriber, handled_at_ms FROM event_handled WHERE event_id = $1 ORDER BY subscriber",
-                                       [.integer(id)])
+            guard
+                let row = try db.queryOne(
+                    """
+                    SELECT id, topic, source, source_id, status, attempts, last_error, created_at_ms, handled_at_ms
+                    FROM event_inbox WHERE id = $1
+                    """, [.integer(id)])
+            else { continue }
+            let handled = try db.query(
+                "SELECT subscriber, handled_at_ms FROM event_handled WHERE event_id = $1 ORDER BY subscriber",
+                [.integer(id)])
             result[id] = EventRecord(
                 id: id, topic: try row.string("topic"), source: try row.string("source"), sourceID: try row.string("source_id"),
                 status: try row.string("status"), attempts: Int(try row.int("attempts")), lastError: try row.optionalString("last_error"),
                 createdAt: Timestamp.iso(ms: try row.int("created_at_ms")),
                 handledAt: try row.optionalInt("handled_at_ms").map { Timestamp.iso(ms: $0) },
-                handledBy: try handled.map { .init(subscriber: try $0.string("subscriber"), handledAt: Timestamp.iso(ms: try $0.int("handled_at_ms"))) })
+                handledBy: try handled.map {
+                    .init(subscriber: try $0.string("subscriber"), handledAt: Timestamp.iso(ms: try $0.int("handled_at_ms")))
+                })
         }
         return result
     }
@@ -129,8 +150,10 @@ package enum EventInbox {
     package static func latestRecords(_ db: any SQLConnection, source: String, sourceIDs: [String]) throws -> [String: EventRecord] {
         var ids: [Int64] = []
         for sourceID in sourceIDs {
-            if let row = try db.queryOne("SELECT MAX(id) AS id FROM event_inbox WHERE source = $1 AND source_id = $2",
-                                         [.text(source), .text(sourceID)]), let id = try row.optionalInt("id") {
+            if let row = try db.queryOne(
+                "SELECT MAX(id) AS id FROM event_inbox WHERE source = $1 AND source_id = $2",
+                [.text(source), .text(sourceID)]), let id = try row.optionalInt("id")
+            {
                 ids.append(id)
             }
         }

@@ -71,7 +71,7 @@ package enum JSONScanner {
     /// The value at `range` as a string, if it is a JSON string.
     package static func string(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String? {
         guard range.count >= 2, bytes[range.lowerBound] == UInt8(ascii: "\"") else { return nil }
-        return decodeString(range.lowerBound + 1 ..< range.upperBound - 1, in: bytes)
+        return decodeString(range.lowerBound + 1..<range.upperBound - 1, in: bytes)
     }
 
     /// The value at `range` as an integer, if it is a JSON number without fraction or exponent.
@@ -95,7 +95,11 @@ package enum JSONScanner {
         }
         while i < range.upperBound {
             let c = bytes[i]
-            guard c == UInt8(ascii: "\\") else { out.append(c); i += 1; continue }
+            guard c == UInt8(ascii: "\\") else {
+                out.append(c)
+                i += 1
+                continue
+            }
             let e = bytes[i + 1]
             i += 2
             switch e {
@@ -175,7 +179,10 @@ package enum JSONScanner {
         mutating func parseObject(depth: Int, members: inout [Member], record: Bool = true) throws {
             try expect(UInt8(ascii: "{"), "'{'")
             skipWhitespace()
-            if peek() == UInt8(ascii: "}") { position += 1; return }
+            if peek() == UInt8(ascii: "}") {
+                position += 1
+                return
+            }
             while true {
                 skipWhitespace()
                 guard peek() == UInt8(ascii: "\"") else { throw error("expected a member name") }
@@ -190,14 +197,20 @@ package enum JSONScanner {
                 guard let c = peek() else { throw error("unexpected end of input") }
                 position += 1
                 if c == UInt8(ascii: "}") { return }
-                guard c == UInt8(ascii: ",") else { position -= 1; throw error("expected ',' or '}'") }
+                guard c == UInt8(ascii: ",") else {
+                    position -= 1
+                    throw error("expected ',' or '}'")
+                }
             }
         }
 
         mutating func parseArray(depth: Int) throws {
             try expect(UInt8(ascii: "["), "'['")
             skipWhitespace()
-            if peek() == UInt8(ascii: "]") { position += 1; return }
+            if peek() == UInt8(ascii: "]") {
+                position += 1
+                return
+            }
             while true {
                 skipWhitespace()
                 try parseValue(depth: depth + 1)
@@ -205,7 +218,10 @@ package enum JSONScanner {
                 guard let c = peek() else { throw error("unexpected end of input") }
                 position += 1
                 if c == UInt8(ascii: "]") { return }
-                guard c == UInt8(ascii: ",") else { position -= 1; throw error("expected ',' or ']'") }
+                guard c == UInt8(ascii: ",") else {
+                    position -= 1
+                    throw error("expected ',' or ']'")
+                }
             }
         }
 
@@ -230,7 +246,7 @@ package enum JSONScanner {
                     guard position + 1 < bytes.count else { throw error("unexpected end of input") }
                     switch bytes[position + 1] {
                     case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                         position += 2
                     case UInt8(ascii: "u"):
                         guard position + 6 <= bytes.count else { throw error("unexpected end of input") }
@@ -258,12 +274,20 @@ package enum JSONScanner {
             var high: UInt8 = 0xBF
             switch c {
             case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; low = 0xA0
+            case 0xE0:
+                length = 3
+                low = 0xA0
             case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; high = 0x9F
-            case 0xF0: length = 4; low = 0x90
+            case 0xED:
+                length = 3
+                high = 0x9F
+            case 0xF0:
+                length = 4
+                low = 0x90
             case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; high = 0x8F
+            case 0xF4:
+                length = 4
+                high = 0x8F
             default: throw error("invalid UTF-8")
             }
             guard position + length <= bytes.count else { throw error("invalid UTF-8") }

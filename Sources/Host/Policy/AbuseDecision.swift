@@ -24,7 +24,10 @@ package struct SignupInput: Sendable, Codable {
             sameFingerprint = try c.decodeIfPresent(Int64.self, forKey: .sameFingerprint) ?? 0
         }
         package init(sameAccount: Int64 = 0, sameOrg: Int64 = 0, sameEmailDomain: Int64 = 0, sameFingerprint: Int64 = 0) {
-            self.sameAccount = sameAccount; self.sameOrg = sameOrg; self.sameEmailDomain = sameEmailDomain; self.sameFingerprint = sameFingerprint
+            self.sameAccount = sameAccount
+            self.sameOrg = sameOrg
+            self.sameEmailDomain = sameEmailDomain
+            self.sameFingerprint = sameFingerprint
         }
     }
 
@@ -40,7 +43,10 @@ package struct SignupInput: Sendable, Codable {
     }
 
     package init(githubLogin: String? = nil, githubOrg: String? = nil, emailDomain: String? = nil, history: History = .init()) {
-        self.githubLogin = githubLogin; self.githubOrg = githubOrg; self.emailDomain = emailDomain; self.history = history
+        self.githubLogin = githubLogin
+        self.githubOrg = githubOrg
+        self.emailDomain = emailDomain
+        self.history = history
     }
 }
 
@@ -65,7 +71,11 @@ package struct JobActivity: Sendable, Codable {
     }
 
     package init(name: String, workflowName: String? = nil, steps: [String] = [], labels: [String] = [], durationSeconds: Int64 = 0) {
-        self.name = name; self.workflowName = workflowName; self.steps = steps; self.labels = labels; self.durationSeconds = durationSeconds
+        self.name = name
+        self.workflowName = workflowName
+        self.steps = steps
+        self.labels = labels
+        self.durationSeconds = durationSeconds
     }
 }
 

@@ -18,9 +18,11 @@ package struct AdmissionInput: Sendable, Codable {
         package var runningX64: Int64
         package var runningMacOS: Int64
 
-        package init(freeMinutesRemaining: Int64, hasPaymentMethod: Bool, addons: [String] = [], suspended: Bool = false,
-                    abuseAction: String? = nil, extraSlotsX64: Int64 = 0, extraSlotsMacOS: Int64 = 0,
-                    runningX64: Int64 = 0, runningMacOS: Int64 = 0) {
+        package init(
+            freeMinutesRemaining: Int64, hasPaymentMethod: Bool, addons: [String] = [], suspended: Bool = false,
+            abuseAction: String? = nil, extraSlotsX64: Int64 = 0, extraSlotsMacOS: Int64 = 0,
+            runningX64: Int64 = 0, runningMacOS: Int64 = 0
+        ) {
             self.freeMinutesRemaining = freeMinutesRemaining
             self.hasPaymentMethod = hasPaymentMethod
             self.addons = addons
@@ -40,15 +42,16 @@ package struct AdmissionInput: Sendable, Codable {
 
         package init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(freeMinutesRemaining: try c.decodeIfPresent(Int64.self, forKey: .freeMinutesRemaining) ?? 0,
-                      hasPaymentMethod: try c.decodeIfPresent(Bool.self, forKey: .hasPaymentMethod) ?? false,
-                      addons: try c.decodeIfPresent([String].self, forKey: .addons) ?? [],
-                      suspended: try c.decodeIfPresent(Bool.self, forKey: .suspended) ?? false,
-                      abuseAction: try c.decodeIfPresent(String.self, forKey: .abuseAction),
-                      extraSlotsX64: try c.decodeIfPresent(Int64.self, forKey: .extraSlotsX64) ?? 0,
-                      extraSlotsMacOS: try c.decodeIfPresent(Int64.self, forKey: .extraSlotsMacOS) ?? 0,
-                      runningX64: try c.decodeIfPresent(Int64.self, forKey: .runningX64) ?? 0,
-                      runningMacOS: try c.decodeIfPresent(Int64.self, forKey: .runningMacOS) ?? 0)
+            self.init(
+                freeMinutesRemaining: try c.decodeIfPresent(Int64.self, forKey: .freeMinutesRemaining) ?? 0,
+                hasPaymentMethod: try c.decodeIfPresent(Bool.self, forKey: .hasPaymentMethod) ?? false,
+                addons: try c.decodeIfPresent([String].self, forKey: .addons) ?? [],
+                suspended: try c.decodeIfPresent(Bool.self, forKey: .suspended) ?? false,
+                abuseAction: try c.decodeIfPresent(String.self, forKey: .abuseAction),
+                extraSlotsX64: try c.decodeIfPresent(Int64.self, forKey: .extraSlotsX64) ?? 0,
+                extraSlotsMacOS: try c.decodeIfPresent(Int64.self, forKey: .extraSlotsMacOS) ?? 0,
+                runningX64: try c.decodeIfPresent(Int64.self, forKey: .runningX64) ?? 0,
+                runningMacOS: try c.decodeIfPresent(Int64.self, forKey: .runningMacOS) ?? 0)
         }
     }
 
@@ -116,10 +119,14 @@ extension PolicyEngine {
             if case .string(let r) = output["reason"] { reason = r }
             if verdict == .queue || verdict == .block {
                 guard let reason, AdmissionDecision.knownReasons.contains(reason) else {
-                    throw fail("\(verdict.rawValue) without a known reason (got \(reason ?? "none"); known: \(AdmissionDecision.knownReasons.sorted().joined(separator: ", ")))")
+                    throw fail(
+                        "\(verdict.rawValue) without a known reason (got \(reason ?? "none"); known: "
+                            + "\(AdmissionDecision.knownReasons.sorted().joined(separator: ", ")))"
+                    )
                 }
             }
-            var sku: String?, arch: String?
+            var sku: String?
+            var arch: String?
             if case .string(let s) = output["sku"] { sku = s }
             if case .string(let a) = output["arch"] { arch = a }
             if verdict != .foreign {
@@ -133,8 +140,9 @@ extension PolicyEngine {
             }
             var limit: Int64?
             if case .integer(let l) = output["slot_limit"] { limit = l }
-            return AdmissionDecision(verdict: verdict, reason: reason, sku: sku, arch: arch, priority: priority, slotLimit: limit,
-                                     policyVersion: version)
+            return AdmissionDecision(
+                verdict: verdict, reason: reason, sku: sku, arch: arch, priority: priority, slotLimit: limit,
+                policyVersion: version)
         }
     }
 }

@@ -60,7 +60,11 @@ enum ContractRules {
                     let effective = Int128(rate) * Int128(100_000_000 - discount)
                     let floor = Int128(list) * Int128(100_000_000 - maxDiscountPercent * 1_000_000)
                     if effective < floor {
-                        error(sku, "the effective discount on \(sku) exceeds the host's 50% cap (list \(list), contract \(rate), discount \(Double(discount) / 1e6)%)")
+                        error(
+                            sku,
+                            "the effective discount on \(sku) exceeds the host's 50% cap (list \(list), contract \(rate), discount "
+                                + "\(Double(discount) / 1e6)%)"
+                        )
                     }
                 }
             } else if !read("rates").isNil {

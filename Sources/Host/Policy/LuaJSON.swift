@@ -30,11 +30,17 @@ package enum LuaJSON {
                 return
             }
             let single = try decoder.singleValueContainer()
-            if single.decodeNil() { value = .nil }
-            else if let b = try? single.decode(Bool.self) { value = .boolean(b) }
-            else if let i = try? single.decode(Int64.self) { value = .integer(i) }
-            else if let d = try? single.decode(Double.self) { value = .number(d) }
-            else { value = .string(try single.decode(String.self)) }
+            if single.decodeNil() {
+                value = .nil
+            } else if let b = try? single.decode(Bool.self) {
+                value = .boolean(b)
+            } else if let i = try? single.decode(Int64.self) {
+                value = .integer(i)
+            } else if let d = try? single.decode(Double.self) {
+                value = .number(d)
+            } else {
+                value = .string(try single.decode(String.self))
+            }
         }
     }
 

@@ -6,7 +6,10 @@ package struct MonthlyLinesInput: Sendable, Codable {
     package struct Period: Sendable, Codable {
         package var start: String
         package var end: String
-        package init(start: String, end: String) { self.start = start; self.end = end }
+        package init(start: String, end: String) {
+            self.start = start
+            self.end = end
+        }
     }
     package struct Addon: Sendable, Codable {
         package var id: String
@@ -16,7 +19,10 @@ package struct MonthlyLinesInput: Sendable, Codable {
         package var cancelledAt: String?
         enum CodingKeys: String, CodingKey { case id, term, startedAt = "started_at", cancelledAt = "cancelled_at" }
         package init(id: String, term: String = "monthly", startedAt: String, cancelledAt: String? = nil) {
-            self.id = id; self.term = term; self.startedAt = startedAt; self.cancelledAt = cancelledAt
+            self.id = id
+            self.term = term
+            self.startedAt = startedAt
+            self.cancelledAt = cancelledAt
         }
     }
     package struct Slots: Sendable, Codable {
@@ -26,7 +32,10 @@ package struct MonthlyLinesInput: Sendable, Codable {
         package var cancelledAt: String?
         enum CodingKeys: String, CodingKey { case arch, count, startedAt = "started_at", cancelledAt = "cancelled_at" }
         package init(arch: String, count: Int64, startedAt: String, cancelledAt: String? = nil) {
-            self.arch = arch; self.count = count; self.startedAt = startedAt; self.cancelledAt = cancelledAt
+            self.arch = arch
+            self.count = count
+            self.startedAt = startedAt
+            self.cancelledAt = cancelledAt
         }
     }
     package struct Storage: Sendable, Codable {
@@ -39,7 +48,10 @@ package struct MonthlyLinesInput: Sendable, Codable {
         package var monthlyMicros: Int64
         package var usageMicros: Int64
         enum CodingKeys: String, CodingKey { case monthlyMicros = "monthly_micros", usageMicros = "usage_micros" }
-        package init(monthlyMicros: Int64, usageMicros: Int64) { self.monthlyMicros = monthlyMicros; self.usageMicros = usageMicros }
+        package init(monthlyMicros: Int64, usageMicros: Int64) {
+            self.monthlyMicros = monthlyMicros
+            self.usageMicros = usageMicros
+        }
     }
 
     package var period: Period
@@ -49,7 +61,11 @@ package struct MonthlyLinesInput: Sendable, Codable {
     package var commitment: Commitment?
 
     package init(period: Period, addons: [Addon] = [], slots: [Slots] = [], storage: Storage? = nil, commitment: Commitment? = nil) {
-        self.period = period; self.addons = addons; self.slots = slots; self.storage = storage; self.commitment = commitment
+        self.period = period
+        self.addons = addons
+        self.slots = slots
+        self.storage = storage
+        self.commitment = commitment
     }
 
     enum CodingKeys: String, CodingKey { case period, addons, slots, storage, commitment }
@@ -57,11 +73,12 @@ package struct MonthlyLinesInput: Sendable, Codable {
     /// Lists left out mean none.
     package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(period: try c.decode(Period.self, forKey: .period),
-                  addons: try c.decodeIfPresent([Addon].self, forKey: .addons) ?? [],
-                  slots: try c.decodeIfPresent([Slots].self, forKey: .slots) ?? [],
-                  storage: try c.decodeIfPresent(Storage.self, forKey: .storage),
-                  commitment: try c.decodeIfPresent(Commitment.self, forKey: .commitment))
+        self.init(
+            period: try c.decode(Period.self, forKey: .period),
+            addons: try c.decodeIfPresent([Addon].self, forKey: .addons) ?? [],
+            slots: try c.decodeIfPresent([Slots].self, forKey: .slots) ?? [],
+            storage: try c.decodeIfPresent(Storage.self, forKey: .storage),
+            commitment: try c.decodeIfPresent(Commitment.self, forKey: .commitment))
     }
 }
 
@@ -93,9 +110,10 @@ extension PolicyEngine {
         var sum: Int64 = 0
         for line in lines.array {
             guard let description = line["description"].stringValue else { throw fail("a line without a description") }
-            let item = JobPrice.Line(description: description, quantity: try integer(line["quantity"], "quantity"),
-                                     unitPriceMicros: try integer(line["unit_price_micros"], "unit_price_micros"),
-                                     amountMicros: try integer(line["amount_micros"], "amount_micros"))
+            let item = JobPrice.Line(
+                description: description, quantity: try integer(line["quantity"], "quantity"),
+                unitPriceMicros: try integer(line["unit_price_micros"], "unit_price_micros"),
+                amountMicros: try integer(line["amount_micros"], "amount_micros"))
             let (product, overflow) = item.quantity.multipliedReportingOverflow(by: item.unitPriceMicros)
             guard !overflow, product == item.amountMicros else { throw fail("line '\(description)' whose quantity × unit ≠ amount") }
             sum += item.amountMicros
@@ -137,10 +155,17 @@ package struct EligibilityRequest: Sendable, Codable {
         workspace = try c.decode(Workspace.self, forKey: .workspace)
     }
 
-    package init(item: String, id: String? = nil, term: String? = nil, arch: String? = nil, count: Int64? = nil,
-                salesApproved: Bool = false, workspace: Workspace) {
-        self.item = item; self.id = id; self.term = term; self.arch = arch; self.count = count
-        self.salesApproved = salesApproved; self.workspace = workspace
+    package init(
+        item: String, id: String? = nil, term: String? = nil, arch: String? = nil, count: Int64? = nil,
+        salesApproved: Bool = false, workspace: Workspace
+    ) {
+        self.item = item
+        self.id = id
+        self.term = term
+        self.arch = arch
+        self.count = count
+        self.salesApproved = salesApproved
+        self.workspace = workspace
     }
 }
 

@@ -96,8 +96,9 @@ package final class PolicyEngine: @unchecked Sendable {
             logger.info("policies loaded", metadata: ["version": .string(candidate.version), "files": .stringConvertible(files.count)])
             return .loaded(version: candidate.version)
         }
-        logger.error("policy change rejected; the previous version keeps serving",
-                     metadata: ["version": .string(candidate.version), "errors": .string(errors.joined(separator: " | "))])
+        logger.error(
+            "policy change rejected; the previous version keeps serving",
+            metadata: ["version": .string(candidate.version), "errors": .string(errors.joined(separator: " | "))])
         return .rejected(version: candidate.version, errors: errors)
     }
 
@@ -174,8 +175,10 @@ package final class PolicyEngine: @unchecked Sendable {
     }
 
     /// The fast path: argument written onto the stack, result read in place.
-    package func evaluate<T>(_ path: String, _ function: String, at time: Int64? = nil, writing: (LuaWriter) throws -> Void,
-                            reading: (LuaReader, String) throws -> T) throws -> T {
+    package func evaluate<T>(
+        _ path: String, _ function: String, at time: Int64? = nil, writing: (LuaWriter) throws -> Void,
+        reading: (LuaReader, String) throws -> T
+    ) throws -> T {
         try evaluate(path, at: time) { worker, file -> T in
             let version = worker.set.version
             return try worker.call(file, function, writing: writing, reading: { try reading($0, version) })
@@ -202,7 +205,13 @@ package final class PolicyEngine: @unchecked Sendable {
     }
 
     private func worker(for set: PolicySet) throws -> PolicyWorker {
-        let cache = workers.value ?? { let c = WorkerCache(); workers.value = c; return c }()
+        let cache =
+            workers.value
+            ?? {
+                let c = WorkerCache()
+                workers.value = c
+                return c
+            }()
         if let worker = cache.workers.first(where: { $0.set === set }) { return worker }
         let worker: PolicyWorker
         do {

@@ -1,6 +1,6 @@
 import Foundation
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 
 /// Polls the policy source and swaps in valid changes (a valid change serves within one poll
 /// interval plus validation time). Runs until graceful shutdown.

@@ -17,14 +17,20 @@ enum PolicySchedule {
             var from: Int64?
             if case .string(let text) = effective {
                 guard let seconds = parseUTC(text) else {
-                    errors.append(PolicyError(file: path, line: ContractRules.line(of: "effective_from", in: source),
-                                              message: "effective_from '\(text)' is not a UTC time like \"2027-01-01T00:00:00Z\"").description)
+                    errors.append(
+                        PolicyError(
+                            file: path, line: ContractRules.line(of: "effective_from", in: source),
+                            message: "effective_from '\(text)' is not a UTC time like \"2027-01-01T00:00:00Z\""
+                        ).description)
                     continue
                 }
                 from = seconds
             } else if !effective.isNil {
-                errors.append(PolicyError(file: path, line: ContractRules.line(of: "effective_from", in: source),
-                                          message: "effective_from must be a UTC time string").description)
+                errors.append(
+                    PolicyError(
+                        file: path, line: ContractRules.line(of: "effective_from", in: source),
+                        message: "effective_from must be a UTC time string"
+                    ).description)
                 continue
             }
             switch replaces {
@@ -32,26 +38,38 @@ enum PolicySchedule {
                 schedule[path, default: []].append(.init(effectiveFrom: from ?? Int64.min, path: path))
             case .string(let target):
                 guard paths.contains(target), target != path else {
-                    errors.append(PolicyError(file: path, line: ContractRules.line(of: "replaces", in: source),
-                                              message: "replaces '\(target)', which is not a policy of this set").description)
+                    errors.append(
+                        PolicyError(
+                            file: path, line: ContractRules.line(of: "replaces", in: source),
+                            message: "replaces '\(target)', which is not a policy of this set"
+                        ).description)
                     continue
                 }
                 guard let from else {
-                    errors.append(PolicyError(file: path, line: ContractRules.line(of: "replaces", in: source),
-                                              message: "a file that replaces another must say from when (effective_from)").description)
+                    errors.append(
+                        PolicyError(
+                            file: path, line: ContractRules.line(of: "replaces", in: source),
+                            message: "a file that replaces another must say from when (effective_from)"
+                        ).description)
                     continue
                 }
                 schedule[target, default: []].append(.init(effectiveFrom: from, path: path))
             default:
-                errors.append(PolicyError(file: path, line: ContractRules.line(of: "replaces", in: source),
-                                          message: "replaces must name a policy file, like \"pricing.lua\"").description)
+                errors.append(
+                    PolicyError(
+                        file: path, line: ContractRules.line(of: "replaces", in: source),
+                        message: "replaces must name a policy file, like \"pricing.lua\""
+                    ).description)
             }
         }
         for (target, entries) in schedule {
             let sorted = entries.sorted { $0.effectiveFrom < $1.effectiveFrom }
             for (a, b) in zip(sorted, sorted.dropFirst()) where a.effectiveFrom == b.effectiveFrom {
-                errors.append(PolicyError(file: b.path, line: nil,
-                                          message: "takes effect at the same time as \(a.path) for \(target)").description)
+                errors.append(
+                    PolicyError(
+                        file: b.path, line: nil,
+                        message: "takes effect at the same time as \(a.path) for \(target)"
+                    ).description)
             }
             schedule[target] = sorted
         }

@@ -53,12 +53,15 @@ final class PolicyWorker {
         for file in set.files {
             try state.call("__tenki_add_source", [.string(file.path), .string(file.source)])
         }
-        state.limits = LuaLimits(memoryBytes: PolicyLimits.stateMemoryBytes, instructions: PolicyLimits.evaluationInstructions,
-                                 wallClockNanoseconds: PolicyLimits.evaluationWallClockNanoseconds)
+        state.limits = LuaLimits(
+            memoryBytes: PolicyLimits.stateMemoryBytes, instructions: PolicyLimits.evaluationInstructions,
+            wallClockNanoseconds: PolicyLimits.evaluationWallClockNanoseconds)
         for path in set.policyPaths {
             let type = try state.call("__tenki_module_type", [.string(path)])
             guard type.first == "table" else {
-                throw PolicyError(file: path, line: nil, message: "a policy must return a table of functions and data (returned \(type.first?.stringValue ?? "nothing"))")
+                throw PolicyError(
+                    file: path, line: nil,
+                    message: "a policy must return a table of functions and data (returned \(type.first?.stringValue ?? "nothing"))")
             }
         }
     }

@@ -109,9 +109,10 @@ package struct DecisionRecord: Sendable, Codable, Equatable {
     /// A record of any decision from its typed input and checked output.
     package init<I: Encodable, O: Encodable>(decision: String, policyVersion: String, input: I, output: O) {
         let encoder = JSONCoding.encoder()
-        self.init(decision: decision, policyVersion: policyVersion,
-                  input: (try? encoder.encode(input)).map { String(decoding: $0, as: UTF8.self) } ?? "null",
-                  output: (try? encoder.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? "null")
+        self.init(
+            decision: decision, policyVersion: policyVersion,
+            input: (try? encoder.encode(input)).map { String(decoding: $0, as: UTF8.self) } ?? "null",
+            output: (try? encoder.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? "null")
     }
 }
 
@@ -136,8 +137,9 @@ package struct PriceDecision: Sendable {
     /// The decision record to store with the charge (serialized on demand).
     package var record: DecisionRecord {
         // The input's Codable form has the keys and omissions the Lua table got from `write`.
-        DecisionRecord(decision: "price", policyVersion: price.policyVersion, input: (try? JSONCoding.text(input)) ?? "{}",
-                       output: (try? JSONCoding.text(price)) ?? "{}")
+        DecisionRecord(
+            decision: "price", policyVersion: price.policyVersion, input: (try? JSONCoding.text(input)) ?? "{}",
+            output: (try? JSONCoding.text(price)) ?? "{}")
     }
 }
 
@@ -167,11 +169,13 @@ extension PolicyEngine {
                 guard case .integer(let i) = output[name], i >= 0 else { throw fail("no non-negative integer \(name)") }
                 return i
             }
-            let decision = FreeMinutesDecision(matched: true, billableMinutes: try count("billable_minutes"),
-                                               freeMinutesConsumed: try count("free_minutes_consumed"),
-                                               chargedMinutes: try count("charged_minutes"), policyVersion: version)
+            let decision = FreeMinutesDecision(
+                matched: true, billableMinutes: try count("billable_minutes"),
+                freeMinutesConsumed: try count("free_minutes_consumed"),
+                chargedMinutes: try count("charged_minutes"), policyVersion: version)
             guard decision.chargedMinutes <= decision.billableMinutes,
-                  input.workspace.freeMinutesRemaining >= decision.freeMinutesConsumed else {
+                input.workspace.freeMinutesRemaining >= decision.freeMinutesConsumed
+            else {
                 throw fail("more minutes than the job has or free minutes than the workspace has")
             }
             return decision
@@ -214,9 +218,10 @@ struct JobPriceReader {
         let found: Void? = try output.table(PolicyKey.lines) { list in
             try list.forEachTable { line in
                 guard case .string(let description) = line[PolicyKey.description] else { throw fail("a line without a description") }
-                let item = JobPrice.Line(description: description, quantity: try integer(line, PolicyKey.quantity),
-                                         unitPriceMicros: try integer(line, PolicyKey.unitPriceMicros, signed: true),
-                                         amountMicros: try integer(line, PolicyKey.amountMicros, signed: true))
+                let item = JobPrice.Line(
+                    description: description, quantity: try integer(line, PolicyKey.quantity),
+                    unitPriceMicros: try integer(line, PolicyKey.unitPriceMicros, signed: true),
+                    amountMicros: try integer(line, PolicyKey.amountMicros, signed: true))
                 let (product, overflow) = item.quantity.multipliedReportingOverflow(by: item.unitPriceMicros)
                 guard !overflow, product == item.amountMicros else {
                     throw fail("line '\(description)': \(item.quantity) × \(item.unitPriceMicros) ≠ \(item.amountMicros)")
@@ -229,8 +234,9 @@ struct JobPriceReader {
         }
         guard found != nil else { throw fail("no 'lines' list") }
         guard total == amount else { throw fail("lines adding up to \(total), not amount_micros \(amount)") }
-        return JobPrice(matched: true, sku: sku, billableMinutes: minutes, freeMinutesConsumed: free, amountMicros: amount,
-                        lines: lines, policyVersion: version)
+        return JobPrice(
+            matched: true, sku: sku, billableMinutes: minutes, freeMinutesConsumed: free, amountMicros: amount,
+            lines: lines, policyVersion: version)
     }
 }
 

@@ -33,7 +33,8 @@ package enum ScriptFunctions {
                 }
                 let options = arguments[0]
                 guard let url = options["url"].stringValue, let parts = URLComponents(string: url),
-                      let scheme = parts.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = parts.host?.lowercased() else {
+                    let scheme = parts.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = parts.host?.lowercased()
+                else {
                     throw LuaError(kind: .runtime, message: "http.request: url must be an http or https URL")
                 }
                 guard allowed.contains(host) else {
@@ -52,14 +53,22 @@ package enum ScriptFunctions {
                 }
                 let body = options["body"].stringValue.map { Array($0.utf8) }
                 let timeout = Int(options["timeout"].integerValue ?? Int64(HostLimits.scriptHTTPDefaultTimeoutSeconds)) * 1_000
-                let response = try await http.send(OutboundRequest(method: (options["method"].stringValue ?? "GET").uppercased(), url: url,
-                                                                   headers: headers, body: body,
-                                                                   timeoutMilliseconds: max(HostLimits.scriptHTTPMinTimeoutMilliseconds,
-                                                                                            min(timeout, HostLimits.scriptHTTPMaxTimeoutMilliseconds))))
+                let response = try await http.send(
+                    OutboundRequest(
+                        method: (options["method"].stringValue ?? "GET").uppercased(), url: url,
+                        headers: headers, body: body,
+                        timeoutMilliseconds: max(
+                            HostLimits.scriptHTTPMinTimeoutMilliseconds,
+                            min(timeout, HostLimits.scriptHTTPMaxTimeoutMilliseconds))))
                 var responseHeaders: [LuaValue: LuaValue] = [:]
                 for (name, value) in response.headers { responseHeaders[.string(name.lowercased())] = .string(value) }
-                return [.table(LuaTable(fields: ["status": .integer(Int64(response.status)), "headers": .table(LuaTable(fields: responseHeaders)),
-                                                 "body": .string(String(decoding: response.body, as: UTF8.self))]))]
+                return [
+                    .table(
+                        LuaTable(fields: [
+                            "status": .integer(Int64(response.status)), "headers": .table(LuaTable(fields: responseHeaders)),
+                            "body": .string(String(decoding: response.body, as: UTF8.self)),
+                        ]))
+                ]
             },
         ]
     }

@@ -14,9 +14,11 @@ struct HostErrorMiddleware: RouterMiddleware {
         } catch {
             let answer = HostError(error)
             if answer.status.code >= 500 {
-                logger.error("request failed", metadata: [
-                    "method": .string(request.method.rawValue), "path": .string(request.uri.path), "error": .string("\(error)"),
-                ])
+                logger.error(
+                    "request failed",
+                    metadata: [
+                        "method": .string(request.method.rawValue), "path": .string(request.uri.path), "error": .string("\(error)"),
+                    ])
             }
             return answer.response
         }

@@ -39,7 +39,9 @@ package struct MetricFamily: Sendable, Equatable {
     }
 
     static func isValidName(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, first == "_" || first == ":" || (first.isASCII && first.properties.isAlphabetic) else { return false }
+        guard let first = name.unicodeScalars.first, first == "_" || first == ":" || (first.isASCII && first.properties.isAlphabetic) else {
+            return false
+        }
         return name.unicodeScalars.allSatisfy { $0 == "_" || $0 == ":" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
     }
 
@@ -90,10 +92,12 @@ enum KernelMetrics {
         let oldest = try row?.optionalInt("oldest")
         let age = oldest.map { max(0, Double(Int64(Date().timeIntervalSince1970 * 1000) - $0) / 1000) } ?? 0
         return [
-            MetricFamily(name: "tenki_inbox_pending_events", help: "Events stored and not yet handled by every subscriber.", kind: .gauge,
-                         samples: [.init(value: Double(pending))]),
-            MetricFamily(name: "tenki_inbox_oldest_pending_age_seconds", help: "Age of the oldest unhandled event (0 when none).",
-                         kind: .gauge, samples: [.init(value: age)]),
+            MetricFamily(
+                name: "tenki_inbox_pending_events", help: "Events stored and not yet handled by every subscriber.", kind: .gauge,
+                samples: [.init(value: Double(pending))]),
+            MetricFamily(
+                name: "tenki_inbox_oldest_pending_age_seconds", help: "Age of the oldest unhandled event (0 when none).",
+                kind: .gauge, samples: [.init(value: age)]),
         ]
     }
 }

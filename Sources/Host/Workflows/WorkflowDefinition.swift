@@ -24,12 +24,16 @@ package protocol WorkflowContext: AnyObject, Sendable {
 
     /// Runs `body` once (at least once if the process dies while it runs), retrying failures
     /// by `retry`, and records its result.
-    func stepJSON(_ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
-                  _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8]
+    func stepJSON(
+        _ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
+        _ body: @escaping @Sendable () async throws -> [UInt8]
+    ) async throws -> [UInt8]
     /// Runs `body` inside the database transaction that records the step: its writes happen
     /// exactly once. A failed attempt rolls back and is retried by `retry`.
-    func transactionJSON(_ name: String, retry: WorkflowRetryPolicy,
-                         _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8]
+    func transactionJSON(
+        _ name: String, retry: WorkflowRetryPolicy,
+        _ body: @escaping (any SQLConnection) throws -> [UInt8]
+    ) async throws -> [UInt8]
     /// A durable timer: the run is parked (no task, no lease) until it is due.
     func sleep(_ duration: Duration, name: String) async throws
     /// The oldest unconsumed signal `name` sent to this run; nil when `timeout` passes first.
@@ -52,15 +56,19 @@ package protocol WorkflowContext: AnyObject, Sendable {
 }
 
 extension WorkflowContext {
-    package func step<T: Codable & Sendable>(_ name: String, retry: WorkflowRetryPolicy = .default, timeout: Duration? = nil,
-                                            _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    package func step<T: Codable & Sendable>(
+        _ name: String, retry: WorkflowRetryPolicy = .default, timeout: Duration? = nil,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         let bytes = try await stepJSON(name, retry: retry, timeout: timeout) { try WorkflowJSON.encode(try await body()) }
         return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of step '\(name)'")
     }
 
     /// One attempt unless `retry` says more (unlike `step`, whose default retries).
-    package func transaction<T: Codable>(_ name: String, retry: WorkflowRetryPolicy = .none,
-                                        _ body: @escaping (any SQLConnection) throws -> T) async throws -> T {
+    package func transaction<T: Codable>(
+        _ name: String, retry: WorkflowRetryPolicy = .none,
+        _ body: @escaping (any SQLConnection) throws -> T
+    ) async throws -> T {
         let bytes = try await transactionJSON(name, retry: retry) { db in try WorkflowJSON.encode(try body(db)) }
         return try WorkflowJSON.decode(T.self, from: bytes, what: "the result of transaction '\(name)'")
     }
@@ -72,8 +80,10 @@ extension WorkflowContext {
         return try WorkflowJSON.decode(T.self, from: bytes, what: "signal '\(name)'")
     }
 
-    package func signal<T: Decodable>(anyOf names: [String], as type: T.Type = JSONValue.self,
-                                     timeout: Duration? = nil) async throws -> (name: String, value: T)? {
+    package func signal<T: Decodable>(
+        anyOf names: [String], as type: T.Type = JSONValue.self,
+        timeout: Duration? = nil
+    ) async throws -> (name: String, value: T)? {
         guard let taken = try await signalJSON(anyOf: names, timeout: timeout) else { return nil }
         return (taken.name, try WorkflowJSON.decode(T.self, from: taken.payload, what: "signal '\(taken.name)'"))
     }
@@ -92,14 +102,17 @@ extension WorkflowContext {
     }
 
     /// Starts a child and waits for its result.
-    package func child<I: Encodable, O: Decodable>(_ type: String, id: String? = nil, input: I, as output: O.Type = JSONValue.self) async throws -> O {
+    package func child<I: Encodable, O: Decodable>(_ type: String, id: String? = nil, input: I, as output: O.Type = JSONValue.self) async throws -> O
+    {
         try await childResult(try await startChild(type, id: id, input: input), as: output)
     }
 
     /// Runs one child per input with at most `maxConcurrent` unfinished at a time; results in
     /// input order. A failed child throws `WorkflowChildFailed` once it is reached.
-    package func children<I: Encodable, O: Decodable>(_ type: String, inputs: [(id: String?, input: I)], maxConcurrent: Int,
-                                                     as output: O.Type = JSONValue.self) async throws -> [O] {
+    package func children<I: Encodable, O: Decodable>(
+        _ type: String, inputs: [(id: String?, input: I)], maxConcurrent: Int,
+        as output: O.Type = JSONValue.self
+    ) async throws -> [O] {
         guard maxConcurrent >= 1 && maxConcurrent <= WorkflowLimits.maxConcurrentChildren else {
             throw HostError(.badRequest, "children: maxConcurrent must be within 1...\(WorkflowLimits.maxConcurrentChildren); got \(maxConcurrent)")
         }
@@ -130,10 +143,13 @@ package struct WorkflowRetryPolicy: Sendable, Equatable {
     /// Error types (`WorkflowApplicationError.type`, else the Swift type's name) not retried.
     package var nonRetryableErrorTypes: [String]
 
-    package init(initialInterval: Duration = .seconds(1), backoffCoefficient: Double = 2, maximumInterval: Duration? = nil,
-                maximumAttempts: Int = 10, nonRetryableErrorTypes: [String] = []) {
-        precondition(initialInterval > .zero && backoffCoefficient >= 1 && maximumAttempts >= 1
-                     && maximumAttempts <= WorkflowLimits.maxStepAttempts, "bad retry policy")
+    package init(
+        initialInterval: Duration = .seconds(1), backoffCoefficient: Double = 2, maximumInterval: Duration? = nil,
+        maximumAttempts: Int = 10, nonRetryableErrorTypes: [String] = []
+    ) {
+        precondition(
+            initialInterval > .zero && backoffCoefficient >= 1 && maximumAttempts >= 1
+                && maximumAttempts <= WorkflowLimits.maxStepAttempts, "bad retry policy")
         self.initialInterval = initialInterval
         self.backoffCoefficient = backoffCoefficient
         self.maximumInterval = maximumInterval
@@ -287,8 +303,10 @@ package protocol WorkflowClient: Sendable {
     /// run that ended is followed by a fresh one), then sends it signal `name`. A `requestID`
     /// this workflow id has already taken changes nothing (a redelivered webhook); returns
     /// false then.
-    func signalWithStart(in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
-                         payload: [UInt8], requestID: String?) throws -> Bool
+    func signalWithStart(
+        in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
+        payload: [UInt8], requestID: String?
+    ) throws -> Bool
 }
 
 /// Unchecked Sendable: its mutable state is touched only under `lock`.

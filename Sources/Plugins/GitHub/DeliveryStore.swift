@@ -35,24 +35,26 @@ package struct StoredDelivery: Sendable, Codable {
 /// them by delivery id.
 enum DeliveryStore {
     static let migrations: [Migration] = [
-        Migration(1, "github deliveries", sql: """
-            CREATE TABLE github_deliveries (
-                delivery_id TEXT PRIMARY KEY,
-                event TEXT NOT NULL,
-                action TEXT,
-                hook_id TEXT,
-                installation_id BIGINT,
-                repository TEXT,
-                headers TEXT NOT NULL,
-                body BLOB NOT NULL,
-                body_sha256 TEXT NOT NULL,
-                received_at_ms BIGINT NOT NULL,
-                redeliveries INTEGER NOT NULL DEFAULT 0,
-                handled_count INTEGER NOT NULL DEFAULT 0,
-                handled_at_ms BIGINT
-            );
-            CREATE INDEX github_deliveries_received ON github_deliveries (received_at_ms);
-            """),
+        Migration(
+            1, "github deliveries",
+            sql: """
+                CREATE TABLE github_deliveries (
+                    delivery_id TEXT PRIMARY KEY,
+                    event TEXT NOT NULL,
+                    action TEXT,
+                    hook_id TEXT,
+                    installation_id BIGINT,
+                    repository TEXT,
+                    headers TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    body_sha256 TEXT NOT NULL,
+                    received_at_ms BIGINT NOT NULL,
+                    redeliveries INTEGER NOT NULL DEFAULT 0,
+                    handled_count INTEGER NOT NULL DEFAULT 0,
+                    handled_at_ms BIGINT
+                );
+                CREATE INDEX github_deliveries_received ON github_deliveries (received_at_ms);
+                """)
     ]
 
     struct Incoming {
@@ -73,17 +75,22 @@ enum DeliveryStore {
     /// Stores a new delivery and its inbox event in one transaction. Returns false (and
     /// changes nothing) when the delivery id is already stored.
     static func insert(_ db: any SQLConnection, _ delivery: Incoming) throws -> Bool {
-        let inserted = try db.execute("""
+        let inserted = try db.execute(
+            """
             INSERT INTO github_deliveries (delivery_id, event, action, hook_id, installation_id, repository, headers, body,
                                            body_sha256, received_at_ms)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (delivery_id) DO NOTHING
-            """, [.text(delivery.deliveryID), .text(delivery.event), SQLValue(delivery.action), SQLValue(delivery.hookID),
-                  delivery.installationID.map { .integer($0) } ?? .null, SQLValue(delivery.repository),
-                  .text(delivery.headersJSON), .blob(delivery.body), .text(delivery.bodySHA256), .integer(delivery.receivedAtMs)])
+            """,
+            [
+                .text(delivery.deliveryID), .text(delivery.event), SQLValue(delivery.action), SQLValue(delivery.hookID),
+                delivery.installationID.map { .integer($0) } ?? .null, SQLValue(delivery.repository),
+                .text(delivery.headersJSON), .blob(delivery.body), .text(delivery.bodySHA256), .integer(delivery.receivedAtMs),
+            ])
         guard inserted == 1 else { return false }
-        try EventInbox.publish(in: db, topic: delivery.topic, source: GitHubPlugin.eventSource,
-                               sourceID: delivery.deliveryID, payload: nil,
-                               now: Date(timeIntervalSince1970: Double(delivery.receivedAtMs) / 1000))
+        try EventInbox.publish(
+            in: db, topic: delivery.topic, source: GitHubPlugin.eventSource,
+            sourceID: delivery.deliveryID, payload: nil,
+            now: Date(timeIntervalSince1970: Double(delivery.receivedAtMs) / 1000))
         return true
     }
 
@@ -100,7 +107,8 @@ enum DeliveryStore {
     }
 
     static func recordHandled(_ db: any SQLConnection, deliveryID: String, nowMs: Int64) throws {
-        try db.execute("""
+        try db.execute(
+            """
             UPDATE github_deliveries SET handled_count = handled_count + 1, handled_at_ms = $2 WHERE delivery_id = $1
             """, [.text(deliveryID), .integer(nowMs)])
     }
@@ -113,11 +121,13 @@ enum DeliveryStore {
     static func list(_ db: any SQLConnection, event: String?, limit: Int) throws -> [StoredDelivery] {
         let rows: [SQLRow]
         if let event {
-            rows = try db.query("SELECT \(columns) FROM github_deliveries WHERE event = $1 ORDER BY received_at_ms DESC, delivery_id LIMIT $2",
-                                [.text(event), .integer(Int64(limit))])
+            rows = try db.query(
+                "SELECT \(columns) FROM github_deliveries WHERE event = $1 ORDER BY received_at_ms DESC, delivery_id LIMIT $2",
+                [.text(event), .integer(Int64(limit))])
         } else {
-            rows = try db.query("SELECT \(columns) FROM github_deliveries ORDER BY received_at_ms DESC, delivery_id LIMIT $1",
-                                [.integer(Int64(limit))])
+            rows = try db.query(
+                "SELECT \(columns) FROM github_deliveries ORDER BY received_at_ms DESC, delivery_id LIMIT $1",
+                [.integer(Int64(limit))])
         }
         return try rows.map(decode)
     }
@@ -133,8 +143,9 @@ enum DeliveryStore {
     /// Publishes the stored delivery again as a new inbox event.
     static func redeliver(_ db: any SQLConnection, deliveryID: String, now: Date) throws -> Int64? {
         guard let delivery = try find(db, deliveryID: deliveryID) else { return nil }
-        let eventID = try EventInbox.publish(in: db, topic: delivery.topic, source: GitHubPlugin.eventSource,
-                                             sourceID: deliveryID, payload: nil, now: now)
+        let eventID = try EventInbox.publish(
+            in: db, topic: delivery.topic, source: GitHubPlugin.eventSource,
+            sourceID: deliveryID, payload: nil, now: now)
         try db.execute("UPDATE github_deliveries SET redeliveries = redeliveries + 1 WHERE delivery_id = $1", [.text(deliveryID)])
         return eventID
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Host
 import HTTPClient
+import Host
 import TenkiCrypto
 
 /// A GitHub App's client over libcurl: the App JWT (RS256), installation access tokens cached
@@ -25,8 +25,11 @@ package final class GitHubAppClient: Sendable {
         GitHubAppLimits.assertRelations()
         self.configuration = configuration
         self.userAgent = "tenki-host (GitHub App \(configuration.appID))"
-        self.http = http ?? HTTPClient(maxConcurrentRequests: GitHubAppLimits.maxConcurrentRequests,
-                                       maxResponseBytes: GitHubAppLimits.responseMaxBytes, userAgent: "tenki-host")
+        self.http =
+            http
+            ?? HTTPClient(
+                maxConcurrentRequests: GitHubAppLimits.maxConcurrentRequests,
+                maxResponseBytes: GitHubAppLimits.responseMaxBytes, userAgent: "tenki-host")
         self.now = now
     }
 
@@ -40,11 +43,12 @@ package final class GitHubAppClient: Sendable {
     /// A JWT that authenticates as the App: `iat` = now − 60 s, `exp` = now + 9 min, `iss` = the App id.
     package func appJWT() throws -> String {
         let seconds = Int64(now().timeIntervalSince1970.rounded(.down))
-        return try JWT.rs256(claims: [
-            "iat": .integer(seconds - GitHubAppLimits.jwtBackdateSeconds),
-            "exp": .integer(seconds + GitHubAppLimits.jwtLifetimeSeconds),
-            "iss": .string(configuration.appID),
-        ], key: configuration.privateKey)
+        return try JWT.rs256(
+            claims: [
+                "iat": .integer(seconds - GitHubAppLimits.jwtBackdateSeconds),
+                "exp": .integer(seconds + GitHubAppLimits.jwtLifetimeSeconds),
+                "iss": .string(configuration.appID),
+            ], key: configuration.privateKey)
     }
 
     /// A call authenticated as the App itself (`Authorization: Bearer <JWT>`), e.g. `GET /app`
@@ -79,8 +83,9 @@ package final class GitHubAppClient: Sendable {
         let response = try await appRequest(method: "POST", path: path)
         let answer = try response.decode(AccessTokenAnswer.self, method: "POST", path: path)
         guard let expiresAt = try? Date.ISO8601FormatStyle().parse(answer.expires_at), !answer.token.isEmpty else {
-            throw GitHubAPIError(kind: .unexpectedResponse, status: response.status,
-                                 message: "token without a usable expires_at ('\(answer.expires_at)')", method: "POST", path: path)
+            throw GitHubAPIError(
+                kind: .unexpectedResponse, status: response.status,
+                message: "token without a usable expires_at ('\(answer.expires_at)')", method: "POST", path: path)
         }
         return GitHubInstallationToken(installationID: installationID, token: answer.token, expiresAt: expiresAt)
     }
@@ -90,8 +95,11 @@ package final class GitHubAppClient: Sendable {
     /// A call as the installation (`Authorization: token <installation token>`). `body` is JSON.
     /// A 401 with a cached token drops it and retries once with a new one; any other non-2xx
     /// answer (or a second 401) throws `GitHubAPIError` with GitHub's status and message.
-    package func request(installation installationID: Int64, method: String, path: String, body: [UInt8]? = nil) async throws
-        -> GitHubAPIResponse {
+    package func request(
+        installation installationID: Int64, method: String, path: String, body: [UInt8]? = nil
+    ) async throws
+        -> GitHubAPIResponse
+    {
         let (token, fetched) = try await installationTokenAndFreshness(installationID)
         var response = try await send(method: method, path: path, authorization: "token " + token.token, body: body)
         if response.status == 401 && !fetched {
@@ -105,8 +113,11 @@ package final class GitHubAppClient: Sendable {
     }
 
     /// `request` with an `Encodable` body.
-    package func request<Body: Encodable>(installation installationID: Int64, method: String, path: String, json: Body) async throws
-        -> GitHubAPIResponse {
+    package func request<Body: Encodable>(
+        installation installationID: Int64, method: String, path: String, json: Body
+    ) async throws
+        -> GitHubAPIResponse
+    {
         return try await request(installation: installationID, method: method, path: path, body: Array(try JSONCoding.encoder().encode(json)))
     }
 
@@ -130,8 +141,10 @@ package final class GitHubAppClient: Sendable {
 
     /// Registers a just-in-time runner for the organisation or repository and returns its id
     /// and one-time configuration (`POST .../actions/runners/generate-jitconfig`).
-    package func jitRunnerConfig(installation installationID: Int64, scope: GitHubRunnerScope, name: String, labels: [String],
-                                runnerGroupID: Int64 = 1, workFolder: String = "_work") async throws -> GitHubJITRunnerConfig {
+    package func jitRunnerConfig(
+        installation installationID: Int64, scope: GitHubRunnerScope, name: String, labels: [String],
+        runnerGroupID: Int64 = 1, workFolder: String = "_work"
+    ) async throws -> GitHubJITRunnerConfig {
         guard !name.isEmpty, name.count <= GitHubAppLimits.runnerNameMaxCharacters else {
             throw GitHubAPIError.invalidArgument("runner name must have 1 to \(GitHubAppLimits.runnerNameMaxCharacters) characters")
         }
@@ -140,8 +153,9 @@ package final class GitHubAppClient: Sendable {
         }
         guard runnerGroupID > 0 else { throw GitHubAPIError.invalidArgument("runner group id must be positive") }
         let path = try scope.pathPrefix() + "/actions/runners/generate-jitconfig"
-        let response = try await request(installation: installationID, method: "POST", path: path,
-                                          json: JITRequest(name: name, runner_group_id: runnerGroupID, labels: labels, work_folder: workFolder))
+        let response = try await request(
+            installation: installationID, method: "POST", path: path,
+            json: JITRequest(name: name, runner_group_id: runnerGroupID, labels: labels, work_folder: workFolder))
         let answer = try response.decode(JITAnswer.self, method: "POST", path: path)
         guard !answer.encoded_jit_config.isEmpty else {
             throw GitHubAPIError(kind: .unexpectedResponse, status: response.status, message: "empty encoded_jit_config", method: "POST", path: path)
@@ -163,7 +177,8 @@ package final class GitHubAppClient: Sendable {
     @discardableResult
     package func removeRunner(installation installationID: Int64, scope: GitHubRunnerScope, name: String) async throws -> Bool {
         guard !name.isEmpty, name.count <= GitHubAppLimits.runnerNameMaxCharacters,
-              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) else {
+            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") })
+        else {
             throw GitHubAPIError.invalidArgument("runner name '\(name)' is not a plain name")
         }
         let prefix = try scope.pathPrefix() + "/actions/runners"
@@ -177,10 +192,13 @@ package final class GitHubAppClient: Sendable {
     }
 
     /// The brief's form: `org`, or `repo` as `owner/name`.
-    package func jitRunnerConfig(installation installationID: Int64, org: String?, repo: String?, name: String, labels: [String],
-                                runnerGroupID: Int64 = 1, workFolder: String = "_work") async throws -> GitHubJITRunnerConfig {
-        try await jitRunnerConfig(installation: installationID, scope: try GitHubRunnerScope(org: org, repo: repo), name: name,
-                                  labels: labels, runnerGroupID: runnerGroupID, workFolder: workFolder)
+    package func jitRunnerConfig(
+        installation installationID: Int64, org: String?, repo: String?, name: String, labels: [String],
+        runnerGroupID: Int64 = 1, workFolder: String = "_work"
+    ) async throws -> GitHubJITRunnerConfig {
+        try await jitRunnerConfig(
+            installation: installationID, scope: try GitHubRunnerScope(org: org, repo: repo), name: name,
+            labels: labels, runnerGroupID: runnerGroupID, workFolder: workFolder)
     }
 
     // MARK: HTTP
@@ -194,11 +212,12 @@ package final class GitHubAppClient: Sendable {
             ("Authorization", authorization),
         ]
         if body != nil { headers.append(("Content-Type", "application/json")) }
-        let response = try await http.send(OutboundRequest(
-            method: method, url: configuration.apiBaseURL + path, headers: headers,
-            // POST with no body still sends an empty one, as GitHub expects for access_tokens.
-            body: body ?? (method == "GET" || method == "DELETE" ? nil : []),
-            timeoutMilliseconds: GitHubAppLimits.requestTimeoutMilliseconds, caBundlePath: configuration.caBundlePath))
+        let response = try await http.send(
+            OutboundRequest(
+                method: method, url: configuration.apiBaseURL + path, headers: headers,
+                // POST with no body still sends an empty one, as GitHub expects for access_tokens.
+                body: body ?? (method == "GET" || method == "DELETE" ? nil : []),
+                timeoutMilliseconds: GitHubAppLimits.requestTimeoutMilliseconds, caBundlePath: configuration.caBundlePath))
         return GitHubAPIResponse(status: response.status, headers: response.headers, body: response.body)
     }
 
@@ -212,13 +231,15 @@ package final class GitHubAppClient: Sendable {
         guard !(200..<300).contains(response.status) else { return }
         let answer = try? JSONDecoder().decode(ErrorAnswer.self, from: Data(response.body))
         let message = answer?.message ?? String(decoding: response.body.prefix(GitHubAppLimits.errorBodyExcerptBytes), as: UTF8.self)
-        throw GitHubAPIError(kind: .status, status: response.status, message: message, documentationURL: answer?.documentation_url,
-                             method: method, path: path)
+        throw GitHubAPIError(
+            kind: .status, status: response.status, message: message, documentationURL: answer?.documentation_url,
+            method: method, path: path)
     }
 
     /// One path segment: a GitHub login or repository name (letters, digits, `-`, `_`, `.`).
     static func pathSegment(_ name: String, _ what: String) throws -> String {
-        let valid = (1...GitHubAppLimits.nameMaxCharacters).contains(name.count) && name != "." && name != ".."
+        let valid =
+            (1...GitHubAppLimits.nameMaxCharacters).contains(name.count) && name != "." && name != ".."
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
         guard valid else { throw GitHubAPIError.invalidArgument("\(what) '\(name)' is not a GitHub name") }
         return name
@@ -236,8 +257,10 @@ actor InstallationTokenCache {
 
     /// The cached token while more than `margin` seconds remain by `now`; otherwise the result of
     /// the fetch in flight, or of a new one. `fetched` tells whether this call waited for a fetch.
-    func token(_ installationID: Int64, now: @Sendable () -> Date, margin: Double,
-               fetch: @escaping @Sendable () async throws -> GitHubInstallationToken) async throws -> (token: GitHubInstallationToken, fetched: Bool) {
+    func token(
+        _ installationID: Int64, now: @Sendable () -> Date, margin: Double,
+        fetch: @escaping @Sendable () async throws -> GitHubInstallationToken
+    ) async throws -> (token: GitHubInstallationToken, fetched: Bool) {
         switch entries[installationID] {
         case .ready(let token) where token.expiresAt.timeIntervalSince(now()) > margin:
             return (token, false)

@@ -73,8 +73,9 @@ package struct GitHubAppConfiguration: Sendable {
         guard let file = configuration.githubAppPrivateKeyFile else {
             throw HostError(.badConfiguration, "github_app_id is set but github_app_private_key_file is not")
         }
-        return try GitHubAppConfiguration(appID: appID, privateKeyFile: file, apiBaseURL: configuration.githubAPIURL,
-                                          caBundlePath: configuration.githubAPICAFile)
+        return try GitHubAppConfiguration(
+            appID: appID, privateKeyFile: file, apiBaseURL: configuration.githubAPIURL,
+            caBundlePath: configuration.githubAPICAFile)
     }
 }
 
@@ -149,8 +150,9 @@ package struct GitHubAPIResponse: Sendable {
         do {
             return try JSONDecoder().decode(type, from: Data(body))
         } catch {
-            throw GitHubAPIError(kind: .unexpectedResponse, status: status, message: "cannot decode \(type): \(error)",
-                                 method: method, path: path)
+            throw GitHubAPIError(
+                kind: .unexpectedResponse, status: status, message: "cannot decode \(type): \(error)",
+                method: method, path: path)
         }
     }
 

@@ -138,13 +138,17 @@ package enum GitHubEvent: Sendable {
 
     /// A subscription that hands `handler` the typed event, decoded outside any transaction,
     /// and runs the returned writes in the transaction that records the event as handled.
-    package static func subscription(name: String, topics: [String], committed: (@Sendable () -> Void)? = nil,
-                                    handler: @escaping @Sendable (GitHubEvent, Event) throws -> @Sendable (any SQLConnection) throws -> Void)
+    package static func subscription(
+        name: String, topics: [String], committed: (@Sendable () -> Void)? = nil,
+        handler: @escaping @Sendable (GitHubEvent, Event) throws -> @Sendable (any SQLConnection) throws -> Void
+    )
         -> EventSubscription
     {
-        EventSubscription(name: name, source: GitHubPlugin.eventSource, topics: topics, committed: committed, handler: .prepared { event in
-            try handler(try decode(event), event)
-        })
+        EventSubscription(
+            name: name, source: GitHubPlugin.eventSource, topics: topics, committed: committed,
+            handler: .prepared { event in
+                try handler(try decode(event), event)
+            })
     }
 
     /// Decodes a bus event produced by the GitHub plugin.
@@ -160,9 +164,9 @@ extension GitHubEvent.WorkflowJob {
         try payload.withUnsafeBytes { bytes -> GitHubEvent.WorkflowJob? in
             let root = ScannedObject(bytes: bytes, members: try JSONScanner.objectMembers(bytes))
             guard let action = root.string("action"), let job = try root.object("workflow_job"), let repo = try root.object("repository"),
-                  let id = job.integer("id"), let runID = job.integer("run_id"), let name = job.string("name"),
-                  let status = job.string("status"), let labels = try job.strings("labels"),
-                  let repoID = repo.integer("id"), let repoName = repo.string("name"), let fullName = repo.string("full_name")
+                let id = job.integer("id"), let runID = job.integer("run_id"), let name = job.string("name"),
+                let status = job.string("status"), let labels = try job.strings("labels"),
+                let repoID = repo.integer("id"), let repoName = repo.string("name"), let fullName = repo.string("full_name")
             else { return nil }
             func account(_ object: ScannedObject?) -> GitHubEvent.Account? {
                 guard let object, let id = object.integer("id"), let login = object.string("login") else { return nil }
@@ -170,19 +174,22 @@ extension GitHubEvent.WorkflowJob {
             }
             let installation = try root.object("installation").flatMap { object -> GitHubEvent.InstallationRef? in
                 guard let id = object.integer("id") else { return nil }
-                return GitHubEvent.InstallationRef(id: id, account: account(try object.object("account")), appId: object.integer("app_id"),
-                                                   targetType: object.string("target_type"), suspendedAt: object.string("suspended_at"))
+                return GitHubEvent.InstallationRef(
+                    id: id, account: account(try object.object("account")), appId: object.integer("app_id"),
+                    targetType: object.string("target_type"), suspendedAt: object.string("suspended_at"))
             }
             return GitHubEvent.WorkflowJob(
                 action: action,
-                workflowJob: Job(id: id, runId: runID, runAttempt: job.integer("run_attempt").map(Int.init), name: name,
-                                 workflowName: job.string("workflow_name"), headBranch: job.string("head_branch"),
-                                 headSha: job.string("head_sha"), status: status, conclusion: job.string("conclusion"), labels: labels,
-                                 createdAt: job.string("created_at"), startedAt: job.string("started_at"),
-                                 completedAt: job.string("completed_at"), runnerName: job.string("runner_name"),
-                                 runnerGroupName: job.string("runner_group_name")),
-                repository: GitHubEvent.Repository(id: repoID, name: repoName, fullName: fullName, private: repo.bool("private"),
-                                                   owner: account(try repo.object("owner"))),
+                workflowJob: Job(
+                    id: id, runId: runID, runAttempt: job.integer("run_attempt").map(Int.init), name: name,
+                    workflowName: job.string("workflow_name"), headBranch: job.string("head_branch"),
+                    headSha: job.string("head_sha"), status: status, conclusion: job.string("conclusion"), labels: labels,
+                    createdAt: job.string("created_at"), startedAt: job.string("started_at"),
+                    completedAt: job.string("completed_at"), runnerName: job.string("runner_name"),
+                    runnerGroupName: job.string("runner_group_name")),
+                repository: GitHubEvent.Repository(
+                    id: repoID, name: repoName, fullName: fullName, private: repo.bool("private"),
+                    owner: account(try repo.object("owner"))),
                 installation: installation, organization: account(try root.object("organization")))
         }
     }
@@ -197,7 +204,9 @@ struct ScannedObject {
     func value(_ name: String) -> Range<Int>? { JSONScanner.member(name, in: members, bytes: bytes)?.value }
     func string(_ name: String) -> String? { value(name).flatMap { JSONScanner.string(at: $0, in: bytes) } }
     func integer(_ name: String) -> Int64? {
-        guard let range = value(name), let first = range.first, bytes[first] == UInt8(ascii: "-") || (48...57).contains(bytes[first]) else { return nil }
+        guard let range = value(name), let first = range.first, bytes[first] == UInt8(ascii: "-") || (48...57).contains(bytes[first]) else {
+            return nil
+        }
         return JSONScanner.integer(at: range, in: bytes)
     }
     func bool(_ name: String) -> Bool? {

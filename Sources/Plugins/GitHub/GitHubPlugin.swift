@@ -25,8 +25,9 @@ package struct GitHubPlugin: Plugin {
     package init(context: HostContext) async throws {
         self.context = context
         let secret = try HostSecrets.githubWebhookSecret(context.configuration)
-        ingress = WebhookIngress(secret: Array(secret.utf8), database: context.database, events: context.events,
-                                 maxBodyBytes: min(context.configuration.webhookMaxBodyBytes, HostLimits.webhookMaxBodyBytes))
+        ingress = WebhookIngress(
+            secret: Array(secret.utf8), database: context.database, events: context.events,
+            maxBodyBytes: min(context.configuration.webhookMaxBodyBytes, HostLimits.webhookMaxBodyBytes))
         app = try GitHubAppClient.configured(context.configuration)
         context.events.registerPayloadLoader(source: GitHubPlugin.eventSource) { db, deliveryID in
             try DeliveryStore.body(db, deliveryID: deliveryID)
@@ -64,7 +65,8 @@ package struct GitHubPlugin: Plugin {
                     return JSONResponse.raw(.ok, "{\"delivery_id\":\(JSONScanner.quote(id)),\"status\":\"duplicate\"}")
                 }
             } catch let error as HostError {
-                logger.notice("webhook rejected", metadata: ["code": .string(error.reason), "delivery": .string(headers["x-github-delivery"] ?? "-")])
+                logger.notice(
+                    "webhook rejected", metadata: ["code": .string(error.reason), "delivery": .string(headers["x-github-delivery"] ?? "-")])
                 throw error
             }
         }
@@ -74,10 +76,11 @@ package struct GitHubPlugin: Plugin {
         [
             // Records each dispatch on the delivery, exactly once per dispatch. Consumers decode
             // the typed event (`GitHubEvent.decode`) themselves; this one needs no payload.
-            EventSubscription(name: "github.delivery-log", source: GitHubPlugin.eventSource, topics: ["*"], needsPayload: false,
-                              handler: .transactional { event, db in
-                try DeliveryStore.recordHandled(db, deliveryID: event.sourceID, nowMs: Timestamp.ms(Date()))
-            }),
+            EventSubscription(
+                name: "github.delivery-log", source: GitHubPlugin.eventSource, topics: ["*"], needsPayload: false,
+                handler: .transactional { event, db in
+                    try DeliveryStore.recordHandled(db, deliveryID: event.sourceID, nowMs: Timestamp.ms(Date()))
+                })
         ]
     }
 
@@ -88,7 +91,8 @@ package struct GitHubPlugin: Plugin {
             // installation (scripts only): e.g. a check run explaining why a job is blocked.
             LuaHostFunction.waiting(module: "github", name: "request") { arguments in
                 guard arguments.count >= 3, let installation = arguments[0].integerValue, let method = arguments[1].stringValue,
-                      let path = arguments[2].stringValue else {
+                    let path = arguments[2].stringValue
+                else {
                     throw LuaError(kind: .runtime, message: "github.request(installation, method, path[, body]) expects an integer and two strings")
                 }
                 guard let app else { throw LuaError(kind: .runtime, message: "github.request: no GitHub App is configured (github_app_id)") }
@@ -99,7 +103,8 @@ package struct GitHubPlugin: Plugin {
                 } catch let error as GitHubAPIError where error.kind == .status {
                     return [.table(LuaTable(fields: ["status": .integer(Int64(error.status)), "error": .string(error.message)]))]
                 }
-                let decoded = response.body.isEmpty ? LuaValue.nil : ((try? LuaJSON.value(fromJSON: String(decoding: response.body, as: UTF8.self))) ?? .nil)
+                let decoded =
+                    response.body.isEmpty ? LuaValue.nil : ((try? LuaJSON.value(fromJSON: String(decoding: response.body, as: UTF8.self))) ?? .nil)
                 return [.table(LuaTable(fields: ["status": .integer(Int64(response.status)), "body": decoded]))]
             },
             // github.signature(secret, body) -> "sha256=..." as GitHub would sign `body`.

@@ -21,10 +21,19 @@ package struct GitHubHookDelivery: Decodable, Sendable, Equatable {
 
     package var succeeded: Bool { (200..<300).contains(statusCode) }
 
-    package init(id: Int64, guid: String, deliveredAt: String? = nil, redelivery: Bool = false, statusCode: Int, event: String,
-                action: String? = nil, installationID: Int64? = nil, repositoryID: Int64? = nil) {
-        self.id = id; self.guid = guid; self.deliveredAt = deliveredAt; self.redelivery = redelivery; self.statusCode = statusCode
-        self.event = event; self.action = action; self.installationID = installationID; self.repositoryID = repositoryID
+    package init(
+        id: Int64, guid: String, deliveredAt: String? = nil, redelivery: Bool = false, statusCode: Int, event: String,
+        action: String? = nil, installationID: Int64? = nil, repositoryID: Int64? = nil
+    ) {
+        self.id = id
+        self.guid = guid
+        self.deliveredAt = deliveredAt
+        self.redelivery = redelivery
+        self.statusCode = statusCode
+        self.event = event
+        self.action = action
+        self.installationID = installationID
+        self.repositoryID = repositoryID
     }
 
     enum CodingKeys: String, CodingKey {
@@ -34,13 +43,14 @@ package struct GitHubHookDelivery: Decodable, Sendable, Equatable {
 
     package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(id: try c.decode(Int64.self, forKey: .id), guid: try c.decode(String.self, forKey: .guid),
-                  deliveredAt: try c.decodeIfPresent(String.self, forKey: .deliveredAt),
-                  redelivery: try c.decodeIfPresent(Bool.self, forKey: .redelivery) ?? false,
-                  statusCode: try c.decodeIfPresent(Int.self, forKey: .statusCode) ?? 0, event: try c.decode(String.self, forKey: .event),
-                  action: try c.decodeIfPresent(String.self, forKey: .action),
-                  installationID: try c.decodeIfPresent(Int64.self, forKey: .installationID),
-                  repositoryID: try c.decodeIfPresent(Int64.self, forKey: .repositoryID))
+        self.init(
+            id: try c.decode(Int64.self, forKey: .id), guid: try c.decode(String.self, forKey: .guid),
+            deliveredAt: try c.decodeIfPresent(String.self, forKey: .deliveredAt),
+            redelivery: try c.decodeIfPresent(Bool.self, forKey: .redelivery) ?? false,
+            statusCode: try c.decodeIfPresent(Int.self, forKey: .statusCode) ?? 0, event: try c.decode(String.self, forKey: .event),
+            action: try c.decodeIfPresent(String.self, forKey: .action),
+            installationID: try c.decodeIfPresent(Int64.self, forKey: .installationID),
+            repositoryID: try c.decodeIfPresent(Int64.self, forKey: .repositoryID))
     }
 }
 
@@ -81,7 +91,8 @@ extension GitHubAppClient {
         for part in link.split(separator: ",") {
             let fields = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
             guard fields.count >= 2, fields.dropFirst().contains(where: { $0 == "rel=\"next\"" }),
-                  fields[0].hasPrefix("<"), fields[0].hasSuffix(">") else { continue }
+                fields[0].hasPrefix("<"), fields[0].hasSuffix(">")
+            else { continue }
             let url = fields[0].dropFirst().dropLast()
             guard let question = url.firstIndex(of: "?") else { return nil }
             let query = String(url[url.index(after: question)...])
@@ -137,10 +148,12 @@ package struct FailedDeliveryRecovery: Sendable {
             do {
                 try await client.redeliverHookDelivery(delivery.id)
                 outcome.redelivered += 1
-                logger.notice("asked GitHub to redeliver a failed delivery", metadata: [
-                    "delivery": "\(delivery.guid)", "attempt": "\(delivery.id)", "event": "\(delivery.event)",
-                    "status_code": "\(delivery.statusCode)",
-                ])
+                logger.notice(
+                    "asked GitHub to redeliver a failed delivery",
+                    metadata: [
+                        "delivery": "\(delivery.guid)", "attempt": "\(delivery.id)", "event": "\(delivery.event)",
+                        "status_code": "\(delivery.statusCode)",
+                    ])
             } catch {
                 outcome.failures += 1
                 logger.error("redelivery request failed", metadata: ["delivery": "\(delivery.guid)", "error": "\(error)"])
@@ -165,8 +178,9 @@ package struct FailedDeliveryRecovery: Sendable {
         for start in stride(from: 0, to: all.count, by: 100) {
             let batch = all[start..<min(start + 100, all.count)]
             let list = placeholders(batch.count)
-            let rows = try await database.query("SELECT delivery_id FROM github_deliveries WHERE delivery_id IN (\(list))",
-                                                batch.map { .text($0) })
+            let rows = try await database.query(
+                "SELECT delivery_id FROM github_deliveries WHERE delivery_id IN (\(list))",
+                batch.map { .text($0) })
             for row in rows { found.insert(try row.string("delivery_id")) }
         }
         return found

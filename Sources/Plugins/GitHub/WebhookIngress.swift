@@ -87,14 +87,16 @@ struct PayloadSummary {
             let action = JSONScanner.member("action", in: members, bytes: bytes).flatMap { JSONScanner.string(at: $0.value, in: bytes) }
             var installationID: Int64?
             if let installation = JSONScanner.member("installation", in: members, bytes: bytes),
-               let fields = try JSONScanner.members(of: installation.value, in: bytes),
-               let id = JSONScanner.member("id", in: fields, bytes: bytes) {
+                let fields = try JSONScanner.members(of: installation.value, in: bytes),
+                let id = JSONScanner.member("id", in: fields, bytes: bytes)
+            {
                 installationID = JSONScanner.integer(at: id.value, in: bytes)
             }
             var repository: String?
             if let repo = JSONScanner.member("repository", in: members, bytes: bytes),
-               let fields = try JSONScanner.members(of: repo.value, in: bytes),
-               let name = JSONScanner.member("full_name", in: fields, bytes: bytes) {
+                let fields = try JSONScanner.members(of: repo.value, in: bytes),
+                let name = JSONScanner.member("full_name", in: fields, bytes: bytes)
+            {
                 repository = JSONScanner.string(at: name.value, in: bytes)
             }
             return (action, installationID, repository)

@@ -42,7 +42,8 @@ struct WebhooksCommand: AsyncParsableCommand {
             let host = try await options.openHost()
             defer { Task { await host.database.close() } }
             guard let delivery = try await GitHubDeliveries.find(host, deliveryID: deliveryID),
-                  let raw = try await GitHubDeliveries.body(host, deliveryID: deliveryID) else {
+                let raw = try await GitHubDeliveries.body(host, deliveryID: deliveryID)
+            else {
                 throw HostError(.notFound, "no delivery \(deliveryID)")
             }
             if body {
@@ -71,7 +72,10 @@ struct WebhooksCommand: AsyncParsableCommand {
                 print("body       \(delivery.bodyBytes) bytes, sha256 \(delivery.bodySHA256)")
                 for (name, value) in headers.sorted(by: { $0.key < $1.key }) { print("header     \(name): \(value)") }
                 if let record {
-                    print("inbox      event \(record.id): \(record.status), \(record.attempts) attempt(s)\(record.lastError.map { ", last error: \($0)" } ?? "")")
+                    print(
+                        "inbox      event \(record.id): \(record.status), \(record.attempts) "
+                            + "attempt(s)\(record.lastError.map { ", last error: \($0)" } ?? "")"
+                    )
                     for handled in record.handledBy { print("handled by \(handled.subscriber) at \(handled.handledAt)") }
                 }
             }

@@ -47,7 +47,8 @@ package enum ChartOfAccounts {
     /// accounts and transfers ids every process derives alike, so a retry is `exists`.
     package static func derivedID(_ text: String) -> ID128 {
         let digest = Digest.sha256(Array(text.utf8))
-        var high: UInt64 = 0, low: UInt64 = 0
+        var high: UInt64 = 0
+        var low: UInt64 = 0
         for i in 0..<8 { high = high << 8 | UInt64(digest[i]) }
         for i in 8..<16 { low = low << 8 | UInt64(digest[i]) }
         return ID128(high: high, low: low)
@@ -86,9 +87,12 @@ package enum ChartOfAccounts {
 
     package static func workspaceAccounts(_ workspace: String) -> [Account] {
         // Both keep balance history, so a balance as of any past moment has an exact answer.
-        [Account(id: userMoneyAccountID(workspace: workspace), ledger: moneyLedger, code: AccountCode.user.rawValue, flags: .history),
-         Account(id: userMinutesAccountID(workspace: workspace), ledger: freeMinutesLedger, code: AccountCode.user.rawValue,
-                 flags: [.debitsMustNotExceedCredits, .history])]
+        [
+            Account(id: userMoneyAccountID(workspace: workspace), ledger: moneyLedger, code: AccountCode.user.rawValue, flags: .history),
+            Account(
+                id: userMinutesAccountID(workspace: workspace), ledger: freeMinutesLedger, code: AccountCode.user.rawValue,
+                flags: [.debitsMustNotExceedCredits, .history]),
+        ]
     }
 }
 

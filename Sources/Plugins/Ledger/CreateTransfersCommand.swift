@@ -8,7 +8,8 @@ import Host
 /// For operators' corrections (a reversal is the opposite transfer) and for tests that drive
 /// the ledger from several processes.
 struct CreateTransfersCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "create-transfers", abstract: "Apply batches of transfers from a JSON file; print the results.")
+    static let configuration = CommandConfiguration(
+        commandName: "create-transfers", abstract: "Apply batches of transfers from a JSON file; print the results.")
     @OptionGroup var options: HostOptions
     @Option(help: "A JSON file: an array of batches, each an array of transfers.") var file: String
     /// Tests move time by hand (see the ledger's model test); the ledger still never gives a
@@ -35,9 +36,18 @@ struct CreateTransfersCommand: AsyncParsableCommand {
         }
 
         init(_ t: Transfer) {
-            id = t.id.description; debitAccountID = t.debitAccountID.description; creditAccountID = t.creditAccountID.description
-            amount = t.amount; pendingID = t.pendingID.description; userData128 = t.userData128.description; userData64 = t.userData64
-            userData32 = t.userData32; timeout = t.timeout; ledger = t.ledger; code = t.code; flags = t.flags.rawValue
+            id = t.id.description
+            debitAccountID = t.debitAccountID.description
+            creditAccountID = t.creditAccountID.description
+            amount = t.amount
+            pendingID = t.pendingID.description
+            userData128 = t.userData128.description
+            userData64 = t.userData64
+            userData32 = t.userData32
+            timeout = t.timeout
+            ledger = t.ledger
+            code = t.code
+            flags = t.flags.rawValue
         }
 
         func transfer() throws -> Transfer {
@@ -46,10 +56,11 @@ struct CreateTransfersCommand: AsyncParsableCommand {
                 guard let value = ID128(hex: text) else { throw HostError(.badRequest, "\(field) must be 32 hex digits; got '\(text)'") }
                 return value
             }
-            return Transfer(id: try hex(id, "id"), debitAccountID: try hex(debitAccountID, "debit_account_id"),
-                            creditAccountID: try hex(creditAccountID, "credit_account_id"), amount: amount, ledger: ledger, code: code,
-                            flags: Transfer.Flags(rawValue: flags ?? 0), pendingID: try hex(pendingID, "pending_id"), timeout: timeout ?? 0,
-                            userData128: try hex(userData128, "user_data_128"), userData64: userData64 ?? 0, userData32: userData32 ?? 0)
+            return Transfer(
+                id: try hex(id, "id"), debitAccountID: try hex(debitAccountID, "debit_account_id"),
+                creditAccountID: try hex(creditAccountID, "credit_account_id"), amount: amount, ledger: ledger, code: code,
+                flags: Transfer.Flags(rawValue: flags ?? 0), pendingID: try hex(pendingID, "pending_id"), timeout: timeout ?? 0,
+                userData128: try hex(userData128, "user_data_128"), userData64: userData64 ?? 0, userData32: userData32 ?? 0)
         }
     }
 

@@ -25,9 +25,11 @@ struct LedgerBenchCommand: AsyncParsableCommand {
         var next = base
         func transfer() -> Transfer {
             next += 1
-            let a = Int(next % 1_000), b = Int((next / 7 + 1) % 1_000)
-            return Transfer(id: ID128(high: 8, low: next), debitAccountID: accounts[a].id,
-                            creditAccountID: accounts[a == b ? (b + 1) % 1_000 : b].id, amount: 1 + next % 1_000, ledger: 9, code: 1)
+            let a = Int(next % 1_000)
+            let b = Int((next / 7 + 1) % 1_000)
+            return Transfer(
+                id: ID128(high: 8, low: next), debitAccountID: accounts[a].id,
+                creditAccountID: accounts[a == b ? (b + 1) % 1_000 : b].id, amount: 1 + next % 1_000, ledger: 9, code: 1)
         }
         // Full batches.
         let batchCPU = MachineFacts.processCPUSeconds()
@@ -67,15 +69,18 @@ struct LedgerBenchCommand: AsyncParsableCommand {
         let singleCPUSeconds = MachineFacts.processCPUSeconds() - singleCPU
         batchLatencies.sort()
         func p(_ values: [Double], _ q: Double) -> Double { values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * q))] }
-        print(String(format: """
-            {"benchmark":"ledger","machine":%@,"database":"%@","full_batches":{"batches":%d,"transfers_per_second":%.0f,"p50_ms":%.1f,"p99_ms":%.1f,\
-            "cpu_seconds":%.2f,"per_cpu_second":%.0f},"single_transfers":{"callers":%d,"transfers":%d,"transfers_per_second":%.0f,\
-            "p50_ms":%.2f,"p99_ms":%.2f,"cpu_seconds":%.2f,"per_cpu_second":%.0f}}
-            """, machine.json, host.database.dialect.rawValue, batches, Double(batches * LedgerLimits.maxBatchEvents) / batchSeconds,
-                     p(batchLatencies, 0.5), p(batchLatencies, 0.99), batchCPUSeconds,
-                     Double(batches * LedgerLimits.maxBatchEvents) / max(batchCPUSeconds, 1e-6), callers, latencies.count,
-                     Double(latencies.count) / singleSeconds, p(latencies, 0.5), p(latencies, 0.99), singleCPUSeconds,
-                     Double(latencies.count) / max(singleCPUSeconds, 1e-6)))
+        print(
+            String(
+                format: """
+                    {"benchmark":"ledger","machine":%@,"database":"%@",\
+                    "full_batches":{"batches":%d,"transfers_per_second":%.0f,"p50_ms":%.1f,"p99_ms":%.1f,\
+                    "cpu_seconds":%.2f,"per_cpu_second":%.0f},"single_transfers":{"callers":%d,"transfers":%d,"transfers_per_second":%.0f,\
+                    "p50_ms":%.2f,"p99_ms":%.2f,"cpu_seconds":%.2f,"per_cpu_second":%.0f}}
+                    """, machine.json, host.database.dialect.rawValue, batches, Double(batches * LedgerLimits.maxBatchEvents) / batchSeconds,
+                p(batchLatencies, 0.5), p(batchLatencies, 0.99), batchCPUSeconds,
+                Double(batches * LedgerLimits.maxBatchEvents) / max(batchCPUSeconds, 1e-6), callers, latencies.count,
+                Double(latencies.count) / singleSeconds, p(latencies, 0.5), p(latencies, 0.99), singleCPUSeconds,
+                Double(latencies.count) / max(singleCPUSeconds, 1e-6)))
         await host.database.close()
     }
 }

@@ -5,7 +5,8 @@ import Host
 /// `tenki ledger accounts | balance | transfers | history | create-transfers | bench`.
 struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ledger", abstract: "Read the ledger: accounts, a workspace's balance (now or as of a moment), its transfers and balance history.",
+        commandName: "ledger",
+        abstract: "Read the ledger: accounts, a workspace's balance (now or as of a moment), its transfers and balance history.",
         subcommands: [Accounts.self, Balance.self, Transfers.self, History.self, CreateTransfersCommand.self, LedgerBenchCommand.self])
 
     static func store(_ options: HostOptions) async throws -> (TenkiHost, LedgerStore) {
@@ -42,9 +43,15 @@ struct LedgerCommand: AsyncParsableCommand {
         let debitsPending, debitsPosted, creditsPending, creditsPosted: UInt64
         let timestamp: UInt64
         init(_ a: Account) {
-            id = a.id.description; ledger = String(a.ledger); code = String(a.code); flags = String(a.flags.rawValue)
-            debitsPending = a.debitsPending; debitsPosted = a.debitsPosted; creditsPending = a.creditsPending
-            creditsPosted = a.creditsPosted; timestamp = a.timestamp
+            id = a.id.description
+            ledger = String(a.ledger)
+            code = String(a.code)
+            flags = String(a.flags.rawValue)
+            debitsPending = a.debitsPending
+            debitsPosted = a.debitsPosted
+            creditsPending = a.creditsPending
+            creditsPosted = a.creditsPosted
+            timestamp = a.timestamp
         }
         enum CodingKeys: String, CodingKey {
             case id, ledger, code, flags, timestamp, debitsPending = "debits_pending", debitsPosted = "debits_posted"
@@ -60,8 +67,14 @@ struct LedgerCommand: AsyncParsableCommand {
         let flags: UInt16
         let timestamp: UInt64
         init(_ t: Transfer) {
-            id = t.id.description; debitAccountID = t.debitAccountID.description; creditAccountID = t.creditAccountID.description
-            pendingID = t.pendingID.description; amount = t.amount; ledger = t.ledger; code = t.code; flags = t.flags.rawValue
+            id = t.id.description
+            debitAccountID = t.debitAccountID.description
+            creditAccountID = t.creditAccountID.description
+            pendingID = t.pendingID.description
+            amount = t.amount
+            ledger = t.ledger
+            code = t.code
+            flags = t.flags.rawValue
             timestamp = t.timestamp
         }
         enum CodingKeys: String, CodingKey {
@@ -82,7 +95,10 @@ struct LedgerCommand: AsyncParsableCommand {
                 try LedgerCommand.print(json: accounts.map(AccountView.init))
             } else {
                 for a in accounts {
-                    Swift.print("\(a.id)  ledger \(a.ledger)  code \(a.code)  debits \(a.debitsPosted) (+\(a.debitsPending) pending)  credits \(a.creditsPosted) (+\(a.creditsPending) pending)")
+                    Swift.print(
+                        "\(a.id)  ledger \(a.ledger)  code \(a.code)  debits \(a.debitsPosted) (+\(a.debitsPending) pending)  credits "
+                            + "\(a.creditsPosted) (+\(a.creditsPending) pending)"
+                    )
                 }
             }
             await host.database.close()
@@ -98,12 +114,17 @@ struct LedgerCommand: AsyncParsableCommand {
 
         func run() async throws {
             let at = try asOf.map { try LedgerTime.parse($0, name: "--as-of") }
-            let balance = try await LedgerCommand.withStore(options, workspace: workspace) { try await LedgerCommand.balance($0, workspace: $1, asOf: at) }
+            let balance = try await LedgerCommand.withStore(options, workspace: workspace) {
+                try await LedgerCommand.balance($0, workspace: $1, asOf: at)
+            }
             if json {
                 try LedgerCommand.print(json: balance)
             } else {
                 let when = at.map { " as of \($0)" } ?? ""
-                Swift.print("\(workspace)\(when): balance \(MoneyText.usd(balance.balanceMicros)) (pending \(MoneyText.usd(balance.pendingMicros))), \(balance.freeMinutesRemaining) free minutes")
+                Swift.print(
+                    "\(workspace)\(when): balance \(MoneyText.usd(balance.balanceMicros)) (pending \(MoneyText.usd(balance.pendingMicros))), "
+                        + "\(balance.freeMinutesRemaining) free minutes"
+                )
             }
         }
     }
@@ -129,8 +150,10 @@ struct LedgerCommand: AsyncParsableCommand {
         @Flag(help: "Only where the account is credited.") var credits = false
 
         func filter() throws -> TransferFilter {
-            try LedgerQueryParameters(since: since, until: until, code: code, limit: limit, after: after, reversed: reversed,
-                                      debits: debits, credits: credits).filter()
+            try LedgerQueryParameters(
+                since: since, until: until, code: code, limit: limit, after: after, reversed: reversed,
+                debits: debits, credits: credits
+            ).filter()
         }
     }
 
@@ -166,9 +189,15 @@ struct LedgerCommand: AsyncParsableCommand {
         let code: UInt16
         let debited: Bool
         init(_ b: AccountBalance) {
-            accountID = b.accountID.description; transferID = b.transferID.description; debitsPending = b.debitsPending
-            debitsPosted = b.debitsPosted; creditsPending = b.creditsPending; creditsPosted = b.creditsPosted
-            timestamp = b.timestamp; code = b.code; debited = b.debited
+            accountID = b.accountID.description
+            transferID = b.transferID.description
+            debitsPending = b.debitsPending
+            debitsPosted = b.debitsPosted
+            creditsPending = b.creditsPending
+            creditsPosted = b.creditsPosted
+            timestamp = b.timestamp
+            code = b.code
+            debited = b.debited
         }
         enum CodingKeys: String, CodingKey {
             case code, debited, timestamp, accountID = "account_id", transferID = "transfer_id", debitsPending = "debits_pending"
@@ -190,7 +219,10 @@ struct LedgerCommand: AsyncParsableCommand {
                 try LedgerCommand.print(json: rows.map(BalanceView.init))
             } else {
                 for b in rows {
-                    Swift.print("\(b.timestamp)  \(b.accountID)  code \(b.code)  debits \(b.debitsPosted) (+\(b.debitsPending) pending)  credits \(b.creditsPosted) (+\(b.creditsPending) pending)")
+                    Swift.print(
+                        "\(b.timestamp)  \(b.accountID)  code \(b.code)  debits \(b.debitsPosted) (+\(b.debitsPending) pending)  credits "
+                            + "\(b.creditsPosted) (+\(b.creditsPending) pending)"
+                    )
                 }
             }
             LedgerCommand.printNextPage(count: rows.count, limit: filter.limit, last: rows.last?.timestamp)

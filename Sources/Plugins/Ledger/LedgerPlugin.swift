@@ -4,8 +4,8 @@ import Host
 import Hummingbird
 import Logging
 import Lua
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 
 /// The double-entry ledger (TigerBeetle semantics) on SQLite or PostgreSQL: its rules
 /// (`LedgerState`), storage (`LedgerStore`), the chart of accounts of docs/PRODUCT.md §11
@@ -37,11 +37,14 @@ package struct LedgerPlugin: Plugin {
                     throw LuaError(kind: .runtime, message: "ledger.balance(workspace) expects a workspace id")
                 }
                 let balance = try await store.balance(workspace: workspace)
-                return [.table(LuaTable(fields: [
-                    "balance_micros": .integer(balance.balanceMicros), "pending_micros": .integer(balance.pendingMicros),
-                    "free_minutes_remaining": .integer(balance.freeMinutesRemaining),
-                ]))]
-            },
+                return [
+                    .table(
+                        LuaTable(fields: [
+                            "balance_micros": .integer(balance.balanceMicros), "pending_micros": .integer(balance.pendingMicros),
+                            "free_minutes_remaining": .integer(balance.freeMinutesRemaining),
+                        ]))
+                ]
+            }
         ]
     }
 
@@ -84,10 +87,12 @@ enum LedgerRoutes {
 
     static func filter(_ request: Request) throws -> TransferFilter {
         let q = request.uri.queryParameters
-        return try LedgerQueryParameters(since: q.get("since"), until: q.get("until"), code: q.get("code"), limit: q.get("limit"),
-                                         after: q.get("after"), reversed: LedgerQueryParameters.flag(q.get("reversed")),
-                                         debits: LedgerQueryParameters.flag(q.get("debits")),
-                                         credits: LedgerQueryParameters.flag(q.get("credits"))).filter()
+        return try LedgerQueryParameters(
+            since: q.get("since"), until: q.get("until"), code: q.get("code"), limit: q.get("limit"),
+            after: q.get("after"), reversed: LedgerQueryParameters.flag(q.get("reversed")),
+            debits: LedgerQueryParameters.flag(q.get("debits")),
+            credits: LedgerQueryParameters.flag(q.get("credits"))
+        ).filter()
     }
 
     static func page<T: Encodable>(_ rows: [T], filter: TransferFilter, last: UInt64?) throws -> Response {
@@ -123,4 +128,3 @@ struct LedgerSweeper: Service {
 package enum LedgerClock {
     package static func nowNanoseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }
 }
-

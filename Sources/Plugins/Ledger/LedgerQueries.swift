@@ -66,7 +66,9 @@ extension LedgerStore {
     }
 
     /// Transfers touching the workspace's money or free-minutes account.
-    package func transfers(workspace: String, filter: TransferFilter = TransferFilter(limit: LedgerLimits.defaultQueryResults)) async throws -> [Transfer] {
+    package func transfers(
+        workspace: String, filter: TransferFilter = TransferFilter(limit: LedgerLimits.defaultQueryResults)
+    ) async throws -> [Transfer] {
         try await getAccountTransfers(ChartOfAccounts.workspaceAccounts(workspace).map(\.id), filter: filter)
     }
 
@@ -85,8 +87,10 @@ extension LedgerStore {
         var branches: [String] = []
         for account in Set(accounts).sorted() {
             let p = query.bind(.text(account.description))
-            for (flag, column) in [(TransferFilter.Flags.debits, "debit_account_id"), (.credits, "credit_account_id")] where filter.flags.contains(flag) {
-                branches.append("""
+            for (flag, column) in [(TransferFilter.Flags.debits, "debit_account_id"), (.credits, "credit_account_id")]
+            where filter.flags.contains(flag) {
+                branches.append(
+                    """
                     SELECT * FROM (SELECT * FROM ledger_transfers WHERE \(column) = \(p)\(query.conditions)
                     ORDER BY timestamp \(query.order) LIMIT \(query.limitPlaceholder)) AS b\(branches.count)
                     """)
@@ -105,7 +109,8 @@ extension LedgerStore {
         var branches: [String] = []
         for account in Set(accounts).sorted() {
             let p = query.bind(.text(account.description))
-            branches.append("""
+            branches.append(
+                """
                 SELECT * FROM (SELECT * FROM ledger_account_balances WHERE account_id = \(p)\(conditions)
                 ORDER BY timestamp \(query.order) LIMIT \(query.limitPlaceholder)) AS b\(branches.count)
                 """)
@@ -116,27 +121,32 @@ extension LedgerStore {
     static func balance(_ db: any SQLConnection, of accountID: ID128, asOf timestamp: UInt64) throws -> AccountBalance? {
         let at = Int64(min(timestamp, UInt64(Int64.max)))
         let id = SQLValue.text(accountID.description)
-        if let row = try db.queryOne("""
+        if let row = try db.queryOne(
+            """
             SELECT * FROM ledger_account_balances WHERE account_id = $1 AND timestamp <= $2 ORDER BY timestamp DESC LIMIT 1
-            """, [id, .integer(at)]) {
+            """, [id, .integer(at)])
+        {
             return try balance(row)
         }
         // No history row by then: zeros, unless a transfer moved it before its history was kept.
-        let moved = try db.queryOne("""
+        let moved = try db.queryOne(
+            """
             SELECT 1 AS moved WHERE EXISTS (SELECT 1 FROM ledger_transfers WHERE debit_account_id = $1 AND timestamp <= $2)
                 OR EXISTS (SELECT 1 FROM ledger_transfers WHERE credit_account_id = $1 AND timestamp <= $2)
             """, [id, .integer(at)])
         if moved != nil { return nil }
-        return AccountBalance(accountID: accountID, debitsPending: 0, debitsPosted: 0, creditsPending: 0, creditsPosted: 0,
-                              timestamp: 0, transferID: .zero, code: 0, debited: false)
+        return AccountBalance(
+            accountID: accountID, debitsPending: 0, debitsPosted: 0, creditsPending: 0, creditsPosted: 0,
+            timestamp: 0, transferID: .zero, code: 0, debited: false)
     }
 
     static func balance(_ row: SQLRow) throws -> AccountBalance {
-        AccountBalance(accountID: ID128(hex: try row.string("account_id"))!, debitsPending: try u(row, "debits_pending"),
-                       debitsPosted: try u(row, "debits_posted"), creditsPending: try u(row, "credits_pending"),
-                       creditsPosted: try u(row, "credits_posted"), timestamp: try u(row, "timestamp"),
-                       transferID: ID128(hex: try row.string("transfer_id")) ?? .zero, code: UInt16(try row.int("code")),
-                       debited: try row.int("debited") != 0)
+        AccountBalance(
+            accountID: ID128(hex: try row.string("account_id"))!, debitsPending: try u(row, "debits_pending"),
+            debitsPosted: try u(row, "debits_posted"), creditsPending: try u(row, "credits_pending"),
+            creditsPosted: try u(row, "credits_posted"), timestamp: try u(row, "timestamp"),
+            transferID: ID128(hex: try row.string("transfer_id")) ?? .zero, code: UInt16(try row.int("code")),
+            debited: try row.int("debited") != 0)
     }
 }
 
@@ -176,17 +186,24 @@ struct Balances {
     var debitsPending: UInt64, debitsPosted: UInt64, creditsPending: UInt64, creditsPosted: UInt64
     static let zero = Balances(debitsPending: 0, debitsPosted: 0, creditsPending: 0, creditsPosted: 0)
     init(debitsPending: UInt64, debitsPosted: UInt64, creditsPending: UInt64, creditsPosted: UInt64) {
-        (self.debitsPending, self.debitsPosted, self.creditsPending, self.creditsPosted) = (debitsPending, debitsPosted, creditsPending, creditsPosted)
+        (self.debitsPending, self.debitsPosted, self.creditsPending, self.creditsPosted) = (
+            debitsPending, debitsPosted, creditsPending, creditsPosted
+        )
     }
-    init(_ a: Account) { self.init(debitsPending: a.debitsPending, debitsPosted: a.debitsPosted, creditsPending: a.creditsPending, creditsPosted: a.creditsPosted) }
-    init(_ b: AccountBalance) { self.init(debitsPending: b.debitsPending, debitsPosted: b.debitsPosted, creditsPending: b.creditsPending, creditsPosted: b.creditsPosted) }
+    init(_ a: Account) {
+        self.init(debitsPending: a.debitsPending, debitsPosted: a.debitsPosted, creditsPending: a.creditsPending, creditsPosted: a.creditsPosted)
+    }
+    init(_ b: AccountBalance) {
+        self.init(debitsPending: b.debitsPending, debitsPosted: b.debitsPosted, creditsPending: b.creditsPending, creditsPosted: b.creditsPosted)
+    }
 }
 
 extension WorkspaceBalance {
     init(workspace: String, money m: Balances, minutes f: Balances, asOf: UInt64? = nil) {
         func signed(_ a: UInt64, _ b: UInt64) -> Int64 { Int64(bitPattern: a &- b) }
-        self.init(workspace: workspace, balanceMicros: signed(m.creditsPosted, m.debitsPosted),
-                  pendingMicros: signed(m.creditsPending, m.debitsPending),
-                  freeMinutesRemaining: signed(f.creditsPosted, f.debitsPosted &+ f.debitsPending), asOf: asOf)
+        self.init(
+            workspace: workspace, balanceMicros: signed(m.creditsPosted, m.debitsPosted),
+            pendingMicros: signed(m.creditsPending, m.debitsPending),
+            freeMinutesRemaining: signed(f.creditsPosted, f.debitsPosted &+ f.debitsPending), asOf: asOf)
     }
 }

@@ -16,8 +16,10 @@ package struct LedgerQueryParameters: Sendable {
     package var debits = false
     package var credits = false
 
-    package init(since: String? = nil, until: String? = nil, code: String? = nil, limit: String? = nil, after: String? = nil,
-                reversed: Bool = false, debits: Bool = false, credits: Bool = false) {
+    package init(
+        since: String? = nil, until: String? = nil, code: String? = nil, limit: String? = nil, after: String? = nil,
+        reversed: Bool = false, debits: Bool = false, credits: Bool = false
+    ) {
         (self.since, self.until, self.code, self.limit, self.after) = (since, until, code, limit, after)
         (self.reversed, self.debits, self.credits) = (reversed, debits, credits)
     }
@@ -35,7 +37,9 @@ package struct LedgerQueryParameters: Sendable {
         if let since { filter.timestampMin = try LedgerTime.parse(since, name: "since") }
         if let until { filter.timestampMax = try LedgerTime.parse(until, name: "until") }
         if let code {
-            guard let value = UInt16(code), value != 0 else { throw HostError(.badRequest, "code must be a transfer code from 1 to 65535; got '\(code)'") }
+            guard let value = UInt16(code), value != 0 else {
+                throw HostError(.badRequest, "code must be a transfer code from 1 to 65535; got '\(code)'")
+            }
             filter.code = value
         }
         filter.limit = Self.defaultLimit

@@ -74,8 +74,10 @@ package struct LedgerState: Sendable {
     // MARK: accounts
 
     package mutating func createAccounts(_ batch: [Account], now: UInt64) -> [CreateAccountResult] {
-        runBatch(batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
-                 chainOpen: .linkedEventChainOpen) { state, account in state.createAccount(account, now: now) }
+        runBatch(
+            batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
+            chainOpen: .linkedEventChainOpen
+        ) { state, account in state.createAccount(account, now: now) }
     }
 
     private mutating func createAccount(_ a: Account, now: UInt64) -> CreateAccountResult {
@@ -111,8 +113,10 @@ package struct LedgerState: Sendable {
 
     package mutating func createTransfers(_ batch: [Transfer], now: UInt64) -> [CreateTransferResult] {
         transfers.reserveCapacity(transfers.count + batch.count)
-        return runBatch(batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
-                 chainOpen: .linkedEventChainOpen) { state, transfer in state.createTransfer(transfer, now: now) }
+        return runBatch(
+            batch, linked: { $0.flags.contains(.linked) }, ok: .ok, linkedFailed: .linkedEventFailed,
+            chainOpen: .linkedEventChainOpen
+        ) { state, transfer in state.createTransfer(transfer, now: now) }
     }
 
     private mutating func createTransfer(_ t: Transfer, now: UInt64) -> CreateTransferResult {
@@ -320,11 +324,13 @@ package struct LedgerState: Sendable {
             sums.creditsPending += Int128(account.creditsPending) - Int128(old?.creditsPending ?? 0)
             byLedger[account.ledger] = sums
             if account.flags.contains(.debitsMustNotExceedCredits),
-               UInt128(account.debitsPosted) + UInt128(account.debitsPending) > UInt128(account.creditsPosted) {
+                UInt128(account.debitsPosted) + UInt128(account.debitsPending) > UInt128(account.creditsPosted)
+            {
                 problems.append(.debitsExceedCredits(account: account.id))
             }
             if account.flags.contains(.creditsMustNotExceedDebits),
-               UInt128(account.creditsPosted) + UInt128(account.creditsPending) > UInt128(account.debitsPosted) {
+                UInt128(account.creditsPosted) + UInt128(account.creditsPending) > UInt128(account.debitsPosted)
+            {
                 problems.append(.creditsExceedDebits(account: account.id))
             }
         }

@@ -24,68 +24,74 @@ package struct LedgerStore: Sendable {
     }
 
     static let migrations: [Migration] = [
-        Migration(1, "ledger", sql: """
-            CREATE TABLE ledger_meta (id INTEGER PRIMARY KEY, last_timestamp BIGINT NOT NULL);
-            INSERT INTO ledger_meta (id, last_timestamp) VALUES (1, 0);
-            CREATE TABLE ledger_accounts (
-                id TEXT PRIMARY KEY,
-                ledger BIGINT NOT NULL,
-                code BIGINT NOT NULL,
-                flags BIGINT NOT NULL,
-                user_data_128 TEXT NOT NULL,
-                user_data_64 BIGINT NOT NULL,
-                user_data_32 BIGINT NOT NULL,
-                debits_pending BIGINT NOT NULL,
-                debits_posted BIGINT NOT NULL,
-                credits_pending BIGINT NOT NULL,
-                credits_posted BIGINT NOT NULL,
-                timestamp BIGINT NOT NULL
-            );
-            CREATE TABLE ledger_transfers (
-                id TEXT PRIMARY KEY,
-                debit_account_id TEXT NOT NULL,
-                credit_account_id TEXT NOT NULL,
-                amount BIGINT NOT NULL,
-                pending_id TEXT NOT NULL,
-                user_data_128 TEXT NOT NULL,
-                user_data_64 BIGINT NOT NULL,
-                user_data_32 BIGINT NOT NULL,
-                timeout BIGINT NOT NULL,
-                ledger BIGINT NOT NULL,
-                code BIGINT NOT NULL,
-                flags BIGINT NOT NULL,
-                timestamp BIGINT NOT NULL UNIQUE
-            );
-            CREATE INDEX ledger_transfers_debit ON ledger_transfers (debit_account_id, timestamp);
-            CREATE INDEX ledger_transfers_credit ON ledger_transfers (credit_account_id, timestamp);
-            CREATE TABLE ledger_pending (
-                id TEXT PRIMARY KEY,
-                status TEXT NOT NULL,
-                expires_at BIGINT NOT NULL
-            );
-            CREATE INDEX ledger_pending_open ON ledger_pending (status, expires_at);
-            """),
+        Migration(
+            1, "ledger",
+            sql: """
+                CREATE TABLE ledger_meta (id INTEGER PRIMARY KEY, last_timestamp BIGINT NOT NULL);
+                INSERT INTO ledger_meta (id, last_timestamp) VALUES (1, 0);
+                CREATE TABLE ledger_accounts (
+                    id TEXT PRIMARY KEY,
+                    ledger BIGINT NOT NULL,
+                    code BIGINT NOT NULL,
+                    flags BIGINT NOT NULL,
+                    user_data_128 TEXT NOT NULL,
+                    user_data_64 BIGINT NOT NULL,
+                    user_data_32 BIGINT NOT NULL,
+                    debits_pending BIGINT NOT NULL,
+                    debits_posted BIGINT NOT NULL,
+                    credits_pending BIGINT NOT NULL,
+                    credits_posted BIGINT NOT NULL,
+                    timestamp BIGINT NOT NULL
+                );
+                CREATE TABLE ledger_transfers (
+                    id TEXT PRIMARY KEY,
+                    debit_account_id TEXT NOT NULL,
+                    credit_account_id TEXT NOT NULL,
+                    amount BIGINT NOT NULL,
+                    pending_id TEXT NOT NULL,
+                    user_data_128 TEXT NOT NULL,
+                    user_data_64 BIGINT NOT NULL,
+                    user_data_32 BIGINT NOT NULL,
+                    timeout BIGINT NOT NULL,
+                    ledger BIGINT NOT NULL,
+                    code BIGINT NOT NULL,
+                    flags BIGINT NOT NULL,
+                    timestamp BIGINT NOT NULL UNIQUE
+                );
+                CREATE INDEX ledger_transfers_debit ON ledger_transfers (debit_account_id, timestamp);
+                CREATE INDEX ledger_transfers_credit ON ledger_transfers (credit_account_id, timestamp);
+                CREATE TABLE ledger_pending (
+                    id TEXT PRIMARY KEY,
+                    status TEXT NOT NULL,
+                    expires_at BIGINT NOT NULL
+                );
+                CREATE INDEX ledger_pending_open ON ledger_pending (status, expires_at);
+                """),
         // Balance history of accounts with the `history` flag (append-only, one row per change);
         // workspaces' USER accounts keep it from now on.
-        Migration(2, "ledger balance history", sql: """
-            CREATE TABLE ledger_account_balances (
-                account_id TEXT NOT NULL,
-                timestamp BIGINT NOT NULL,
-                transfer_id TEXT NOT NULL,
-                code BIGINT NOT NULL,
-                debited BIGINT NOT NULL,
-                debits_pending BIGINT NOT NULL,
-                debits_posted BIGINT NOT NULL,
-                credits_pending BIGINT NOT NULL,
-                credits_posted BIGINT NOT NULL,
-                PRIMARY KEY (account_id, timestamp)
-            );
-            UPDATE ledger_accounts SET flags = flags | 8 WHERE code = 2001;
-            """),
+        Migration(
+            2, "ledger balance history",
+            sql: """
+                CREATE TABLE ledger_account_balances (
+                    account_id TEXT NOT NULL,
+                    timestamp BIGINT NOT NULL,
+                    transfer_id TEXT NOT NULL,
+                    code BIGINT NOT NULL,
+                    debited BIGINT NOT NULL,
+                    debits_pending BIGINT NOT NULL,
+                    debits_posted BIGINT NOT NULL,
+                    credits_pending BIGINT NOT NULL,
+                    credits_posted BIGINT NOT NULL,
+                    PRIMARY KEY (account_id, timestamp)
+                );
+                UPDATE ledger_accounts SET flags = flags | 8 WHERE code = 2001;
+                """),
         // Changed by every transaction that changes an account: see `LedgerAccountCache`.
-        Migration(3, "ledger generation", sql: """
-            ALTER TABLE ledger_meta ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
-            """),
+        Migration(
+            3, "ledger generation",
+            sql: """
+                ALTER TABLE ledger_meta ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
+                """),
     ]
 
     // Unsigned values are stored as the same 64 bits in a signed column.
@@ -99,8 +105,9 @@ package struct LedgerStore: Sendable {
             var (state, generation) = try LedgerStore.load(db, accountIDs: Set(batch.map(\.id)), transferIDs: [], cache: cache)
             let (before, stamp) = (state.accounts, state.lastTimestamp)
             let results = state.createAccounts(batch, now: now)
-            try LedgerStore.save(db, state: state, accountsBefore: before, transfersBefore: [:], pendingBefore: [:], lastTimestampBefore: stamp,
-                                 generationBefore: generation, cache: cache)
+            try LedgerStore.save(
+                db, state: state, accountsBefore: before, transfersBefore: [:], pendingBefore: [:], lastTimestampBefore: stamp,
+                generationBefore: generation, cache: cache)
             return results
         }
     }
@@ -112,8 +119,10 @@ package struct LedgerStore: Sendable {
         return try await batcher.submit(batch, now: now)
     }
 
-    static func applyTransfers(_ database: any Database, _ batch: [Transfer], now: UInt64,
-                               cache: LedgerAccountCache) async throws -> [CreateTransferResult] {
+    static func applyTransfers(
+        _ database: any Database, _ batch: [Transfer], now: UInt64,
+        cache: LedgerAccountCache
+    ) async throws -> [CreateTransferResult] {
         try await database.transaction { db in
             // Pending transfers named by post/void bring their accounts along.
             var transferIDs = Set(batch.map(\.id))
@@ -128,8 +137,9 @@ package struct LedgerStore: Sendable {
             let (accountsBefore, transfersBefore, pendingBefore, stamp) = (state.accounts, state.transfers, state.pendingStatus, state.lastTimestamp)
             let results = state.createTransfers(batch, now: now)
             LedgerStore.assertBalanced(state, before: accountsBefore)
-            try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
-                                 lastTimestampBefore: stamp, generationBefore: generation, cache: cache)
+            try LedgerStore.save(
+                db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
+                lastTimestampBefore: stamp, generationBefore: generation, cache: cache)
             return results
         }
     }
@@ -139,8 +149,10 @@ package struct LedgerStore: Sendable {
     package func expirePending(now: UInt64) async throws -> [ID128] {
         let cache = accountCache
         return try await database.transaction { db in
-            let due = try db.query("SELECT id FROM ledger_pending WHERE status = 'pending' AND expires_at <= $1 ORDER BY id LIMIT $2",
-                                   [LedgerStore.s(now), .integer(Int64(LedgerLimits.expirySweepMaxTransfers))]).compactMap { ID128(hex: try $0.string("id")) }
+            let due = try db.query(
+                "SELECT id FROM ledger_pending WHERE status = 'pending' AND expires_at <= $1 ORDER BY id LIMIT $2",
+                [LedgerStore.s(now), .integer(Int64(LedgerLimits.expirySweepMaxTransfers))]
+            ).compactMap { ID128(hex: try $0.string("id")) }
             guard !due.isEmpty else { return [] }
             let pending = try LedgerStore.transfers(db, ids: Set(due))
             let accountIDs = Set(pending.flatMap { [$0.debitAccountID, $0.creditAccountID] })
@@ -148,8 +160,9 @@ package struct LedgerStore: Sendable {
             let (accountsBefore, transfersBefore, pendingBefore, stamp) = (state.accounts, state.transfers, state.pendingStatus, state.lastTimestamp)
             let expired = state.expirePending(now: now)
             LedgerStore.assertBalanced(state, before: accountsBefore)
-            try LedgerStore.save(db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
-                                 lastTimestampBefore: stamp, generationBefore: generation, cache: cache)
+            try LedgerStore.save(
+                db, state: state, accountsBefore: accountsBefore, transfersBefore: transfersBefore, pendingBefore: pendingBefore,
+                lastTimestampBefore: stamp, generationBefore: generation, cache: cache)
             return expired
         }
     }
@@ -180,8 +193,10 @@ package struct LedgerStore: Sendable {
     /// Loads what a batch touches, and the ledger's generation. `statusIDs` are the pending
     /// transfers whose status matters (those a batch posts or voids, or the sweeper expires).
     /// Accounts `cache` holds at the current generation are not read again.
-    static func load(_ db: any SQLConnection, accountIDs: Set<ID128>, transferIDs: Set<ID128>, statusIDs: Set<ID128> = [],
-                     cache: LedgerAccountCache) throws -> (state: LedgerState, generation: Int64) {
+    static func load(
+        _ db: any SQLConnection, accountIDs: Set<ID128>, transferIDs: Set<ID128>, statusIDs: Set<ID128> = [],
+        cache: LedgerAccountCache
+    ) throws -> (state: LedgerState, generation: Int64) {
         let lock = db.dialect == .postgres ? " FOR UPDATE" : ""
         let meta = try db.queryOne("SELECT last_timestamp, generation FROM ledger_meta WHERE id = 1\(lock)")
         let last = try meta.map { try u($0, "last_timestamp") } ?? 0
@@ -197,8 +212,10 @@ package struct LedgerStore: Sendable {
         var pending: [ID128: LedgerState.PendingStatus] = [:]
         if !statusIDs.isEmpty {
             let ids = statusIDs.sorted()
-            for row in try db.query("SELECT id, status FROM ledger_pending WHERE id IN (\(placeholders(ids.count)))",
-                                    ids.map { .text($0.description) }) {
+            for row in try db.query(
+                "SELECT id, status FROM ledger_pending WHERE id IN (\(placeholders(ids.count)))",
+                ids.map { .text($0.description) })
+            {
                 if let id = ID128(hex: try row.string("id")), let status = LedgerState.PendingStatus(rawValue: try row.string("status")) {
                     pending[id] = status
                 }
@@ -210,12 +227,15 @@ package struct LedgerStore: Sendable {
     static func accounts(_ db: any SQLConnection, ids: Set<ID128>, lock: String = "") throws -> [Account] {
         guard !ids.isEmpty else { return [] }
         let sorted = ids.sorted()  // rows are locked in id order: no deadlocks between writers
-        return try db.query("SELECT * FROM ledger_accounts WHERE id IN (\(placeholders(sorted.count))) ORDER BY id\(lock)",
-                            sorted.map { .text($0.description) }).map { row in
-            var a = Account(id: ID128(hex: try row.string("id"))!, ledger: UInt32(try row.int("ledger")), code: UInt16(try row.int("code")),
-                            flags: Account.Flags(rawValue: UInt16(try row.int("flags"))),
-                            userData128: ID128(hex: try row.string("user_data_128")) ?? .zero,
-                            userData64: try u(row, "user_data_64"), userData32: UInt32(try row.int("user_data_32")))
+        return try db.query(
+            "SELECT * FROM ledger_accounts WHERE id IN (\(placeholders(sorted.count))) ORDER BY id\(lock)",
+            sorted.map { .text($0.description) }
+        ).map { row in
+            var a = Account(
+                id: ID128(hex: try row.string("id"))!, ledger: UInt32(try row.int("ledger")), code: UInt16(try row.int("code")),
+                flags: Account.Flags(rawValue: UInt16(try row.int("flags"))),
+                userData128: ID128(hex: try row.string("user_data_128")) ?? .zero,
+                userData64: try u(row, "user_data_64"), userData32: UInt32(try row.int("user_data_32")))
             a.debitsPending = try u(row, "debits_pending")
             a.debitsPosted = try u(row, "debits_posted")
             a.creditsPending = try u(row, "credits_pending")
@@ -228,17 +248,19 @@ package struct LedgerStore: Sendable {
     static func transfers(_ db: any SQLConnection, ids: Set<ID128>) throws -> [Transfer] {
         guard !ids.isEmpty else { return [] }
         let sorted = ids.sorted()
-        return try db.query("SELECT * FROM ledger_transfers WHERE id IN (\(placeholders(sorted.count)))", sorted.map { .text($0.description) }).map(transfer)
+        return try db.query("SELECT * FROM ledger_transfers WHERE id IN (\(placeholders(sorted.count)))", sorted.map { .text($0.description) }).map(
+            transfer)
     }
 
     static func transfer(_ row: SQLRow) throws -> Transfer {
-        var t = Transfer(id: ID128(hex: try row.string("id"))!, debitAccountID: ID128(hex: try row.string("debit_account_id"))!,
-                         creditAccountID: ID128(hex: try row.string("credit_account_id"))!, amount: try u(row, "amount"),
-                         ledger: UInt32(try row.int("ledger")), code: UInt16(try row.int("code")),
-                         flags: Transfer.Flags(rawValue: UInt16(try row.int("flags"))),
-                         pendingID: ID128(hex: try row.string("pending_id")) ?? .zero, timeout: UInt32(try row.int("timeout")),
-                         userData128: ID128(hex: try row.string("user_data_128")) ?? .zero, userData64: try u(row, "user_data_64"),
-                         userData32: UInt32(try row.int("user_data_32")))
+        var t = Transfer(
+            id: ID128(hex: try row.string("id"))!, debitAccountID: ID128(hex: try row.string("debit_account_id"))!,
+            creditAccountID: ID128(hex: try row.string("credit_account_id"))!, amount: try u(row, "amount"),
+            ledger: UInt32(try row.int("ledger")), code: UInt16(try row.int("code")),
+            flags: Transfer.Flags(rawValue: UInt16(try row.int("flags"))),
+            pendingID: ID128(hex: try row.string("pending_id")) ?? .zero, timeout: UInt32(try row.int("timeout")),
+            userData128: ID128(hex: try row.string("user_data_128")) ?? .zero, userData64: try u(row, "user_data_64"),
+            userData32: UInt32(try row.int("user_data_32")))
         t.timestamp = try u(row, "timestamp")
         return t
     }

@@ -63,8 +63,10 @@ package struct Account: Hashable, Sendable {
     /// Assigned by the ledger when created.
     package var timestamp: UInt64 = 0
 
-    package init(id: ID128, ledger: UInt32, code: UInt16, flags: Flags = [], userData128: ID128 = .zero,
-                userData64: UInt64 = 0, userData32: UInt32 = 0) {
+    package init(
+        id: ID128, ledger: UInt32, code: UInt16, flags: Flags = [], userData128: ID128 = .zero,
+        userData64: UInt64 = 0, userData32: UInt32 = 0
+    ) {
         self.id = id
         self.ledger = ledger
         self.code = code
@@ -104,9 +106,11 @@ package struct Transfer: Hashable, Sendable {
     package var flags: Flags = []
     package var timestamp: UInt64 = 0
 
-    package init(id: ID128, debitAccountID: ID128, creditAccountID: ID128, amount: UInt64, ledger: UInt32, code: UInt16,
-                flags: Flags = [], pendingID: ID128 = .zero, timeout: UInt32 = 0, userData128: ID128 = .zero,
-                userData64: UInt64 = 0, userData32: UInt32 = 0) {
+    package init(
+        id: ID128, debitAccountID: ID128, creditAccountID: ID128, amount: UInt64, ledger: UInt32, code: UInt16,
+        flags: Flags = [], pendingID: ID128 = .zero, timeout: UInt32 = 0, userData128: ID128 = .zero,
+        userData64: UInt64 = 0, userData32: UInt32 = 0
+    ) {
         self.id = id
         self.debitAccountID = debitAccountID
         self.creditAccountID = creditAccountID
@@ -252,8 +256,10 @@ package struct AccountBalance: Hashable, Sendable {
     /// Whether the account was that transfer's debit account.
     package var debited: Bool
 
-    package init(accountID: ID128, debitsPending: UInt64, debitsPosted: UInt64, creditsPending: UInt64, creditsPosted: UInt64,
-                timestamp: UInt64, transferID: ID128, code: UInt16, debited: Bool) {
+    package init(
+        accountID: ID128, debitsPending: UInt64, debitsPosted: UInt64, creditsPending: UInt64, creditsPosted: UInt64,
+        timestamp: UInt64, transferID: ID128, code: UInt16, debited: Bool
+    ) {
         self.accountID = accountID
         self.debitsPending = debitsPending
         self.debitsPosted = debitsPosted
@@ -266,9 +272,10 @@ package struct AccountBalance: Hashable, Sendable {
     }
 
     init(_ account: Account, timestamp: UInt64, transferID: ID128, code: UInt16, debited: Bool) {
-        self.init(accountID: account.id, debitsPending: account.debitsPending, debitsPosted: account.debitsPosted,
-                  creditsPending: account.creditsPending, creditsPosted: account.creditsPosted, timestamp: timestamp,
-                  transferID: transferID, code: code, debited: debited)
+        self.init(
+            accountID: account.id, debitsPending: account.debitsPending, debitsPosted: account.debitsPosted,
+            creditsPending: account.creditsPending, creditsPosted: account.creditsPosted, timestamp: timestamp,
+            transferID: transferID, code: code, debited: debited)
     }
 }
 
@@ -295,8 +302,10 @@ package struct TransferFilter: Hashable, Sendable {
     package var limit: Int
     package var flags: Flags
 
-    package init(code: UInt16 = 0, timestampMin: UInt64 = 0, timestampMax: UInt64 = 0, limit: Int = LedgerLimits.maxQueryResults,
-                flags: Flags = [.debits, .credits]) {
+    package init(
+        code: UInt16 = 0, timestampMin: UInt64 = 0, timestampMax: UInt64 = 0, limit: Int = LedgerLimits.maxQueryResults,
+        flags: Flags = [.debits, .credits]
+    ) {
         self.code = code
         self.timestampMin = timestampMin
         self.timestampMax = timestampMax

@@ -8,9 +8,11 @@ extension LedgerStore {
     /// Rows per multi-row statement (at most 13 parameters a row: below both drivers' limits).
     static let rowsPerStatement = 1_000
 
-    static func save(_ db: any SQLConnection, state: LedgerState, accountsBefore: [ID128: Account],
-                     transfersBefore: [ID128: Transfer], pendingBefore: [ID128: LedgerState.PendingStatus],
-                     lastTimestampBefore: UInt64, generationBefore: Int64, cache: LedgerAccountCache) throws {
+    static func save(
+        _ db: any SQLConnection, state: LedgerState, accountsBefore: [ID128: Account],
+        transfersBefore: [ID128: Transfer], pendingBefore: [ID128: LedgerState.PendingStatus],
+        lastTimestampBefore: UInt64, generationBefore: Int64, cache: LedgerAccountCache
+    ) throws {
         let (insert, update) = verbs(db)
         var created: [Account] = []
         var changed: [Account] = []
@@ -19,44 +21,68 @@ extension LedgerStore {
         }
         created.sort { $0.id < $1.id }
         changed.sort { $0.id < $1.id }
-        try executeChunked(db, rows: created.count, columns: 12, sql: { values in """
-            \(insert) INTO ledger_accounts (id, ledger, code, flags, user_data_128, user_data_64, user_data_32,
-                debits_pending, debits_posted, credits_pending, credits_posted, timestamp)
-            VALUES \(values)
-            """ }) { i, p in
+        try executeChunked(
+            db, rows: created.count, columns: 12,
+            sql: { values in
+                """
+                \(insert) INTO ledger_accounts (id, ledger, code, flags, user_data_128, user_data_64, user_data_32,
+                    debits_pending, debits_posted, credits_pending, credits_posted, timestamp)
+                VALUES \(values)
+                """
+            }
+        ) { i, p in
             let a = created[i]
-            p += [.text(a.id.description), .integer(Int64(a.ledger)), .integer(Int64(a.code)), .integer(Int64(a.flags.rawValue)),
-                  optionalID(a.userData128), s(a.userData64), .integer(Int64(a.userData32)), s(a.debitsPending), s(a.debitsPosted),
-                  s(a.creditsPending), s(a.creditsPosted), s(a.timestamp)]
+            p += [
+                .text(a.id.description), .integer(Int64(a.ledger)), .integer(Int64(a.code)), .integer(Int64(a.flags.rawValue)),
+                optionalID(a.userData128), s(a.userData64), .integer(Int64(a.userData32)), s(a.debitsPending), s(a.debitsPosted),
+                s(a.creditsPending), s(a.creditsPosted), s(a.timestamp),
+            ]
         }
         // VALUES columns are column1...column5 on both drivers; parameters arrive as text on PostgreSQL.
-        try executeChunked(db, rows: changed.count, columns: 5, sql: { values in """
-            \(update) ledger_accounts SET debits_pending = CAST(v.column2 AS BIGINT), debits_posted = CAST(v.column3 AS BIGINT),
-                credits_pending = CAST(v.column4 AS BIGINT), credits_posted = CAST(v.column5 AS BIGINT)
-            FROM (VALUES \(values)) AS v WHERE ledger_accounts.id = v.column1
-            """ }) { i, p in
+        try executeChunked(
+            db, rows: changed.count, columns: 5,
+            sql: { values in
+                """
+                \(update) ledger_accounts SET debits_pending = CAST(v.column2 AS BIGINT), debits_posted = CAST(v.column3 AS BIGINT),
+                    credits_pending = CAST(v.column4 AS BIGINT), credits_posted = CAST(v.column5 AS BIGINT)
+                FROM (VALUES \(values)) AS v WHERE ledger_accounts.id = v.column1
+                """
+            }
+        ) { i, p in
             let a = changed[i]
             p += [.text(a.id.description), s(a.debitsPending), s(a.debitsPosted), s(a.creditsPending), s(a.creditsPosted)]
         }
         // New transfers in timestamp order.
         var fresh = state.transfers.values.filter { transfersBefore[$0.id] == nil }
         fresh.sort { $0.timestamp < $1.timestamp }
-        try executeChunked(db, rows: fresh.count, columns: 13, sql: { values in """
-            \(insert) INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64,
-                user_data_32, timeout, ledger, code, flags, timestamp)
-            VALUES \(values)
-            """ }) { i, p in
+        try executeChunked(
+            db, rows: fresh.count, columns: 13,
+            sql: { values in
+                """
+                \(insert) INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64,
+                    user_data_32, timeout, ledger, code, flags, timestamp)
+                VALUES \(values)
+                """
+            }
+        ) { i, p in
             let t = fresh[i]
-            p += [.text(t.id.description), .text(t.debitAccountID.description), .text(t.creditAccountID.description), s(t.amount),
-                  optionalID(t.pendingID), optionalID(t.userData128), s(t.userData64), .integer(Int64(t.userData32)),
-                  .integer(Int64(t.timeout)), .integer(Int64(t.ledger)), .integer(Int64(t.code)), .integer(Int64(t.flags.rawValue)),
-                  s(t.timestamp)]
+            p += [
+                .text(t.id.description), .text(t.debitAccountID.description), .text(t.creditAccountID.description), s(t.amount),
+                optionalID(t.pendingID), optionalID(t.userData128), s(t.userData64), .integer(Int64(t.userData32)),
+                .integer(Int64(t.timeout)), .integer(Int64(t.ledger)), .integer(Int64(t.code)), .integer(Int64(t.flags.rawValue)),
+                s(t.timestamp),
+            ]
         }
         let statuses = state.pendingStatus.filter { pendingBefore[$0.key] != $0.value }.sorted { $0.key < $1.key }
-        try executeChunked(db, rows: statuses.count, columns: 3, sql: { values in """
-            \(insert) INTO ledger_pending (id, status, expires_at) VALUES \(values)
-            ON CONFLICT (id) DO UPDATE SET status = excluded.status
-            """ }) { i, p in
+        try executeChunked(
+            db, rows: statuses.count, columns: 3,
+            sql: { values in
+                """
+                \(insert) INTO ledger_pending (id, status, expires_at) VALUES \(values)
+                ON CONFLICT (id) DO UPDATE SET status = excluded.status
+                """
+            }
+        ) { i, p in
             let (id, status) = statuses[i]
             let t = state.transfers[id]
             let expires = t.map { $0.timeout == 0 ? UInt64(Int64.max) : $0.timestamp &+ UInt64($0.timeout) * 1_000_000_000 } ?? UInt64(Int64.max)
@@ -66,7 +92,8 @@ extension LedgerStore {
         var generation = generationBefore
         if state.lastTimestamp != lastTimestampBefore || !created.isEmpty || !changed.isEmpty {
             generation = LedgerAccountCache.newGeneration()
-            try db.execute("UPDATE ledger_meta SET last_timestamp = $1, generation = $2 WHERE id = 1", [s(state.lastTimestamp), .integer(generation)])
+            try db.execute(
+                "UPDATE ledger_meta SET last_timestamp = $1, generation = $2 WHERE id = 1", [s(state.lastTimestamp), .integer(generation)])
         }
         // Every account this transaction read or wrote is as stored at `generation` once it commits.
         cache.store(state.accounts, generation: generation, previous: generationBefore)
@@ -75,14 +102,21 @@ extension LedgerStore {
     /// Appends balance-history rows.
     static func insertHistory(_ db: any SQLConnection, _ rows: [AccountBalance]) throws {
         let insert = verbs(db).insert
-        try executeChunked(db, rows: rows.count, columns: 9, sql: { values in """
-            \(insert) INTO ledger_account_balances (account_id, timestamp, transfer_id, code, debited, debits_pending, debits_posted,
-                credits_pending, credits_posted)
-            VALUES \(values)
-            """ }) { i, p in
+        try executeChunked(
+            db, rows: rows.count, columns: 9,
+            sql: { values in
+                """
+                \(insert) INTO ledger_account_balances (account_id, timestamp, transfer_id, code, debited, debits_pending, debits_posted,
+                    credits_pending, credits_posted)
+                VALUES \(values)
+                """
+            }
+        ) { i, p in
             let b = rows[i]
-            p += [.text(b.accountID.description), s(b.timestamp), .text(b.transferID.description), .integer(Int64(b.code)),
-                  .integer(b.debited ? 1 : 0), s(b.debitsPending), s(b.debitsPosted), s(b.creditsPending), s(b.creditsPosted)]
+            p += [
+                .text(b.accountID.description), s(b.timestamp), .text(b.transferID.description), .integer(Int64(b.code)),
+                .integer(b.debited ? 1 : 0), s(b.debitsPending), s(b.debitsPosted), s(b.creditsPending), s(b.creditsPosted),
+            ]
         }
     }
 
@@ -101,8 +135,10 @@ extension LedgerStore {
     static func optionalID(_ id: ID128) -> SQLValue { id.isZero ? .text("") : .text(id.description) }
 
     /// Runs `sql(VALUES list)` over `rows` rows of `columns` parameters, `rowsPerStatement` at a time.
-    static func executeChunked(_ db: any SQLConnection, rows: Int, columns: Int, sql: (String) -> String,
-                               values: (Int, inout [SQLValue]) -> Void) throws {
+    static func executeChunked(
+        _ db: any SQLConnection, rows: Int, columns: Int, sql: (String) -> String,
+        values: (Int, inout [SQLValue]) -> Void
+    ) throws {
         var start = 0
         while start < rows {
             let count = min(rowsPerStatement, rows - start)

@@ -85,11 +85,10 @@ final class TransferBatcher: @unchecked Sendable {
             if taken > 0 && events + next.events.count > LedgerLimits.maxBatchEvents { break }
             taken += 1
             events += next.events.count
-            if next.events.last!.flags.contains(.linked) { break }   // an open chain ends the batch
+            if next.events.last!.flags.contains(.linked) { break }  // an open chain ends the batch
         }
         let group = Array(queue.prefix(taken))
         queue.removeFirst(taken)
         return group
     }
 }
-

@@ -16,8 +16,9 @@ package enum InstallationWorkflow {
 
     /// A signal's writes are retried (a transient database error must not lose it): 1 s doubling
     /// to 5 min, 30 attempts (about 2 h) before the run fails.
-    static let applyRetry = WorkflowRetryPolicy(initialInterval: .seconds(1), backoffCoefficient: 2, maximumInterval: .seconds(300),
-                                                maximumAttempts: 30)
+    static let applyRetry = WorkflowRetryPolicy(
+        initialInterval: .seconds(1), backoffCoefficient: 2, maximumInterval: .seconds(300),
+        maximumAttempts: 30)
 
     package static func id(_ installationID: Int64) -> String { "installation:\(installationID)" }
 
@@ -87,11 +88,13 @@ package enum InstallationWorkflow {
             let repositories = payload.action == "created" ? (payload.repositories ?? []).map { Repository(id: $0.id, fullName: $0.fullName) } : []
             return Delivery(installationID: installation.id, signal: signal, change: Change(account: account, added: repositories, removed: []))
         case .installationRepositories(let payload):
-            let change = Change(account: payload.installation.account,
-                                added: payload.repositoriesAdded.map { Repository(id: $0.id, fullName: $0.fullName) },
-                                removed: payload.repositoriesRemoved.map(\.id))
-            return Delivery(installationID: payload.installation.id, signal: payload.action == "removed" ? .removeRepositories : .addRepositories,
-                            change: change)
+            let change = Change(
+                account: payload.installation.account,
+                added: payload.repositoriesAdded.map { Repository(id: $0.id, fullName: $0.fullName) },
+                removed: payload.repositoriesRemoved.map(\.id))
+            return Delivery(
+                installationID: payload.installation.id, signal: payload.action == "removed" ? .removeRepositories : .addRepositories,
+                change: change)
         default:
             return nil
         }
@@ -107,9 +110,10 @@ package enum InstallationWorkflow {
         if delivery.signal != .install, try RunnerStore.installationStatus(delivery.installationID, db) == Signal.uninstall.status {
             return false
         }
-        _ = try client.signalWithStart(in: db, type: type, id: id(delivery.installationID),
-                                       input: try WorkflowJSON.encode(Input(installationID: delivery.installationID, status: nil, signalsApplied: 0)),
-                                       signal: delivery.signal.rawValue, payload: try WorkflowJSON.encode(delivery.change), requestID: requestID)
+        _ = try client.signalWithStart(
+            in: db, type: type, id: id(delivery.installationID),
+            input: try WorkflowJSON.encode(Input(installationID: delivery.installationID, status: nil, signalsApplied: 0)),
+            signal: delivery.signal.rawValue, payload: try WorkflowJSON.encode(delivery.change), requestID: requestID)
         return true
     }
 
@@ -120,8 +124,10 @@ package enum InstallationWorkflow {
             var state = input
             for _ in 0..<signalsPerRun {
                 guard let taken = try await ctx.signal(anyOf: Signal.allCases.map(\.rawValue), as: Change.self),
-                      let signal = Signal(rawValue: taken.name) else { continue }
-                let installationID = state.installationID, change = taken.value
+                    let signal = Signal(rawValue: taken.name)
+                else { continue }
+                let installationID = state.installationID
+                let change = taken.value
                 let status = try await ctx.transaction(signal.rawValue, retry: applyRetry) { db -> String? in
                     try apply(signal, change, installationID: installationID, db)
                 }
@@ -142,7 +148,8 @@ package enum InstallationWorkflow {
         if let status = signal.status, let account = change.account {
             let before = try RunnerStore.installationStatus(installationID, db)
             let workspace = try RunnerStore.ensureWorkspace(db, accountID: account.id, login: account.login)
-            try RunnerStore.upsertInstallation(db, id: installationID, workspaceID: workspace, login: account.login, type: account.type, status: status)
+            try RunnerStore.upsertInstallation(
+                db, id: installationID, workspaceID: workspace, login: account.login, type: account.type, status: status)
             if status == "active" && before != nil && before != "active" { try JobStore.releaseBlocked(db, installationID: installationID) }
         } else if try RunnerStore.workspace(ofInstallation: installationID, db) == nil {
             _ = try RunnerPlugin.implicitWorkspace(db, installationID: installationID, account: change.account)

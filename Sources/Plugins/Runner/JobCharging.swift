@@ -7,13 +7,16 @@ import SQL
 /// minutes and money posted to the ledger as one linked batch (docs/PRODUCT.md §3, §11).
 extension JobScheduler {
     func chargeCompleted(_ round: inout Round) async throws {
-        let pending = try await store.database.query("""
+        let pending = try await store.database.query(
+            """
             SELECT * FROM runner_jobs WHERE status = 'completed' AND charge_status = 'pending' ORDER BY completed_at, job_id
             LIMIT \(RunnerLimits.jobsChargedPerRoundMax)
-            """).map(RunnerStore.job(from:))
+            """
+        ).map(RunnerStore.job(from:))
         for job in pending {
             do {
-                if let started = job.startedAt.flatMap(Timestamp.parseUTCSeconds), let completed = job.completedAt.flatMap(Timestamp.parseUTCSeconds) {
+                if let started = job.startedAt.flatMap(Timestamp.parseUTCSeconds), let completed = job.completedAt.flatMap(Timestamp.parseUTCSeconds)
+                {
                     _ = try await screen(job, durationSeconds: max(0, completed - started), &round)
                 }
                 if try await charge(job) { round.charged += 1 }
@@ -42,22 +45,28 @@ extension JobScheduler {
                     try await setCharge(.notBillable)
                     return false
                 }
-                let decision = try policies.priceJob(JobPriceInput(
-                    labels: job.labels, startedAt: startedAt, completedAt: completedAt,
-                    workspace: .init(freeMinutesRemaining: max(0, balance.freeMinutesRemaining), hasPaymentMethod: workspace.hasPaymentMethod,
-                                     addons: workspace.addons, contract: workspace.contract)))
+                let decision = try policies.priceJob(
+                    JobPriceInput(
+                        labels: job.labels, startedAt: startedAt, completedAt: completedAt,
+                        workspace: .init(
+                            freeMinutesRemaining: max(0, balance.freeMinutesRemaining), hasPaymentMethod: workspace.hasPaymentMethod,
+                            addons: workspace.addons, contract: workspace.contract)))
                 guard decision.price.matched else {
                     try await setCharge(.notBillable)
                     return false
                 }
                 let record = String(decoding: try JSONEncoder().encode(decision.record), as: UTF8.self)
-                _ = try await store.database.execute("""
+                _ = try await store.database.execute(
+                    """
                     INSERT INTO runner_usage (usage_key, workspace_id, sku, billable_minutes, free_minutes_consumed, amount_micros,
                         policy_version, decision, created_at)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (usage_key) DO NOTHING
-                    """, [.text(key), .text(workspace.id), SQLValue(decision.price.sku), .integer(decision.price.billableMinutes),
-                          .integer(decision.price.freeMinutesConsumed), .integer(decision.price.amountMicros),
-                          .text(decision.price.policyVersion), .text(record), .integer(RunnerStore.nowMilliseconds())])
+                    """,
+                    [
+                        .text(key), .text(workspace.id), SQLValue(decision.price.sku), .integer(decision.price.billableMinutes),
+                        .integer(decision.price.freeMinutesConsumed), .integer(decision.price.amountMicros),
+                        .text(decision.price.policyVersion), .text(record), .integer(RunnerStore.nowMilliseconds()),
+                    ])
                 usage = try await store.usage(key: key)
             }
             guard let usage else { continue }
@@ -87,18 +96,22 @@ extension JobScheduler {
     static func transfers(for usage: RunnerStore.Usage) -> [Transfer] {
         var batch: [Transfer] = []
         if usage.freeMinutesConsumed > 0 {
-            batch.append(Transfer(id: ChartOfAccounts.derivedID("tenki-usage:\(usage.key):minutes"),
-                                  debitAccountID: ChartOfAccounts.userMinutesAccountID(workspace: usage.workspaceID),
-                                  creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode),
-                                  amount: UInt64(usage.freeMinutesConsumed), ledger: ChartOfAccounts.freeMinutesLedger,
-                                  code: ChartOfAccounts.TransferCode.runnerCharge.rawValue))
+            batch.append(
+                Transfer(
+                    id: ChartOfAccounts.derivedID("tenki-usage:\(usage.key):minutes"),
+                    debitAccountID: ChartOfAccounts.userMinutesAccountID(workspace: usage.workspaceID),
+                    creditAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesConsumedCode),
+                    amount: UInt64(usage.freeMinutesConsumed), ledger: ChartOfAccounts.freeMinutesLedger,
+                    code: ChartOfAccounts.TransferCode.runnerCharge.rawValue))
         }
         if usage.amountMicros > 0 {
-            batch.append(Transfer(id: ChartOfAccounts.derivedID("tenki-usage:\(usage.key):money"),
-                                  debitAccountID: ChartOfAccounts.userMoneyAccountID(workspace: usage.workspaceID),
-                                  creditAccountID: ChartOfAccounts.operatorAccountID(.revenue),
-                                  amount: UInt64(usage.amountMicros), ledger: ChartOfAccounts.moneyLedger,
-                                  code: ChartOfAccounts.TransferCode.runnerCharge.rawValue))
+            batch.append(
+                Transfer(
+                    id: ChartOfAccounts.derivedID("tenki-usage:\(usage.key):money"),
+                    debitAccountID: ChartOfAccounts.userMoneyAccountID(workspace: usage.workspaceID),
+                    creditAccountID: ChartOfAccounts.operatorAccountID(.revenue),
+                    amount: UInt64(usage.amountMicros), ledger: ChartOfAccounts.moneyLedger,
+                    code: ChartOfAccounts.TransferCode.runnerCharge.rawValue))
         }
         for i in batch.indices.dropLast() { batch[i].flags.insert(.linked) }
         return batch

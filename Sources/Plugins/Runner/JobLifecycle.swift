@@ -214,7 +214,7 @@ package struct JobLifecycle: Sendable, Equatable {
             status = .queued
             return .applied(.returnToAdmission)
         case (.queued, .closedOnGitHub), (.blocked, .closedOnGitHub), (.waiting, .closedOnGitHub),
-             (.provisioning, .closedOnGitHub), (.provisioned, .closedOnGitHub):
+            (.provisioning, .closedOnGitHub), (.provisioned, .closedOnGitHub):
             // A running job keeps its slot until GitHub says more: its runner reports the end to GitHub.
             status = .completed
             charge = .notBillable

@@ -47,8 +47,10 @@ package struct JobScheduler: Sendable {
     /// The one writer of `runner_jobs`.
     var jobs: JobStore { store.jobStore }
 
-    package init(store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
-                github: GitHubAppClient? = nil) {
+    package init(
+        store: RunnerStore, ledger: LedgerStore, policies: PolicyEngine, provider: any ComputeProvider, logger: Logger,
+        github: GitHubAppClient? = nil
+    ) {
         RunnerLimits.check()
         self.github = github
         self.store = store
@@ -109,17 +111,19 @@ package struct JobScheduler: Sendable {
     // MARK: credits
 
     func grantSignupCredits(_ round: inout Round) async throws {
-        let pending = try await store.database.query("""
+        let pending = try await store.database.query(
+            """
             SELECT id FROM runner_workspaces WHERE credited = 0 ORDER BY id LIMIT \(RunnerLimits.workspacesCreditedPerRoundMax)
             """)
         for row in pending {
             let workspace = try row.string("id")
             try await ledger.ensureWorkspace(workspace, now: JobScheduler.ledgerNow())
-            let grant = Transfer(id: ChartOfAccounts.derivedID("tenki-signup-credit:\(workspace)"),
-                                 debitAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesGrantsCode),
-                                 creditAccountID: ChartOfAccounts.userMinutesAccountID(workspace: workspace),
-                                 amount: JobScheduler.signupFreeMinutes, ledger: ChartOfAccounts.freeMinutesLedger,
-                                 code: ChartOfAccounts.TransferCode.signupCredit.rawValue)
+            let grant = Transfer(
+                id: ChartOfAccounts.derivedID("tenki-signup-credit:\(workspace)"),
+                debitAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesGrantsCode),
+                creditAccountID: ChartOfAccounts.userMinutesAccountID(workspace: workspace),
+                amount: JobScheduler.signupFreeMinutes, ledger: ChartOfAccounts.freeMinutesLedger,
+                code: ChartOfAccounts.TransferCode.signupCredit.rawValue)
             let result = try await ledger.createTransfers([grant], now: JobScheduler.ledgerNow())
             guard result.allSatisfy({ $0 == .ok || $0 == .exists }) else {
                 logger.error("signup credit refused by the ledger", metadata: ["workspace": "\(workspace)", "result": "\(result)"])
@@ -146,12 +150,16 @@ package struct JobScheduler: Sendable {
         var states: [String: (RunnerWorkspace, AdmissionInput.Workspace)] = [:]
         for workspace in workspaces {
             let used = running[workspace.id] ?? [:]
-            let macos = used["macos"] ?? 0, x64 = used.filter { $0.key != "macos" }.values.reduce(0, +)
-            states[workspace.id] = (workspace, AdmissionInput.Workspace(
-                freeMinutesRemaining: balances[workspace.id]?.freeMinutesRemaining ?? 0, hasPaymentMethod: workspace.hasPaymentMethod,
-                addons: workspace.addons, suspended: workspace.suspended, abuseAction: workspace.abuseAction,
-                extraSlotsX64: workspace.extraSlotsX64, extraSlotsMacOS: workspace.extraSlotsMacOS,
-                runningX64: x64, runningMacOS: macos))
+            let macos = used["macos"] ?? 0
+            let x64 = used.filter { $0.key != "macos" }.values.reduce(0, +)
+            states[workspace.id] = (
+                workspace,
+                AdmissionInput.Workspace(
+                    freeMinutesRemaining: balances[workspace.id]?.freeMinutesRemaining ?? 0, hasPaymentMethod: workspace.hasPaymentMethod,
+                    addons: workspace.addons, suspended: workspace.suspended, abuseAction: workspace.abuseAction,
+                    extraSlotsX64: workspace.extraSlotsX64, extraSlotsMacOS: workspace.extraSlotsMacOS,
+                    runningX64: x64, runningMacOS: macos)
+            )
         }
         return states
     }
@@ -161,11 +169,13 @@ package struct JobScheduler: Sendable {
         guard !workspaces.isEmpty else { return [:] }
         let list = placeholders(workspaces.count)
         var used: [String: [String: Int64]] = [:]
-        for row in try db.query("""
+        for row in try db.query(
+            """
             SELECT workspace_id, arch, COUNT(*) AS n FROM runner_jobs
             WHERE workspace_id IN (\(list)) AND \(JobStatus.sqlCondition(JobStatus.holdingSlot)) AND arch IS NOT NULL
             GROUP BY workspace_id, arch
-            """, workspaces.map { .text($0) }) {
+            """, workspaces.map { .text($0) })
+        {
             used[try row.string("workspace_id"), default: [:]][try row.string("arch")] = try row.int("n")
         }
         return used
@@ -216,7 +226,9 @@ package struct JobScheduler: Sendable {
             case .allow, .queue: round.admitted += 1
             case .block:
                 round.blocked += 1
-                logger.info("job blocked", metadata: ["job": "\(job.key)", "reason": "\(decision.reason ?? "")", "policy_version": "\(decision.policyVersion)"])
+                logger.info(
+                    "job blocked",
+                    metadata: ["job": "\(job.key)", "reason": "\(decision.reason ?? "")", "policy_version": "\(decision.policyVersion)"])
             case .foreign: round.foreign += 1
             }
         }
@@ -228,8 +240,9 @@ package struct JobScheduler: Sendable {
     func stillQueued(_ job: RunnerJob, _ github: GitHubAppClient) async throws -> Bool {
         let conclusion: String
         do {
-            let response = try await github.request(installation: job.installationID, method: "GET",
-                                                    path: "/repos/\(job.repository)/actions/jobs/\(job.jobID)")
+            let response = try await github.request(
+                installation: job.installationID, method: "GET",
+                path: "/repos/\(job.repository)/actions/jobs/\(job.jobID)")
             let fields = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
             let status = fields?["status"] as? String
             if status.map(GitHubJobStatus.notStarted.contains) ?? true { return true }
@@ -262,10 +275,12 @@ package struct JobScheduler: Sendable {
         guard verdict.action > .allow, let workspace = try await store.workspace(job.workspaceID) else { return false }
         let current = workspace.abuseAction.flatMap(AbuseVerdict.Action.init(rawValue:)) ?? .allow
         guard verdict.action > current else { return false }
-        logger.warning("abuse verdict on a job", metadata: [
-            "job": "\(job.key)", "workspace": "\(workspace.id)", "action": "\(verdict.action.rawValue)",
-            "score": "\(verdict.score)", "reasons": "\(verdict.reasons.joined(separator: ","))", "policy_version": "\(verdict.policyVersion)",
-        ])
+        logger.warning(
+            "abuse verdict on a job",
+            metadata: [
+                "job": "\(job.key)", "workspace": "\(workspace.id)", "action": "\(verdict.action.rawValue)",
+                "score": "\(verdict.score)", "reasons": "\(verdict.reasons.joined(separator: ","))", "policy_version": "\(verdict.policyVersion)",
+            ])
         try await store.update(workspace: workspace.id, .init(abuseAction: .some(verdict.action.rawValue)))
         round.flagged += 1
         return true
@@ -284,20 +299,25 @@ package struct JobScheduler: Sendable {
         let (changes, claimed) = try await store.database.transaction { db -> ([Bool], [RunnerJob]) in
             let now = RunnerStore.nowMilliseconds()
             let changes = try JobStore.recordAdmissions(decided, db, now: now)
-            let workspaces = try db.query("""
+            let workspaces = try db.query(
+                """
                 SELECT workspace_id, MAX(priority) AS p, MIN(enqueue_sequence) AS s FROM runner_jobs WHERE status = 'waiting'
                 GROUP BY workspace_id ORDER BY p DESC, s ASC LIMIT \(RunnerLimits.workspacesScheduledPerRoundMax)
-                """).map { try $0.string("workspace_id") }
+                """
+            ).map { try $0.string("workspace_id") }
             guard !workspaces.isEmpty else { return (changes, []) }
             let list = placeholders(workspaces.count)
             if db.dialect == .postgres {
-                _ = try db.query("SELECT id FROM runner_workspaces WHERE id IN (\(list)) ORDER BY id FOR UPDATE", workspaces.sorted().map { .text($0) })
+                _ = try db.query(
+                    "SELECT id FROM runner_workspaces WHERE id IN (\(list)) ORDER BY id FOR UPDATE", workspaces.sorted().map { .text($0) })
             }
             var inUse = try JobScheduler.slotsInUse(db, workspaces: workspaces)
             var waitingJobs: [String: [RunnerJob]] = [:]
-            for row in try db.query("""
+            for row in try db.query(
+                """
                 SELECT * FROM runner_jobs WHERE status = 'waiting' AND workspace_id IN (\(list)) ORDER BY priority DESC, enqueue_sequence, job_id
-                """, workspaces.map { .text($0) }) {
+                """, workspaces.map { .text($0) })
+            {
                 let job = try RunnerStore.job(from: row)
                 waitingJobs[job.workspaceID, default: []].append(job)
             }
@@ -344,7 +364,8 @@ package struct JobScheduler: Sendable {
             }
         }
         outcomes.sort { $0.index < $1.index }
-        let handles = outcomes.map(\.handle), errors = outcomes.map(\.error)
+        let handles = outcomes.map(\.handle)
+        let errors = outcomes.map(\.error)
         let retryAt = RunnerStore.nowMilliseconds() + RunnerLimits.provisioningRetryDelayMilliseconds
         try await jobs.recordProvisioning(zip(claimed, handles).map { (job: $0, handle: $1) }, retryAt: retryAt)
         for (job, error) in zip(claimed, errors) {
@@ -358,10 +379,12 @@ package struct JobScheduler: Sendable {
     }
 
     func releaseRunners(_ round: inout Round) async throws {
-        let finished = try await store.database.query("""
+        let finished = try await store.database.query(
+            """
             SELECT * FROM runner_jobs WHERE status = 'completed' AND provider_handle IS NOT NULL AND released = 0
             LIMIT \(RunnerLimits.runnersReleasedPerRoundMax)
-            """).map(RunnerStore.job(from:))
+            """
+        ).map(RunnerStore.job(from:))
         for job in finished {
             do {
                 try await provider.release(job, handle: job.providerHandle ?? "")

@@ -21,51 +21,65 @@ package struct JobStore: Sendable {
     static func record(_ db: any SQLConnection, event: JobEvent, workspaceID: String, sequence: Int64) throws {
         let now = now()
         let key: [SQLValue] = [.integer(event.installationID), .integer(event.jobID), .integer(event.runAttempt)]
-        let existing = try db.queryOne("""
+        let existing = try db.queryOne(
+            """
             SELECT status, started_at, charge_status FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
             """, key)
-        var lifecycle = try existing.map { row in
-            JobLifecycle(status: JobStatus(rawValue: try row.string("status")) ?? .queued,
-                         charge: ChargeStatus(rawValue: try row.string("charge_status")) ?? .notBillable,
-                         hasStart: try row.optionalString("started_at") != nil)
-        } ?? JobLifecycle(status: nil)
+        var lifecycle =
+            try existing.map { row in
+                JobLifecycle(
+                    status: JobStatus(rawValue: try row.string("status")) ?? .queued,
+                    charge: ChargeStatus(rawValue: try row.string("charge_status")) ?? .notBillable,
+                    hasStart: try row.optionalString("started_at") != nil)
+            } ?? JobLifecycle(status: nil)
         // GitHub fills `started_at` on a queued job too (with its queue time): billable time runs
         // from the start an `in_progress` or `completed` event reports, never from that.
         let reportedStart = event.action == .queued ? nil : event.startedAt
         let transition = lifecycle.apply(.reported(event.report))
-        let status = SQLValue.text((lifecycle.status ?? .queued).rawValue), charge = SQLValue.text(lifecycle.charge.rawValue)
+        let status = SQLValue.text((lifecycle.status ?? .queued).rawValue)
+        let charge = SQLValue.text(lifecycle.charge.rawValue)
         for action in transition.actions {
             switch action {
             case .insert:
                 let labels = String(decoding: try JSONEncoder().encode(event.labels), as: UTF8.self)
-                _ = try db.execute("""
+                _ = try db.execute(
+                    """
                     INSERT INTO runner_jobs (installation_id, job_id, run_attempt, workspace_id, repository, name, labels, status,
                         enqueue_sequence, started_at, completed_at, conclusion, runner_name, charge_status, updated_at, head_sha,
                         queued_at, received_at)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-                    """, key + [.text(workspaceID), .text(event.repository), .text(event.name), .text(labels), status,
-                                .integer(sequence), SQLValue(reportedStart), SQLValue(event.completedAt), SQLValue(event.conclusion),
-                                SQLValue(event.runnerName), charge, .integer(now), SQLValue(event.headSha), SQLValue(event.createdAt),
-                                .integer(event.receivedAt ?? now)])
+                    """,
+                    key + [
+                        .text(workspaceID), .text(event.repository), .text(event.name), .text(labels), status,
+                        .integer(sequence), SQLValue(reportedStart), SQLValue(event.completedAt), SQLValue(event.conclusion),
+                        SQLValue(event.runnerName), charge, .integer(now), SQLValue(event.headSha), SQLValue(event.createdAt),
+                        .integer(event.receivedAt ?? now),
+                    ])
             case .fillMissingFacts:
-                _ = try db.execute("""
+                _ = try db.execute(
+                    """
                     UPDATE runner_jobs SET started_at = COALESCE(started_at, $4), runner_name = COALESCE(runner_name, $5),
                         queued_at = COALESCE(queued_at, $6)
                     WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
                     """, key + [SQLValue(reportedStart), SQLValue(event.runnerName), SQLValue(event.createdAt)])
             case .recordStart:
-                _ = try db.execute("""
+                _ = try db.execute(
+                    """
                     UPDATE runner_jobs SET status = $4, started_at = COALESCE($5, started_at), runner_name = COALESCE(runner_name, $6),
                         updated_at = $7
                     WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
                     """, key + [status, SQLValue(event.startedAt), SQLValue(event.runnerName), .integer(now)])
             case .recordCompletion:
-                _ = try db.execute("""
+                _ = try db.execute(
+                    """
                     UPDATE runner_jobs SET status = $4, started_at = COALESCE($5, started_at), completed_at = $6, conclusion = $7,
                         runner_name = COALESCE(runner_name, $8), charge_status = $9, updated_at = $10
                     WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
-                    """, key + [status, SQLValue(event.startedAt), SQLValue(event.completedAt), SQLValue(event.conclusion),
-                                SQLValue(event.runnerName), charge, .integer(now)])
+                    """,
+                    key + [
+                        status, SQLValue(event.startedAt), SQLValue(event.completedAt), SQLValue(event.conclusion),
+                        SQLValue(event.runnerName), charge, .integer(now),
+                    ])
             default:
                 preconditionFailure("a report does not lead to \(action)")
             }
@@ -96,11 +110,15 @@ package struct JobStore: Sendable {
     /// whether it closed (false: it moved on since `job` was read, or it runs).
     func closeOnGitHub(_ job: RunnerJob, conclusion: String) async throws -> Bool {
         guard let (from, lifecycle) = JobStore.transition(job, .closedOnGitHub) else { return false }
-        return try await database.execute("""
+        return try await database.execute(
+            """
             UPDATE runner_jobs SET status = $5, conclusion = $6, charge_status = $7, updated_at = $8
             WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = $4
-            """, job.keyValues + [from, JobStore.status(lifecycle), .text(conclusion), .text(lifecycle.charge.rawValue),
-                                  .integer(JobStore.now())]) == 1
+            """,
+            job.keyValues + [
+                from, JobStore.status(lifecycle), .text(conclusion), .text(lifecycle.charge.rawValue),
+                .integer(JobStore.now()),
+            ]) == 1
     }
 
     // MARK: admission
@@ -111,7 +129,8 @@ package struct JobStore: Sendable {
         let workspace = SQLValue.text(workspaceID)
         let waiting = JobLifecycle.statuses(movedBy: .workspaceChanged, doing: .returnToAdmission)
         let target = JobLifecycle.target(of: .workspaceChanged, from: waiting[0])!
-        let returned = try db.execute("""
+        let returned = try db.execute(
+            """
             UPDATE runner_jobs SET status = '\(target.rawValue)', updated_at = $2 WHERE workspace_id = $1 AND \(JobStatus.sqlCondition(waiting))
             """, [workspace, .integer(now())])
         return try returned + releaseBlocked(db, .workspaceChanged, column: "workspace_id", workspace)
@@ -126,7 +145,8 @@ package struct JobStore: Sendable {
     private static func releaseBlocked(_ db: any SQLConnection, _ event: JobLifecycle.Event, column: String, _ value: SQLValue) throws -> Int {
         let from = JobLifecycle.statuses(movedBy: event, doing: .markReleasedFromBlock)
         let target = JobLifecycle.target(of: event, from: from[0])!
-        return try db.execute("""
+        return try db.execute(
+            """
             UPDATE runner_jobs SET status = '\(target.rawValue)', block_reason = NULL, released_from_block = 1, updated_at = $2
             WHERE \(column) = $1 AND \(JobStatus.sqlCondition(from))
             """, [value, .integer(now())])
@@ -143,14 +163,19 @@ package struct JobStore: Sendable {
                 continue
             }
             let blocked = lifecycle.status == .blocked
-            let changed = try db.execute("""
+            let changed = try db.execute(
+                """
                 UPDATE runner_jobs SET status = $5, block_reason = $6, sku = $7, arch = $8, priority = $9, slot_limit = $10, updated_at = $11
                 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = $4
-                """, job.keyValues + [from, status(lifecycle), SQLValue(blocked ? decision.reason : nil), SQLValue(decision.sku),
-                      SQLValue(decision.arch), .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(now)])
+                """,
+                job.keyValues + [
+                    from, status(lifecycle), SQLValue(blocked ? decision.reason : nil), SQLValue(decision.sku),
+                    SQLValue(decision.arch), .integer(decision.priority), decision.slotLimit.map { .integer($0) } ?? .null, .integer(now),
+                ])
             if changed == 1, blocked {
-                try EventInbox.publish(in: db, topic: "runner_job.blocked", source: "runner", sourceID: "\(job.key):blocked:\(now)",
-                                       payload: blockedEvent(job, reason: decision.reason ?? "blocked"))
+                try EventInbox.publish(
+                    in: db, topic: "runner_job.blocked", source: "runner", sourceID: "\(job.key):blocked:\(now)",
+                    payload: blockedEvent(job, reason: decision.reason ?? "blocked"))
             }
             changes.append(changed == 1)
         }
@@ -173,7 +198,8 @@ package struct JobStore: Sendable {
     /// was first asked for), in the caller's transaction. False when it moved on meanwhile.
     static func takeSlot(_ db: any SQLConnection, _ job: RunnerJob, now: Int64) throws -> Bool {
         guard let (from, lifecycle) = transition(job, .slotTaken) else { return false }
-        return try db.execute("""
+        return try db.execute(
+            """
             UPDATE runner_jobs SET status = $5, updated_at = $6, lease_until = $7, provision_requested_at = COALESCE(provision_requested_at, $6)
             WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = $4
             """, job.keyValues + [from, status(lifecycle), .integer(now), .integer(now + RunnerLimits.provisioningLeaseMilliseconds)]) == 1
@@ -181,7 +207,8 @@ package struct JobStore: Sendable {
 
     /// Whether any job holding a slot has no live provisioning lease (its attempt failed or its replica died).
     func hasStaleProvisioning(now: Int64) async throws -> Bool {
-        !(try await database.query("""
+        !(try await database.query(
+            """
             SELECT 1 AS one FROM runner_jobs WHERE \(JobStore.leasable) AND (lease_until IS NULL OR lease_until < $1) LIMIT 1
             """, [.integer(now)])).isEmpty
     }
@@ -189,12 +216,15 @@ package struct JobStore: Sendable {
     /// Claims jobs holding a slot whose provisioning lease ran out, a lease per job, most urgent first.
     func claimStaleProvisioning(now: Int64) async throws -> [RunnerJob] {
         try await database.transaction { db -> [RunnerJob] in
-            let candidates = try db.query("""
+            let candidates = try db.query(
+                """
                 SELECT * FROM runner_jobs WHERE \(JobStore.leasable) AND (lease_until IS NULL OR lease_until < $1)
                 ORDER BY priority DESC, enqueue_sequence LIMIT \(RunnerLimits.jobsReprovisionedPerRoundMax)
-                """, [.integer(now)]).map(RunnerStore.job(from:))
+                """, [.integer(now)]
+            ).map(RunnerStore.job(from:))
             return try candidates.filter { job in
-                try db.execute("""
+                try db.execute(
+                    """
                     UPDATE runner_jobs SET lease_until = $4, provision_requested_at = COALESCE(provision_requested_at, $5)
                     WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND \(JobStore.leasable)
                       AND (lease_until IS NULL OR lease_until < $5)
@@ -217,13 +247,15 @@ package struct JobStore: Sendable {
             let now = JobStore.now()
             for (job, handle) in outcomes {
                 if let handle {
-                    _ = try db.execute("""
+                    _ = try db.execute(
+                        """
                         UPDATE runner_jobs SET provider_handle = $4, lease_until = NULL,
                             status = CASE WHEN \(JobStatus.sqlCondition(moving)) THEN '\(provisioned.rawValue)' ELSE status END, updated_at = $5
                         WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
                         """, job.keyValues + [.text(handle), .integer(now)])
                 } else {
-                    _ = try db.execute("""
+                    _ = try db.execute(
+                        """
                         UPDATE runner_jobs SET lease_until = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND \(retrying)
                         """, job.keyValues + [.integer(retryAt)])
                 }
@@ -235,7 +267,8 @@ package struct JobStore: Sendable {
     /// new runner. False when it moved on meanwhile (it started, or has another runner).
     func requeueOrphan(_ job: RunnerJob, handle: String) async throws -> Bool {
         guard let (from, lifecycle) = JobStore.transition(job, .orphanTimedOut) else { return false }
-        return try await database.execute("""
+        return try await database.execute(
+            """
             UPDATE runner_jobs SET status = $6, provider_handle = NULL, lease_until = NULL, updated_at = $7
             WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND status = $4 AND provider_handle = $5
             """, job.keyValues + [from, .text(handle), JobStore.status(lifecycle), .integer(JobStore.now())]) == 1
@@ -244,7 +277,8 @@ package struct JobStore: Sendable {
     /// Marks the runner of a finished job released.
     func markRunnerReleased(_ job: RunnerJob) async throws {
         let finished = JobStatus.sqlCondition(JobLifecycle.statuses(movedBy: .runnerReleased))
-        _ = try await database.execute("""
+        _ = try await database.execute(
+            """
             UPDATE runner_jobs SET released = 1 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3 AND \(finished)
             """, job.keyValues)
     }
@@ -256,7 +290,8 @@ package struct JobStore: Sendable {
         var lifecycle = JobLifecycle(status: .completed, charge: .pending)
         guard lifecycle.apply(.chargeSettled(outcome)).outcome == .applied else { return }
         let finished = JobStatus.sqlCondition(JobLifecycle.statuses(movedBy: .chargeSettled(outcome)))
-        _ = try await database.execute("""
+        _ = try await database.execute(
+            """
             UPDATE runner_jobs SET charge_status = $4 WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
               AND \(finished) AND charge_status = '\(ChargeStatus.pending.rawValue)'
             """, job.keyValues + [.text(lifecycle.charge.rawValue)])

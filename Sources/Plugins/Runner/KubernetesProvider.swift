@@ -1,6 +1,6 @@
 import Foundation
-import Host
 import GitHubPlugin
+import Host
 import Kubernetes
 
 /// Ephemeral runners as Kubernetes Pods: a just-in-time runner configuration from the GitHub App
@@ -26,7 +26,8 @@ package struct KubernetesProvider: ComputeProvider {
     /// CPU and memory from SKU ids like `x64-4c-8gb` or `macos-m4-6c` (nil when the id says nothing).
     package static func resources(sku: String?) -> RunnerPodResources? {
         guard let sku else { return nil }
-        var cpu: String?, memory: String?
+        var cpu: String?
+        var memory: String?
         for part in sku.split(separator: "-") {
             if part.hasSuffix("c"), let n = Int(part.dropLast()) { cpu = String(n) }
             if part.hasSuffix("gb"), let n = Int(part.dropLast(2)) { memory = "\(n)Gi" }

@@ -3,8 +3,8 @@ import Foundation
 import GitHubPlugin
 import Host
 import Logging
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 
 /// Makes the host agree with GitHub when webhooks were lost: GitHub does not resend a failed
 /// delivery by itself. A sweep (1) asks GitHub to redeliver failed App deliveries, (2) asks for
@@ -23,8 +23,10 @@ package struct Reconciler: Sendable {
     /// The wall clock, injectable so tests move time instead of sleeping.
     package let now: @Sendable () -> Date
 
-    package init(store: RunnerStore, github: GitHubAppClient, provider: any ComputeProvider, logger: Logger,
-                orphanTimeoutSeconds: Int64 = RunnerLimits.orphanTimeoutSecondsDefault, now: @escaping @Sendable () -> Date = { Date() }) {
+    package init(
+        store: RunnerStore, github: GitHubAppClient, provider: any ComputeProvider, logger: Logger,
+        orphanTimeoutSeconds: Int64 = RunnerLimits.orphanTimeoutSecondsDefault, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         precondition(orphanTimeoutSeconds > 0, "an orphan timeout must be positive")
         self.store = store
         self.github = github
@@ -81,7 +83,8 @@ package struct Reconciler: Sendable {
 
     func checkJobs(_ sweep: inout Sweep) async throws {
         let nowMs = Int64(now().timeIntervalSince1970 * 1000)
-        let rows = try await store.database.query("""
+        let rows = try await store.database.query(
+            """
             SELECT *, CASE status WHEN 'running' THEN 0 WHEN 'provisioned' THEN 1 WHEN 'provisioning' THEN 2 ELSE 3 END AS stake
             FROM runner_jobs WHERE \(JobStatus.sqlCondition(JobStatus.unfinished)) AND updated_at <= $1
             ORDER BY stake, updated_at, job_id LIMIT $2
@@ -135,9 +138,11 @@ package struct Reconciler: Sendable {
         case .completed:
             try await jobs.record(event, of: job)
             sweep.completed += 1
-            logger.notice("job completed on GitHub without our hearing of it", metadata: [
-                "job": "\(job.key)", "completed_at": "\(truth.completedAt ?? "-")", "conclusion": "\(truth.conclusion ?? "-")",
-            ])
+            logger.notice(
+                "job completed on GitHub without our hearing of it",
+                metadata: [
+                    "job": "\(job.key)", "completed_at": "\(truth.completedAt ?? "-")", "conclusion": "\(truth.conclusion ?? "-")",
+                ])
         case .inProgress where job.status != .running:
             try await jobs.record(event, of: job)
             sweep.started += 1
@@ -156,13 +161,17 @@ package struct Reconciler: Sendable {
         let current = try await store.job(installationID: job.installationID, jobID: job.jobID, runAttempt: job.runAttempt)
         guard current?.status == .provisioned, current?.providerHandle == handle else { return false }
         // A runner takes any job its labels match: one that GitHub says runs another job is busy, not orphaned.
-        if try await store.database.query("SELECT job_id FROM runner_jobs WHERE runner_name = $1 AND status = 'running' LIMIT 1",
-                                          [.text(handle)]).first != nil {
+        if try await store.database.query(
+            "SELECT job_id FROM runner_jobs WHERE runner_name = $1 AND status = 'running' LIMIT 1",
+            [.text(handle)]
+        ).first != nil {
             return false
         }
-        logger.warning("releasing a runner whose job did not start", metadata: [
-            "job": "\(job.key)", "handle": "\(handle)", "timeout_seconds": "\(orphanTimeoutSeconds)",
-        ])
+        logger.warning(
+            "releasing a runner whose job did not start",
+            metadata: [
+                "job": "\(job.key)", "handle": "\(handle)", "timeout_seconds": "\(orphanTimeoutSeconds)",
+            ])
         try await provider.release(job, handle: handle)
         return try await jobs.requeueOrphan(job, handle: handle)
     }
@@ -171,20 +180,25 @@ package struct Reconciler: Sendable {
 
     /// Queued jobs of queued or in-progress runs on every active installation's repositories.
     func discoverQueuedJobs(_ sweep: inout Sweep) async throws {
-        let repositories = try await store.database.query("""
+        let repositories = try await store.database.query(
+            """
             SELECT r.installation_id, r.full_name, i.workspace_id FROM runner_repositories r
             JOIN runner_installations i ON i.id = r.installation_id
             WHERE i.status = 'active' ORDER BY r.installation_id, r.full_name LIMIT $1
             """, [.integer(Int64(RunnerLimits.repositoriesScannedPerSweepMax))])
         var unreachable: Set<Int64> = []
         for row in repositories {
-            let installation = try row.int("installation_id"), repository = try row.string("full_name")
+            let installation = try row.int("installation_id")
+            let repository = try row.string("full_name")
             guard !unreachable.contains(installation) else { continue }
             do {
                 for job in try await queuedJobs(installation: installation, repository: repository) {
-                    guard let event = Reconciler.jobEvent(job, installationID: installation, repository: repository,
-                                                          runAttempt: Int64(job.runAttempt ?? 1)),
-                          case .queued = event.action else { continue }
+                    guard
+                        let event = Reconciler.jobEvent(
+                            job, installationID: installation, repository: repository,
+                            runAttempt: Int64(job.runAttempt ?? 1)),
+                        case .queued = event.action
+                    else { continue }
                     if try await jobs.recordIfNew(event, workspaceID: try row.string("workspace_id")) {
                         sweep.discovered += 1
                         logger.notice("found a queued job we never heard of", metadata: ["job": "\(installation)/\(job.id)/\(event.runAttempt)"])
@@ -217,7 +231,9 @@ package struct Reconciler: Sendable {
             for run in try runs.decode(Runs.self, decoder: Reconciler.decoder, path: path).workflowRuns.prefix(RunnerLimits.runsPerRepositoryMax) {
                 let jobsPath = "\(prefix)/\(run.id)/jobs?per_page=\(RunnerLimits.jobsPerRunPageMax)"
                 let jobs = try await github.request(installation: installation, method: "GET", path: jobsPath)
-                found += try jobs.decode(Jobs.self, decoder: Reconciler.decoder, path: jobsPath).jobs.filter { GitHubJobStatus.notStarted.contains($0.status) }
+                found += try jobs.decode(Jobs.self, decoder: Reconciler.decoder, path: jobsPath).jobs.filter {
+                    GitHubJobStatus.notStarted.contains($0.status)
+                }
             }
         }
         return found
@@ -240,18 +256,21 @@ package struct Reconciler: Sendable {
         case let status where GitHubJobStatus.notStarted.contains(status): action = .queued
         default: return nil
         }
-        return JobEvent(action: action, installationID: installationID, jobID: job.id, runAttempt: runAttempt, repository: repository,
-                        name: job.name, labels: job.labels, startedAt: job.startedAt, completedAt: job.completedAt,
-                        conclusion: job.conclusion, runnerName: job.runnerName, headSha: job.headSha, createdAt: job.createdAt)
+        return JobEvent(
+            action: action, installationID: installationID, jobID: job.id, runAttempt: runAttempt, repository: repository,
+            name: job.name, labels: job.labels, startedAt: job.startedAt, completedAt: job.completedAt,
+            conclusion: job.conclusion, runnerName: job.runnerName, headSha: job.headSha, createdAt: job.createdAt)
     }
 
     /// `owner/name` checked to be two GitHub names, so it is safe in a path.
     static func repositoryPath(_ repository: String) throws -> String {
         let parts = repository.split(separator: "/", omittingEmptySubsequences: false)
-        let valid = parts.count == 2 && parts.allSatisfy { part in
-            (1...RunnerLimits.gitHubNameCharactersMax).contains(part.count) && part != "." && part != ".."
-                && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
-        }
+        let valid =
+            parts.count == 2
+            && parts.allSatisfy { part in
+                (1...RunnerLimits.gitHubNameCharactersMax).contains(part.count) && part != "." && part != ".."
+                    && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+            }
         guard valid else { throw HostError(.badRequest, "repository '\(repository)' is not owner/name") }
         return repository
     }

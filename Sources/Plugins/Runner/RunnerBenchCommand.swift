@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import GitHubPlugin
-import Host
 import HTTPClient
+import Host
 import TenkiCrypto
 
 /// `tenki runner bench`: queued jobs admitted and scheduled per second, and the latency from a
@@ -20,8 +20,10 @@ struct RunnerBenchCommand: AsyncParsableCommand {
     @Option(help: "Jobs per second in the paced phase.") var rate = 2_000
     @Option(help: "Workspaces (installations) the jobs spread over; each gets the slots its share needs (40 included).") var workspaces = 500
     @Option(help: "Concurrent HTTP clients.") var clients = 32
-    @Option(help: "http: deliveries over loopback HTTP (the clients share the cores); direct: handed to the webhook ingress in process, after the socket (every check and write the same).")
-    var transport = "http"
+    @Option(help: ArgumentHelp(RunnerBenchCommand.transportHelp)) var transport = "http"
+    static let transportHelp =
+        "http: deliveries over loopback HTTP (the clients share the cores); direct: handed to the webhook ingress in process, "
+        + "after the socket (every check and write the same)."
 
     static let secret = "tenki-bench-secret"
 
@@ -79,9 +81,15 @@ struct RunnerBenchCommand: AsyncParsableCommand {
 
         let burst = try await phase(http, url, ingress, store, first: 0, count: jobs, rate: nil, base: base)
         let paced = pacedJobs > 0 ? try await phase(http, url, ingress, store, first: jobs, count: pacedJobs, rate: rate, base: base) : nil
-        var report: [String: Any] = ["machine": machine.object, "database": host.database.dialect.rawValue, "workspaces": workspaces, "clients": clients, "transport": transport,
-                                     "burst": try RunnerBenchCommand.object(burst)]
-        if let paced { report["paced"] = try RunnerBenchCommand.object(paced); report["paced_rate"] = rate }
+        var report: [String: Any] = [
+            "machine": machine.object, "database": host.database.dialect.rawValue, "workspaces": workspaces, "clients": clients,
+            "transport": transport,
+            "burst": try RunnerBenchCommand.object(burst),
+        ]
+        if let paced {
+            report["paced"] = try RunnerBenchCommand.object(paced)
+            report["paced_rate"] = rate
+        }
         print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
         // The bench's data is throwaway: stop here rather than wait for a graceful shutdown.
         withExtendedLifetime(server) { Foundation.exit(0) }
@@ -89,7 +97,9 @@ struct RunnerBenchCommand: AsyncParsableCommand {
 
     /// Sends `count` queued jobs (at `rate` per second, or as fast as possible) and waits until a
     /// runner was requested for each; the figures come from the jobs' own timestamps.
-    func phase(_ http: HTTPClient, _ url: String, _ ingress: GitHubPlugin?, _ store: RunnerStore, first: Int, count: Int, rate: Int?, base: Int64) async throws -> Phase {
+    func phase(
+        _ http: HTTPClient, _ url: String, _ ingress: GitHubPlugin?, _ store: RunnerStore, first: Int, count: Int, rate: Int?, base: Int64
+    ) async throws -> Phase {
         // Bodies and signatures are made before the clock starts: the host's work is measured, not the client's.
         let bodies = (0..<count).map { i in RunnerBenchCommand.queuedJob(first + i, workspace: (first + i) % workspaces, base: base) }
         let signatures = bodies.map { WebhookSignature.gitHubHeader(secret: Array(RunnerBenchCommand.secret.utf8), body: $0) }
@@ -112,21 +122,27 @@ struct RunnerBenchCommand: AsyncParsableCommand {
             try await group.waitForAll()
         }
         let sentSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let low = base + Int64(first), high = base + Int64(first + count)
+        let low = base + Int64(first)
+        let high = base + Int64(first + count)
         try await RunnerBenchCommand.until(seconds: 300) {
-            let row = try await store.database.query("""
+            let row = try await store.database.query(
+                """
                 SELECT COUNT(*) AS n FROM runner_jobs WHERE job_id >= $1 AND job_id < $2 AND provision_requested_at IS NOT NULL
-                """, [.integer(low), .integer(high)]).first
+                """, [.integer(low), .integer(high)]
+            ).first
             return try row?.int("n") ?? 0 >= count
         }
         let cpuSeconds = MachineFacts.processCPUSeconds() - cpuStart
-        let rows = try await store.database.query("""
+        let rows = try await store.database.query(
+            """
             SELECT received_at, provision_requested_at FROM runner_jobs WHERE job_id >= $1 AND job_id < $2
             """, [.integer(low), .integer(high)])
         var latencies: [Int64] = []
-        var firstReceived = Int64.max, lastRequested = Int64.min
+        var firstReceived = Int64.max
+        var lastRequested = Int64.min
         for row in rows {
-            let received = try row.int("received_at"), requested = try row.int("provision_requested_at")
+            let received = try row.int("received_at")
+            let requested = try row.int("provision_requested_at")
             latencies.append(requested - received)
             firstReceived = min(firstReceived, received)
             lastRequested = max(lastRequested, requested)
@@ -134,10 +150,11 @@ struct RunnerBenchCommand: AsyncParsableCommand {
         latencies.sort()
         func p(_ q: Int) -> Double { Double(latencies[min(latencies.count - 1, latencies.count * q / 100)]) }
         let seconds = Double(max(1, lastRequested - firstReceived)) / 1000
-        return Phase(jobs: count, seconds: seconds, jobsPerSecond: (Double(count) / seconds).rounded(),
-                     latencyMsP50: p(50), latencyMsP99: p(99), latencyMsMax: Double(latencies.last ?? 0),
-                     sentPerSecond: (Double(count) / sentSeconds).rounded(), cpuSeconds: (cpuSeconds * 100).rounded() / 100,
-                     perCPUSecond: (Double(count) / max(cpuSeconds, 1e-6)).rounded())
+        return Phase(
+            jobs: count, seconds: seconds, jobsPerSecond: (Double(count) / seconds).rounded(),
+            latencyMsP50: p(50), latencyMsP99: p(99), latencyMsMax: Double(latencies.last ?? 0),
+            sentPerSecond: (Double(count) / sentSeconds).rounded(), cpuSeconds: (cpuSeconds * 100).rounded() / 100,
+            perCPUSecond: (Double(count) / max(cpuSeconds, 1e-6)).rounded())
     }
 
     static func object(_ phase: Phase) throws -> Any {
@@ -153,8 +170,10 @@ struct RunnerBenchCommand: AsyncParsableCommand {
     }
 
     /// Sends one delivery over HTTP, or (no URL) hands it to the ingress in process.
-    static func post(_ http: HTTPClient, _ url: String, _ ingress: GitHubPlugin?, event: String, body: [UInt8],
-                     signature: String? = nil) async throws {
+    static func post(
+        _ http: HTTPClient, _ url: String, _ ingress: GitHubPlugin?, event: String, body: [UInt8],
+        signature: String? = nil
+    ) async throws {
         let headers = [
             ("X-GitHub-Event", event), ("X-GitHub-Delivery", UUID().uuidString), ("Content-Type", "application/json"),
             ("X-Hub-Signature-256", signature ?? WebhookSignature.gitHubHeader(secret: Array(secret.utf8), body: body)),
@@ -170,15 +189,19 @@ struct RunnerBenchCommand: AsyncParsableCommand {
 
     static func installation(_ w: Int, base: Int64) -> [UInt8] {
         let account: [String: Any] = ["id": base + Int64(w), "login": "bench-\(base)-\(w)", "type": "Organization"]
-        return json(["action": "created", "installation": ["id": base + Int64(w), "account": account],
-                     "repositories": [["id": base + Int64(w), "name": "app", "full_name": "bench-\(base)-\(w)/app", "private": true]]])
+        return json([
+            "action": "created", "installation": ["id": base + Int64(w), "account": account],
+            "repositories": [["id": base + Int64(w), "name": "app", "full_name": "bench-\(base)-\(w)/app", "private": true]],
+        ])
     }
 
     /// A `workflow_job.queued` delivery shaped and sized like GitHub's (about 8 KB: the
     /// repository with its API URLs, its owner, the sender), so parsing and storing cost what
     /// they cost in production.
     static func queuedJob(_ n: Int, workspace w: Int, base: Int64) -> [UInt8] {
-        let login = "bench-\(base)-\(w)", repo = "\(login)/app", api = "https://api.github.com"
+        let login = "bench-\(base)-\(w)"
+        let repo = "\(login)/app"
+        let api = "https://api.github.com"
         let owner = account(id: base + Int64(w), login: login, type: "Organization")
         var repository: [String: Any] = [
             "id": base + Int64(w), "node_id": "R_kgDO\(w)", "name": "app", "full_name": repo, "private": true, "owner": owner,
@@ -192,12 +215,14 @@ struct RunnerBenchCommand: AsyncParsableCommand {
             "default_branch": "main", "is_template": false, "topics": ["ci", "swift"], "visibility": "private",
             "web_commit_signoff_required": false, "custom_properties": [String: Any](),
         ]
-        for name in ["forks", "keys{/key_id}", "collaborators{/collaborator}", "teams", "hooks", "issues/events{/number}", "events",
-                     "assignees{/user}", "branches{/branch}", "tags", "git/blobs{/sha}", "git/tags{/sha}", "git/refs{/sha}",
-                     "git/trees{/sha}", "statuses/{sha}", "languages", "stargazers", "contributors", "subscribers", "subscription",
-                     "commits{/sha}", "git/commits{/sha}", "comments{/number}", "issues/comments{/number}", "contents/{+path}",
-                     "compare/{base}...{head}", "merges", "{archive_format}{/ref}", "downloads", "issues{/number}", "pulls{/number}",
-                     "milestones{/number}", "notifications{?since,all,participating}", "labels{/name}", "releases{/id}", "deployments"] {
+        for name in [
+            "forks", "keys{/key_id}", "collaborators{/collaborator}", "teams", "hooks", "issues/events{/number}", "events",
+            "assignees{/user}", "branches{/branch}", "tags", "git/blobs{/sha}", "git/tags{/sha}", "git/refs{/sha}",
+            "git/trees{/sha}", "statuses/{sha}", "languages", "stargazers", "contributors", "subscribers", "subscription",
+            "commits{/sha}", "git/commits{/sha}", "comments{/number}", "issues/comments{/number}", "contents/{+path}",
+            "compare/{base}...{head}", "merges", "{archive_format}{/ref}", "downloads", "issues{/number}", "pulls{/number}",
+            "milestones{/number}", "notifications{?since,all,participating}", "labels{/name}", "releases{/id}", "deployments",
+        ] {
             let key = name.split(separator: "{")[0].split(separator: "/").last.map(String.init) ?? "archive"
             repository[(key.isEmpty ? "archive" : key.replacingOccurrences(of: "-", with: "_")) + "_url"] = "\(api)/repos/\(repo)/\(name)"
         }
@@ -206,7 +231,8 @@ struct RunnerBenchCommand: AsyncParsableCommand {
             "action": "queued",
             "workflow_job": [
                 "id": id, "run_id": id, "run_attempt": 1, "node_id": "CR_kwDO\(n)", "head_sha": "8f2c1d9e4b7a6c5d3e2f1a0b9c8d7e6f5a4b3c2d",
-                "head_branch": "main", "url": "\(api)/repos/\(repo)/actions/jobs/\(id)", "html_url": "https://github.com/\(repo)/actions/runs/\(id)/job/\(id)",
+                "head_branch": "main", "url": "\(api)/repos/\(repo)/actions/jobs/\(id)",
+                "html_url": "https://github.com/\(repo)/actions/runs/\(id)/job/\(id)",
                 "run_url": "\(api)/repos/\(repo)/actions/runs/\(id)", "check_run_url": "\(api)/repos/\(repo)/check-runs/\(id)",
                 "status": "queued", "conclusion": NSNull(), "started_at": "2026-01-05T10:00:00Z", "created_at": "2026-01-05T10:00:00Z",
                 "completed_at": NSNull(), "name": "build", "steps": [Any](), "labels": ["tenki-standard-2c-4gb"], "runner_id": NSNull(),
@@ -219,12 +245,16 @@ struct RunnerBenchCommand: AsyncParsableCommand {
     }
 
     static func account(id: Int64, login: String, type: String) -> [String: Any] {
-        var fields: [String: Any] = ["login": login, "id": id, "node_id": "O_kgDO\(id)", "gravatar_id": "", "type": type, "site_admin": false,
-                                     "avatar_url": "https://avatars.githubusercontent.com/u/\(id)?v=4"]
-        for (key, path) in [("url", ""), ("html_url", ""), ("followers_url", "/followers"), ("following_url", "/following{/other_user}"),
-                            ("gists_url", "/gists{/gist_id}"), ("starred_url", "/starred{/owner}{/repo}"),
-                            ("subscriptions_url", "/subscriptions"), ("organizations_url", "/orgs"), ("repos_url", "/repos"),
-                            ("events_url", "/events{/privacy}"), ("received_events_url", "/received_events")] {
+        var fields: [String: Any] = [
+            "login": login, "id": id, "node_id": "O_kgDO\(id)", "gravatar_id": "", "type": type, "site_admin": false,
+            "avatar_url": "https://avatars.githubusercontent.com/u/\(id)?v=4",
+        ]
+        for (key, path) in [
+            ("url", ""), ("html_url", ""), ("followers_url", "/followers"), ("following_url", "/following{/other_user}"),
+            ("gists_url", "/gists{/gist_id}"), ("starred_url", "/starred{/owner}{/repo}"),
+            ("subscriptions_url", "/subscriptions"), ("organizations_url", "/orgs"), ("repos_url", "/repos"),
+            ("events_url", "/events{/privacy}"), ("received_events_url", "/received_events"),
+        ] {
             fields[key] = (key == "html_url" ? "https://github.com/" : "https://api.github.com/users/") + login + path
         }
         return fields

@@ -22,11 +22,17 @@ struct JobsCommand: AsyncParsableCommand {
             let (_, store) = try await RunnerCommand.store(options)
             let id = try await store.workspaceID(named: workspace)
             let jobs = try await store.jobViews(status: status.flatMap(JobStatus.init(rawValue:)), workspace: id, limit: limit)
-            if json { print(try RunnerCommand.json(jobs)); return }
+            if json {
+                print(try RunnerCommand.json(jobs))
+                return
+            }
             for view in jobs {
                 let job = view.job
-                print("\(job.key)  \(view.state)\(view.reason.map { " (\($0))" } ?? "")  \(job.workspaceID)  \(job.repository)  "
-                      + "\(job.sku ?? job.labels.joined(separator: ","))  \(view.billableMinutes) min  \(MoneyText.usd(view.amountMicros, decimals: 4))")
+                print(
+                    "\(job.key)  \(view.state)\(view.reason.map { " (\($0))" } ?? "")  \(job.workspaceID)  \(job.repository)  "
+                        + "\(job.sku ?? job.labels.joined(separator: ","))  \(view.billableMinutes) min  "
+                        + "\(MoneyText.usd(view.amountMicros, decimals: 4))"
+                )
             }
         }
     }
@@ -44,11 +50,15 @@ struct JobsCommand: AsyncParsableCommand {
             let id = try await store.workspaceID(named: workspace)
             let metrics = try await store.jobMetrics(workspace: id, windowSeconds: hours * 3600)
             let queue = try await store.queueDepths().filter { id == nil || $0.workspaceID == id }
-            if json { print(try RunnerCommand.json(RunnerMetricsReport(jobs: metrics, queue: queue))); return }
+            if json {
+                print(try RunnerCommand.json(RunnerMetricsReport(jobs: metrics, queue: queue)))
+                return
+            }
             func s(_ value: Int64?) -> String { value.map { "\($0)s" } ?? "-" }
             for m in metrics {
-                print("\(m.workspaceID)  \(m.sku)  jobs=\(m.jobs) failed=\(m.failed)  queue p50 \(s(m.queueSecondsP50)) p90 \(s(m.queueSecondsP90))"
-                      + "  duration p50 \(s(m.durationSecondsP50)) p90 \(s(m.durationSecondsP90))")
+                print(
+                    "\(m.workspaceID)  \(m.sku)  jobs=\(m.jobs) failed=\(m.failed)  queue p50 \(s(m.queueSecondsP50)) p90 \(s(m.queueSecondsP90))"
+                        + "  duration p50 \(s(m.durationSecondsP50)) p90 \(s(m.durationSecondsP90))")
             }
             for q in queue {
                 print("\(q.workspaceID)  \(q.sku)  queued=\(q.queued) blocked=\(q.blocked) oldest=\(q.oldestQueuedAgeSeconds)s")
@@ -77,9 +87,15 @@ struct WorkspacesCommand: AsyncParsableCommand {
         func run() async throws {
             let (_, store) = try await RunnerCommand.store(options)
             let workspaces = try await store.workspaces()
-            if json { print(try RunnerCommand.json(workspaces)); return }
+            if json {
+                print(try RunnerCommand.json(workspaces))
+                return
+            }
             for w in workspaces {
-                print("\(w.id)  \(w.slug)  payment_method=\(w.hasPaymentMethod) suspended=\(w.suspended) addons=\(w.addons.joined(separator: ",")) extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)")
+                print(
+                    "\(w.id)  \(w.slug)  payment_method=\(w.hasPaymentMethod) suspended=\(w.suspended) addons=\(w.addons.joined(separator: ",")) "
+                        + "extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)"
+                )
             }
         }
     }
@@ -110,7 +126,8 @@ struct WorkspacesCommand: AsyncParsableCommand {
     struct SetPaymentMethod: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set-payment-method",
-            abstract: "Record a payment method (the provider's reference): the workspace pays as it goes; blocked and waiting jobs go back to admission.")
+            abstract:
+                "Record a payment method (the provider's reference): the workspace pays as it goes; blocked and waiting jobs go back to admission.")
         @OptionGroup var options: HostOptions
         @Argument(help: "Workspace id or slug.") var workspace: String
         @Option(help: "The payment provider's reference for the method (e.g. pm_...).") var providerRef: String

@@ -6,8 +6,8 @@ import Hummingbird
 import Kubernetes
 import LedgerPlugin
 import Logging
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 import WorkflowPlugin
 
 /// The product's main path: installations bring workspaces and repositories; each
@@ -36,15 +36,17 @@ package struct RunnerPlugin: Plugin {
         store = RunnerStore(database: context.database)
         let github = try context.plugins.require(GitHubPlugin.self).app
         let provider = try RunnerPlugin.provider(context.configuration, github: github)
-        scheduler = JobScheduler(store: store, ledger: try context.plugins.require(LedgerPlugin.self).store, policies: context.policies,
-                                 provider: provider, logger: context.logger, github: github)
+        scheduler = JobScheduler(
+            store: store, ledger: try context.plugins.require(LedgerPlugin.self).store, policies: context.policies,
+            provider: provider, logger: context.logger, github: github)
         wakeups = Doorbell()
         let store = self.store
         context.workspaces.register { try await store.workspace($0)?.id }
         interval = context.configuration.runnerSchedulerIntervalMilliseconds
         reconciler = scheduler.github.map {
-            Reconciler(store: store, github: $0, provider: provider, logger: context.logger,
-                       orphanTimeoutSeconds: Int64(context.configuration.runnerOrphanTimeoutSeconds))
+            Reconciler(
+                store: store, github: $0, provider: provider, logger: context.logger,
+                orphanTimeoutSeconds: Int64(context.configuration.runnerOrphanTimeoutSeconds))
         }
         reconcileIntervalSeconds = context.configuration.runnerReconcileIntervalSeconds
         workflowClient = try context.plugins.require(WorkflowPlugin.self).engine
@@ -61,9 +63,10 @@ package struct RunnerPlugin: Plugin {
             guard let url = configuration.kubernetesAPIURL else {
                 throw HostError(.badConfiguration, "runner_provider = kubernetes needs kubernetes_api_url")
             }
-            let kubernetes = KubernetesClient(configuration: KubernetesConfiguration.resolve(
-                apiServerURL: url, tokenFile: configuration.kubernetesTokenFile, caFile: configuration.kubernetesCAFile,
-                namespace: configuration.kubernetesNamespace))
+            let kubernetes = KubernetesClient(
+                configuration: KubernetesConfiguration.resolve(
+                    apiServerURL: url, tokenFile: configuration.kubernetesTokenFile, caFile: configuration.kubernetesCAFile,
+                    namespace: configuration.kubernetesNamespace))
             return KubernetesProvider(github: github, kubernetes: kubernetes, image: configuration.runnerImage)
         default: return LocalProvider(command: configuration.runnerLocalCommand)
         }
@@ -76,7 +79,8 @@ package struct RunnerPlugin: Plugin {
     }
 
     package var subscriptions: [EventSubscription] {
-        let wakeups = self.wakeups, workflowClient = self.workflowClient
+        let wakeups = self.wakeups
+        let workflowClient = self.workflowClient
         return [
             // Installation events are signals to the installation's workflow, which applies them.
             GitHubEvent.subscription(name: "runner.installations", topics: ["installation", "installation_repositories"]) { event, busEvent in
@@ -92,7 +96,8 @@ package struct RunnerPlugin: Plugin {
                 let sequence = busEvent.id
                 let account = payload.organization ?? payload.repository.owner
                 return { db in
-                    let workspace = try RunnerStore.workspace(ofInstallation: job.installationID, db)
+                    let workspace =
+                        try RunnerStore.workspace(ofInstallation: job.installationID, db)
                         ?? RunnerPlugin.implicitWorkspace(db, installationID: job.installationID, account: account)
                     try JobStore.record(db, event: job, workspaceID: workspace, sequence: sequence)
                 }
@@ -117,15 +122,17 @@ package struct RunnerPlugin: Plugin {
             let status = request.uri.queryParameters.get("status")
             guard status == nil || JobStatus(rawValue: status!) != nil else { throw HostError(.badRequest, "unknown status '\(status!)'") }
             let workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace"))
-            let jobs = try await store.jobViews(status: status.flatMap(JobStatus.init(rawValue:)), workspace: workspace, limit: HostLimits.listMaxRows)
+            let jobs = try await store.jobViews(
+                status: status.flatMap(JobStatus.init(rawValue:)), workspace: workspace, limit: HostLimits.listMaxRows)
             return JSONResponse.raw(.ok, try RunnerCommand.json(jobs, pretty: false))
         }
         router.get("/runner/metrics") { request, _ -> Response in
             let workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace"))
             let hours = request.uri.queryParameters.get("hours").flatMap { Int64($0) } ?? 24
             guard hours > 0, hours <= 24 * 90 else { throw HostError(.badRequest, "hours must be 1...2160") }
-            let report = RunnerMetricsReport(jobs: try await store.jobMetrics(workspace: workspace, windowSeconds: hours * 3600),
-                                             queue: try await store.queueDepths().filter { workspace == nil || $0.workspaceID == workspace })
+            let report = RunnerMetricsReport(
+                jobs: try await store.jobMetrics(workspace: workspace, windowSeconds: hours * 3600),
+                queue: try await store.queueDepths().filter { workspace == nil || $0.workspaceID == workspace })
             return JSONResponse.raw(.ok, try RunnerCommand.json(report, pretty: false))
         }
         router.get("/runner/workspaces") { _, _ -> Response in
@@ -139,14 +146,15 @@ package struct RunnerPlugin: Plugin {
         case "queued": action = .queued
         case "in_progress": action = .inProgress
         case "completed": action = .completed
-        default: return nil // "waiting" (environment approval) changes nothing for us
+        default: return nil  // "waiting" (environment approval) changes nothing for us
         }
         guard let installation = payload.installation else { return nil }
         let job = payload.workflowJob
-        return JobEvent(action: action, installationID: installation.id, jobID: job.id, runAttempt: Int64(job.runAttempt ?? 1),
-                        repository: payload.repository.fullName, name: job.name, labels: job.labels, startedAt: job.startedAt,
-                        completedAt: job.completedAt, conclusion: job.conclusion, runnerName: job.runnerName, headSha: job.headSha,
-                        createdAt: job.createdAt)
+        return JobEvent(
+            action: action, installationID: installation.id, jobID: job.id, runAttempt: Int64(job.runAttempt ?? 1),
+            repository: payload.repository.fullName, name: job.name, labels: job.labels, startedAt: job.startedAt,
+            completedAt: job.completedAt, conclusion: job.conclusion, runnerName: job.runnerName, headSha: job.headSha,
+            createdAt: job.createdAt)
     }
 
     /// A job from an installation we have not heard of yet: its account's workspace, created now.
@@ -204,9 +212,15 @@ struct RunnerCommand: AsyncParsableCommand {
         func run() async throws {
             let (_, store) = try await RunnerCommand.store(options)
             let usages = try await store.usages(workspace: try await store.workspace(workspace)?.id ?? workspace)
-            if json { print(try RunnerCommand.json(usages)); return }
+            if json {
+                print(try RunnerCommand.json(usages))
+                return
+            }
             for u in usages {
-                print("\(u.key)  \(u.sku ?? "?")  \(u.billableMinutes) min  free \(u.freeMinutesConsumed)  \(MoneyText.usd(u.amountMicros, decimals: 4))  policy \(u.policyVersion)\(u.posted ? "" : "  (not posted yet)")")
+                print(
+                    "\(u.key)  \(u.sku ?? "?")  \(u.billableMinutes) min  free \(u.freeMinutesConsumed)  "
+                        + "\(MoneyText.usd(u.amountMicros, decimals: 4))  policy \(u.policyVersion)\(u.posted ? "" : "  (not posted yet)")"
+                )
             }
         }
     }

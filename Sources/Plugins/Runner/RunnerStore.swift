@@ -40,18 +40,38 @@ package struct RunnerJob: Sendable, Codable, Equatable {
     /// The key as the parameters $1, $2, $3 of a statement on `runner_jobs`.
     var keyValues: [SQLValue] { [.integer(installationID), .integer(jobID), .integer(runAttempt)] }
 
-    package init(installationID: Int64, jobID: Int64, runAttempt: Int64, workspaceID: String, repository: String, name: String,
-                labels: [String], status: JobStatus, blockReason: String? = nil, sku: String? = nil, arch: String? = nil,
-                priority: Int64 = 0, slotLimit: Int64? = nil, enqueueSequence: Int64 = 0, startedAt: String? = nil,
-                completedAt: String? = nil, conclusion: String? = nil, runnerName: String? = nil, providerHandle: String? = nil,
-                chargeStatus: ChargeStatus = .notBillable, headSha: String? = nil, releasedFromBlock: Bool = false, queuedAt: String? = nil,
-                receivedAt: Int64? = nil, provisionRequestedAt: Int64? = nil) {
-        self.installationID = installationID; self.jobID = jobID; self.runAttempt = runAttempt; self.workspaceID = workspaceID
-        self.repository = repository; self.name = name; self.labels = labels; self.status = status; self.blockReason = blockReason
-        self.sku = sku; self.arch = arch; self.priority = priority; self.slotLimit = slotLimit; self.enqueueSequence = enqueueSequence
-        self.startedAt = startedAt; self.completedAt = completedAt; self.conclusion = conclusion; self.runnerName = runnerName
-        self.providerHandle = providerHandle; self.chargeStatus = chargeStatus; self.headSha = headSha
-        self.releasedFromBlock = releasedFromBlock; self.queuedAt = queuedAt; self.receivedAt = receivedAt
+    package init(
+        installationID: Int64, jobID: Int64, runAttempt: Int64, workspaceID: String, repository: String, name: String,
+        labels: [String], status: JobStatus, blockReason: String? = nil, sku: String? = nil, arch: String? = nil,
+        priority: Int64 = 0, slotLimit: Int64? = nil, enqueueSequence: Int64 = 0, startedAt: String? = nil,
+        completedAt: String? = nil, conclusion: String? = nil, runnerName: String? = nil, providerHandle: String? = nil,
+        chargeStatus: ChargeStatus = .notBillable, headSha: String? = nil, releasedFromBlock: Bool = false, queuedAt: String? = nil,
+        receivedAt: Int64? = nil, provisionRequestedAt: Int64? = nil
+    ) {
+        self.installationID = installationID
+        self.jobID = jobID
+        self.runAttempt = runAttempt
+        self.workspaceID = workspaceID
+        self.repository = repository
+        self.name = name
+        self.labels = labels
+        self.status = status
+        self.blockReason = blockReason
+        self.sku = sku
+        self.arch = arch
+        self.priority = priority
+        self.slotLimit = slotLimit
+        self.enqueueSequence = enqueueSequence
+        self.startedAt = startedAt
+        self.completedAt = completedAt
+        self.conclusion = conclusion
+        self.runnerName = runnerName
+        self.providerHandle = providerHandle
+        self.chargeStatus = chargeStatus
+        self.headSha = headSha
+        self.releasedFromBlock = releasedFromBlock
+        self.queuedAt = queuedAt
+        self.receivedAt = receivedAt
         self.provisionRequestedAt = provisionRequestedAt
     }
 
@@ -100,83 +120,87 @@ package struct RunnerStore: Sendable {
     var jobStore: JobStore { JobStore(database: database) }
 
     static let migrations: [Migration] = [
-        Migration(1, "runner workspaces, installations, repositories, jobs, usage", sql: """
-            CREATE TABLE runner_workspaces (
-                id TEXT PRIMARY KEY,
-                slug TEXT NOT NULL UNIQUE,
-                github_account_id BIGINT,
-                has_payment_method INTEGER NOT NULL DEFAULT 0,
-                suspended INTEGER NOT NULL DEFAULT 0,
-                abuse_action TEXT,
-                addons TEXT NOT NULL DEFAULT '[]',
-                extra_slots_x64 BIGINT NOT NULL DEFAULT 0,
-                extra_slots_macos BIGINT NOT NULL DEFAULT 0,
-                contract TEXT,
-                credited INTEGER NOT NULL DEFAULT 0,
-                created_at BIGINT NOT NULL
-            );
-            CREATE TABLE runner_installations (
-                id BIGINT PRIMARY KEY,
-                workspace_id TEXT NOT NULL REFERENCES runner_workspaces(id),
-                account_login TEXT NOT NULL,
-                account_type TEXT,
-                status TEXT NOT NULL,
-                updated_at BIGINT NOT NULL
-            );
-            CREATE TABLE runner_repositories (
-                installation_id BIGINT NOT NULL,
-                repository_id BIGINT NOT NULL,
-                full_name TEXT NOT NULL,
-                PRIMARY KEY (installation_id, repository_id)
-            );
-            CREATE TABLE runner_jobs (
-                installation_id BIGINT NOT NULL,
-                job_id BIGINT NOT NULL,
-                run_attempt BIGINT NOT NULL,
-                workspace_id TEXT NOT NULL,
-                repository TEXT NOT NULL,
-                name TEXT NOT NULL,
-                labels TEXT NOT NULL,
-                status TEXT NOT NULL,
-                block_reason TEXT,
-                sku TEXT,
-                arch TEXT,
-                priority BIGINT NOT NULL DEFAULT 0,
-                slot_limit BIGINT,
-                enqueue_sequence BIGINT NOT NULL,
-                started_at TEXT,
-                completed_at TEXT,
-                conclusion TEXT,
-                runner_name TEXT,
-                provider_handle TEXT,
-                lease_until BIGINT,
-                released INTEGER NOT NULL DEFAULT 0,
-                charge_status TEXT NOT NULL DEFAULT 'none',
-                updated_at BIGINT NOT NULL,
-                PRIMARY KEY (installation_id, job_id, run_attempt)
-            );
-            CREATE INDEX runner_jobs_by_status ON runner_jobs (status, workspace_id, priority, enqueue_sequence);
-            CREATE TABLE runner_usage (
-                usage_key TEXT PRIMARY KEY,
-                workspace_id TEXT NOT NULL,
-                sku TEXT,
-                billable_minutes BIGINT NOT NULL,
-                free_minutes_consumed BIGINT NOT NULL,
-                amount_micros BIGINT NOT NULL,
-                policy_version TEXT NOT NULL,
-                decision TEXT NOT NULL,
-                posted INTEGER NOT NULL DEFAULT 0,
-                created_at BIGINT NOT NULL
-            );
-            """),
+        Migration(
+            1, "runner workspaces, installations, repositories, jobs, usage",
+            sql: """
+                CREATE TABLE runner_workspaces (
+                    id TEXT PRIMARY KEY,
+                    slug TEXT NOT NULL UNIQUE,
+                    github_account_id BIGINT,
+                    has_payment_method INTEGER NOT NULL DEFAULT 0,
+                    suspended INTEGER NOT NULL DEFAULT 0,
+                    abuse_action TEXT,
+                    addons TEXT NOT NULL DEFAULT '[]',
+                    extra_slots_x64 BIGINT NOT NULL DEFAULT 0,
+                    extra_slots_macos BIGINT NOT NULL DEFAULT 0,
+                    contract TEXT,
+                    credited INTEGER NOT NULL DEFAULT 0,
+                    created_at BIGINT NOT NULL
+                );
+                CREATE TABLE runner_installations (
+                    id BIGINT PRIMARY KEY,
+                    workspace_id TEXT NOT NULL REFERENCES runner_workspaces(id),
+                    account_login TEXT NOT NULL,
+                    account_type TEXT,
+                    status TEXT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                );
+                CREATE TABLE runner_repositories (
+                    installation_id BIGINT NOT NULL,
+                    repository_id BIGINT NOT NULL,
+                    full_name TEXT NOT NULL,
+                    PRIMARY KEY (installation_id, repository_id)
+                );
+                CREATE TABLE runner_jobs (
+                    installation_id BIGINT NOT NULL,
+                    job_id BIGINT NOT NULL,
+                    run_attempt BIGINT NOT NULL,
+                    workspace_id TEXT NOT NULL,
+                    repository TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    labels TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    block_reason TEXT,
+                    sku TEXT,
+                    arch TEXT,
+                    priority BIGINT NOT NULL DEFAULT 0,
+                    slot_limit BIGINT,
+                    enqueue_sequence BIGINT NOT NULL,
+                    started_at TEXT,
+                    completed_at TEXT,
+                    conclusion TEXT,
+                    runner_name TEXT,
+                    provider_handle TEXT,
+                    lease_until BIGINT,
+                    released INTEGER NOT NULL DEFAULT 0,
+                    charge_status TEXT NOT NULL DEFAULT 'none',
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (installation_id, job_id, run_attempt)
+                );
+                CREATE INDEX runner_jobs_by_status ON runner_jobs (status, workspace_id, priority, enqueue_sequence);
+                CREATE TABLE runner_usage (
+                    usage_key TEXT PRIMARY KEY,
+                    workspace_id TEXT NOT NULL,
+                    sku TEXT,
+                    billable_minutes BIGINT NOT NULL,
+                    free_minutes_consumed BIGINT NOT NULL,
+                    amount_micros BIGINT NOT NULL,
+                    policy_version TEXT NOT NULL,
+                    decision TEXT NOT NULL,
+                    posted INTEGER NOT NULL DEFAULT 0,
+                    created_at BIGINT NOT NULL
+                );
+                """),
         Migration(2, "the commit of a job", sql: "ALTER TABLE runner_jobs ADD COLUMN head_sha TEXT"),
         Migration(3, "jobs released from a block", sql: "ALTER TABLE runner_jobs ADD COLUMN released_from_block INTEGER NOT NULL DEFAULT 0"),
-        Migration(4, "job timings and payment method references", sql: """
-            ALTER TABLE runner_jobs ADD COLUMN queued_at TEXT;
-            ALTER TABLE runner_jobs ADD COLUMN received_at BIGINT;
-            ALTER TABLE runner_jobs ADD COLUMN provision_requested_at BIGINT;
-            ALTER TABLE runner_workspaces ADD COLUMN payment_method_ref TEXT;
-            """),
+        Migration(
+            4, "job timings and payment method references",
+            sql: """
+                ALTER TABLE runner_jobs ADD COLUMN queued_at TEXT;
+                ALTER TABLE runner_jobs ADD COLUMN received_at BIGINT;
+                ALTER TABLE runner_jobs ADD COLUMN provision_requested_at BIGINT;
+                ALTER TABLE runner_workspaces ADD COLUMN payment_method_ref TEXT;
+                """),
         Migration(5, "slots in use counted from an index", sql: "CREATE INDEX runner_jobs_slots ON runner_jobs (workspace_id, status, arch)"),
     ]
 
@@ -199,7 +223,8 @@ package struct RunnerStore: Sendable {
         let id = "ws-\(accountID)"
         var slug = login.lowercased()
         if try db.queryOne("SELECT id FROM runner_workspaces WHERE slug = $1", [.text(slug)]) != nil { slug += "-\(accountID)" }
-        _ = try db.execute("""
+        _ = try db.execute(
+            """
             INSERT INTO runner_workspaces (id, slug, github_account_id, created_at) VALUES ($1, $2, $3, $4)
             ON CONFLICT (id) DO NOTHING
             """, [.text(id), .text(slug), .integer(accountID), .integer(nowMilliseconds())])
@@ -207,7 +232,8 @@ package struct RunnerStore: Sendable {
     }
 
     static func upsertInstallation(_ db: any SQLConnection, id: Int64, workspaceID: String, login: String, type: String?, status: String) throws {
-        _ = try db.execute("""
+        _ = try db.execute(
+            """
             INSERT INTO runner_installations (id, workspace_id, account_login, account_type, status, updated_at)
             VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
@@ -216,22 +242,27 @@ package struct RunnerStore: Sendable {
 
     static func setRepositories(_ db: any SQLConnection, installationID: Int64, added: [(Int64, String)], removed: [Int64]) throws {
         for (id, name) in added {
-            _ = try db.execute("""
+            _ = try db.execute(
+                """
                 INSERT INTO runner_repositories (installation_id, repository_id, full_name) VALUES ($1, $2, $3)
                 ON CONFLICT (installation_id, repository_id) DO UPDATE SET full_name = excluded.full_name
                 """, [.integer(installationID), .integer(id), .text(name)])
         }
         for id in removed {
-            _ = try db.execute("DELETE FROM runner_repositories WHERE installation_id = $1 AND repository_id = $2",
-                               [.integer(installationID), .integer(id)])
+            _ = try db.execute(
+                "DELETE FROM runner_repositories WHERE installation_id = $1 AND repository_id = $2",
+                [.integer(installationID), .integer(id)])
         }
     }
 
     /// Which of these installations are known and not active (suspended or uninstalled).
     func inactiveInstallations(_ ids: [Int64]) async throws -> Set<Int64> {
         guard !ids.isEmpty else { return [] }
-        return Set(try await database.query("SELECT id FROM runner_installations WHERE id IN (\(placeholders(ids.count))) AND status <> 'active'",
-                                            ids.map { .integer($0) }).map { try $0.int("id") })
+        return Set(
+            try await database.query(
+                "SELECT id FROM runner_installations WHERE id IN (\(placeholders(ids.count))) AND status <> 'active'",
+                ids.map { .integer($0) }
+            ).map { try $0.int("id") })
     }
 
     static func installationStatus(_ id: Int64, _ db: any SQLConnection) throws -> String? {
@@ -261,12 +292,13 @@ package struct RunnerStore: Sendable {
     }
 
     static func workspace(from row: SQLRow) throws -> RunnerWorkspace {
-        RunnerWorkspace(id: try row.string("id"), slug: try row.string("slug"), hasPaymentMethod: try row.bool("has_payment_method"),
-                        suspended: try row.bool("suspended"), abuseAction: try row.optionalString("abuse_action"),
-                        addons: RunnerStore.strings(try row.string("addons")),
-                        extraSlotsX64: try row.int("extra_slots_x64"), extraSlotsMacOS: try row.int("extra_slots_macos"),
-                        contract: try row.optionalString("contract"), credited: try row.bool("credited"),
-                        paymentMethodRef: try row.optionalString("payment_method_ref"))
+        RunnerWorkspace(
+            id: try row.string("id"), slug: try row.string("slug"), hasPaymentMethod: try row.bool("has_payment_method"),
+            suspended: try row.bool("suspended"), abuseAction: try row.optionalString("abuse_action"),
+            addons: RunnerStore.strings(try row.string("addons")),
+            extraSlotsX64: try row.int("extra_slots_x64"), extraSlotsMacOS: try row.int("extra_slots_macos"),
+            contract: try row.optionalString("contract"), credited: try row.bool("credited"),
+            paymentMethodRef: try row.optionalString("payment_method_ref"))
     }
 
     /// What billing and operators change about a workspace. A change sends its blocked jobs, and
@@ -281,10 +313,17 @@ package struct RunnerStore: Sendable {
         package var extraSlotsMacOS: Int64?
         package var contract: String??
         package var paymentMethodRef: String??
-        package init(hasPaymentMethod: Bool? = nil, suspended: Bool? = nil, abuseAction: String?? = nil, addons: [String]? = nil,
-                    extraSlotsX64: Int64? = nil, extraSlotsMacOS: Int64? = nil, contract: String?? = nil, paymentMethodRef: String?? = nil) {
-            self.hasPaymentMethod = hasPaymentMethod; self.suspended = suspended; self.abuseAction = abuseAction; self.addons = addons
-            self.extraSlotsX64 = extraSlotsX64; self.extraSlotsMacOS = extraSlotsMacOS; self.contract = contract
+        package init(
+            hasPaymentMethod: Bool? = nil, suspended: Bool? = nil, abuseAction: String?? = nil, addons: [String]? = nil,
+            extraSlotsX64: Int64? = nil, extraSlotsMacOS: Int64? = nil, contract: String?? = nil, paymentMethodRef: String?? = nil
+        ) {
+            self.hasPaymentMethod = hasPaymentMethod
+            self.suspended = suspended
+            self.abuseAction = abuseAction
+            self.addons = addons
+            self.extraSlotsX64 = extraSlotsX64
+            self.extraSlotsMacOS = extraSlotsMacOS
+            self.contract = contract
             self.paymentMethodRef = paymentMethodRef
         }
     }
@@ -337,8 +376,14 @@ package struct RunnerStore: Sendable {
     static func jobFilter(status: JobStatus?, workspace: String?, limit: Int, table: String) -> (String, [SQLValue]) {
         var conditions: [String] = []
         var values: [SQLValue] = []
-        if let status { values.append(.text(status.rawValue)); conditions.append("\(table).status = $\(values.count)") }
-        if let workspace { values.append(.text(workspace)); conditions.append("\(table).workspace_id = $\(values.count)") }
+        if let status {
+            values.append(.text(status.rawValue))
+            conditions.append("\(table).status = $\(values.count)")
+        }
+        if let workspace {
+            values.append(.text(workspace))
+            conditions.append("\(table).workspace_id = $\(values.count)")
+        }
         values.append(.integer(Int64(limit)))
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ") + " "
         return (filter + "ORDER BY \(table).enqueue_sequence, \(table).job_id LIMIT $\(values.count)", values)
@@ -346,24 +391,28 @@ package struct RunnerStore: Sendable {
 
     package func job(installationID: Int64, jobID: Int64, runAttempt: Int64) async throws -> RunnerJob? {
         try await database.read { db in
-            try db.queryOne("SELECT * FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3",
-                            [.integer(installationID), .integer(jobID), .integer(runAttempt)]).map(RunnerStore.job(from:))
+            try db.queryOne(
+                "SELECT * FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3",
+                [.integer(installationID), .integer(jobID), .integer(runAttempt)]
+            ).map(RunnerStore.job(from:))
         }
     }
 
     static func job(from row: SQLRow) throws -> RunnerJob {
-        RunnerJob(installationID: try row.int("installation_id"), jobID: try row.int("job_id"), runAttempt: try row.int("run_attempt"),
-                  workspaceID: try row.string("workspace_id"), repository: try row.string("repository"), name: try row.string("name"),
-                  labels: RunnerStore.strings(try row.string("labels")),
-                  status: JobStatus(rawValue: try row.string("status")) ?? .queued, blockReason: try row.optionalString("block_reason"),
-                  sku: try row.optionalString("sku"), arch: try row.optionalString("arch"), priority: try row.int("priority"),
-                  slotLimit: try row.optionalInt("slot_limit"), enqueueSequence: try row.int("enqueue_sequence"),
-                  startedAt: try row.optionalString("started_at"), completedAt: try row.optionalString("completed_at"),
-                  conclusion: try row.optionalString("conclusion"), runnerName: try row.optionalString("runner_name"),
-                  providerHandle: try row.optionalString("provider_handle"), chargeStatus: ChargeStatus(rawValue: try row.string("charge_status")) ?? .notBillable,
-                  headSha: try row.optionalString("head_sha"), releasedFromBlock: (try? row.bool("released_from_block")) ?? false,
-                  queuedAt: try row.optionalString("queued_at"), receivedAt: try row.optionalInt("received_at"),
-                  provisionRequestedAt: try row.optionalInt("provision_requested_at"))
+        RunnerJob(
+            installationID: try row.int("installation_id"), jobID: try row.int("job_id"), runAttempt: try row.int("run_attempt"),
+            workspaceID: try row.string("workspace_id"), repository: try row.string("repository"), name: try row.string("name"),
+            labels: RunnerStore.strings(try row.string("labels")),
+            status: JobStatus(rawValue: try row.string("status")) ?? .queued, blockReason: try row.optionalString("block_reason"),
+            sku: try row.optionalString("sku"), arch: try row.optionalString("arch"), priority: try row.int("priority"),
+            slotLimit: try row.optionalInt("slot_limit"), enqueueSequence: try row.int("enqueue_sequence"),
+            startedAt: try row.optionalString("started_at"), completedAt: try row.optionalString("completed_at"),
+            conclusion: try row.optionalString("conclusion"), runnerName: try row.optionalString("runner_name"),
+            providerHandle: try row.optionalString("provider_handle"),
+            chargeStatus: ChargeStatus(rawValue: try row.string("charge_status")) ?? .notBillable,
+            headSha: try row.optionalString("head_sha"), releasedFromBlock: (try? row.bool("released_from_block")) ?? false,
+            queuedAt: try row.optionalString("queued_at"), receivedAt: try row.optionalInt("received_at"),
+            provisionRequestedAt: try row.optionalInt("provision_requested_at"))
     }
 
     // MARK: usage
@@ -401,9 +450,10 @@ package struct RunnerStore: Sendable {
     }
 
     static func usage(from row: SQLRow) throws -> Usage {
-        Usage(key: try row.string("usage_key"), workspaceID: try row.string("workspace_id"), sku: try row.optionalString("sku"),
-              billableMinutes: try row.int("billable_minutes"), freeMinutesConsumed: try row.int("free_minutes_consumed"),
-              amountMicros: try row.int("amount_micros"), policyVersion: try row.string("policy_version"),
-              decision: try row.string("decision"), posted: try row.bool("posted"))
+        Usage(
+            key: try row.string("usage_key"), workspaceID: try row.string("workspace_id"), sku: try row.optionalString("sku"),
+            billableMinutes: try row.int("billable_minutes"), freeMinutesConsumed: try row.int("free_minutes_consumed"),
+            amountMicros: try row.int("amount_micros"), policyVersion: try row.string("policy_version"),
+            decision: try row.string("decision"), posted: try row.bool("posted"))
     }
 }

@@ -54,14 +54,17 @@ extension RunnerStore {
     package func jobViews(status: JobStatus? = nil, workspace: String? = nil, limit: Int = HostLimits.listMaxRows) async throws -> [JobView] {
         let (filter, values) = RunnerStore.jobFilter(status: status, workspace: workspace, limit: limit, table: "j")
         return try await database.read { db in
-            try db.query("""
+            try db.query(
+                """
                 SELECT j.*, u.billable_minutes AS u_billable, u.free_minutes_consumed AS u_free, u.amount_micros AS u_amount
                 FROM runner_jobs j
                 LEFT JOIN runner_usage u ON u.usage_key = j.installation_id || '/' || j.job_id || '/' || j.run_attempt
                 \(filter)
-                """, values).map { row in
-                JobView(job: try RunnerStore.job(from: row), billableMinutes: try row.optionalInt("u_billable") ?? 0,
-                        freeMinutesConsumed: try row.optionalInt("u_free") ?? 0, amountMicros: try row.optionalInt("u_amount") ?? 0)
+                """, values
+            ).map { row in
+                JobView(
+                    job: try RunnerStore.job(from: row), billableMinutes: try row.optionalInt("u_billable") ?? 0,
+                    freeMinutesConsumed: try row.optionalInt("u_free") ?? 0, amountMicros: try row.optionalInt("u_amount") ?? 0)
             }
         }
     }
@@ -121,17 +124,27 @@ extension RunnerStore {
         let rows = try await database.read { db in
             var values: [SQLValue] = [.integer(since), .integer(Int64(JobMetrics.maxJobsRead))]
             var filter = ""
-            if let workspace { values.append(.text(workspace)); filter = " AND workspace_id = $3" }
-            return try db.query("""
+            if let workspace {
+                values.append(.text(workspace))
+                filter = " AND workspace_id = $3"
+            }
+            return try db.query(
+                """
                 SELECT workspace_id, sku, queued_at, started_at, completed_at, conclusion FROM runner_jobs
                 WHERE status = 'completed' AND sku IS NOT NULL AND started_at IS NOT NULL AND updated_at >= $1\(filter)
                 ORDER BY updated_at DESC LIMIT $2
                 """, values)
         }
-        struct Group { var queue: [Int64] = []; var duration: [Int64] = []; var jobs = 0; var failed = 0 }
+        struct Group {
+            var queue: [Int64] = []
+            var duration: [Int64] = []
+            var jobs = 0
+            var failed = 0
+        }
         var groups: [String: [String: Group]] = [:]
         for row in rows {
-            let workspace = try row.string("workspace_id"), sku = try row.string("sku")
+            let workspace = try row.string("workspace_id")
+            let sku = try row.string("sku")
             var group = groups[workspace, default: [:]][sku, default: Group()]
             group.jobs += 1
             if let conclusion = try row.optionalString("conclusion"), JobMetrics.failedConclusions.contains(conclusion) { group.failed += 1 }
@@ -147,12 +160,15 @@ extension RunnerStore {
         var out: [JobMetrics] = []
         for workspace in groups.keys.sorted() {
             for (sku, group) in groups[workspace]!.sorted(by: { $0.key < $1.key }) {
-                let queue = group.queue.sorted(), duration = group.duration.sorted()
-                out.append(JobMetrics(workspaceID: workspace, sku: sku, jobs: group.jobs, failed: group.failed,
-                                      failureRatePPM: Int64(group.failed) * 1_000_000 / Int64(max(1, group.jobs)),
-                                      queueSecondsP50: JobMetrics.percentile(queue, 50), queueSecondsP90: JobMetrics.percentile(queue, 90),
-                                      durationSecondsP50: JobMetrics.percentile(duration, 50),
-                                      durationSecondsP90: JobMetrics.percentile(duration, 90)))
+                let queue = group.queue.sorted()
+                let duration = group.duration.sorted()
+                out.append(
+                    JobMetrics(
+                        workspaceID: workspace, sku: sku, jobs: group.jobs, failed: group.failed,
+                        failureRatePPM: Int64(group.failed) * 1_000_000 / Int64(max(1, group.jobs)),
+                        queueSecondsP50: JobMetrics.percentile(queue, 50), queueSecondsP90: JobMetrics.percentile(queue, 90),
+                        durationSecondsP50: JobMetrics.percentile(duration, 50),
+                        durationSecondsP90: JobMetrics.percentile(duration, 90)))
             }
         }
         return out
@@ -161,7 +177,8 @@ extension RunnerStore {
     /// Queued (not yet running, slot or admission pending) and blocked jobs per workspace and offering.
     package func queueDepths() async throws -> [QueueDepth] {
         let now = RunnerStore.nowMilliseconds()
-        let rows = try await database.query("""
+        let rows = try await database.query(
+            """
             SELECT workspace_id, COALESCE(sku, 'unadmitted') AS sku,
                 SUM(CASE WHEN status IN ('queued', 'waiting') THEN 1 ELSE 0 END) AS queued,
                 SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END) AS blocked,
@@ -170,9 +187,10 @@ extension RunnerStore {
             GROUP BY workspace_id, COALESCE(sku, 'unadmitted') ORDER BY workspace_id, sku
             """)
         return try rows.map { row in
-            QueueDepth(workspaceID: try row.string("workspace_id"), sku: try row.string("sku"), queued: try row.int("queued"),
-                       blocked: try row.int("blocked"),
-                       oldestQueuedAgeSeconds: try row.optionalInt("oldest").map { max(0, now - $0) / 1000 } ?? 0)
+            QueueDepth(
+                workspaceID: try row.string("workspace_id"), sku: try row.string("sku"), queued: try row.int("queued"),
+                blocked: try row.int("blocked"),
+                oldestQueuedAgeSeconds: try row.optionalInt("oldest").map { max(0, now - $0) / 1000 } ?? 0)
         }
     }
 
@@ -182,7 +200,8 @@ extension RunnerStore {
         let depths = try await queueDepths()
         let metrics = try await jobMetrics()
         func labels(_ workspace: String, _ sku: String) -> [(String, String)] { [("workspace", workspace), ("sku", sku)] }
-        var queueTime: [MetricFamily.Sample] = [], duration: [MetricFamily.Sample] = []
+        var queueTime: [MetricFamily.Sample] = []
+        var duration: [MetricFamily.Sample] = []
         for m in metrics {
             for (q, value) in [("0.5", m.queueSecondsP50), ("0.9", m.queueSecondsP90)] {
                 if let value { queueTime.append(.init(labels: labels(m.workspaceID, m.sku) + [("quantile", q)], value: Double(value))) }
@@ -192,20 +211,27 @@ extension RunnerStore {
             }
         }
         return [
-            MetricFamily(name: "tenki_runner_queue_depth", help: "Jobs waiting for admission or a slot, per workspace and offering.",
-                         kind: .gauge, samples: depths.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.queued)) }),
-            MetricFamily(name: "tenki_runner_blocked_jobs", help: "Jobs blocked by admission, per workspace and offering.",
-                         kind: .gauge, samples: depths.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.blocked)) }),
-            MetricFamily(name: "tenki_runner_oldest_queued_age_seconds", help: "Age of the oldest waiting job, per workspace and offering.",
-                         kind: .gauge, samples: depths.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.oldestQueuedAgeSeconds)) }),
-            MetricFamily(name: "tenki_runner_job_queue_seconds", help: "Queue time of jobs finished in the last 24 h (GitHub queue to start).",
-                         kind: .gauge, samples: queueTime),
-            MetricFamily(name: "tenki_runner_job_duration_seconds", help: "Run time of jobs finished in the last 24 h.",
-                         kind: .gauge, samples: duration),
-            MetricFamily(name: "tenki_runner_jobs_finished", help: "Jobs finished in the last 24 h.", kind: .gauge,
-                         samples: metrics.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.jobs)) }),
-            MetricFamily(name: "tenki_runner_job_failure_ratio", help: "Share of jobs finished in the last 24 h that failed.", kind: .gauge,
-                         samples: metrics.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.failureRatePPM) / 1_000_000) }),
+            MetricFamily(
+                name: "tenki_runner_queue_depth", help: "Jobs waiting for admission or a slot, per workspace and offering.",
+                kind: .gauge, samples: depths.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.queued)) }),
+            MetricFamily(
+                name: "tenki_runner_blocked_jobs", help: "Jobs blocked by admission, per workspace and offering.",
+                kind: .gauge, samples: depths.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.blocked)) }),
+            MetricFamily(
+                name: "tenki_runner_oldest_queued_age_seconds", help: "Age of the oldest waiting job, per workspace and offering.",
+                kind: .gauge, samples: depths.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.oldestQueuedAgeSeconds)) }),
+            MetricFamily(
+                name: "tenki_runner_job_queue_seconds", help: "Queue time of jobs finished in the last 24 h (GitHub queue to start).",
+                kind: .gauge, samples: queueTime),
+            MetricFamily(
+                name: "tenki_runner_job_duration_seconds", help: "Run time of jobs finished in the last 24 h.",
+                kind: .gauge, samples: duration),
+            MetricFamily(
+                name: "tenki_runner_jobs_finished", help: "Jobs finished in the last 24 h.", kind: .gauge,
+                samples: metrics.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.jobs)) }),
+            MetricFamily(
+                name: "tenki_runner_job_failure_ratio", help: "Share of jobs finished in the last 24 h that failed.", kind: .gauge,
+                samples: metrics.map { .init(labels: labels($0.workspaceID, $0.sku), value: Double($0.failureRatePPM) / 1_000_000) }),
         ]
     }
 }

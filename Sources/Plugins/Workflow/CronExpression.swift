@@ -28,10 +28,14 @@ package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         minutes = try CronExpression.field(fields[0], "minute", 0...59, names: [:])
         hours = try CronExpression.field(fields[1], "hour", 0...23, names: [:])
         daysOfMonth = try CronExpression.field(fields[2], "day-of-month", 1...31, names: [:])
-        months = try CronExpression.field(fields[3], "month", 1...12,
-                                          names: Dictionary(uniqueKeysWithValues: monthNames.enumerated().map { ($1, $0 + 1) }))
-        daysOfWeek = Set(try CronExpression.field(fields[4], "day-of-week", 0...7,
-                                                  names: Dictionary(uniqueKeysWithValues: dayNames.enumerated().map { ($1, $0) })).map { $0 % 7 })
+        months = try CronExpression.field(
+            fields[3], "month", 1...12,
+            names: Dictionary(uniqueKeysWithValues: monthNames.enumerated().map { ($1, $0 + 1) }))
+        daysOfWeek = Set(
+            try CronExpression.field(
+                fields[4], "day-of-week", 0...7,
+                names: Dictionary(uniqueKeysWithValues: dayNames.enumerated().map { ($1, $0) })
+            ).map { $0 % 7 })
         dayOfMonthRestricted = fields[2] != "*"
         dayOfWeekRestricted = fields[4] != "*"
     }
@@ -55,7 +59,8 @@ package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
                 guard let s = Int(pieces[1]), s >= 1, s <= range.upperBound else { throw bad("bad step '\(pieces[1])'") }
                 step = s
             }
-            let lower: Int, upper: Int
+            let lower: Int
+            let upper: Int
             if pieces[0] == "*" {
                 (lower, upper) = (range.lowerBound, range.upperBound)
             } else if let dash = pieces[0].firstIndex(of: "-") {
@@ -82,7 +87,8 @@ package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
             let (_, month, dom) = CronExpression.civil(days: day)
             guard months.contains(month) else { continue }
             let dow = Int((day + 4).floorMod(7))  // 1970-01-01 was a Thursday
-            let domMatch = daysOfMonth.contains(dom), dowMatch = daysOfWeek.contains(dow)
+            let domMatch = daysOfMonth.contains(dom)
+            let dowMatch = daysOfWeek.contains(dow)
             let dayMatches = dayOfMonthRestricted && dayOfWeekRestricted ? (domMatch || dowMatch) : (domMatch && dowMatch)
             guard dayMatches else { continue }
             let from = offset == 0 ? firstMinuteOfDay : 0

@@ -37,7 +37,8 @@ package struct LuaScriptStatus: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case root, version, loadedAt = "loaded_at", files, scripts, refused, retired, lastCheckAt = "last_check_at", lastRejection = "last_rejection", reloads
+        case root, version, loadedAt = "loaded_at", files, scripts, refused, retired, lastCheckAt = "last_check_at", lastRejection = "last_rejection",
+            reloads
     }
 }
 
@@ -68,8 +69,9 @@ package final class LuaScriptRegistry: @unchecked Sendable {
         let set = LuaWorkflows.load(root: root)
         self.set = set
         lastSeenVersion = set.version
-        statusValue = LuaScriptStatus(root: root, version: set.version, loadedAt: Timestamp.iso(ms: Timestamp.ms(now)), files: set.files.map(\.path),
-                                      scripts: LuaScriptRegistry.describe(set), refused: set.errors, retired: [], reloads: 0)
+        statusValue = LuaScriptStatus(
+            root: root, version: set.version, loadedAt: Timestamp.iso(ms: Timestamp.ms(now)), files: set.files.map(\.path),
+            scripts: LuaScriptRegistry.describe(set), refused: set.errors, retired: [], reloads: 0)
         for definition in LuaWorkflows.definitions(set, catalog: catalog) { served[definition.type] = definition }
         for error in set.errors {
             logger.error("workflow script refused", metadata: ["error": .string(error)])
@@ -103,8 +105,9 @@ package final class LuaScriptRegistry: @unchecked Sendable {
                 lastSeenVersion = candidate.version
                 statusValue.lastRejection = .init(version: candidate.version, at: at, errors: candidate.errors)
             }
-            logger.error("workflow script change rejected; the previous scripts keep serving",
-                         metadata: ["version": .string(candidate.version), "errors": .string(candidate.errors.joined(separator: " | "))])
+            logger.error(
+                "workflow script change rejected; the previous scripts keep serving",
+                metadata: ["version": .string(candidate.version), "errors": .string(candidate.errors.joined(separator: " | "))])
             return .rejected(version: candidate.version, errors: candidate.errors)
         }
         let definitions: [WorkflowDefinition] = lock.withLock {
@@ -125,7 +128,8 @@ package final class LuaScriptRegistry: @unchecked Sendable {
             statusValue.refused = []
             statusValue.reloads += 1
         }
-        logger.info("workflow scripts loaded", metadata: ["version": .string(candidate.version), "scripts": .stringConvertible(candidate.scripts.count)])
+        logger.info(
+            "workflow scripts loaded", metadata: ["version": .string(candidate.version), "scripts": .stringConvertible(candidate.scripts.count)])
         return .loaded(version: candidate.version)
     }
 }

@@ -66,7 +66,9 @@ enum LuaWorkflows {
             let stem = String(file.path.dropLast(".lua".count))
             let type = "script." + stem
             do {
-                guard WorkflowNames.isValid(type), !stem.contains(":") else { throw HostError(.badConfiguration, "\(file.path): bad script file name") }
+                guard WorkflowNames.isValid(type), !stem.contains(":") else {
+                    throw HostError(.badConfiguration, "\(file.path): bad script file name")
+                }
                 let state = try makeState(files)
                 let shape = try state.call("__tenki_workflow_inspect", [.string(file.path)]).first ?? .nil
                 if let error = shape["error"].stringValue { throw HostError(.badConfiguration, "\(file.path): \(error)") }
@@ -107,8 +109,9 @@ enum LuaWorkflows {
             try state.call("__tenki_allow_global", [.string(module)])
         }
         for file in files { try state.call("__tenki_add_source", [.string(file.path), .string(file.source)]) }
-        state.limits = LuaLimits(memoryBytes: LuaWorkflowLimits.stateMemoryBytes, instructions: LuaWorkflowLimits.driveInstructions,
-                                 wallClockNanoseconds: LuaWorkflowLimits.driveWallClockNanoseconds)
+        state.limits = LuaLimits(
+            memoryBytes: LuaWorkflowLimits.stateMemoryBytes, instructions: LuaWorkflowLimits.driveInstructions,
+            wallClockNanoseconds: LuaWorkflowLimits.driveWallClockNanoseconds)
         return state
     }
 
@@ -117,12 +120,19 @@ enum LuaWorkflows {
     static let pool = BlockingThreadPool(name: "tenki-lua-workflow", maxThreads: LuaWorkflowLimits.driveThreads)
 
     /// Runs the script from the top in a fresh state, on one pool thread, start to end.
-    static func drive(_ script: LuaWorkflowScript, _ files: [PolicyFile], functions: [LuaHostFunction], input: LuaValue, answers: [LuaValue],
-                      executeAt: Int) async throws -> LuaValue {
+    static func drive(
+        _ script: LuaWorkflowScript, _ files: [PolicyFile], functions: [LuaHostFunction], input: LuaValue, answers: [LuaValue],
+        executeAt: Int
+    ) async throws -> LuaValue {
         try await pool.run {
             let state = try makeState(files, functions: functions)
-            return try state.call("__tenki_workflow_drive", [.string(script.path), input, .table(LuaTable(array: answers)),
-                                                              .integer(Int64(executeAt))]).first ?? .nil
+            return try state.call(
+                "__tenki_workflow_drive",
+                [
+                    .string(script.path), input, .table(LuaTable(array: answers)),
+                    .integer(Int64(executeAt)),
+                ]
+            ).first ?? .nil
         }
     }
 
@@ -165,7 +175,11 @@ enum LuaWorkflows {
         }
         if !value["backoff_coefficient"].isNil {
             let c: Double?
-            switch value["backoff_coefficient"] { case .integer(let i): c = Double(i); case .number(let d): c = d; default: c = nil }
+            switch value["backoff_coefficient"] {
+            case .integer(let i): c = Double(i)
+            case .number(let d): c = d
+            default: c = nil
+            }
             guard let c, c >= 1 else { throw bad("backoff_coefficient", "a number >= 1") }
             policy.backoffCoefficient = c
         }
@@ -190,7 +204,9 @@ enum LuaWorkflows {
             for _ in 0...WorkflowLimits.maxStepsPerRun {
                 let done = answers
                 let result = try await drive(script, files, functions: functions, input: inputValue, answers: done, executeAt: 0)
-                if result["done"] == true { return try WorkflowJSON.decode(JSONValue.self, from: bytes(result["value"]), what: "the script's result") }
+                if result["done"] == true {
+                    return try WorkflowJSON.decode(JSONValue.self, from: bytes(result["value"]), what: "the script's result")
+                }
                 if let failed = result["failed"].stringValue { throw WorkflowApplicationError(type: "LuaError", failed, nonRetryable: true) }
                 let request = result["need"]
                 let op = request["op"].stringValue ?? "?"
@@ -202,8 +218,9 @@ enum LuaWorkflows {
                         let output = try await ctx.stepJSON(name, retry: try retryPolicy(request["retry"], step: name), timeout: nil) {
                             let executed = try await drive(script, files, functions: functions, input: inputValue, answers: done, executeAt: k)
                             guard executed["executed"] == true else {
-                                throw WorkflowApplicationError(type: "LuaError", executed["failed"].stringValue ?? "the script did not reach step '\(name)' again",
-                                                               nonRetryable: true)
+                                throw WorkflowApplicationError(
+                                    type: "LuaError", executed["failed"].stringValue ?? "the script did not reach step '\(name)' again",
+                                    nonRetryable: true)
                             }
                             if executed["ok"] == true { return bytes(executed["value"]) }
                             throw WorkflowApplicationError(type: "LuaError", executed["value"].stringValue ?? "error")
@@ -221,28 +238,15 @@ enum LuaWorkflows {
                     answers.append(answer(value: try lua(payload)))
                 case "child":
                     do {
-                        let id = try await ctx.startChildJSON(type: request["type"].stringValue ?? "?", id: request["id"].stringValue,
-                                                              input: bytes(request["input"]))
+                        let id = try await ctx.startChildJSON(
+                            type: request["type"].stringValue ?? "?", id: request["id"].stringValue,
+                            input: bytes(request["input"]))
                         answers.append(answer(value: try lua(try await ctx.childResultJSON(id: id))))
                     } catch let failed as WorkflowChildFailed {
                         answers.append(answer(error: failed.description))
                     }
                 case "start", "send_signal":
-                    let client = ctx.client
-                    let k = done.count + 1
-                    let output = try await ctx.stepJSON("\(op)#\(k)", retry: .default, timeout: nil) {
-                        if op == "start" {
-                            let type = request["type"].stringValue ?? "?"
-                            // Derived from this run and call when not given, so a replay starts nothing new.
-                            let run = ctx.runNumber == 1 ? "" : "/run-\(ctx.runNumber)"
-                            let id = request["id"].stringValue ?? "\(ctx.workflowID)\(run)/start#\(k)"
-                            return bytes(.string(try await client.startWorkflow(type: type, input: bytes(request["input"]), id: id)))
-                        }
-                        try await client.signalWorkflow(id: request["id"].stringValue ?? "?", name: request["name"].stringValue ?? "?",
-                                                        payload: bytes(request["payload"]))
-                        return bytes(.nil)
-                    }
-                    answers.append(answer(value: try lua(output)))
+                    answers.append(answer(value: try lua(try await startOrSignal(op, request, call: done.count + 1, ctx))))
                 case "continue_as_new":
                     try await ctx.continueAsNewJSON(bytes(request["input"]))
                 case "state":
@@ -254,7 +258,26 @@ enum LuaWorkflows {
                     throw WorkflowApplicationError(type: "LuaError", "\(script.path): unknown durable call '\(op)'", nonRetryable: true)
                 }
             }
-            throw WorkflowApplicationError(type: "LuaError", "\(script.path): more than \(WorkflowLimits.maxStepsPerRun) durable calls", nonRetryable: true)
+            throw WorkflowApplicationError(
+                type: "LuaError", "\(script.path): more than \(WorkflowLimits.maxStepsPerRun) durable calls", nonRetryable: true)
+        }
+    }
+
+    /// `workflow.start` or `workflow.send_signal`: another run started or signalled in a step of
+    /// this one (the `call`-th durable call), so a replay does it once.
+    static func startOrSignal(_ op: String, _ request: LuaValue, call k: Int, _ ctx: any WorkflowContext) async throws -> [UInt8] {
+        let client = ctx.client
+        return try await ctx.stepJSON("\(op)#\(k)", retry: .default, timeout: nil) {
+            if op == "start" {
+                let type = request["type"].stringValue ?? "?"
+                // Derived from this run and call when not given, so a replay starts nothing new.
+                let run = ctx.runNumber == 1 ? "" : "/run-\(ctx.runNumber)"
+                let id = request["id"].stringValue ?? "\(ctx.workflowID)\(run)/start#\(k)"
+                return bytes(.string(try await client.startWorkflow(type: type, input: bytes(request["input"]), id: id)))
+            }
+            try await client.signalWorkflow(
+                id: request["id"].stringValue ?? "?", name: request["name"].stringValue ?? "?", payload: bytes(request["payload"]))
+            return bytes(.nil)
         }
     }
 
@@ -266,7 +289,9 @@ enum LuaWorkflows {
         } else {
             input += Array("null".utf8)
         }
-        input += Array(#","source":\#(JSONScanner.quote(event.source)),"source_id":\#(JSONScanner.quote(event.sourceID)),"topic":\#(JSONScanner.quote(event.topic))}"#.utf8)
+        let source = JSONScanner.quote(event.source)
+        let sourceID = JSONScanner.quote(event.sourceID)
+        input += Array(#","source":\#(source),"source_id":\#(sourceID),"topic":\#(JSONScanner.quote(event.topic))}"#.utf8)
         return input
     }
 
@@ -286,35 +311,44 @@ enum LuaWorkflows {
     /// starts nothing new. An error in `match` is logged and starts nothing for that script;
     /// the event is not retried for it (the same script would fail the same way). An event whose
     /// topic no serving script has in `on` is not taken by this subscriber at all.
-    static func subscription(current: @escaping @Sendable () -> LuaScriptSet, database: any Database,
-                             functions: @escaping @Sendable () -> [LuaHostFunction], logger: Logger) -> EventSubscription {
-        EventSubscription(name: "workflow.scripts", topics: ["*"], wants: { topic in current().scripts.contains { $0.handles(topic: topic) } },
-                          handler: .async { event in
-            let set = current()
-            let candidates = set.scripts.filter { $0.handles(topic: event.topic) }
-            guard !candidates.isEmpty else { return }
-            let input = LuaWorkflows.input(of: event)
-            var starting: [LuaWorkflowScript] = []
-            for script in candidates {
-                guard script.hasMatch else { starting.append(script); continue }
-                do {
-                    if try await matches(script, set.files, functions: functions(), event: try lua(input)) { starting.append(script) }
-                } catch {
-                    logger.error("workflow script match failed; no run started", metadata: [
-                        "script": .string(script.path), "event": .stringConvertible(event.id), "topic": .string(event.topic),
-                        "error": .string("\(error)"),
-                    ])
+    static func subscription(
+        current: @escaping @Sendable () -> LuaScriptSet, database: any Database,
+        functions: @escaping @Sendable () -> [LuaHostFunction], logger: Logger
+    ) -> EventSubscription {
+        EventSubscription(
+            name: "workflow.scripts", topics: ["*"], wants: { topic in current().scripts.contains { $0.handles(topic: topic) } },
+            handler: .async { event in
+                let set = current()
+                let candidates = set.scripts.filter { $0.handles(topic: event.topic) }
+                guard !candidates.isEmpty else { return }
+                let input = LuaWorkflows.input(of: event)
+                var starting: [LuaWorkflowScript] = []
+                for script in candidates {
+                    guard script.hasMatch else {
+                        starting.append(script)
+                        continue
+                    }
+                    do {
+                        if try await matches(script, set.files, functions: functions(), event: try lua(input)) { starting.append(script) }
+                    } catch {
+                        logger.error(
+                            "workflow script match failed; no run started",
+                            metadata: [
+                                "script": .string(script.path), "event": .stringConvertible(event.id), "topic": .string(event.topic),
+                                "error": .string("\(error)"),
+                            ])
+                    }
                 }
-            }
-            guard !starting.isEmpty else { return }
-            try await database.transaction { db in
-                let nowMs = Timestamp.ms(Date())
-                for script in starting {
-                    let id = script.type + ":" + event.sourceID
-                    _ = try WorkflowStore.start(db, id: String(id.prefix(WorkflowLimits.maxNameBytes)), type: script.type,
-                                                taskQueue: script.taskQueue, input: input, parentID: nil, deadlineAtMs: nil, nowMs: nowMs)
+                guard !starting.isEmpty else { return }
+                try await database.transaction { db in
+                    let nowMs = Timestamp.ms(Date())
+                    for script in starting {
+                        let id = script.type + ":" + event.sourceID
+                        _ = try WorkflowStore.start(
+                            db, id: String(id.prefix(WorkflowLimits.maxNameBytes)), type: script.type,
+                            taskQueue: script.taskQueue, input: input, parentID: nil, deadlineAtMs: nil, nowMs: nowMs)
+                    }
                 }
-            }
-        })
+            })
     }
 }

@@ -30,10 +30,12 @@ enum TestWorkflows {
                             return delay
                         }
                     }
-                    let id = ctx.workflowID, execution = ctx.execution
+                    let id = ctx.workflowID
+                    let execution = ctx.execution
                     _ = try await ctx.transaction(name) { db -> Bool in
-                        try db.execute("INSERT INTO workflow_test_effects (workflow_id, step, execution) VALUES ($1, $2, $3)",
-                                       [.text(id), .text(name), .integer(Int64(execution))])
+                        try db.execute(
+                            "INSERT INTO workflow_test_effects (workflow_id, step, execution) VALUES ($1, $2, $3)",
+                            [.text(id), .text(name), .integer(Int64(execution))])
                         return true
                     }
                 }

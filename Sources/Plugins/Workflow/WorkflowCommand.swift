@@ -7,7 +7,9 @@ import Host
 struct WorkflowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workflow", abstract: "Start, inspect, signal and cancel durable workflows; manage schedules.",
-        subcommands: [Start.self, List.self, Describe.self, Query.self, Signal.self, Cancel.self, Result.self, Schedule.self, Types.self, Scripts.self])
+        subcommands: [
+            Start.self, List.self, Describe.self, Query.self, Signal.self, Cancel.self, Result.self, Schedule.self, Types.self, Scripts.self,
+        ])
 
     /// Opens the host without running anything, and returns its workflow engine.
     static func engine(_ options: HostOptions) async throws -> (TenkiHost, WorkflowEngine) {
@@ -21,7 +23,9 @@ struct WorkflowCommand: AsyncParsableCommand {
         var text = argument
         if argument.hasPrefix("@") {
             let path = String(argument.dropFirst())
-            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else { throw HostError(.badRequest, "cannot read \(what) file '\(path)'") }
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw HostError(.badRequest, "cannot read \(what) file '\(path)'")
+            }
             text = contents
         }
         return try WorkflowJSON.validate(text, what: what)
@@ -40,7 +44,9 @@ struct WorkflowCommand: AsyncParsableCommand {
         func run() async throws {
             var duration: Duration?
             if let timeout {
-                guard let parsed = WorkflowDurations.parse(timeout) else { throw HostError(.badRequest, "bad --timeout '\(timeout)' (e.g. 90s, 15m, 2h, 3d)") }
+                guard let parsed = WorkflowDurations.parse(timeout) else {
+                    throw HostError(.badRequest, "bad --timeout '\(timeout)' (e.g. 90s, 15m, 2h, 3d)")
+                }
                 duration = parsed
             }
             let input = try WorkflowCommand.json(self.input, what: "--input")
@@ -51,7 +57,10 @@ struct WorkflowCommand: AsyncParsableCommand {
                 object["created"] = started.created
                 print(WorkflowViews.text(object, pretty: true))
             } else {
-                print("\(started.created ? "started" : "exists (not started again)"): \(started.run.id)  \(started.run.type)  \(started.run.status.rawValue)")
+                print(
+                    "\(started.created ? "started" : "exists (not started again)"): \(started.run.id)  \(started.run.type)  "
+                        + "\(started.run.status.rawValue)"
+                )
             }
             await host.database.close()
         }
@@ -69,7 +78,8 @@ struct WorkflowCommand: AsyncParsableCommand {
             var parsed: WorkflowStatus?
             if let status {
                 guard let value = WorkflowStatus(rawValue: status) else {
-                    throw HostError(.badRequest, "--status must be one of \(WorkflowStatus.allCases.map(\.rawValue).joined(separator: ", ")); got '\(status)'")
+                    throw HostError(
+                        .badRequest, "--status must be one of \(WorkflowStatus.allCases.map(\.rawValue).joined(separator: ", ")); got '\(status)'")
                 }
                 parsed = value
             }
@@ -259,7 +269,9 @@ struct WorkflowCommand: AsyncParsableCommand {
                 if json {
                     print(WorkflowViews.text(schedules.map(WorkflowViews.schedule), pretty: true))
                 } else {
-                    for s in schedules { print("\(s.name)  \(s.cron.text)  \(s.workflowType)  queue \(s.taskQueue)  next \(Timestamp.iso(ms: s.nextTickMs))") }
+                    for s in schedules {
+                        print("\(s.name)  \(s.cron.text)  \(s.workflowType)  queue \(s.taskQueue)  next \(Timestamp.iso(ms: s.nextTickMs))")
+                    }
                 }
                 await host.database.close()
             }

@@ -16,8 +16,10 @@ extension WorkflowEngine {
     /// followed by a fresh one, as Temporal's default id reuse policy), then sends it signal
     /// `name`. A `requestID` this id has already taken changes nothing and returns false.
     @discardableResult
-    package func signalWithStart(type: String, input: [UInt8], id: String, signal name: String, payload: [UInt8],
-                                requestID: String? = nil) async throws -> Bool {
+    package func signalWithStart(
+        type: String, input: [UInt8], id: String, signal name: String, payload: [UInt8],
+        requestID: String? = nil
+    ) async throws -> Bool {
         let sent = try await database.transaction { db in
             try self.signalWithStart(in: db, type: type, input: input, id: id, signal: name, payload: payload, requestID: requestID)
         }
@@ -27,8 +29,10 @@ extension WorkflowEngine {
 
     /// The same inside the caller's transaction (an event subscriber's), so the signal is sent
     /// exactly when the caller's writes commit.
-    func signalWithStart(in db: any SQLConnection, type: String, input: [UInt8], id: String, signal name: String, payload: [UInt8],
-                         requestID: String?) throws -> Bool {
+    func signalWithStart(
+        in db: any SQLConnection, type: String, input: [UInt8], id: String, signal name: String, payload: [UInt8],
+        requestID: String?
+    ) throws -> Bool {
         let plan = try startPlan(type: type, input: input, id: id, taskQueue: nil, timeout: nil)
         guard WorkflowNames.isValid(name) else { throw HostError(.badRequest, "bad signal name '\(name)'") }
         guard payload.count <= WorkflowLimits.maxPayloadBytes else {
@@ -42,11 +46,13 @@ extension WorkflowEngine {
         let nowMs = clock.nowMilliseconds()
         let deadline = plan.timeoutMs.map { nowMs + $0 }
         if let requestID, !(try WorkflowStore.takeRequest(db, id: plan.id, requestID: requestID, nowMs: nowMs)) { return false }
-        let started = try WorkflowStore.start(db, id: plan.id, type: type, taskQueue: plan.queue, input: input, parentID: nil,
-                                              deadlineAtMs: deadline, nowMs: nowMs)
+        let started = try WorkflowStore.start(
+            db, id: plan.id, type: type, taskQueue: plan.queue, input: input, parentID: nil,
+            deadlineAtMs: deadline, nowMs: nowMs)
         if !started.created && started.run.status.isFinished {
-            try WorkflowStore.beginNextRun(db, id: plan.id, after: started.run.status, input: input, deadlineAtMs: deadline,
-                                           keepUnconsumedSignals: false, nowMs: nowMs)
+            try WorkflowStore.beginNextRun(
+                db, id: plan.id, after: started.run.status, input: input, deadlineAtMs: deadline,
+                keepUnconsumedSignals: false, nowMs: nowMs)
         }
         try WorkflowStore.addSignal(db, id: plan.id, name: name, payload: payload, nowMs: nowMs)
         doorbell.ring()
@@ -56,7 +62,8 @@ extension WorkflowEngine {
     /// Ends an execution that asked to continue as new: its unfinished children are cancelled
     /// (the parent close policy, as when a run ends) and the next run is pending at once.
     func continueAsNew(_ run: WorkflowRun, input: [UInt8]) async throws {
-        let lease = WorkflowLease(owner: owner, execution: run.executions), nowMs = clock.nowMilliseconds()
+        let lease = WorkflowLease(owner: owner, execution: run.executions)
+        let nowMs = clock.nowMilliseconds()
         let continued: Bool = try await database.transaction { db in
             do {
                 try WorkflowStore.fence(db, id: run.id, lease: lease, nowMs: nowMs)
@@ -66,8 +73,9 @@ extension WorkflowEngine {
             for child in try WorkflowStore.children(db, parentID: run.id) where !child.status.isFinished {
                 _ = try WorkflowStore.cancel(db, id: child.id, nowMs: nowMs)
             }
-            try WorkflowStore.beginNextRun(db, id: run.id, after: .running, input: input, deadlineAtMs: run.deadlineAtMs,
-                                           keepUnconsumedSignals: true, nowMs: nowMs)
+            try WorkflowStore.beginNextRun(
+                db, id: run.id, after: .running, input: input, deadlineAtMs: run.deadlineAtMs,
+                keepUnconsumedSignals: true, nowMs: nowMs)
             return true
         }
         if continued {
@@ -84,9 +92,12 @@ extension WorkflowStore {
     /// an empty history, and only the signals the last run has not taken (none, when
     /// `keepUnconsumedSignals` is false: a run that ended takes its signals with it). Request ids
     /// past their retention go too, so what a workflow id keeps stays bounded.
-    static func beginNextRun(_ db: any SQLConnection, id: String, after previous: WorkflowStatus, input: [UInt8], deadlineAtMs: Int64?,
-                             keepUnconsumedSignals: Bool, nowMs: Int64) throws {
-        let changed = try db.execute("""
+    static func beginNextRun(
+        _ db: any SQLConnection, id: String, after previous: WorkflowStatus, input: [UInt8], deadlineAtMs: Int64?,
+        keepUnconsumedSignals: Bool, nowMs: Int64
+    ) throws {
+        let changed = try db.execute(
+            """
             UPDATE workflow_runs SET status = 'pending', input = $3, output = NULL, error = NULL, finished_at_ms = NULL,
                 lease_owner = NULL, lease_until_ms = NULL, due_at_ms = $4, deadline_at_ms = $5, run_number = run_number + 1,
                 updated_at_ms = $4
@@ -95,15 +106,18 @@ extension WorkflowStore {
         // Another transaction got there first (two signal-with-starts after a run ended).
         guard changed == 1 else { return }
         try db.execute("DELETE FROM workflow_steps WHERE workflow_id = $1", [.text(id)])
-        try db.execute("DELETE FROM workflow_signals WHERE workflow_id = $1\(keepUnconsumedSignals ? " AND consumed_seq IS NOT NULL" : "")",
-                       [.text(id)])
-        try db.execute("DELETE FROM workflow_signal_requests WHERE workflow_id = $1 AND created_at_ms < $2",
-                       [.text(id), .integer(nowMs - WorkflowLimits.signalRequestRetentionMilliseconds)])
+        try db.execute(
+            "DELETE FROM workflow_signals WHERE workflow_id = $1\(keepUnconsumedSignals ? " AND consumed_seq IS NOT NULL" : "")",
+            [.text(id)])
+        try db.execute(
+            "DELETE FROM workflow_signal_requests WHERE workflow_id = $1 AND created_at_ms < $2",
+            [.text(id), .integer(nowMs - WorkflowLimits.signalRequestRetentionMilliseconds)])
     }
 
     /// Records that workflow `id` took request `requestID`; false when it already had.
     static func takeRequest(_ db: any SQLConnection, id: String, requestID: String, nowMs: Int64) throws -> Bool {
-        try db.execute("""
+        try db.execute(
+            """
             INSERT INTO workflow_signal_requests (workflow_id, request_id, created_at_ms) VALUES ($1, $2, $3)
             ON CONFLICT (workflow_id, request_id) DO NOTHING
             """, [.text(id), .text(requestID), .integer(nowMs)]) == 1

@@ -18,9 +18,11 @@ package final class WorkflowEngine: Sendable {
     /// Rung when local work becomes runnable (a start, a signal).
     let doorbell = Doorbell()
 
-    package init(database: any Database, catalog: WorkflowCatalog, clock: any WorkflowClock = SystemWorkflowClock(),
-                owner: String = "w" + String(UInt64.random(in: 0...UInt64.max), radix: 36), leaseSeconds: Int = 30,
-                concurrency: Int = 8, logger: Logger = Logger(label: "tenki.workflow")) {
+    package init(
+        database: any Database, catalog: WorkflowCatalog, clock: any WorkflowClock = SystemWorkflowClock(),
+        owner: String = "w" + String(UInt64.random(in: 0...UInt64.max), radix: 36), leaseSeconds: Int = 30,
+        concurrency: Int = 8, logger: Logger = Logger(label: "tenki.workflow")
+    ) {
         precondition((1...WorkflowLimits.maxWorkerConcurrency).contains(concurrency), "bad workflow concurrency")
         self.database = database
         self.catalog = catalog
@@ -45,8 +47,9 @@ package final class WorkflowEngine: Sendable {
         let plan = try startPlan(type: type, input: input, id: id, taskQueue: taskQueue, timeout: timeout)
         let nowMs = clock.nowMilliseconds()
         let started = try await database.transaction { db in
-            try WorkflowStore.start(db, id: plan.id, type: type, taskQueue: plan.queue, input: input, parentID: nil,
-                                    deadlineAtMs: plan.timeoutMs.map { nowMs + $0 }, nowMs: nowMs)
+            try WorkflowStore.start(
+                db, id: plan.id, type: type, taskQueue: plan.queue, input: input, parentID: nil,
+                deadlineAtMs: plan.timeoutMs.map { nowMs + $0 }, nowMs: nowMs)
         }
         if started.created { doorbell.ring() }
         return Started(run: started.run, created: started.created)
@@ -77,7 +80,9 @@ package final class WorkflowEngine: Sendable {
         return StartPlan(queue: queue, id: id, timeoutMs: timeoutMs)
     }
 
-    package func start<I: Encodable>(type: String, input: I, id: String? = nil, taskQueue: String? = nil, timeout: Duration? = nil) async throws -> Started {
+    package func start<I: Encodable>(
+        type: String, input: I, id: String? = nil, taskQueue: String? = nil, timeout: Duration? = nil
+    ) async throws -> Started {
         try await start(type: type, input: try WorkflowJSON.encode(input), id: id, taskQueue: taskQueue, timeout: timeout)
     }
 
@@ -120,9 +125,10 @@ package final class WorkflowEngine: Sendable {
     package func describe(id: String) async throws -> WorkflowDescription {
         try await database.read { db in
             guard let run = try WorkflowStore.load(db, id: id) else { throw HostError(.notFound, "no workflow '\(id)'") }
-            return WorkflowDescription(run: run, steps: try WorkflowStore.steps(db, workflowID: id),
-                                       children: try WorkflowStore.children(db, parentID: id),
-                                       state: try WorkflowStore.state(db, id: id).map { ($0.key, $0.value) })
+            return WorkflowDescription(
+                run: run, steps: try WorkflowStore.steps(db, workflowID: id),
+                children: try WorkflowStore.children(db, parentID: id),
+                state: try WorkflowStore.state(db, id: id).map { ($0.key, $0.value) })
         }
     }
 
@@ -137,14 +143,18 @@ package final class WorkflowEngine: Sendable {
 
     /// Claims up to `limit` runnable runs across the known queues.
     func claim(limit: Int) async throws -> [WorkflowRun] {
-        let queues = catalog.queues, types = catalog.types
-        let owner = self.owner, leaseMs = self.leaseMs, nowMs = clock.nowMilliseconds()
+        let queues = catalog.queues
+        let types = catalog.types
+        let owner = self.owner
+        let leaseMs = self.leaseMs
+        let nowMs = clock.nowMilliseconds()
         guard limit > 0 else { return [] }
         return try await database.transaction { db in
             var claimed: [WorkflowRun] = []
             for queue in queues where claimed.count < limit {
-                claimed += try WorkflowStore.claim(db, queue: queue, types: types, owner: owner, nowMs: nowMs, leaseMs: leaseMs,
-                                                   limit: min(limit - claimed.count, WorkflowLimits.claimBatchRuns))
+                claimed += try WorkflowStore.claim(
+                    db, queue: queue, types: types, owner: owner, nowMs: nowMs, leaseMs: leaseMs,
+                    limit: min(limit - claimed.count, WorkflowLimits.claimBatchRuns))
             }
             return claimed
         }
@@ -175,7 +185,8 @@ package final class WorkflowEngine: Sendable {
 
     /// One execution of a claimed run, to its end or its next wait.
     func execute(_ run: WorkflowRun) async {
-        let owner = self.owner, clock = self.clock
+        let owner = self.owner
+        let clock = self.clock
         do {
             let nowMs = clock.nowMilliseconds()
             if let deadline = run.deadlineAtMs, nowMs >= deadline {
@@ -192,7 +203,9 @@ package final class WorkflowEngine: Sendable {
             do { result = .success(try await definition.run(context, run.input)) } catch { result = .failure(error) }
             switch (context.halt, result) {
             case (.suspended(let due)?, _):
-                let id = run.id, seen = run.wakeSeq, lease = WorkflowLease(owner: owner, execution: run.executions)
+                let id = run.id
+                let seen = run.wakeSeq
+                let lease = WorkflowLease(owner: owner, execution: run.executions)
                 try await database.transaction { db in
                     try WorkflowStore.suspend(db, id: id, lease: lease, dueAtMs: due, seenWakeSeq: seen, nowMs: clock.nowMilliseconds())
                 }
@@ -210,7 +223,8 @@ package final class WorkflowEngine: Sendable {
                 }
             case (nil, .failure(let error)):
                 let (type, message) = WorkflowExecution.describe(error)
-                try await finish(run, .failed, output: nil, error: type == "WorkflowStepFailed" || type == "HostError" ? message : "\(type): \(message)")
+                try await finish(
+                    run, .failed, output: nil, error: type == "WorkflowStepFailed" || type == "HostError" ? message : "\(type): \(message)")
             }
         } catch {
             // The lease runs out and the run is taken again.
@@ -219,7 +233,8 @@ package final class WorkflowEngine: Sendable {
     }
 
     private func finish(_ run: WorkflowRun, _ status: WorkflowStatus, output: [UInt8]?, error: String?) async throws {
-        let lease = WorkflowLease(owner: owner, execution: run.executions), nowMs = clock.nowMilliseconds()
+        let lease = WorkflowLease(owner: owner, execution: run.executions)
+        let nowMs = clock.nowMilliseconds()
         try await database.transaction { db in
             guard try WorkflowStore.finish(db, id: run.id, lease: lease, status: status, output: output, error: error, nowMs: nowMs) else { return }
             // As Temporal's default parent close policy: children a run leaves unfinished end with it.
@@ -251,8 +266,10 @@ extension WorkflowEngine: WorkflowClient {
         try await signal(id: id, name: name, payload: payload)
     }
 
-    package func signalWithStart(in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
-                                payload: [UInt8], requestID: String?) throws -> Bool {
+    package func signalWithStart(
+        in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
+        payload: [UInt8], requestID: String?
+    ) throws -> Bool {
         try signalWithStart(in: db, type: type, input: input, id: id, signal: name, payload: payload, requestID: requestID)
     }
 }

@@ -62,7 +62,8 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
             }
             let record = recorded[seq]
             if let record, record.kind != kind || record.name != name {
-                haltReason = .nondeterminism("""
+                haltReason = .nondeterminism(
+                    """
                     workflow \(run.id) (\(run.type)) asked for \(kind) '\(name)' as call \(seq), but its history has \
                     \(record.kind) '\(record.name)' there: the workflow's code changed while it ran, or it is not deterministic
                     """)
@@ -74,7 +75,9 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
 
     /// Runs `body` in a transaction that first checks the run is still ours.
     private func fenced<T>(_ body: @escaping (any SQLConnection, Int64) throws -> T) async throws -> T {
-        let id = run.id, lease = WorkflowLease(owner: owner, execution: run.executions), clock = engine.clock
+        let id = run.id
+        let lease = WorkflowLease(owner: owner, execution: run.executions)
+        let clock = engine.clock
         do {
             return try await database.transaction { db in
                 let now = clock.nowMilliseconds()
@@ -101,16 +104,21 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
 
     var client: any WorkflowClient { engine }
 
-    func stepJSON(_ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
-                  _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8] {
+    func stepJSON(
+        _ name: String, retry: WorkflowRetryPolicy, timeout: Duration?,
+        _ body: @escaping @Sendable () async throws -> [UInt8]
+    ) async throws -> [UInt8] {
         let (seq, record) = try next("step", name)
         if let output = try recordedAttempt(record, name) { return output }
-        let attempt = (record?.attempts ?? 0) + 1, startedAt = record?.startedAtMs ?? nowMs
+        let attempt = (record?.attempts ?? 0) + 1
+        let startedAt = record?.startedAtMs ?? nowMs
         do {
             let output = try await runWithTimeout(name, timeout, body)
             try checkSize(output, "the result of step '\(name)'")
-            try await save(WorkflowStepRecord(seq: seq, kind: "step", name: name, status: "completed", output: output, attempts: attempt,
-                                              startedAtMs: startedAt, finishedAtMs: nowMs))
+            try await save(
+                WorkflowStepRecord(
+                    seq: seq, kind: "step", name: name, status: "completed", output: output, attempts: attempt,
+                    startedAtMs: startedAt, finishedAtMs: nowMs))
             return output
         } catch let halt as WorkflowHalt {
             throw halt
@@ -134,25 +142,32 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
     }
 
     /// Records a failed attempt: parked until its retry (by `retry`), or failed for good.
-    private func attemptFailed(_ error: any Error, seq: Int, kind: String, name: String, retry: WorkflowRetryPolicy, attempt: Int,
-                               startedAt: Int64) async throws -> Never {
+    private func attemptFailed(
+        _ error: any Error, seq: Int, kind: String, name: String, retry: WorkflowRetryPolicy, attempt: Int,
+        startedAt: Int64
+    ) async throws -> Never {
         if let halt { throw halt }
         let (type, message) = WorkflowExecution.describe(error)
         let nonRetryable = (error as? WorkflowApplicationError)?.nonRetryable == true
         if !nonRetryable && retry.retries(errorType: type, attempt: attempt) {
             let wake = nowMs + retry.delayMilliseconds(afterAttempt: attempt)
-            try await save(WorkflowStepRecord(seq: seq, kind: kind, name: name, status: "retrying", errorType: type, error: message,
-                                              attempts: attempt, wakeAtMs: wake, startedAtMs: startedAt))
+            try await save(
+                WorkflowStepRecord(
+                    seq: seq, kind: kind, name: name, status: "retrying", errorType: type, error: message,
+                    attempts: attempt, wakeAtMs: wake, startedAtMs: startedAt))
             throw suspend(until: wake)
         }
-        try await save(WorkflowStepRecord(seq: seq, kind: kind, name: name, status: "failed", errorType: type, error: message,
-                                          attempts: attempt, startedAtMs: startedAt, finishedAtMs: nowMs))
+        try await save(
+            WorkflowStepRecord(
+                seq: seq, kind: kind, name: name, status: "failed", errorType: type, error: message,
+                attempts: attempt, startedAtMs: startedAt, finishedAtMs: nowMs))
         throw WorkflowStepFailed(step: name, errorType: type, message: message, attempts: attempt)
     }
 
     /// Races the step against its start-to-close timeout on the engine's clock; a step that
     /// overruns is cancelled (and not waited for) and counts as a failed attempt.
-    private func runWithTimeout(_ name: String, _ timeout: Duration?, _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8] {
+    private func runWithTimeout(_ name: String, _ timeout: Duration?, _ body: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8]
+    {
         guard let timeout else { return try await body() }
         let milliseconds = WorkflowDurations.milliseconds(timeout)
         let clock = engine.clock
@@ -173,21 +188,27 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         }
     }
 
-    func transactionJSON(_ name: String, retry: WorkflowRetryPolicy,
-                         _ body: @escaping (any SQLConnection) throws -> [UInt8]) async throws -> [UInt8] {
+    func transactionJSON(
+        _ name: String, retry: WorkflowRetryPolicy,
+        _ body: @escaping (any SQLConnection) throws -> [UInt8]
+    ) async throws -> [UInt8] {
         let (seq, record) = try next("transaction", name)
         if let output = try recordedAttempt(record, name) { return output }
-        let attempt = (record?.attempts ?? 0) + 1, startedAt = record?.startedAtMs ?? nowMs
+        let attempt = (record?.attempts ?? 0) + 1
+        let startedAt = record?.startedAtMs ?? nowMs
         let id = run.id
         do {
             return try await fenced { db, now in
                 let output = try body(db)
                 guard output.count <= WorkflowLimits.maxPayloadBytes else {
-                    throw HostError(.badRequest, "the result of transaction '\(name)' is \(output.count) bytes; at most \(WorkflowLimits.maxPayloadBytes)")
+                    throw HostError(
+                        .badRequest, "the result of transaction '\(name)' is \(output.count) bytes; at most \(WorkflowLimits.maxPayloadBytes)")
                 }
-                try WorkflowStore.saveStep(db, workflowID: id, WorkflowStepRecord(
-                    seq: seq, kind: "transaction", name: name, status: "completed", output: output, attempts: attempt,
-                    startedAtMs: startedAt, finishedAtMs: now))
+                try WorkflowStore.saveStep(
+                    db, workflowID: id,
+                    WorkflowStepRecord(
+                        seq: seq, kind: "transaction", name: name, status: "completed", output: output, attempts: attempt,
+                        startedAtMs: startedAt, finishedAtMs: now))
                 return output
             }
         } catch let halt as WorkflowHalt {
@@ -205,8 +226,10 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         let wake = record?.wakeAtMs ?? now + max(0, WorkflowDurations.milliseconds(duration))
         let done = now >= wake
         if record == nil || done {
-            try await save(WorkflowStepRecord(seq: seq, kind: "sleep", name: name, status: done ? "completed" : "waiting", attempts: 1,
-                                              wakeAtMs: wake, startedAtMs: record?.startedAtMs ?? now, finishedAtMs: done ? now : nil))
+            try await save(
+                WorkflowStepRecord(
+                    seq: seq, kind: "sleep", name: name, status: done ? "completed" : "waiting", attempts: 1,
+                    wakeAtMs: wake, startedAtMs: record?.startedAtMs ?? now, finishedAtMs: done ? now : nil))
         }
         if !done { throw suspend(until: wake) }
     }
@@ -242,14 +265,17 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
 
     /// Takes a signal named one of `names` for call `seq`, or parks the run until one comes (or
     /// the timeout); `recorded` turns what came into the step's recorded output.
-    private func awaitSignal(seq: Int, record: WorkflowStepRecord?, recordName: String, names: [String], timeout: Duration?,
-                             recorded: @escaping (String, [UInt8]) throws -> [UInt8]) async throws -> (name: String, payload: [UInt8])? {
+    private func awaitSignal(
+        seq: Int, record: WorkflowStepRecord?, recordName: String, names: [String], timeout: Duration?,
+        recorded: @escaping (String, [UInt8]) throws -> [UInt8]
+    ) async throws -> (name: String, payload: [UInt8])? {
         let id = run.id
         let wakeAt = record?.wakeAtMs ?? timeout.map { nowMs + max(0, WorkflowDurations.milliseconds($0)) }
         let startedAt = record?.startedAtMs ?? nowMs
         let outcome: SignalOutcome = try await fenced { db, now in
-            var step = WorkflowStepRecord(seq: seq, kind: "signal", name: recordName, status: "waiting", attempts: 1, wakeAtMs: wakeAt,
-                                          startedAtMs: startedAt)
+            var step = WorkflowStepRecord(
+                seq: seq, kind: "signal", name: recordName, status: "waiting", attempts: 1, wakeAtMs: wakeAt,
+                startedAtMs: startedAt)
             let result: SignalOutcome
             if let taken = try WorkflowStore.consumeSignal(db, id: id, names: names, seq: seq) {
                 step.status = "completed"
@@ -284,7 +310,8 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
             return try WorkflowJSON.decode(String.self, from: output, what: "child id")
         }
         guard let definition = engine.catalog.definition(type) else {
-            throw HostError(.badRequest, "unknown workflow type '\(type)' for a child of \(run.id) (known: \(engine.catalog.types.joined(separator: ", ")))")
+            throw HostError(
+                .badRequest, "unknown workflow type '\(type)' for a child of \(run.id) (known: \(engine.catalog.types.joined(separator: ", ")))")
         }
         try checkSize(input, "the input of child \(type)")
         // Later runs of the id number their children apart from the earlier runs' ones.
@@ -292,14 +319,17 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         guard WorkflowNames.isValid(id) else { throw HostError(.badRequest, "bad child workflow id '\(id)'") }
         let parentID = run.id
         return try await fenced { db, now in
-            let started = try WorkflowStore.start(db, id: id, type: type, taskQueue: definition.taskQueue, input: input, parentID: parentID,
-                                                  deadlineAtMs: definition.timeout.map { now + WorkflowDurations.milliseconds($0) }, nowMs: now)
+            let started = try WorkflowStore.start(
+                db, id: id, type: type, taskQueue: definition.taskQueue, input: input, parentID: parentID,
+                deadlineAtMs: definition.timeout.map { now + WorkflowDurations.milliseconds($0) }, nowMs: now)
             guard started.run.parentID == parentID else {
                 throw HostError(.badRequest, "child workflow id '\(id)' is already used by a run that is not a child of \(parentID)")
             }
-            try WorkflowStore.saveStep(db, workflowID: parentID, WorkflowStepRecord(
-                seq: seq, kind: "child", name: type, status: "completed", output: try WorkflowJSON.encode(id), attempts: 1,
-                startedAtMs: now, finishedAtMs: now))
+            try WorkflowStore.saveStep(
+                db, workflowID: parentID,
+                WorkflowStepRecord(
+                    seq: seq, kind: "child", name: type, status: "completed", output: try WorkflowJSON.encode(id), attempts: 1,
+                    startedAtMs: now, finishedAtMs: now))
             return id
         }
     }
@@ -352,8 +382,10 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
         let id = run.id
         try await fenced { db, now in
             try WorkflowStore.setState(db, id: id, key: key, value: value, nowMs: now)
-            try WorkflowStore.saveStep(db, workflowID: id, WorkflowStepRecord(
-                seq: seq, kind: "state", name: key, status: "completed", attempts: 1, startedAtMs: now, finishedAtMs: now))
+            try WorkflowStore.saveStep(
+                db, workflowID: id,
+                WorkflowStepRecord(
+                    seq: seq, kind: "state", name: key, status: "completed", attempts: 1, startedAtMs: now, finishedAtMs: now))
         }
     }
 
@@ -364,8 +396,10 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
             ms = try WorkflowJSON.decode(Int64.self, from: output, what: "recorded time")
         } else {
             ms = nowMs
-            try await save(WorkflowStepRecord(seq: seq, kind: "now", name: "now", status: "completed", output: Array(String(ms).utf8),
-                                              attempts: 1, startedAtMs: ms, finishedAtMs: ms))
+            try await save(
+                WorkflowStepRecord(
+                    seq: seq, kind: "now", name: "now", status: "completed", output: Array(String(ms).utf8),
+                    attempts: 1, startedAtMs: ms, finishedAtMs: ms))
         }
         return Date(timeIntervalSince1970: Double(ms) / 1000)
     }
@@ -386,5 +420,11 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
 final class OnceFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var taken = false
-    func claim() -> Bool { lock.withLock { if taken { return false }; taken = true; return true } }
+    func claim() -> Bool {
+        lock.withLock {
+            if taken { return false }
+            taken = true
+            return true
+        }
+    }
 }

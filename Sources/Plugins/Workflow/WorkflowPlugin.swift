@@ -3,8 +3,8 @@ import Foundation
 import Host
 import Hummingbird
 import Logging
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 
 /// Durable workflows on the `Database` protocol (SQLite or PostgreSQL): DBOS-style step
 /// memoisation with Temporal's semantics (retry policies, durable timers, signals, children,
@@ -32,9 +32,10 @@ package struct WorkflowPlugin: Plugin {
         database = context.database
         logger = context.logger
         scriptRegistry = LuaScriptRegistry(root: context.configuration.scriptsRoot, catalog: context.workflows, logger: context.logger)
-        engine = WorkflowEngine(database: context.database, catalog: context.workflows,
-                                leaseSeconds: context.configuration.workflowLeaseSeconds,
-                                concurrency: context.configuration.workflowConcurrency, logger: context.logger)
+        engine = WorkflowEngine(
+            database: context.database, catalog: context.workflows,
+            leaseSeconds: context.configuration.workflowLeaseSeconds,
+            concurrency: context.configuration.workflowConcurrency, logger: context.logger)
         if context.configuration.workflowTestTypes {
             try await context.database.transaction { try $0.executeScript(TestWorkflows.effectsTableSQL) }
         }
@@ -47,15 +48,18 @@ package struct WorkflowPlugin: Plugin {
     /// One durable run per event matching a serving script's `on` topics (and `match`): one
     /// subscription for every script, taking only the topics the serving scripts listen to.
     package var subscriptions: [EventSubscription] {
-        let registry = scriptRegistry, catalog = self.catalog
+        let registry = scriptRegistry
+        let catalog = self.catalog
         return [LuaWorkflows.subscription(current: { registry.current }, database: database, functions: { catalog.scriptFunctions }, logger: logger)]
     }
 
     package var services: [any Service] {
         let reloader = LuaScriptReloader(registry: scriptRegistry, intervalMilliseconds: configuration.scriptsReloadPollMilliseconds)
         guard configuration.workflowWorker else { return [reloader] }
-        return [reloader, WorkflowWorker(engine: engine, pollIntervalMilliseconds: configuration.workflowPollIntervalMilliseconds),
-                WorkflowSchedulerService(engine: engine, pollIntervalMilliseconds: 1_000)]
+        return [
+            reloader, WorkflowWorker(engine: engine, pollIntervalMilliseconds: configuration.workflowPollIntervalMilliseconds),
+            WorkflowSchedulerService(engine: engine, pollIntervalMilliseconds: 1_000),
+        ]
     }
 
     package func addRoutes(to router: HostRouter) {
@@ -119,12 +123,15 @@ struct WorkflowRoutes {
             guard let type = try WorkflowRoutes.string(body, "type", required: true) else { throw HostError(.badRequest, "'type' is required") }
             var timeout: Duration?
             if let text = try WorkflowRoutes.string(body, "timeout") {
-                guard let parsed = WorkflowDurations.parse(text) else { throw HostError(.badRequest, "bad timeout '\(text)' (e.g. 90s, 15m, 2h, 3d)") }
+                guard let parsed = WorkflowDurations.parse(text) else {
+                    throw HostError(.badRequest, "bad timeout '\(text)' (e.g. 90s, 15m, 2h, 3d)")
+                }
                 timeout = parsed
             }
-            let started = try await engine.start(type: type, input: try WorkflowRoutes.payload(body, "input"),
-                                                 id: try WorkflowRoutes.string(body, "id"),
-                                                 taskQueue: try WorkflowRoutes.string(body, "task_queue"), timeout: timeout)
+            let started = try await engine.start(
+                type: type, input: try WorkflowRoutes.payload(body, "input"),
+                id: try WorkflowRoutes.string(body, "id"),
+                taskQueue: try WorkflowRoutes.string(body, "task_queue"), timeout: timeout)
             var object = WorkflowViews.run(started.run)
             object["created"] = started.created
             return JSONResponse.make(started.created ? .created : .ok, object)
@@ -155,7 +162,8 @@ struct WorkflowRoutes {
             return JSONResponse.raw(.ok, WorkflowViews.text(["id": description.run.id, "status": description.run.status.rawValue, "state": state]))
         }
         router.post("/workflows/:id/signals/:name") { request, context -> Response in
-            let id = try WorkflowRoutes.id(context), name = try WorkflowRoutes.id(context, "name")
+            let id = try WorkflowRoutes.id(context)
+            let name = try WorkflowRoutes.id(context, "name")
             try await engine.signal(id: id, name: name, payload: try await WorkflowRoutes.bodyJSON(request))
             return JSONResponse.make(.accepted, ["id": id, "signal": name, "status": "sent"])
         }

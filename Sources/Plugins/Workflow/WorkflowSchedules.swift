@@ -1,8 +1,8 @@
 import Foundation
 import Host
 import Logging
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 
 /// A cron schedule that starts a workflow type with a fixed input at every tick.
 package struct WorkflowSchedule: Sendable {
@@ -27,8 +27,9 @@ extension WorkflowEngine {
         var refused: [String] = []
         for schedule in catalog.schedules {
             do {
-                _ = try await createSchedule(name: schedule.name, cron: schedule.cron, type: schedule.type, input: schedule.input,
-                                             taskQueue: schedule.taskQueue, onlyIfChanged: true)
+                _ = try await createSchedule(
+                    name: schedule.name, cron: schedule.cron, type: schedule.type, input: schedule.input,
+                    taskQueue: schedule.taskQueue, onlyIfChanged: true)
             } catch {
                 refused.append("schedule \(schedule.name): \(error)")
                 logger.error("declared schedule refused", metadata: ["schedule": .string(schedule.name), "error": .string("\(error)")])
@@ -39,8 +40,10 @@ extension WorkflowEngine {
 
     /// Creates or replaces a schedule. With `onlyIfChanged`, an identical existing schedule is
     /// left alone (its next tick kept).
-    package func createSchedule(name: String, cron text: String, type: String, input: [UInt8], taskQueue: String? = nil,
-                               onlyIfChanged: Bool = false) async throws -> WorkflowSchedule {
+    package func createSchedule(
+        name: String, cron text: String, type: String, input: [UInt8], taskQueue: String? = nil,
+        onlyIfChanged: Bool = false
+    ) async throws -> WorkflowSchedule {
         guard WorkflowNames.isValid(name), !name.contains("@") else {
             throw HostError(.badRequest, "bad schedule name '\(name)': 1-200 characters, no spaces or '@'")
         }
@@ -53,7 +56,8 @@ extension WorkflowEngine {
         let nowMs = clock.nowMilliseconds()
         guard let next = cron.next(afterMs: nowMs) else { throw HostError(.badRequest, "cron '\(text)' never fires") }
         let stored: (Int64, Bool) = try await database.transaction { db in
-            try db.execute("""
+            try db.execute(
+                """
                 INSERT INTO workflow_schedules (name, cron, workflow_type, task_queue, input, next_tick_ms, created_at_ms)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, workflow_type = excluded.workflow_type,
@@ -66,8 +70,9 @@ extension WorkflowEngine {
             let row = try db.queryOne("SELECT next_tick_ms, paused FROM workflow_schedules WHERE name = $1", [.text(name)])
             return (try row?.int("next_tick_ms") ?? next, try row?.bool("paused") ?? false)
         }
-        return WorkflowSchedule(name: name, cron: cron, workflowType: type, taskQueue: queue, input: input, nextTickMs: stored.0,
-                                paused: stored.1)
+        return WorkflowSchedule(
+            name: name, cron: cron, workflowType: type, taskQueue: queue, input: input, nextTickMs: stored.0,
+            paused: stored.1)
     }
 
     package func deleteSchedule(name: String) async throws {
@@ -79,9 +84,10 @@ extension WorkflowEngine {
         try await database.read { db in
             try db.query("SELECT name, cron, workflow_type, task_queue, input, next_tick_ms, paused FROM workflow_schedules ORDER BY name")
                 .map { row in
-                    WorkflowSchedule(name: try row.string("name"), cron: try CronExpression(try row.string("cron")),
-                                     workflowType: try row.string("workflow_type"), taskQueue: try row.string("task_queue"),
-                                     input: try row.bytes("input"), nextTickMs: try row.int("next_tick_ms"), paused: try row.bool("paused"))
+                    WorkflowSchedule(
+                        name: try row.string("name"), cron: try CronExpression(try row.string("cron")),
+                        workflowType: try row.string("workflow_type"), taskQueue: try row.string("task_queue"),
+                        input: try row.bytes("input"), nextTickMs: try row.int("next_tick_ms"), paused: try row.bool("paused"))
                 }
         }
     }
@@ -107,27 +113,33 @@ extension WorkflowEngine {
         for name in due {
             let catalog = self.catalog
             let fired: String? = try await database.transaction { db in
-                guard let row = try db.queryOne("""
-                    SELECT cron, workflow_type, task_queue, input, next_tick_ms FROM workflow_schedules
-                    WHERE name = $1 AND paused = 0 AND next_tick_ms <= $2
-                    """, [.text(name), .integer(nowMs)]) else { return nil }
+                guard
+                    let row = try db.queryOne(
+                        """
+                        SELECT cron, workflow_type, task_queue, input, next_tick_ms FROM workflow_schedules
+                        WHERE name = $1 AND paused = 0 AND next_tick_ms <= $2
+                        """, [.text(name), .integer(nowMs)])
+                else { return nil }
                 let tick = try row.int("next_tick_ms")
                 let cron = try CronExpression(try row.string("cron"))
                 let type = try row.string("workflow_type")
                 let id = WorkflowEngine.scheduledRunID(schedule: name, tickMs: tick)
-                let inserted = try db.execute("""
+                let inserted = try db.execute(
+                    """
                     INSERT INTO workflow_schedule_ticks (schedule, tick_ms, workflow_id, created_at_ms) VALUES ($1, $2, $3, $4)
                     ON CONFLICT (schedule, tick_ms) DO NOTHING
                     """, [.text(name), .integer(tick), .text(id), .integer(nowMs)])
                 if inserted == 1 {
                     let timeout = catalog.definition(type)?.timeout.map(WorkflowDurations.milliseconds)
-                    _ = try WorkflowStore.start(db, id: id, type: type, taskQueue: try row.string("task_queue"), input: try row.bytes("input"),
-                                                parentID: nil, deadlineAtMs: timeout.map { nowMs + $0 }, nowMs: nowMs)
+                    _ = try WorkflowStore.start(
+                        db, id: id, type: type, taskQueue: try row.string("task_queue"), input: try row.bytes("input"),
+                        parentID: nil, deadlineAtMs: timeout.map { nowMs + $0 }, nowMs: nowMs)
                 }
                 // Missed ticks are skipped: the next one is after now.
                 let next = cron.next(afterMs: max(tick, nowMs)) ?? Int64.max / 2
-                try db.execute("UPDATE workflow_schedules SET next_tick_ms = $2 WHERE name = $1 AND next_tick_ms = $3",
-                               [.text(name), .integer(next), .integer(tick)])
+                try db.execute(
+                    "UPDATE workflow_schedules SET next_tick_ms = $2 WHERE name = $1 AND next_tick_ms = $3",
+                    [.text(name), .integer(next), .integer(tick)])
                 return inserted == 1 ? id : nil
             }
             if let fired { started.append(fired) }

@@ -124,7 +124,10 @@ package final class ManualWorkflowClock: WorkflowClock, @unchecked Sendable {
     }
 
     package func sleep(milliseconds: Int64) async throws {
-        let id: UInt64 = lock.withLock { nextID += 1; return nextID }
+        let id: UInt64 = lock.withLock {
+            nextID += 1
+            return nextID
+        }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let resumeNow: Bool = lock.withLock {

@@ -50,8 +50,10 @@ enum WorkflowViews {
     }
 
     static func schedule(_ s: WorkflowSchedule) -> [String: Any] {
-        ["name": s.name, "cron": s.cron.text, "type": s.workflowType, "task_queue": s.taskQueue, "input": json(s.input),
-         "next_tick": time(s.nextTickMs), "paused": s.paused]
+        [
+            "name": s.name, "cron": s.cron.text, "type": s.workflowType, "task_queue": s.taskQueue, "input": json(s.input),
+            "next_tick": time(s.nextTickMs), "paused": s.paused,
+        ]
     }
 
     static func text(_ object: Any, pretty: Bool = false) -> String {
@@ -72,8 +74,10 @@ enum WorkflowViews {
     /// The readable form of `tenki workflow describe`.
     static func describeText(_ d: WorkflowDescription) -> String {
         let r = d.run
-        var lines = ["\(r.id)  \(r.type)  \(r.status.rawValue)", "  task queue  \(r.taskQueue)",
-                     "  created     \(Timestamp.iso(ms: r.createdAtMs))", "  executions  \(r.executions)"]
+        var lines = [
+            "\(r.id)  \(r.type)  \(r.status.rawValue)", "  task queue  \(r.taskQueue)",
+            "  created     \(Timestamp.iso(ms: r.createdAtMs))", "  executions  \(r.executions)",
+        ]
         if r.runNumber > 1 { lines.append("  run         \(r.runNumber) (continued as new or started again \(r.runNumber - 1) time(s))") }
         if let parent = r.parentID { lines.append("  parent      \(parent)") }
         if let deadline = r.deadlineAtMs { lines.append("  deadline    \(Timestamp.iso(ms: deadline))") }

@@ -1,8 +1,8 @@
 import Foundation
 import Host
 import Logging
-import ServiceLifecycle
 import SQL
+import ServiceLifecycle
 
 /// The service that executes workflow runs in `tenki serve`: claims runnable runs while it has
 /// free slots, renews the leases of the runs it executes, and on graceful shutdown stops
@@ -20,16 +20,19 @@ struct WorkflowWorker: Service {
         let stopping = StopFlag()
         let heartbeat = Doorbell()
         let slots = SlotCounter()
-        engine.logger.info("workflow worker started", metadata: [
-            "owner": .string(engine.owner), "queues": .string(engine.catalog.queues.map(\.name).joined(separator: ",")),
-        ])
+        engine.logger.info(
+            "workflow worker started",
+            metadata: [
+                "owner": .string(engine.owner), "queues": .string(engine.catalog.queues.map(\.name).joined(separator: ",")),
+            ])
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     while !stopping.isSet {
                         await heartbeat.wait(timeoutMilliseconds: Int(engine.leaseMs / 3))
                         if stopping.isSet { break }
-                        let owner = engine.owner, until = engine.clock.nowMilliseconds() + engine.leaseMs
+                        let owner = engine.owner
+                        let until = engine.clock.nowMilliseconds() + engine.leaseMs
                         do {
                             try await engine.database.transaction { try WorkflowStore.renewLeases($0, owner: owner, untilMs: until) }
                         } catch {
