@@ -195,7 +195,9 @@ struct RunnerEndToEndTests {
             list?.first?["slug"] as? String == "codertocat" && list?.first?["payment_method_ref"] as? String == "pm_card_visa"
                 && list?.first?["has_payment_method"] as? Bool == true)
         // Unknown workspaces are an error, not an empty list.
-        let unknown = try TenkiProcess.run(["jobs", "list", "--workspace", "nobody", "--json"] + storage)
-        #expect(unknown.status != 0 && unknown.error.contains("no workspace 'nobody'"))
+        for command in [["jobs", "list"], ["runner", "usage"]] {
+            let unknown = try TenkiProcess.run(command + ["--workspace", "nobody", "--json"] + storage)
+            #expect(unknown.status == 66 && unknown.error.contains("no workspace 'nobody'"), "\(command): \(unknown.status) \(unknown.error)")
+        }
     }
 }

@@ -211,7 +211,7 @@ struct RunnerCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (_, store) = try await RunnerCommand.store(options)
-            let usages = try await store.usages(workspace: try await store.workspace(workspace)?.id ?? workspace)
+            let usages = try await store.usages(workspace: try await store.workspaceID(named: workspace)!)
             if json {
                 print(try RunnerCommand.json(usages))
                 return
