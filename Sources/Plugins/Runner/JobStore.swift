@@ -21,9 +21,14 @@ package struct JobStore: Sendable {
     static func record(_ db: any SQLConnection, event: JobEvent, workspaceID: String, sequence: Int64) throws {
         let now = now()
         let key: [SQLValue] = [.integer(event.installationID), .integer(event.jobID), .integer(event.runAttempt)]
+        // On PostgreSQL the row is locked as it is read: two reports of one job handled at once
+        // (an `in_progress` and a `completed`, on two dispatcher tasks or replicas) are applied
+        // one after the other, the second to what the first wrote, never both to the same read.
+        // SQLite's single writer already runs them one at a time.
+        let lock = db.dialect == .postgres ? " FOR UPDATE" : ""
         let existing = try db.queryOne(
             """
-            SELECT status, started_at, charge_status FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3
+            SELECT status, started_at, charge_status FROM runner_jobs WHERE installation_id = $1 AND job_id = $2 AND run_attempt = $3\(lock)
             """, key)
         var lifecycle =
             try existing.map { row in
