@@ -88,8 +88,11 @@ extension HostError {
 
     /// The code answering with `status` (400 for any other 4xx, 500 for any other 5xx).
     init(status: HTTPResponse.Status) {
+        // Only codes that mean nothing more than their status: a bare 500 is internal (not a
+        // configuration error), a bare 409 is not a workflow's state.
+        let plain: [Code] = [.badRequest, .unauthorized, .notFound, .payloadTooLarge, .headersTooLarge, .unavailable, .internal]
         let code =
-            Code.allCases.first { HostError($0, "").status == status }
+            plain.first { HostError($0, "").status == status }
             ?? (status.code < 500 ? .badRequest : .internal)
         let message = status == .contentTooLarge ? "the body is larger than this route takes" : status.reasonPhrase.lowercased()
         self.init(code, message)

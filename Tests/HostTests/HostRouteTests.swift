@@ -79,9 +79,10 @@ struct HostErrorTests {
         arguments: [
             (HostError.Code.badRequest, 400, 64), (.unauthorized, 401, 77), (.notFound, 404, 66), (.payloadTooLarge, 413, 65),
             (.rejected, 422, 65), (.notFinished, 409, 75), (.failed, 409, 1), (.unavailable, 503, 69), (.badConfiguration, 500, 78),
-            (.internal, 500, 70),
+            (.internal, 500, 70), (.headersTooLarge, 431, 65),
         ] as [(HostError.Code, Int, Int32)])
     func table(_ code: HostError.Code, _ status: Int, _ exitCode: Int32) {
+        #expect(HostError.Code.allCases.count == 11, "a new code gets a row here")
         let error = HostError(code, "m")
         #expect(error.status.code == status)
         #expect(error.exitCode == exitCode)
@@ -94,6 +95,11 @@ struct HostErrorTests {
         #expect(HostError(HTTPError(.contentTooLarge)).code == .payloadTooLarge)
         #expect(HostError(HTTPError(.methodNotAllowed)).code == .badRequest)
         #expect(HostError(HTTPError(.badGateway)).code == .internal)
+        // A bare 500 is internal (exit 70), not a configuration error; a bare 409 is a bad request.
+        #expect(HostError(HTTPError(.internalServerError)).code == .internal)
+        #expect(HostError(HTTPError(.internalServerError)).exitCode == 70)
+        #expect(HostError(HTTPError(.conflict)).code == .badRequest)
+        #expect(HostError(HTTPError(.serviceUnavailable)).code == .unavailable)
         #expect(HostError(SQLError(.connection, "server closed the connection")).code == .unavailable)
         #expect(HostError(SQLError(.busy, "locked")).code == .unavailable)
         #expect(HostError(SQLError(.serializationFailure, "retry")).code == .unavailable)
