@@ -66,8 +66,9 @@ let package = Package(
             name: "RunnerPlugin",
             dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "Kubernetes", "SQL", "TenkiCrypto", "HTTPClient"],
             path: "Sources/Plugins/Runner", swiftSettings: swiftSettings),
+        .target(name: "BillingPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Billing", swiftSettings: swiftSettings),
         .executableTarget(
-            name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "RunnerPlugin"],
+            name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "RunnerPlugin", "BillingPlugin"],
             path: "Sources/tenki", swiftSettings: swiftSettings),
 
         // MARK: tests (one target per module; route tests run the router in-process with HummingbirdTesting)
@@ -81,6 +82,9 @@ let package = Package(
             dependencies: [
                 "GitHubPlugin", "Host", "Lua", "SQL", "TenkiCrypto", "HTTPClient", "TestSupport", "PluginTestSupport", hummingbirdTesting,
             ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BillingPluginTests", dependencies: ["BillingPlugin", "Host", "SQL", "TenkiCrypto", "TestSupport", hummingbirdTesting],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "LedgerTests", dependencies: ["LedgerPlugin", "Host", "SQL", "TestSupport", hummingbirdTesting], swiftSettings: swiftSettings),

@@ -57,6 +57,9 @@ package struct HostConfiguration: Sendable, Equatable {
     package var githubAPIURL = "https://api.github.com"
     /// PEM CA bundle for `github_api_url`; nil trusts the system's.
     package var githubAPICAFile: String?
+    /// The Stripe endpoint's signing secret (`whsec_...`, from Stripe's dashboard), read from
+    /// this file; nil leaves `POST /webhooks/stripe` unconfigured (it answers 503).
+    package var stripeWebhookSecretFile: String?
     /// Kubernetes API server for runner Pods; nil leaves the Kubernetes provider unconfigured.
     package var kubernetesAPIURL: String?
     /// Bearer token file, re-read on every request (projected tokens rotate); nil: the in-cluster service account's.
@@ -149,6 +152,7 @@ package struct HostConfiguration: Sendable, Equatable {
         ("github_app_private_key_file", { $0.githubAppPrivateKeyFile = $1.isEmpty ? nil : $1 }),
         ("github_api_url", { $0.githubAPIURL = try url($1, "github_api_url") }),
         ("github_api_ca_file", { $0.githubAPICAFile = $1.isEmpty ? nil : $1 }),
+        ("stripe_webhook_secret_file", { $0.stripeWebhookSecretFile = $1.isEmpty ? nil : $1 }),
         ("kubernetes_api_url", { $0.kubernetesAPIURL = $1.isEmpty ? nil : try url($1, "kubernetes_api_url") }),
         ("kubernetes_token_file", { $0.kubernetesTokenFile = $1.isEmpty ? nil : $1 }),
         ("kubernetes_ca_file", { $0.kubernetesCAFile = $1.isEmpty ? nil : $1 }),

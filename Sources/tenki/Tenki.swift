@@ -1,4 +1,5 @@
 import ArgumentParser
+import BillingPlugin
 import GitHubPlugin
 import Host
 import LedgerPlugin
@@ -10,7 +11,7 @@ import WorkflowPlugin
 struct Tenki: AsyncParsableCommand {
     /// The construction order, declared here and only here: each plugin after those it depends
     /// on (checked by `PluginCatalog.checkOrder` when a host opens).
-    static let plugins: [any Plugin.Type] = [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self]
+    static let plugins: [any Plugin.Type] = [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self, BillingPlugin.self]
 
     static let configuration = CommandConfiguration(
         commandName: "tenki",

@@ -24,8 +24,11 @@ struct CommandLineTests {
         #expect(first.status == 0, "\(first.error)")
         #expect(first.output.contains("host: applied 1, 2"))
         #expect(first.output.contains("github: applied 1"))
+        #expect(first.output.contains("billing: applied 1"))
         let second = try TenkiProcess.run(["migrate"] + storage)
-        #expect(second.output == "host: up to date\ngithub: up to date\nledger: up to date\nworkflow: up to date\nrunner: up to date\n")
+        #expect(
+            second.output
+                == "host: up to date\ngithub: up to date\nledger: up to date\nworkflow: up to date\nrunner: up to date\nbilling: up to date\n")
     }
 
     @Test("ledger balance --json prints the documented fields for a workspace", arguments: DriverKind.allCases)

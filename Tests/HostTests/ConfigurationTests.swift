@@ -55,7 +55,7 @@ struct ConfigurationTests {
             "workflow_lease_seconds": "7", "workflow_concurrency": "3", "workflow_test_types": "true",
             "github_app_id": "12345", "github_app_private_key_file": "/k.pem", "github_api_url": "http://127.0.0.1:9/api/v3/",
             "github_api_ca_file": "/ca.pem", "kubernetes_api_url": "https://10.0.0.1:6443", "kubernetes_token_file": "/t",
-            "kubernetes_ca_file": "/kca.pem", "kubernetes_namespace": "ci-runners",
+            "kubernetes_ca_file": "/kca.pem", "kubernetes_namespace": "ci-runners", "stripe_webhook_secret_file": "/whsec",
         ]
         #expect(Set(values.keys) == Set(HostConfiguration.keys), "a new key needs a row here")
         var environment: [String: String] = [:]
@@ -77,6 +77,7 @@ struct ConfigurationTests {
         #expect(config.githubAPIURL == "http://127.0.0.1:9/api/v3", "the trailing slash is dropped")
         #expect(config.kubernetesAPIURL == "https://10.0.0.1:6443" && config.kubernetesTokenFile == "/t")
         #expect(config.kubernetesCAFile == "/kca.pem" && config.kubernetesNamespace == "ci-runners")
+        #expect(config.stripeWebhookSecretFile == "/whsec")
     }
 
     @Test("GitHub App and Kubernetes keys default to unconfigured and refuse bad values")

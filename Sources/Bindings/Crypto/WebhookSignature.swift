@@ -39,6 +39,11 @@ package enum StripeSignature {
         case timestampOutsideTolerance
     }
 
+    /// The header Stripe would send for `payload` signed at `timestamp` (Unix seconds).
+    package static func header(secret: [UInt8], payload: [UInt8], timestamp: Int64) -> String {
+        "t=\(timestamp),v1=" + Hex.encode(Digest.hmacSHA256(key: secret, message: Array("\(timestamp).".utf8) + payload))
+    }
+
     /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "t.payload")>[,v1=...]`.
     /// Only `v1` counts; the timestamp must be within `toleranceSeconds` of `now`.
     package static func verify(
