@@ -11,10 +11,17 @@ package struct PolicyStatus: Sendable, Codable {
     package var lastRejection: Rejection?
     package var reloads: Int
 
+    /// A change that was not taken: its version hash, when, and every `file:line: reason`.
     package struct Rejection: Sendable, Codable {
         package let version: String
         package let at: String
         package let errors: [String]
+
+        package init(version: String, at: String, errors: [String]) {
+            self.version = version
+            self.at = at
+            self.errors = errors
+        }
     }
 
     enum CodingKeys: String, CodingKey {

@@ -19,12 +19,9 @@ package struct LuaScriptStatus: Sendable, Codable {
     package var lastRejection: Rejection?
     package var reloads: Int
 
-    /// A change that was not taken: its version hash, when, and every `file:line: reason`.
-    package struct Rejection: Sendable, Codable {
-        package let version: String
-        package let at: String
-        package let errors: [String]
-    }
+    /// A change that was not taken: its version hash, when, and every `file:line: reason` (the
+    /// same record as a rejected policy change).
+    package typealias Rejection = PolicyStatus.Rejection
 
     package struct Script: Sendable, Codable {
         package let type: String
