@@ -1,6 +1,13 @@
--- Monthly invoice lines besides usage (docs/PRODUCT.md §5-§8): add-ons, extra concurrency slots,
--- storage, and the contract commitment true-up. Amounts are integer micro-cents.
+-- Monthly invoice lines besides usage (docs/PRODUCT.md §4-§8): add-ons, extra concurrency slots,
+-- storage, the contract commitment true-up and the monthly free credit; and the signup grant.
+-- Amounts are integer micro-cents.
 local billing = {}
+
+-- Every new workspace gets this many free minutes (normalised to 2 vCPU), once.
+billing.signup_free_minutes = 1000
+
+-- Each month, usage charges up to this amount are covered; what is unused does not carry over.
+billing.monthly_credit_micros = money.usd(10)
 
 billing.addons = {
   ["macos-m4"] = { name = "macOS M4 access", monthly = money.usd(39), prepaid_12 = money.usd(399) },
@@ -28,14 +35,25 @@ local function billed_days(period_start, period_end, started, cancelled)
   return (period_end - first_day) // DAY
 end
 
-local function line(description, quantity, unit, amount)
-  return { description = description, quantity = quantity, unit_price_micros = unit, amount_micros = amount }
+local function line(kind, description, quantity, unit, amount)
+  return { kind = kind, description = description, quantity = quantity, unit_price_micros = unit, amount_micros = amount }
 end
 
---- monthly_lines(input) -> { lines = {...}, total_micros }
+--- The workspace's contract commitment for the period, if its contract is in force at the
+--- period's start (contracts/<name>.lua).
+local function contract_commitment(name, period_start)
+  if type(name) ~= "string" or not name:match("^[%w_%-]+$") then error("bad contract name '" .. tostring(name) .. "'") end
+  local contract = require("contracts." .. name)
+  if period_start < date.parse(contract.starts) or period_start >= date.parse(contract.ends) then return nil end
+  return contract.monthly_commitment_micros
+end
+
+--- monthly_lines(input) -> { lines = { { kind, description, quantity, unit_price_micros, amount_micros } }, total_micros }
 --- input: period = { start, ["end"] } (UTC), addons = { { id, term = "monthly"|"prepaid_12", started_at, cancelled_at? } },
 --- slots = { { arch, count, started_at, cancelled_at? } }, storage = { daily_bytes = { ... } },
---- commitment = { monthly_micros, usage_micros } (optional)
+--- usage_micros = the period's usage charges after discounts (for the commitment),
+--- credited_usage_micros = the usage charges on this invoice the monthly credit may cover,
+--- contract = the workspace's contract name, or commitment = { monthly_micros, usage_micros } (optional)
 function billing.monthly_lines(input)
   local p_start, p_end = date.parse(input.period.start), date.parse(input.period["end"])
   local days = (p_end - p_start) // DAY
@@ -54,14 +72,14 @@ function billing.monthly_lines(input)
       if not addon.prepaid_12 then error(addon.name .. " has no prepaid term") end
       -- Billed once, up front, in the period it starts.
       if started >= p_start and started < p_end then
-        add(line(addon.name .. ", 12 months prepaid", 1, addon.prepaid_12, addon.prepaid_12))
+        add(line("addon", addon.name .. ", 12 months prepaid", 1, addon.prepaid_12, addon.prepaid_12))
       end
     else
       local n = billed_days(p_start, p_end, started, a.cancelled_at and date.parse(a.cancelled_at))
       if n > 0 then
         local amount = money.muldiv(addon.monthly, n, days, "half_up")
         local text = n == days and addon.name or (addon.name .. " (" .. n .. " of " .. days .. " days)")
-        add(line(text, 1, amount, amount))
+        add(line("addon", text, 1, amount, amount))
       end
     end
   end
@@ -73,7 +91,7 @@ function billing.monthly_lines(input)
     if n > 0 and s.count > 0 then
       local unit = money.muldiv(price, n, days, "half_up")
       local text = "Extra " .. s.arch .. " slots" .. (n == days and "" or (" (" .. n .. " of " .. days .. " days)"))
-      add(line(text, s.count, unit, money.mul(unit, s.count)))
+      add(line("slots", text, s.count, unit, money.mul(unit, s.count)))
     end
   end
 
@@ -83,16 +101,30 @@ function billing.monthly_lines(input)
     for _, bytes in ipairs(daily) do byte_days = money.add(byte_days, bytes) end
     -- rate × average GB = rate × Σ bytes / (10^9 × days in the period)
     local amount = money.muldiv(billing.storage_per_gb_month, byte_days, BYTES_PER_GB * days, "half_up")
-    if amount > 0 then add(line("Storage (average of daily snapshots)", 1, amount, amount)) end
+    if amount > 0 then add(line("storage", "Storage (average of daily snapshots)", 1, amount, amount)) end
   end
 
   local c = input.commitment
+  if not c and input.contract then
+    local monthly = contract_commitment(input.contract, p_start)
+    if monthly then c = { monthly_micros = monthly, usage_micros = input.usage_micros or 0 } end
+  end
   if c and c.monthly_micros and c.usage_micros < c.monthly_micros then
     local short = money.sub(c.monthly_micros, c.usage_micros)
-    add(line("Commitment true-up", 1, short, short))
+    add(line("true_up", "Commitment true-up", 1, short, short))
+  end
+
+  local covered = math.min(billing.monthly_credit_micros, input.credited_usage_micros or 0)
+  if covered > 0 then
+    add(line("monthly_credit", "Monthly free credit (" .. money.format(billing.monthly_credit_micros, 2) .. ")", 1, -covered, -covered))
   end
 
   return { lines = lines, total_micros = total }
+end
+
+--- signup_grant(workspace) -> { free_minutes }: what a new workspace is given, once.
+function billing.signup_grant(_)
+  return { free_minutes = billing.signup_free_minutes }
 end
 
 --- eligible(request) -> { eligible, reason }: may this workspace buy an add-on or extra slots?
@@ -156,6 +188,12 @@ billing.examples = {
   { name = "a prepaid year bills once, up front", call = "monthly_lines",
     input = { period = NOV, addons = { { id = "macos-m4", term = "prepaid_12", started_at = "2026-11-10T00:00:00Z" } } },
     expect = { total_micros = 39900000000 } },
+  { name = "a new workspace gets 1,000 free minutes", call = "signup_grant", input = { id = "w1" },
+    expect = { free_minutes = 1000 } },
+  { name = "the monthly credit covers usage up to $10", call = "monthly_lines",
+    input = { period = NOV, credited_usage_micros = money.usd(25) }, expect = { total_micros = -1000000000 } },
+  { name = "the monthly credit never exceeds the usage", call = "monthly_lines",
+    input = { period = NOV, credited_usage_micros = money.parse("3.50") }, expect = { total_micros = -350000000 } },
   { name = "usage below the commitment is trued up", call = "monthly_lines",
     input = { period = NOV, commitment = { monthly_micros = money.usd(2000), usage_micros = money.usd(1500) } },
     expect = { total_micros = 50000000000 } },

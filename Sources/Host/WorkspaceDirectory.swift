@@ -14,6 +14,14 @@ package final class WorkspaceDirectory: @unchecked Sendable {
         lock.withLock { resolvers.append(resolver) }
     }
 
+    /// The id of the workspace named `idOrSlug`, or nil when no plugin knows it.
+    package func lookup(_ idOrSlug: String) async throws -> String? {
+        for resolver in lock.withLock({ resolvers }) {
+            if let id = try await resolver(idOrSlug) { return id }
+        }
+        return nil
+    }
+
     /// The id of the workspace named `idOrSlug`, or the text itself when no plugin knows it.
     package func resolve(_ idOrSlug: String) async throws -> String {
         for resolver in lock.withLock({ resolvers }) {

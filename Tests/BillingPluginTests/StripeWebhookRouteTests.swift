@@ -17,7 +17,7 @@ struct StripeWebhookRouteTests {
     static func openHost(_ test: TestDatabase, configured: Bool = true) async throws -> TenkiHost {
         let path = test.directory + "/stripe-webhook-secret"
         try (secret + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        return try await TestHosts.open(test, plugins: [BillingPlugin.self]) {
+        return try await TestHosts.open(test, plugins: BillingHarness.plugins) {
             if configured { $0.stripeWebhookSecretFile = path }
         }
     }

@@ -24,7 +24,8 @@ struct CommandLineTests {
         #expect(first.status == 0, "\(first.error)")
         #expect(first.output.contains("host: applied 1, 2"))
         #expect(first.output.contains("github: applied 1"))
-        #expect(first.output.contains("billing: applied 1"))
+        #expect(first.output.contains("billing: applied 1, 2"))
+        #expect(first.output.contains("runner: applied 1, 2, 3, 4, 5, 6"))
         let second = try TenkiProcess.run(["migrate"] + storage)
         #expect(
             second.output

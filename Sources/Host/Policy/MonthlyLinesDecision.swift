@@ -59,16 +59,31 @@ package struct MonthlyLinesInput: Sendable, Codable {
     package var slots: [Slots]
     package var storage: Storage?
     package var commitment: Commitment?
+    /// The workspace's contract name: the policy finds its commitment.
+    package var contract: String?
+    /// The period's usage charges after discounts (what a commitment is measured against).
+    package var usageMicros: Int64?
+    /// The usage charges on this invoice that the monthly free credit may cover.
+    package var creditedUsageMicros: Int64?
 
-    package init(period: Period, addons: [Addon] = [], slots: [Slots] = [], storage: Storage? = nil, commitment: Commitment? = nil) {
+    package init(
+        period: Period, addons: [Addon] = [], slots: [Slots] = [], storage: Storage? = nil, commitment: Commitment? = nil,
+        contract: String? = nil, usageMicros: Int64? = nil, creditedUsageMicros: Int64? = nil
+    ) {
         self.period = period
         self.addons = addons
         self.slots = slots
         self.storage = storage
         self.commitment = commitment
+        self.contract = contract
+        self.usageMicros = usageMicros
+        self.creditedUsageMicros = creditedUsageMicros
     }
 
-    enum CodingKeys: String, CodingKey { case period, addons, slots, storage, commitment }
+    enum CodingKeys: String, CodingKey {
+        case period, addons, slots, storage, commitment, contract, usageMicros = "usage_micros"
+        case creditedUsageMicros = "credited_usage_micros"
+    }
 
     /// Lists left out mean none.
     package init(from decoder: any Decoder) throws {
@@ -78,14 +93,32 @@ package struct MonthlyLinesInput: Sendable, Codable {
             addons: try c.decodeIfPresent([Addon].self, forKey: .addons) ?? [],
             slots: try c.decodeIfPresent([Slots].self, forKey: .slots) ?? [],
             storage: try c.decodeIfPresent(Storage.self, forKey: .storage),
-            commitment: try c.decodeIfPresent(Commitment.self, forKey: .commitment))
+            commitment: try c.decodeIfPresent(Commitment.self, forKey: .commitment),
+            contract: try c.decodeIfPresent(String.self, forKey: .contract),
+            usageMicros: try c.decodeIfPresent(Int64.self, forKey: .usageMicros),
+            creditedUsageMicros: try c.decodeIfPresent(Int64.self, forKey: .creditedUsageMicros))
     }
 }
 
-/// Invoice lines for one period besides usage, checked: integers, each line's quantity × unit
-/// = amount, and the lines add up to the total.
+/// Invoice lines for one period besides usage, checked: integers, a known kind, each line's
+/// quantity × unit = amount, only credits and discounts negative, and the lines add up to the total.
 package struct MonthlyLines: Sendable, Codable, Equatable {
-    package let lines: [JobPrice.Line]
+    package struct Line: Sendable, Codable, Equatable {
+        /// `addon`, `slots`, `storage`, `true_up`, `contract_discount` or `monthly_credit`.
+        package let kind: String
+        package let description: String
+        package let quantity: Int64
+        package let unitPriceMicros: Int64
+        package let amountMicros: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case kind, description, quantity, unitPriceMicros = "unit_price_micros", amountMicros = "amount_micros"
+        }
+    }
+    package static let kinds: Set<String> = ["addon", "slots", "storage", "true_up", "contract_discount", "monthly_credit"]
+    package static let creditKinds: Set<String> = ["contract_discount", "monthly_credit"]
+
+    package let lines: [Line]
     package let totalMicros: Int64
     package let policyVersion: String
     enum CodingKeys: String, CodingKey { case lines, totalMicros = "total_micros", policyVersion = "policy_version" }
@@ -98,28 +131,35 @@ extension PolicyEngine {
         let value = try LuaJSON.value(fromJSON: json)
         let (output, version) = try evaluate("billing.lua", "monthly_lines", input: value, at: Timestamp.parseUTCSeconds(input.period.start))
         func fail(_ message: String) -> PolicyError { PolicyError(file: "billing.lua", line: nil, message: "monthly_lines returned \(message)") }
-        func integer(_ value: LuaValue, _ name: String) throws -> Int64 {
+        func integer(_ value: LuaValue, _ name: String, negativeAllowed: Bool = false) throws -> Int64 {
             switch value {
-            case .integer(let i) where i >= 0: return i
+            case .integer(let i) where i >= 0 || negativeAllowed: return i
             case .number(let d): throw fail("a float for \(name) (\(d))")
             default: throw fail("no non-negative integer \(name)")
             }
         }
         guard case .table(let lines) = output["lines"] else { throw fail("no 'lines' list") }
-        var checked: [JobPrice.Line] = []
+        var checked: [MonthlyLines.Line] = []
         var sum: Int64 = 0
         for line in lines.array {
             guard let description = line["description"].stringValue else { throw fail("a line without a description") }
-            let item = JobPrice.Line(
-                description: description, quantity: try integer(line["quantity"], "quantity"),
-                unitPriceMicros: try integer(line["unit_price_micros"], "unit_price_micros"),
-                amountMicros: try integer(line["amount_micros"], "amount_micros"))
+            guard let kind = line["kind"].stringValue, MonthlyLines.kinds.contains(kind) else {
+                throw fail("line '\(description)' without a known kind (\(MonthlyLines.kinds.sorted().joined(separator: ", ")))")
+            }
+            let credit = MonthlyLines.creditKinds.contains(kind)
+            let item = MonthlyLines.Line(
+                kind: kind, description: description, quantity: try integer(line["quantity"], "quantity"),
+                unitPriceMicros: try integer(line["unit_price_micros"], "unit_price_micros", negativeAllowed: credit),
+                amountMicros: try integer(line["amount_micros"], "amount_micros", negativeAllowed: credit))
             let (product, overflow) = item.quantity.multipliedReportingOverflow(by: item.unitPriceMicros)
             guard !overflow, product == item.amountMicros else { throw fail("line '\(description)' whose quantity × unit ≠ amount") }
+            guard credit || item.amountMicros >= 0, !credit || item.amountMicros <= 0 else {
+                throw fail("line '\(description)' of kind \(kind) with the wrong sign")
+            }
             sum += item.amountMicros
             checked.append(item)
         }
-        let total = try integer(output["total_micros"], "total_micros")
+        let total = try integer(output["total_micros"], "total_micros", negativeAllowed: true)
         guard total == sum else { throw fail("lines adding up to \(sum), not total_micros \(total)") }
         return MonthlyLines(lines: checked, totalMicros: total, policyVersion: version)
     }
@@ -189,5 +229,16 @@ extension PolicyEngine {
             throw PolicyError(file: "billing.lua", line: nil, message: "eligible refused without a reason")
         }
         return Eligibility(eligible: eligible, reason: reason, policyVersion: version)
+    }
+}
+
+extension PolicyEngine {
+    /// The free minutes `billing.lua` grants a new workspace, once.
+    package func signupFreeMinutes(workspace: String) throws -> Int64 {
+        let (output, _) = try evaluate("billing.lua", "signup_grant", input: ["id": .string(workspace)])
+        guard case .integer(let minutes) = output["free_minutes"], minutes >= 0 else {
+            throw PolicyError(file: "billing.lua", line: nil, message: "signup_grant returned no non-negative integer free_minutes")
+        }
+        return minutes
     }
 }

@@ -1,22 +1,31 @@
+import ArgumentParser
 import Foundation
 import Host
 import Hummingbird
+import LedgerPlugin
+import RunnerPlugin
 import SQL
+import WorkflowPlugin
 
-/// Billing: for now its signed door, `POST /webhooks/stripe` (Stripe's events, verified,
-/// stored durably and deduplicated by event id before the 2xx, then dispatched on the event bus
-/// as `stripe.<type>`). Invoices, payments and dunning build on it.
+/// Billing: invoices per workspace and month from the stored per-job charges and `billing.lua`'s
+/// monthly lines, storage snapshots, promotional credits, and Stripe's signed door,
+/// `POST /webhooks/stripe` (events verified, stored durably and deduplicated by event id before
+/// the 2xx, then dispatched on the event bus as `stripe.<type>`).
 package struct BillingPlugin: Plugin {
     package static let name = "billing"
     /// The `source` of the bus events this plugin publishes.
     package static let eventSource = "stripe"
-    package static var migrations: [Migration] { StripeEventStore.migrations }
+    package static var dependencies: [any Plugin.Type] { [LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self] }
+    package static var migrations: [Migration] { StripeEventStore.migrations + InvoiceStore.migrations }
+    package static var commands: [any ParsableCommand.Type] { [InvoicesCommand.self, StorageCommand.self] }
 
     let ingress: StripeWebhookIngress?
     let context: HostContext
+    package let invoices: InvoiceStore
 
     package init(context: HostContext) async throws {
         self.context = context
+        invoices = InvoiceStore(database: context.database)
         ingress = try context.configuration.stripeWebhookSecretFile.map { path in
             StripeWebhookIngress(secret: Array(try BillingPlugin.secret(path).utf8), database: context.database, events: context.events)
         }
@@ -36,6 +45,7 @@ package struct BillingPlugin: Plugin {
     }
 
     package func addRoutes(to router: HostRouter) {
+        BillingRoutes(invoices: invoices, policies: context.policies, workspaces: context.workspaces).add(to: router)
         let ingress = self.ingress
         let logger = context.logger
         router.post("/webhooks/stripe") { request, _ -> Response in

@@ -59,13 +59,14 @@ extension JobScheduler {
                 _ = try await store.database.execute(
                     """
                     INSERT INTO runner_usage (usage_key, workspace_id, sku, billable_minutes, free_minutes_consumed, amount_micros,
-                        policy_version, decision, created_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (usage_key) DO NOTHING
+                        policy_version, decision, created_at, completed_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (usage_key) DO NOTHING
                     """,
                     [
                         .text(key), .text(workspace.id), SQLValue(decision.price.sku), .integer(decision.price.billableMinutes),
                         .integer(decision.price.freeMinutesConsumed), .integer(decision.price.amountMicros),
                         .text(decision.price.policyVersion), .text(record), .integer(RunnerStore.nowMilliseconds()),
+                        Timestamp.parseUTCSeconds(completedAt).map(SQLValue.integer) ?? .null,
                     ])
                 usage = try await store.usage(key: key)
             }

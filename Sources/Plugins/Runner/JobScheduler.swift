@@ -39,8 +39,6 @@ package struct JobScheduler: Sendable {
     package let logger: Logger
     /// Asked whether a job released from a block is still queued on GitHub (nil: not asked).
     package let github: GitHubAppClient?
-    /// Free minutes (normalised to 2 vCPU) every new workspace gets once (docs/PRODUCT.md §3).
-    package static let signupFreeMinutes: UInt64 = 1_000
     /// Slots per architecture when the admission policy names no limit.
     package static let includedSlots: Int64 = 40
     let backgroundProvisioning = ConcurrencyLimit(limit: RunnerLimits.backgroundProvisioningStepsMax)
@@ -118,11 +116,12 @@ package struct JobScheduler: Sendable {
         for row in pending {
             let workspace = try row.string("id")
             try await ledger.ensureWorkspace(workspace, now: JobScheduler.ledgerNow())
+            let minutes = try policies.signupFreeMinutes(workspace: workspace)
             let grant = Transfer(
                 id: ChartOfAccounts.derivedID("tenki-signup-credit:\(workspace)"),
                 debitAccountID: ChartOfAccounts.freeMinutesOperatorID(ChartOfAccounts.freeMinutesGrantsCode),
                 creditAccountID: ChartOfAccounts.userMinutesAccountID(workspace: workspace),
-                amount: JobScheduler.signupFreeMinutes, ledger: ChartOfAccounts.freeMinutesLedger,
+                amount: UInt64(minutes), ledger: ChartOfAccounts.freeMinutesLedger,
                 code: ChartOfAccounts.TransferCode.signupCredit.rawValue)
             let result = try await ledger.createTransfers([grant], now: JobScheduler.ledgerNow())
             guard result.allSatisfy({ $0 == .ok || $0 == .exists }) else {

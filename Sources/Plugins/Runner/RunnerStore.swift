@@ -202,7 +202,25 @@ package struct RunnerStore: Sendable {
                 ALTER TABLE runner_workspaces ADD COLUMN payment_method_ref TEXT;
                 """),
         Migration(5, "slots in use counted from an index", sql: "CREATE INDEX runner_jobs_slots ON runner_jobs (workspace_id, status, arch)"),
+        Migration(
+            6, "usage records know their job's completion and reversal",
+            sql: RunnerStore.usageCompletionMigration("CAST(strftime('%s', j.completed_at) AS BIGINT)"),
+            postgres: RunnerStore.usageCompletionMigration("EXTRACT(EPOCH FROM j.completed_at::timestamptz)::BIGINT")),
     ]
+
+    /// Billing reads usage by the month of its job's completion (Unix seconds), and a reversed
+    /// record stays with its reversal's time; older records learn the completion from their job.
+    static func usageCompletionMigration(_ epochOfCompletion: String) -> String {
+        """
+        ALTER TABLE runner_usage ADD COLUMN completed_at BIGINT;
+        ALTER TABLE runner_usage ADD COLUMN reversed_at BIGINT;
+        UPDATE runner_usage SET completed_at = (
+            SELECT \(epochOfCompletion) FROM runner_jobs j
+            WHERE j.installation_id || '/' || j.job_id || '/' || j.run_attempt = runner_usage.usage_key AND j.completed_at IS NOT NULL);
+        UPDATE runner_usage SET completed_at = created_at / 1000 WHERE completed_at IS NULL;
+        CREATE INDEX runner_usage_by_completion ON runner_usage (workspace_id, completed_at);
+        """
+    }
 
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
