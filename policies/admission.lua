@@ -36,6 +36,7 @@ function admission.admit(job)
   local function block(reason) result.decision = "block"; result.reason = reason; return result end
 
   if ws.suspended then return block("workspace_suspended") end
+  if ws.payment_overdue then return block("payment_overdue") end
   if ws.abuse_action == "block" or ws.abuse_action == "suspend" then return block("abuse") end
   if ws.abuse_action == "require_payment_method" and not ws.has_payment_method then
     return block("payment_method_required")
@@ -82,6 +83,9 @@ admission.examples = {
   { name = "free minutes admit a trial workspace", call = "admit",
     input = { labels = { "tenki-2c-4gb" }, workspace = ws({ has_payment_method = false, free_minutes_remaining = 1000 }) },
     expect = { decision = "allow" } },
+  { name = "an unpaid invoice past the 9th blocks new jobs", call = "admit",
+    input = { labels = { "tenki-2c-4gb" }, workspace = ws({ payment_overdue = true, has_payment_method = true }) },
+    expect = { decision = "block", reason = "payment_overdue" } },
   { name = "a suspended workspace is blocked", call = "admit",
     input = { labels = { "tenki-2c-4gb" }, workspace = ws({ suspended = true }) }, expect = { decision = "block", reason = "workspace_suspended" } },
   { name = "boosted workspaces get priority", call = "admit",

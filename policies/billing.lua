@@ -122,6 +122,30 @@ function billing.monthly_lines(input)
   return { lines = lines, total_micros = total }
 end
 
+-- The payment provider's fee on each successful charge (Stripe's card pricing: 2.9 % + $0.30),
+-- booked as an expense (5010) when a payment is recorded.
+billing.payment_fee_percent = "2.9"
+billing.payment_fee_fixed_micros = money.parse("0.30")
+
+--- payment_fee({ amount_micros }) -> { fee_micros }
+function billing.payment_fee(payment)
+  local percent = money.percent(payment.amount_micros, billing.payment_fee_percent, "half_up")
+  return { fee_micros = money.add(percent, billing.payment_fee_fixed_micros) }
+end
+
+-- Dunning: a failed charge is retried this many days after the first failure; an invoice still
+-- unpaid at the end of the 9th of the month after its period suspends the workspace on the 10th.
+billing.dunning_retry_days = { 3, 5, 7, 14, 21 }
+billing.suspend_on_day = 10
+
+--- dunning({ first_failure_at, period_end }) -> { retry_at = { unix seconds... }, suspend_at }
+function billing.dunning(d)
+  local retries = {}
+  for i, days in ipairs(billing.dunning_retry_days) do retries[i] = d.first_failure_at + days * DAY end
+  -- period_end is the 1st of the month after the period (00:00 UTC).
+  return { retry_at = retries, suspend_at = d.period_end + (billing.suspend_on_day - 1) * DAY }
+end
+
 --- signup_grant(workspace) -> { free_minutes }: what a new workspace is given, once.
 function billing.signup_grant(_)
   return { free_minutes = billing.signup_free_minutes }
@@ -188,6 +212,11 @@ billing.examples = {
   { name = "a prepaid year bills once, up front", call = "monthly_lines",
     input = { period = NOV, addons = { { id = "macos-m4", term = "prepaid_12", started_at = "2026-11-10T00:00:00Z" } } },
     expect = { total_micros = 39900000000 } },
+  { name = "a $100 payment costs $3.20 in fees", call = "payment_fee", input = { amount_micros = money.usd(100) },
+    expect = { fee_micros = 320000000 } },
+  { name = "November's invoice: retries on Dec 4, 6, 8, 15, 22; suspension on Dec 10", call = "dunning",
+    input = { first_failure_at = 1796083200 + 3600, period_end = 1796083200 },
+    expect = { suspend_at = 1796083200 + 9 * 86400 } },
   { name = "a new workspace gets 1,000 free minutes", call = "signup_grant", input = { id = "w1" },
     expect = { free_minutes = 1000 } },
   { name = "the monthly credit covers usage up to $10", call = "monthly_lines",

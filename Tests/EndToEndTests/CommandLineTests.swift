@@ -25,7 +25,7 @@ struct CommandLineTests {
         #expect(first.output.contains("host: applied 1, 2"))
         #expect(first.output.contains("github: applied 1"))
         #expect(first.output.contains("billing: applied 1, 2"))
-        #expect(first.output.contains("runner: applied 1, 2, 3, 4, 5, 6"))
+        #expect(first.output.contains("runner: applied 1, 2, 3, 4, 5, 6, 7"))
         let second = try TenkiProcess.run(["migrate"] + storage)
         #expect(
             second.output

@@ -11,6 +11,8 @@ package struct AdmissionInput: Sendable, Codable {
         package var hasPaymentMethod: Bool
         package var addons: [String]
         package var suspended: Bool
+        /// Suspended for non-payment (its own reason; an ops suspension is `suspended`).
+        package var paymentOverdue: Bool
         /// The abuse policy's latest action for the workspace, if any.
         package var abuseAction: String?
         package var extraSlotsX64: Int64
@@ -20,13 +22,14 @@ package struct AdmissionInput: Sendable, Codable {
 
         package init(
             freeMinutesRemaining: Int64, hasPaymentMethod: Bool, addons: [String] = [], suspended: Bool = false,
-            abuseAction: String? = nil, extraSlotsX64: Int64 = 0, extraSlotsMacOS: Int64 = 0,
+            paymentOverdue: Bool = false, abuseAction: String? = nil, extraSlotsX64: Int64 = 0, extraSlotsMacOS: Int64 = 0,
             runningX64: Int64 = 0, runningMacOS: Int64 = 0
         ) {
             self.freeMinutesRemaining = freeMinutesRemaining
             self.hasPaymentMethod = hasPaymentMethod
             self.addons = addons
             self.suspended = suspended
+            self.paymentOverdue = paymentOverdue
             self.abuseAction = abuseAction
             self.extraSlotsX64 = extraSlotsX64
             self.extraSlotsMacOS = extraSlotsMacOS
@@ -36,6 +39,7 @@ package struct AdmissionInput: Sendable, Codable {
 
         enum CodingKeys: String, CodingKey {
             case freeMinutesRemaining = "free_minutes_remaining", hasPaymentMethod = "has_payment_method", addons, suspended
+            case paymentOverdue = "payment_overdue"
             case abuseAction = "abuse_action", extraSlotsX64 = "extra_slots_x64", extraSlotsMacOS = "extra_slots_macos"
             case runningX64 = "running_x64", runningMacOS = "running_macos"
         }
@@ -47,6 +51,7 @@ package struct AdmissionInput: Sendable, Codable {
                 hasPaymentMethod: try c.decodeIfPresent(Bool.self, forKey: .hasPaymentMethod) ?? false,
                 addons: try c.decodeIfPresent([String].self, forKey: .addons) ?? [],
                 suspended: try c.decodeIfPresent(Bool.self, forKey: .suspended) ?? false,
+                paymentOverdue: try c.decodeIfPresent(Bool.self, forKey: .paymentOverdue) ?? false,
                 abuseAction: try c.decodeIfPresent(String.self, forKey: .abuseAction),
                 extraSlotsX64: try c.decodeIfPresent(Int64.self, forKey: .extraSlotsX64) ?? 0,
                 extraSlotsMacOS: try c.decodeIfPresent(Int64.self, forKey: .extraSlotsMacOS) ?? 0,
@@ -68,6 +73,7 @@ package struct AdmissionInput: Sendable, Codable {
                 ws.set("has_payment_method", workspace.hasPaymentMethod)
                 ws.set("addons", strings: workspace.addons)
                 ws.set("suspended", workspace.suspended)
+                ws.set("payment_overdue", workspace.paymentOverdue)
                 ws.set("abuse_action", workspace.abuseAction)
                 ws.set("extra_slots_x64", workspace.extraSlotsX64)
                 ws.set("extra_slots_macos", workspace.extraSlotsMacOS)
@@ -88,7 +94,7 @@ package struct AdmissionDecision: Sendable, Codable, Equatable {
 
     /// The reasons a job may be blocked or queued; anything else from a policy is refused.
     package static let knownReasons: Set<String> = [
-        "slot_limit", "payment_method_required", "addon_required", "workspace_suspended", "abuse",
+        "slot_limit", "payment_method_required", "addon_required", "workspace_suspended", "payment_overdue", "abuse",
     ]
 
     package let verdict: Verdict

@@ -242,3 +242,38 @@ extension PolicyEngine {
         return minutes
     }
 }
+
+extension PolicyEngine {
+    /// The payment provider's fee `billing.lua` books for a payment of `amountMicros`.
+    package func paymentFeeMicros(amountMicros: Int64) throws -> Int64 {
+        let (output, _) = try evaluate("billing.lua", "payment_fee", input: ["amount_micros": .integer(amountMicros)])
+        guard case .integer(let fee) = output["fee_micros"], fee >= 0 else {
+            throw PolicyError(file: "billing.lua", line: nil, message: "payment_fee returned no non-negative integer fee_micros")
+        }
+        return fee
+    }
+}
+
+/// When `billing.lua` retries a failed charge and suspends an unpaid workspace (Unix seconds).
+package struct DunningPlan: Sendable, Codable, Equatable {
+    package let retryAt: [Int64]
+    package let suspendAt: Int64
+    package let policyVersion: String
+    enum CodingKeys: String, CodingKey { case retryAt = "retry_at", suspendAt = "suspend_at", policyVersion = "policy_version" }
+}
+
+extension PolicyEngine {
+    package func dunningPlan(firstFailureAt: Int64, periodEnd: Int64) throws -> DunningPlan {
+        let (output, version) = try evaluate(
+            "billing.lua", "dunning", input: ["first_failure_at": .integer(firstFailureAt), "period_end": .integer(periodEnd)])
+        func fail() -> PolicyError {
+            PolicyError(file: "billing.lua", line: nil, message: "dunning returned no integer retry_at list and suspend_at")
+        }
+        guard case .table(let list) = output["retry_at"], case .integer(let suspendAt) = output["suspend_at"] else { throw fail() }
+        let retries = try list.array.map { value -> Int64 in
+            guard case .integer(let at) = value, at >= firstFailureAt else { throw fail() }
+            return at
+        }
+        return DunningPlan(retryAt: retries.sorted(), suspendAt: suspendAt, policyVersion: version)
+    }
+}

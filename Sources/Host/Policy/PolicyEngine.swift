@@ -262,7 +262,7 @@ package enum PolicyContracts {
     package static let requiredExports: [String: [String]] = [
         "pricing.lua": ["price", "match", "consume"],
         "admission.lua": ["admit", "limits"],
-        "billing.lua": ["monthly_lines", "eligible", "signup_grant"],
+        "billing.lua": ["monthly_lines", "eligible", "signup_grant", "payment_fee", "dunning"],
         "abuse.lua": ["on_signup", "on_job"],
     ]
 }

@@ -13,25 +13,57 @@ import WorkflowPlugin
 /// the 2xx, then dispatched on the event bus as `stripe.<type>`).
 package struct BillingPlugin: Plugin {
     package static let name = "billing"
-    /// The `source` of the bus events this plugin publishes.
+    /// The `source` of the bus events Stripe's webhooks publish.
     package static let eventSource = "stripe"
+    /// The `source` of billing's own events (`invoice.issued`, `payment.failed`, ...).
+    package static let billingEventSource = "billing"
     package static var dependencies: [any Plugin.Type] { [LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self] }
-    package static var migrations: [Migration] { StripeEventStore.migrations + InvoiceStore.migrations }
+    package static var migrations: [Migration] { StripeEventStore.migrations + InvoiceStore.migrations + Payments.migrations }
     package static var commands: [any ParsableCommand.Type] { [InvoicesCommand.self, StorageCommand.self] }
 
     let ingress: StripeWebhookIngress?
     let context: HostContext
     package let invoices: InvoiceStore
+    /// What the billing workflows work with.
+    package let services: BillingServices
 
     package init(context: HostContext) async throws {
         self.context = context
         invoices = InvoiceStore(database: context.database)
+        let ledger = try context.plugins.require(LedgerPlugin.self).store
+        let runner = try context.plugins.require(RunnerPlugin.self).store
+        services = BillingServices(
+            invoices: invoices,
+            payments: Payments(
+                database: context.database, ledger: ledger, runner: runner, policies: context.policies, provider: nil, events: context.events),
+            runner: runner, ledger: ledger, policies: context.policies)
         ingress = try context.configuration.stripeWebhookSecretFile.map { path in
             StripeWebhookIngress(secret: Array(try BillingPlugin.secret(path).utf8), database: context.database, events: context.events)
         }
         context.events.registerPayloadLoader(source: BillingPlugin.eventSource) { db, eventID in
             try StripeEventStore.body(db, eventID: eventID)
         }
+    }
+
+    /// The runbook's five workflows and dunning, on `BILLING_TASK_QUEUE`.
+    package var workflows: [WorkflowDefinition] {
+        [
+            BillingWorkflows.cycle(services), BillingWorkflows.schedule(services), BillingWorkflows.listBalance(services),
+            BillingWorkflows.paymentReversal(services), BillingWorkflows.usageReversal(services), BillingWorkflows.dunning(services),
+        ]
+    }
+
+    package var workflowTaskQueues: [WorkflowTaskQueue] {
+        [WorkflowTaskQueue(BillingWorkflows.taskQueue, maxConcurrentRuns: BillingLimits.billingQueueConcurrentRuns)]
+    }
+
+    /// The monthly cycle: 00:00 UTC on the 1st, for the month before.
+    package var workflowSchedules: [WorkflowScheduleDefinition] {
+        [
+            try! WorkflowScheduleDefinition(
+                name: BillingWorkflows.scheduleName, cron: BillingWorkflows.scheduleCron, type: BillingWorkflows.scheduleType, input: ScheduleInput(),
+                taskQueue: BillingWorkflows.taskQueue)
+        ]
     }
 
     /// The signing secret in `path`, trimmed; an unreadable or empty file fails the start.
@@ -79,4 +111,10 @@ package enum BillingLimits {
     package static let stripeSignatureToleranceSeconds: Int64 = 300
     /// Longest event id or type kept.
     package static let stripeEventFieldMaxCharacters = 255
+    /// Cycle children one schedule run keeps unfinished at once.
+    package static let cycleFanOut = 32
+    /// Workspaces one schedule run bills before it continues as new (2 recorded calls each).
+    package static let cycleWorkspacesPerRun = 500
+    /// Runs of `BILLING_TASK_QUEUE` executing at once across replicas.
+    package static let billingQueueConcurrentRuns = 64
 }

@@ -176,6 +176,12 @@ package struct InvoiceStore: Sendable {
         return try await database.transaction { db in
             if let existing = try InvoiceStore.invoice(db, id: id) { return existing }
             let computed = try InvoiceBuilder.compute(try InvoiceStore.inputs(db, workspace: workspace, period: period), policies: policies)
+            guard !computed.lines.isEmpty else {
+                // Nothing to bill: no invoice (a preview says so).
+                return Invoice(
+                    id: nil, number: nil, workspaceID: workspace, period: period.description, status: .preview, lines: [], totalMicros: 0,
+                    amountDueCents: 0)
+            }
             let inserted = try db.execute(
                 """
                 INSERT INTO billing_invoices (id, workspace_id, period, status, lines, total_micros, amount_due_cents, promo_applied_micros,
@@ -215,6 +221,12 @@ package struct InvoiceStore: Sendable {
             _ = try db.execute(
                 "UPDATE billing_invoices SET status = 'issued', number = $2, issued_at = $3 WHERE id = $1", [.text(id), .text(number), .integer(now)])
             try InvoiceStore.history(db, invoice: id, at: now, event: "issued", detail: "\(number), amount due \(invoice.amountDueCents) cents")
+            try Payments.publish(
+                db, "invoice.issued", id: id,
+                [
+                    "invoice_id": id, "number": number, "workspace_id": invoice.workspaceID, "period": invoice.period,
+                    "amount_due_cents": invoice.amountDueCents,
+                ])
             return try InvoiceStore.invoice(db, id: id)!
         }
     }

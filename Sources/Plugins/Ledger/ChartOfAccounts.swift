@@ -25,10 +25,16 @@ package enum ChartOfAccounts {
     package enum TransferCode: UInt16, CaseIterable, Sendable {
         case bankWithdrawal = 1001
         case stripePayment = 1002
+        /// A payment refunded or charged back: the opposite of its 1002.
+        case paymentReversal = 1003
         case runnerCharge = 2001
         case promoCreditUsage = 2002
         case usageReversal = 2003
         case computeCharge = 2010
+        /// An invoice's charges besides usage (add-ons, slots, storage, true-up) and its rounding.
+        case invoiceCharge = 2020
+        /// The payment provider's fee on a payment (STRIPE_FEE ← STRIPE_RECEIVABLE).
+        case paymentFee = 5010
         case signupCredit = 3001
         case monthlyFreeCredit = 3002
         case promoCredit = 3003

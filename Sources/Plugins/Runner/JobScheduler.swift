@@ -155,7 +155,8 @@ package struct JobScheduler: Sendable {
                 workspace,
                 AdmissionInput.Workspace(
                     freeMinutesRemaining: balances[workspace.id]?.freeMinutesRemaining ?? 0, hasPaymentMethod: workspace.hasPaymentMethod,
-                    addons: workspace.addons, suspended: workspace.suspended, abuseAction: workspace.abuseAction,
+                    addons: workspace.addons, suspended: workspace.suspended, paymentOverdue: workspace.paymentOverdue,
+                    abuseAction: workspace.abuseAction,
                     extraSlotsX64: workspace.extraSlotsX64, extraSlotsMacOS: workspace.extraSlotsMacOS,
                     runningX64: x64, runningMacOS: macos)
             )

@@ -91,6 +91,8 @@ package struct RunnerWorkspace: Sendable, Codable, Equatable {
     package var slug: String
     package var hasPaymentMethod: Bool
     package var suspended: Bool
+    /// Suspended for non-payment by billing (never set or lifted by an ops suspension).
+    package var paymentOverdue: Bool
     package var abuseAction: String?
     package var addons: [String]
     package var extraSlotsX64: Int64
@@ -102,7 +104,7 @@ package struct RunnerWorkspace: Sendable, Codable, Equatable {
     package var paymentMethodRef: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, slug, hasPaymentMethod = "has_payment_method", suspended, abuseAction = "abuse_action", addons
+        case id, slug, hasPaymentMethod = "has_payment_method", suspended, paymentOverdue = "payment_overdue", abuseAction = "abuse_action", addons
         case extraSlotsX64 = "extra_slots_x64", extraSlotsMacOS = "extra_slots_macos", contract, credited
         case paymentMethodRef = "payment_method_ref"
     }
@@ -206,6 +208,9 @@ package struct RunnerStore: Sendable {
             6, "usage records know their job's completion and reversal",
             sql: RunnerStore.usageCompletionMigration("CAST(strftime('%s', j.completed_at) AS BIGINT)"),
             postgres: RunnerStore.usageCompletionMigration("EXTRACT(EPOCH FROM j.completed_at::timestamptz)::BIGINT")),
+        Migration(
+            7, "suspension for non-payment, apart from an ops suspension",
+            sql: "ALTER TABLE runner_workspaces ADD COLUMN payment_overdue INTEGER NOT NULL DEFAULT 0"),
     ]
 
     /// Billing reads usage by the month of its job's completion (Unix seconds), and a reversed
@@ -312,7 +317,8 @@ package struct RunnerStore: Sendable {
     static func workspace(from row: SQLRow) throws -> RunnerWorkspace {
         RunnerWorkspace(
             id: try row.string("id"), slug: try row.string("slug"), hasPaymentMethod: try row.bool("has_payment_method"),
-            suspended: try row.bool("suspended"), abuseAction: try row.optionalString("abuse_action"),
+            suspended: try row.bool("suspended"), paymentOverdue: try row.bool("payment_overdue"),
+            abuseAction: try row.optionalString("abuse_action"),
             addons: RunnerStore.strings(try row.string("addons")),
             extraSlotsX64: try row.int("extra_slots_x64"), extraSlotsMacOS: try row.int("extra_slots_macos"),
             contract: try row.optionalString("contract"), credited: try row.bool("credited"),
@@ -325,6 +331,7 @@ package struct RunnerStore: Sendable {
     package struct WorkspaceChange: Sendable {
         package var hasPaymentMethod: Bool?
         package var suspended: Bool?
+        package var paymentOverdue: Bool?
         package var abuseAction: String??
         package var addons: [String]?
         package var extraSlotsX64: Int64?
@@ -332,11 +339,13 @@ package struct RunnerStore: Sendable {
         package var contract: String??
         package var paymentMethodRef: String??
         package init(
-            hasPaymentMethod: Bool? = nil, suspended: Bool? = nil, abuseAction: String?? = nil, addons: [String]? = nil,
+            hasPaymentMethod: Bool? = nil, suspended: Bool? = nil, paymentOverdue: Bool? = nil, abuseAction: String?? = nil,
+            addons: [String]? = nil,
             extraSlotsX64: Int64? = nil, extraSlotsMacOS: Int64? = nil, contract: String?? = nil, paymentMethodRef: String?? = nil
         ) {
             self.hasPaymentMethod = hasPaymentMethod
             self.suspended = suspended
+            self.paymentOverdue = paymentOverdue
             self.abuseAction = abuseAction
             self.addons = addons
             self.extraSlotsX64 = extraSlotsX64
@@ -362,6 +371,7 @@ package struct RunnerStore: Sendable {
             }
             if let v = change.hasPaymentMethod { set("has_payment_method", SQLValue(v)) }
             if let v = change.suspended { set("suspended", SQLValue(v)) }
+            if let v = change.paymentOverdue { set("payment_overdue", SQLValue(v)) }
             if let v = change.abuseAction { set("abuse_action", SQLValue(v)) }
             if let v = change.addons { set("addons", .text(String(decoding: try JSONEncoder().encode(v), as: UTF8.self))) }
             if let v = change.extraSlotsX64 { set("extra_slots_x64", .integer(v)) }

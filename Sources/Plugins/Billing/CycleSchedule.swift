@@ -1,0 +1,117 @@
+import Foundation
+import Host
+import SQL
+
+/// `BillingCycleScheduleWorkflow`: bills every workspace for a period, one `BillingCycleWorkflow`
+/// child per workspace (id = workspace + period) with at most `BillingLimits.cycleFanOut`
+/// unfinished at once, a page of workspaces per run (it continues as new for the next page, so
+/// any number of workspaces keeps each run's history short). A failed child is counted and
+/// listed; it does not stop the others.
+package struct ScheduleInput: Codable, Sendable, Equatable {
+    /// The runbook's filter for one customer group; it selects nothing extra here (accepted, ignored).
+    package var luxorOnly: Bool?
+    /// Workspace ids or slugs to leave out.
+    package var excludeWorkspaces: [String]?
+    /// The period to bill (default: the month before the run's scheduled time, or before now).
+    package var billingPeriod: String?
+    /// Where the previous run stopped (continue-as-new), and what it counted.
+    package var after: String?
+    package var totals: ScheduleResult?
+
+    enum CodingKeys: String, CodingKey {
+        case luxorOnly = "luxor_only", excludeWorkspaces = "exclude_workspaces", billingPeriod = "billing_period", after, totals
+    }
+}
+
+package struct ScheduleResult: Codable, Sendable, Equatable {
+    package var billingPeriod: String
+    package var workspaces: Int
+    package var invoices: Int
+    package var nothingToBill: Int
+    package var paid: Int
+    package var paymentFailed: Int
+    package var amountDueCents: Int64
+    package var failed: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case billingPeriod = "billing_period", workspaces, invoices, nothingToBill = "nothing_to_bill", paid, paymentFailed = "payment_failed"
+        case amountDueCents = "amount_due_cents", failed
+    }
+
+    init(period: BillingPeriod) {
+        billingPeriod = period.description
+        workspaces = 0
+        invoices = 0
+        nothingToBill = 0
+        paid = 0
+        paymentFailed = 0
+        amountDueCents = 0
+        failed = []
+    }
+
+    mutating func add(_ result: CycleResult) {
+        workspaces += 1
+        if result.invoiceID == nil { nothingToBill += 1 } else { invoices += 1 }
+        if result.status == Invoice.Status.paid.rawValue { paid += 1 }
+        if result.paymentStatus == "failed" || result.paymentStatus == "no_payment_method" { paymentFailed += 1 }
+        amountDueCents += result.amountDueCents
+    }
+}
+
+extension BillingWorkflows {
+    /// The cron schedule: 00:00 UTC on the 1st, for the month before.
+    package static let scheduleName = "billing-cycle"
+    package static let scheduleCron = "0 0 1 * *"
+
+    static func schedule(_ services: BillingServices) -> WorkflowDefinition {
+        WorkflowDefinition(type: scheduleType, taskQueue: taskQueue, input: ScheduleInput.self) { ctx, input -> ScheduleResult in
+            let period = try await schedulePeriod(ctx, input)
+            let excluded = Set(input.excludeWorkspaces ?? [])
+            let after = input.after ?? ""
+            let page = try await ctx.step("select workspaces after '\(after)'") {
+                try await services.invoices.database.query(
+                    "SELECT id, slug FROM runner_workspaces WHERE id > $1 ORDER BY id LIMIT $2",
+                    [.text(after), .integer(Int64(BillingLimits.cycleWorkspacesPerRun))]
+                ).map { [try $0.string("id"), try $0.string("slug")] }
+            }
+            var totals = input.totals ?? ScheduleResult(period: period)
+            var running: [String] = []
+            func collect(_ id: String) async throws {
+                do { totals.add(try await ctx.childResult(id, as: CycleResult.self)) } catch let failure as WorkflowChildFailed {
+                    totals.failed.append(failure.childID)
+                }
+            }
+            for row in page where !excluded.contains(row[0]) && !excluded.contains(row[1]) {
+                if running.count >= BillingLimits.cycleFanOut { try await collect(running.removeFirst()) }
+                running.append(
+                    try await ctx.startChild(
+                        cycleType, id: cycleID(workspace: row[0], period: period), input: RunbookPeriodInput(workspaceID: row[0], period: period)))
+            }
+            for id in running { try await collect(id) }
+            if page.count == BillingLimits.cycleWorkspacesPerRun, let last = page.last?[0] {
+                var next = input
+                next.billingPeriod = period.description
+                next.after = last
+                next.totals = totals
+                try await ctx.continueAsNew(next)
+            }
+            return totals
+        }
+    }
+
+    /// The period a schedule run bills: as given, else the month before its cron tick (the id's
+    /// `@YYYY-MM-DDThh:mmZ`), else the month before now.
+    static func schedulePeriod(_ ctx: any WorkflowContext, _ input: ScheduleInput) async throws -> BillingPeriod {
+        if let text = input.billingPeriod {
+            do { return try BillingPeriod(text) } catch let error as HostError {
+                throw WorkflowApplicationError(type: "InvalidInput", error.message, nonRetryable: true)
+            }
+        }
+        if let tick = ctx.workflowID.split(separator: "@").last, ctx.workflowID.contains("@"),
+            let seconds = Timestamp.parseUTCSeconds(tick.replacingOccurrences(of: "Z", with: ":00Z"))
+        {
+            return BillingPeriod(containing: seconds).previous
+        }
+        return BillingPeriod(containing: Int64(try await ctx.now().timeIntervalSince1970)).previous
+    }
+}
