@@ -66,7 +66,9 @@ let package = Package(
             name: "RunnerPlugin",
             dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "Kubernetes", "SQL", "TenkiCrypto", "HTTPClient"],
             path: "Sources/Plugins/Runner", swiftSettings: swiftSettings),
-        .target(name: "BillingPlugin", dependencies: ["Host", "SQL", "TenkiCrypto"], path: "Sources/Plugins/Billing", swiftSettings: swiftSettings),
+        .target(
+            name: "BillingPlugin", dependencies: ["Host", "SQL", "TenkiCrypto", "HTTPClient"], path: "Sources/Plugins/Billing",
+            swiftSettings: swiftSettings),
         .executableTarget(
             name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "RunnerPlugin", "BillingPlugin"],
             path: "Sources/tenki", swiftSettings: swiftSettings),
@@ -84,7 +86,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "BillingPluginTests", dependencies: ["BillingPlugin", "Host", "SQL", "TenkiCrypto", "TestSupport", hummingbirdTesting],
+            name: "BillingPluginTests",
+            dependencies: ["BillingPlugin", "Host", "SQL", "TenkiCrypto", "HTTPClient", "TestSupport", "PluginTestSupport", hummingbirdTesting],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "LedgerTests", dependencies: ["LedgerPlugin", "Host", "SQL", "TestSupport", hummingbirdTesting], swiftSettings: swiftSettings),

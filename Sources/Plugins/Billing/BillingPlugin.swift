@@ -14,12 +14,15 @@ package struct BillingPlugin: Plugin {
 
     let ingress: StripeWebhookIngress?
     let context: HostContext
+    /// Stripe, when `stripe_secret_key_file` is set; nil leaves payments unconfigured.
+    package let payments: (any PaymentProvider)?
 
     package init(context: HostContext) async throws {
         self.context = context
         ingress = try context.configuration.stripeWebhookSecretFile.map { path in
             StripeWebhookIngress(secret: Array(try BillingPlugin.secret(path).utf8), database: context.database, events: context.events)
         }
+        payments = try StripeProvider.configured(context.configuration, http: context.httpClient)
         context.events.registerPayloadLoader(source: BillingPlugin.eventSource) { db, eventID in
             try StripeEventStore.body(db, eventID: eventID)
         }
