@@ -67,7 +67,7 @@ let package = Package(
             dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "Kubernetes", "SQL", "TenkiCrypto", "HTTPClient"],
             path: "Sources/Plugins/Runner", swiftSettings: swiftSettings),
         .target(
-            name: "BillingPlugin", dependencies: ["Host", "SQL", "TenkiCrypto", "LedgerPlugin", "RunnerPlugin", "WorkflowPlugin"],
+            name: "BillingPlugin", dependencies: ["Host", "SQL", "TenkiCrypto", "HTTPClient", "LedgerPlugin", "RunnerPlugin", "WorkflowPlugin"],
             path: "Sources/Plugins/Billing", swiftSettings: swiftSettings),
         .executableTarget(
             name: "tenki", dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "RunnerPlugin", "BillingPlugin"],
@@ -88,8 +88,8 @@ let package = Package(
         .testTarget(
             name: "BillingPluginTests",
             dependencies: [
-                "BillingPlugin", "RunnerPlugin", "LedgerPlugin", "WorkflowPlugin", "GitHubPlugin", "Host", "SQL", "TenkiCrypto", "TestSupport",
-                "PluginTestSupport", hummingbirdTesting,
+                "BillingPlugin", "RunnerPlugin", "LedgerPlugin", "WorkflowPlugin", "GitHubPlugin", "Host", "SQL", "TenkiCrypto", "HTTPClient",
+                "TestSupport", "PluginTestSupport", hummingbirdTesting,
             ],
             swiftSettings: swiftSettings),
         .testTarget(

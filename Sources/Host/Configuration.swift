@@ -60,6 +60,10 @@ package struct HostConfiguration: Sendable, Equatable {
     /// The Stripe endpoint's signing secret (`whsec_...`, from Stripe's dashboard), read from
     /// this file; nil leaves `POST /webhooks/stripe` unconfigured (it answers 503).
     package var stripeWebhookSecretFile: String?
+    /// Stripe's API root (localstripe's in tests).
+    package var stripeAPIURL = "https://api.stripe.com"
+    /// The Stripe secret key (`sk_...`), read from this file; nil leaves payments unconfigured.
+    package var stripeSecretKeyFile: String?
     /// Kubernetes API server for runner Pods; nil leaves the Kubernetes provider unconfigured.
     package var kubernetesAPIURL: String?
     /// Bearer token file, re-read on every request (projected tokens rotate); nil: the in-cluster service account's.
@@ -153,6 +157,8 @@ package struct HostConfiguration: Sendable, Equatable {
         ("github_api_url", { $0.githubAPIURL = try url($1, "github_api_url") }),
         ("github_api_ca_file", { $0.githubAPICAFile = $1.isEmpty ? nil : $1 }),
         ("stripe_webhook_secret_file", { $0.stripeWebhookSecretFile = $1.isEmpty ? nil : $1 }),
+        ("stripe_api_url", { $0.stripeAPIURL = try url($1, "stripe_api_url") }),
+        ("stripe_secret_key_file", { $0.stripeSecretKeyFile = $1.isEmpty ? nil : $1 }),
         ("kubernetes_api_url", { $0.kubernetesAPIURL = $1.isEmpty ? nil : try url($1, "kubernetes_api_url") }),
         ("kubernetes_token_file", { $0.kubernetesTokenFile = $1.isEmpty ? nil : $1 }),
         ("kubernetes_ca_file", { $0.kubernetesCAFile = $1.isEmpty ? nil : $1 }),

@@ -14,6 +14,7 @@ struct ConfigurationTests {
         #expect(config.dataDir == "./data")
         #expect(config.effectiveDatabaseURL == "sqlite:./data/tenki.db")
         #expect(config.webhookMaxBodyBytes == 25 * 1024 * 1024)
+        #expect(config.stripeAPIURL == "https://api.stripe.com" && config.stripeSecretKeyFile == nil)
     }
 
     @Test("file, then environment, then flags: each overrides the one before")
@@ -56,6 +57,7 @@ struct ConfigurationTests {
             "github_app_id": "12345", "github_app_private_key_file": "/k.pem", "github_api_url": "http://127.0.0.1:9/api/v3/",
             "github_api_ca_file": "/ca.pem", "kubernetes_api_url": "https://10.0.0.1:6443", "kubernetes_token_file": "/t",
             "kubernetes_ca_file": "/kca.pem", "kubernetes_namespace": "ci-runners", "stripe_webhook_secret_file": "/whsec",
+            "stripe_api_url": "http://127.0.0.1:8420/", "stripe_secret_key_file": "/sk",
         ]
         #expect(Set(values.keys) == Set(HostConfiguration.keys), "a new key needs a row here")
         var environment: [String: String] = [:]
@@ -78,6 +80,7 @@ struct ConfigurationTests {
         #expect(config.kubernetesAPIURL == "https://10.0.0.1:6443" && config.kubernetesTokenFile == "/t")
         #expect(config.kubernetesCAFile == "/kca.pem" && config.kubernetesNamespace == "ci-runners")
         #expect(config.stripeWebhookSecretFile == "/whsec")
+        #expect(config.stripeAPIURL == "http://127.0.0.1:8420" && config.stripeSecretKeyFile == "/sk")
     }
 
     @Test("GitHub App and Kubernetes keys default to unconfigured and refuse bad values")

@@ -26,16 +26,20 @@ package struct BillingPlugin: Plugin {
     package let invoices: InvoiceStore
     /// What the billing workflows work with.
     package let services: BillingServices
+    /// Stripe, when `stripe_secret_key_file` is set; nil leaves payments unconfigured.
+    package let provider: (any PaymentProvider)?
 
     package init(context: HostContext) async throws {
         self.context = context
         invoices = InvoiceStore(database: context.database)
         let ledger = try context.plugins.require(LedgerPlugin.self).store
         let runner = try context.plugins.require(RunnerPlugin.self).store
+        let provider = try StripeProvider.configured(context.configuration, http: context.httpClient)
+        self.provider = provider
         services = BillingServices(
             invoices: invoices,
             payments: Payments(
-                database: context.database, ledger: ledger, runner: runner, policies: context.policies, provider: nil, events: context.events),
+                database: context.database, ledger: ledger, runner: runner, policies: context.policies, provider: provider, events: context.events),
             runner: runner, ledger: ledger, policies: context.policies)
         ingress = try context.configuration.stripeWebhookSecretFile.map { path in
             StripeWebhookIngress(secret: Array(try BillingPlugin.secret(path).utf8), database: context.database, events: context.events)
