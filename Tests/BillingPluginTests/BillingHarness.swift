@@ -46,6 +46,16 @@ final class BillingHarness: Sendable {
         let decision = try host.policies.priceJob(input)
         #expect(decision.price.matched)
         let record = String(decoding: try JSONEncoder().encode(decision.record), as: UTF8.self)
+        // As the runner posts it: the money from the workspace to revenue (2001).
+        try await BillingLedger.post(
+            ledger, workspace: workspace,
+            decision.price.amountMicros > 0
+                ? [
+                    Transfer(
+                        id: ChartOfAccounts.derivedID("test-usage:\(job)"), debitAccountID: ChartOfAccounts.userMoneyAccountID(workspace: workspace),
+                        creditAccountID: ChartOfAccounts.operatorAccountID(.revenue), amount: UInt64(decision.price.amountMicros),
+                        ledger: ChartOfAccounts.moneyLedger, code: ChartOfAccounts.TransferCode.runnerCharge.rawValue)
+                ] : [])
         _ = try await database.execute(
             """
             INSERT INTO runner_usage (usage_key, workspace_id, sku, billable_minutes, free_minutes_consumed, amount_micros, policy_version,
@@ -77,7 +87,26 @@ final class BillingHarness: Sendable {
             ])
     }
 
+    var ledger: LedgerStore { billing.services.ledger }
+
+    /// A saved card on the workspace, as `set-payment-method` records it.
+    func paymentMethod(_ workspace: String, customer: String = "cus_test", method: String = "pm_test") async throws {
+        _ = try await database.execute(
+            "INSERT INTO billing_customers (workspace_id, provider_customer_id, payment_method_id, updated_at) VALUES ($1, $2, $3, 0)",
+            [.text(workspace), .text(customer), .text(method)])
+        _ = try await database.execute("UPDATE runner_workspaces SET has_payment_method = 1 WHERE id = $1", [.text(workspace)])
+    }
+
     func promo(_ workspace: String, micros: Int64) async throws {
+        try await BillingLedger.post(
+            ledger, workspace: workspace,
+            [
+                Transfer(
+                    id: ChartOfAccounts.derivedID("test-promo:\(workspace):\(micros)"),
+                    debitAccountID: ChartOfAccounts.operatorAccountID(.marketingExpense),
+                    creditAccountID: ChartOfAccounts.userMoneyAccountID(workspace: workspace), amount: UInt64(micros),
+                    ledger: ChartOfAccounts.moneyLedger, code: ChartOfAccounts.TransferCode.promoCredit.rawValue)
+            ])
         _ = try await database.execute(
             """
             INSERT INTO billing_promo_credits (id, workspace_id, kind, amount_micros, reason, initiated_by, created_at)
@@ -87,4 +116,43 @@ final class BillingHarness: Sendable {
 
     /// Milliseconds of a UTC time.
     static func ms(_ text: String) -> Int64 { Timestamp.parseUTCSeconds(text)! * 1000 }
+}
+
+/// An in-process payment provider for workflow tests (localstripe covers the real one): it
+/// declines while `declining` is set, and counts what it was asked.
+/// Unchecked Sendable: its state is touched only under `lock`.
+final class FakePaymentProvider: PaymentProvider, @unchecked Sendable {
+    private let lock = NSLock()
+    private var _declining = false
+    private var _charges: [PaymentRequest] = []
+    private var _refunds: [String] = []
+
+    var declining: Bool {
+        get { lock.withLock { _declining } }
+        set { lock.withLock { _declining = newValue } }
+    }
+    var charges: [PaymentRequest] { lock.withLock { _charges } }
+    var refunds: [String] { lock.withLock { _refunds } }
+
+    func createCustomer(workspaceID: String, name: String, idempotencyKey: String) async throws -> String { "cus_\(workspaceID)" }
+
+    func attachPaymentMethod(customerID: String, paymentMethod: String) async throws -> PaymentMethodInfo {
+        PaymentMethodInfo(id: paymentMethod, brand: "visa", last4: "4242")
+    }
+
+    func charge(_ request: PaymentRequest) async throws -> PaymentOutcome {
+        lock.withLock {
+            _charges.append(request)
+            return _declining
+                ? .declined(paymentIntentID: "pi_\(_charges.count)", code: "card_declined", message: "Your card was declined.")
+                : .succeeded(paymentIntentID: "pi_\(_charges.count)", chargeID: "ch_\(_charges.count)")
+        }
+    }
+
+    func refund(paymentIntentID: String, amountCents: Int64, idempotencyKey: String, metadata: [String: String]) async throws -> String {
+        lock.withLock {
+            _refunds.append(paymentIntentID)
+            return "re_\(_refunds.count)"
+        }
+    }
 }

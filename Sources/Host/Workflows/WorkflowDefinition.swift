@@ -298,6 +298,8 @@ package protocol WorkflowClient: Sendable {
     /// Starts a run (idempotent by id) and returns its id.
     func startWorkflow(type: String, input: [UInt8], id: String?) async throws -> String
     func signalWorkflow(id: String, name: String, payload: [UInt8]) async throws
+    /// Where run `id` stands, if it exists: its status, its parent and (once it completed) its output.
+    func runSummary(id: String) async throws -> WorkflowRunSummary?
     /// Signal-with-start inside the caller's transaction, so the signal is sent exactly when the
     /// caller's writes commit: starts run `id` of `type` with `input` unless one is under way (a
     /// run that ended is followed by a fresh one), then sends it signal `name`. A `requestID`
@@ -307,6 +309,20 @@ package protocol WorkflowClient: Sendable {
         in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
         payload: [UInt8], requestID: String?
     ) throws -> Bool
+}
+
+/// A run as another workflow or plugin sees it.
+package struct WorkflowRunSummary: Codable, Sendable, Equatable {
+    /// `pending`, `running`, `sleeping`, `completed`, `failed` or `cancelled`.
+    package let status: String
+    package let parentID: String?
+    package let output: [UInt8]?
+
+    package init(status: String, parentID: String?, output: [UInt8]?) {
+        self.status = status
+        self.parentID = parentID
+        self.output = output
+    }
 }
 
 /// Unchecked Sendable: its mutable state is touched only under `lock`.

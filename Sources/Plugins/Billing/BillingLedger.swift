@@ -82,9 +82,11 @@ package enum BillingLedger {
         return batch
     }
 
-    /// Posts `batch` (after making sure the workspace's accounts exist); `exists` is success.
+    /// Posts `batch` (after making sure the workspace's accounts exist) unless it was posted
+    /// already: a linked batch is all or nothing, so finding every id means a step runs again.
     package static func post(_ ledger: LedgerStore, workspace: String, _ batch: [Transfer]) async throws {
         guard !batch.isEmpty else { return }
+        if try await ledger.lookupTransfers(batch.map(\.id)).count == batch.count { return }
         let now = UInt64(Date().timeIntervalSince1970 * 1_000_000_000)
         try await ledger.ensureWorkspace(workspace, now: now)
         let results = try await ledger.createTransfers(batch, now: now)

@@ -51,10 +51,7 @@ package struct BillingPlugin: Plugin {
 
     /// The runbook's five workflows and dunning, on `BILLING_TASK_QUEUE`.
     package var workflows: [WorkflowDefinition] {
-        [
-            BillingWorkflows.cycle(services), BillingWorkflows.schedule(services), BillingWorkflows.listBalance(services),
-            BillingWorkflows.paymentReversal(services), BillingWorkflows.usageReversal(services), BillingWorkflows.dunning(services),
-        ]
+        BillingWorkflows.definitions(services)
     }
 
     package var workflowTaskQueues: [WorkflowTaskQueue] {

@@ -12,6 +12,23 @@ package struct BillingServices: Sendable {
     package let ledger: LedgerStore
     package let policies: PolicyEngine
 
+    package init(invoices: InvoiceStore, payments: Payments, runner: RunnerStore, ledger: LedgerStore, policies: PolicyEngine) {
+        self.invoices = invoices
+        self.payments = payments
+        self.runner = runner
+        self.ledger = ledger
+        self.policies = policies
+    }
+
+    /// The same services paying through `provider`.
+    package func paying(through provider: (any PaymentProvider)?) -> BillingServices {
+        BillingServices(
+            invoices: invoices,
+            payments: Payments(
+                database: payments.database, ledger: ledger, runner: runner, policies: policies, provider: provider, events: payments.events),
+            runner: runner, ledger: ledger, policies: policies)
+    }
+
     /// A workspace's id from its id or slug; unknown is a non-retryable failure of the run.
     func workspaceID(_ name: String) async throws -> String {
         guard let workspace = try await runner.workspace(name) else {
@@ -120,6 +137,11 @@ package enum BillingWorkflows {
     package static func cycleID(workspace: String, period: BillingPeriod) -> String { "billing-cycle:\(workspace):\(period)" }
     package static func dunningID(invoice: String) -> String { "billing-dunning:\(invoice)" }
 
+    /// Every billing workflow type, working with `services`.
+    package static func definitions(_ services: BillingServices) -> [WorkflowDefinition] {
+        [cycle(services), schedule(services), listBalance(services), paymentReversal(services), usageReversal(services), dunning(services)]
+    }
+
     static func now(_ ctx: any WorkflowContext) async throws -> Int64 { Int64((try await ctx.now().timeIntervalSince1970 * 1000).rounded(.down)) }
 
     /// Closes the period for one workspace: the invoice drafted and issued, its ledger transfers,
@@ -127,29 +149,29 @@ package enum BillingWorkflows {
     static func cycle(_ services: BillingServices) -> WorkflowDefinition {
         WorkflowDefinition(type: cycleType, taskQueue: taskQueue, input: RunbookPeriodInput.self) { ctx, input -> CycleResult in
             let period = try input.period()
-            let workspace = try await ctx.step("resolve workspace", retry: .none) { try await services.workspaceID(input.workspaceID) }
+            let workspace = try await ctx.step("resolve-workspace", retry: .none) { try await services.workspaceID(input.workspaceID) }
             let closedAt = try await now(ctx)
-            let draft = try await ctx.step("close period") {
+            let draft = try await ctx.step("close-period") {
                 try await services.invoices.draft(workspace: workspace, period: period, policies: services.policies, now: closedAt)
             }
             guard let id = draft.id else { return CycleResult(draft, period: period, payment: nil) }
             let issuedAt = try await now(ctx)
-            let invoice = try await ctx.step("issue invoice") { try await services.invoices.issue(id: id, now: issuedAt) }
-            _ = try await ctx.step("post ledger transfers") {
+            let invoice = try await ctx.step("issue-invoice") { try await services.invoices.issue(id: id, now: issuedAt) }
+            _ = try await ctx.step("post-ledger-transfers") {
                 try await BillingLedger.post(services.ledger, workspace: workspace, BillingLedger.invoiceTransfers(invoice))
                 return true
             }
             guard invoice.amountDueCents > 0 else {
-                _ = try await ctx.step("nothing to pay") {
-                    try await services.invoices.settle(id: id, status: .paid, now: issuedAt, detail: "nothing to pay")
+                _ = try await ctx.step("nothing-to-pay") {
+                    try await services.invoices.settle(id: id, status: .paid, now: issuedAt, detail: "nothing-to-pay")
                 }
-                return CycleResult(try await ctx.step("read invoice") { try await services.invoices.invoice(id)! }, period: period, payment: nil)
+                return CycleResult(try await ctx.step("read-invoice") { try await services.invoices.invoice(id)! }, period: period, payment: nil)
             }
             let chargedAt = try await now(ctx)
-            let attempt = try await ctx.step("charge attempt 1") { try await services.payments.collect(invoice, attempt: 1, now: chargedAt) }
+            let attempt = try await ctx.step("charge-attempt-1") { try await services.payments.collect(invoice, attempt: 1, now: chargedAt) }
             if attempt.status == "failed" || attempt.status == "no_payment_method" {
                 let dunning = DunningInput(invoiceID: id, workspaceID: workspace, period: period.description, firstFailureAt: chargedAt / 1000)
-                _ = try await ctx.step("start dunning") {
+                _ = try await ctx.step("start-dunning") {
                     try await ctx.client.startWorkflow(type: dunningType, input: try WorkflowJSON.encode(dunning), id: dunningID(invoice: id))
                 }
             }
@@ -161,7 +183,7 @@ package enum BillingWorkflows {
     static func listBalance(_ services: BillingServices) -> WorkflowDefinition {
         WorkflowDefinition(type: listBalanceType, taskQueue: taskQueue, input: RunbookPeriodInput.self) { ctx, input -> BalanceResult in
             let period = try input.period()
-            let workspace = try await ctx.step("resolve workspace", retry: .none) { try await services.workspaceID(input.workspaceID) }
+            let workspace = try await ctx.step("resolve-workspace", retry: .none) { try await services.workspaceID(input.workspaceID) }
             let invoice = try await ctx.step("preview") {
                 try await services.invoices.preview(workspace: workspace, period: period, policies: services.policies)
             }

@@ -32,10 +32,12 @@ package struct ScheduleResult: Codable, Sendable, Equatable {
     package var paymentFailed: Int
     package var amountDueCents: Int64
     package var failed: [String]
+    /// Cycles another run started that had not finished when this one looked.
+    package var runningElsewhere: [String]
 
     enum CodingKeys: String, CodingKey {
         case billingPeriod = "billing_period", workspaces, invoices, nothingToBill = "nothing_to_bill", paid, paymentFailed = "payment_failed"
-        case amountDueCents = "amount_due_cents", failed
+        case amountDueCents = "amount_due_cents", failed, runningElsewhere = "running_elsewhere"
     }
 
     init(period: BillingPeriod) {
@@ -47,6 +49,19 @@ package struct ScheduleResult: Codable, Sendable, Equatable {
         paymentFailed = 0
         amountDueCents = 0
         failed = []
+        runningElsewhere = []
+    }
+
+    /// A cycle run that another run started: its result if it completed, else listed as running
+    /// elsewhere or failed.
+    mutating func addEarlier(_ run: WorkflowRunSummary, id: String) {
+        if run.status == "completed", let output = run.output, let result = try? WorkflowJSON.decode(CycleResult.self, from: output, what: id) {
+            add(result)
+        } else if run.status == "failed" || run.status == "cancelled" {
+            failed.append(id)
+        } else {
+            runningElsewhere.append(id)
+        }
     }
 
     mutating func add(_ result: CycleResult) {
@@ -68,7 +83,7 @@ extension BillingWorkflows {
             let period = try await schedulePeriod(ctx, input)
             let excluded = Set(input.excludeWorkspaces ?? [])
             let after = input.after ?? ""
-            let page = try await ctx.step("select workspaces after '\(after)'") {
+            let page = try await ctx.step("select-workspaces-after:\(after)") {
                 try await services.invoices.database.query(
                     "SELECT id, slug FROM runner_workspaces WHERE id > $1 ORDER BY id LIMIT $2",
                     [.text(after), .integer(Int64(BillingLimits.cycleWorkspacesPerRun))]
@@ -82,10 +97,16 @@ extension BillingWorkflows {
                 }
             }
             for row in page where !excluded.contains(row[0]) && !excluded.contains(row[1]) {
+                let id = cycleID(workspace: row[0], period: period)
+                // A cycle another run started (an earlier schedule run, a second replica's, one
+                // started by hand) is not started again: its result counts, or it is left to finish.
+                let earlier = try await ctx.step("earlier-cycle:\(row[0])") { try await ctx.client.runSummary(id: id) }
+                if let earlier, earlier.parentID != ctx.workflowID {
+                    totals.addEarlier(earlier, id: id)
+                    continue
+                }
                 if running.count >= BillingLimits.cycleFanOut { try await collect(running.removeFirst()) }
-                running.append(
-                    try await ctx.startChild(
-                        cycleType, id: cycleID(workspace: row[0], period: period), input: RunbookPeriodInput(workspaceID: row[0], period: period)))
+                running.append(try await ctx.startChild(cycleType, id: id, input: RunbookPeriodInput(workspaceID: row[0], period: period)))
             }
             for id in running { try await collect(id) }
             if page.count == BillingLimits.cycleWorkspacesPerRun, let last = page.last?[0] {

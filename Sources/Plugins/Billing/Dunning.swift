@@ -47,7 +47,7 @@ extension BillingWorkflows {
             for event in events {
                 if try await waitOrSettle(ctx, services, input, until: event.at, &state) { return state }
                 if event.suspend {
-                    state.suspended = try await ctx.step("suspend for non-payment") { try await suspend(services, input) }
+                    state.suspended = try await ctx.step("suspend-for-non-payment") { try await suspend(services, input) }
                 } else if try await attempt(ctx, services, input, &state) {
                     return state
                 }
@@ -76,7 +76,7 @@ extension BillingWorkflows {
             }
             guard let signal = try await ctx.signal(anyOf: [retrySignal, paidSignal], timeout: timeout) else { return false }
             if signal.name == paidSignal {
-                let status = try await ctx.step("read invoice after Paid") {
+                let status = try await ctx.step("read-invoice-after-paid") {
                     try await services.invoices.invoice(input.invoiceID)?.status.rawValue ?? ""
                 }
                 if status == Invoice.Status.paid.rawValue || status == Invoice.Status.void.rawValue {
@@ -97,7 +97,7 @@ extension BillingWorkflows {
     {
         state.attempts += 1
         let number = state.attempts
-        let result = try await ctx.step("charge attempt \(number)") {
+        let result = try await ctx.step("charge-attempt-\(number)") {
             guard let invoice = try await services.invoices.invoice(input.invoiceID) else {
                 throw HostError(.notFound, "no invoice \(input.invoiceID)")
             }

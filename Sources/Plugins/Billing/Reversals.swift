@@ -58,8 +58,8 @@ extension BillingWorkflows {
         WorkflowDefinition(type: paymentReversalType, taskQueue: taskQueue, input: PaymentReversalInput.self) { ctx, input -> ReversalResult in
             let reason = try required(input.reason, "reason")
             let by = try required(input.initiatedByEmail, "initiated_by_email")
-            let workspace = try await ctx.step("resolve workspace", retry: .none) { try await services.workspaceID(input.workspaceID) }
-            let payment = try await ctx.step("look up payment", retry: .none) { () -> Payments.Payment in
+            let workspace = try await ctx.step("resolve-workspace", retry: .none) { try await services.workspaceID(input.workspaceID) }
+            let payment = try await ctx.step("look-up-payment", retry: .none) { () -> Payments.Payment in
                 guard let payment = try await services.payments.payment(input.paymentID), payment.workspaceID == workspace else {
                     throw notFound("no payment '\(input.paymentID)' in workspace \(input.workspaceID)")
                 }
@@ -78,13 +78,13 @@ extension BillingWorkflows {
                         paymentIntentID: intent, amountCents: payment.amountCents, idempotencyKey: "refund:\(payment.id)",
                         metadata: ["reason": reason, "initiated_by": by, "payment_id": payment.id])
                 }
-                _ = try await ctx.step("post reversal") {
+                _ = try await ctx.step("post-reversal") {
                     try await BillingLedger.post(services.ledger, workspace: workspace, [transfer])
                     return true
                 }
             }
             let reversedAt = try await now(ctx)
-            let at = try await ctx.step("mark reversed") {
+            let at = try await ctx.step("mark-reversed") {
                 try await services.payments.markReversed(payment, reason: reason, by: by, now: reversedAt)
             }
             return ReversalResult(
@@ -100,8 +100,8 @@ extension BillingWorkflows {
         WorkflowDefinition(type: usageReversalType, taskQueue: taskQueue, input: UsageReversalInput.self) { ctx, input -> ReversalResult in
             let reason = try required(input.reason, "reason")
             let by = try required(input.initiatedByEmail, "initiated_by_email")
-            let workspace = try await ctx.step("resolve workspace", retry: .none) { try await services.workspaceID(input.workspaceID) }
-            let usage = try await ctx.step("look up usage", retry: .none) { () -> UsageFacts in
+            let workspace = try await ctx.step("resolve-workspace", retry: .none) { try await services.workspaceID(input.workspaceID) }
+            let usage = try await ctx.step("look-up-usage", retry: .none) { () -> UsageFacts in
                 guard let usage = try await UsageFacts.read(services.invoices.database, key: input.usageEventID), usage.workspaceID == workspace
                 else {
                     throw notFound("no usage event '\(input.usageEventID)' in workspace \(input.workspaceID)")
@@ -111,7 +111,7 @@ extension BillingWorkflows {
             let transfers = BillingLedger.usageReversal(
                 usageKey: usage.key, workspace: workspace, amountMicros: usage.amountMicros, freeMinutes: usage.freeMinutes)
             let reversedAt = try await now(ctx)
-            let recorded = try await ctx.step("reverse usage") { () -> Int64 in
+            let recorded = try await ctx.step("reverse-usage") { () -> Int64 in
                 if usage.reversedAt == nil { try await BillingLedger.post(services.ledger, workspace: workspace, transfers) }
                 return try await UsageFacts.markReversed(services.invoices.database, usage, reason: reason, by: by, now: reversedAt)
             }

@@ -266,6 +266,15 @@ extension WorkflowEngine: WorkflowClient {
         try await signal(id: id, name: name, payload: payload)
     }
 
+    package func runSummary(id: String) async throws -> WorkflowRunSummary? {
+        do {
+            let run = try await run(id: id)
+            return WorkflowRunSummary(status: run.status.rawValue, parentID: run.parentID, output: run.output)
+        } catch let error as HostError where error.code == .notFound {
+            return nil
+        }
+    }
+
     package func signalWithStart(
         in db: any SQLConnection, type: String, id: String, input: [UInt8], signal name: String,
         payload: [UInt8], requestID: String?

@@ -1,0 +1,157 @@
+import BillingPlugin
+import Foundation
+import Host
+import LedgerPlugin
+import RunnerPlugin
+import SQL
+import TestSupport
+import Testing
+import WorkflowPlugin
+
+/// The billing workflows on a test clock, paying through an in-process provider.
+final class BillingRig: Sendable {
+    let h: BillingHarness
+    let provider = FakePaymentProvider()
+    let clock: ManualWorkflowClock
+    let engine: WorkflowEngine
+
+    init(_ kind: DriverKind, at start: String = "2026-12-01T00:05:00Z") async throws {
+        h = try await BillingHarness(kind)
+        clock = ManualWorkflowClock(startMilliseconds: BillingHarness.ms(start))
+        let catalog = WorkflowCatalog()
+        BillingWorkflows.definitions(h.billing.services.paying(through: provider)).forEach(catalog.register)
+        catalog.register(WorkflowTaskQueue(BillingWorkflows.taskQueue))
+        engine = WorkflowEngine(database: h.database, catalog: catalog, clock: clock)
+    }
+
+    /// Starts a run with the runbook's JSON input and runs everything runnable now.
+    @discardableResult
+    func run(_ type: String, _ input: String, id: String? = nil) async throws -> WorkflowRun {
+        let bytes = try WorkflowJSON.validate(input, what: "input")
+        let started = try await engine.start(type: type, input: bytes, id: id, taskQueue: BillingWorkflows.taskQueue)
+        _ = try await engine.drain()
+        return try await engine.run(id: started.run.id)
+    }
+
+    func output(_ run: WorkflowRun) async throws -> [String: Any] {
+        if run.status != .completed {
+            let steps = try await engine.describe(id: run.id).steps.filter { $0.error != nil }.map { "\($0.name): \($0.error ?? "")" }
+            Issue.record("\(run.type) is \(run.status): \(run.error ?? "") \(steps)")
+        }
+        return try #require(try JSONSerialization.jsonObject(with: Data(run.output ?? [])) as? [String: Any])
+    }
+
+    /// Moves the clock and runs what fell due.
+    func advance(days: Int) async throws {
+        clock.advance(by: .seconds(Int64(days) * 86_400))
+        _ = try await engine.drain()
+    }
+
+    func topics() async throws -> [String] {
+        try await h.database.query("SELECT topic FROM event_inbox WHERE source = 'billing' ORDER BY id").map { try $0.string("topic") }
+    }
+}
+
+@Suite("Billing cycle workflows")
+struct CycleWorkflowTests {
+    static let novemberInput = #"""
+        {"workspace_id": "ws-a-slug", "billing_period": "2026-11", "billing_period_start": "2026-11-01T00:00:00Z",
+         "billing_period_end": "2026-11-30T23:59:59.999Z"}
+        """#
+
+    @Test("the cycle issues, posts the ledger and charges once; the invoice nets to zero on USER", arguments: DriverKind.allCases)
+    func cycle(_ kind: DriverKind) async throws {
+        let rig = try await BillingRig(kind)
+        defer { withExtendedLifetime(rig) {} }
+        try await InvoiceTests.monthOfA(rig.h)
+        try await rig.h.paymentMethod("ws-a")
+        let output = try await rig.output(try await rig.run(BillingWorkflows.cycleType, Self.novemberInput))
+        #expect(output["status"] as? String == "paid" && output["payment_status"] as? String == "succeeded")
+        #expect(output["invoice_number"] as? String == "TNK-2026-000001" && output["amount_due_cents"] as? Int == 9_163)
+        #expect(rig.provider.charges.map(\.amountCents) == [9_163])
+        #expect(rig.provider.charges.first?.idempotencyKey == Payments.paymentID(invoice: output["invoice_id"] as! String, attempt: 1))
+        // Usage, charges, credits, rounding and the payment cancel out; December's job is what is left.
+        #expect(try await rig.h.ledger.balance(workspace: "ws-a").balanceMicros == -1_500_000)
+        let invoice = try #require(try await rig.h.invoices.invoice("TNK-2026-000001"))
+        #expect(invoice.status == .paid)
+        #expect(try await rig.h.invoices.history(invoice: invoice.id!).map(\.event) == ["drafted", "issued", "paid"])
+        #expect(try await rig.topics() == ["invoice.issued", "payment.succeeded"])
+
+        // The same cycle by another id (a rerun by hand): the same invoice, no second charge.
+        let again = try await rig.output(try await rig.run(BillingWorkflows.cycleType, Self.novemberInput))
+        #expect(again["invoice_id"] as? String == invoice.id && again["payment_status"] as? String == "already_paid")
+        #expect(rig.provider.charges.count == 1)
+        #expect(try await rig.h.ledger.balance(workspace: "ws-a").balanceMicros == -1_500_000)
+    }
+
+    @Test("the schedule bills every workspace but the excluded, once, also when run again", arguments: DriverKind.allCases)
+    func schedule(_ kind: DriverKind) async throws {
+        let rig = try await BillingRig(kind)
+        defer { withExtendedLifetime(rig) {} }
+        for (i, ws) in ["ws-1", "ws-2", "ws-3"].enumerated() {
+            try await rig.h.workspace(ws)
+            try await rig.h.paymentMethod(ws)
+            try await rig.h.charge(ws, job: 100 + i, labels: ["tenki-standard-2c-4gb"], completed: "2026-11-05T10:00:00Z", minutes: 4_000)
+        }
+        try await rig.h.workspace("ws-idle")
+        let input = #"{"luxor_only": false, "exclude_workspaces": ["ws-3-slug"]}"#
+        // Started by the cron tick of December 1st: it bills November.
+        let first = try await rig.output(try await rig.run(BillingWorkflows.scheduleType, input, id: "billing-cycle@2026-12-01T00:00Z"))
+        #expect(first["billing_period"] as? String == "2026-11" && first["workspaces"] as? Int == 3)
+        #expect(first["invoices"] as? Int == 2 && first["nothing_to_bill"] as? Int == 1 && first["paid"] as? Int == 2)
+        // 4,000 min × $0.003 = $12.00, less the $10 monthly credit: $2.00 each.
+        #expect(first["amount_due_cents"] as? Int == 400)
+        let second = try await rig.output(try await rig.run(BillingWorkflows.scheduleType, #"{"billing_period": "2026-11"}"#))
+        #expect(second["invoices"] as? Int == 3 && second["paid"] as? Int == 3)
+        let invoices = try await rig.h.database.query("SELECT workspace_id FROM billing_invoices ORDER BY workspace_id")
+        #expect(try invoices.map { try $0.string("workspace_id") } == ["ws-1", "ws-2", "ws-3"])
+        #expect(rig.provider.charges.count == 3)
+    }
+
+    @Test("the runbook's list-balance answers the invoice in its shape with exact amounts and changes nothing", arguments: DriverKind.allCases)
+    func listBalance(_ kind: DriverKind) async throws {
+        let rig = try await BillingRig(kind)
+        defer { withExtendedLifetime(rig) {} }
+        try await InvoiceTests.monthOfA(rig.h)
+        let run = try await rig.run(BillingWorkflows.listBalanceType, Self.novemberInput)
+        let text = String(decoding: run.output ?? [], as: UTF8.self)
+        let output = try await rig.output(run)
+        let items = try #require(output["line_items"] as? [[String: Any]])
+        #expect(items.count == InvoiceTests.novemberOfA.count)
+        #expect(items.first?["runner_label"] as? String == "macos-m4-6c" && items.first?["quantity"] as? Int == 30)
+        // Exact decimals, never a float's rounding: $0.04 a minute, $1.20, and the total $91.63.
+        #expect(text.contains(#""unit_price":0.04,"#) && text.contains(#""amount":1.2,"#) && text.contains(#""total_amount":91.63,"#))
+        #expect(text.contains(#""amount":-0.00333333,"#))
+        #expect(output["total_amount_micros"] as? Int == 9_163_000_000)
+        #expect(try await rig.h.database.query("SELECT id FROM billing_invoices").isEmpty)
+    }
+
+    @Test("bad runbook inputs fail the run with a clear error", arguments: DriverKind.allCases)
+    func badInputs(_ kind: DriverKind) async throws {
+        let rig = try await BillingRig(kind)
+        defer { withExtendedLifetime(rig) {} }
+        try await rig.h.workspace("ws-a")
+        let cases: [(String, String, String)] = [
+            (BillingWorkflows.cycleType, #"{"workspace_id": "nobody", "billing_period": "2026-11"}"#, "no workspace 'nobody'"),
+            (
+                BillingWorkflows.cycleType,
+                #"{"workspace_id": "ws-a", "billing_period": "2026-11", "billing_period_end": "2026-10-31T23:59:59.999Z"}"#,
+                "is not the end of 2026-11"
+            ),
+            (BillingWorkflows.listBalanceType, #"{"workspace_id": "ws-a"}"#, "give billing_period"),
+            (
+                BillingWorkflows.paymentReversalType, #"{"payment_id": "pay_x", "workspace_id": "ws-a", "initiated_by_email": "a@b.c"}"#,
+                "reason is required"
+            ),
+            (
+                BillingWorkflows.usageReversalType, #"{"usage_event_id": "1/1/1", "workspace_id": "ws-a", "reason": "x"}"#,
+                "initiated_by_email is required"
+            ),
+        ]
+        for (type, input, message) in cases {
+            let run = try await rig.run(type, input)
+            #expect(run.status == .failed, "\(input)")
+            #expect(run.error?.contains(message) == true, "\(run.error ?? "")")
+        }
+    }
+}
