@@ -155,3 +155,100 @@ struct CycleWorkflowTests {
         }
     }
 }
+
+@Suite("Dunning and reversals")
+struct DunningTests {
+    static func overdue(_ rig: BillingRig, _ workspace: String) async throws -> (payment: Bool, ops: Bool) {
+        let row = try #require(
+            try await rig.h.database.query("SELECT payment_overdue, suspended FROM runner_workspaces WHERE id = $1", [.text(workspace)]).first)
+        return (try row.bool("payment_overdue"), try row.bool("suspended"))
+    }
+
+    @Test(
+        "a declined card is retried on days 3, 5, 7, suspends on the 10th, and a payment lifts only that suspension", arguments: DriverKind.allCases)
+    func dunning(_ kind: DriverKind) async throws {
+        let rig = try await BillingRig(kind)
+        defer { withExtendedLifetime(rig) {} }
+        try await rig.h.workspace("ws-d")
+        try await rig.h.paymentMethod("ws-d")
+        try await rig.h.charge("ws-d", job: 1, labels: ["tenki-standard-2c-4gb"], completed: "2026-11-05T10:00:00Z", minutes: 4_000)
+        rig.provider.declining = true
+        let cycle = try await rig.output(try await rig.run(BillingWorkflows.cycleType, #"{"workspace_id": "ws-d", "billing_period": "2026-11"}"#))
+        #expect(cycle["payment_status"] as? String == "failed" && cycle["status"] as? String == "issued")
+        let invoice = try #require(cycle["invoice_id"] as? String)
+        let dunningID = BillingWorkflows.dunningID(invoice: invoice)
+        #expect(try await rig.engine.run(id: dunningID).status == .sleeping)
+        // Dec 4, 6 and 8 (00:05): three retries, all declined; the workspace still runs jobs.
+        for (days, charges) in [(3, 2), (2, 3), (2, 4)] {
+            try await rig.advance(days: days)
+            #expect(rig.provider.charges.count == charges)
+            #expect(try await Self.overdue(rig, "ws-d").payment == false)
+        }
+        // December 10th: still unpaid after the 9th → suspended for non-payment.
+        try await rig.advance(days: 2)
+        #expect(rig.provider.charges.count == 4)
+        #expect(try await Self.overdue(rig, "ws-d").payment == true)
+        let admission = try rig.h.host.policies.admitJob(
+            AdmissionInput(labels: ["tenki-standard-2c-4gb"], workspace: .init(freeMinutesRemaining: 0, hasPaymentMethod: true, paymentOverdue: true))
+        )
+        #expect(admission.verdict == .block && admission.reason == "payment_overdue")
+        // An operator suspends it too; then a new card arrives and the charge succeeds at once.
+        try await rig.h.billing.services.runner.update(workspace: "ws-d", .init(suspended: true))
+        rig.provider.declining = false
+        try await rig.engine.signal(id: dunningID, name: BillingWorkflows.retrySignal, payload: Array("{}".utf8))
+        _ = try await rig.engine.drain()
+        let dunning = try await rig.output(try await rig.engine.run(id: dunningID))
+        #expect(dunning["outcome"] as? String == "paid" && dunning["attempts"] as? Int == 5 && dunning["suspended"] as? Bool == true)
+        #expect(try await Self.overdue(rig, "ws-d") == (false, true))
+        #expect(try await rig.h.invoices.invoice(invoice)?.status == .paid)
+        let history = try await rig.h.invoices.history(invoice: invoice).map(\.event)
+        #expect(
+            history == ["drafted", "issued", "payment_failed", "payment_failed", "payment_failed", "payment_failed", "workspace_suspended", "paid"])
+        #expect(
+            try await rig.topics() == [
+                "invoice.issued", "payment.failed", "payment.failed", "payment.failed", "payment.failed", "workspace.suspended", "payment.succeeded",
+                "workspace.unsuspended",
+            ])
+        // Lifting the operator's suspension is the operator's business; the payment left it alone.
+        #expect(try await rig.h.billing.services.runner.workspace("ws-d")?.suspended == true)
+    }
+
+    @Test("reversing a payment refunds and posts once; reversing usage gives back money and minutes once", arguments: DriverKind.allCases)
+    func reversals(_ kind: DriverKind) async throws {
+        let rig = try await BillingRig(kind)
+        defer { withExtendedLifetime(rig) {} }
+        try await InvoiceTests.monthOfA(rig.h)
+        try await rig.h.paymentMethod("ws-a")
+        try await rig.h.workspace("ws-other")
+        _ = try await rig.output(try await rig.run(BillingWorkflows.cycleType, CycleWorkflowTests.novemberInput))
+        let payment = try #require(try await rig.h.database.query("SELECT id FROM billing_payments").first).string("id")
+        let before = try await rig.h.ledger.balance(workspace: "ws-a").balanceMicros
+        let input =
+            #"{"payment_id": "\#(payment)", "workspace_id": "ws-a-slug", "reason": "Customer requested refund", "initiated_by_email": "admin@tenki.test"}"#
+        let first = try await rig.output(try await rig.run(BillingWorkflows.paymentReversalType, input))
+        #expect(first["success"] as? Bool == true && first["original_amount"] as? String == "91.63" && first["reversed_now"] as? Bool == true)
+        #expect((first["reversal_transfer_id"] as? String)?.count == 32)
+        let second = try await rig.output(try await rig.run(BillingWorkflows.paymentReversalType, input))
+        #expect(second["reversed_now"] as? Bool == false && second["reversal_transfer_id"] as? String == first["reversal_transfer_id"] as? String)
+        #expect(rig.provider.refunds.count == 1)
+        #expect(try await rig.h.ledger.balance(workspace: "ws-a").balanceMicros == before - 9_163_000_000)
+        let wrong = try await rig.run(BillingWorkflows.paymentReversalType, input.replacingOccurrences(of: "ws-a-slug", with: "ws-other"))
+        #expect(wrong.status == .failed && wrong.error?.contains("NotFound") == true)
+
+        // December's job (not invoiced yet) is reversed: money back, and no invoice takes it.
+        let usage =
+            #"{"usage_event_id": "1/7/1", "workspace_id": "ws-a", "reason": "Incorrect runner charge - job failed", "initiated_by_email": "admin@tenki.test"}"#
+        let reversed = try await rig.output(try await rig.run(BillingWorkflows.usageReversalType, usage))
+        #expect(reversed["original_amount_micros"] as? Int == 1_500_000 && reversed["original_amount"] as? String == "0.02")
+        _ = try await rig.output(try await rig.run(BillingWorkflows.usageReversalType, usage))
+        #expect(try await rig.h.ledger.balance(workspace: "ws-a").balanceMicros == before - 9_163_000_000 + 1_500_000)
+        let december = try await rig.h.invoices.preview(workspace: "ws-a", period: try BillingPeriod("2026-12"), policies: rig.h.host.policies)
+        #expect(!december.lines.contains { $0.kind == .usage })
+        // A job that consumed free minutes gets them back.
+        let minutes = try await rig.h.ledger.balance(workspace: "ws-a").freeMinutesRemaining
+        _ = try await rig.output(try await rig.run(BillingWorkflows.usageReversalType, usage.replacingOccurrences(of: "1/7/1", with: "1/6/1")))
+        #expect(try await rig.h.ledger.balance(workspace: "ws-a").freeMinutesRemaining == minutes + 20)
+        let kept = try await rig.h.database.query("SELECT reversed_at FROM runner_usage WHERE usage_key IN ('1/6/1', '1/7/1')")
+        #expect(kept.count == 2 && kept.allSatisfy { !$0["reversed_at"].isNull })
+    }
+}
