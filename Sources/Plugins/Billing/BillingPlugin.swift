@@ -5,10 +5,12 @@ import Hummingbird
 import LedgerPlugin
 import RunnerPlugin
 import SQL
+import ServiceLifecycle
 import WorkflowPlugin
 
 /// Billing: invoices per workspace and month from the stored per-job charges and `billing.lua`'s
-/// monthly lines, storage snapshots, promotional credits, and Stripe's signed door,
+/// monthly lines, storage snapshots, promotional credits, add-on and slot subscriptions (what is
+/// active projected into the runner's workspace row), and Stripe's signed door,
 /// `POST /webhooks/stripe` (events verified, stored durably and deduplicated by event id before
 /// the 2xx, then dispatched on the event bus as `stripe.<type>`).
 package struct BillingPlugin: Plugin {
@@ -17,15 +19,17 @@ package struct BillingPlugin: Plugin {
     package static let eventSource = "stripe"
     package static var dependencies: [any Plugin.Type] { [LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self] }
     package static var migrations: [Migration] { StripeEventStore.migrations + InvoiceStore.migrations }
-    package static var commands: [any ParsableCommand.Type] { [InvoicesCommand.self, StorageCommand.self] }
+    package static var commands: [any ParsableCommand.Type] { [InvoicesCommand.self, StorageCommand.self, WorkspacesCommand.self] }
 
     let ingress: StripeWebhookIngress?
     let context: HostContext
     package let invoices: InvoiceStore
+    package let subscriptions: SubscriptionStore
 
     package init(context: HostContext) async throws {
         self.context = context
         invoices = InvoiceStore(database: context.database)
+        subscriptions = SubscriptionStore(database: context.database, policies: context.policies)
         ingress = try context.configuration.stripeWebhookSecretFile.map { path in
             StripeWebhookIngress(secret: Array(try BillingPlugin.secret(path).utf8), database: context.database, events: context.events)
         }
@@ -33,6 +37,8 @@ package struct BillingPlugin: Plugin {
             try StripeEventStore.body(db, eventID: eventID)
         }
     }
+
+    package var services: [any Service] { [SubscriptionSweeper(store: subscriptions, logger: context.logger)] }
 
     /// The signing secret in `path`, trimmed; an unreadable or empty file fails the start.
     static func secret(_ path: String) throws -> String {
@@ -46,6 +52,7 @@ package struct BillingPlugin: Plugin {
 
     package func addRoutes(to router: HostRouter) {
         BillingRoutes(invoices: invoices, policies: context.policies, workspaces: context.workspaces).add(to: router)
+        SubscriptionRoutes(subscriptions: subscriptions, workspaces: context.workspaces).add(to: router)
         let ingress = self.ingress
         let logger = context.logger
         router.post("/webhooks/stripe") { request, _ -> Response in
