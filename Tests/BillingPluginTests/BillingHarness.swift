@@ -87,7 +87,7 @@ final class BillingHarness: Sendable {
             ])
     }
 
-    var ledger: LedgerStore { billing.services.ledger }
+    var ledger: LedgerStore { billing.operations.ledger }
 
     /// A saved card on the workspace, as `set-payment-method` records it.
     func paymentMethod(_ workspace: String, customer: String = "cus_test", method: String = "pm_test") async throws {

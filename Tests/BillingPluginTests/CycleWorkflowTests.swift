@@ -19,7 +19,7 @@ final class BillingRig: Sendable {
         h = try await BillingHarness(kind)
         clock = ManualWorkflowClock(startMilliseconds: BillingHarness.ms(start))
         let catalog = WorkflowCatalog()
-        BillingWorkflows.definitions(h.billing.services.paying(through: provider)).forEach(catalog.register)
+        BillingWorkflows.definitions(h.billing.operations.paying(through: provider)).forEach(catalog.register)
         catalog.register(WorkflowTaskQueue(BillingWorkflows.taskQueue))
         engine = WorkflowEngine(database: h.database, catalog: catalog, clock: clock)
     }
@@ -193,7 +193,7 @@ struct DunningTests {
         )
         #expect(admission.verdict == .block && admission.reason == "payment_overdue")
         // An operator suspends it too; then a new card arrives and the charge succeeds at once.
-        try await rig.h.billing.services.runner.update(workspace: "ws-d", .init(suspended: true))
+        try await rig.h.billing.operations.runner.update(workspace: "ws-d", .init(suspended: true))
         rig.provider.declining = false
         try await rig.engine.signal(id: dunningID, name: BillingWorkflows.retrySignal, payload: Array("{}".utf8))
         _ = try await rig.engine.drain()
@@ -210,7 +210,7 @@ struct DunningTests {
                 "workspace.unsuspended",
             ])
         // Lifting the operator's suspension is the operator's business; the payment left it alone.
-        #expect(try await rig.h.billing.services.runner.workspace("ws-d")?.suspended == true)
+        #expect(try await rig.h.billing.operations.runner.workspace("ws-d")?.suspended == true)
     }
 
     @Test("reversing a payment refunds and posts once; reversing usage gives back money and minutes once", arguments: DriverKind.allCases)

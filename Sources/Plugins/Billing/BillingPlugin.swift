@@ -5,10 +5,12 @@ import Hummingbird
 import LedgerPlugin
 import RunnerPlugin
 import SQL
+import ServiceLifecycle
 import WorkflowPlugin
 
 /// Billing: invoices per workspace and month from the stored per-job charges and `billing.lua`'s
-/// monthly lines, storage snapshots, promotional credits, and Stripe's signed door,
+/// monthly lines, storage snapshots, promotional credits, add-on and slot subscriptions (what is
+/// active projected into the runner's workspace row), and Stripe's signed door,
 /// `POST /webhooks/stripe` (events verified, stored durably and deduplicated by event id before
 /// the 2xx, then dispatched on the event bus as `stripe.<type>`).
 package struct BillingPlugin: Plugin {
@@ -19,15 +21,16 @@ package struct BillingPlugin: Plugin {
     package static let billingEventSource = "billing"
     package static var dependencies: [any Plugin.Type] { [LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self] }
     package static var migrations: [Migration] { StripeEventStore.migrations + InvoiceStore.migrations + Payments.migrations }
-    package static var commands: [any ParsableCommand.Type] { [InvoicesCommand.self, StorageCommand.self] }
+    package static var commands: [any ParsableCommand.Type] { [InvoicesCommand.self, StorageCommand.self, WorkspacesCommand.self] }
 
     let ingress: StripeWebhookIngress?
     let context: HostContext
     package let invoices: InvoiceStore
     /// What the billing workflows work with.
-    package let services: BillingServices
+    package let operations: BillingServices
     /// Stripe, when `stripe_secret_key_file` is set; nil leaves payments unconfigured.
     package let provider: (any PaymentProvider)?
+    package let subscriptions: SubscriptionStore
 
     package init(context: HostContext) async throws {
         self.context = context
@@ -36,11 +39,12 @@ package struct BillingPlugin: Plugin {
         let runner = try context.plugins.require(RunnerPlugin.self).store
         let provider = try StripeProvider.configured(context.configuration, http: context.httpClient)
         self.provider = provider
-        services = BillingServices(
+        operations = BillingServices(
             invoices: invoices,
             payments: Payments(
                 database: context.database, ledger: ledger, runner: runner, policies: context.policies, provider: provider, events: context.events),
             runner: runner, ledger: ledger, policies: context.policies)
+        subscriptions = SubscriptionStore(database: context.database, policies: context.policies)
         ingress = try context.configuration.stripeWebhookSecretFile.map { path in
             StripeWebhookIngress(secret: Array(try BillingPlugin.secret(path).utf8), database: context.database, events: context.events)
         }
@@ -51,7 +55,7 @@ package struct BillingPlugin: Plugin {
 
     /// The runbook's five workflows and dunning, on `BILLING_TASK_QUEUE`.
     package var workflows: [WorkflowDefinition] {
-        BillingWorkflows.definitions(services)
+        BillingWorkflows.definitions(operations)
     }
 
     package var workflowTaskQueues: [WorkflowTaskQueue] {
@@ -67,6 +71,8 @@ package struct BillingPlugin: Plugin {
         ]
     }
 
+    package var services: [any Service] { [SubscriptionSweeper(store: subscriptions, logger: context.logger)] }
+
     /// The signing secret in `path`, trimmed; an unreadable or empty file fails the start.
     static func secret(_ path: String) throws -> String {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -79,6 +85,7 @@ package struct BillingPlugin: Plugin {
 
     package func addRoutes(to router: HostRouter) {
         BillingRoutes(invoices: invoices, policies: context.policies, workspaces: context.workspaces).add(to: router)
+        SubscriptionRoutes(subscriptions: subscriptions, workspaces: context.workspaces).add(to: router)
         let ingress = self.ingress
         let logger = context.logger
         router.post("/webhooks/stripe") { request, _ -> Response in

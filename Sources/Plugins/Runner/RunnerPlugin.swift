@@ -19,7 +19,7 @@ package struct RunnerPlugin: Plugin {
     /// The GitHub App client, the ledger store and the workflow engine are theirs, built once.
     package static var dependencies: [any Plugin.Type] { [GitHubPlugin.self, LedgerPlugin.self, WorkflowPlugin.self] }
     package static var migrations: [Migration] { RunnerStore.migrations }
-    package static var commands: [any ParsableCommand.Type] { [RunnerCommand.self, JobsCommand.self, WorkspacesCommand.self] }
+    package static var commands: [any ParsableCommand.Type] { [RunnerCommand.self, JobsCommand.self] }
 
     package let store: RunnerStore
     package let scheduler: JobScheduler
@@ -188,7 +188,7 @@ struct RunnerService: Service {
     }
 }
 
-/// `tenki runner usage | run-once | reconcile | bench` (jobs and workspaces have their own groups: `tenki jobs`, `tenki workspaces`).
+/// `tenki runner usage | run-once | reconcile | bench` (jobs have their own group, `tenki jobs`; workspaces are billing's `tenki workspaces`).
 struct RunnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runner", abstract: "Jobs, workspaces and usage of the runner marketplace.",

@@ -358,32 +358,36 @@ package struct RunnerStore: Sendable {
     /// Applies `change`; returns how many jobs (blocked or waiting for a slot) went back to admission.
     @discardableResult
     package func update(workspace idOrSlug: String, _ change: WorkspaceChange) async throws -> Int {
-        try await database.transaction { db in
-            guard let row = try db.queryOne("SELECT id FROM runner_workspaces WHERE id = $1 OR slug = $1", [.text(idOrSlug)]) else {
-                throw HostError(.notFound, "no workspace '\(idOrSlug)'")
-            }
-            let id = try row.string("id")
-            var sets: [String] = []
-            var values: [SQLValue] = []
-            func set(_ column: String, _ value: SQLValue) {
-                values.append(value)
-                sets.append("\(column) = $\(values.count)")
-            }
-            if let v = change.hasPaymentMethod { set("has_payment_method", SQLValue(v)) }
-            if let v = change.suspended { set("suspended", SQLValue(v)) }
-            if let v = change.paymentOverdue { set("payment_overdue", SQLValue(v)) }
-            if let v = change.abuseAction { set("abuse_action", SQLValue(v)) }
-            if let v = change.addons { set("addons", .text(String(decoding: try JSONEncoder().encode(v), as: UTF8.self))) }
-            if let v = change.extraSlotsX64 { set("extra_slots_x64", .integer(v)) }
-            if let v = change.extraSlotsMacOS { set("extra_slots_macos", .integer(v)) }
-            if let v = change.contract { set("contract", SQLValue(v)) }
-            if let v = change.paymentMethodRef { set("payment_method_ref", SQLValue(v)) }
-            guard !sets.isEmpty else { return 0 }
-            values.append(.text(id))
-            _ = try db.execute("UPDATE runner_workspaces SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count)", values)
-            // Blocked jobs are admitted again; waiting ones keep their place but take the new limits.
-            return try JobStore.returnToAdmission(db, workspaceID: id)
+        try await database.transaction { db in try RunnerStore.update(db, workspace: idOrSlug, change) }
+    }
+
+    /// The same inside the caller's transaction: billing locks the workspace, reads its
+    /// subscriptions and projects them here in one transaction, so replicas never interleave.
+    package static func update(_ db: any SQLConnection, workspace idOrSlug: String, _ change: WorkspaceChange) throws -> Int {
+        guard let row = try db.queryOne("SELECT id FROM runner_workspaces WHERE id = $1 OR slug = $1", [.text(idOrSlug)]) else {
+            throw HostError(.notFound, "no workspace '\(idOrSlug)'")
         }
+        let id = try row.string("id")
+        var sets: [String] = []
+        var values: [SQLValue] = []
+        func set(_ column: String, _ value: SQLValue) {
+            values.append(value)
+            sets.append("\(column) = $\(values.count)")
+        }
+        if let v = change.hasPaymentMethod { set("has_payment_method", SQLValue(v)) }
+        if let v = change.suspended { set("suspended", SQLValue(v)) }
+        if let v = change.paymentOverdue { set("payment_overdue", SQLValue(v)) }
+        if let v = change.abuseAction { set("abuse_action", SQLValue(v)) }
+        if let v = change.addons { set("addons", .text(String(decoding: try JSONEncoder().encode(v), as: UTF8.self))) }
+        if let v = change.extraSlotsX64 { set("extra_slots_x64", .integer(v)) }
+        if let v = change.extraSlotsMacOS { set("extra_slots_macos", .integer(v)) }
+        if let v = change.contract { set("contract", SQLValue(v)) }
+        if let v = change.paymentMethodRef { set("payment_method_ref", SQLValue(v)) }
+        guard !sets.isEmpty else { return 0 }
+        values.append(.text(id))
+        _ = try db.execute("UPDATE runner_workspaces SET \(sets.joined(separator: ", ")) WHERE id = $\(values.count)", values)
+        // Blocked jobs are admitted again; waiting ones keep their place but take the new limits.
+        return try JobStore.returnToAdmission(db, workspaceID: id)
     }
 
     static func markCredited(_ workspaceID: String, database: any Database) async throws {
