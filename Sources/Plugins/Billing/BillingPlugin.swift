@@ -17,15 +17,18 @@ package struct BillingPlugin: Plugin {
     package static let eventSource = "stripe"
     package static var dependencies: [any Plugin.Type] { [LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self] }
     package static var migrations: [Migration] { StripeEventStore.migrations + InvoiceStore.migrations }
-    package static var commands: [any ParsableCommand.Type] { [InvoicesCommand.self, StorageCommand.self] }
+    package static var commands: [any ParsableCommand.Type] { [InvoicesCommand.self, StorageCommand.self, CreditsCommand.self] }
 
     let ingress: StripeWebhookIngress?
     let context: HostContext
     package let invoices: InvoiceStore
+    package let credits: PromoCreditDesk
 
     package init(context: HostContext) async throws {
         self.context = context
         invoices = InvoiceStore(database: context.database)
+        let ledger = try context.plugins.require(LedgerPlugin.self).store
+        credits = PromoCreditDesk(context: context, ledger: ledger, engine: try context.plugins.require(WorkflowPlugin.self).engine)
         ingress = try context.configuration.stripeWebhookSecretFile.map { path in
             StripeWebhookIngress(secret: Array(try BillingPlugin.secret(path).utf8), database: context.database, events: context.events)
         }
@@ -44,8 +47,12 @@ package struct BillingPlugin: Plugin {
         return secret
     }
 
+    package var workflows: [WorkflowDefinition] { [credits.definition] }
+    package var workflowTaskQueues: [WorkflowTaskQueue] { [WorkflowTaskQueue(BillingCredits.taskQueue)] }
+
     package func addRoutes(to router: HostRouter) {
         BillingRoutes(invoices: invoices, policies: context.policies, workspaces: context.workspaces).add(to: router)
+        PromoCreditRoutes(desk: credits, workspaces: context.workspaces).add(to: router)
         let ingress = self.ingress
         let logger = context.logger
         router.post("/webhooks/stripe") { request, _ -> Response in
