@@ -21,7 +21,9 @@ package struct BillingPlugin: Plugin {
     package static let billingEventSource = "billing"
     package static var dependencies: [any Plugin.Type] { [LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self] }
     package static var migrations: [Migration] { StripeEventStore.migrations + InvoiceStore.migrations + Payments.migrations }
-    package static var commands: [any ParsableCommand.Type] { [InvoicesCommand.self, StorageCommand.self, WorkspacesCommand.self] }
+    package static var commands: [any ParsableCommand.Type] {
+        [InvoicesCommand.self, StorageCommand.self, WorkspacesCommand.self, CreditsCommand.self]
+    }
 
     let ingress: StripeWebhookIngress?
     let context: HostContext
@@ -31,6 +33,7 @@ package struct BillingPlugin: Plugin {
     /// Stripe, when `stripe_secret_key_file` is set; nil leaves payments unconfigured.
     package let provider: (any PaymentProvider)?
     package let subscriptions: SubscriptionStore
+    package let credits: PromoCreditDesk
 
     package init(context: HostContext) async throws {
         self.context = context
@@ -45,6 +48,7 @@ package struct BillingPlugin: Plugin {
                 database: context.database, ledger: ledger, runner: runner, policies: context.policies, provider: provider, events: context.events),
             runner: runner, ledger: ledger, policies: context.policies)
         subscriptions = SubscriptionStore(database: context.database, policies: context.policies)
+        credits = PromoCreditDesk(context: context, ledger: ledger, engine: try context.plugins.require(WorkflowPlugin.self).engine)
         ingress = try context.configuration.stripeWebhookSecretFile.map { path in
             StripeWebhookIngress(secret: Array(try BillingPlugin.secret(path).utf8), database: context.database, events: context.events)
         }
@@ -55,7 +59,7 @@ package struct BillingPlugin: Plugin {
 
     /// The runbook's five workflows and dunning, on `BILLING_TASK_QUEUE`.
     package var workflows: [WorkflowDefinition] {
-        BillingWorkflows.definitions(operations)
+        BillingWorkflows.definitions(operations) + [credits.definition]
     }
 
     package var workflowTaskQueues: [WorkflowTaskQueue] {
@@ -86,6 +90,7 @@ package struct BillingPlugin: Plugin {
     package func addRoutes(to router: HostRouter) {
         BillingRoutes(invoices: invoices, policies: context.policies, workspaces: context.workspaces).add(to: router)
         SubscriptionRoutes(subscriptions: subscriptions, workspaces: context.workspaces).add(to: router)
+        PromoCreditRoutes(desk: credits, workspaces: context.workspaces).add(to: router)
         let ingress = self.ingress
         let logger = context.logger
         router.post("/webhooks/stripe") { request, _ -> Response in
