@@ -14,12 +14,15 @@ final class BillingRig: Sendable {
     let provider = FakePaymentProvider()
     let clock: ManualWorkflowClock
     let engine: WorkflowEngine
+    let services: BillingServices
 
-    init(_ kind: DriverKind, at start: String = "2026-12-01T00:05:00Z") async throws {
+    /// Paying through `provider` when given, else through the in-process fake.
+    init(_ kind: DriverKind, at start: String = "2026-12-01T00:05:00Z", provider real: (any PaymentProvider)? = nil) async throws {
         h = try await BillingHarness(kind)
         clock = ManualWorkflowClock(startMilliseconds: BillingHarness.ms(start))
         let catalog = WorkflowCatalog()
-        BillingWorkflows.definitions(h.billing.operations.paying(through: provider)).forEach(catalog.register)
+        services = h.billing.operations.paying(through: real ?? provider)
+        BillingWorkflows.definitions(services).forEach(catalog.register)
         catalog.register(WorkflowTaskQueue(BillingWorkflows.taskQueue))
         engine = WorkflowEngine(database: h.database, catalog: catalog, clock: clock)
     }
@@ -224,7 +227,8 @@ struct DunningTests {
         let payment = try #require(try await rig.h.database.query("SELECT id FROM billing_payments").first).string("id")
         let before = try await rig.h.ledger.balance(workspace: "ws-a").balanceMicros
         let input =
-            #"{"payment_id": "\#(payment)", "workspace_id": "ws-a-slug", "reason": "Customer requested refund", "initiated_by_email": "admin@tenki.test"}"#
+            #"{"payment_id": "\#(payment)", "workspace_id": "ws-a-slug", "reason": "Customer requested refund", "#
+            + #""initiated_by_email": "admin@tenki.test"}"#
         let first = try await rig.output(try await rig.run(BillingWorkflows.paymentReversalType, input))
         #expect(first["success"] as? Bool == true && first["original_amount"] as? String == "91.63" && first["reversed_now"] as? Bool == true)
         #expect((first["reversal_transfer_id"] as? String)?.count == 32)
@@ -237,7 +241,8 @@ struct DunningTests {
 
         // December's job (not invoiced yet) is reversed: money back, and no invoice takes it.
         let usage =
-            #"{"usage_event_id": "1/7/1", "workspace_id": "ws-a", "reason": "Incorrect runner charge - job failed", "initiated_by_email": "admin@tenki.test"}"#
+            #"{"usage_event_id": "1/7/1", "workspace_id": "ws-a", "reason": "Incorrect runner charge - job failed", "#
+            + #""initiated_by_email": "admin@tenki.test"}"#
         let reversed = try await rig.output(try await rig.run(BillingWorkflows.usageReversalType, usage))
         #expect(reversed["original_amount_micros"] as? Int == 1_500_000 && reversed["original_amount"] as? String == "0.02")
         _ = try await rig.output(try await rig.run(BillingWorkflows.usageReversalType, usage))

@@ -68,7 +68,10 @@ extension Payments {
 
     func unpaidInvoices(_ workspace: String) async throws -> [String] {
         try await database.query(
-            "SELECT id FROM billing_invoices WHERE workspace_id = $1 AND status IN ('issued', 'uncollectible') AND amount_due_cents > 0 ORDER BY period",
+            """
+            SELECT id FROM billing_invoices WHERE workspace_id = $1 AND status IN ('issued', 'uncollectible') AND amount_due_cents > 0
+            ORDER BY period
+            """,
             [.text(workspace)]
         ).map { try $0.string("id") }
     }

@@ -172,7 +172,10 @@ extension Payments {
     func markReversed(_ payment: Payment, reason: String, by: String, now: Int64) async throws -> Int64 {
         try await database.transaction { db in
             let changed = try db.execute(
-                "UPDATE billing_payments SET status = 'reversed', reversed_at = $2, reversal_reason = $3, reversed_by = $4 WHERE id = $1 AND status = 'succeeded'",
+                """
+                UPDATE billing_payments SET status = 'reversed', reversed_at = $2, reversal_reason = $3, reversed_by = $4
+                WHERE id = $1 AND status = 'succeeded'
+                """,
                 [.text(payment.id), .integer(now), .text(reason), .text(by)])
             if changed > 0 {
                 try InvoiceStore.history(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Host
 import RunnerPlugin
+import WorkflowPlugin
 
 /// `tenki workspaces list | set | set-payment-method | addons | slots`: workspaces, the state
 /// admission reads, and what they buy. Add-ons and extra slots change only through
@@ -59,16 +60,30 @@ struct WorkspacesCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set-payment-method",
             abstract:
-                "Record a payment method (the provider's reference): the workspace pays as it goes; blocked and waiting jobs go back to admission.")
+                "Save a payment method by the provider's reference: with Stripe configured, the customer is created on first use and the method "
+                + "attached as its default (unpaid invoices are charged again); without, the reference is only recorded. Either way the workspace "
+                + "pays as it goes and its blocked and waiting jobs go back to admission.")
         @OptionGroup var options: HostOptions
         @Argument(help: "Workspace id or slug.") var workspace: String
         @Option(help: "The payment provider's reference for the method (e.g. pm_...).") var providerRef: String
+        @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             guard !providerRef.isEmpty else { throw HostError(.badRequest, "--provider-ref must not be empty") }
-            let (_, store) = try await WorkspacesCommand.runner(options)
-            let requeued = try await store.update(workspace: workspace, .init(hasPaymentMethod: true, paymentMethodRef: .some(providerRef)))
-            print("payment method \(providerRef) recorded on \(workspace); \(requeued) job(s) back to admission")
+            let host = try await options.openHost()
+            let billing = try host.require(BillingPlugin.self)
+            guard billing.provider != nil else {
+                let requeued = try await billing.operations.runner.update(
+                    workspace: workspace, .init(hasPaymentMethod: true, paymentMethodRef: .some(providerRef)))
+                return print(
+                    "payment method \(providerRef) recorded on \(workspace) (no payment provider configured); \(requeued) job(s) back to admission")
+            }
+            let saved = try await billing.operations.payments.savePaymentMethod(
+                workspace: workspace, reference: providerRef, workflows: try host.require(WorkflowPlugin.self).engine)
+            if json { return print(try JSONCoding.text(saved)) }
+            print(
+                "payment method \(saved.paymentMethodID) (\(saved.brand ?? "card") \(saved.last4 ?? "")) is the default of \(saved.customerID) for "
+                    + "\(saved.workspaceID); \(saved.jobsRequeued) job(s) back to admission; \(saved.retried.count) unpaid invoice(s) charged again")
         }
     }
 }
