@@ -257,3 +257,46 @@ struct DunningTests {
         #expect(kept.count == 2 && kept.allSatisfy { !$0["reversed_at"].isNull })
     }
 }
+
+@Suite("Stripe's events applied to payments")
+struct StripeEventTests {
+    static func deliver(_ rig: BillingRig, _ id: String, _ type: String, _ object: [String: Any]) async throws {
+        let body = try JSONSerialization.data(withJSONObject: ["id": id, "type": type, "object": "event", "data": ["object": object]])
+        try await rig.h.database.transaction { db in
+            _ = try EventInbox.publish(in: db, topic: "stripe.\(type)", source: "stripe", sourceID: id, payload: Array(body))
+        }
+        let dispatcher = rig.h.host.events.dispatcher()
+        while try await dispatcher.dispatchOnce() > 0 {}
+        // The host's engine signalled at the system clock's time: catch the test clock up.
+        let behind = Timestamp.ms(Date()) + 1_000 - rig.clock.nowMilliseconds()
+        if behind > 0 { rig.clock.advance(by: .milliseconds(behind)) }
+        _ = try await rig.engine.drain()
+    }
+
+    @Test("a payment Stripe reports succeeded settles the invoice and ends dunning, once; a refund reverses it", arguments: DriverKind.allCases)
+    func succeededThenRefunded(_ kind: DriverKind) async throws {
+        let rig = try await BillingRig(kind, at: BillingPeriod.iso(Int64(Date().timeIntervalSince1970)))
+        defer { withExtendedLifetime(rig) {} }
+        try await rig.h.workspace("ws-e")
+        try await rig.h.paymentMethod("ws-e")
+        try await rig.h.charge("ws-e", job: 1, labels: ["tenki-standard-2c-4gb"], completed: "2026-11-05T10:00:00Z", minutes: 4_000)
+        rig.provider.declining = true
+        let cycle = try await rig.output(try await rig.run(BillingWorkflows.cycleType, #"{"workspace_id": "ws-e", "billing_period": "2026-11"}"#))
+        let invoice = try #require(cycle["invoice_id"] as? String)
+        let intent: [String: Any] = ["id": "pi_1", "object": "payment_intent", "amount": 200, "metadata": ["invoice_id": invoice]]
+        let before = try await rig.h.ledger.balance(workspace: "ws-e").balanceMicros
+        for _ in 0..<2 {  // Stripe may send it twice: one effect
+            try await Self.deliver(rig, "evt_paid", "payment_intent.succeeded", intent)
+            try await Self.deliver(rig, "evt_paid_again", "payment_intent.succeeded", intent)
+        }
+        #expect(try await rig.h.invoices.invoice(invoice)?.status == .paid)
+        #expect(try await rig.h.ledger.balance(workspace: "ws-e").balanceMicros == before + 200_000_000)
+        #expect(try await rig.engine.run(id: BillingWorkflows.dunningID(invoice: invoice)).status == .completed)
+        let charge: [String: Any] = ["id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount_refunded": 200]
+        try await Self.deliver(rig, "evt_refund", "charge.refunded", charge)
+        try await Self.deliver(rig, "evt_refund_2", "charge.refunded", charge)
+        #expect(try await rig.h.ledger.balance(workspace: "ws-e").balanceMicros == before)
+        let payments = try await rig.services.payments.payments(invoice: invoice)
+        #expect(payments.map(\.status) == ["reversed"])
+    }
+}

@@ -40,7 +40,7 @@ struct SubscriptionTests {
         let h = try await BillingHarness(kind)
         let store = try await Self.workspace(h, "ws", paymentMethod: false)
         let error = await Self.refusal {
-            _ = try await h.billing.subscriptions.add(workspace: "ws", .addon("macos-m4"), by: "t", now: Self.at("2026-11-16T09:00:00Z"))
+            _ = try await h.billing.subscriptionStore.add(workspace: "ws", .addon("macos-m4"), by: "t", now: Self.at("2026-11-16T09:00:00Z"))
         }
         #expect(error?.code == .rejected && error?.reason == "payment_method_required")
         #expect(try await h.database.query("SELECT id FROM billing_subscriptions").isEmpty)
@@ -52,16 +52,20 @@ struct SubscriptionTests {
         let h = try await BillingHarness(kind)
         let store = try await Self.workspace(h, "ws")
         let now = Self.at("2026-11-16T09:00:00Z")
-        let bought = try await h.billing.subscriptions.add(workspace: "ws-slug", .addon("macos-m4"), by: "ops", now: now)
+        let bought = try await h.billing.subscriptionStore.add(workspace: "ws-slug", .addon("macos-m4"), by: "ops", now: now)
         #expect(bought.status == .active && bought.workspaceID == "ws" && bought.startedAt == "2026-11-16T09:00:00Z" && bought.endsAt == nil)
         #expect(try await Self.projection(store, "ws").addons == ["macos-m4"])
-        let again = await Self.refusal { _ = try await h.billing.subscriptions.add(workspace: "ws", .addon("macos-m4"), by: "ops", now: now + 60) }
+        let again = await Self.refusal {
+            _ = try await h.billing.subscriptionStore.add(workspace: "ws", .addon("macos-m4"), by: "ops", now: now + 60)
+        }
         #expect(again?.code == .rejected && again?.reason == "already_active")
-        _ = try await h.billing.subscriptions.add(workspace: "ws", .addon("priority-support"), by: "ops", now: now + 60)
+        _ = try await h.billing.subscriptionStore.add(workspace: "ws", .addon("priority-support"), by: "ops", now: now + 60)
         #expect(try await Self.projection(store, "ws").addons == ["macos-m4", "priority-support"])
-        let unknown = await Self.refusal { _ = try await h.billing.subscriptions.add(workspace: "ws", .addon("nope"), by: "ops", now: now) }
+        let unknown = await Self.refusal { _ = try await h.billing.subscriptionStore.add(workspace: "ws", .addon("nope"), by: "ops", now: now) }
         #expect(unknown?.reason == "unknown_addon")
-        let nobody = await Self.refusal { _ = try await h.billing.subscriptions.add(workspace: "nobody", .addon("macos-m4"), by: "ops", now: now) }
+        let nobody = await Self.refusal {
+            _ = try await h.billing.subscriptionStore.add(workspace: "nobody", .addon("macos-m4"), by: "ops", now: now)
+        }
         #expect(nobody?.code == .notFound)
     }
 
@@ -69,7 +73,7 @@ struct SubscriptionTests {
     func cancelToEndOfCycle(_ kind: DriverKind) async throws {
         let h = try await BillingHarness(kind)
         let store = try await Self.workspace(h, "ws")
-        let subscriptions = h.billing.subscriptions
+        let subscriptions = h.billing.subscriptionStore
         _ = try await subscriptions.add(workspace: "ws", .addon("priority-queue-boost"), by: "t", now: Self.at("2026-11-16T09:00:00Z"))
         let cancelled = try #require(
             try await subscriptions.cancel(workspace: "ws", .addon("priority-queue-boost"), now: Self.at("2026-11-20T10:00:00Z")).first)
@@ -104,7 +108,7 @@ struct SubscriptionTests {
     func prepaidYear(_ kind: DriverKind) async throws {
         let h = try await BillingHarness(kind)
         let store = try await Self.workspace(h, "ws")
-        let subscriptions = h.billing.subscriptions
+        let subscriptions = h.billing.subscriptionStore
         let start = Self.at("2026-11-10T00:00:00Z")
         let refused = await Self.refusal {
             _ = try await subscriptions.add(workspace: "ws", .addon("macos-m4", term: "prepaid_12"), by: "t", now: start)
@@ -129,7 +133,7 @@ struct SubscriptionTests {
     func slots(_ kind: DriverKind) async throws {
         let h = try await BillingHarness(kind)
         let store = try await Self.workspace(h, "ws")
-        let subscriptions = h.billing.subscriptions
+        let subscriptions = h.billing.subscriptionStore
         let now = Self.at("2026-11-03T00:00:00Z")
         _ = try await subscriptions.add(workspace: "ws", .slots("x64", count: 10), by: "t", now: now)
         #expect(try await Self.projection(store, "ws").x64 == 10)
@@ -162,8 +166,9 @@ struct SubscriptionTests {
         let h = try await BillingHarness(kind)
         _ = try await Self.workspace(h, "ws-a")
         _ = try await Self.workspace(h, "ws-b")
-        _ = try await h.billing.subscriptions.add(workspace: "ws-a", .addon("priority-queue-boost"), by: "t", now: Self.at("2026-11-16T09:00:00Z"))
-        _ = try await h.billing.subscriptions.add(
+        _ = try await h.billing.subscriptionStore.add(
+            workspace: "ws-a", .addon("priority-queue-boost"), by: "t", now: Self.at("2026-11-16T09:00:00Z"))
+        _ = try await h.billing.subscriptionStore.add(
             workspace: "ws-b", .addon("macos-m4", term: "prepaid_12", salesApproved: true), by: "t", now: Self.at("2026-11-10T00:00:00Z"))
         func addonLines(_ workspace: String, _ period: String) async throws -> [Int64] {
             let invoice = try await h.invoices.preview(workspace: workspace, period: try BillingPeriod(period), policies: h.host.policies)

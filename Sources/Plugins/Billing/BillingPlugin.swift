@@ -32,8 +32,9 @@ package struct BillingPlugin: Plugin {
     package let operations: BillingServices
     /// Stripe, when `stripe_secret_key_file` is set; nil leaves payments unconfigured.
     package let provider: (any PaymentProvider)?
-    package let subscriptions: SubscriptionStore
+    package let subscriptionStore: SubscriptionStore
     package let credits: PromoCreditDesk
+    let workflowClient: any WorkflowClient
 
     package init(context: HostContext) async throws {
         self.context = context
@@ -47,7 +48,8 @@ package struct BillingPlugin: Plugin {
             payments: Payments(
                 database: context.database, ledger: ledger, runner: runner, policies: context.policies, provider: provider, events: context.events),
             runner: runner, ledger: ledger, policies: context.policies)
-        subscriptions = SubscriptionStore(database: context.database, policies: context.policies)
+        subscriptionStore = SubscriptionStore(database: context.database, policies: context.policies)
+        workflowClient = try context.plugins.require(WorkflowPlugin.self).engine
         credits = PromoCreditDesk(context: context, ledger: ledger, engine: try context.plugins.require(WorkflowPlugin.self).engine)
         ingress = try context.configuration.stripeWebhookSecretFile.map { path in
             StripeWebhookIngress(secret: Array(try BillingPlugin.secret(path).utf8), database: context.database, events: context.events)
@@ -75,7 +77,12 @@ package struct BillingPlugin: Plugin {
         ]
     }
 
-    package var services: [any Service] { [SubscriptionSweeper(store: subscriptions, logger: context.logger)] }
+    /// Stripe's payment events, applied to payments and invoices.
+    package var subscriptions: [EventSubscription] {
+        [operations.payments.stripeSubscription(workflows: workflowClient, logger: context.logger)]
+    }
+
+    package var services: [any Service] { [SubscriptionSweeper(store: subscriptionStore, logger: context.logger)] }
 
     /// The signing secret in `path`, trimmed; an unreadable or empty file fails the start.
     static func secret(_ path: String) throws -> String {
@@ -89,7 +96,7 @@ package struct BillingPlugin: Plugin {
 
     package func addRoutes(to router: HostRouter) {
         BillingRoutes(invoices: invoices, policies: context.policies, workspaces: context.workspaces).add(to: router)
-        SubscriptionRoutes(subscriptions: subscriptions, workspaces: context.workspaces).add(to: router)
+        SubscriptionRoutes(subscriptions: subscriptionStore, workspaces: context.workspaces).add(to: router)
         PromoCreditRoutes(desk: credits, workspaces: context.workspaces).add(to: router)
         let ingress = self.ingress
         let logger = context.logger

@@ -107,7 +107,7 @@ struct AddonsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (_, billing) = try await BillingCommands.open(options)
-            let subscription = try await billing.subscriptions.add(
+            let subscription = try await billing.subscriptionStore.add(
                 workspace: workspace, .addon(addon, term: term, salesApproved: salesApproved), by: by, now: SubscriptionStore.nowSeconds())
             try SubscriptionText.print(subscription, json: json)
         }
@@ -126,7 +126,7 @@ struct AddonsCommand: AsyncParsableCommand {
             let target = try SubscriptionText.target(id: id, other: addon.map { .addon($0) }, name: "--addon")
             let (_, billing) = try await BillingCommands.open(options)
             try SubscriptionText.print(
-                try await billing.subscriptions.cancel(workspace: workspace, target, now: SubscriptionStore.nowSeconds()), json: json)
+                try await billing.subscriptionStore.cancel(workspace: workspace, target, now: SubscriptionStore.nowSeconds()), json: json)
         }
     }
 
@@ -138,7 +138,8 @@ struct AddonsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (_, billing) = try await BillingCommands.open(options)
-            try SubscriptionText.print(try await billing.subscriptions.list(workspace: workspace, now: SubscriptionStore.nowSeconds()), json: json)
+            try SubscriptionText.print(
+                try await billing.subscriptionStore.list(workspace: workspace, now: SubscriptionStore.nowSeconds()), json: json)
         }
     }
 }
@@ -163,7 +164,7 @@ struct SlotsCommand: AsyncParsableCommand {
             var order = SubscriptionOrder.slots(arch, count: count)
             order.term = term
             try SubscriptionText.print(
-                try await billing.subscriptions.add(workspace: workspace, order, by: by, now: SubscriptionStore.nowSeconds()), json: json)
+                try await billing.subscriptionStore.add(workspace: workspace, order, by: by, now: SubscriptionStore.nowSeconds()), json: json)
         }
     }
 
@@ -180,7 +181,7 @@ struct SlotsCommand: AsyncParsableCommand {
             let target = try SubscriptionText.target(id: id, other: arch.map { .slots(arch: $0) }, name: "--arch")
             let (_, billing) = try await BillingCommands.open(options)
             try SubscriptionText.print(
-                try await billing.subscriptions.cancel(workspace: workspace, target, now: SubscriptionStore.nowSeconds()), json: json)
+                try await billing.subscriptionStore.cancel(workspace: workspace, target, now: SubscriptionStore.nowSeconds()), json: json)
         }
     }
 }
