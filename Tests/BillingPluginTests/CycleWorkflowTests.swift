@@ -17,8 +17,11 @@ final class BillingRig: Sendable {
     let services: BillingServices
 
     /// Paying through `provider` when given, else through the in-process fake.
-    init(_ kind: DriverKind, at start: String = "2026-12-01T00:05:00Z", provider real: (any PaymentProvider)? = nil) async throws {
-        h = try await BillingHarness(kind)
+    init(
+        _ kind: DriverKind, at start: String = "2026-12-01T00:05:00Z", provider real: (any PaymentProvider)? = nil,
+        configure: (inout HostConfiguration) -> Void = { _ in }
+    ) async throws {
+        h = try await BillingHarness(kind, configure: configure)
         clock = ManualWorkflowClock(startMilliseconds: BillingHarness.ms(start))
         let catalog = WorkflowCatalog()
         services = h.billing.operations.paying(through: real ?? provider)

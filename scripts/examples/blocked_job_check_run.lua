@@ -1,11 +1,12 @@
 -- Tells the developer why a job is not running: when the runner blocks a job (no payment method,
--- a missing add-on, a suspended workspace, abuse), post a check run on the job's commit saying so
+-- a missing add-on, a suspended workspace, an unpaid invoice, abuse), post a check run on the job's commit saying so
 -- and what to do. Copy it to scripts/ to run it; it needs the GitHub App (github_app_id) with the
 -- "Checks: write" permission.
 local advice = {
   payment_method_required = "The workspace has used its free minutes. Add a payment method in Tenki to run more jobs.",
   addon_required = "This runner needs an add-on the workspace does not have (macOS runners need the macOS add-on).",
-  workspace_suspended = "The workspace is suspended for an unpaid invoice. Paying it lifts the suspension at once.",
+  workspace_suspended = "The workspace is suspended by Tenki's operators. Contact support.",
+  payment_overdue = "The workspace is suspended for an unpaid invoice. Paying it (or adding a working card) lifts the suspension at once.",
   abuse = "The workspace's jobs are held for review by Tenki's abuse rules. Contact support.",
 }
 
