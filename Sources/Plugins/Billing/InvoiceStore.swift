@@ -209,7 +209,10 @@ package struct InvoiceStore: Sendable {
     /// issued invoice is returned unchanged.
     package func issue(id: String, now: Int64) async throws -> Invoice {
         try await database.transaction { db in
-            guard let invoice = try InvoiceStore.invoice(db, id: id) else { throw HostError(.notFound, "no invoice '\(id)'") }
+            // Two issuers of one draft (replicas, a rerun) take its row in turn: one number only.
+            let lock = db.dialect == .postgres ? " FOR UPDATE" : ""
+            guard let invoice = try db.queryOne("SELECT * FROM billing_invoices WHERE id = $1" + lock, [.text(id)]).map(InvoiceStore.invoice(from:))
+            else { throw HostError(.notFound, "no invoice '\(id)'") }
             guard invoice.status == .draft else { return invoice }
             let year = Int64(BillingPeriod(containing: now / 1000).year)
             let next = try db.queryOne(
