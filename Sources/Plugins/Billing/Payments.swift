@@ -82,7 +82,9 @@ package struct Payments: Sendable {
             return Attempt(status: "already_paid", paymentID: nil, code: nil, message: nil)
         }
         guard let provider else { return Attempt(status: "not_configured", paymentID: nil, code: nil, message: "no payment provider is configured") }
-        guard let customer = try await customer(invoice.workspaceID), let method = customer.method else {
+        guard try await runner.workspace(invoice.workspaceID)?.hasPaymentMethod == true, let customer = try await customer(invoice.workspaceID),
+            let method = customer.method
+        else {
             return Attempt(status: "no_payment_method", paymentID: nil, code: nil, message: "the workspace has no payment method")
         }
         let id = Payments.paymentID(invoice: invoiceID, attempt: attempt)
@@ -95,10 +97,17 @@ package struct Payments: Sendable {
             VALUES ($1, $2, $3, $4, $5, 'pending', $6) ON CONFLICT (id) DO NOTHING
             """,
             [.text(id), .text(invoiceID), .text(invoice.workspaceID), .integer(Int64(attempt)), .integer(invoice.amountDueCents), .integer(now)])
-        let outcome = try await provider.charge(
-            PaymentRequest(
-                customerID: customer.customerID, paymentMethodID: method, amountCents: invoice.amountDueCents, idempotencyKey: id,
-                metadata: ["invoice_id": invoiceID, "invoice_number": invoice.number ?? "", "workspace_id": invoice.workspaceID]))
+        let outcome: PaymentOutcome
+        do {
+            outcome = try await provider.charge(
+                PaymentRequest(
+                    customerID: customer.customerID, paymentMethodID: method, amountCents: invoice.amountDueCents, idempotencyKey: id,
+                    metadata: ["invoice_id": invoiceID, "invoice_number": invoice.number ?? "", "workspace_id": invoice.workspaceID]))
+        } catch let error as HostError where error.code == .rejected {
+            // The provider refused the request itself (a detached card, an amount under its
+            // minimum): a failed attempt like a decline, so dunning goes on.
+            outcome = .declined(paymentIntentID: nil, code: error.reason, message: error.message)
+        }
         switch outcome {
         case .succeeded(let intent, _):
             try await succeeded(paymentID: id, providerPaymentID: intent, invoice: invoice, now: now)

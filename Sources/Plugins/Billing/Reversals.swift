@@ -1,6 +1,7 @@
 import Foundation
 import Host
 import LedgerPlugin
+import RunnerPlugin
 import SQL
 
 /// The runbook's reversal inputs: `reason` and `initiated_by_email` are required, the object must
@@ -160,8 +161,7 @@ package struct UsageFacts: Codable, Sendable, Equatable {
                     .text(usage.key), .text(usage.workspaceID), .integer(usage.amountMicros), .integer(usage.freeMinutes), .text(reason), .text(by),
                     .integer(now),
                 ])
-            _ = try db.execute(
-                "UPDATE runner_usage SET reversed_at = $2 WHERE usage_key = $1 AND reversed_at IS NULL", [.text(usage.key), .integer(now / 1000)])
+            try RunnerStore.markUsageReversed(db, key: usage.key, at: now / 1000)
             return try db.queryOne("SELECT reversed_at FROM billing_usage_reversals WHERE usage_key = $1", [.text(usage.key)])!.int("reversed_at")
         }
     }

@@ -32,8 +32,11 @@ extension Payments {
                 case "stripe.payment_intent.payment_failed": try await intentFailed(object)
                 default:
                     let intent = object["payment_intent"] as? String
-                    let why = event.topic == "stripe.charge.refunded" ? "refunded in Stripe" : "dispute: \(object["reason"] as? String ?? "unknown")"
-                    try await reverseFromStripe(intent: intent, reason: why, eventID: event.sourceID)
+                    let refund = event.topic == "stripe.charge.refunded"
+                    let why = refund ? "refunded in Stripe" : "dispute: \(object["reason"] as? String ?? "unknown")"
+                    // A refund reverses what was refunded; a dispute the disputed amount.
+                    let cents = (refund ? object["amount_refunded"] : object["amount"]) as? Int64
+                    try await reverseFromStripe(intent: intent, cents: cents, reason: why, eventID: event.sourceID)
                 }
             })
     }
@@ -52,6 +55,9 @@ extension Payments {
         guard let invoiceID = known?.invoiceID ?? invoiceID, let invoice = try await InvoiceStore(database: database).invoice(invoiceID) else {
             return
         }
+        // A payment we did not start, for an invoice already settled, is left for finance:
+        // recording it would count the invoice paid twice.
+        if known == nil, invoice.status == .paid || invoice.status == .void { return }
         // A payment we did not start (paid another way) is recorded under an id of its own.
         let id = known?.id ?? "pay_" + String(ChartOfAccounts.derivedID("tenki-payment:\(invoiceID):\(intent)").description.prefix(24))
         if known == nil {
@@ -84,14 +90,12 @@ extension Payments {
             """, [.text(intent), SQLValue(error?["code"] as? String), SQLValue(error?["message"] as? String), .integer(Payments.nowMs())])
     }
 
-    func reverseFromStripe(intent: String?, reason: String, eventID: String) async throws {
+    func reverseFromStripe(intent: String?, cents: Int64?, reason: String, eventID: String) async throws {
         guard let intent, let payment = try await payment(providerPaymentID: intent), payment.status == "succeeded" else { return }
+        let reversed = min(max(0, cents ?? payment.amountCents), payment.amountCents)
         try await BillingLedger.post(
             ledger, workspace: payment.workspaceID,
-            [
-                BillingLedger.paymentReversal(
-                    paymentID: payment.id, workspace: payment.workspaceID, amountMicros: payment.amountCents * ExactMoney.microsPerCent)
-            ])
+            [BillingLedger.paymentReversal(paymentID: payment.id, workspace: payment.workspaceID, amountMicros: reversed * ExactMoney.microsPerCent)])
         _ = try await markReversed(payment, reason: reason, by: "stripe:\(eventID)", now: Payments.nowMs())
     }
 

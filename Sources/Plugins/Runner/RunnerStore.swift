@@ -390,6 +390,12 @@ package struct RunnerStore: Sendable {
         return try JobStore.returnToAdmission(db, workspaceID: id)
     }
 
+    /// Marks a usage record reversed (billing's usage reversal; the record is kept, so the job
+    /// can never be charged again and no invoice takes it), in the caller's transaction.
+    package static func markUsageReversed(_ db: any SQLConnection, key: String, at seconds: Int64) throws {
+        _ = try db.execute("UPDATE runner_usage SET reversed_at = $2 WHERE usage_key = $1 AND reversed_at IS NULL", [.text(key), .integer(seconds)])
+    }
+
     static func markCredited(_ workspaceID: String, database: any Database) async throws {
         _ = try await database.execute("UPDATE runner_workspaces SET credited = 1 WHERE id = $1", [.text(workspaceID)])
     }
