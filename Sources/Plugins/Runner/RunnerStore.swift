@@ -108,6 +108,30 @@ package struct RunnerWorkspace: Sendable, Codable, Equatable {
         case extraSlotsX64 = "extra_slots_x64", extraSlotsMacOS = "extra_slots_macos", contract, credited
         case paymentMethodRef = "payment_method_ref"
     }
+
+    /// `trial` until a payment method is saved, then `payg` (pay as you go).
+    package var plan: String { hasPaymentMethod ? "payg" : "trial" }
+
+    enum DerivedKeys: String, CodingKey { case plan }
+
+    /// The stored fields, and the plan they imply.
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(slug, forKey: .slug)
+        try c.encode(hasPaymentMethod, forKey: .hasPaymentMethod)
+        try c.encode(suspended, forKey: .suspended)
+        try c.encode(paymentOverdue, forKey: .paymentOverdue)
+        try c.encodeIfPresent(abuseAction, forKey: .abuseAction)
+        try c.encode(addons, forKey: .addons)
+        try c.encode(extraSlotsX64, forKey: .extraSlotsX64)
+        try c.encode(extraSlotsMacOS, forKey: .extraSlotsMacOS)
+        try c.encodeIfPresent(contract, forKey: .contract)
+        try c.encode(credited, forKey: .credited)
+        try c.encodeIfPresent(paymentMethodRef, forKey: .paymentMethodRef)
+        var derived = encoder.container(keyedBy: DerivedKeys.self)
+        try derived.encode(plan, forKey: .plan)
+    }
 }
 
 /// The runner plugin's tables: workspaces, installations, repositories and usage records, and
