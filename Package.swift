@@ -105,7 +105,9 @@ let package = Package(
             name: "WorkflowTests", dependencies: ["WorkflowPlugin", "Host", "SQL", "Lua", "HTTPClient", "TestSupport", hummingbirdTesting],
             swiftSettings: swiftSettings),
         .testTarget(name: "TidyTests", dependencies: ["TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport", "PluginTestSupport"],
+            swiftSettings: swiftSettings),
         .target(
             name: "PluginTestSupport", dependencies: ["TestSupport", "GitHubPlugin", "Kubernetes", "HTTPClient", "TenkiCrypto"],
             path: "Tests/PluginTestSupport", swiftSettings: swiftSettings),
