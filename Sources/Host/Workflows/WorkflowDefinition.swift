@@ -207,6 +207,20 @@ package struct WorkflowStepFailed: Error, CustomStringConvertible, Sendable {
     package var description: String { "step '\(step)' failed after \(attempts) attempt(s): \(errorType): \(message)" }
 }
 
+/// A child's id is taken by a run that is not a child of the caller (another parent's, or one
+/// started on its own): nothing was started. A parent may catch it and look that run up.
+package struct WorkflowChildIDTaken: Error, CustomStringConvertible, Sendable {
+    package let childID: String
+    package let parentID: String
+
+    package init(childID: String, parentID: String) {
+        self.childID = childID
+        self.parentID = parentID
+    }
+
+    package var description: String { "child workflow id '\(childID)' is already used by a run that is not a child of \(parentID)" }
+}
+
 /// A child run that ended failed or cancelled.
 package struct WorkflowChildFailed: Error, CustomStringConvertible, Sendable {
     package let childID: String

@@ -169,6 +169,11 @@ package enum BillingWorkflows {
             }
             let chargedAt = try await now(ctx)
             let attempt = try await ctx.step("charge-attempt-1") { try await services.payments.collect(invoice, attempt: 1, now: chargedAt) }
+            if attempt.status == "already_paid" {
+                // Settled by an earlier attempt whose result was not recorded (a crash): report the invoice as it is now.
+                return CycleResult(
+                    try await ctx.step("read-settled-invoice") { try await services.invoices.invoice(id)! }, period: period, payment: attempt)
+            }
             if attempt.status == "failed" || attempt.status == "no_payment_method" {
                 let dunning = DunningInput(invoiceID: id, workspaceID: workspace, period: period.description, firstFailureAt: chargedAt / 1000)
                 _ = try await ctx.step("start-dunning") {

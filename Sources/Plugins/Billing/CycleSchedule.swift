@@ -106,7 +106,13 @@ extension BillingWorkflows {
                     continue
                 }
                 if running.count >= BillingLimits.cycleFanOut { try await collect(running.removeFirst()) }
-                running.append(try await ctx.startChild(cycleType, id: id, input: RunbookPeriodInput(workspaceID: row[0], period: period)))
+                do {
+                    running.append(try await ctx.startChild(cycleType, id: id, input: RunbookPeriodInput(workspaceID: row[0], period: period)))
+                } catch is WorkflowChildIDTaken {
+                    // Another run started it between the look and the start (a second replica's schedule).
+                    let taken = try await ctx.step("taken-cycle:\(row[0])") { try await ctx.client.runSummary(id: id) }
+                    if let taken { totals.addEarlier(taken, id: id) }
+                }
             }
             for id in running { try await collect(id) }
             if page.count == BillingLimits.cycleWorkspacesPerRun, let last = page.last?[0] {

@@ -323,7 +323,7 @@ final class WorkflowExecution: WorkflowContext, @unchecked Sendable {
                 db, id: id, type: type, taskQueue: definition.taskQueue, input: input, parentID: parentID,
                 deadlineAtMs: definition.timeout.map { now + WorkflowDurations.milliseconds($0) }, nowMs: now)
             guard started.run.parentID == parentID else {
-                throw HostError(.badRequest, "child workflow id '\(id)' is already used by a run that is not a child of \(parentID)")
+                throw WorkflowChildIDTaken(childID: id, parentID: parentID)
             }
             try WorkflowStore.saveStep(
                 db, workflowID: parentID,
