@@ -31,8 +31,8 @@ struct WorkspacesCommand: AsyncParsableCommand {
             }
             for w in workspaces {
                 print(
-                    "\(w.id)  \(w.slug)  \(w.plan)  payment_method=\(w.hasPaymentMethod) suspended=\(w.suspended) payment_overdue=\(w.paymentOverdue) addons=\(w.addons.joined(separator: ",")) "
-                        + "extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)"
+                    "\(w.id)  \(w.slug)  \(w.plan)  payment_method=\(w.hasPaymentMethod) suspended=\(w.suspended) "
+                        + "payment_overdue=\(w.paymentOverdue) addons=\(w.addons.joined(separator: ",")) extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)"
                 )
             }
         }
