@@ -34,7 +34,7 @@ struct BillingBenchSeed {
         let decision: String
     }
 
-    static func workspaceID(_ w: Int) -> String { "bench-ws-" + String(format: "%06d", w) }
+    static func workspaceID(_ w: Int) -> String { "bench-ws-" + Timestamp.padded(Int64(w), 6) }
 
     /// The representative jobs (labels, minutes). The first is large enough (over the monthly
     /// free credit on its own) that every workspace has something to pay.
