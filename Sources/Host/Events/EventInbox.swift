@@ -208,9 +208,36 @@ package enum Timestamp {
 
     package static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
 
+    /// `2026-11-03T10:00:00.250Z` from Unix milliseconds.
     package static func iso(ms: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+        let seconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
+        var text = iso(seconds: seconds)
+        text.removeLast()
+        return text + "." + padded(ms - seconds * 1000, 3) + "Z"
+    }
+
+    /// `2026-11-03T10:00:00Z` from Unix seconds, without a formatter (hot paths: a formatter is
+    /// built per call, and billing writes dates for every day of every invoice).
+    package static func iso(seconds: Int64) -> String {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let clock = seconds - days * 86_400
+        // The civil date from days (Howard Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        return padded(y, 4) + "-" + padded(m, 2) + "-" + padded(d, 2) + "T" + padded(clock / 3_600, 2) + ":" + padded(clock / 60 % 60, 2) + ":"
+            + padded(clock % 60, 2) + "Z"
+    }
+
+    /// `value` in decimal with leading zeros to `width` digits (`String(format:)` without its cost).
+    package static func padded(_ value: Int64, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 }

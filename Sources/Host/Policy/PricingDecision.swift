@@ -78,6 +78,13 @@ package struct JobPrice: Sendable, Codable, Equatable {
         enum CodingKeys: String, CodingKey {
             case description, quantity, unitPriceMicros = "unit_price_micros", amountMicros = "amount_micros"
         }
+
+        package init(description: String, quantity: Int64, unitPriceMicros: Int64, amountMicros: Int64) {
+            self.description = description
+            self.quantity = quantity
+            self.unitPriceMicros = unitPriceMicros
+            self.amountMicros = amountMicros
+        }
     }
 
     enum CodingKeys: String, CodingKey {

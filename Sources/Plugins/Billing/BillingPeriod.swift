@@ -52,20 +52,16 @@ package struct BillingPeriod: Sendable, Hashable, Comparable, CustomStringConver
     package var previous: BillingPeriod { month == 1 ? BillingPeriod(year: year - 1, month: 12) : BillingPeriod(year: year, month: month - 1) }
     package var days: Int { Int((end - start) / 86_400) }
 
-    package var description: String { String(format: "%04d-%02d", year, month) }
+    package var description: String { Timestamp.padded(Int64(year), 4) + "-" + Timestamp.padded(Int64(month), 2) }
     package var startText: String { BillingPeriod.iso(start) }
     package var endText: String { BillingPeriod.iso(end) }
 
     static func epoch(year: Int, month: Int) -> Int64 {
-        Timestamp.parseUTCSeconds(String(format: "%04d-%02d-01T00:00:00Z", year, month))!
+        Timestamp.parseUTCSeconds(Timestamp.padded(Int64(year), 4) + "-" + Timestamp.padded(Int64(month), 2) + "-01T00:00:00Z")!
     }
 
     /// `2026-11-03T10:00:00Z` from Unix seconds.
-    package static func iso(_ seconds: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
-    }
+    package static func iso(_ seconds: Int64) -> String { Timestamp.iso(seconds: seconds) }
 
     /// `2026-11-03` from Unix seconds.
     package static func day(_ seconds: Int64) -> String { String(iso(seconds).prefix(10)) }

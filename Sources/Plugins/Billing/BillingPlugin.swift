@@ -22,7 +22,7 @@ package struct BillingPlugin: Plugin {
     package static var dependencies: [any Plugin.Type] { [LedgerPlugin.self, WorkflowPlugin.self, RunnerPlugin.self] }
     package static var migrations: [Migration] { StripeEventStore.migrations + InvoiceStore.migrations + Payments.migrations }
     package static var commands: [any ParsableCommand.Type] {
-        [InvoicesCommand.self, StorageCommand.self, WorkspacesCommand.self, CreditsCommand.self]
+        [InvoicesCommand.self, StorageCommand.self, WorkspacesCommand.self, CreditsCommand.self, BillingCommand.self]
     }
 
     let ingress: StripeWebhookIngress?

@@ -11,6 +11,8 @@ package struct BillingServices: Sendable {
     package let runner: RunnerStore
     package let ledger: LedgerStore
     package let policies: PolicyEngine
+    /// Cycle children the schedule keeps unfinished at once: `BillingLimits.cycleFanOut`, or lower.
+    var cycleFanOut = BillingLimits.cycleFanOut
 
     package init(invoices: InvoiceStore, payments: Payments, runner: RunnerStore, ledger: LedgerStore, policies: PolicyEngine) {
         self.invoices = invoices

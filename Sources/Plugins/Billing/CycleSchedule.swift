@@ -105,7 +105,7 @@ extension BillingWorkflows {
                     totals.addEarlier(earlier, id: id)
                     continue
                 }
-                if running.count >= BillingLimits.cycleFanOut { try await collect(running.removeFirst()) }
+                if running.count >= services.cycleFanOut { try await collect(running.removeFirst()) }
                 do {
                     running.append(try await ctx.startChild(cycleType, id: id, input: RunbookPeriodInput(workspaceID: row[0], period: period)))
                 } catch is WorkflowChildIDTaken {

@@ -115,21 +115,13 @@ package struct InvoiceStore: Sendable {
             WHERE u.workspace_id = $1 AND u.completed_at < $2 AND u.posted = 1 AND u.reversed_at IS NULL AND b.usage_key IS NULL
             ORDER BY u.completed_at, u.usage_key
             """, [.text(workspace), .integer(before)])
-        let decoder = JSONDecoder()
+        var reader = UsageDecisionReader()
         return try rows.map { row in
             let key = try row.string("usage_key")
-            let record = try decoder.decode(StoredDecision.self, from: Data(try row.string("decision").utf8))
-            let output = try decoder.decode(StoredDecision.Output.self, from: Data(record.output.utf8))
             return BilledUsage(
                 key: key, sku: try row.optionalString("sku"), completedAt: try row.int("completed_at"), amountMicros: try row.int("amount_micros"),
-                policyVersion: try row.string("policy_version"), lines: output.lines)
+                policyVersion: try row.string("policy_version"), lines: try reader.lines(decision: try row.string("decision"), usageKey: key))
         }
-    }
-
-    /// The part of a stored `DecisionRecord` an invoice reads.
-    struct StoredDecision: Decodable {
-        let output: String
-        struct Output: Decodable { let lines: [BilledUsage.Line] }
     }
 
     static func subscriptions(
@@ -194,14 +186,26 @@ package struct InvoiceStore: Sendable {
                     .integer(computed.monthlyCreditMicros), .integer(now),
                 ])
             if inserted == 0, let existing = try InvoiceStore.invoice(db, id: id) { return existing }
-            for key in computed.usageKeys {
-                _ = try db.execute("INSERT INTO billing_invoice_usage (usage_key, invoice_id) VALUES ($1, $2)", [.text(key), .text(id)])
-            }
+            try InvoiceStore.take(db, usageKeys: computed.usageKeys, invoice: id)
             try InvoiceStore.history(
                 db, invoice: id, at: now, event: "drafted",
                 detail:
                     "\(computed.lines.count) lines, \(computed.usageKeys.count) usage records, total \(ExactMoney.decimal(computed.totalMicros)) USD")
-            return try InvoiceStore.invoice(db, id: id)!
+            // What was just stored, without reading it back (and decoding its lines) on the writer.
+            return Invoice(
+                id: id, number: nil, workspaceID: workspace, period: period.description, status: .draft, lines: computed.lines,
+                totalMicros: computed.totalMicros, amountDueCents: computed.amountDueCents)
+        }
+    }
+
+    /// Records that `invoice` takes the usage records `keys`, in multi-row inserts.
+    static func take(_ db: any SQLConnection, usageKeys keys: [String], invoice: String) throws {
+        for first in stride(from: 0, to: keys.count, by: BillingLimits.invoiceUsageRowsPerInsert) {
+            let chunk = keys[first..<min(keys.count, first + BillingLimits.invoiceUsageRowsPerInsert)]
+            _ = try db.execute(
+                "INSERT INTO billing_invoice_usage (usage_key, invoice_id) VALUES "
+                    + (2..<chunk.count + 2).map { "($\($0), $1)" }.joined(separator: ", "),
+                [.text(invoice)] + chunk.map { .text($0) })
         }
     }
 
@@ -220,7 +224,7 @@ package struct InvoiceStore: Sendable {
                 INSERT INTO billing_invoice_numbers (year, last_number) VALUES ($1, 1)
                 ON CONFLICT (year) DO UPDATE SET last_number = billing_invoice_numbers.last_number + 1 RETURNING last_number
                 """, [.integer(year)])!.int("last_number")
-            let number = String(format: "TNK-%04d-%06d", year, next)
+            let number = "TNK-" + Timestamp.padded(year, 4) + "-" + Timestamp.padded(next, 6)
             _ = try db.execute(
                 "UPDATE billing_invoices SET status = 'issued', number = $2, issued_at = $3 WHERE id = $1", [.text(id), .text(number), .integer(now)])
             try InvoiceStore.history(db, invoice: id, at: now, event: "issued", detail: "\(number), amount due \(invoice.amountDueCents) cents")
@@ -230,7 +234,9 @@ package struct InvoiceStore: Sendable {
                     "invoice_id": id, "number": number, "workspace_id": invoice.workspaceID, "period": invoice.period,
                     "amount_due_cents": invoice.amountDueCents,
                 ])
-            return try InvoiceStore.invoice(db, id: id)!
+            return Invoice(
+                id: id, number: number, workspaceID: invoice.workspaceID, period: invoice.period, status: .issued, lines: invoice.lines,
+                totalMicros: invoice.totalMicros, amountDueCents: invoice.amountDueCents, issuedAt: Timestamp.iso(ms: now), paidAt: nil)
         }
     }
 

@@ -7,11 +7,16 @@ import ServiceLifecycle
 /// The service that executes workflow runs in `tenki serve`: claims runnable runs while it has
 /// free slots, renews the leases of the runs it executes, and on graceful shutdown stops
 /// claiming and lets the executions in flight reach their next durable point.
-struct WorkflowWorker: Service {
+package struct WorkflowWorker: Service {
     let engine: WorkflowEngine
     let pollIntervalMilliseconds: Int
 
-    func run() async throws {
+    package init(engine: WorkflowEngine, pollIntervalMilliseconds: Int) {
+        self.engine = engine
+        self.pollIntervalMilliseconds = pollIntervalMilliseconds
+    }
+
+    package func run() async throws {
         let engine = self.engine
         if engine.database.dialect == .sqlite {
             // One `tenki serve` owns a SQLite file: runs left by a killed process are ours now.
