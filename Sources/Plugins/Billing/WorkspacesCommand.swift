@@ -30,9 +30,10 @@ struct WorkspacesCommand: AsyncParsableCommand {
                 return
             }
             for w in workspaces {
+                let addons = w.addons.joined(separator: ",")
                 print(
                     "\(w.id)  \(w.slug)  \(w.plan)  payment_method=\(w.hasPaymentMethod) suspended=\(w.suspended) "
-                        + "payment_overdue=\(w.paymentOverdue) addons=\(w.addons.joined(separator: ",")) extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)"
+                        + "payment_overdue=\(w.paymentOverdue) addons=\(addons) extra_slots=\(w.extraSlotsX64)/\(w.extraSlotsMacOS)"
                 )
             }
         }
