@@ -14,7 +14,7 @@ import WorkflowPlugin
 /// running server: runs are claimed under leases, and only this one type is claimed.
 package struct PromoCreditDesk: Sendable {
     /// How long a submission waits for its outcome before answering "queued".
-    package static let settleWaitMilliseconds = 15_000
+    package static let settleWaitMilliseconds = 30_000
     /// The pause between looks while another process holds the run.
     static let settlePollMilliseconds = 50
 
