@@ -23,6 +23,18 @@ package struct ScheduleInput: Codable, Sendable, Equatable {
     }
 }
 
+/// A cycle run another run started, as a schedule run records it: its status and, once it
+/// completed, its result.
+package struct EarlierCycle: Codable, Sendable, Equatable {
+    package let status: String
+    package let result: CycleResult?
+
+    init(_ run: WorkflowRunSummary, id: String) {
+        status = run.status
+        result = run.status == "completed" ? run.output.flatMap { try? WorkflowJSON.decode(CycleResult.self, from: $0, what: id) } : nil
+    }
+}
+
 package struct ScheduleResult: Codable, Sendable, Equatable {
     package var billingPeriod: String
     package var workspaces: Int
@@ -54,8 +66,8 @@ package struct ScheduleResult: Codable, Sendable, Equatable {
 
     /// A cycle run that another run started: its result if it completed, else listed as running
     /// elsewhere or failed.
-    mutating func addEarlier(_ run: WorkflowRunSummary, id: String) {
-        if run.status == "completed", let output = run.output, let result = try? WorkflowJSON.decode(CycleResult.self, from: output, what: id) {
+    mutating func addEarlier(_ run: EarlierCycle, id: String) {
+        if let result = run.result {
             add(result)
         } else if run.status == "failed" || run.status == "cancelled" {
             failed.append(id)
@@ -96,13 +108,23 @@ extension BillingWorkflows {
                     totals.failed.append(failure.childID)
                 }
             }
-            for row in page where !excluded.contains(row[0]) && !excluded.contains(row[1]) {
+            let selected = page.filter { !excluded.contains($0[0]) && !excluded.contains($0[1]) }
+            // Cycles another run started (an earlier schedule run, a second replica's, one started
+            // by hand) are not started again: their results count, or they are left to finish.
+            // One recorded step looks for the whole page (the run's own calls are serial).
+            let parent = ctx.workflowID
+            let earlier = try await ctx.step("earlier-cycles-after:\(after)") { () -> [String: EarlierCycle] in
+                var found: [String: EarlierCycle] = [:]
+                for row in selected {
+                    let id = cycleID(workspace: row[0], period: period)
+                    if let run = try await ctx.client.runSummary(id: id), run.parentID != parent { found[id] = EarlierCycle(run, id: id) }
+                }
+                return found
+            }
+            for row in selected {
                 let id = cycleID(workspace: row[0], period: period)
-                // A cycle another run started (an earlier schedule run, a second replica's, one
-                // started by hand) is not started again: its result counts, or it is left to finish.
-                let earlier = try await ctx.step("earlier-cycle:\(row[0])") { try await ctx.client.runSummary(id: id) }
-                if let earlier, earlier.parentID != ctx.workflowID {
-                    totals.addEarlier(earlier, id: id)
+                if let cycle = earlier[id] {
+                    totals.addEarlier(cycle, id: id)
                     continue
                 }
                 if running.count >= services.cycleFanOut { try await collect(running.removeFirst()) }
@@ -110,7 +132,9 @@ extension BillingWorkflows {
                     running.append(try await ctx.startChild(cycleType, id: id, input: RunbookPeriodInput(workspaceID: row[0], period: period)))
                 } catch is WorkflowChildIDTaken {
                     // Another run started it between the look and the start (a second replica's schedule).
-                    let taken = try await ctx.step("taken-cycle:\(row[0])") { try await ctx.client.runSummary(id: id) }
+                    let taken = try await ctx.step("taken-cycle:\(row[0])") {
+                        try await ctx.client.runSummary(id: id).map { EarlierCycle($0, id: id) }
+                    }
                     if let taken { totals.addEarlier(taken, id: id) }
                 }
             }
