@@ -34,6 +34,16 @@ extension BillingWorkflows {
     package static let retrySignal = "Retry"
     package static let paidSignal = "Paid"
 
+    /// Sends `signal` to the invoice's dunning run; false when none is under way.
+    static func signalDunning(_ workflows: any WorkflowClient, invoice: String, _ signal: String) async throws -> Bool {
+        do {
+            try await workflows.signalWorkflow(id: dunningID(invoice: invoice), name: signal, payload: Array("{}".utf8))
+            return true
+        } catch let error as HostError where error.code == .notFound || error.code == .notFinished || error.code == .failed {
+            return false
+        }
+    }
+
     static func dunning(_ services: BillingServices) -> WorkflowDefinition {
         WorkflowDefinition(type: dunningType, taskQueue: taskQueue, input: DunningInput.self) { ctx, input -> DunningResult in
             guard let period = try? BillingPeriod(input.period) else {
@@ -55,7 +65,7 @@ extension BillingWorkflows {
             }
             _ = try await ctx.step("uncollectible") {
                 try await services.invoices.settle(
-                    id: input.invoiceID, status: .uncollectible, now: Int64(Date().timeIntervalSince1970 * 1000), detail: "every retry failed")
+                    id: input.invoiceID, status: .uncollectible, now: Timestamp.ms(Date()), detail: "every retry failed")
             }
             while true {
                 if try await waitOrSettle(ctx, services, input, until: nil, &state) { return state }
@@ -101,7 +111,7 @@ extension BillingWorkflows {
             guard let invoice = try await services.invoices.invoice(input.invoiceID) else {
                 throw HostError(.notFound, "no invoice \(input.invoiceID)")
             }
-            return try await services.payments.collect(invoice, attempt: number, now: Int64(Date().timeIntervalSince1970 * 1000))
+            return try await services.payments.collect(invoice, attempt: number, now: Timestamp.ms(Date()))
         }
         guard result.status == "succeeded" || result.status == "already_paid" else { return false }
         state.outcome = Invoice.Status.paid.rawValue
@@ -113,7 +123,7 @@ extension BillingWorkflows {
         guard let invoice = try await services.invoices.invoice(input.invoiceID), invoice.status == .issued || invoice.status == .uncollectible
         else { return false }
         try await services.runner.update(workspace: input.workspaceID, .init(paymentOverdue: true))
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = Timestamp.ms(Date())
         try await services.invoices.database.transaction { db in
             try InvoiceStore.history(db, invoice: input.invoiceID, at: now, event: "workspace_suspended", detail: "unpaid after the dunning deadline")
             try Payments.publish(

@@ -60,7 +60,7 @@ struct BillingRoutes {
             }
             let snapshot = StorageSnapshots.Snapshot(
                 workspaceID: workspace, day: report.day, billableBytes: report.billableBytes, cacheBytes: report.cacheBytes ?? 0)
-            try await StorageSnapshots.record(invoices.database, snapshot, now: InvoiceStore.nowMilliseconds())
+            try await StorageSnapshots.record(invoices.database, snapshot, now: Timestamp.ms(Date()))
             return JSONResponse.raw(.ok, try JSONCoding.text(snapshot, pretty: false))
         }
         group.get("storage") { _, context -> Response in
@@ -202,7 +202,7 @@ struct StorageCommand: AsyncParsableCommand {
             let id = try await BillingCommands.workspace(host, workspace)
             try await StorageSnapshots.record(
                 host.database, .init(workspaceID: id, day: day, billableBytes: billableBytes, cacheBytes: cacheBytes),
-                now: InvoiceStore.nowMilliseconds())
+                now: Timestamp.ms(Date()))
             print("recorded \(billableBytes) billable bytes for \(id) on \(day)")
         }
     }

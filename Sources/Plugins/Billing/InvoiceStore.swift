@@ -90,8 +90,6 @@ package struct InvoiceStore: Sendable {
         "inv_" + String(ChartOfAccounts.derivedID("tenki-invoice:\(workspace):\(period)").description.prefix(24))
     }
 
-    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
-
     // MARK: inputs
 
     /// Everything an invoice of `workspace` for `period` is computed from, as of now.

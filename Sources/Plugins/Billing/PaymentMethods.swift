@@ -33,7 +33,7 @@ extension Payments {
             throw HostError(.badRequest, "a payment method reference is the provider's id, e.g. pm_…")
         }
         guard let workspace = try await runner.workspace(name) else { throw HostError(.notFound, "no workspace '\(name)'") }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = Timestamp.ms(Date())
         var customerID = try await customer(workspace.id)?.customerID
         if customerID == nil {
             let created = try await provider.createCustomer(
@@ -53,13 +53,7 @@ extension Payments {
         let requeued = try await runner.update(workspace: workspace.id, .init(hasPaymentMethod: true, paymentMethodRef: .some(info.id)))
         var retried: [String] = []
         for invoice in try await unpaidInvoices(workspace.id) {
-            do {
-                try await workflows.signalWorkflow(
-                    id: BillingWorkflows.dunningID(invoice: invoice), name: BillingWorkflows.retrySignal, payload: Array("{}".utf8))
-                retried.append(invoice)
-            } catch let error as HostError where error.code == .notFound || error.code == .notFinished || error.code == .failed {
-                continue  // no dunning under way for it
-            }
+            if try await BillingWorkflows.signalDunning(workflows, invoice: invoice, BillingWorkflows.retrySignal) { retried.append(invoice) }
         }
         return SavedMethod(
             workspaceID: workspace.id, customerID: customerID, paymentMethodID: info.id, brand: info.brand, last4: info.last4, jobsRequeued: requeued,

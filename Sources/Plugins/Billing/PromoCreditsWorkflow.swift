@@ -179,7 +179,7 @@ package enum BillingCredits {
     /// Decides one signal and stores its row (exactly once: this runs inside the transaction
     /// that records it, so reading the clock here is recorded too).
     static func apply(_ signal: Signal, _ payload: [UInt8], workspace: String, _ db: any SQLConnection) throws -> Action {
-        let now = InvoiceStore.nowMilliseconds()
+        let now = Timestamp.ms(Date())
         let available = try PromoCredits.available(db, workspace: workspace)
         guard let request = try? WorkflowJSON.decode(Request.self, from: payload, what: "signal \(signal.rawValue)") else {
             let detail = "the payload must be {\"credit_id\", \"amount_micros\" or \"amount\", \"reason\", \"initiated_by\"}"

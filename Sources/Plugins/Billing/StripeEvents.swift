@@ -68,16 +68,11 @@ extension Payments {
                 """,
                 [
                     .text(id), .text(invoiceID), .text(invoice.workspaceID), .integer(invoice.amountDueCents), .text(intent),
-                    .integer(Payments.nowMs()),
+                    .integer(Timestamp.ms(Date())),
                 ])
         }
-        try await succeeded(paymentID: id, providerPaymentID: intent, invoice: invoice, now: Payments.nowMs())
-        do {
-            try await workflows.signalWorkflow(
-                id: BillingWorkflows.dunningID(invoice: invoiceID), name: BillingWorkflows.paidSignal, payload: Array("{}".utf8))
-        } catch let error as HostError where error.code == .notFound || error.code == .notFinished || error.code == .failed {
-            return  // no dunning under way
-        }
+        try await succeeded(paymentID: id, providerPaymentID: intent, invoice: invoice, now: Timestamp.ms(Date()))
+        _ = try await BillingWorkflows.signalDunning(workflows, invoice: invoiceID, BillingWorkflows.paidSignal)
     }
 
     func intentFailed(_ object: [String: Any]) async throws {
@@ -87,7 +82,7 @@ extension Payments {
             """
             UPDATE billing_payments SET status = 'failed', failure_code = $2, failure_message = $3, settled_at = $4
             WHERE provider_payment_id = $1 AND status = 'pending'
-            """, [.text(intent), SQLValue(error?["code"] as? String), SQLValue(error?["message"] as? String), .integer(Payments.nowMs())])
+            """, [.text(intent), SQLValue(error?["code"] as? String), SQLValue(error?["message"] as? String), .integer(Timestamp.ms(Date()))])
     }
 
     func reverseFromStripe(intent: String?, cents: Int64?, reason: String, eventID: String) async throws {
@@ -96,8 +91,7 @@ extension Payments {
         try await BillingLedger.post(
             ledger, workspace: payment.workspaceID,
             [BillingLedger.paymentReversal(paymentID: payment.id, workspace: payment.workspaceID, amountMicros: reversed * ExactMoney.microsPerCent)])
-        _ = try await markReversed(payment, reason: reason, by: "stripe:\(eventID)", now: Payments.nowMs())
+        _ = try await markReversed(payment, reason: reason, by: "stripe:\(eventID)", now: Timestamp.ms(Date()))
     }
 
-    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
