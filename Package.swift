@@ -32,10 +32,12 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", path: "Sources/Bindings/CLibPQ", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/Bindings/CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/Bindings/CCurlShim"),
+        .target(name: "CSpawnShim", path: "Sources/Bindings/CSpawnShim"),
         .systemLibrary(name: "CCrypto", path: "Sources/Bindings/CCrypto", providers: [.apt(["libssl-dev"])]),
 
         // MARK: safe Swift modules over them
         .target(name: "BlockingPool", path: "Sources/Bindings/BlockingPool", swiftSettings: swiftSettings),
+        .target(name: "Spawn", dependencies: ["CSpawnShim"], path: "Sources/Bindings/Spawn", swiftSettings: swiftSettings),
         .target(name: "Lua", dependencies: ["CLua", "CLuaShim"], path: "Sources/Bindings/Lua", swiftSettings: swiftSettings),
         .target(
             name: "SQL", dependencies: ["CSQLite", "CSQLiteShim", "CLibPQ", "BlockingPool", .product(name: "Logging", package: "swift-log")],
@@ -64,7 +66,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "RunnerPlugin",
-            dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "Kubernetes", "SQL", "TenkiCrypto", "HTTPClient"],
+            dependencies: ["Host", "GitHubPlugin", "LedgerPlugin", "WorkflowPlugin", "Kubernetes", "SQL", "TenkiCrypto", "HTTPClient", "Spawn"],
             path: "Sources/Plugins/Runner", swiftSettings: swiftSettings),
         .target(
             name: "BillingPlugin", dependencies: ["Host", "SQL", "TenkiCrypto", "HTTPClient", "LedgerPlugin", "RunnerPlugin", "WorkflowPlugin"],
@@ -75,7 +77,8 @@ let package = Package(
 
         // MARK: tests (one target per module; route tests run the router in-process with HummingbirdTesting)
         .testTarget(name: "LuaTests", dependencies: ["Lua"], swiftSettings: swiftSettings),
-        .testTarget(name: "SQLTests", dependencies: ["SQL", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "SQLTests", dependencies: ["SQL", "Spawn", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "SpawnTests", dependencies: ["Spawn"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TenkiCryptoTests", dependencies: ["TenkiCrypto", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "SQL", "TestSupport", hummingbirdTesting], swiftSettings: swiftSettings),
@@ -109,13 +112,13 @@ let package = Package(
             name: "EndToEndTests", dependencies: ["HTTPClient", "SQL", "TenkiCrypto", "TestSupport", "PluginTestSupport"],
             swiftSettings: swiftSettings),
         .target(
-            name: "PluginTestSupport", dependencies: ["TestSupport", "GitHubPlugin", "Kubernetes", "HTTPClient", "TenkiCrypto"],
+            name: "PluginTestSupport", dependencies: ["TestSupport", "Spawn", "GitHubPlugin", "Kubernetes", "HTTPClient", "TenkiCrypto"],
             path: "Tests/PluginTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "KubernetesTests", dependencies: ["Kubernetes", "HTTPClient", "TestSupport", "PluginTestSupport"], swiftSettings: swiftSettings),
         .target(
             name: "TestSupport",
-            dependencies: ["Host", "SQL", "HTTPClient", .product(name: "Hummingbird", package: "hummingbird"), hummingbirdTesting],
+            dependencies: ["Host", "SQL", "HTTPClient", "Spawn", .product(name: "Hummingbird", package: "hummingbird"), hummingbirdTesting],
             path: "Tests/TestSupport", exclude: ["peers"], swiftSettings: swiftSettings),
     ]
 )

@@ -12,7 +12,7 @@ struct BillingScriptTests {
     @Test("an issued invoice and a failed payment each post one message", arguments: [DriverKind.sqlite])
     func notifies(_ kind: DriverKind) async throws {
         let peer = try PeerServer.echo()
-        defer { peer.process.terminate() }
+        defer { peer.process.send(SIGTERM) }
         let scripts = try TemporaryDirectory.make(prefix: "tenki-scripts")
         let source = try String(contentsOfFile: Fixtures.packageRoot + "/scripts/examples/billing_notify.lua", encoding: .utf8)
         try source.replacingOccurrences(of: "https://hooks.example.com/tenki-billing", with: peer.baseURL + "/echo")

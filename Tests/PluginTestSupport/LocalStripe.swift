@@ -1,5 +1,6 @@
 import Foundation
 import HTTPClient
+import Spawn
 import TestSupport
 
 /// localstripe 1.15.10, the Stripe test peer: one per test process, started on first use on a
@@ -57,13 +58,13 @@ package actor LocalStripe {
 
     /// A running localstripe: the process, the pipe whose closing stops it, its log.
     final class Server: Sendable {
-        let process: Process
-        let input: Pipe
+        let process: ChildProcess
+        let input: ChildPipe
         let port: Int
         let logPath: String
         var url: String { "http://127.0.0.1:\(port)" }
 
-        init(process: Process, input: Pipe, port: Int, logPath: String) {
+        init(process: ChildProcess, input: ChildPipe, port: Int, logPath: String) {
             self.process = process
             self.input = input
             self.port = port
@@ -92,21 +93,19 @@ package actor LocalStripe {
         let python = try python()
         let directory = try TemporaryDirectory.make(prefix: "tenki-localstripe")
         let logPath = directory + "/localstripe.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard log >= 0 else { throw MissingDependency(description: "cannot write \(logPath)") }
+        defer { close(log) }
         let port = TenkiProcess.freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script, String(port)]
-        let input = Pipe()
-        process.standardInput = input
-        process.standardOutput = log
-        process.standardError = log
+        let input = try ChildPipe()
+        let process: ChildProcess
         do {
-            try process.run()
+            process = try ChildProcess.start(
+                python, ["-c", script, String(port)], stdin: .descriptor(input.readEnd), stdout: .descriptor(log), stderr: .descriptor(log))
         } catch {
             throw MissingDependency(description: "cannot run \(python) for localstripe: \(error); run tools/install-deps.sh")
         }
+        input.closeRead()
         let server = Server(process: process, input: input, port: port, logPath: logPath)
         try await waitUntilAnswering(server, http: http, python: python)
         return server
@@ -117,14 +116,14 @@ package actor LocalStripe {
             url: server.url + "/v1/customers?limit=1", headers: [("Authorization", "Bearer " + secretKey)], timeoutMilliseconds: 2_000)
         for _ in 0..<(startTimeoutMilliseconds / startPollMilliseconds) {
             if let response = try? await http.send(probe), response.status == 200 { return }
-            guard server.process.isRunning else {
+            if let exit = server.process.exit {
                 throw MissingDependency(
-                    description: "localstripe (\(python)) exited with \(server.process.terminationStatus): run tools/install-deps.sh\n"
+                    description: "localstripe (\(python)) ended (\(exit)): run tools/install-deps.sh\n"
                         + server.logTail)
             }
             try await Task.sleep(for: .milliseconds(startPollMilliseconds))
         }
-        server.process.terminate()
+        server.process.send(SIGTERM)
         throw MissingDependency(description: "localstripe did not answer on \(server.url) within \(startTimeoutMilliseconds) ms\n" + server.logTail)
     }
 

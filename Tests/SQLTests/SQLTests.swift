@@ -1,5 +1,6 @@
 import Foundation
 import SQL
+import Spawn
 import TestSupport
 import Testing
 
@@ -190,15 +191,9 @@ struct SQLTests {
     /// Runs `script` (Python, with Python's own SQLite) on the database file in another process;
     /// returns what it printed. A failed assertion there fails here.
     private func pythonCheck(_ script: String, path: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, path]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "python3 check failed")
+        let result = try ChildProcess.run("/usr/bin/env", ["python3", "-c", script, path])
+        #expect(result.status == 0, "python3 check failed: \(result.stderrText)")
+        let printed = result.stdoutText
         return printed.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

@@ -1,29 +1,19 @@
 import Foundation
+import Spawn
 
 /// The `openssl` command, as an independent second opinion on what TenkiCrypto does.
 package enum OpenSSLTool {
     /// Runs `openssl arguments...` with `input` on stdin; returns its exit status and stdout.
     @discardableResult
     package static func run(_ arguments: [String], input: [UInt8] = []) throws -> (status: Int32, output: [UInt8]) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
+        let result: ChildOutput
         do {
-            try process.run()
+            result = try ChildProcess.run("/usr/bin/env", ["openssl"] + arguments, input: input)
         } catch {
             throw MissingDependency(description: "cannot run openssl: \(error)")
         }
-        try stdin.fileHandleForWriting.write(contentsOf: Data(input))
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if process.terminationStatus == 127 { throw MissingDependency(description: "the openssl command is not installed") }
-        return (process.terminationStatus, Array(output))
+        if result.status == 127 { throw MissingDependency(description: "the openssl command is not installed") }
+        return (result.status, result.stdout)
     }
 
     /// Like `run`, but a non-zero exit is an error naming the command.

@@ -1,10 +1,11 @@
 import Foundation
+import Spawn
 
 /// A third-party-style peer process on loopback (Python's http.server), started for one test.
 package final class PeerServer: Sendable {
-    package let process: Process
+    package let process: ChildProcess
     package let port: Int
-    private let stdin: Pipe
+    private let stdin: ChildPipe
 
     package var baseURL: String { "http://127.0.0.1:\(port)" }
 
@@ -19,19 +20,20 @@ package final class PeerServer: Sendable {
     /// The peer exits when this object goes away (its stdin closes).
     package static func start(script: String, arguments: [String] = []) throws -> PeerServer {
         let path = Fixtures.packageRoot + "/Tests/TestSupport/peers/" + script
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", path] + arguments
-        let out = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardInput = input
-        try process.run()
-        var line = Data()
+        let out = try ChildPipe()
+        let input = try ChildPipe()
+        let process = try ChildProcess.start(
+            "/usr/bin/env", ["python3", path] + arguments, stdin: .descriptor(input.readEnd), stdout: .descriptor(out.writeEnd))
+        input.closeRead()
+        out.closeWrite()
+        defer { out.closeRead() }
+        var line: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 256)
         while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { throw MissingDependency(description: "peer \(script) exited before it was ready (python3 missing?)") }
-            line.append(chunk)
+            let count = read(out.readEnd, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { throw MissingDependency(description: "peer \(script) exited before it was ready (python3 missing?)") }
+            line += buffer[0..<count]
         }
         let text = String(decoding: line, as: UTF8.self)
         guard text.hasPrefix("READY "), let port = Int(text.dropFirst(6).trimmingCharacters(in: .whitespacesAndNewlines)) else {
@@ -40,15 +42,15 @@ package final class PeerServer: Sendable {
         return PeerServer(process: process, port: port, stdin: input)
     }
 
-    init(process: Process, port: Int, stdin: Pipe) {
+    init(process: ChildProcess, port: Int, stdin: ChildPipe) {
         self.process = process
         self.port = port
         self.stdin = stdin
     }
 
     deinit {
-        try? stdin.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
+        stdin.closeWrite()
+        process.send(SIGTERM)
         process.waitUntilExit()
     }
 }
@@ -58,17 +60,13 @@ package enum SelfSignedCertificate {
     package static func make(in directory: String) throws -> (certificate: String, key: String) {
         let cert = directory + "/cert.pem"
         let key = directory + "/key.pem"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-            "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw MissingDependency(description: "openssl req failed") }
+        let result = try ChildProcess.run(
+            "/usr/bin/env",
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            ])
+        guard result.status == 0 else { throw MissingDependency(description: "openssl req failed: \(result.stderrText)") }
         return (cert, key)
     }
 }

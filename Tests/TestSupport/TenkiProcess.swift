@@ -1,9 +1,10 @@
 import Foundation
 import HTTPClient
+import Spawn
 
 /// A `tenki` executable run by a test: `serve` on a free loopback port, or one CLI command.
 package final class TenkiProcess: Sendable {
-    package let process: Process
+    package let process: ChildProcess
     package let port: Int
     package let logPath: String
     package var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -55,25 +56,19 @@ package final class TenkiProcess: Sendable {
         env["TENKI_GITHUB_WEBHOOK_SECRET"] = secret
         env["TENKI_INBOX_POLL_INTERVAL_MS"] = "50"
         for (key, value) in environment { env[key] = value }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable())
-        process.arguments = arguments
-        process.environment = env
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let logPath = dataDir + "/serve-\(port).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        guard let log = FileHandle(forWritingAtPath: logPath) else {
-            throw MissingDependency(description: "cannot write \(logPath)")
-        }
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard log >= 0 else { throw MissingDependency(description: "cannot write \(logPath)") }
+        defer { close(log) }
+        let process = try ChildProcess.start(
+            try executable(), arguments, environment: env, stdin: .null, stdout: .descriptor(log), stderr: .descriptor(log))
         let server = TenkiProcess(process: process, port: port, logPath: logPath)
         let client = HTTPClient()
         let deadline = Date().addingTimeInterval(120)  // generous: a loaded machine starts slowly
         while Date() < deadline {
-            if !process.isRunning {
-                throw MissingDependency(description: "tenki serve exited with \(process.terminationStatus): \(server.log)")
+            if let exit = process.exit {
+                throw MissingDependency(description: "tenki serve ended (\(exit)): \(server.log)")
             }
             if let response = try? await client.send(OutboundRequest(url: server.baseURL + "/healthz", timeoutMilliseconds: 1_000)),
                 response.status == 200
@@ -86,7 +81,7 @@ package final class TenkiProcess: Sendable {
         throw MissingDependency(description: "tenki serve did not become healthy: \(server.log)")
     }
 
-    init(process: Process, port: Int, logPath: String) {
+    init(process: ChildProcess, port: Int, logPath: String) {
         self.process = process
         self.port = port
         self.logPath = logPath
@@ -96,36 +91,24 @@ package final class TenkiProcess: Sendable {
 
     /// SIGKILL: no chance to clean up, as in a crash.
     package func kill() {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.send(SIGKILL)
         process.waitUntilExit()
     }
 
     /// SIGTERM, then waits for the exit status.
     package func terminate() -> Int32 {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGTERM) }
-        process.waitUntilExit()
-        return process.terminationStatus
+        process.send(SIGTERM)
+        return process.waitUntilExit().status
     }
 
     deinit { kill() }
 
     /// Runs `tenki ARGS` to completion; returns exit status and standard output.
     package static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable())
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        let result = try ChildProcess.run(try executable(), arguments, environment: env)
+        return (result.status, result.stdoutText, result.stderrText)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import Spawn
 
 /// Where runners come from. `provision` asks for one ephemeral runner for a job and returns a
 /// handle to release it by; both calls may be repeated after a crash and must be idempotent
@@ -33,9 +34,6 @@ package struct LocalProvider: ComputeProvider {
 
     private func run(_ job: RunnerJob, action: String) async throws {
         guard let command else { return }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
         var environment = ProcessInfo.processInfo.environment
         environment["TENKI_ACTION"] = action
         environment["TENKI_JOB_KEY"] = job.key
@@ -47,15 +45,13 @@ package struct LocalProvider: ComputeProvider {
         environment["TENKI_SKU"] = job.sku ?? ""
         environment["TENKI_LABELS"] = job.labels.joined(separator: ",")
         environment["TENKI_RUNNER_NAME"] = LocalProvider.runnerName(job)
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: HostError(.internal, "local provider: cannot start /bin/sh: \(error)"))
-            }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.start("/bin/sh", ["-c", command], environment: environment, stdin: .null)
+        } catch {
+            throw HostError(.internal, "local provider: \(error)")
         }
+        let status = await child.exited().status
         guard status == 0 else { throw HostError(.internal, "local provider: '\(command)' exited \(status) on \(action) of \(job.key)") }
     }
 }
