@@ -282,6 +282,13 @@ package final class SQLiteDatabase: Database, @unchecked Sendable {
         }
     }
 
+    /// Copies the whole WAL into the database file and starts it over (a TRUNCATE checkpoint, on
+    /// the writer's thread between two transactions), so what comes next does not pay for the
+    /// write-back of what came before. For tools: the billing bench calls it after its seed.
+    package func checkpointAll() async throws {
+        try await writerThread.run { _ = try self.writer.query("PRAGMA wal_checkpoint(TRUNCATE)", []) }
+    }
+
     package func close() async {
         _ = try? await writerThread.run { self.writer.close() }
         _ = try? await checkpointThread.run { self.checkpointer.close() }

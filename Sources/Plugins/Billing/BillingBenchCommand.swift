@@ -23,6 +23,8 @@ struct BillingBenchCommand: AsyncParsableCommand {
     @Option(help: "Workspaces to bill (each with a saved card).") var workspaces = 10_000
     @Option(help: "Usage records spread over them and over the period (at least one per workspace).") var usage = 1_000_000
     @Option(help: "Cycle children the schedule keeps unfinished at once (at most \(BillingLimits.cycleFanOut)).") var fanOut: Int?
+    @Flag(help: "Seed the database and stop (copy its files to time the cycle again and again with --seeded).") var seedOnly = false
+    @Flag(help: "Skip the seed: the database holds one made with --seed-only and the same counts, not yet billed.") var seeded = false
     @Flag(help: "Print JSON (the only format).") var json = false
 
     static let period = try! BillingPeriod("2026-11")
@@ -41,15 +43,17 @@ struct BillingBenchCommand: AsyncParsableCommand {
         let machine = try MachineFacts.measure(directory: configuration.dataDir)
         guard let billing = host.plugin(BillingPlugin.self) else { throw HostError(.internal, "the billing plugin is not loaded") }
         let database = host.database
-        guard try await database.query("SELECT id FROM runner_workspaces LIMIT 1").isEmpty else {
-            throw HostError(.badRequest, "the bench needs a fresh database: \(database.displayName) has workspaces")
-        }
         let seedStart = DispatchTime.now().uptimeNanoseconds
-        let seed = BillingBenchSeed(
-            database: database, ledger: billing.operations.ledger, policies: host.policies, workspaces: workspaces, usage: usage,
-            period: BillingBenchCommand.period)
-        let usageMicros = try await seed.run()
+        let usageMicros = try await seed(database, billing: billing, policies: host.policies)
+        // The seed's write-back is the seed's cost, not the cycle's: settle the database first.
+        if let sqlite = database as? SQLiteDatabase { try await sqlite.checkpointAll() } else { _ = try? await database.execute("CHECKPOINT") }
         let seedSeconds = Double(DispatchTime.now().uptimeNanoseconds - seedStart) / 1e9
+        if seedOnly {
+            print(
+                String(
+                    decoding: try JSONSerialization.data(withJSONObject: ["seed_seconds": BillingBenchCommand.rounded(seedSeconds)]), as: UTF8.self))
+            Foundation.exit(0)
+        }
 
         var services = billing.operations.paying(through: InstantPaymentProvider())
         services.cycleFanOut = fanOut ?? BillingLimits.cycleFanOut
@@ -88,6 +92,35 @@ struct BillingBenchCommand: AsyncParsableCommand {
         Foundation.exit(problems.isEmpty ? 0 : 1)
     }
 
+    /// Seeds a fresh database, or (`--seeded`) checks the one given was seeded and not billed;
+    /// returns the usage's total.
+    func seed(_ database: any Database, billing: BillingPlugin, policies: PolicyEngine) async throws -> Int64 {
+        let counts = try await database.read { db in
+            (
+                workspaces: try db.queryOne("SELECT COUNT(*) AS n FROM runner_workspaces")?.int("n") ?? 0,
+                usage: try db.queryOne("SELECT COUNT(*) AS n FROM runner_usage")?.int("n") ?? 0,
+                usageMicros: try db.queryOne("SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) AS n FROM runner_usage")?.int("n") ?? 0,
+                invoices: try db.queryOne("SELECT COUNT(*) AS n FROM billing_invoices")?.int("n") ?? 0
+            )
+        }
+        if seeded {
+            guard counts.workspaces == workspaces, counts.usage == usage, counts.invoices == 0 else {
+                throw HostError(
+                    .badRequest,
+                    "--seeded needs a database seeded with --seed-only --workspaces \(workspaces) --usage \(usage) and not billed: "
+                        + "\(database.displayName) has \(counts.workspaces) workspaces, \(counts.usage) usage records, \(counts.invoices) invoices")
+            }
+            return counts.usageMicros
+        }
+        guard counts.workspaces == 0 else {
+            throw HostError(.badRequest, "the bench needs a fresh database: \(database.displayName) has workspaces")
+        }
+        return try await BillingBenchSeed(
+            database: database, ledger: billing.operations.ledger, policies: policies, workspaces: workspaces, usage: usage,
+            period: BillingBenchCommand.period
+        ).run()
+    }
+
     static func rounded(_ seconds: Double) -> Double { (seconds * 1_000).rounded() / 1_000 }
 
     /// Starts the schedule for the period and waits for its result (through its continue-as-new runs).
@@ -117,11 +150,15 @@ struct BillingBenchCommand: AsyncParsableCommand {
         let payments: Int
         let invoicedUsage: Int
         let totalCents: Int64
+        /// Executions of the schedule's runs and of the cycles (a run executes again after each wait).
+        let scheduleExecutions: Int64
+        let cycleExecutions: Int64
 
         var object: [String: Any] {
             [
                 "invoices": invoices, "invoiced_workspaces": invoicedWorkspaces, "paid_invoices": paidInvoices, "payments": payments,
-                "invoiced_usage_records": invoicedUsage, "invoiced_total_cents": totalCents,
+                "invoiced_usage_records": invoicedUsage, "invoiced_total_cents": totalCents, "schedule_executions": scheduleExecutions,
+                "cycle_executions": cycleExecutions,
             ]
         }
 
@@ -142,6 +179,10 @@ struct BillingBenchCommand: AsyncParsableCommand {
     static func counts(_ database: any Database) async throws -> Counts {
         try await database.read { db in
             func count(_ sql: String) throws -> Int64 { try db.queryOne(sql, [.text(period.description)])?.int("n") ?? 0 }
+            func executions(_ type: String) throws -> Int64 {
+                try db.queryOne("SELECT CAST(COALESCE(SUM(executions), 0) AS BIGINT) AS n FROM workflow_runs WHERE type = $1", [.text(type)])?.int(
+                    "n") ?? 0
+            }
             return Counts(
                 invoices: Int(try count("SELECT COUNT(*) AS n FROM billing_invoices WHERE period = $1")),
                 invoicedWorkspaces: Int(try count("SELECT COUNT(DISTINCT workspace_id) AS n FROM billing_invoices WHERE period = $1")),
@@ -155,7 +196,8 @@ struct BillingBenchCommand: AsyncParsableCommand {
                 invoicedUsage: Int(
                     try count(
                         "SELECT COUNT(*) AS n FROM billing_invoice_usage u JOIN billing_invoices i ON i.id = u.invoice_id WHERE i.period = $1")),
-                totalCents: try count("SELECT CAST(COALESCE(SUM(amount_due_cents), 0) AS BIGINT) AS n FROM billing_invoices WHERE period = $1"))
+                totalCents: try count("SELECT CAST(COALESCE(SUM(amount_due_cents), 0) AS BIGINT) AS n FROM billing_invoices WHERE period = $1"),
+                scheduleExecutions: try executions(BillingWorkflows.scheduleType), cycleExecutions: try executions(BillingWorkflows.cycleType))
         }
     }
 }
