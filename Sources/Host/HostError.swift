@@ -10,6 +10,8 @@ package struct HostError: Error, CustomStringConvertible, Sendable {
     package enum Code: String, Sendable, CaseIterable {
         case badRequest = "bad_request"
         case unauthorized
+        /// A valid key whose role or workspace does not allow the request.
+        case forbidden
         case notFound = "not_found"
         case payloadTooLarge = "payload_too_large"
         case headersTooLarge = "headers_too_large"
@@ -43,6 +45,7 @@ package struct HostError: Error, CustomStringConvertible, Sendable {
         switch code {
         case .badRequest: return .badRequest
         case .unauthorized: return .unauthorized
+        case .forbidden: return .forbidden
         case .notFound: return .notFound
         case .payloadTooLarge: return .contentTooLarge
         case .headersTooLarge: return .requestHeaderFieldsTooLarge
@@ -62,7 +65,7 @@ package struct HostError: Error, CustomStringConvertible, Sendable {
         case .unavailable: return 69  // EX_UNAVAILABLE
         case .internal: return 70  // EX_SOFTWARE
         case .notFinished: return 75  // EX_TEMPFAIL
-        case .unauthorized: return 77  // EX_NOPERM
+        case .unauthorized, .forbidden: return 77  // EX_NOPERM
         case .badConfiguration: return 78  // EX_CONFIG
         case .failed: return 1
         }

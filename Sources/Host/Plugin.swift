@@ -109,7 +109,7 @@ package protocol Plugin: Sendable {
 
     init(context: HostContext) async throws
 
-    func addRoutes(to router: HostRouter)
+    func addRoutes(to routes: HostRoutes)
     var subscriptions: [EventSubscription] { get }
     var luaFunctions: [LuaHostFunction] { get }
     /// Durable workflow types (run by the workflow plugin) and task queues with their limits.
@@ -127,7 +127,7 @@ extension Plugin {
     package static var dependencies: [any Plugin.Type] { [] }
     package static var migrations: [Migration] { [] }
     package static var commands: [any ParsableCommand.Type] { [] }
-    package func addRoutes(to router: HostRouter) {}
+    package func addRoutes(to routes: HostRoutes) {}
     package var subscriptions: [EventSubscription] { [] }
     package var luaFunctions: [LuaHostFunction] { [] }
     package var workflows: [WorkflowDefinition] { [] }

@@ -95,7 +95,7 @@ package final class TenkiHost: Sendable {
                 "host",
                 try await Migrator.migrate(
                     database, plugin: "host",
-                    migrations: EventInbox.migrations + PolicyHistoryStore.migrations)
+                    migrations: EventInbox.migrations + PolicyHistoryStore.migrations + APIKeyStore.migrations)
             ))
         for plugin in plugins {
             applied.append((plugin.name, try await Migrator.migrate(database, plugin: plugin.name, migrations: plugin.migrations)))
@@ -106,16 +106,27 @@ package final class TenkiHost: Sendable {
     /// Every Lua function the plugins offer.
     package var luaFunctions: [LuaHostFunction] { plugins.flatMap(\.luaFunctions) }
 
-    /// The HTTP router: health, readiness and every plugin's routes.
-    package func makeRouter() -> HostRouter {
+    /// The API keys requests present.
+    package var apiKeys: APIKeyStore { APIKeyStore(database: database) }
+
+    /// The HTTP router: health, readiness and every plugin's routes, each behind its access rule
+    /// (`AccessMiddleware`). `before` runs ahead of the access check (tests add a default key);
+    /// `extra` adds routes after the plugins' (tests).
+    package func makeRouter(
+        before: [any MiddlewareProtocol<Request, Response, BasicRequestContext>] = [], extra: (HostRoutes) -> Void = { _ in }
+    ) -> HostRouter {
         let router = HostRouter()
         router.add(middleware: RequestLogMiddleware(logger: logger))
         router.add(middleware: HostErrorMiddleware(logger: logger))
+        for middleware in before { router.add(middleware: middleware) }
+        let table = RouteAccessTable()
+        router.add(middleware: AccessMiddleware(table: table, keys: apiKeys, workspaces: workspaces, logger: logger))
+        let routes = HostRoutes(router: router, access: table)
         let database = self.database
-        router.get("/healthz") { _, _ in
+        routes.get("/healthz", .open) { _, _ in
             JSONResponse.make(.ok, ["status": "ok"])
         }
-        router.get("/readyz") { _, _ in
+        routes.get("/readyz", .open) { _, _ in
             do {
                 try await database.ping()
             } catch {
@@ -124,11 +135,11 @@ package final class TenkiHost: Sendable {
             return JSONResponse.make(.ok, ["status": "ready", "database": database.dialect.rawValue])
         }
         let policies = self.policies
-        router.get("/policies/status") { _, _ in
+        routes.get("/policies/status", .area(.policies)) { _, _ in
             JSONResponse.raw(.ok, try JSONCoding.text(policies.status))
         }
         let plugins = self.plugins
-        router.get("/metrics") { _, _ -> Response in
+        routes.get("/metrics", .area(.metrics)) { _, _ -> Response in
             var text = ""
             for family in try await KernelMetrics.families(database) { text += family.text }
             for plugin in plugins {
@@ -138,7 +149,8 @@ package final class TenkiHost: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
         }
-        plugins.forEach { $0.addRoutes(to: router) }
+        plugins.forEach { $0.addRoutes(to: routes) }
+        extra(routes)
         return router
     }
 

@@ -16,7 +16,7 @@ struct Tenki: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenki",
         abstract: "Tenki Host: a GitHub Actions runner marketplace with Lua policies.",
-        subcommands: [ServeCommand.self, MigrateCommand.self, PolicyCommand.self, BenchCommand.self, VersionCommand.self]
+        subcommands: [ServeCommand.self, MigrateCommand.self, KeysCommand.self, PolicyCommand.self, BenchCommand.self, VersionCommand.self]
             + plugins.flatMap { $0.commands })
 
     static func main() async {

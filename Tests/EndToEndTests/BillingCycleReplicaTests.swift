@@ -23,7 +23,7 @@ extension BillingEndToEndTests {
     static func startSchedule(on server: TenkiProcess, id: String) async throws {
         let body = #"{"type": "BillingCycleScheduleWorkflow", "id": "\#(id)", "input": {"luxor_only": false, "exclude_workspaces": [], \#(period)}}"#
         let response = try await HTTPClient().post(
-            server.baseURL + "/workflows", headers: [("Content-Type", "application/json")], body: Array(body.utf8))
+            server.baseURL + "/workflows", headers: server.authorization + [("Content-Type", "application/json")], body: Array(body.utf8))
         #expect(response.status == 201, "\(response.bodyText)")
     }
 

@@ -114,12 +114,14 @@ struct PolicyCommandTests {
         let server = try await TenkiProcess.serve(
             dataDir: test.directory + "/data", databaseURL: nil, secret: "s",
             environment: ["TENKI_POLICY_ROOT": Fixtures.packageRoot + "/policies"])
-        let response = try await HTTPClient().get(server.baseURL + "/policies/status")
+        let response = try await server.get("/policies/status")
         #expect(response.status == 200)
         let status = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
         #expect((status["version"] as? String)?.count == 12)
         #expect((status["files"] as? [String])?.contains("pricing.lua") == true)
-        let cli = try TenkiProcess.run(["policy", "status", "--url", server.baseURL])
+        let anonymous = try TenkiProcess.run(["policy", "status", "--url", server.baseURL], environment: ["TENKI_API_KEY": ""])
+        #expect(anonymous.status != 0 && anonymous.error.contains("401"), "\(anonymous.error)")
+        let cli = try TenkiProcess.run(["policy", "status", "--url", server.baseURL], environment: ["TENKI_API_KEY": server.opsKey])
         #expect(cli.status == 0 && cli.output.contains("pricing.lua"))
         #expect(server.terminate() == 0)
     }

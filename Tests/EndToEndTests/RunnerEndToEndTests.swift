@@ -104,7 +104,7 @@ struct RunnerEndToEndTests {
         let bySlug = try TenkiProcess.run(["ledger", "balance", "--workspace", "codertocat", "--json"] + storage)
         let slugFields = try JSONSerialization.jsonObject(with: Data(bySlug.output.utf8)) as? [String: Any]
         #expect(slugFields?["workspace"] as? String == "ws-21031067" && slugFields?["free_minutes_remaining"] as? Int == 980)
-        let http = try await HTTPClient().get(server.baseURL + "/ledger/workspaces/codertocat/balance")
+        let http = try await server.get("/ledger/workspaces/codertocat/balance")
         let httpFields = try JSONSerialization.jsonObject(with: Data(http.body)) as? [String: Any]
         #expect(http.status == 200 && httpFields?["free_minutes_remaining"] as? Int == 980)
         _ = try await Self.waitFor(["jobs", "list", "--json"] + storage) { _ in
@@ -125,7 +125,7 @@ struct RunnerEndToEndTests {
         #expect(
             row?["queue_seconds_p50"] as? Int == 30 && row?["duration_seconds_p90"] as? Int == 250
                 && row?["jobs"] as? Int == 1 && row?["failure_rate_ppm"] as? Int == 0, "\(metrics.output)\(metrics.error)")
-        let scrape = String(decoding: try await HTTPClient().get(server.baseURL + "/metrics").body, as: UTF8.self)
+        let scrape = String(decoding: try await server.get("/metrics").body, as: UTF8.self)
         #expect(scrape.contains("# TYPE tenki_runner_queue_depth gauge"))
         #expect(scrape.contains(#"tenki_runner_job_duration_seconds{workspace="ws-21031067",sku="x64-8c-16gb",quantile="0.5"} 250"#), "\(scrape)")
         #expect(scrape.contains("tenki_inbox_pending_events "))

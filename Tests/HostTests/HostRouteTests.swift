@@ -39,7 +39,7 @@ struct HostRouteTests {
     func notFoundAndInternal() async throws {
         let test = try TestDatabase.make(.sqlite)
         let host = try await TestHosts.open(test, plugins: [])
-        let router = host.makeRouter()
+        let router = try await TestHosts.router(host)
         router.get("/test/secret") { _, _ -> Response in throw Secret() }
         router.get("/test/refused") { _, _ -> Response in throw HostError(.unauthorized, "no token", reason: "token_missing") }
         try await Application(router: router).test(.router) { client in
@@ -79,10 +79,10 @@ struct HostErrorTests {
         arguments: [
             (HostError.Code.badRequest, 400, 64), (.unauthorized, 401, 77), (.notFound, 404, 66), (.payloadTooLarge, 413, 65),
             (.rejected, 422, 65), (.notFinished, 409, 75), (.failed, 409, 1), (.unavailable, 503, 69), (.badConfiguration, 500, 78),
-            (.internal, 500, 70), (.headersTooLarge, 431, 65),
+            (.internal, 500, 70), (.headersTooLarge, 431, 65), (.forbidden, 403, 77),
         ] as [(HostError.Code, Int, Int32)])
     func table(_ code: HostError.Code, _ status: Int, _ exitCode: Int32) {
-        #expect(HostError.Code.allCases.count == 11, "a new code gets a row here")
+        #expect(HostError.Code.allCases.count == 12, "a new code gets a row here")
         let error = HostError(code, "m")
         #expect(error.status.code == status)
         #expect(error.exitCode == exitCode)

@@ -7,7 +7,22 @@ package final class TenkiProcess: Sendable {
     package let process: ChildProcess
     package let port: Int
     package let logPath: String
+    /// An ops key made for the test before the server started.
+    package let opsKey: String
     package var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// The ops key as request headers.
+    package var authorization: [(name: String, value: String)] { [(name: "Authorization", value: "Bearer \(opsKey)")] }
+
+    /// GET `path` with the ops key.
+    package func get(_ path: String) async throws -> OutboundResponse {
+        try await HTTPClient().get(baseURL + path, headers: authorization)
+    }
+
+    /// POST `body` to `path` as JSON with the ops key.
+    package func post(_ path: String, json body: String) async throws -> OutboundResponse {
+        try await HTTPClient().post(
+            baseURL + path, headers: authorization + [(name: "Content-Type", value: "application/json")], body: Array(body.utf8))
+    }
 
     /// The built `tenki` beside the test bundle (`swift build` puts both in one folder).
     package static func executable() throws -> String {
@@ -61,9 +76,14 @@ package final class TenkiProcess: Sendable {
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard log >= 0 else { throw MissingDependency(description: "cannot write \(logPath)") }
         defer { close(log) }
+        var storage = ["--data-dir", dataDir]
+        if let databaseURL { storage += ["--database-url", databaseURL] }
+        let key = try ChildProcess.run(try executable(), ["keys", "create", "--role", "ops", "--name", "tests"] + storage, environment: env)
+        guard key.status == 0 else { throw MissingDependency(description: "tenki keys create failed: \(key.stderrText)") }
         let process = try ChildProcess.start(
             try executable(), arguments, environment: env, stdin: .null, stdout: .descriptor(log), stderr: .descriptor(log))
-        let server = TenkiProcess(process: process, port: port, logPath: logPath)
+        let server = TenkiProcess(
+            process: process, port: port, logPath: logPath, opsKey: key.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))
         let client = HTTPClient()
         let deadline = Date().addingTimeInterval(120)  // generous: a loaded machine starts slowly
         while Date() < deadline {
@@ -81,10 +101,11 @@ package final class TenkiProcess: Sendable {
         throw MissingDependency(description: "tenki serve did not become healthy: \(server.log)")
     }
 
-    init(process: ChildProcess, port: Int, logPath: String) {
+    init(process: ChildProcess, port: Int, logPath: String, opsKey: String) {
         self.process = process
         self.port = port
         self.logPath = logPath
+        self.opsKey = opsKey
     }
 
     package var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

@@ -1,3 +1,4 @@
+import Foundation
 import Host
 import Hummingbird
 import HummingbirdTesting
@@ -22,9 +23,21 @@ package enum TestHosts {
     }
 
     /// Runs `body` against the host's router in-process, then closes the host's database.
-    package static func routes(_ host: TenkiHost, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        try await Application(router: host.makeRouter()).test(.router) { client in try await body(client) }
+    /// Requests without an `Authorization` header carry a key of `role` (ops unless said;
+    /// nil sends them as they are, to test the access rules themselves).
+    package static func routes(
+        _ host: TenkiHost, as role: APIRole? = .ops, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+    ) async throws {
+        try await Application(router: try await router(host, as: role)).test(.router) { client in try await body(client) }
         await host.database.close()
+    }
+
+    /// The host's router; requests without an `Authorization` header carry a fresh key of `role`.
+    package static func router(_ host: TenkiHost, as role: APIRole? = .ops) async throws -> HostRouter {
+        guard let role else { return host.makeRouter() }
+        let made = try await host.apiKeys.create(
+            name: "tests-\(role.rawValue)", role: role, workspaceID: nil, expiresAt: nil, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        return host.makeRouter(before: [DefaultKeyMiddleware(token: made.token)])
     }
 
     /// Takes the database away, then expects each GET of `uris` to answer a clean 503.
@@ -39,5 +52,18 @@ package enum TestHosts {
                 #expect(message == "database unavailable", "\(uri)", sourceLocation: sourceLocation)
             }
         }
+    }
+}
+
+/// Adds `Authorization: Bearer <token>` to a request that has no such header.
+struct DefaultKeyMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.headers[.authorization] == nil else { return try await next(request, context) }
+        var head = request.head
+        head.headerFields[.authorization] = "Bearer \(token)"
+        return try await next(Request(head: head, body: request.body), context)
     }
 }

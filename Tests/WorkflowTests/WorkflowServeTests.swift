@@ -52,7 +52,7 @@ struct WorkflowServeTests {
         for n in 0..<100 {
             let body = #"{"type":"tenki.test.three_steps","id":"crash-\#(n)","input":{"sleep_ms":1500,"step_delay_ms":5}}"#
             let response = try await client.post(
-                server.baseURL + "/workflows", headers: [(name: "Content-Type", value: "application/json")],
+                server.baseURL + "/workflows", headers: server.authorization + [(name: "Content-Type", value: "application/json")],
                 body: Array(body.utf8))
             #expect(response.status == 201, "\(response.bodyText)")
         }
@@ -84,7 +84,7 @@ struct WorkflowServeTests {
 
         let result = try Self.cli(test, ["result", "crash-7"])
         #expect(result.status == 0 && result.output.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"steps":3}"#)
-        let described = try await client.get(server.baseURL + "/workflows/crash-7")
+        let described = try await server.get("/workflows/crash-7")
         let object = try JSONSerialization.jsonObject(with: Data(described.body)) as? [String: Any]
         let steps = object?["steps"] as? [[String: Any]] ?? []
         #expect(steps.compactMap { $0["name"] as? String } == ["think-a", "a", "think-b", "b", "sleep", "think-c", "c"])
@@ -97,13 +97,13 @@ struct WorkflowServeTests {
         let test = try TestDatabase.make(.sqlite)
         let server = try await Self.serve(test)
         let client = HTTPClient()
-        let json = [(name: "Content-Type", value: "application/json")]
+        let json = server.authorization + [(name: "Content-Type", value: "application/json")]
         func post(_ path: String, _ body: String) async throws -> (Int, [String: Any]) {
             let response = try await client.post(server.baseURL + path, headers: json, body: Array(body.utf8))
             return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:])
         }
         func get(_ path: String) async throws -> (Int, Any?) {
-            let response = try await client.get(server.baseURL + path)
+            let response = try await client.get(server.baseURL + path, headers: server.authorization)
             return (response.status, try? JSONSerialization.jsonObject(with: Data(response.body), options: [.fragmentsAllowed]))
         }
         var (status, object) = try await post("/workflows", #"{"type":"tenki.test.wait_signal","id":"h-1","input":{}}"#)
@@ -208,7 +208,8 @@ struct WorkflowServeTests {
         let server = try await TenkiProcess.serve(dataDir: test.directory + "/data", databaseURL: test.url, secret: "s", environment: environment)
         let client = HTTPClient()
         func status() async throws -> [String: Any] {
-            let response = try await client.send(OutboundRequest(url: server.baseURL + "/workflow-scripts", timeoutMilliseconds: 10_000))
+            let response = try await client.send(
+                OutboundRequest(url: server.baseURL + "/workflow-scripts", headers: server.authorization, timeoutMilliseconds: 10_000))
             return (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
         }
         func waitFor(_ what: String, _ condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
@@ -224,7 +225,7 @@ struct WorkflowServeTests {
         func runToEnd(_ id: String, _ input: String) async throws -> (status: Int32, output: String, error: String) {
             let body = #"{"type":"script.echo","id":"\#(id)","input":\#(input)}"#
             let response = try await client.post(
-                server.baseURL + "/workflows", headers: [(name: "Content-Type", value: "application/json")],
+                server.baseURL + "/workflows", headers: server.authorization + [(name: "Content-Type", value: "application/json")],
                 body: Array(body.utf8))
             #expect(response.status == 201, "\(response.bodyText)")
             return try TenkiProcess.run(

@@ -222,11 +222,13 @@ package struct PolicyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Ask a running `tenki serve` which policy version it serves and what it last rejected.")
         @Option(help: "The server's base URL.") var url = "http://127.0.0.1:8080"
+        @Option(help: "An API key (ops or sales). Default: $TENKI_API_KEY.") var apiKey: String?
 
         func run() async throws {
             let response: OutboundResponse
+            let key = apiKey ?? ProcessInfo.processInfo.environment["TENKI_API_KEY"] ?? ""
             do {
-                response = try await HTTPClient().get(url + "/policies/status")
+                response = try await HTTPClient().get(url + "/policies/status", headers: key.isEmpty ? [] : [("Authorization", "Bearer " + key)])
             } catch {
                 throw HostError(.unavailable, "cannot reach \(url): \(error)")
             }

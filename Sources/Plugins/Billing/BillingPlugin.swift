@@ -94,13 +94,13 @@ package struct BillingPlugin: Plugin {
         return secret
     }
 
-    package func addRoutes(to router: HostRouter) {
-        BillingRoutes(invoices: invoices, policies: context.policies, workspaces: context.workspaces).add(to: router)
-        SubscriptionRoutes(subscriptions: subscriptionStore, workspaces: context.workspaces).add(to: router)
-        PromoCreditRoutes(desk: credits, workspaces: context.workspaces).add(to: router)
+    package func addRoutes(to routes: HostRoutes) {
+        BillingRoutes(invoices: invoices, policies: context.policies, workspaces: context.workspaces).add(to: routes)
+        SubscriptionRoutes(subscriptions: subscriptionStore, workspaces: context.workspaces).add(to: routes)
+        PromoCreditRoutes(desk: credits, workspaces: context.workspaces).add(to: routes)
         let ingress = self.ingress
         let logger = context.logger
-        router.post("/webhooks/stripe") { request, _ -> Response in
+        routes.post("/webhooks/stripe", .open) { request, _ -> Response in
             guard let ingress else {
                 throw HostError(.unavailable, "Stripe webhooks are not configured: set stripe_webhook_secret_file")
             }

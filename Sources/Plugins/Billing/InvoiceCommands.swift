@@ -14,16 +14,16 @@ struct BillingRoutes {
     let policies: PolicyEngine
     let workspaces: WorkspaceDirectory
 
-    func add(to router: HostRouter) {
+    func add(to routes: HostRoutes) {
         let invoices = self.invoices
         let policies = self.policies
         let workspaces = self.workspaces
-        let group = router.group("/billing/workspaces/:workspace")
-        group.get("invoices") { _, context -> Response in
+        let group = routes.group("/billing/workspaces/:workspace")
+        group.get("invoices", .area(.invoices, workspace: .path("workspace"))) { _, context -> Response in
             let workspace = try await BillingRoutes.workspace(context, workspaces)
             return JSONResponse.raw(.ok, try JSONCoding.text(try await invoices.invoices(workspace: workspace), pretty: false))
         }
-        group.get("invoices/preview") { request, context -> Response in
+        group.get("invoices/preview", .area(.invoices, workspace: .path("workspace"))) { request, context -> Response in
             let workspace = try await BillingRoutes.workspace(context, workspaces)
             let period =
                 try request.uri.queryParameters.get("period").map { try BillingPeriod($0) }
@@ -31,7 +31,7 @@ struct BillingRoutes {
             return JSONResponse.raw(
                 .ok, try JSONCoding.text(try await invoices.preview(workspace: workspace, period: period, policies: policies), pretty: false))
         }
-        group.get("invoices/:invoice") { request, context -> Response in
+        group.get("invoices/:invoice", .area(.invoices, workspace: .path("workspace"))) { request, context -> Response in
             let invoice = try await BillingRoutes.invoice(context, workspaces, invoices)
             switch request.uri.queryParameters.get("format") ?? "json" {
             case "json": return JSONResponse.raw(.ok, try JSONCoding.text(invoice, pretty: false))
@@ -46,11 +46,11 @@ struct BillingRoutes {
             case let other: throw HostError(.badRequest, "format must be json or csv, not '\(other)'")
             }
         }
-        group.get("invoices/:invoice/history") { _, context -> Response in
+        group.get("invoices/:invoice/history", .area(.invoices, workspace: .path("workspace"))) { _, context -> Response in
             let invoice = try await BillingRoutes.invoice(context, workspaces, invoices)
             return JSONResponse.raw(.ok, try JSONCoding.text(try await invoices.history(invoice: invoice.id ?? ""), pretty: false))
         }
-        group.post("storage") { request, context -> Response in
+        group.post("storage", .area(.invoices, workspace: .path("workspace"))) { request, context -> Response in
             let workspace = try await BillingRoutes.workspace(context, workspaces)
             var request = request
             let body = try await request.collectBody(atMost: 64 << 10)
@@ -63,7 +63,7 @@ struct BillingRoutes {
             try await StorageSnapshots.record(invoices.database, snapshot, now: Timestamp.ms(Date()))
             return JSONResponse.raw(.ok, try JSONCoding.text(snapshot, pretty: false))
         }
-        group.get("storage") { _, context -> Response in
+        group.get("storage", .area(.invoices, workspace: .path("workspace"))) { _, context -> Response in
             let workspace = try await BillingRoutes.workspace(context, workspaces)
             return JSONResponse.raw(.ok, try JSONCoding.text(try await StorageSnapshots.list(invoices.database, workspace: workspace), pretty: false))
         }

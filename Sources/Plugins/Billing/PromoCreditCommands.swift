@@ -31,16 +31,16 @@ struct PromoCreditRoutes {
         }
     }
 
-    func add(to router: HostRouter) {
+    func add(to routes: HostRoutes) {
         let desk = self.desk
         let workspaces = self.workspaces
-        let group = router.group("/billing/workspaces/:workspace/credits")
-        group.get { _, context -> Response in
+        let group = routes.group("/billing/workspaces/:workspace/credits")
+        group.get("", .area(.credits, workspace: .path("workspace"))) { _, context -> Response in
             let workspace = try await BillingRoutes.workspace(context, workspaces)
             return JSONResponse.raw(.ok, try JSONCoding.text(try await desk.list(workspace: workspace), pretty: false))
         }
         for (path, signal) in [("", BillingCredits.Signal.add), ("revoke", .deduct)] {
-            group.post(RouterPath(path)) { request, context -> Response in
+            group.post(RouterPath(path), .area(.credits, workspace: .path("workspace"))) { request, context -> Response in
                 let workspace = try await BillingRoutes.workspace(context, workspaces)
                 let body = try await PromoCreditRoutes.body(request)
                 let credit = BillingCredits.Request(

@@ -24,16 +24,16 @@ struct SubscriptionRoutes {
         enum CodingKeys: String, CodingKey { case item, addon, arch, count, term, salesApproved = "sales_approved", by }
     }
 
-    func add(to router: HostRouter) {
+    func add(to routes: HostRoutes) {
         let subscriptions = self.subscriptions
         let workspaces = self.workspaces
-        let group = router.group("/billing/workspaces/:workspace/subscriptions")
-        group.get { _, context -> Response in
+        let group = routes.group("/billing/workspaces/:workspace/subscriptions")
+        group.get("", .area(.subscriptions, workspace: .path("workspace"))) { _, context -> Response in
             let workspace = try await BillingRoutes.workspace(context, workspaces)
             let list = try await subscriptions.list(workspace: workspace, now: SubscriptionStore.nowSeconds())
             return JSONResponse.raw(.ok, try JSONCoding.text(list, pretty: false))
         }
-        group.post { request, context -> Response in
+        group.post("", .area(.subscriptions, workspace: .path("workspace"))) { request, context -> Response in
             let workspace = try await BillingRoutes.workspace(context, workspaces)
             var request = request
             let body = try await request.collectBody(atMost: BillingLimits.subscriptionOrderMaxBodyBytes)
@@ -51,7 +51,7 @@ struct SubscriptionRoutes {
                 by: String((order.by ?? "http").prefix(BillingLimits.subscriptionFieldMaxCharacters)), now: SubscriptionStore.nowSeconds())
             return JSONResponse.raw(.created, try JSONCoding.text(subscription, pretty: false))
         }
-        group.post(":subscription/cancel") { _, context -> Response in
+        group.post(":subscription/cancel", .area(.subscriptions, workspace: .path("workspace"))) { _, context -> Response in
             let workspace = try await BillingRoutes.workspace(context, workspaces)
             let id = context.parameters.get("subscription") ?? ""
             let cancelled = try await subscriptions.cancel(workspace: workspace, .id(id), now: SubscriptionStore.nowSeconds())

@@ -48,10 +48,10 @@ package struct GitHubPlugin: Plugin {
         }
     }
 
-    package func addRoutes(to router: HostRouter) {
+    package func addRoutes(to routes: HostRoutes) {
         let ingress = self.ingress
         let logger = context.logger
-        router.post("/webhooks/github") { request, _ -> Response in
+        routes.post("/webhooks/github", .open) { request, _ -> Response in
             var request = request
             let buffer = try await request.collectBody(atMost: ingress.maxBodyBytes)
             var headers: [String: String] = [:]

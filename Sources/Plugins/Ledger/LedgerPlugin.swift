@@ -54,21 +54,21 @@ package struct LedgerPlugin: Plugin {
     /// Read-only views of a workspace: GET /ledger/workspaces/{workspace}/balance[?as_of=T],
     /// .../transfers and .../history with `since`, `until`, `code`, `limit`, `after`, `reversed`,
     /// `debits`, `credits`. A full page carries `Tenki-Next-After`: pass it as `after` for the next.
-    package func addRoutes(to router: HostRouter) {
+    package func addRoutes(to routes: HostRoutes) {
         let store = self.store
         let workspaces = self.workspaces
-        router.get("/ledger/workspaces/:workspace/balance") { request, context -> Response in
+        routes.get("/ledger/workspaces/:workspace/balance", .area(.ledger, workspace: .path("workspace"))) { request, context -> Response in
             let workspace = try await LedgerRoutes.workspace(context, workspaces)
             let asOf = try request.uri.queryParameters.get("as_of").map { try LedgerTime.parse($0, name: "as_of") }
             return JSONResponse.raw(.ok, try JSONCoding.text(try await LedgerCommand.balance(store, workspace: workspace, asOf: asOf)))
         }
-        router.get("/ledger/workspaces/:workspace/transfers") { request, context -> Response in
+        routes.get("/ledger/workspaces/:workspace/transfers", .area(.ledger, workspace: .path("workspace"))) { request, context -> Response in
             let workspace = try await LedgerRoutes.workspace(context, workspaces)
             let filter = try LedgerRoutes.filter(request)
             let transfers = try await store.transfers(workspace: workspace, filter: filter)
             return try LedgerRoutes.page(transfers.map(LedgerCommand.TransferView.init), filter: filter, last: transfers.last?.timestamp)
         }
-        router.get("/ledger/workspaces/:workspace/history") { request, context -> Response in
+        routes.get("/ledger/workspaces/:workspace/history", .area(.ledger, workspace: .path("workspace"))) { request, context -> Response in
             let workspace = try await LedgerRoutes.workspace(context, workspaces)
             let filter = try LedgerRoutes.filter(request)
             let rows = try await store.balanceHistory(workspace: workspace, filter: filter)

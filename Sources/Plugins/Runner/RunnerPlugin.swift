@@ -116,9 +116,9 @@ package struct RunnerPlugin: Plugin {
     }
 
     /// Read-only views: GET /runner/jobs?status=&workspace= and /runner/workspaces.
-    package func addRoutes(to router: HostRouter) {
+    package func addRoutes(to routes: HostRoutes) {
         let store = self.store
-        router.get("/runner/jobs") { request, _ -> Response in
+        routes.get("/runner/jobs", .area(.jobs, workspace: .query("workspace"))) { request, _ -> Response in
             let status = request.uri.queryParameters.get("status")
             guard status == nil || JobStatus(rawValue: status!) != nil else { throw HostError(.badRequest, "unknown status '\(status!)'") }
             let workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace"))
@@ -126,7 +126,7 @@ package struct RunnerPlugin: Plugin {
                 status: status.flatMap(JobStatus.init(rawValue:)), workspace: workspace, limit: HostLimits.listMaxRows)
             return JSONResponse.raw(.ok, try RunnerCommand.json(jobs, pretty: false))
         }
-        router.get("/runner/metrics") { request, _ -> Response in
+        routes.get("/runner/metrics", .area(.jobs, workspace: .query("workspace"))) { request, _ -> Response in
             let workspace = try await store.workspaceID(named: request.uri.queryParameters.get("workspace"))
             let hours = request.uri.queryParameters.get("hours").flatMap { Int64($0) } ?? 24
             guard hours > 0, hours <= 24 * 90 else { throw HostError(.badRequest, "hours must be 1...2160") }
@@ -135,7 +135,7 @@ package struct RunnerPlugin: Plugin {
                 queue: try await store.queueDepths().filter { workspace == nil || $0.workspaceID == workspace })
             return JSONResponse.raw(.ok, try RunnerCommand.json(report, pretty: false))
         }
-        router.get("/runner/workspaces") { _, _ -> Response in
+        routes.get("/runner/workspaces", .area(.workspaces)) { _, _ -> Response in
             JSONResponse.raw(.ok, try RunnerCommand.json(try await store.workspaces(), pretty: false))
         }
     }

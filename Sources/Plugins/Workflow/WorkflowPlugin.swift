@@ -62,10 +62,10 @@ package struct WorkflowPlugin: Plugin {
         ]
     }
 
-    package func addRoutes(to router: HostRouter) {
-        WorkflowRoutes(engine: engine).add(to: router)
+    package func addRoutes(to routes: HostRoutes) {
+        WorkflowRoutes(engine: engine).add(to: routes)
         let registry = scriptRegistry
-        router.get("/workflow-scripts") { _, _ -> Response in
+        routes.get("/workflow-scripts", .area(.workflows)) { _, _ -> Response in
             JSONResponse.raw(.ok, try JSONCoding.text(registry.status))
         }
     }
@@ -110,15 +110,15 @@ struct WorkflowRoutes {
         return raw.removingPercentEncoding ?? raw
     }
 
-    func add(to router: HostRouter) {
-        addRunRoutes(to: router)
-        addScheduleRoutes(to: router)
+    func add(to routes: HostRoutes) {
+        addRunRoutes(to: routes)
+        addScheduleRoutes(to: routes)
     }
 
     /// Start, list, describe, result, state, signal and cancel runs.
-    func addRunRoutes(to router: HostRouter) {
+    func addRunRoutes(to routes: HostRoutes) {
         let engine = self.engine
-        router.post("/workflows") { request, _ -> Response in
+        routes.post("/workflows", .area(.workflows)) { request, _ -> Response in
             let body = try await WorkflowRoutes.bodyObject(request)
             guard let type = try WorkflowRoutes.string(body, "type", required: true) else { throw HostError(.badRequest, "'type' is required") }
             var timeout: Duration?
@@ -136,7 +136,7 @@ struct WorkflowRoutes {
             object["created"] = started.created
             return JSONResponse.make(started.created ? .created : .ok, object)
         }
-        router.get("/workflows") { request, _ -> Response in
+        routes.get("/workflows", .area(.workflows)) { request, _ -> Response in
             let query = request.uri.queryParameters
             var status: WorkflowStatus?
             if let text = query.get("status") {
@@ -149,25 +149,25 @@ struct WorkflowRoutes {
             let runs = try await engine.list(type: query.get("type"), status: status, limit: limit)
             return JSONResponse.raw(.ok, WorkflowViews.text(runs.map { WorkflowViews.run($0) }))
         }
-        router.get("/workflows/:id") { _, context -> Response in
+        routes.get("/workflows/:id", .area(.workflows)) { _, context -> Response in
             JSONResponse.raw(.ok, WorkflowViews.text(WorkflowViews.description(try await engine.describe(id: try WorkflowRoutes.id(context)))))
         }
-        router.get("/workflows/:id/result") { _, context -> Response in
+        routes.get("/workflows/:id/result", .area(.workflows)) { _, context -> Response in
             JSONResponse.raw(.ok, WorkflowViews.text(WorkflowViews.result(try await engine.run(id: try WorkflowRoutes.id(context)))))
         }
-        router.get("/workflows/:id/state") { _, context -> Response in
+        routes.get("/workflows/:id/state", .area(.workflows)) { _, context -> Response in
             let description = try await engine.describe(id: try WorkflowRoutes.id(context))
             var state: [String: Any] = [:]
             for (key, value) in description.state { state[key] = WorkflowViews.json(value) }
             return JSONResponse.raw(.ok, WorkflowViews.text(["id": description.run.id, "status": description.run.status.rawValue, "state": state]))
         }
-        router.post("/workflows/:id/signals/:name") { request, context -> Response in
+        routes.post("/workflows/:id/signals/:name", .area(.workflows)) { request, context -> Response in
             let id = try WorkflowRoutes.id(context)
             let name = try WorkflowRoutes.id(context, "name")
             try await engine.signal(id: id, name: name, payload: try await WorkflowRoutes.bodyJSON(request))
             return JSONResponse.make(.accepted, ["id": id, "signal": name, "status": "sent"])
         }
-        router.post("/workflows/:id/cancel") { _, context -> Response in
+        routes.post("/workflows/:id/cancel", .area(.workflows)) { _, context -> Response in
             let id = try WorkflowRoutes.id(context)
             let cancelled = try await engine.cancel(id: id)
             return JSONResponse.make(.ok, ["id": id, "cancelled": cancelled])
@@ -175,12 +175,12 @@ struct WorkflowRoutes {
     }
 
     /// List, create and delete cron schedules.
-    func addScheduleRoutes(to router: HostRouter) {
+    func addScheduleRoutes(to routes: HostRoutes) {
         let engine = self.engine
-        router.get("/workflow-schedules") { _, _ -> Response in
+        routes.get("/workflow-schedules", .area(.workflows)) { _, _ -> Response in
             JSONResponse.raw(.ok, WorkflowViews.text(try await engine.schedules().map(WorkflowViews.schedule)))
         }
-        router.post("/workflow-schedules") { request, _ -> Response in
+        routes.post("/workflow-schedules", .area(.workflows)) { request, _ -> Response in
             let body = try await WorkflowRoutes.bodyObject(request)
             let schedule = try await engine.createSchedule(
                 name: try WorkflowRoutes.string(body, "name", required: true)!, cron: try WorkflowRoutes.string(body, "cron", required: true)!,
@@ -188,7 +188,7 @@ struct WorkflowRoutes {
                 taskQueue: try WorkflowRoutes.string(body, "task_queue"))
             return JSONResponse.make(.created, WorkflowViews.schedule(schedule))
         }
-        router.delete("/workflow-schedules/:name") { _, context -> Response in
+        routes.delete("/workflow-schedules/:name", .area(.workflows)) { _, context -> Response in
             let name = try WorkflowRoutes.id(context, "name")
             try await engine.deleteSchedule(name: name)
             return JSONResponse.make(.ok, ["name": name, "status": "deleted"])
