@@ -47,6 +47,9 @@ package struct HostConfiguration: Sendable, Equatable {
     package var workflowLeaseSeconds = 30
     /// Runs one process executes at once.
     package var workflowConcurrency = 8
+    /// Requests an API key may make a second, on average, and at once (a token bucket per key and process).
+    package var apiRatePerSecond = 50
+    package var apiRateBurst = 200
     /// Registers the `tenki.test.*` workflow types (end-to-end tests and demos only).
     package var workflowTestTypes = false
     /// The GitHub App's id (or client id); nil leaves the App client (runner registration) unconfigured.
@@ -140,6 +143,8 @@ package struct HostConfiguration: Sendable, Equatable {
         ("workflow_worker", { $0.workflowWorker = try bool($1, "workflow_worker") }),
         ("workflow_poll_interval_ms", { $0.workflowPollIntervalMilliseconds = try int($1, "workflow_poll_interval_ms", 10...60_000) }),
         ("workflow_lease_seconds", { $0.workflowLeaseSeconds = try int($1, "workflow_lease_seconds", 1...3_600) }),
+        ("api_rate_per_second", { $0.apiRatePerSecond = try int($1, "api_rate_per_second", 1...1_000_000) }),
+        ("api_rate_burst", { $0.apiRateBurst = try int($1, "api_rate_burst", 1...1_000_000) }),
         ("workflow_concurrency", { $0.workflowConcurrency = try int($1, "workflow_concurrency", 1...WorkflowLimits.maxWorkerConcurrency) }),
         ("workflow_test_types", { $0.workflowTestTypes = try bool($1, "workflow_test_types") }),
         (

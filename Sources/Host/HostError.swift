@@ -13,6 +13,8 @@ package struct HostError: Error, CustomStringConvertible, Sendable {
         /// A valid key whose role or workspace does not allow the request.
         case forbidden
         case notFound = "not_found"
+        /// A key over its request rate (429, with `Retry-After`).
+        case tooManyRequests = "rate_limited"
         case payloadTooLarge = "payload_too_large"
         case headersTooLarge = "headers_too_large"
         /// Policies or scripts that do not load: what was handed in is not valid.
@@ -31,6 +33,8 @@ package struct HostError: Error, CustomStringConvertible, Sendable {
     /// The body's `error`: the code's name, or a finer one where clients tell cases apart
     /// (`signature_mismatch`, `malformed_json`).
     package let reason: String
+    /// Sent as `Retry-After` (seconds) with the answer.
+    package var retryAfterSeconds: Int?
 
     package init(_ code: Code, _ message: String, reason: String? = nil) {
         self.code = code
@@ -47,6 +51,7 @@ package struct HostError: Error, CustomStringConvertible, Sendable {
         case .unauthorized: return .unauthorized
         case .forbidden: return .forbidden
         case .notFound: return .notFound
+        case .tooManyRequests: return .tooManyRequests
         case .payloadTooLarge: return .contentTooLarge
         case .headersTooLarge: return .requestHeaderFieldsTooLarge
         case .rejected: return .unprocessableContent
@@ -64,7 +69,7 @@ package struct HostError: Error, CustomStringConvertible, Sendable {
         case .notFound: return 66  // EX_NOINPUT
         case .unavailable: return 69  // EX_UNAVAILABLE
         case .internal: return 70  // EX_SOFTWARE
-        case .notFinished: return 75  // EX_TEMPFAIL
+        case .notFinished, .tooManyRequests: return 75  // EX_TEMPFAIL
         case .unauthorized, .forbidden: return 77  // EX_NOPERM
         case .badConfiguration: return 78  // EX_CONFIG
         case .failed: return 1
@@ -111,6 +116,8 @@ extension HostError: HTTPResponseError {
     package var response: Response {
         struct Body: Encodable { let error, message: String }
         let data = (try? JSONCoding.encoder().encode(Body(error: reason, message: message))) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -120,7 +120,8 @@ package final class TenkiHost: Sendable {
         router.add(middleware: HostErrorMiddleware(logger: logger))
         for middleware in before { router.add(middleware: middleware) }
         let table = RouteAccessTable()
-        router.add(middleware: AccessMiddleware(table: table, keys: apiKeys, workspaces: workspaces, logger: logger))
+        let limiter = KeyRateLimiter(perSecond: configuration.apiRatePerSecond, burst: configuration.apiRateBurst)
+        router.add(middleware: AccessMiddleware(table: table, keys: apiKeys, workspaces: workspaces, limiter: limiter, logger: logger))
         let routes = HostRoutes(router: router, access: table)
         let database = self.database
         routes.get("/healthz", .open) { _, _ in

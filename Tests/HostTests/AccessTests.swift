@@ -145,4 +145,42 @@ struct AccessTests {
         #expect(try await host.apiKeys.key(id: member.key.id)?.lastUsedAt != nil)
         await host.database.close()
     }
+
+    @Test("a key's token bucket: a burst, then one request per refill; the wait is rounded up to whole seconds")
+    func bucket() {
+        let limiter = KeyRateLimiter(perSecond: 2, burst: 3)
+        let start: UInt64 = 1_000_000_000
+        #expect((0..<3).map { _ in limiter.take("a", nowNanoseconds: start) } == [nil, nil, nil])
+        #expect(limiter.take("a", nowNanoseconds: start) == 1)
+        #expect(limiter.take("b", nowNanoseconds: start) == nil)  // another key, another bucket
+        #expect(limiter.take("a", nowNanoseconds: start + 499_000_000) == 1)  // 0.998 of a token
+        #expect(limiter.take("a", nowNanoseconds: start + 500_000_000) == nil)
+        #expect(limiter.take("a", nowNanoseconds: start + 10_000_000_000) == nil)  // refilled to the burst, no more
+        #expect((0..<2).map { _ in limiter.take("a", nowNanoseconds: start + 10_000_000_000) } == [nil, nil])
+        #expect(limiter.take("a", nowNanoseconds: start + 10_000_000_000) == 1)
+        let slow = KeyRateLimiter(perSecond: 1, burst: 1)
+        #expect(slow.take("s", nowNanoseconds: start) == nil && slow.take("s", nowNanoseconds: start) == 1)
+    }
+
+    @Test("over its rate a key gets 429 with Retry-After, in the one error shape; other keys go on")
+    func rateLimited() async throws {
+        let test = try TestDatabase.make(.sqlite)
+        let host = try await TestHosts.open(test, plugins: []) {
+            $0.apiRatePerSecond = 1
+            $0.apiRateBurst = 2
+        }
+        let a = try await host.apiKeys.create(name: "a", role: .ops, workspaceID: nil, expiresAt: nil, nowMs: Self.now)
+        let b = try await host.apiKeys.create(name: "b", role: .ops, workspaceID: nil, expiresAt: nil, nowMs: Self.now)
+        try await Application(router: Self.router(host)).test(.router) { client in
+            for _ in 0..<2 {
+                try await client.execute(uri: "/test/jobs", method: .get, headers: Self.bearer(a.token)) { #expect($0.status == .ok) }
+            }
+            try await client.execute(uri: "/test/jobs", method: .get, headers: Self.bearer(a.token)) { response in
+                RouteAnswers.expectError(response, .tooManyRequests, "rate_limited")
+                #expect(response.headers[.retryAfter] == "1")
+            }
+            try await client.execute(uri: "/test/jobs", method: .get, headers: Self.bearer(b.token)) { #expect($0.status == .ok) }
+        }
+        await host.database.close()
+    }
 }

@@ -79,10 +79,10 @@ struct HostErrorTests {
         arguments: [
             (HostError.Code.badRequest, 400, 64), (.unauthorized, 401, 77), (.notFound, 404, 66), (.payloadTooLarge, 413, 65),
             (.rejected, 422, 65), (.notFinished, 409, 75), (.failed, 409, 1), (.unavailable, 503, 69), (.badConfiguration, 500, 78),
-            (.internal, 500, 70), (.headersTooLarge, 431, 65), (.forbidden, 403, 77),
+            (.internal, 500, 70), (.headersTooLarge, 431, 65), (.forbidden, 403, 77), (.tooManyRequests, 429, 75),
         ] as [(HostError.Code, Int, Int32)])
     func table(_ code: HostError.Code, _ status: Int, _ exitCode: Int32) {
-        #expect(HostError.Code.allCases.count == 12, "a new code gets a row here")
+        #expect(HostError.Code.allCases.count == 13, "a new code gets a row here")
         let error = HostError(code, "m")
         #expect(error.status.code == status)
         #expect(error.exitCode == exitCode)

@@ -7,12 +7,14 @@ import Logging
 /// key (401 otherwise, one answer for missing, malformed, unknown, expired and revoked), whose
 /// role the route's area and the method's action are granted to (403), and a member key only
 /// reaches its own workspace: any other workspace's path answers 404, as one that does not exist.
-/// A route added without a rule answers 403 to every key but an ops key (fails closed).
+/// A route added without a rule answers 403 to every key but an ops key (fails closed). Each
+/// key has a token bucket (`api_rate_per_second`, `api_rate_burst`): over it, 429 and `Retry-After`.
 struct AccessMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let table: RouteAccessTable
     let keys: APIKeyStore
     let workspaces: WorkspaceDirectory
+    let limiter: KeyRateLimiter
     let logger: Logger
 
     static let unauthorized = HostError(.unauthorized, "a valid API key is required (Authorization: Bearer tk_…)")
@@ -24,6 +26,11 @@ struct AccessMiddleware: RouterMiddleware {
         guard let token = Self.bearer(request.headers[.authorization]) else { throw Self.unauthorized }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         guard let key = try await keys.authenticate(token, nowMs: now) else { throw Self.unauthorized }
+        if let wait = limiter.take(key.id) {
+            var error = HostError(.tooManyRequests, "this key is over \(limiter.perSecond) requests a second (bursts of \(limiter.burst))")
+            error.retryAfterSeconds = wait
+            throw error
+        }
         try await authorize(key, rule, request, context)
         let keys = self.keys
         let logger = self.logger
