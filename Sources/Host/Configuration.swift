@@ -50,6 +50,8 @@ package struct HostConfiguration: Sendable, Equatable {
     /// Requests an API key may make a second, on average, and at once (a token bucket per key and process).
     package var apiRatePerSecond = 50
     package var apiRateBurst = 200
+    /// Origins whose pages may call the API from a browser (`*`: any); empty turns CORS off.
+    package var corsAllowedOrigins: [String] = []
     /// Registers the `tenki.test.*` workflow types (end-to-end tests and demos only).
     package var workflowTestTypes = false
     /// The GitHub App's id (or client id); nil leaves the App client (runner registration) unconfigured.
@@ -119,6 +121,12 @@ package struct HostConfiguration: Sendable, Equatable {
                     throw HostError(.badConfiguration, "runner_provider must be local, kubernetes or none; got '\($1)'")
                 }
                 $0.runnerProvider = $1
+            }
+        ),
+        (
+            "cors_allowed_origins",
+            {
+                $0.corsAllowedOrigins = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             }
         ),
         (

@@ -117,6 +117,7 @@ package final class TenkiHost: Sendable {
     ) -> HostRouter {
         let router = HostRouter()
         router.add(middleware: RequestLogMiddleware(logger: logger))
+        if !configuration.corsAllowedOrigins.isEmpty { router.add(middleware: HostCORSMiddleware(origins: Set(configuration.corsAllowedOrigins))) }
         router.add(middleware: HostErrorMiddleware(logger: logger))
         for middleware in before { router.add(middleware: middleware) }
         let table = RouteAccessTable()

@@ -183,4 +183,37 @@ struct AccessTests {
         }
         await host.database.close()
     }
+
+    @Test("CORS is off by default; on, an allowed origin's preflight is answered without a key and its answers carry the header")
+    func cors() async throws {
+        let off = try await TestHosts.open(try TestDatabase.make(.sqlite), plugins: [])
+        let preflight: HTTPFields = [.origin: "https://app.example", .accessControlRequestMethod: "GET"]
+        try await Application(router: Self.router(off)).test(.router) { client in
+            try await client.execute(uri: "/test/jobs", method: .options, headers: preflight) { response in
+                #expect(response.headers[.accessControlAllowOrigin] == nil && response.status != .noContent)
+            }
+        }
+        await off.database.close()
+        let host = try await TestHosts.open(try TestDatabase.make(.sqlite), plugins: []) { $0.corsAllowedOrigins = ["https://app.example"] }
+        let key = try await host.apiKeys.create(name: "web", role: .ops, workspaceID: nil, expiresAt: nil, nowMs: Self.now)
+        try await Application(router: Self.router(host)).test(.router) { client in
+            try await client.execute(uri: "/test/jobs", method: .options, headers: preflight) { response in
+                #expect(response.status == .noContent)
+                #expect(response.headers[.accessControlAllowOrigin] == "https://app.example")
+                #expect(response.headers[.accessControlAllowHeaders]?.contains("Authorization") == true)
+            }
+            var headers = Self.bearer(key.token)
+            headers[.origin] = "https://app.example"
+            try await client.execute(uri: "/test/jobs", method: .get, headers: headers) { response in
+                #expect(response.status == .ok && response.headers[.accessControlAllowOrigin] == "https://app.example")
+            }
+            // An error answer carries it too (the page can read the 401); another origin gets none.
+            try await client.execute(uri: "/test/jobs", method: .get, headers: [.origin: "https://app.example"]) { response in
+                #expect(response.status == .unauthorized && response.headers[.accessControlAllowOrigin] == "https://app.example")
+            }
+            let evil: HTTPFields = [.origin: "https://evil.example", .accessControlRequestMethod: "GET"]
+            try await client.execute(uri: "/test/jobs", method: .options, headers: evil) { #expect($0.headers[.accessControlAllowOrigin] == nil) }
+        }
+        await host.database.close()
+    }
 }

@@ -54,7 +54,7 @@ struct ConfigurationTests {
             "runner_reconcile_interval_seconds": "0", "runner_orphan_timeout_seconds": "120",
             "inbox_lease_seconds": "5", "inbox_concurrency": "2", "workflow_worker": "false", "workflow_poll_interval_ms": "50",
             "workflow_lease_seconds": "7", "workflow_concurrency": "3", "workflow_test_types": "true", "api_rate_per_second": "7",
-            "api_rate_burst": "9",
+            "api_rate_burst": "9", "cors_allowed_origins": "https://a.example, https://b.example",
             "github_app_id": "12345", "github_app_private_key_file": "/k.pem", "github_api_url": "http://127.0.0.1:9/api/v3/",
             "github_api_ca_file": "/ca.pem", "kubernetes_api_url": "https://10.0.0.1:6443", "kubernetes_token_file": "/t",
             "kubernetes_ca_file": "/kca.pem", "kubernetes_namespace": "ci-runners", "stripe_webhook_secret_file": "/whsec",
@@ -68,6 +68,7 @@ struct ConfigurationTests {
         #expect(config.githubWebhookSecret == "s" && config.webhookMaxBodyBytes == 1000 && config.logLevel == .error)
         #expect(config.logFormat == "json" && config.policyRoot == "/p" && config.scriptsRoot == "/s" && !config.dispatch)
         #expect(config.scriptsReloadPollMilliseconds == 40 && config.apiRatePerSecond == 7 && config.apiRateBurst == 9)
+        #expect(config.corsAllowedOrigins == ["https://a.example", "https://b.example"])
         #expect(config.inboxPollIntervalMilliseconds == 100 && config.inboxLeaseSeconds == 5 && config.inboxConcurrency == 2)
         #expect(config.scriptHTTPAllowedHosts == ["api.example.com", "hooks.example.org"])
         #expect(
