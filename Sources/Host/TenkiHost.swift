@@ -111,9 +111,10 @@ package final class TenkiHost: Sendable {
 
     /// The HTTP router: health, readiness and every plugin's routes, each behind its access rule
     /// (`AccessMiddleware`). `before` runs ahead of the access check (tests add a default key);
-    /// `extra` adds routes after the plugins' (tests).
+    /// `extra` adds routes after the plugins' (tests); `limiter` replaces the configured one (tests).
     package func makeRouter(
-        before: [any MiddlewareProtocol<Request, Response, BasicRequestContext>] = [], extra: (HostRoutes) -> Void = { _ in }
+        before: [any MiddlewareProtocol<Request, Response, BasicRequestContext>] = [], limiter: KeyRateLimiter? = nil,
+        extra: (HostRoutes) -> Void = { _ in }
     ) -> HostRouter {
         let router = HostRouter()
         router.add(middleware: RequestLogMiddleware(logger: logger))
@@ -121,7 +122,7 @@ package final class TenkiHost: Sendable {
         router.add(middleware: HostErrorMiddleware(logger: logger))
         for middleware in before { router.add(middleware: middleware) }
         let table = RouteAccessTable()
-        let limiter = KeyRateLimiter(perSecond: configuration.apiRatePerSecond, burst: configuration.apiRateBurst)
+        let limiter = limiter ?? KeyRateLimiter(perSecond: configuration.apiRatePerSecond, burst: configuration.apiRateBurst)
         router.add(middleware: AccessMiddleware(table: table, keys: apiKeys, workspaces: workspaces, limiter: limiter, logger: logger))
         let routes = HostRoutes(router: router, access: table)
         let database = self.database

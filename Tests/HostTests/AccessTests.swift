@@ -14,8 +14,8 @@ struct AccessTests {
     static func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
 
     /// The kernel's router (no default key) plus routes of each kind of rule.
-    static func router(_ host: TenkiHost) -> HostRouter {
-        host.makeRouter { routes in
+    static func router(_ host: TenkiHost, limiter: KeyRateLimiter? = nil) -> HostRouter {
+        host.makeRouter(limiter: limiter) { routes in
             routes.get("/test/ws/:workspace/money", .area(.ledger, workspace: .path("workspace"))) { _, context in
                 "money of \(context.parameters.get("workspace") ?? "")"
             }
@@ -165,13 +165,12 @@ struct AccessTests {
     @Test("over its rate a key gets 429 with Retry-After, in the one error shape; other keys go on")
     func rateLimited() async throws {
         let test = try TestDatabase.make(.sqlite)
-        let host = try await TestHosts.open(test, plugins: []) {
-            $0.apiRatePerSecond = 1
-            $0.apiRateBurst = 2
-        }
+        let host = try await TestHosts.open(test, plugins: [])
+        // A stopped clock: the bucket does not refill however slowly the requests come.
+        let limiter = KeyRateLimiter(perSecond: 1, burst: 2) { 1_000_000_000 }
         let a = try await host.apiKeys.create(name: "a", role: .ops, workspaceID: nil, expiresAt: nil, nowMs: Self.now)
         let b = try await host.apiKeys.create(name: "b", role: .ops, workspaceID: nil, expiresAt: nil, nowMs: Self.now)
-        try await Application(router: Self.router(host)).test(.router) { client in
+        try await Application(router: Self.router(host, limiter: limiter)).test(.router) { client in
             for _ in 0..<2 {
                 try await client.execute(uri: "/test/jobs", method: .get, headers: Self.bearer(a.token)) { #expect($0.status == .ok) }
             }

@@ -13,16 +13,22 @@ package final class KeyRateLimiter: @unchecked Sendable {
     package let burst: Int64
     private let lock = NSLock()
     private var buckets: [String: Bucket] = [:]
+    /// Monotonic nanoseconds (tests stop it).
+    private let clock: @Sendable () -> UInt64
 
-    package init(perSecond: Int, burst: Int) {
+    package init(perSecond: Int, burst: Int, clock: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }) {
         precondition(perSecond > 0 && burst > 0)
         self.perSecond = Int64(perSecond)
         self.burst = Int64(burst)
+        self.clock = clock
     }
+
+    /// `take(_:nowNanoseconds:)` at the limiter's clock's now.
+    package func take(_ key: String) -> Int? { take(key, nowNanoseconds: clock()) }
 
     /// Takes a token for `key`: nil when the request may go, else the whole seconds (at least
     /// one) until a token is back, for `Retry-After`.
-    package func take(_ key: String, nowNanoseconds: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Int? {
+    package func take(_ key: String, nowNanoseconds: UInt64) -> Int? {
         lock.withLock {
             var bucket = buckets[key] ?? Bucket(milliTokens: burst * 1_000, atNanoseconds: nowNanoseconds)
             // perSecond tokens a second is perSecond thousandths a millisecond; whole milliseconds only, the rest stays.
