@@ -27,7 +27,7 @@ package struct KeysCommand: AsyncParsableCommand {
             }
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let lifetime = try expires.map(KeysCommand.milliseconds)
-            let host = try await TenkiHost.open(try options.configuration(extra: ["log_level": "error"]))
+            let host = try await options.openHost()
             var workspaceID: String?
             if let workspace {
                 guard let id = try await host.workspaces.lookup(workspace) else { throw HostError(.notFound, "no workspace '\(workspace)'") }
@@ -56,7 +56,7 @@ package struct KeysCommand: AsyncParsableCommand {
         package init() {}
 
         package func run() async throws {
-            let host = try await TenkiHost.open(try options.configuration(extra: ["log_level": "error"]))
+            let host = try await options.openHost()
             var workspaceID: String?
             if let workspace { workspaceID = try await host.workspaces.resolve(workspace) }
             let keys = try await host.apiKeys.list(workspaceID: workspaceID)
@@ -78,7 +78,7 @@ package struct KeysCommand: AsyncParsableCommand {
         package init() {}
 
         package func run() async throws {
-            let host = try await TenkiHost.open(try options.configuration(extra: ["log_level": "error"]))
+            let host = try await options.openHost()
             guard let key = try await host.apiKeys.revoke(id: id, nowMs: Int64(Date().timeIntervalSince1970 * 1000)) else {
                 throw HostError(.notFound, "no key '\(id)'")
             }
