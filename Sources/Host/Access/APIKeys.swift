@@ -28,6 +28,12 @@ package struct APIKey: Codable, Sendable, Equatable {
     package func isLive(at nowMs: Int64) -> Bool { revokedAt == nil && (expiresAt.map { nowMs < $0 } ?? true) }
 }
 
+/// The key of the request being handled, for the handler (set by `AccessMiddleware`; nil on
+/// open routes and outside requests). Finance's actions record its name as `initiated_by`.
+package enum RequestIdentity {
+    @TaskLocal package static var key: APIKey?
+}
+
 /// A key just made: the only time its secret text exists outside the caller's hands.
 package struct NewAPIKey: Sendable {
     package let key: APIKey

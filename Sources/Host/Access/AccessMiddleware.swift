@@ -37,7 +37,7 @@ struct AccessMiddleware: RouterMiddleware {
         Task {
             do { try await keys.touch(key, nowMs: now) } catch { logger.warning("could not record a key's use", metadata: ["key": .string(key.id)]) }
         }
-        return try await next(request, context)
+        return try await RequestIdentity.$key.withValue(key) { try await next(request, context) }
     }
 
     func authorize(_ key: APIKey, _ rule: RouteAccess?, _ request: Request, _ context: Context) async throws {

@@ -4,8 +4,9 @@ import Host
 import Hummingbird
 
 /// Promotional credits over HTTP:
-/// - `POST /billing/workspaces/{w}/credits` `{"amount": "25.00", "reason", "initiated_by"}` (and
-///   an optional `credit_id`, the idempotency key; a new one otherwise) grants;
+/// - `POST /billing/workspaces/{w}/credits` `{"amount": "25.00", "reason"}` (and an optional
+///   `credit_id`, the idempotency key; a new one otherwise) grants; `initiated_by` is the
+///   request's API key's name (a body's `initiated_by` is taken only without a key);
 /// - `POST …/credits/revoke` with the same body revokes;
 /// - `GET …/credits` lists them with what is available.
 ///
@@ -45,7 +46,7 @@ struct PromoCreditRoutes {
                 let body = try await PromoCreditRoutes.body(request)
                 let credit = BillingCredits.Request(
                     creditID: body.creditID ?? PromoCreditRoutes.newCreditID(), amountMicros: body.amountMicros, amount: body.amount,
-                    reason: body.reason ?? "", initiatedBy: body.initiatedBy ?? "")
+                    reason: body.reason ?? "", initiatedBy: RequestIdentity.key?.name ?? body.initiatedBy ?? "")
                 return try PromoCreditRoutes.response(try await desk.submit(signal, workspace: workspace, credit))
             }
         }
