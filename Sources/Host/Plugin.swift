@@ -8,7 +8,7 @@ import SQL
 import ServiceLifecycle
 
 /// The router plugins add their HTTP routes to.
-package typealias HostRouter = Router<BasicRequestContext>
+package typealias HostRouter = Router<HostRequestContext>
 
 /// What the kernel hands every plugin: configuration, storage, the event bus, logging and the
 /// outbound HTTP client. Plugins talk to each other through the bus and public Swift APIs,

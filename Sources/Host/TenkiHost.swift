@@ -113,10 +113,10 @@ package final class TenkiHost: Sendable {
     /// (`AccessMiddleware`). `before` runs ahead of the access check (tests add a default key);
     /// `extra` adds routes after the plugins' (tests); `limiter` replaces the configured one (tests).
     package func makeRouter(
-        before: [any MiddlewareProtocol<Request, Response, BasicRequestContext>] = [], limiter: KeyRateLimiter? = nil,
+        before: [any MiddlewareProtocol<Request, Response, HostRequestContext>] = [], limiter: KeyRateLimiter? = nil,
         extra: (HostRoutes) -> Void = { _ in }
     ) -> HostRouter {
-        let router = HostRouter()
+        let router = HostRouter(context: HostRequestContext.self)
         router.add(middleware: RequestLogMiddleware(logger: logger))
         if !configuration.corsAllowedOrigins.isEmpty { router.add(middleware: HostCORSMiddleware(origins: Set(configuration.corsAllowedOrigins))) }
         router.add(middleware: HostErrorMiddleware(logger: logger))
@@ -142,7 +142,7 @@ package final class TenkiHost: Sendable {
             JSONResponse.raw(.ok, try JSONCoding.text(policies.status))
         }
         let plugins = self.plugins
-        routes.get("/metrics", .area(.metrics)) { _, _ -> Response in
+        routes.get("/metrics", .scrape(.metrics)) { _, _ -> Response in
             var text = ""
             for family in try await KernelMetrics.families(database) { text += family.text }
             for plugin in plugins {
@@ -187,7 +187,7 @@ package final class TenkiHost: Sendable {
 
 /// Logs each request at debug level with its status and duration.
 struct RequestLogMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = HostRequestContext
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

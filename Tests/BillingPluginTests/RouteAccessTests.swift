@@ -10,6 +10,7 @@ import Testing
 struct RouteAccessTests {
     static func describe(_ rule: RouteAccess) -> String {
         guard let area = rule.area else { return "open" }
+        if rule.loopbackWithoutKey { return "\(area.rawValue) +loopback" }
         switch rule.scope {
         case .none: return area.rawValue
         case .path(let name): return "\(area.rawValue) {\(name)}"
@@ -30,7 +31,8 @@ struct RouteAccessTests {
             #expect(rule.hasSuffix("{workspace}"), "\(route): \(rule)")
         }
         #expect(rules["POST /workflows"] == "workflows" && rules["DELETE /workflow-schedules/{name}"] == "workflows")
-        #expect(rules["GET /runner/jobs"] == "jobs ?workspace" && rules["GET /metrics"] == "metrics")
+        #expect(rules["GET /runner/jobs"] == "jobs ?workspace" && rules["GET /metrics"] == "metrics +loopback")
+        #expect(rules.filter { $0.value.hasSuffix("+loopback") }.keys.sorted() == ["GET /metrics"])
         #expect(
             rules["POST /billing/workspaces/{workspace}/credits/grant"] == "credits {workspace}" || rules.keys.contains { $0.contains("/credits/") })
         #expect(rules.count >= 30, "\(rules.keys.sorted())")

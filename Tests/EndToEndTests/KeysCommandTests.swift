@@ -5,7 +5,8 @@ import Testing
 
 @Suite("tenki keys")
 struct KeysCommandTests {
-    @Test("create prints the key once, list never shows a secret, revoke stops it at once; a running server agrees")
+    @Test(
+        "create prints the key once, list never shows a secret, revoke stops it at once; a running server agrees; /metrics is open to loopback only")
     func lifecycle() async throws {
         let test = try TestDatabase.make(.sqlite)
         let data = ["--data-dir", test.directory + "/data"]
@@ -21,9 +22,14 @@ struct KeysCommandTests {
         #expect(listed.status == 0 && listed.output.contains(id) && !listed.output.contains(String(key.suffix(32))))
         #expect(!server.log.contains(String(key.suffix(32))) && !server.log.contains(server.opsKey))
 
+        // From this machine, /metrics needs no key (a local Prometheus); nothing else does without one.
+        #expect(try await HTTPClient().get(server.baseURL + "/metrics").status == 200)
+        #expect(try await HTTPClient().get(server.baseURL + "/runner/workspaces").status == 401)
         let auth = [(name: "Authorization", value: "Bearer " + key)]
         #expect(try await HTTPClient().get(server.baseURL + "/runner/workspaces", headers: auth).status == 200)
         #expect(try await HTTPClient().get(server.baseURL + "/workflows", headers: auth).status == 403)
+        // A key on /metrics is checked as any other: finance may not read it, even from loopback.
+        #expect(try await HTTPClient().get(server.baseURL + "/metrics", headers: auth).status == 403)
         let revoked = try TenkiProcess.run(["keys", "revoke", id] + data)
         #expect(revoked.status == 0 && revoked.output.contains("revoked \(id)"))
         #expect(try await HTTPClient().get(server.baseURL + "/runner/workspaces", headers: auth).status == 401)

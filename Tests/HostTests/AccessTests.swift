@@ -81,8 +81,10 @@ struct AccessTests {
                 }
             }
             #expect(answers.count == 1)
-            // Open routes need nothing.
+            // Open routes need nothing; /metrics needs a key unless the peer is this machine (not
+            // known in-process, so a key is needed here).
             try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/metrics", method: .get) { RouteAnswers.expectError($0, .unauthorized, "unauthorized") }
         }
         await host.database.close()
     }

@@ -57,7 +57,7 @@ package enum TestHosts {
 
 /// Adds `Authorization: Bearer <token>` to a request that has no such header.
 struct DefaultKeyMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = HostRequestContext
     let token: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

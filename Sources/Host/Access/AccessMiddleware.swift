@@ -10,7 +10,7 @@ import Logging
 /// A route added without a rule answers 403 to every key but an ops key (fails closed). Each
 /// key has a token bucket (`api_rate_per_second`, `api_rate_burst`): over it, 429 and `Retry-After`.
 struct AccessMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = HostRequestContext
     let table: RouteAccessTable
     let keys: APIKeyStore
     let workspaces: WorkspaceDirectory
@@ -23,6 +23,7 @@ struct AccessMiddleware: RouterMiddleware {
         guard let endpoint = context.endpointPath, endpoint != "NotFound" else { return try await next(request, context) }
         let rule = table.rule(request.method, endpoint)
         if let rule, rule.area == nil { return try await next(request, context) }
+        if let rule, rule.loopbackWithoutKey, request.headers[.authorization] == nil, context.isLoopback { return try await next(request, context) }
         guard let token = Self.bearer(request.headers[.authorization]) else { throw Self.unauthorized }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         guard let key = try await keys.authenticate(token, nowMs: now) else { throw Self.unauthorized }

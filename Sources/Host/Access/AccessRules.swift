@@ -53,11 +53,20 @@ package struct RouteAccess: Sendable {
     /// Nil for an open route (health, readiness, the signed webhooks).
     package let area: AccessArea?
     package let scope: Scope
+    /// A request from this machine without a key is let in (a local Prometheus scraping `/metrics`).
+    package var loopbackWithoutKey = false
 
     /// No key: health, readiness and the webhooks, which carry their own signatures.
     package static let open = RouteAccess(area: nil, scope: .none)
 
     package static func area(_ area: AccessArea, workspace scope: Scope = .none) -> RouteAccess { RouteAccess(area: area, scope: scope) }
+
+    /// The area's key, or none from loopback.
+    package static func scrape(_ area: AccessArea) -> RouteAccess {
+        var rule = RouteAccess(area: area, scope: .none)
+        rule.loopbackWithoutKey = true
+        return rule
+    }
 }
 
 /// The roles' grants: one table, also printed in the README.
@@ -130,7 +139,7 @@ package struct HostRoutes {
     @discardableResult
     package func on<Output: ResponseGenerator>(
         _ path: RouterPath, method: HTTPRequest.Method, _ rule: RouteAccess,
-        use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
+        use handler: @escaping @Sendable (Request, HostRequestContext) async throws -> Output
     ) -> HostRoutes {
         let path = full(path)
         access.add(method, path, rule)
@@ -140,16 +149,16 @@ package struct HostRoutes {
 
     @discardableResult
     package func get<Output: ResponseGenerator>(
-        _ path: RouterPath, _ rule: RouteAccess, use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
+        _ path: RouterPath, _ rule: RouteAccess, use handler: @escaping @Sendable (Request, HostRequestContext) async throws -> Output
     ) -> HostRoutes { on(path, method: .get, rule, use: handler) }
 
     @discardableResult
     package func post<Output: ResponseGenerator>(
-        _ path: RouterPath, _ rule: RouteAccess, use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
+        _ path: RouterPath, _ rule: RouteAccess, use handler: @escaping @Sendable (Request, HostRequestContext) async throws -> Output
     ) -> HostRoutes { on(path, method: .post, rule, use: handler) }
 
     @discardableResult
     package func delete<Output: ResponseGenerator>(
-        _ path: RouterPath, _ rule: RouteAccess, use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
+        _ path: RouterPath, _ rule: RouteAccess, use handler: @escaping @Sendable (Request, HostRequestContext) async throws -> Output
     ) -> HostRoutes { on(path, method: .delete, rule, use: handler) }
 }

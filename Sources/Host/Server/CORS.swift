@@ -6,7 +6,7 @@ import Hummingbird
 /// origin carry `Access-Control-Allow-Origin`. A request from any other origin is served as if
 /// CORS did not exist (the browser then refuses to hand its answer to the page).
 struct HostCORSMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = HostRequestContext
     let origins: Set<String>
 
     static let methods = "GET, POST, PUT, PATCH, DELETE"

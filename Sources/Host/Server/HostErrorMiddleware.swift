@@ -5,7 +5,7 @@ import Logging
 /// the body `{"error": reason, "message": message}`, for every route and for no route at all
 /// (404). What a client is not told (a 500's or a 503's cause) is logged.
 struct HostErrorMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = HostRequestContext
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

@@ -70,13 +70,13 @@ struct BillingRoutes {
     }
 
     /// The path's workspace as its id; an unknown one is 404.
-    static func workspace(_ context: BasicRequestContext, _ workspaces: WorkspaceDirectory) async throws -> String {
+    static func workspace(_ context: HostRequestContext, _ workspaces: WorkspaceDirectory) async throws -> String {
         guard let name = context.parameters.get("workspace") else { throw HostError(.badRequest, "workspace missing") }
         return try await BillingCommands.known(name, workspaces: workspaces)
     }
 
     /// The path's invoice, which must belong to the path's workspace (otherwise 404).
-    static func invoice(_ context: BasicRequestContext, _ workspaces: WorkspaceDirectory, _ invoices: InvoiceStore) async throws -> Invoice {
+    static func invoice(_ context: HostRequestContext, _ workspaces: WorkspaceDirectory, _ invoices: InvoiceStore) async throws -> Invoice {
         let workspace = try await workspace(context, workspaces)
         let name = context.parameters.get("invoice") ?? ""
         guard let invoice = try await invoices.invoice(name), invoice.workspaceID == workspace else {

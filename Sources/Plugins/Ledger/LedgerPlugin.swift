@@ -80,7 +80,7 @@ package struct LedgerPlugin: Plugin {
 /// Shared parts of the ledger's HTTP reads.
 enum LedgerRoutes {
     /// The path's workspace (an id or a slug) as its id.
-    static func workspace(_ context: BasicRequestContext, _ workspaces: WorkspaceDirectory) async throws -> String {
+    static func workspace(_ context: HostRequestContext, _ workspaces: WorkspaceDirectory) async throws -> String {
         guard let workspace = context.parameters.get("workspace") else { throw HostError(.badRequest, "workspace missing") }
         return try await workspaces.resolve(workspace)
     }

@@ -105,7 +105,7 @@ struct WorkflowRoutes {
         }
     }
 
-    static func id(_ context: BasicRequestContext, _ name: String = "id") throws -> String {
+    static func id(_ context: HostRequestContext, _ name: String = "id") throws -> String {
         guard let raw = context.parameters.get(name) else { throw HostError(.badRequest, "\(name) missing") }
         return raw.removingPercentEncoding ?? raw
     }
