@@ -152,6 +152,7 @@ package final class TenkiHost: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        KeyRoutes(keys: apiKeys, workspaces: workspaces).add(to: routes)
         plugins.forEach { $0.addRoutes(to: routes) }
         extra(routes)
         return router

@@ -15,6 +15,7 @@ struct RouteAccessTests {
         case .none: return area.rawValue
         case .path(let name): return "\(area.rawValue) {\(name)}"
         case .query(let name): return "\(area.rawValue) ?\(name)"
+        case .own: return "\(area.rawValue) own"
         }
     }
 
@@ -35,6 +36,7 @@ struct RouteAccessTests {
         #expect(rules.filter { $0.value.hasSuffix("+loopback") }.keys.sorted() == ["GET /metrics"])
         #expect(
             rules["POST /billing/workspaces/{workspace}/credits/grant"] == "credits {workspace}" || rules.keys.contains { $0.contains("/credits/") })
+        #expect(rules["GET /keys"] == "keys own" && rules["POST /keys"] == "keys own" && rules["DELETE /keys/{id}"] == "keys own")
         #expect(rules.count >= 30, "\(rules.keys.sorted())")
     }
 }

@@ -217,4 +217,49 @@ struct AccessTests {
         }
         await host.database.close()
     }
+
+    @Test("keys over HTTP: ops makes a member key; the member lists and revokes its own workspace's keys only", arguments: DriverKind.allCases)
+    func keyRoutes(_ kind: DriverKind) async throws {
+        let test = try TestDatabase.make(kind)
+        let host = try await TestHosts.open(test, plugins: [])
+        let ops = try await host.apiKeys.create(name: "ops", role: .ops, workspaceID: nil, expiresAt: nil, nowMs: Self.now)
+        let other = try await host.apiKeys.create(name: "b", role: .member, workspaceID: "ws-b", expiresAt: nil, nowMs: Self.now)
+        host.workspaces.register { $0.hasPrefix("ws-") ? $0 : nil }  // as the runner plugin would: ws-* exist
+        @Sendable func json(_ response: TestResponse) -> [String: Any] { RouteAnswers.json(response) as? [String: Any] ?? [:] }
+        try await Application(router: Self.router(host)).test(.router) { client in
+            let body = ByteBuffer(string: #"{"role":"member","workspace":"ws-a","name":"ci","expires_in_days":30}"#)
+            var member = ""
+            try await client.execute(uri: "/keys", method: .post, headers: Self.bearer(ops.token), body: body) { response in
+                #expect(response.status == .created, "\(RouteAnswers.text(response))")
+                member = json(response)["key"] as? String ?? ""
+                #expect(json(response)["workspace_id"] as? String == "ws-a" && json(response)["expires_at"] is Int)
+            }
+            let auth = Self.bearer(member)
+            // The member makes a second key of its own workspace, whatever workspace it names, and no other role.
+            var second = ""
+            try await client.execute(uri: "/keys", method: .post, headers: auth, body: ByteBuffer(string: #"{"role":"member","name":"laptop"}"#)) {
+                #expect($0.status == .created)
+                second = json($0)["id"] as? String ?? ""
+            }
+            try await client.execute(uri: "/keys", method: .post, headers: auth, body: ByteBuffer(string: #"{"role":"ops"}"#)) {
+                RouteAnswers.expectError($0, .forbidden, "forbidden")
+            }
+            try await client.execute(uri: "/keys", method: .post, headers: auth, body: ByteBuffer(string: #"{"role":"member","workspace":"ws-b"}"#)) {
+                RouteAnswers.expectError($0, .notFound, "not_found")
+            }
+            try await client.execute(uri: "/keys?workspace=ws-b", method: .get, headers: auth) { response in
+                let listed = RouteAnswers.json(response) as? [[String: Any]] ?? []
+                #expect(listed.count == 2 && listed.allSatisfy { $0["workspace_id"] as? String == "ws-a" && $0["key"] == nil })
+            }
+            try await client.execute(uri: "/keys/\(other.key.id)", method: .delete, headers: auth) {
+                RouteAnswers.expectError($0, .notFound, "not_found")
+            }
+            try await client.execute(uri: "/keys/\(second)", method: .delete, headers: auth) { #expect(json($0)["revoked_at"] is Int) }
+            try await client.execute(uri: "/keys", method: .get, headers: Self.bearer(ops.token)) {
+                #expect((RouteAnswers.json($0) as? [[String: Any]])?.count == 4)
+            }
+        }
+        #expect(try await host.apiKeys.key(id: other.key.id)?.revokedAt == nil)
+        await host.database.close()
+    }
 }

@@ -56,6 +56,7 @@ struct AccessMiddleware: RouterMiddleware {
         case .none: throw HostError(.forbidden, "a member key may only use its own workspace's routes")
         case .path(let name): named = context.parameters.get(name)
         case .query(let name): named = request.uri.queryParameters.get(name).map { String($0) }
+        case .own: return
         }
         guard let named else { throw HostError(.badRequest, "name your workspace (a member key reaches only \(own))") }
         // Another workspace is answered as one that does not exist: ids cannot be probed.

@@ -48,6 +48,8 @@ package struct RouteAccess: Sendable {
         case path(String)
         /// This query parameter, which a member key must give.
         case query(String)
+        /// The handler itself confines a member key to its workspace (it reads `RequestIdentity.key`).
+        case own
     }
 
     /// Nil for an open route (health, readiness, the signed webhooks).
