@@ -126,13 +126,13 @@ package struct HostConfiguration: Sendable, Equatable {
         (
             "cors_allowed_origins",
             {
-                $0.corsAllowedOrigins = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                $0.corsAllowedOrigins = list($1)
             }
         ),
         (
             "script_http_allowed_hosts",
             {
-                $0.scriptHTTPAllowedHosts = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                $0.scriptHTTPAllowedHosts = list($1)
             }
         ),
         (
@@ -196,6 +196,11 @@ package struct HostConfiguration: Sendable, Equatable {
         }
         while value.hasSuffix("/") { value.removeLast() }
         return value
+    }
+
+    /// A comma-separated list, each item trimmed, empty items dropped.
+    private static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     private static func int(_ text: String, _ key: String, _ range: ClosedRange<Int>) throws -> Int {

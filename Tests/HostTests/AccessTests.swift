@@ -9,7 +9,7 @@ import Testing
 /// API keys and the roles' access rules, on the kernel's router with test routes.
 @Suite("API keys and access")
 struct AccessTests {
-    static let now = Int64(Date().timeIntervalSince1970 * 1000)
+    static let now = Timestamp.ms(Date())
 
     static func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
 

@@ -36,7 +36,7 @@ package enum TestHosts {
     package static func router(_ host: TenkiHost, as role: APIRole? = .ops) async throws -> HostRouter {
         guard let role else { return host.makeRouter() }
         let made = try await host.apiKeys.create(
-            name: "tests-\(role.rawValue)", role: role, workspaceID: nil, expiresAt: nil, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+            name: "tests-\(role.rawValue)", role: role, workspaceID: nil, expiresAt: nil, nowMs: Timestamp.ms(Date()))
         return host.makeRouter(before: [DefaultKeyMiddleware(token: made.token)])
     }
 

@@ -26,6 +26,10 @@ package struct APIKey: Codable, Sendable, Equatable {
 
     /// Whether the key may be used at `nowMs`.
     package func isLive(at nowMs: Int64) -> Bool { revokedAt == nil && (expiresAt.map { nowMs < $0 } ?? true) }
+
+    /// Whether a use at `nowMs` is recorded: at most once a minute (a write per request would be
+    /// a commit per request).
+    package func useIsDue(at nowMs: Int64) -> Bool { (lastUsedAt ?? 0) < nowMs - 60_000 }
 }
 
 /// The key of the request being handled, for the handler (set by `AccessMiddleware`; nil on
@@ -39,6 +43,13 @@ package struct NewAPIKey: Sendable {
     package let key: APIKey
     /// `tk_<id>_<secret>`: shown once, stored nowhere.
     package let token: String
+
+    /// The key's fields and `"key"`: the token, as `tenki keys create --json` and `POST /keys` show it.
+    package func shown() throws -> [String: Any] {
+        var object = try JSONSerialization.jsonObject(with: JSONCoding.encoder().encode(key)) as? [String: Any] ?? [:]
+        object["key"] = token
+        return object
+    }
 }
 
 /// API keys in the database: `tk_<id>_<secret>` with a public 12-character id to find the row
@@ -86,8 +97,11 @@ package struct APIKeyStore: Sendable {
     }
 
     static func hash(_ secret: Substring) -> String {
-        Digest.sha256(Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(Digest.sha256(Array(secret.utf8)))
     }
+
+    /// What an unknown id's secret is compared against, so that path does the same work.
+    static let placeholderHash = Array(hash("unknown-key-placeholder-000000000"[...]).utf8)
 
     /// Makes a key. A `member` key needs a workspace (an id); the other roles take none.
     package func create(name: String, role: APIRole, workspaceID: String?, expiresAt: Int64?, nowMs: Int64) async throws -> NewAPIKey {
@@ -120,7 +134,7 @@ package struct APIKeyStore: Sendable {
         let presented = Array(Self.hash(parts[2]).utf8)
         guard let row = try await database.read({ try $0.queryOne("SELECT * FROM api_keys WHERE id = $1", [.text(String(parts[1]))]) }) else {
             // An unknown id compares against a fixed hash all the same.
-            _ = Digest.constantTimeEqual(presented, Array(Self.hash("unknown-key-placeholder-000000000"[...]).utf8))
+            _ = Digest.constantTimeEqual(presented, Self.placeholderHash)
             return nil
         }
         let key = try Self.key(from: row)
@@ -128,9 +142,8 @@ package struct APIKeyStore: Sendable {
         return key
     }
 
-    /// Records a use, at most once a minute per key (a write per request would be a commit per request).
+    /// Records a use (callers ask `useIsDue` first).
     package func touch(_ key: APIKey, nowMs: Int64) async throws {
-        guard (key.lastUsedAt ?? 0) < nowMs - 60_000 else { return }
         _ = try await database.execute("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", [.integer(nowMs), .text(key.id)])
     }
 

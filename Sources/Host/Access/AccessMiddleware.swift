@@ -25,7 +25,7 @@ struct AccessMiddleware: RouterMiddleware {
         if let rule, rule.area == nil { return try await next(request, context) }
         if let rule, rule.loopbackWithoutKey, request.headers[.authorization] == nil, context.isLoopback { return try await next(request, context) }
         guard let token = Self.bearer(request.headers[.authorization]) else { throw Self.unauthorized }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = Timestamp.ms(Date())
         guard let key = try await keys.authenticate(token, nowMs: now) else { throw Self.unauthorized }
         if let wait = limiter.take(key.id) {
             var error = HostError(.tooManyRequests, "this key is over \(limiter.perSecond) requests a second (bursts of \(limiter.burst))")
@@ -33,10 +33,14 @@ struct AccessMiddleware: RouterMiddleware {
             throw error
         }
         try await authorize(key, rule, request, context)
-        let keys = self.keys
-        let logger = self.logger
-        Task {
-            do { try await keys.touch(key, nowMs: now) } catch { logger.warning("could not record a key's use", metadata: ["key": .string(key.id)]) }
+        if key.useIsDue(at: now) {
+            let keys = self.keys
+            let logger = self.logger
+            Task {
+                do { try await keys.touch(key, nowMs: now) } catch {
+                    logger.warning("could not record a key's use", metadata: ["key": .string(key.id)])
+                }
+            }
         }
         return try await RequestIdentity.$key.withValue(key) { try await next(request, context) }
     }

@@ -60,9 +60,7 @@ struct KeyRoutes {
             let made = try await keys.create(
                 name: body.name ?? "\(role.rawValue)-key", role: role, workspaceID: workspaceID,
                 expiresAt: body.expiresInDays.map { now + Int64($0) * 86_400_000 }, nowMs: now)
-            var object = try JSONSerialization.jsonObject(with: JSONCoding.encoder().encode(made.key)) as? [String: Any] ?? [:]
-            object["key"] = made.token
-            return JSONResponse.make(.created, object)
+            return JSONResponse.make(.created, try made.shown())
         }
         routes.delete("/keys/:id", .area(.keys, workspace: .own)) { _, context -> Response in
             let caller = try KeyRoutes.caller()

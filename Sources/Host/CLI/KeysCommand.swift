@@ -15,7 +15,7 @@ package struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var options: HostOptions
         @Option(help: "ops, sales, finance or member.") var role: String
         @Option(help: "The workspace (id or slug) a member key is bound to.") var workspace: String?
-        @Option(help: "Lifetime: Nd, Nh or Nm (e.g. 90d). Default: no expiry.") var expires: String?
+        @Option(help: "Lifetime: e.g. 90d, 12h or 30m. Default: no expiry.") var expires: String?
         @Option(help: "What the key is for; finance actions record it as initiated_by.") var name: String?
         @Flag(help: "Print JSON.") var json = false
 
@@ -25,7 +25,7 @@ package struct KeysCommand: AsyncParsableCommand {
             guard let role = APIRole(rawValue: role) else {
                 throw HostError(.badRequest, "--role is one of \(APIRole.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let now = Timestamp.ms(Date())
             let lifetime = try expires.map(KeysCommand.milliseconds)
             let host = try await options.openHost()
             var workspaceID: String?
@@ -36,9 +36,7 @@ package struct KeysCommand: AsyncParsableCommand {
             let made = try await host.apiKeys.create(
                 name: name ?? "\(role.rawValue)-key", role: role, workspaceID: workspaceID, expiresAt: lifetime.map { now + $0 }, nowMs: now)
             if json {
-                var object = try JSONSerialization.jsonObject(with: JSONCoding.encoder().encode(made.key)) as? [String: Any] ?? [:]
-                object["key"] = made.token
-                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                print(String(decoding: try JSONSerialization.data(withJSONObject: try made.shown(), options: [.sortedKeys]), as: UTF8.self))
             } else {
                 print(made.token)
                 FileHandle.standardError.write(Data("key \(made.key.id) (\(role.rawValue)) made; the line above is shown this once\n".utf8))
@@ -61,7 +59,7 @@ package struct KeysCommand: AsyncParsableCommand {
             if let workspace { workspaceID = try await host.workspaces.resolve(workspace) }
             let keys = try await host.apiKeys.list(workspaceID: workspaceID)
             if json { return print(try JSONCoding.text(keys)) }
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let now = Timestamp.ms(Date())
             for key in keys {
                 let state = key.revokedAt != nil ? "revoked" : key.isLive(at: now) ? "live" : "expired"
                 print([key.id, key.role.rawValue, key.workspaceID ?? "-", state, key.name].joined(separator: "  "))
@@ -79,19 +77,18 @@ package struct KeysCommand: AsyncParsableCommand {
 
         package func run() async throws {
             let host = try await options.openHost()
-            guard let key = try await host.apiKeys.revoke(id: id, nowMs: Int64(Date().timeIntervalSince1970 * 1000)) else {
+            guard let key = try await host.apiKeys.revoke(id: id, nowMs: Timestamp.ms(Date())) else {
                 throw HostError(.notFound, "no key '\(id)'")
             }
             print("revoked \(key.id) (\(key.role.rawValue), \(key.name))")
         }
     }
 
-    /// `90d`, `12h`, `30m` in milliseconds.
+    /// A lifetime (`90d`, `12h`, `30m`, as workflow durations are written) in milliseconds.
     static func milliseconds(_ text: String) throws -> Int64 {
-        let units: [Character: Int64] = ["d": 86_400_000, "h": 3_600_000, "m": 60_000]
-        guard let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropLast()), count > 0, count <= 3_650 * 24 * 60 else {
-            throw HostError(.badRequest, "--expires is a positive count of d, h or m (e.g. 90d), not '\(text)'")
+        guard let duration = WorkflowDurations.parse(text), WorkflowDurations.milliseconds(duration) > 0 else {
+            throw HostError(.badRequest, "--expires is a positive duration such as 90d, 12h or 30m, not '\(text)'")
         }
-        return count * unit
+        return WorkflowDurations.milliseconds(duration)
     }
 }
